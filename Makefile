@@ -1,0 +1,42 @@
+# rdrbd top-level Makefile.
+#   make        build the guest kernel (cached), drbd.ko and the userspace tools
+#   make demo   boot guests and show /dev/drbd0 in use
+#   make check  run every host and guest test; ends with "N passed, N failed"
+# Artifacts: build/out/{bzImage,drbd.ko,bin/}, kernel build tree build/kernel.
+
+SHELL := /bin/bash
+ROOT := $(CURDIR)
+KDIR := $(ROOT)/build/kernel
+OUT := $(ROOT)/build/out
+KMAKE_VARS := LLVM=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc BINDGEN=$(HOME)/.cargo/bin/bindgen HOSTRUSTC=/usr/bin/rustc
+TOOLS := drbdsetup
+
+.PHONY: all deps kernel module tools check demo clean
+
+all: module tools
+
+deps:
+	@scripts/install-deps.sh
+
+kernel: deps
+	@scripts/build-kernel.sh
+
+module: kernel
+	$(MAKE) -C $(KDIR) M=$(ROOT) $(KMAKE_VARS) modules
+	@mkdir -p $(OUT)
+	cp drivers/block/drbd/drbd.ko $(OUT)/drbd.ko
+
+tools: deps
+	cd userspace && cargo build --release --locked
+	@mkdir -p $(OUT)/bin
+	for t in $(TOOLS); do cp userspace/target/release/$$t $(OUT)/bin/; done
+
+check: all
+	@tests/run-tests.sh
+
+demo: all
+	@scripts/demo.sh
+
+clean:
+	-$(MAKE) -C $(KDIR) M=$(ROOT) $(KMAKE_VARS) clean
+	rm -rf build/out userspace/target include/target

@@ -1,0 +1,43 @@
+//! `/proc/drbd` in DRBD 8.4's format (drbd-utils and people read it).
+
+use core::fmt::{self, Write};
+
+use crate::drbd_include::genl as api;
+use crate::kernel_glue::procfs::{ProcShow, SeqFile};
+use crate::{Device, Drbd, RDRBD_VERSION, REL_VERSION};
+
+impl ProcShow for Drbd {
+    fn show(&self, out: &mut SeqFile) -> fmt::Result {
+        writeln!(out, "version: {} (api:{}/proto:{}-{})",
+            REL_VERSION, api::GENL_VERSION, api::PRO_VERSION_MIN, api::PRO_VERSION_MAX)?;
+        // Where C DRBD prints its srcversion: our own identification.
+        writeln!(out, "srcversion: rdrbd-{}", RDRBD_VERSION)?;
+        let registry = self.registry();
+        let mut previous: Option<u32> = None;
+        for device in registry.devices.values() {
+            // A blank line marks a gap in the minor numbers, as in DRBD.
+            if previous.is_some_and(|p| p.checked_add(1) != Some(device.minor)) {
+                writeln!(out)?;
+            }
+            previous = Some(device.minor);
+            show_device(out, device)?;
+        }
+        Ok(())
+    }
+}
+
+fn show_device(out: &mut SeqFile, device: &Device) -> fmt::Result {
+    let state = device.state();
+    if state.conn == api::ConnState::StandAlone
+        && state.disk == api::DiskState::Diskless
+        && state.role == api::Role::Secondary
+    {
+        return writeln!(out, "{:2}: cs:Unconfigured", device.minor);
+    }
+    // No network configuration yet: the protocol column is blank.
+    writeln!(out, "{:2}: cs:{} ro:{}/{} ds:{}/{}   r-----",
+        device.minor, state.conn.name(), state.role.name(), state.peer.name(),
+        state.disk.name(), state.pdsk.name())?;
+    writeln!(out, "    ns:0 nr:0 dw:{} dr:{} al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:0",
+        device.io.written_sectors() / 2, device.io.read_sectors() / 2)
+}

@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * C shim of rdrbd; see drbd_shim.h for what belongs here and why.
+ */
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/module.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include <net/genetlink.h>
+
+#include "drbd_shim.h"
+
+/* ---- block device ---------------------------------------------------- */
+
+static void rdrbd_submit_bio(struct bio *bio)
+{
+	rdrbd_rs_submit_bio(bio->bi_bdev->bd_disk->private_data, bio);
+}
+
+/* .owner pins the module while any /dev/drbdN is open, so rmmod refuses. */
+static const struct block_device_operations rdrbd_fops = {
+	.owner = THIS_MODULE,
+	.submit_bio = rdrbd_submit_bio,
+};
+
+struct gendisk *rdrbd_disk_alloc(int major, int minor, void *private_data)
+{
+	struct queue_limits lim = {
+		.features = BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA,
+	};
+	struct gendisk *disk = blk_alloc_disk(&lim, NUMA_NO_NODE);
+
+	if (IS_ERR(disk))
+		return disk;
+	disk->major = major;
+	disk->first_minor = minor;
+	disk->minors = 1;
+	disk->fops = &rdrbd_fops;
+	disk->flags |= GENHD_FL_NO_PART;
+	disk->private_data = private_data;
+	snprintf(disk->disk_name, sizeof(disk->disk_name), "drbd%d", minor);
+	return disk;
+}
+
+int rdrbd_disk_add(struct gendisk *disk)
+{
+	return add_disk(disk);
+}
+
+void rdrbd_disk_remove(struct gendisk *disk)
+{
+	del_gendisk(disk);
+	put_disk(disk);
+}
+
+/* Inherit the backing device's limits (discard, segment sizes, ...) while
+ * keeping the flush/FUA features that DRBD always advertises. */
+int rdrbd_disk_stack_limits(struct gendisk *disk, struct block_device *backing)
+{
+	struct queue_limits lim = queue_limits_start_update(disk->queue);
+
+	blk_set_stacking_limits(&lim);
+	lim.features = BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
+	blk_stack_limits(&lim, &bdev_get_queue(backing)->limits, 0);
+	lim.features |= BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
+	return queue_limits_commit_update(disk->queue, &lim);
+}
+
+int rdrbd_disk_reset_limits(struct gendisk *disk)
+{
+	struct queue_limits lim = queue_limits_start_update(disk->queue);
+
+	lim.max_hw_discard_sectors = 0;
+	lim.discard_granularity = 0;
+	return queue_limits_commit_update(disk->queue, &lim);
+}
+
+void *rdrbd_bio_disk_private(struct bio *bio)
+{
+	return bio->bi_bdev->bd_disk->private_data;
+}
+
+unsigned long long rdrbd_bdev_nr_sectors(struct block_device *bdev)
+{
+	return bdev_nr_sectors(bdev);
+}
+
+unsigned int rdrbd_bio_op(struct bio *bio)
+{
+	return bio_op(bio);
+}
+
+unsigned int rdrbd_bio_size(struct bio *bio)
+{
+	return bio->bi_iter.bi_size;
+}
+
+/* Clones of upper bios that go to the backing device. */
+static struct bio_set rdrbd_clones;
+
+int rdrbd_clone_bioset_init(void)
+{
+	return bioset_init(&rdrbd_clones, BIO_POOL_SIZE, 0, 0);
+}
+
+void rdrbd_clone_bioset_exit(void)
+{
+	bioset_exit(&rdrbd_clones);
+}
+
+/* GFP_NOIO with a mempool-backed bio_set: never fails, never recurses into
+ * block I/O (we are on the I/O submission path). */
+struct bio *rdrbd_bio_clone(struct bio *upper, struct block_device *lower)
+{
+	return bio_alloc_clone(lower, upper, GFP_NOIO, &rdrbd_clones);
+}
+
+/* Read-write, exclusive: holder identifies the claiming minor, so a second
+ * attach of the same backing device anywhere fails with -EBUSY. */
+struct file *rdrbd_bdev_open(const char *path, void *holder)
+{
+	return bdev_file_open_by_path(path, BLK_OPEN_READ | BLK_OPEN_WRITE,
+				      holder, NULL);
+}
+
+/* ---- generic netlink ------------------------------------------------- */
+
+/* The context the Rust side registered; valid while the family is. */
+static void *rdrbd_genl_ctx;
+static struct genl_family rdrbd_genl_family;
+
+/* DRBD's family-specific header: minor, then flags (request) / ret_code. */
+#define RDRBD_GENL_USER_HDR 8
+
+static int rdrbd_genl_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	const u8 *req = genlmsg_data(info->genlhdr);
+	size_t req_len = genlmsg_len(info->genlhdr);
+	struct sk_buff *reply;
+	u8 *user_hdr;
+	long len;
+
+	reply = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!reply)
+		return -ENOMEM;
+	user_hdr = genlmsg_put_reply(reply, info, &rdrbd_genl_family, 0,
+				     info->genlhdr->cmd);
+	if (!user_hdr) {
+		nlmsg_free(reply);
+		return -ENOMEM;
+	}
+	/* genlmsg_put reserved the user header; Rust writes it and the
+	 * attributes after it, into the tailroom. */
+	len = rdrbd_rs_genl_doit(rdrbd_genl_ctx, info->genlhdr->cmd, req, req_len,
+				 user_hdr, RDRBD_GENL_USER_HDR + skb_tailroom(reply));
+	if (len < RDRBD_GENL_USER_HDR) {
+		nlmsg_free(reply);
+		return len < 0 ? len : -EINVAL;
+	}
+	skb_put(reply, len - RDRBD_GENL_USER_HDR);
+	genlmsg_end(reply, user_hdr);
+	return genlmsg_reply(reply, info);
+}
+
+static int rdrbd_genl_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	const struct genlmsghdr *ghdr = nlmsg_data(cb->nlh);
+	const u8 *req = genlmsg_data(ghdr);
+	size_t req_len = genlmsg_len(ghdr);
+	u8 *user_hdr;
+	long len;
+
+	for (;;) {
+		user_hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid,
+				       cb->nlh->nlmsg_seq, &rdrbd_genl_family,
+				       NLM_F_MULTI, ghdr->cmd);
+		if (!user_hdr)
+			break;
+		len = rdrbd_rs_genl_dump(rdrbd_genl_ctx, ghdr->cmd, req, req_len,
+					 &cb->args[0], user_hdr,
+					 RDRBD_GENL_USER_HDR + skb_tailroom(skb));
+		if (len < RDRBD_GENL_USER_HDR) {
+			/* 0: no more objects; negative: no room left in
+			 * this skb, netlink calls again with a fresh one. */
+			genlmsg_cancel(skb, user_hdr);
+			break;
+		}
+		skb_put(skb, len - RDRBD_GENL_USER_HDR);
+		genlmsg_end(skb, user_hdr);
+	}
+	return skb->len;
+}
+
+#define RDRBD_DOIT(c) \
+	{ .cmd = (c), .doit = rdrbd_genl_doit, .flags = GENL_ADMIN_PERM, \
+	  .validate = GENL_DONT_VALIDATE_STRICT | GENL_DONT_VALIDATE_DUMP }
+#define RDRBD_DUMPIT(c) \
+	{ .cmd = (c), .dumpit = rdrbd_genl_dumpit, \
+	  .validate = GENL_DONT_VALIDATE_STRICT | GENL_DONT_VALIDATE_DUMP }
+
+/* Command numbers of include/linux/drbd_genl.h (DRBD 8.4, API 1); the Rust
+ * side decides what each one does. GET_STATUS is both doit (one minor)
+ * and dumpit (all), and like the dump-only commands needs no privilege. */
+static const struct genl_ops rdrbd_genl_ops[] = {
+	{ .cmd = 2, .doit = rdrbd_genl_doit, .dumpit = rdrbd_genl_dumpit,
+	  .validate = GENL_DONT_VALIDATE_STRICT | GENL_DONT_VALIDATE_DUMP },
+	RDRBD_DOIT(5), RDRBD_DOIT(6), RDRBD_DOIT(7), RDRBD_DOIT(8),
+	RDRBD_DOIT(9), RDRBD_DOIT(10), RDRBD_DOIT(11), RDRBD_DOIT(12),
+	RDRBD_DOIT(13), RDRBD_DOIT(14), RDRBD_DOIT(15), RDRBD_DOIT(16),
+	RDRBD_DOIT(17), RDRBD_DOIT(18), RDRBD_DOIT(19), RDRBD_DOIT(20),
+	RDRBD_DOIT(21), RDRBD_DOIT(22), RDRBD_DOIT(23), RDRBD_DOIT(24),
+	RDRBD_DOIT(25), RDRBD_DOIT(26), RDRBD_DOIT(27), RDRBD_DOIT(28),
+	RDRBD_DOIT(29),
+	RDRBD_DUMPIT(30), RDRBD_DUMPIT(31), RDRBD_DUMPIT(32), RDRBD_DUMPIT(33),
+	RDRBD_DUMPIT(38),
+};
+
+static const struct genl_multicast_group rdrbd_genl_mcgrps[] = {
+	{ .name = "events" },
+};
+
+static struct genl_family rdrbd_genl_family = {
+	.name = "drbd",
+	.version = 1,
+	.hdrsize = RDRBD_GENL_USER_HDR,
+	.maxattr = 0,	/* attributes are parsed and validated in Rust */
+	.module = THIS_MODULE,
+	.ops = rdrbd_genl_ops,
+	.n_ops = ARRAY_SIZE(rdrbd_genl_ops),
+	.resv_start_op = 42,
+	.mcgrps = rdrbd_genl_mcgrps,
+	.n_mcgrps = ARRAY_SIZE(rdrbd_genl_mcgrps),
+};
+
+int rdrbd_genl_register(void *ctx)
+{
+	rdrbd_genl_ctx = ctx;
+	return genl_register_family(&rdrbd_genl_family);
+}
+
+void rdrbd_genl_unregister(void)
+{
+	genl_unregister_family(&rdrbd_genl_family);
+	rdrbd_genl_ctx = NULL;
+}
+
+/* ---- /proc/drbd ------------------------------------------------------ */
+
+static int rdrbd_proc_show(struct seq_file *seq, void *v)
+{
+	return rdrbd_rs_proc_show(seq->private, seq);
+}
+
+int rdrbd_proc_create(void *ctx)
+{
+	if (!proc_create_single_data("drbd", 0444, NULL, rdrbd_proc_show, ctx))
+		return -ENOMEM;
+	return 0;
+}
+
+void rdrbd_proc_remove(void)
+{
+	remove_proc_entry("drbd", NULL);
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * C shim of rdrbd: only what Rust cannot reach in the 6.12 `kernel` crate
+ * and `kernel::bindings` — static inline functions, macros (blk_alloc_disk
+ * with its lockdep key, proc_create_single_data) and static tables
+ * (block_device_operations, genl ops and family). Everything is forwarded to
+ * the Rust side through the rdrbd_rs_* callbacks; the Rust glue declares
+ * this same API in drivers/block/drbd/kernel_glue/shim.rs.
+ */
+#ifndef RDRBD_SHIM_H
+#define RDRBD_SHIM_H
+
+#include <linux/types.h>
+
+struct bio;
+struct block_device;
+struct gendisk;
+struct seq_file;
+struct bio_set;
+
+/* Block device. */
+struct gendisk *rdrbd_disk_alloc(int major, int minor, void *private_data);
+int rdrbd_disk_add(struct gendisk *disk);
+void rdrbd_disk_remove(struct gendisk *disk);
+int rdrbd_disk_stack_limits(struct gendisk *disk, struct block_device *backing);
+int rdrbd_disk_reset_limits(struct gendisk *disk);
+void *rdrbd_bio_disk_private(struct bio *bio);
+struct file *rdrbd_bdev_open(const char *path, void *holder);
+struct bio *rdrbd_bio_clone(struct bio *upper, struct block_device *lower);
+int rdrbd_clone_bioset_init(void);
+void rdrbd_clone_bioset_exit(void);
+unsigned long long rdrbd_bdev_nr_sectors(struct block_device *bdev);
+unsigned int rdrbd_bio_op(struct bio *bio);
+unsigned int rdrbd_bio_size(struct bio *bio);
+
+/* Generic netlink family "drbd". */
+int rdrbd_genl_register(void *ctx);
+void rdrbd_genl_unregister(void);
+
+/* /proc/drbd. */
+int rdrbd_proc_create(void *ctx);
+void rdrbd_proc_remove(void);
+
+/* Implemented in Rust (kernel_glue). */
+long rdrbd_rs_genl_doit(void *ctx, u8 cmd, const u8 *req, size_t req_len,
+			u8 *reply, size_t reply_cap);
+long rdrbd_rs_genl_dump(void *ctx, u8 cmd, const u8 *req, size_t req_len,
+			long *cursor, u8 *reply, size_t reply_cap);
+void rdrbd_rs_submit_bio(void *private_data, struct bio *bio);
+int rdrbd_rs_proc_show(void *ctx, struct seq_file *seq);
+
+#endif

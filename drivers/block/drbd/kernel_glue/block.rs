@@ -1,0 +1,369 @@
+//! Block layer: the major number, bio-based gendisks, backing devices and
+//! the pass-through of upper bios to a backing device.
+//!
+//! Like C DRBD, rdrbd is bio-based: `submit_bio` receives every bio for
+//! `/dev/drbdN`; a bio that goes to the backing disk travels as a clone
+//! whose completion ends the upper bio.
+
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+
+use kernel::bindings;
+use kernel::error::{from_err_ptr, to_result};
+use kernel::ffi::c_void;
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+
+use super::shim;
+
+/// A registered block major number (`register_blkdev`).
+pub(crate) struct BlockMajor {
+    major: u32,
+    name: &'static CStr,
+}
+
+impl BlockMajor {
+    /// Claims `major` under `name`, as shown in `/proc/devices`.
+    pub(crate) fn register(major: u32, name: &'static CStr) -> Result<Self> {
+        // SAFETY: `name` is a valid NUL-terminated string that lives forever;
+        // no probe callback is passed.
+        let ret = unsafe { bindings::__register_blkdev(major, name.as_char_ptr(), None) };
+        to_result(ret)?;
+        Ok(Self { major, name })
+    }
+}
+
+impl Drop for BlockMajor {
+    fn drop(&mut self) {
+        // SAFETY: the major was registered under this name by `register`.
+        unsafe { bindings::unregister_blkdev(self.major, self.name.as_char_ptr()) };
+    }
+}
+
+/// The bio_set that clones for backing devices are allocated from.
+pub(crate) struct CloneBioSet(());
+
+impl CloneBioSet {
+    /// Sets up the (single, module-wide) clone bio_set.
+    pub(crate) fn init() -> Result<Self> {
+        // SAFETY: called once, from module init; undone in `drop`.
+        to_result(unsafe { shim::rdrbd_clone_bioset_init() })?;
+        Ok(Self(()))
+    }
+}
+
+impl Drop for CloneBioSet {
+    fn drop(&mut self) {
+        // SAFETY: initialised by `init`; every disk (and so every clone) is
+        // gone before the module drops this.
+        unsafe { shim::rdrbd_clone_bioset_exit() };
+    }
+}
+
+/// What a gendisk's owner does with the bios submitted to it.
+pub(crate) trait DiskOps: Send + Sync {
+    /// Handles one bio for the device. The bio must be completed exactly
+    /// once, which [`UpperBio`]'s consuming methods guarantee.
+    fn submit_bio(&self, bio: UpperBio);
+    /// The gate through which bios reach the backing device.
+    fn lower_gate(&self) -> &LowerGate;
+}
+
+/// The driver type that owns every rdrbd gendisk; the shim's `submit_bio`
+/// trampoline is not generic, so it names it.
+type Owner = crate::DiskOwner;
+
+/// A bio-based `/dev/drbdN`, added to the system while this lives.
+pub(crate) struct GenDisk<T: DiskOps> {
+    disk: NonNull<bindings::gendisk>,
+    owner: Arc<T>,
+}
+
+// SAFETY: the gendisk pointer is only used through block-layer calls that are
+// safe from any thread; `T` is `Send + Sync`.
+unsafe impl<T: DiskOps> Send for GenDisk<T> {}
+// SAFETY: as above; `&GenDisk` only allows thread-safe block-layer calls.
+unsafe impl<T: DiskOps> Sync for GenDisk<T> {}
+
+impl GenDisk<Owner> {
+    /// Allocates `/dev/drbd<minor>` with capacity 0 and adds it; its bios go
+    /// to `owner`.
+    pub(crate) fn new(major: u32, minor: u32, owner: Arc<Owner>) -> Result<Self> {
+        let major = i32::try_from(major).map_err(|_| EINVAL)?;
+        let minor = i32::try_from(minor).map_err(|_| EINVAL)?;
+        let private = core::ptr::from_ref::<Owner>(&owner).cast_mut().cast::<c_void>();
+        // SAFETY: `private` stays valid while the disk exists: `self.owner`
+        // keeps it alive until after the disk is removed in `drop`.
+        let disk = from_err_ptr(unsafe { shim::rdrbd_disk_alloc(major, minor, private) })?;
+        let disk = NonNull::new(disk).ok_or(ENOMEM)?;
+        // SAFETY: `disk` was just allocated and not yet added.
+        let ret = unsafe { shim::rdrbd_disk_add(disk.as_ptr()) };
+        if ret != 0 {
+            // SAFETY: add_disk failed, so the disk only needs put_disk.
+            unsafe { bindings::put_disk(disk.as_ptr()) };
+            return Err(Error::from_errno(ret));
+        }
+        Ok(Self { disk, owner })
+    }
+}
+
+impl<T: DiskOps> GenDisk<T> {
+    /// Sets the size in 512-byte sectors and tells userspace (uevent).
+    pub(crate) fn set_capacity(&self, sectors: u64) {
+        // SAFETY: `self.disk` is a live, added gendisk.
+        unsafe { bindings::set_capacity_and_notify(self.disk.as_ptr(), sectors) };
+    }
+
+    /// Takes over the queue limits (discard, sizes) of `lower`.
+    pub(crate) fn stack_limits(&self, lower: &LowerDev) -> Result {
+        // SAFETY: both the gendisk and the backing block device are live.
+        to_result(unsafe { shim::rdrbd_disk_stack_limits(self.disk.as_ptr(), lower.bdev.as_ptr()) })
+    }
+
+    /// Drops limits inherited from a backing device that is gone.
+    pub(crate) fn reset_limits(&self) -> Result {
+        // SAFETY: `self.disk` is a live gendisk.
+        to_result(unsafe { shim::rdrbd_disk_reset_limits(self.disk.as_ptr()) })
+    }
+
+    /// The identity a backing device is claimed with (exclusive open).
+    pub(crate) fn holder(&self) -> Holder {
+        Holder(core::ptr::from_ref::<T>(&self.owner).cast_mut().cast::<c_void>())
+    }
+}
+
+impl<T: DiskOps> Drop for GenDisk<T> {
+    fn drop(&mut self) {
+        // No bio may still be on its way to a backing device once the owner
+        // can go away: close the gate first (this waits for them).
+        drop(self.owner.lower_gate().detach());
+        // SAFETY: the disk was added in `new` and is removed exactly once.
+        unsafe { shim::rdrbd_disk_remove(self.disk.as_ptr()) };
+    }
+}
+
+/// The opaque identity with which a backing device is claimed exclusively.
+#[derive(Clone, Copy)]
+pub(crate) struct Holder(*mut c_void);
+
+/// An opened and exclusively claimed backing block device.
+pub(crate) struct LowerDev {
+    file: NonNull<bindings::file>,
+    bdev: NonNull<bindings::block_device>,
+}
+
+// SAFETY: the file and block device are reference-counted kernel objects
+// usable from any thread.
+unsafe impl Send for LowerDev {}
+// SAFETY: `&LowerDev` only reads the size, which is thread-safe.
+unsafe impl Sync for LowerDev {}
+
+impl LowerDev {
+    /// Opens `path` read-write, claimed exclusively by `holder`.
+    pub(crate) fn open(path: &CStr, holder: Holder) -> Result<Self> {
+        // SAFETY: `path` is NUL-terminated; `holder` is only compared by the
+        // block layer, never dereferenced.
+        let file = from_err_ptr(unsafe { shim::rdrbd_bdev_open(path.as_char_ptr(), holder.0) })?;
+        let file = NonNull::new(file).ok_or(ENODEV)?;
+        // SAFETY: `file` is a block device file that was just opened.
+        let bdev = unsafe { bindings::file_bdev(file.as_ptr()) };
+        match NonNull::new(bdev) {
+            Some(bdev) => Ok(Self { file, bdev }),
+            None => {
+                // SAFETY: opened above, released once.
+                unsafe { bindings::bdev_fput(file.as_ptr()) };
+                Err(ENODEV)
+            }
+        }
+    }
+
+    /// Size of the backing device in 512-byte sectors.
+    pub(crate) fn nr_sectors(&self) -> u64 {
+        // SAFETY: the block device is open.
+        unsafe { shim::rdrbd_bdev_nr_sectors(self.bdev.as_ptr()) }
+    }
+}
+
+impl Drop for LowerDev {
+    fn drop(&mut self) {
+        // SAFETY: opened in `open`; releases the exclusive claim synchronously.
+        unsafe { bindings::bdev_fput(self.file.as_ptr()) };
+    }
+}
+
+/// The path from a gendisk to its backing device.
+///
+/// The bio path must not take a sleeping lock, so the backing device is
+/// published through an atomic pointer, and every bio in flight to it is
+/// counted; closing the gate unpublishes it and waits for the count to drop
+/// to zero before the backing device may be released.
+#[pin_data]
+pub(crate) struct LowerGate {
+    #[pin]
+    owner: Mutex<Option<LowerDev>>,
+    published: AtomicPtr<bindings::block_device>,
+    in_flight: AtomicU32,
+}
+
+impl LowerGate {
+    /// A closed gate.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            owner <- new_mutex!(None, "rdrbd::LowerGate::owner"),
+            published: AtomicPtr::new(ptr::null_mut()),
+            in_flight: AtomicU32::new(0),
+        })
+    }
+
+    /// Opens the gate to `lower`; fails (handing it back) if already open.
+    pub(crate) fn attach(&self, lower: LowerDev) -> core::result::Result<(), LowerDev> {
+        let mut owner = self.owner.lock();
+        if owner.is_some() {
+            return Err(lower);
+        }
+        self.published.store(lower.bdev.as_ptr(), Ordering::SeqCst);
+        *owner = Some(lower);
+        Ok(())
+    }
+
+    /// Closes the gate, waits until no bio is in flight to the backing
+    /// device, and hands it back (to be released by dropping it).
+    pub(crate) fn detach(&self) -> Option<LowerDev> {
+        let mut owner = self.owner.lock();
+        let lower = owner.take()?;
+        self.published.store(ptr::null_mut(), Ordering::SeqCst);
+        // Detach is rare and bios complete in milliseconds: polling keeps
+        // the completion path free of any wakeup on memory that may go away.
+        while self.in_flight.load(Ordering::SeqCst) != 0 {
+            // SAFETY: we are in process context (netlink or module exit).
+            unsafe { bindings::msleep(1) };
+        }
+        Some(lower)
+    }
+
+    /// Sends `bio` to the backing device, or hands it back if the gate is
+    /// closed. Only bios of the gendisk whose owner holds this gate may come
+    /// here, since their completion finds the gate through that owner.
+    pub(crate) fn forward(&self, bio: UpperBio) -> core::result::Result<(), UpperBio> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let lower = self.published.load(Ordering::SeqCst);
+        if lower.is_null() {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            return Err(bio);
+        }
+        let upper = bio.into_raw();
+        // SAFETY: `lower` is open while `in_flight` > 0 (see `detach`);
+        // `upper` is a live bio we own until it is ended.
+        let clone = unsafe { shim::rdrbd_bio_clone(upper, lower) };
+        if clone.is_null() {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            // SAFETY: ownership of `upper` comes back to us.
+            return Err(unsafe { UpperBio::from_raw(upper) });
+        }
+        // SAFETY: `clone` is a fresh bio we own; submit_bio_noacct takes it.
+        unsafe {
+            (*clone).bi_private = upper.cast::<c_void>();
+            (*clone).bi_end_io = Some(lower_endio);
+            bindings::submit_bio_noacct(clone);
+        }
+        Ok(())
+    }
+}
+
+/// Completion of a clone: ends the upper bio with the clone's status.
+unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
+    // SAFETY: the block layer calls this once for a clone made in
+    // `LowerGate::forward`, whose `bi_private` is the upper bio.
+    unsafe {
+        let upper = (*clone).bi_private.cast::<bindings::bio>();
+        (*upper).bi_status = (*clone).bi_status;
+        bindings::bio_put(clone);
+        // Find the gate before ending the upper bio; the owner (and so the
+        // gate) outlives this because `in_flight` is still raised.
+        let owner = shim::rdrbd_bio_disk_private(upper).cast_const().cast::<Owner>();
+        let gate = (*owner).lower_gate();
+        bindings::bio_endio(upper);
+        // Last access to the owner's memory: after this, detach may finish.
+        gate.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A bio submitted to `/dev/drbdN` that must be completed exactly once.
+pub(crate) struct UpperBio(NonNull<bindings::bio>);
+
+// SAFETY: a bio may be completed from any thread.
+unsafe impl Send for UpperBio {}
+
+/// The operations the driver distinguishes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BioOp {
+    /// REQ_OP_READ.
+    Read,
+    /// REQ_OP_WRITE (maybe with PREFLUSH/FUA).
+    Write,
+    /// REQ_OP_FLUSH and anything else that moves no data.
+    Other,
+    /// REQ_OP_DISCARD.
+    Discard,
+}
+
+impl UpperBio {
+    /// # Safety
+    /// `bio` must be a live bio whose completion the caller owns.
+    unsafe fn from_raw(bio: *mut bindings::bio) -> Self {
+        // SAFETY: the caller guarantees a non-null, live bio.
+        Self(unsafe { NonNull::new_unchecked(bio) })
+    }
+
+    fn into_raw(self) -> *mut bindings::bio {
+        let ptr = self.0.as_ptr();
+        core::mem::forget(self);
+        ptr
+    }
+
+    /// What the bio does.
+    pub(crate) fn op(&self) -> BioOp {
+        // SAFETY: the bio is live while we own it.
+        match unsafe { shim::rdrbd_bio_op(self.0.as_ptr()) } {
+            bindings::req_op_REQ_OP_READ => BioOp::Read,
+            bindings::req_op_REQ_OP_WRITE => BioOp::Write,
+            bindings::req_op_REQ_OP_DISCARD => BioOp::Discard,
+            _ => BioOp::Other,
+        }
+    }
+
+    /// Payload size in bytes.
+    pub(crate) fn size(&self) -> u32 {
+        // SAFETY: the bio is live while we own it.
+        unsafe { shim::rdrbd_bio_size(self.0.as_ptr()) }
+    }
+
+    /// Completes the bio with an I/O error.
+    pub(crate) fn fail(self) {
+        // Dropping an undecided bio fails it.
+        drop(self);
+    }
+}
+
+impl Drop for UpperBio {
+    fn drop(&mut self) {
+        // A bio dropped without a decision must still complete: fail it.
+        let bio = self.0.as_ptr();
+        // SAFETY: we own the bio's completion; `into_raw` forgets self, so
+        // this runs only for bios not handed on, and ends each exactly once.
+        unsafe {
+            (*bio).bi_status = bindings::errno_to_blk_status(-(bindings::EIO as i32));
+            bindings::bio_endio(bio);
+        }
+    }
+}
+
+/// Called by the shim's `submit_bio` for every bio of an rdrbd gendisk.
+#[no_mangle]
+unsafe extern "C" fn rdrbd_rs_submit_bio(private: *mut c_void, bio: *mut bindings::bio) {
+    // SAFETY: `private` is the owner pointer set in `GenDisk::new`, alive
+    // while the disk accepts bios; the block layer hands us `bio` to end.
+    let (owner, bio) = unsafe { (&*private.cast_const().cast::<Owner>(), UpperBio::from_raw(bio)) };
+    owner.submit_bio(bio);
+}

@@ -1,0 +1,120 @@
+//! Generic netlink: the `drbd` family (DRBD 8.4's, API version 1).
+//!
+//! The family, its ops table and multicast group are static tables in the C
+//! shim. Attributes are not parsed by the kernel's policy code: every
+//! request's payload (the DRBD user header and the attributes after it)
+//! comes here as bytes, and the owner parses and validates it in safe Rust
+//! (`include/src/genl.rs`), then writes the reply's user header and
+//! attributes into the reply message's tailroom.
+
+use kernel::ffi::{c_long, c_void};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+use super::shim;
+
+/// What the owner of the family does with requests.
+pub(crate) trait GenlHandler: Send + Sync {
+    /// Handles one doit request. `request` starts at the DRBD user header;
+    /// the reply (user header + attributes) is written to the start of
+    /// `reply`. Returns the number of reply bytes written.
+    fn doit(&self, cmd: u8, request: &[u8], reply: &mut [u8]) -> Result<usize>;
+
+    /// Writes the next object of a dump into `reply`, starting at position
+    /// `cursor` (0 on the first call; the handler advances it). Returns the
+    /// bytes written, `Ok(0)` when there is nothing more, or an error
+    /// (e.g. `EMSGSIZE`) to end this batch.
+    fn dump(&self, cmd: u8, request: &[u8], cursor: &mut i64, reply: &mut [u8]) -> Result<usize>;
+}
+
+/// The driver type that owns the family (the shim's trampolines are not
+/// generic, so they name it).
+type Owner = crate::GenlOwner;
+
+/// The registered `drbd` family; requests reach `owner` while this lives.
+/// There is one family, so only module init creates this, once.
+pub(crate) struct GenlFamily {
+    _owner: Arc<Owner>,
+}
+
+impl GenlFamily {
+    /// Registers the family with `owner` as its request handler.
+    pub(crate) fn register(owner: Arc<Owner>) -> Result<Self> {
+        let ctx = core::ptr::from_ref::<Owner>(&owner).cast_mut().cast::<c_void>();
+        // SAFETY: `ctx` stays valid until `drop` unregisters the family,
+        // because `self` holds a reference to the owner until then.
+        kernel::error::to_result(unsafe { shim::rdrbd_genl_register(ctx) })?;
+        Ok(Self { _owner: owner })
+    }
+}
+
+impl Drop for GenlFamily {
+    fn drop(&mut self) {
+        // SAFETY: registered in `register`; unregistering waits for running
+        // doit/dump callbacks (they run under the genl lock).
+        unsafe { shim::rdrbd_genl_unregister() };
+    }
+}
+
+/// Builds the request and reply slices the shim hands us.
+///
+/// # Safety
+/// `req` must be valid for reads of `req_len` bytes, `reply` for writes of
+/// `reply_cap` bytes, and the two must not overlap, for the call's duration.
+unsafe fn buffers<'a>(req: *const u8, req_len: usize, reply: *mut u8, reply_cap: usize)
+    -> (&'a [u8], &'a mut [u8])
+{
+    // SAFETY: guaranteed by the caller; an empty request may come as any
+    // pointer, so avoid building a slice from it.
+    unsafe {
+        let request = if req_len == 0 { &[][..] } else { core::slice::from_raw_parts(req, req_len) };
+        (request, core::slice::from_raw_parts_mut(reply, reply_cap))
+    }
+}
+
+fn to_c_long(result: Result<usize>) -> c_long {
+    match result {
+        Ok(len) => c_long::try_from(len).unwrap_or(-(kernel::bindings::EMSGSIZE as c_long)),
+        Err(e) => e.to_errno() as c_long,
+    }
+}
+
+#[no_mangle]
+unsafe extern "C" fn rdrbd_rs_genl_doit(
+    ctx: *mut c_void,
+    cmd: u8,
+    req: *const u8,
+    req_len: usize,
+    reply: *mut u8,
+    reply_cap: usize,
+) -> c_long {
+    // SAFETY: the shim passes the registered owner and the request payload
+    // and reply tailroom of two distinct skbs.
+    let (owner, (request, reply)) =
+        unsafe { (&*ctx.cast_const().cast::<Owner>(), buffers(req, req_len, reply, reply_cap)) };
+    to_c_long(owner.doit(cmd, request, reply))
+}
+
+#[no_mangle]
+unsafe extern "C" fn rdrbd_rs_genl_dump(
+    ctx: *mut c_void,
+    cmd: u8,
+    req: *const u8,
+    req_len: usize,
+    cursor: *mut c_long,
+    reply: *mut u8,
+    reply_cap: usize,
+) -> c_long {
+    // SAFETY: as in `rdrbd_rs_genl_doit`; `cursor` points into the dump's
+    // netlink_callback, which outlives the call.
+    let (owner, (request, reply), cursor) = unsafe {
+        (&*ctx.cast_const().cast::<Owner>(), buffers(req, req_len, reply, reply_cap), &mut *cursor)
+    };
+    let mut position = *cursor as i64;
+    let result = owner.dump(cmd, request, &mut position, reply);
+    *cursor = position as c_long;
+    match result {
+        Ok(len) => to_c_long(Ok(len)),
+        Err(e) => e.to_errno() as c_long,
+    }
+}

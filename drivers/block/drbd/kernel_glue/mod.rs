@@ -1,0 +1,12 @@
+//! The one layer of `unsafe` in rdrbd.
+//!
+//! Small safe wrappers, shaped like the `kernel` crate's own, around the
+//! kernel APIs that the 6.12 `kernel` crate lacks: block devices and bios,
+//! generic netlink, procfs. Everything above this module is safe Rust. Where
+//! an API is a static inline, a macro or a static table, the wrapper goes
+//! through the C shim (`drbd_shim.c`), declared in [`shim`].
+
+pub(crate) mod block;
+pub(crate) mod genl;
+pub(crate) mod procfs;
+mod shim;

@@ -1,0 +1,32 @@
+//! Declarations of the C shim (`drbd_shim.h`) and of the Rust callbacks the
+//! shim calls back into (`rdrbd_rs_*`, defined next to the wrapper that
+//! owns each concern).
+
+use kernel::bindings::{bio, block_device, file, gendisk};
+use kernel::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void};
+
+// Kernel structs reached only through pointers here contain zero-sized
+// members that rustc flags as not FFI-safe; pointers to them are.
+#[allow(improper_ctypes)]
+extern "C" {
+    pub(super) fn rdrbd_disk_alloc(major: c_int, minor: c_int, private_data: *mut c_void)
+        -> *mut gendisk;
+    pub(super) fn rdrbd_disk_add(disk: *mut gendisk) -> c_int;
+    pub(super) fn rdrbd_disk_remove(disk: *mut gendisk);
+    pub(super) fn rdrbd_disk_stack_limits(disk: *mut gendisk, lower: *mut block_device) -> c_int;
+    pub(super) fn rdrbd_disk_reset_limits(disk: *mut gendisk) -> c_int;
+    pub(super) fn rdrbd_bio_disk_private(bio: *mut bio) -> *mut c_void;
+    pub(super) fn rdrbd_bdev_open(path: *const c_char, holder: *mut c_void) -> *mut file;
+    pub(super) fn rdrbd_bio_clone(upper: *mut bio, lower: *mut block_device) -> *mut bio;
+    pub(super) fn rdrbd_clone_bioset_init() -> c_int;
+    pub(super) fn rdrbd_clone_bioset_exit();
+    pub(super) fn rdrbd_bdev_nr_sectors(bdev: *mut block_device) -> c_ulonglong;
+    pub(super) fn rdrbd_bio_op(bio: *mut bio) -> c_uint;
+    pub(super) fn rdrbd_bio_size(bio: *mut bio) -> c_uint;
+
+    pub(super) fn rdrbd_genl_register(ctx: *mut c_void) -> c_int;
+    pub(super) fn rdrbd_genl_unregister();
+
+    pub(super) fn rdrbd_proc_create(ctx: *mut c_void) -> c_int;
+    pub(super) fn rdrbd_proc_remove();
+}
