@@ -27,7 +27,7 @@ module: kernel
 	cp drivers/block/drbd/drbd.ko $(OUT)/drbd.ko
 
 tools: deps
-	cd userspace && cargo build --release --locked
+	cd userspace && cargo build --release --locked $(addprefix -p ,$(TOOLS))
 	@mkdir -p $(OUT)/bin
 	for t in $(TOOLS); do cp userspace/target/release/$$t $(OUT)/bin/; done
 

@@ -1,0 +1,410 @@
+#!/usr/bin/env python3
+"""Boot 1..3 QEMU guests for one guest test script and judge the outcome.
+
+Usage: scripts/guest-run.py [options] tests/guest/NAME.sh
+
+The script declares what it needs in header comments (first 40 lines):
+    # guests: 2            number of guests (1..3), default 1
+    # disks: 256M 64M      raw virtio disks per guest (vda, vdb, ...), default
+                           "256M"; "none" for no disk
+    # timeout: 300         seconds before hung guests are killed, default 600
+    # memory: 1G           guest RAM, default 1G
+Command-line options override the header.
+
+Each guest boots build/out/bzImage with build/initramfs.cpio.gz (see
+scripts/make-initramfs.sh), sees the host root read-only, and gets:
+  /results  -> build/logs/<test>/guest<i>/  (output.txt, rc, dmesg.txt)
+  /shared   -> build/logs/<test>/shared/    (common to all guests: barriers)
+Console logs: build/logs/<test>/guest<i>.console; QEMU's own messages:
+build/logs/<test>/guest<i>.qemu.log. Disks and sockets live in build/run/<test>
+and are deleted afterwards unless --keep.
+
+Guests i<j share one point-to-point virtio-net link (QEMU -netdev stream over a
+unix socket, server on guest i); nothing is connected to the host network.
+
+Pass = every guest wrote rc 0, no guest printed "RESULT: FAIL", and no console
+log or dmesg shows a kernel splat (BUG/WARNING/Oops/KASAN/lockdep/panic/...).
+Output: one "PASS name" / "FAIL name (reason)" line per sub-result (lines
+"RESULT: PASS|FAIL sub [message]" printed by a guest script) or per test, with
+indented detail lines. Exit status 0 on pass, 1 on failure, 2 on a harness error.
+"""
+
+import argparse
+import ctypes
+import fcntl
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Kernel log lines that fail a test wherever they appear. Case-sensitive on
+# purpose: boot prints e.g. "kasan: KernelAddressSanitizer initialized" and
+# lockdep's banner, which are not splats.
+SPLAT_RE = re.compile(
+    r"BUG:|WARNING:|Oops|general protection fault|KASAN|UBSAN|"
+    r"possible circular locking|possible recursive locking|inconsistent lock state|"
+    r"possible irq lock inversion|DEBUG_LOCKS_WARN_ON|suspicious RCU usage|"
+    r"bad unlock balance|held lock freed|lock held when returning to user space|"
+    r"Kernel panic|kernel BUG at|rust_panic|panicked at|hung_task|blocked for more than|"
+    r"rcu_(?:sched|preempt)? ?(?:self-)?detected stall|detected stalls? on CPU|"
+    r"list_(?:add|del) corruption|refcount_t: |Call Trace:|Unable to handle kernel"
+)
+# Lines the init scripts or the guest test script printed: prefixed on the
+# console by scripts/make-initramfs.sh so they are not taken for kernel output.
+USER_LINE_RE = re.compile(r"^\[g\d+\] ")
+KERNEL_TS_RE = re.compile(r"\[\s*\d+\.\d+\]")
+RESULT_RE = re.compile(r"^RESULT: (PASS|FAIL)\s+(\S+)\s*(.*)$")
+
+DEFAULTS = {"guests": 1, "disks": "256M", "timeout": 600, "memory": "1G"}
+MAX_GUESTS = 3
+
+
+def log(msg):
+    print(f"guest-run: {msg}", file=sys.stderr, flush=True)
+
+
+def parse_header(script):
+    """Header comments '# key: value' in the first 40 lines of the script."""
+    cfg = {}
+    with open(script, encoding="utf-8", errors="replace") as f:
+        for _, line in zip(range(40), f):
+            m = re.match(r"^#\s*(guests|disks|timeout|memory)\s*:\s*(.*?)\s*$", line)
+            if m:
+                cfg[m.group(1)] = m.group(2)
+    return cfg
+
+
+def parse_size(text):
+    """'256M', '1G', '4096' (bytes) -> bytes."""
+    m = re.fullmatch(r"(\d+)([KMGT]?)i?B?", text.strip(), re.IGNORECASE)
+    if not m:
+        raise ValueError(f"bad size {text!r}")
+    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[m.group(2).upper()]
+
+
+def pairs(n):
+    """(pair number, lower guest, higher guest); must match stage2.sh's order."""
+    out, p = [], 0
+    for a in range(n):
+        for b in range(a + 1, n):
+            p += 1
+            out.append((p, a, b))
+    return out
+
+
+def set_pdeathsig():
+    """Runs in the QEMU child: die with the harness, so no guest outlives it."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+    os.setsid()  # and keep terminal Ctrl-C to the harness, which cleans up
+
+
+class Run:
+    def __init__(self, script, opts):
+        self.script = os.path.abspath(script)
+        self.name = os.path.basename(script)[:-3] if script.endswith(".sh") else os.path.basename(script)
+        hdr = parse_header(self.script)
+        pick = lambda k: getattr(opts, k) if getattr(opts, k) is not None else hdr.get(k, DEFAULTS[k])
+        self.nguests = int(pick("guests"))
+        if not 1 <= self.nguests <= MAX_GUESTS:
+            raise ValueError(f"guests must be 1..{MAX_GUESTS}, got {self.nguests}")
+        disks = str(pick("disks")).split()
+        self.disks = [] if disks in ([], ["none"]) else [parse_size(d) for d in disks]
+        self.timeout = int(pick("timeout"))
+        self.memory = str(pick("memory"))
+        self.opts = opts
+        self.kernel = opts.kernel or os.path.join(ROOT, "build/out/bzImage")
+        self.initrd = os.path.join(ROOT, "build/initramfs.cpio.gz")
+        self.logdir = os.path.join(ROOT, "build/logs", self.name)
+        self.rundir = os.path.join(ROOT, "build/run", self.name)
+        self.sockdir = self.rundir
+        self.procs = {}
+        self.exit_status = {}
+        self.timed_out = set()
+        self.started = {}
+        self.script_started = {}
+        self.finished = {}
+
+    # --- setup ---------------------------------------------------------------
+    def prepare(self):
+        if not os.path.isfile(self.kernel):
+            raise FileNotFoundError(f"no kernel at {self.kernel} (scripts/build-kernel.sh builds it)")
+        mk = os.path.join(ROOT, "scripts/make-initramfs.sh")
+        if not os.path.isfile(self.initrd) or os.path.getmtime(self.initrd) < os.path.getmtime(mk):
+            subprocess.run([mk], check=True, stdout=subprocess.DEVNULL)
+        for d in (self.logdir, self.rundir):
+            shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(os.path.join(self.logdir, "shared"))
+        os.makedirs(self.rundir)
+        for i in range(self.nguests):
+            os.makedirs(os.path.join(self.logdir, f"guest{i}"))
+            for k, size in enumerate(self.disks):
+                path = self.disk_path(i, k)
+                with open(path, "wb") as f:
+                    f.truncate(size)  # sparse, all zeroes
+        # sun_path holds 108 bytes: a deep checkout needs a shorter socket folder.
+        if len(os.path.join(self.rundir, "net-99.sock")) > 100:
+            self.sockdir = tempfile.mkdtemp(prefix="rdrbd-net-")
+
+    def disk_path(self, i, k):
+        return os.path.join(self.rundir, f"guest{i}-disk{k}.img")
+
+    def sock_path(self, p):
+        return os.path.join(self.sockdir, f"net-{p}.sock")
+
+    def qemu_cmd(self, i):
+        append = " ".join([
+            "console=ttyS0", "panic=-1", "printk.time=1",
+            f"rdrbd.script={self.script}", f"rdrbd.root={ROOT}", f"rdrbd.test={self.name}",
+            f"rdrbd.guest={i}", f"rdrbd.nguests={self.nguests}", f"rdrbd.timeout={self.timeout}",
+        ] + self.opts.append)
+        gdir = os.path.join(self.logdir, f"guest{i}")
+        cmd = [
+            self.opts.qemu, "-nodefaults", "-no-user-config", "-display", "none",
+            "-accel", "tcg,thread=multi", "-cpu", self.opts.cpu, "-smp", "2", "-m", self.memory, "-no-reboot",
+            "-kernel", self.kernel, "-initrd", self.initrd, "-append", append,
+            "-serial", f"file:{self.logdir}/guest{i}.console",
+            "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
+            "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
+            "-fsdev", f"local,id=results,path={gdir},security_model=none",
+            "-device", "virtio-9p-pci,fsdev=results,mount_tag=results",
+            "-fsdev", f"local,id=shared,path={self.logdir}/shared,security_model=none",
+            "-device", "virtio-9p-pci,fsdev=shared,mount_tag=shared",
+        ]
+        for k in range(len(self.disks)):
+            cmd += ["-drive", f"file={self.disk_path(i, k)},format=raw,if=virtio,cache=unsafe"]
+        for p, a, b in pairs(self.nguests):
+            if i not in (a, b):
+                continue
+            server = "on" if i == a else "off"
+            cmd += ["-netdev", f"stream,id=n{p},server={server},addr.type=unix,addr.path={self.sock_path(p)}",
+                    "-device", f"virtio-net-pci,netdev=n{p},mac=52:54:00:d8:{p:02x}:{i:02x}"]
+        return cmd
+
+    # --- running -------------------------------------------------------------
+    def start(self, i):
+        # A client's QEMU fails at once if its server's socket is not listening
+        # yet: wait for the sockets of lower-index guests before starting i.
+        need = [self.sock_path(p) for p, a, b in pairs(self.nguests) if b == i]
+        deadline = time.monotonic() + 30
+        while not all(os.path.exists(s) for s in need):
+            if time.monotonic() > deadline or any(self.procs[j].poll() is not None for j in self.procs):
+                raise RuntimeError(f"guest {i}: peer sockets {need} never appeared (see *.qemu.log)")
+            time.sleep(0.05)
+        qlog = open(os.path.join(self.logdir, f"guest{i}.qemu.log"), "wb")
+        cmd = self.qemu_cmd(i)
+        qlog.write((" ".join(cmd) + "\n").encode())
+        qlog.flush()
+        self.started[i] = time.monotonic()
+        self.procs[i] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog,
+                                         preexec_fn=set_pdeathsig)
+        qlog.close()
+
+    def stop(self, i, why):
+        p = self.procs[i]
+        if p.poll() is not None:
+            return
+        log(f"{self.name}: guest {i}: {why}: killing QEMU (pid {p.pid})")
+        p.terminate()
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+    def follow(self, offsets):
+        """--follow: copy new console output of every guest to stderr."""
+        for i in self.procs:
+            path = os.path.join(self.logdir, f"guest{i}.console")
+            try:
+                with open(path, "rb") as f:
+                    f.seek(offsets.get(i, 0))
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                offsets[i] = offsets.get(i, 0) + cut
+                for line in data[:cut].decode(errors="replace").splitlines():
+                    sys.stderr.write(f"{i}| {line}\n")
+        sys.stderr.flush()
+
+    def wait_all(self):
+        deadline = time.monotonic() + self.timeout
+        offsets = {}
+        while True:
+            now = time.monotonic()
+            running = [i for i, p in self.procs.items() if p.poll() is None]
+            for i, p in self.procs.items():
+                if i not in self.script_started and os.path.exists(os.path.join(self.logdir, f"guest{i}", "output.txt")):
+                    self.script_started[i] = now - self.started[i]
+                if p.poll() is not None and i not in self.finished:
+                    self.finished[i] = now - self.started[i]
+                    self.exit_status[i] = p.returncode
+                    if not os.path.exists(os.path.join(self.logdir, f"guest{i}", "rc")):
+                        # Crashed guest: make the others' barriers fail now.
+                        open(os.path.join(self.logdir, "shared", f"abort.host-guest{i}"), "w").close()
+            if self.opts.follow:
+                self.follow(offsets)
+            if not running:
+                return
+            if now > deadline:
+                for i in running:
+                    self.timed_out.add(i)
+                    self.stop(i, f"timed out after {self.timeout} s")
+                continue
+            time.sleep(0.2)
+
+    def run(self):
+        self.prepare()
+        sizes = " ".join(f"{d >> 20}M" for d in self.disks) or "none"
+        log(f"{self.name}: {self.nguests} guest(s), disks {sizes}, timeout {self.timeout} s, "
+            f"logs in {os.path.relpath(self.logdir, ROOT)}/")
+        try:
+            for i in range(self.nguests):
+                self.start(i)
+            self.wait_all()
+        finally:
+            for i in list(self.procs):
+                self.stop(i, "harness exiting")
+            if not self.opts.keep:
+                shutil.rmtree(self.rundir, ignore_errors=True)
+            if self.sockdir != self.rundir:
+                shutil.rmtree(self.sockdir, ignore_errors=True)
+
+    # --- judging -------------------------------------------------------------
+    def splats(self, i):
+        """Offending kernel lines in guest i's dmesg and console log."""
+        found = []
+        paths = [os.path.join(self.logdir, f"guest{i}", "dmesg.txt"), os.path.join(self.logdir, f"guest{i}.console")]
+        for path in paths:
+            try:
+                with open(path, encoding="utf-8", errors="replace") as f:
+                    lines = f.read().splitlines()
+            except FileNotFoundError:
+                continue
+            for line in lines:
+                text = line
+                if USER_LINE_RE.match(line):
+                    # Userspace output; but a kernel message may have been
+                    # written into the middle of it on the serial line.
+                    m = KERNEL_TS_RE.search(line)
+                    if not m:
+                        continue
+                    text = line[m.start():]
+                if SPLAT_RE.search(text):
+                    key = KERNEL_TS_RE.sub("", text).strip()
+                    if key not in [k for k, _ in found]:
+                        found.append((key, text.strip()))
+        return [t for _, t in found]
+
+    def judge(self):
+        """-> list of (ok, name, reason, detail lines)."""
+        results, issues, details = [], [], []
+        for i in range(self.nguests):
+            gdir = os.path.join(self.logdir, f"guest{i}")
+            prefix = self.name + (f"/guest{i}" if self.nguests > 1 else "")
+            output = []
+            try:
+                with open(os.path.join(gdir, "output.txt"), encoding="utf-8", errors="replace") as f:
+                    output = f.read().splitlines()
+            except FileNotFoundError:
+                pass
+            nfail = 0
+            for line in output:
+                m = RESULT_RE.match(line)
+                if m:
+                    ok = m.group(1) == "PASS"
+                    nfail += not ok
+                    results.append((ok, f"{prefix}/{m.group(2)}", m.group(3), []))
+            rc = None
+            try:
+                with open(os.path.join(gdir, "rc")) as f:
+                    rc = int(f.read().strip())
+            except (FileNotFoundError, ValueError):
+                pass
+            if i in self.timed_out:
+                issues.append(f"guest{i}: timed out after {self.timeout} s")
+            elif rc is None:
+                issues.append(f"guest{i}: no exit code (QEMU exit status {self.exit_status.get(i)}; "
+                              f"crashed, or the script never started)")
+            elif rc != 0 and nfail == 0:
+                issues.append(f"guest{i}: script exited with {rc}")
+            if (rc is None or rc != 0) and output:
+                details += [f"guest{i} output (last lines):"] + ["  " + l for l in output[-15:]]
+            bad = self.splats(i)
+            if bad:
+                issues.append(f"guest{i}: kernel log: {bad[0]}")
+                details += [f"guest{i} kernel log:"] + ["  " + l for l in bad[:25]]
+                if len(bad) > 25:
+                    details.append(f"  ... {len(bad) - 25} more")
+        if issues:
+            details.append(f"logs: {os.path.relpath(self.logdir, ROOT)}/")
+            results.append((False, self.name, "; ".join(issues), details))
+        elif not results:
+            results.append((True, self.name, "", []))
+        return results
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("script")
+    ap.add_argument("--guests", type=int)
+    ap.add_argument("--disks", help='e.g. "256M 64M" or none')
+    ap.add_argument("--timeout", type=int)
+    ap.add_argument("--memory")
+    ap.add_argument("--kernel", help="default build/out/bzImage")
+    ap.add_argument("--append", action="append", default=[],
+                    help="extra kernel command-line words, e.g. rdrbd.drbd_ko=PATH (repeatable)")
+    ap.add_argument("--qemu", default="qemu-system-x86_64")
+    # RDRAND lets the kernel seed its RNG at boot; without it getrandom()
+    # (mkfs.ext4, ...) blocks for seconds under TCG.
+    ap.add_argument("--cpu", default="qemu64,+rdrand")
+    ap.add_argument("--keep", action="store_true", help="keep disk images in build/run/<test>")
+    ap.add_argument("--follow", "-f", action="store_true", help="copy console output to stderr live")
+    opts = ap.parse_args()
+    # SIGTERM (a CI timeout, kill): unwind through the cleanup that stops QEMU.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    try:
+        run = Run(opts.script, opts)
+    except (OSError, ValueError) as e:
+        print(f"FAIL {os.path.basename(opts.script)[:-3]} (harness: {e})")
+        return 2
+    os.makedirs(os.path.join(ROOT, "build/run"), exist_ok=True)
+    # Two runs of one test would share logs and disks: take turns.
+    lock = open(os.path.join(ROOT, "build/run", f"{run.name}.lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    t0 = time.monotonic()
+    try:
+        run.run()
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as e:
+        print(f"FAIL {run.name} (harness: {e})")
+        return 2
+    except KeyboardInterrupt:
+        print(f"FAIL {run.name} (interrupted)")
+        return 2
+    results = run.judge()
+    failed = 0
+    for ok, name, reason, details in results:
+        print(f"PASS {name}" if ok else f"FAIL {name}" + (f" ({reason})" if reason else ""))
+        for d in details:
+            print(f"    {d}")
+        failed += not ok
+    timing = ", ".join(
+        f"guest{i}: script started {run.script_started[i]:.1f} s after launch" for i in sorted(run.script_started))
+    log(f"{run.name}: {'failed' if failed else 'passed'} in {time.monotonic() - t0:.1f} s ({timing or 'no script started'})")
+    sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

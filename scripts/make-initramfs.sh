@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Builds build/initramfs.cpio.gz: a busybox-only initramfs whose /init mounts the
+# host root read-only over 9p with a tmpfs overlay on top, chroots into it and
+# runs one guest test script (named on the kernel command line). Every tool the
+# tests use (bash, mkfs.ext4, fio, iproute2, drbd-utils, our build output) is
+# the host's, so the initramfs stays tiny and never needs rebuilding for them.
+#
+# Kernel command line read by /init and the stage-2 script:
+#   rdrbd.script=PATH   guest test script (a host path, visible via 9p)
+#   rdrbd.root=PATH     repo root on the host          -> $RDRBD_ROOT
+#   rdrbd.guest=I       index of this guest, 0-based   -> $GUEST_INDEX
+#   rdrbd.nguests=N     guests in this run             -> $NGUESTS
+#   rdrbd.test=NAME     test name                      -> $TEST_NAME
+#   rdrbd.timeout=S     host-side timeout in seconds   -> $TEST_TIMEOUT
+#   rdrbd.drbd_ko=PATH, rdrbd.drbdsetup=PATH  override $DRBD_KO / $DRBDSETUP
+#                       (default: our build in $RDRBD_ROOT/build/out)
+# 9p mount tags provided by scripts/guest-run.py: hostroot (ro), results, shared.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+out="$root/build/initramfs.cpio.gz"
+busybox=${BUSYBOX:-/bin/busybox}
+
+[ -x "$busybox" ] || { echo "make-initramfs: $busybox missing (apt-get install busybox-static)" >&2; exit 1; }
+# A dynamically linked busybox would need the host's libc inside the initramfs.
+if grep -qa '/lib64/ld-linux' "$busybox"; then   # the ELF interpreter path
+  echo "make-initramfs: $busybox is dynamically linked (need busybox-static)" >&2; exit 1
+fi
+
+mkdir -p "$root/build"
+stage=$(mktemp -d)
+chmod 755 "$stage"   # becomes the rootfs: mktemp makes it 0700
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{bin,dev,proc,sys,mnt/host,mnt/rw,newroot,tmp}
+cp "$busybox" "$stage/bin/busybox"
+ln -s busybox "$stage/bin/sh"
+# The kernel opens /dev/console before /init runs and before devtmpfs is
+# mounted: without this node init would start with no stdin/stdout.
+mknod -m 600 "$stage/dev/console" c 5 1
+mknod -m 666 "$stage/dev/null" c 1 3
+
+# ---------------------------------------------------------------------------
+# Stage 1 (PID 1, busybox): mounts, then runs stage 2 in the chroot, then
+# reboots. PID 1 must never exit: that would panic the kernel.
+cat > "$stage/init" <<'EOF'
+#!/bin/sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+
+say() { echo "rdrbd-init: $*"; }
+die() {
+  say "FATAL: $*"
+  # Leave a trace for the host if the results share is mounted.
+  [ -d /newroot/results ] && { echo 125 > /newroot/results/rc; dmesg > /newroot/results/dmesg.txt; } 2>/dev/null
+  sync; reboot -f; sleep 3600
+}
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null || true   # DEVTMPFS_MOUNT may have done it
+
+# Host root, read-only; the overlay makes it writable (in RAM) for the guest.
+# cache=loose: the host side does not change during a test, and caching
+# saves ~3 s per test on exec and lookups over 9p.
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro hostroot /mnt/host \
+  || die "cannot mount the host root over 9p (NET_9P_VIRTIO/9P_FS, -fsdev hostroot?)"
+mount -t tmpfs -o mode=0755 rw /mnt/rw
+mkdir -p /mnt/rw/upper /mnt/rw/work
+mount -t overlay -o lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work overlay /newroot \
+  || die "cannot mount the overlay (OVERLAY_FS?)"
+
+for d in proc sys dev; do
+  mkdir -p /newroot/$d
+  mount --move /$d /newroot/$d
+done
+# Fresh, guest-local /tmp and /run; the host's contents must not leak in.
+mount -t tmpfs -o mode=1777 tmp /newroot/tmp
+mount -t tmpfs -o mode=0755 run /newroot/run
+mkdir -p /newroot/dev/shm /newroot/dev/pts
+mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
+mount -t devpts devpts /newroot/dev/pts 2>/dev/null || true
+
+# Writable shares: this guest's results, and a folder common to all guests.
+mkdir -p /newroot/results /newroot/shared
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /newroot/results \
+  || die "cannot mount the results share"
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 shared /newroot/shared \
+  || die "cannot mount the shared folder"
+
+cp /stage2.sh /newroot/run/rdrbd-stage2.sh
+chroot /newroot /bin/bash /run/rdrbd-stage2.sh </dev/console >/dev/console 2>&1
+say "stage 2 exited with $?"
+sync
+reboot -f
+sleep 3600
+EOF
+chmod 755 "$stage/init"
+
+# ---------------------------------------------------------------------------
+# Stage 2 (bash inside the chroot, host userland): modules, network, env, run
+# the test script, collect results. Runs as a child of PID 1.
+cat > "$stage/stage2.sh" <<'EOF'
+set -u
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root TERM=dumb LC_ALL=C
+say() { echo "rdrbd-init: [$(cut -d" " -f1 /proc/uptime)] $*"; }
+say "stage 2 starting"
+
+# --- kernel command line -------------------------------------------------
+SCRIPT="" RDRBD_ROOT="" DRBD_KO="" DRBDSETUP="" GUEST_INDEX=0 NGUESTS=1 TEST_NAME="" TEST_TIMEOUT=600
+for w in $(cat /proc/cmdline); do
+  case "$w" in
+    rdrbd.script=*)  SCRIPT=${w#*=} ;;
+    rdrbd.root=*)    RDRBD_ROOT=${w#*=} ;;
+    rdrbd.guest=*)   GUEST_INDEX=${w#*=} ;;
+    rdrbd.nguests=*) NGUESTS=${w#*=} ;;
+    rdrbd.test=*)    TEST_NAME=${w#*=} ;;
+    rdrbd.timeout=*) TEST_TIMEOUT=${w#*=} ;;
+    rdrbd.drbd_ko=*) DRBD_KO=${w#*=} ;;
+    rdrbd.drbdsetup=*) DRBDSETUP=${w#*=} ;;
+  esac
+done
+[ -n "$TEST_NAME" ] || TEST_NAME=$(basename "$SCRIPT" .sh)
+export RDRBD_ROOT GUEST_INDEX NGUESTS TEST_NAME TEST_TIMEOUT
+export RESULTS=/results SHARED=/shared
+# Overridable to run a test against another module or drbdsetup (interop).
+export DRBD_KO=${DRBD_KO:-$RDRBD_ROOT/build/out/drbd.ko}
+export DRBDSETUP=${DRBDSETUP:-$RDRBD_ROOT/build/out/bin/drbdsetup}
+hostname "guest$GUEST_INDEX" 2>/dev/null || true
+# iproute2 is on Debian systems but not required: busybox has an ip applet.
+command -v ip >/dev/null || ip() { /bin/busybox ip "$@"; }
+mkdir -p /run/lock /var/lock /root
+
+# --- modules of the in-tree kernel (for `modprobe drbd`, the C driver) ----
+setup_modules() {
+  local rel src
+  rel=$(uname -r)
+  src=$RDRBD_ROOT/build/modules/lib/modules
+  if [ ! -d "$src/$rel" ]; then
+    say "no $src/$rel: modprobe of in-tree modules will not work"
+    return
+  fi
+  mkdir -p /lib/modules
+  if [ -f "$src/$rel/modules.dep.bin" ] && [ -z "$(find "$src/$rel" -name '*.ko*' -newer "$src/$rel/modules.dep.bin" -print -quit)" ]; then
+    mount --bind "$src" /lib/modules
+  else
+    # The staging tree is read-only here: copy it to RAM to run depmod.
+    say "modules.dep missing or stale: copying modules and running depmod"
+    mount -t tmpfs -o mode=0755 modules /lib/modules
+    cp -a "$src/$rel" /lib/modules/
+    depmod -a "$rel"
+  fi
+}
+setup_modules
+
+# --- network: one point-to-point link per guest pair ------------------------
+# Pair p (1-based, in order (0,1),(0,2),..,(1,2),..) is 169.254.p.0/24 and guest
+# i has 169.254.p.(i+1) on it; the NIC is found by the MAC that
+# scripts/guest-run.py assigns: 52:54:00:d8:<p>:<i> (hex).
+setup_network() {
+  local a b p=0 me=$GUEST_INDEX peer mac f ifname first=""
+  ip link set lo up
+  PEERS=""
+  for ((a = 0; a < NGUESTS; a++)); do
+    for ((b = a + 1; b < NGUESTS; b++)); do
+      p=$((p + 1))
+      if [ "$a" = "$me" ]; then peer=$b; elif [ "$b" = "$me" ]; then peer=$a; else continue; fi
+      mac=$(printf '52:54:00:d8:%02x:%02x' "$p" "$me")
+      ifname=""
+      for f in /sys/class/net/*/address; do
+        [ "$(cat "$f")" = "$mac" ] && ifname=$(basename "$(dirname "$f")")
+      done
+      if [ -z "$ifname" ]; then say "no NIC with MAC $mac for the link to guest $peer"; continue; fi
+      ip addr add "169.254.$p.$((me + 1))/24" dev "$ifname"
+      ip link set "$ifname" up
+      export "PEER_ADDR_$peer=169.254.$p.$((peer + 1))" "LOCAL_ADDR_$peer=169.254.$p.$((me + 1))" "PEER_IF_$peer=$ifname"
+      PEERS="$PEERS $peer"
+      if [ -z "$first" ]; then
+        first=$peer
+        export PEER_ADDR="169.254.$p.$((peer + 1))" LOCAL_ADDR="169.254.$p.$((me + 1))" PEER_IF=$ifname
+      fi
+    done
+  done
+  export PEERS=${PEERS# }
+}
+setup_network
+
+# --- near the host's timeout, dump blocked tasks so a hang can be diagnosed -
+if [ -w /proc/sysrq-trigger ] && [ "$TEST_TIMEOUT" -gt 60 ]; then
+  (sleep $((TEST_TIMEOUT - 30)); say "test about to time out: blocked tasks follow"; echo w > /proc/sysrq-trigger) &
+fi
+
+# --- run the test -------------------------------------------------------------
+say "guest $GUEST_INDEX/$NGUESTS running $SCRIPT (kernel $(uname -r))"
+env | grep -E '^(RDRBD_ROOT|GUEST_INDEX|NGUESTS|TEST_NAME|PEERS|PEER_|LOCAL_ADDR)' | sort | sed 's/^/rdrbd-init:   /'
+cd /tmp
+set -o pipefail
+# Userspace output is prefixed on the console so the host can tell it apart
+# from kernel messages when scanning the console log for splats.
+bash "$SCRIPT" </dev/null 2>&1 | tee /results/output.txt | sed -u "s/^/[g$GUEST_INDEX] /"
+rc=${PIPESTATUS[0]}
+say "script exited with $rc"
+[ "$rc" = 0 ] || touch "/shared/abort.guest$GUEST_INDEX"   # lets peers' barriers fail fast
+dmesg > /results/dmesg.txt
+echo "$rc" > /results/rc
+sync
+EOF
+
+(cd "$stage" && find . -print0 | LC_ALL=C sort -z | cpio --null -o -H newc --quiet -R 0:0) | gzip -9n > "$out.tmp"
+mv "$out.tmp" "$out"
+echo "make-initramfs: $out ($(stat -c %s "$out") bytes)"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Checks the guest harness itself (needs build/out/bzImage): failures,
+# hangs, kernel splats, sub-results, 3-guest links and aborted barriers must
+# be reported as such. ~3 minutes.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+bad=0
+
+# expect SCRIPT EXIT_STATUS REGEX...: guest-run's output must match each REGEX.
+expect() {
+  local script=$1 want=$2 out rc re; shift 2
+  out=$(python3 "$root/scripts/guest-run.py" "$here/$script" 2>/dev/null); rc=$?
+  last_out=$out
+  for re in "$@"; do
+    grep -Eq -- "$re" <<<"$out" || { echo "selftest $script: output lacks /$re/"; bad=1; }
+  done
+  [ "$rc" = "$want" ] || { echo "selftest $script: exit $rc, expected $want"; bad=1; }
+  printf '%s\n' "$out" | sed "s/^/  $script| /"
+}
+
+expect exit1.sh 1 '^FAIL exit1 \(guest0: script exited with 1\)' 'about to fail'
+start=$(date +%s)
+expect hang.sh 1 '^FAIL hang \(guest0: timed out after 45 s\)'
+took=$(( $(date +%s) - start ))
+[ $took -lt 75 ] || { echo "selftest hang.sh: took ${took}s for a 45s timeout"; bad=1; }
+expect splat.sh 1 '^PASS splat/before-splat' '^FAIL splat \(guest0: kernel log: .*WARNING: CPU: 0 PID: 1 at rdrbd/selftest'
+if grep -q 'userspace line' <<<"$last_out"; then
+  echo "selftest splat.sh: a userspace line was taken for a kernel splat"; bad=1
+fi
+expect subresults.sh 1 '^PASS subresults/guest0/one' '^PASS subresults/guest1/two' \
+  '^FAIL subresults/guest0/three' '^FAIL subresults/guest1/three' '^PASS subresults/guest1/disk-size'
+expect mesh.sh 0 '^PASS mesh/guest0/ping-guest2' '^PASS mesh/guest2/ping-guest1'
+expect abort.sh 1 '^PASS abort/guest0/barrier-aborts' '^FAIL abort \(guest1: script exited with 3\)'
+if pgrep -f "qemu-system-x86_64.*rdrbd.test=(exit1|hang|splat|subresults|mesh|abort) " >/dev/null; then
+  echo "selftest: QEMU processes left behind"; bad=1
+fi
+[ $bad = 0 ] && echo "harness selftest: OK" || echo "harness selftest: FAILED"
+exit $bad

@@ -1,0 +1,621 @@
+//! Generic netlink transport: one socket, the family id resolved through
+//! nlctrl, and request/reply exchanges for doit and dump requests.
+//!
+//! Messages are built and parsed with rust-netlink's packet crates; the
+//! family payload (DRBD's user header and attributes) travels as opaque
+//! bytes in [`RawGenl`], encoded and decoded by `drbd_include`.
+
+use std::fmt::Debug;
+use std::io;
+use std::time::Duration;
+
+use netlink_packet_core::{
+    DecodeError, Emitable, NetlinkBuffer, NetlinkMessage, NetlinkPayload, ParseableParametrized,
+    NLMSG_ALIGNTO, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
+use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
+use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
+use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
+
+/// How long to wait for the kernel's answer (drbdsetup waits 120 s too).
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Receive buffer size. Netlink dump messages are at most 32 KiB, and doit
+/// replies are smaller; a larger datagram is reported as truncated.
+const RECV_BUFFER_SIZE: usize = 64 * 1024;
+
+/// Why an exchange with the kernel failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// nlctrl does not know the family: the module is not loaded.
+    #[error("Could not connect to '{0}' generic netlink family")]
+    FamilyNotFound(String),
+    /// The family's version or user header size is not what we speak.
+    #[error(
+        "API mismatch!\n\tAPI version drbdsetup: {version} kernel: {kernel_version}\n\t\
+         header size drbdsetup: {hdrsize} kernel: {kernel_hdrsize}"
+    )]
+    ApiMismatch {
+        /// Our family version.
+        version: u32,
+        /// The kernel's.
+        kernel_version: u32,
+        /// Our user header size.
+        hdrsize: u32,
+        /// The kernel's.
+        kernel_hdrsize: u32,
+    },
+    /// The kernel answered with NLMSG_ERROR (or a failed NLMSG_DONE).
+    #[error("received netlink error reply: {}", errno_text(*.0))]
+    Netlink(i32),
+    /// A socket call failed.
+    #[error("{context}: {}", io_text(.source))]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// The system error.
+        source: io::Error,
+    },
+    /// No answer within [`REPLY_TIMEOUT`].
+    #[error("timed out waiting for the kernel's reply")]
+    Timeout,
+    /// The kernel sent bytes we could not make sense of.
+    #[error("malformed netlink message: {0}")]
+    Malformed(String),
+}
+
+/// The text of a positive errno, as `strerror` prints it.
+pub fn errno_text(errno: i32) -> String {
+    io_text(&io::Error::from_raw_os_error(errno))
+}
+
+/// An I/O error's text without Rust's " (os error N)" suffix.
+fn io_text(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => text.get(..at).unwrap_or(&text).to_owned(),
+        _ => text,
+    }
+}
+
+/// Sends DRBD requests and returns the DRBD payloads of the replies (each
+/// starting at the 8-byte DRBD user header, right after the genlmsghdr).
+pub trait Transport {
+    /// A doit request: returns the one reply.
+    fn doit(&mut self, cmd: u8, body: &[u8]) -> Result<Vec<u8>, TransportError>;
+    /// A dump request: returns every reply message until NLMSG_DONE.
+    fn dump(&mut self, cmd: u8, body: &[u8]) -> Result<Vec<Vec<u8>>, TransportError>;
+}
+
+/// A generic netlink payload kept as raw bytes (the part after the
+/// genlmsghdr), for a family whose id was resolved at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawGenl {
+    /// genlmsghdr.cmd.
+    pub cmd: u8,
+    /// genlmsghdr.version.
+    pub version: u8,
+    /// Family user header plus attributes.
+    pub body: Vec<u8>,
+}
+
+impl GenlFamily for RawGenl {
+    fn family_name() -> &'static str {
+        drbd_include::genl::FAMILY_NAME
+    }
+
+    fn command(&self) -> u8 {
+        self.cmd
+    }
+
+    fn version(&self) -> u8 {
+        self.version
+    }
+}
+
+impl Emitable for RawGenl {
+    fn buffer_len(&self) -> usize {
+        self.body.len()
+    }
+
+    fn emit(&self, buffer: &mut [u8]) {
+        if let Some(out) = buffer.get_mut(..self.body.len()) {
+            out.copy_from_slice(&self.body);
+        }
+    }
+}
+
+impl ParseableParametrized<[u8], GenlHeader> for RawGenl {
+    fn parse_with_param(buf: &[u8], header: GenlHeader) -> Result<Self, DecodeError> {
+        Ok(Self {
+            cmd: header.cmd,
+            version: header.version,
+            body: buf.to_vec(),
+        })
+    }
+}
+
+/// Serializes one request: nlmsghdr (type `family_id`, `flags`, `seq`),
+/// genlmsghdr from the payload, then the payload.
+pub fn encode_request<F>(payload: F, family_id: u16, flags: u16, seq: u32) -> Vec<u8>
+where
+    F: GenlFamily + Emitable + Debug,
+{
+    let mut genl = GenlMessage::from_payload(payload);
+    genl.set_resolved_family_id(family_id);
+    let mut msg = NetlinkMessage::from(genl);
+    msg.header.flags = flags;
+    msg.header.sequence_number = seq;
+    msg.finalize();
+    let mut buf = vec![0u8; msg.buffer_len()];
+    msg.serialize(&mut buf);
+    buf
+}
+
+/// Splits a datagram into its netlink messages (each with header).
+pub fn split_messages(datagram: &[u8]) -> Result<Vec<&[u8]>, TransportError> {
+    let mut messages = Vec::new();
+    let mut rest = datagram;
+    while !rest.is_empty() {
+        let buffer = NetlinkBuffer::new_checked(rest)
+            .map_err(|e| TransportError::Malformed(e.to_string()))?;
+        let len = usize::try_from(buffer.length())
+            .map_err(|e| TransportError::Malformed(e.to_string()))?;
+        let (message, after) = rest
+            .split_at_checked(len)
+            .ok_or_else(|| TransportError::Malformed("message length beyond datagram".into()))?;
+        messages.push(message);
+        let pad = len.next_multiple_of(usize::from(NLMSG_ALIGNTO)) - len;
+        rest = after.get(pad..).unwrap_or_default();
+    }
+    Ok(messages)
+}
+
+/// What one received message means for an exchange in progress.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step<F> {
+    /// A family message belonging to our request.
+    Reply(F),
+    /// NLMSG_DONE: the dump is complete.
+    Done,
+    /// Not ours, or an ACK: keep reading.
+    Skip,
+}
+
+/// Interprets one netlink message of the exchange with sequence `seq`.
+pub fn interpret<F>(message: &[u8], seq: u32) -> Result<Step<F>, TransportError>
+where
+    F: ParseableParametrized<[u8], GenlHeader> + Debug,
+{
+    let header = NetlinkBuffer::new_checked(message)
+        .map_err(|e| TransportError::Malformed(e.to_string()))?;
+    if header.sequence_number() != seq {
+        return Ok(Step::Skip);
+    }
+    let msg = NetlinkMessage::<GenlMessage<F>>::deserialize(message)
+        .map_err(|e| TransportError::Malformed(e.to_string()))?;
+    match msg.payload {
+        NetlinkPayload::InnerMessage(genl) => Ok(Step::Reply(genl.payload)),
+        NetlinkPayload::Done(done) if done.code < 0 => {
+            Err(TransportError::Netlink(done.code.saturating_neg()))
+        }
+        NetlinkPayload::Done(_) => Ok(Step::Done),
+        NetlinkPayload::Error(err) => match err.code {
+            Some(code) => Err(TransportError::Netlink(code.get().saturating_neg())),
+            None => Ok(Step::Skip),
+        },
+        _ => Ok(Step::Skip),
+    }
+}
+
+/// What nlctrl tells about a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Family {
+    id: u16,
+    version: u32,
+    hdrsize: u32,
+}
+
+/// Reads a family's id, version and user header size (0 when absent) from
+/// nlctrl's attributes; `None` without an id.
+fn family_of<'a>(attrs: impl Iterator<Item = &'a GenlCtrlAttrs>) -> Option<Family> {
+    let mut id = None;
+    let (mut version, mut hdrsize) = (0, 0);
+    for attr in attrs {
+        match attr {
+            GenlCtrlAttrs::FamilyId(v) => id = Some(*v),
+            GenlCtrlAttrs::Version(v) => version = *v,
+            GenlCtrlAttrs::HdrSize(v) => hdrsize = *v,
+            _ => {}
+        }
+    }
+    id.map(|id| Family {
+        id,
+        version,
+        hdrsize,
+    })
+}
+
+/// A generic netlink socket bound to one family.
+#[derive(Debug)]
+pub struct GenlSocket {
+    socket: Socket,
+    family_id: u16,
+    version: u8,
+    seq: u32,
+}
+
+impl GenlSocket {
+    /// Opens a socket and resolves `family` through nlctrl; the family must
+    /// have exactly `version` and a user header of `hdrsize` bytes.
+    pub fn connect(family: &str, version: u8, hdrsize: u32) -> Result<Self, TransportError> {
+        let io = |context| move |source| TransportError::Io { context, source };
+        let mut socket = Socket::new(NETLINK_GENERIC).map_err(io("netlink socket"))?;
+        socket.bind_auto().map_err(io("netlink bind"))?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(io("netlink connect"))?;
+        socket2::SockRef::from(&socket)
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .map_err(io("netlink receive timeout"))?;
+        let mut this = Self {
+            socket,
+            family_id: 0,
+            version,
+            seq: 0,
+        };
+        let found = this.resolve(family)?;
+        if (found.version, found.hdrsize) != (u32::from(version), hdrsize) {
+            return Err(TransportError::ApiMismatch {
+                version: u32::from(version),
+                kernel_version: found.version,
+                hdrsize,
+                kernel_hdrsize: found.hdrsize,
+            });
+        }
+        this.family_id = found.id;
+        Ok(this)
+    }
+
+    /// The family id nlctrl assigned.
+    #[cfg(test)]
+    pub fn family_id(&self) -> u16 {
+        self.family_id
+    }
+
+    fn resolve(&mut self, family: &str) -> Result<Family, TransportError> {
+        let request = GenlCtrl {
+            cmd: GenlCtrlCmd::GetFamily,
+            nlas: vec![GenlCtrlAttrs::FamilyName(family.to_owned())],
+        };
+        let replies = match self.exchange::<GenlCtrl>(request, 0, NLM_F_REQUEST) {
+            Err(TransportError::Netlink(errno)) if errno == libc::ENOENT => {
+                return Err(TransportError::FamilyNotFound(family.to_owned()))
+            }
+            other => other?,
+        };
+        let attrs = replies.iter().flat_map(|reply| &reply.nlas);
+        family_of(attrs)
+            .ok_or_else(|| TransportError::Malformed("nlctrl reply without family id".into()))
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// Sends one request and collects the replies: the first one for a
+    /// doit, everything up to NLMSG_DONE for a dump (`NLM_F_DUMP` in flags).
+    fn exchange<F>(
+        &mut self,
+        payload: F,
+        family_id: u16,
+        flags: u16,
+    ) -> Result<Vec<F>, TransportError>
+    where
+        F: GenlFamily + Emitable + ParseableParametrized<[u8], GenlHeader> + Debug,
+    {
+        let seq = self.next_seq();
+        let request = encode_request(payload, family_id, flags, seq);
+        self.socket
+            .send(&request, 0)
+            .map_err(|source| TransportError::Io {
+                context: "netlink send",
+                source,
+            })?;
+        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let mut replies = Vec::new();
+        loop {
+            let datagram = self.receive()?;
+            for message in split_messages(&datagram)? {
+                match interpret::<F>(message, seq)? {
+                    Step::Reply(reply) if !dump => return Ok(vec![reply]),
+                    Step::Reply(reply) => replies.push(reply),
+                    Step::Done => return Ok(replies),
+                    Step::Skip => {}
+                }
+            }
+        }
+    }
+
+    /// Receives one datagram; fails on timeout and on truncation.
+    fn receive(&self) -> Result<Vec<u8>, TransportError> {
+        loop {
+            let mut buf = Vec::with_capacity(RECV_BUFFER_SIZE);
+            match self.socket.recv(&mut buf, libc::MSG_TRUNC) {
+                Ok(len) if len > buf.len() => {
+                    return Err(TransportError::Malformed(format!(
+                        "reply of {len} bytes truncated to {}",
+                        buf.len()
+                    )))
+                }
+                Ok(_) => return Ok(buf),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(TransportError::Timeout)
+                }
+                Err(source) => {
+                    return Err(TransportError::Io {
+                        context: "netlink receive",
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    fn raw(&self, cmd: u8, body: &[u8]) -> RawGenl {
+        RawGenl {
+            cmd,
+            version: self.version,
+            body: body.to_vec(),
+        }
+    }
+}
+
+impl Transport for GenlSocket {
+    fn doit(&mut self, cmd: u8, body: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let payload = self.raw(cmd, body);
+        let replies = self.exchange(payload, self.family_id, NLM_F_REQUEST)?;
+        replies
+            .into_iter()
+            .next()
+            .map(|reply| reply.body)
+            .ok_or_else(|| TransportError::Malformed("no reply".into()))
+    }
+
+    fn dump(&mut self, cmd: u8, body: &[u8]) -> Result<Vec<Vec<u8>>, TransportError> {
+        let payload = self.raw(cmd, body);
+        let replies = self.exchange(payload, self.family_id, NLM_F_REQUEST | NLM_F_DUMP)?;
+        Ok(replies.into_iter().map(|reply| reply.body).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_core::{DoneMessage, ErrorMessage, NetlinkHeader, NLMSG_DONE, NLMSG_ERROR};
+    use std::num::NonZeroI32;
+
+    const DRBD_ID: u16 = 0x1c;
+
+    fn header_of(message: &[u8]) -> Result<NetlinkHeader, DecodeError> {
+        NetlinkMessage::<GenlMessage<RawGenl>>::deserialize(message).map(|m| m.header)
+    }
+
+    fn raw(cmd: u8, body: &[u8]) -> RawGenl {
+        RawGenl {
+            cmd,
+            version: 1,
+            body: body.to_vec(),
+        }
+    }
+
+    /// A kernel reply as the kernel frames it.
+    fn reply(seq: u32, cmd: u8, body: &[u8]) -> Vec<u8> {
+        encode_request(raw(cmd, body), DRBD_ID, 0, seq)
+    }
+
+    fn control(seq: u32, payload: NetlinkPayload<GenlMessage<RawGenl>>) -> Vec<u8> {
+        let mut msg = NetlinkMessage::new(NetlinkHeader::default(), payload);
+        msg.header.sequence_number = seq;
+        msg.finalize();
+        let mut buf = vec![0u8; msg.buffer_len()];
+        msg.serialize(&mut buf);
+        buf
+    }
+
+    fn error(seq: u32, errno: i32) -> Vec<u8> {
+        let mut e = ErrorMessage::default();
+        e.code = NonZeroI32::new(-errno);
+        control(seq, NetlinkPayload::Error(e))
+    }
+
+    fn done(seq: u32, code: i32) -> Vec<u8> {
+        let mut d = DoneMessage::default();
+        d.code = code;
+        control(seq, NetlinkPayload::Done(d))
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn request_framing() {
+        let body = [7u8, 0, 0, 0, 0, 0, 0, 0];
+        let bytes = encode_request(raw(12, &body), DRBD_ID, NLM_F_REQUEST, 42);
+        let expected = [
+            &[28u8, 0, 0, 0][..], // nlmsg_len: 16 + 4 + 8
+            &[0x1c, 0],           // nlmsg_type: family id
+            &[1, 0],              // NLM_F_REQUEST
+            &[42, 0, 0, 0],       // seq
+            &[0, 0, 0, 0],        // port id: filled in by the kernel
+            &[12, 1, 0, 0],       // genlmsghdr: cmd, version 1, reserved
+            &body,
+        ]
+        .concat();
+        assert_eq!(bytes, expected);
+        let header = header_of(&bytes).unwrap();
+        assert_eq!(header.flags, NLM_F_REQUEST);
+
+        let dump = encode_request(raw(2, &body), DRBD_ID, NLM_F_REQUEST | NLM_F_DUMP, 1);
+        assert_eq!(header_of(&dump).unwrap().flags, 0x301);
+    }
+
+    /// drbdsetup-84 sh-status r0 as written to the socket (port id 0x1edb),
+    /// and the CTRL_CMD_GETFAMILY request before it.
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn framing_matches_drbdsetup_84() {
+        let body = [
+            0xffu8, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0x0c, 0, 0x02, 0x80, 0x07, 0, 0x02, 0x40, b'r',
+            b'0', 0, 0,
+        ];
+        let ours = encode_request(
+            raw(2, &body),
+            DRBD_ID,
+            NLM_F_REQUEST | NLM_F_DUMP,
+            0x6b04_f602,
+        );
+        let mut theirs = [
+            &[0x28u8, 0, 0, 0, 0x1d, 0, 0x01, 0x03, 0x02, 0xf6, 0x04, 0x6b][..],
+            &[0xdb, 0x1e, 0, 0], // their port id; the kernel does not read it
+            &[0x02, 0x01, 0, 0],
+            &body,
+        ]
+        .concat();
+        theirs[12..16].fill(0);
+        let mut ours_1d = ours.clone();
+        ours_1d[4] = 0x1d;
+        assert_eq!(ours_1d, theirs);
+
+        let ctrl = GenlCtrl {
+            cmd: GenlCtrlCmd::GetFamily,
+            nlas: vec![GenlCtrlAttrs::FamilyName("SEG6".into())],
+        };
+        let ours = encode_request(ctrl, 0, NLM_F_REQUEST, 0x6b04_f601);
+        let theirs = [
+            &[
+                0x20u8, 0, 0, 0, 0x10, 0, 0x01, 0, 0x01, 0xf6, 0x04, 0x6b, 0, 0, 0, 0,
+            ][..],
+            &[
+                0x03, 0x02, 0, 0, 0x09, 0, 0x02, 0, b'S', b'E', b'G', b'6', 0, 0, 0, 0,
+            ],
+        ]
+        .concat();
+        assert_eq!(ours, theirs);
+    }
+
+    #[test]
+    fn splits_datagrams_and_interprets_each_message() {
+        let mut datagram = reply(5, 2, &[1, 0, 0, 0, 101, 0, 0, 0]);
+        datagram.extend(reply(4, 2, &[9; 8]));
+        datagram.extend(reply(5, 2, &[2, 0, 0, 0, 101, 0, 0, 0]));
+        datagram.extend(done(5, 0));
+        let messages = split_messages(&datagram).unwrap();
+        assert_eq!(messages.len(), 4);
+        let steps: Vec<Step<RawGenl>> = messages.iter().map(|m| interpret(m, 5).unwrap()).collect();
+        assert_eq!(steps[0], Step::Reply(raw(2, &[1, 0, 0, 0, 101, 0, 0, 0])));
+        assert_eq!(steps[1], Step::Skip, "other sequence number");
+        assert!(matches!(steps[2], Step::Reply(_)));
+        assert_eq!(steps[3], Step::Done);
+
+        // Another exchange's message is skipped even if we could not parse it.
+        let mut garbled = reply(4, 2, &[]);
+        garbled.truncate(18);
+        garbled[0] = 18;
+        assert_eq!(interpret::<RawGenl>(&garbled, 5).unwrap(), Step::Skip);
+        assert!(interpret::<RawGenl>(&garbled, 4).is_err());
+    }
+
+    #[test]
+    fn netlink_errors() {
+        let eperm = interpret::<RawGenl>(&error(3, libc::EPERM), 3).unwrap_err();
+        assert!(matches!(eperm, TransportError::Netlink(1)));
+        assert_eq!(
+            eperm.to_string(),
+            "received netlink error reply: Operation not permitted"
+        );
+        let ack = control(3, NetlinkPayload::Error(ErrorMessage::default()));
+        assert_eq!(interpret::<RawGenl>(&ack, 3).unwrap(), Step::Skip);
+        let failed_dump = interpret::<RawGenl>(&done(3, -libc::ENODEV), 3).unwrap_err();
+        assert_eq!(
+            failed_dump.to_string(),
+            "received netlink error reply: No such device"
+        );
+        assert_eq!(
+            TransportError::FamilyNotFound("drbd".into()).to_string(),
+            "Could not connect to 'drbd' generic netlink family"
+        );
+        assert!(split_messages(&[1, 2, 3]).is_err());
+        let mut truncated = reply(1, 2, &[0; 8]);
+        truncated.truncate(20);
+        assert!(split_messages(&truncated).is_err());
+        assert_eq!(NLMSG_ERROR, 2);
+        assert_eq!(NLMSG_DONE, 3);
+    }
+
+    #[test]
+    fn family_attributes() {
+        let attrs = [
+            GenlCtrlAttrs::FamilyName("drbd".into()),
+            GenlCtrlAttrs::FamilyId(0x1c),
+            GenlCtrlAttrs::Version(1),
+            GenlCtrlAttrs::HdrSize(8),
+            GenlCtrlAttrs::MaxAttr(24),
+        ];
+        let expected = Family {
+            id: 0x1c,
+            version: 1,
+            hdrsize: 8,
+        };
+        assert_eq!(family_of(attrs.iter()), Some(expected));
+        assert_eq!(family_of(attrs[2..].iter()), None);
+    }
+
+    #[test]
+    fn errno_texts() {
+        assert_eq!(errno_text(libc::EPERM), "Operation not permitted");
+        assert_eq!(errno_text(libc::ENOENT), "No such file or directory");
+    }
+
+    /// A full exchange with a real family of the host kernel: SEG6 (IPv6
+    /// segment routing, version 1) refuses an unknown doit with EOPNOTSUPP
+    /// and answers its HMAC dump (cmd 2). Skipped where it is missing.
+    #[test]
+    fn exchanges_with_a_real_family() {
+        let Ok(mut seg6) = GenlSocket::connect("SEG6", 1, 0) else {
+            return;
+        };
+        let refused = seg6.doit(12, &[0; 8]).unwrap_err();
+        assert!(
+            matches!(refused, TransportError::Netlink(e) if e == libc::EOPNOTSUPP),
+            "{refused:?}"
+        );
+        assert!(seg6.dump(2, &[0xff; 8]).is_ok());
+        // The socket stays usable after an error.
+        assert!(seg6.doit(12, &[0; 8]).is_err());
+    }
+
+    /// Talks to the host kernel's nlctrl: resolves nlctrl itself, and a
+    /// family that does not exist. Skipped where netlink is unavailable.
+    #[test]
+    fn resolves_families_on_the_host() {
+        let ctrl = match GenlSocket::connect("nlctrl", 2, 0) {
+            Ok(socket) => socket,
+            Err(TransportError::Io { .. }) => return,
+            Err(e) => panic!("nlctrl lookup failed: {e}"),
+        };
+        assert_eq!(ctrl.family_id(), 16);
+        let missing = GenlSocket::connect("rdrbd-none", 1, 8).unwrap_err();
+        assert!(
+            matches!(missing, TransportError::FamilyNotFound(_)),
+            "{missing:?}"
+        );
+        let mismatch = GenlSocket::connect("nlctrl", 1, 8).unwrap_err();
+        assert_eq!(
+            mismatch.to_string(),
+            "API mismatch!\n\tAPI version drbdsetup: 1 kernel: 2\n\t\
+             header size drbdsetup: 8 kernel: 0"
+        );
+    }
+}
