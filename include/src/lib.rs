@@ -1,9 +1,11 @@
 //! Shared definitions of rdrbd, a Rust implementation of DRBD 8.4.
 //!
 //! `nla` is a netlink attribute codec and `genl` is DRBD 8.4's generic
-//! netlink API (family "drbd", version 1) built on it. Both are plain `core`
-//! code without allocation: the kernel module includes the two files as
-//! sibling modules with `#[path]`, the userspace tools use this crate.
+//! netlink API (family "drbd", version 1) built on it. `md`, `al` and
+//! `bitmap` are the v08 on-disk metadata: superblock and layout, activity
+//! log, out-of-sync bitmap. All are plain `core` code without allocation:
+//! the kernel module includes the files as sibling modules with `#[path]`,
+//! the userspace tools use this crate.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -15,3 +17,12 @@ pub mod genl;
 
 /// Bounded NUL-terminated strings (resource names, device paths).
 pub mod fixed_str;
+
+/// v08 on-disk metadata: layout on the meta device and the superblock.
+pub mod md;
+
+/// The activity log: ring geometry, CRC-32C, transactions, replay.
+pub mod al;
+
+/// The out-of-sync bitmap over caller-provided words.
+pub mod bitmap;

@@ -8,6 +8,9 @@
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 #include <net/genetlink.h>
+#include <net/sock.h>
+#include <linux/tcp.h>
+#include <linux/net.h>
 
 #include "drbd_shim.h"
 
@@ -96,6 +99,26 @@ unsigned int rdrbd_bio_size(struct bio *bio)
 	return bio->bi_iter.bi_size;
 }
 
+/* Synchronous 4 KiB metadata I/O (superblock, activity log, bitmap). A
+ * durable write is preceded by a flush and is FUA, so it is on stable
+ * storage, after everything written before it, when this returns. */
+int rdrbd_md_io(struct block_device *bdev, struct page *page, u64 sector,
+		bool write, bool durable)
+{
+	blk_opf_t opf = (write ? REQ_OP_WRITE : REQ_OP_READ) | REQ_SYNC | REQ_META;
+	struct bio *bio;
+	int err;
+
+	if (write && durable)
+		opf |= REQ_PREFLUSH | REQ_FUA;
+	bio = bio_alloc(bdev, 1, opf, GFP_NOIO);
+	__bio_add_page(bio, page, PAGE_SIZE, 0);
+	bio->bi_iter.bi_sector = sector;
+	err = submit_bio_wait(bio);
+	bio_put(bio);
+	return err;
+}
+
 /* Clones of upper bios that go to the backing device. */
 static struct bio_set rdrbd_clones;
 
@@ -122,6 +145,30 @@ struct file *rdrbd_bdev_open(const char *path, void *holder)
 {
 	return bdev_file_open_by_path(path, BLK_OPEN_READ | BLK_OPEN_WRITE,
 				      holder, NULL);
+}
+
+/* ---- sockets ---------------------------------------------------------- */
+
+int rdrbd_sock_create(int family, struct socket **res)
+{
+	return sock_create_kern(&init_net, family, SOCK_STREAM, IPPROTO_TCP, res);
+}
+
+/* A timeout of 0 means wait forever, as for SO_RCVTIMEO. */
+void rdrbd_sock_set_timeouts(struct socket *sock, long rcv_jiffies, long snd_jiffies)
+{
+	sock->sk->sk_rcvtimeo = rcv_jiffies ? rcv_jiffies : MAX_SCHEDULE_TIMEOUT;
+	sock->sk->sk_sndtimeo = snd_jiffies ? snd_jiffies : MAX_SCHEDULE_TIMEOUT;
+}
+
+void rdrbd_sock_set_nodelay(struct socket *sock)
+{
+	tcp_sock_set_nodelay(sock->sk);
+}
+
+void rdrbd_sock_set_reuseaddr(struct socket *sock)
+{
+	sock_set_reuseaddr(sock->sk);
 }
 
 /* ---- generic netlink ------------------------------------------------- */

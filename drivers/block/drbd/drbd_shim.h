@@ -17,6 +17,7 @@ struct block_device;
 struct gendisk;
 struct seq_file;
 struct bio_set;
+struct page;
 
 /* Block device. */
 struct gendisk *rdrbd_disk_alloc(int major, int minor, void *private_data);
@@ -32,6 +33,15 @@ void rdrbd_clone_bioset_exit(void);
 unsigned long long rdrbd_bdev_nr_sectors(struct block_device *bdev);
 unsigned int rdrbd_bio_op(struct bio *bio);
 unsigned int rdrbd_bio_size(struct bio *bio);
+int rdrbd_md_io(struct block_device *bdev, struct page *page, u64 sector,
+		bool write, bool durable);
+
+/* TCP sockets in the initial network namespace. */
+struct socket;
+int rdrbd_sock_create(int family, struct socket **res);
+void rdrbd_sock_set_timeouts(struct socket *sock, long rcv_jiffies, long snd_jiffies);
+void rdrbd_sock_set_nodelay(struct socket *sock);
+void rdrbd_sock_set_reuseaddr(struct socket *sock);
 
 /* Generic netlink family "drbd". */
 int rdrbd_genl_register(void *ctx);

@@ -185,6 +185,43 @@ impl LowerDev {
     }
 }
 
+/// Size of one metadata I/O: a superblock, an AL transaction or a bitmap
+/// block.
+pub(crate) const MD_BLOCK_SIZE: usize = 4096;
+
+/// A page for synchronous metadata I/O on a backing (or meta) device,
+/// allocated up front so that the write path never allocates for it.
+pub(crate) struct MetaIo {
+    page: kernel::page::Page,
+}
+
+impl MetaIo {
+    /// Allocates the I/O page.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self { page: kernel::page::Page::alloc_page(GFP_KERNEL)? })
+    }
+
+    /// Reads the 4 KiB block at `sector` of `lower` into `out`.
+    pub(crate) fn read(&mut self, lower: &LowerDev, sector: u64, out: &mut [u8; MD_BLOCK_SIZE]) -> Result {
+        // SAFETY: the page is ours and exclusively borrowed; the device is open.
+        to_result(unsafe { shim::rdrbd_md_io(lower.bdev.as_ptr(), self.page.as_ptr(), sector, false, false) })?;
+        // SAFETY: `out` is valid for MD_BLOCK_SIZE bytes, the page's size.
+        unsafe { self.page.read_raw(out.as_mut_ptr(), 0, MD_BLOCK_SIZE) }
+    }
+
+    /// Writes `data` to the 4 KiB block at `sector` of `lower`; `durable`
+    /// makes it a flush + FUA write.
+    pub(crate) fn write(&mut self, lower: &LowerDev, sector: u64, data: &[u8; MD_BLOCK_SIZE], durable: bool) -> Result {
+        // SAFETY: `data` is valid for MD_BLOCK_SIZE bytes, the page's size.
+        unsafe { self.page.write_raw(data.as_ptr(), 0, MD_BLOCK_SIZE) }?;
+        // SAFETY: the page is ours and exclusively borrowed; the device is open.
+        to_result(unsafe { shim::rdrbd_md_io(lower.bdev.as_ptr(), self.page.as_ptr(), sector, true, durable) })
+    }
+}
+
+// SAFETY: the page is only used through `&mut self`.
+unsafe impl Send for MetaIo {}
+
 impl Drop for LowerDev {
     fn drop(&mut self) {
         // SAFETY: opened in `open`; releases the exclusive claim synchronously.

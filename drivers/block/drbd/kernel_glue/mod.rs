@@ -8,5 +8,7 @@
 
 pub(crate) mod block;
 pub(crate) mod genl;
+pub(crate) mod net;
 pub(crate) mod procfs;
+pub(crate) mod thread;
 mod shim;

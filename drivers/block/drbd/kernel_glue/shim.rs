@@ -2,8 +2,8 @@
 //! shim calls back into (`rdrbd_rs_*`, defined next to the wrapper that
 //! owns each concern).
 
-use kernel::bindings::{bio, block_device, file, gendisk};
-use kernel::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void};
+use kernel::bindings::{bio, block_device, file, gendisk, page, socket};
+use kernel::ffi::{c_char, c_int, c_long, c_uint, c_ulonglong, c_void};
 
 // Kernel structs reached only through pointers here contain zero-sized
 // members that rustc flags as not FFI-safe; pointers to them are.
@@ -23,6 +23,13 @@ extern "C" {
     pub(super) fn rdrbd_bdev_nr_sectors(bdev: *mut block_device) -> c_ulonglong;
     pub(super) fn rdrbd_bio_op(bio: *mut bio) -> c_uint;
     pub(super) fn rdrbd_bio_size(bio: *mut bio) -> c_uint;
+    pub(super) fn rdrbd_md_io(bdev: *mut block_device, page: *mut page, sector: u64, write: bool,
+        durable: bool) -> c_int;
+
+    pub(super) fn rdrbd_sock_create(family: c_int, res: *mut *mut socket) -> c_int;
+    pub(super) fn rdrbd_sock_set_timeouts(sock: *mut socket, rcv_jiffies: c_long, snd_jiffies: c_long);
+    pub(super) fn rdrbd_sock_set_nodelay(sock: *mut socket);
+    pub(super) fn rdrbd_sock_set_reuseaddr(sock: *mut socket);
 
     pub(super) fn rdrbd_genl_register(ctx: *mut c_void) -> c_int;
     pub(super) fn rdrbd_genl_unregister();

@@ -1,0 +1,209 @@
+//! In-kernel TCP sockets (the initial network namespace), shaped like the
+//! archived Rust-for-Linux `net` module: bind/listen/accept/connect, and
+//! whole-buffer send and receive.
+
+use core::ptr::{self, NonNull};
+
+use kernel::bindings;
+use kernel::error::to_result;
+use kernel::ffi::{c_int, c_long, c_void};
+use kernel::prelude::*;
+
+use super::shim;
+
+/// An errno the `kernel` crate has no constant for.
+fn errno(code: u32) -> Error {
+    Error::from_errno(-(code as c_int))
+}
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+
+/// A socket address as DRBD's netlink API carries it: the raw image of a
+/// `struct sockaddr_in` (16 bytes) or `struct sockaddr_in6` (28 bytes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SockAddr {
+    bytes: [u8; 28],
+    len: usize,
+}
+
+impl SockAddr {
+    /// Validates a raw sockaddr image: the family must match the length.
+    pub(crate) fn from_bytes(raw: &[u8]) -> Option<Self> {
+        let family = u16::from_ne_bytes([*raw.first()?, *raw.get(1)?]);
+        let len = match family {
+            AF_INET => 16,
+            AF_INET6 => 28,
+            _ => return None,
+        };
+        let mut bytes = [0u8; 28];
+        bytes.get_mut(..len)?.copy_from_slice(raw.get(..len)?);
+        Some(Self { bytes, len })
+    }
+
+    /// The raw image.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
+    }
+
+    fn family(&self) -> u16 {
+        u16::from_ne_bytes([self.bytes[0], self.bytes[1]])
+    }
+
+    /// The port (host order).
+    pub(crate) fn port(&self) -> u16 {
+        u16::from_be_bytes([self.bytes[2], self.bytes[3]])
+    }
+
+    /// The address part (4 bytes for IPv4, 16 for IPv6), for logging and
+    /// comparing peers.
+    pub(crate) fn ip_bytes(&self) -> &[u8] {
+        match self.family() {
+            AF_INET => &self.bytes[4..8],
+            _ => &self.bytes[8..24],
+        }
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut bindings::sockaddr {
+        self.bytes.as_mut_ptr().cast()
+    }
+}
+
+/// A kernel TCP socket; released on drop.
+pub(crate) struct TcpSocket {
+    sock: NonNull<bindings::socket>,
+}
+
+// SAFETY: kernel sockets may be used from any thread; the socket layer
+// serialises concurrent senders and receivers with the socket lock.
+unsafe impl Send for TcpSocket {}
+// SAFETY: as above; a receiver and a sender (and a shutdown) may run at once.
+unsafe impl Sync for TcpSocket {}
+
+impl TcpSocket {
+    fn create(family: u16) -> Result<Self> {
+        let mut sock = ptr::null_mut();
+        // SAFETY: `sock` is a valid out-pointer.
+        to_result(unsafe { shim::rdrbd_sock_create(c_int::from(family), &mut sock) })?;
+        Ok(Self { sock: NonNull::new(sock).ok_or(ENOMEM)? })
+    }
+
+    /// A listening socket bound to `addr`.
+    pub(crate) fn listen(addr: &SockAddr, backlog: i32) -> Result<Self> {
+        let socket = Self::create(addr.family())?;
+        let mut addr = *addr;
+        // SAFETY: the socket is live; `addr` is a valid sockaddr of `len` bytes.
+        unsafe {
+            shim::rdrbd_sock_set_reuseaddr(socket.sock.as_ptr());
+            to_result(bindings::kernel_bind(socket.sock.as_ptr(), addr.as_mut_ptr(), addr.len as c_int))?;
+            to_result(bindings::kernel_listen(socket.sock.as_ptr(), backlog))?;
+        }
+        Ok(socket)
+    }
+
+    /// Waits (up to the receive timeout) for an incoming connection.
+    pub(crate) fn accept(&self) -> Result<Self> {
+        let mut new = ptr::null_mut();
+        // SAFETY: the socket is a live listener; `new` is a valid out-pointer.
+        to_result(unsafe { bindings::kernel_accept(self.sock.as_ptr(), &mut new, 0) })?;
+        Ok(Self { sock: NonNull::new(new).ok_or(ENOMEM)? })
+    }
+
+    /// Connects to `peer`, from `local` (port 0: any) if given.
+    pub(crate) fn connect(local: Option<&SockAddr>, peer: &SockAddr) -> Result<Self> {
+        let socket = Self::create(peer.family())?;
+        if let Some(local) = local {
+            let mut local = *local;
+            local.bytes[2] = 0;
+            local.bytes[3] = 0;
+            // SAFETY: as in `listen`.
+            to_result(unsafe {
+                bindings::kernel_bind(socket.sock.as_ptr(), local.as_mut_ptr(), local.len as c_int)
+            })?;
+        }
+        let mut peer = *peer;
+        // SAFETY: the socket is live; `peer` is a valid sockaddr.
+        to_result(unsafe {
+            bindings::kernel_connect(socket.sock.as_ptr(), peer.as_mut_ptr(), peer.len as c_int, 0)
+        })?;
+        Ok(socket)
+    }
+
+    /// Receive and send timeouts in jiffies (0: none).
+    pub(crate) fn set_timeouts(&self, rcv_jiffies: i64, snd_jiffies: i64) {
+        // SAFETY: the socket is live.
+        unsafe { shim::rdrbd_sock_set_timeouts(self.sock.as_ptr(), rcv_jiffies as c_long, snd_jiffies as c_long) };
+    }
+
+    /// Disables Nagle: DRBD's acks and small packets must not wait.
+    pub(crate) fn set_nodelay(&self) {
+        // SAFETY: the socket is live.
+        unsafe { shim::rdrbd_sock_set_nodelay(self.sock.as_ptr()) };
+    }
+
+    /// Sends all of `buf` (a timeout or error ends the attempt).
+    pub(crate) fn send_all(&self, mut buf: &[u8]) -> Result {
+        while !buf.is_empty() {
+            let mut vec = bindings::kvec { iov_base: buf.as_ptr().cast_mut().cast::<c_void>(), iov_len: buf.len() };
+            // SAFETY: an all-zero msghdr is a valid "no address, no control" header.
+            let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+            msg.msg_flags = bindings::MSG_NOSIGNAL as u32;
+            // SAFETY: `vec` describes `buf`, valid for reads for the call.
+            let sent = unsafe { bindings::kernel_sendmsg(self.sock.as_ptr(), &mut msg, &mut vec, 1, buf.len()) };
+            if sent < 0 {
+                return Err(Error::from_errno(sent));
+            }
+            let sent = usize::try_from(sent).map_err(|_| EIO)?;
+            if sent == 0 {
+                return Err(EPIPE);
+            }
+            buf = buf.get(sent..).ok_or(EIO)?;
+        }
+        Ok(())
+    }
+
+    /// Fills all of `buf`; a closed connection is `ECONNRESET`.
+    pub(crate) fn recv_exact(&self, mut buf: &mut [u8]) -> Result {
+        while !buf.is_empty() {
+            let mut vec = bindings::kvec { iov_base: buf.as_mut_ptr().cast::<c_void>(), iov_len: buf.len() };
+            // SAFETY: an all-zero msghdr is a valid "no address, no control" header.
+            let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+            let flags = (bindings::MSG_WAITALL | bindings::MSG_NOSIGNAL) as c_int;
+            // SAFETY: `vec` describes `buf`, valid for writes for the call.
+            let got = unsafe { bindings::kernel_recvmsg(self.sock.as_ptr(), &mut msg, &mut vec, 1, buf.len(), flags) };
+            if got < 0 {
+                return Err(Error::from_errno(got));
+            }
+            let got = usize::try_from(got).map_err(|_| EIO)?;
+            if got == 0 {
+                return Err(errno(bindings::ECONNRESET));
+            }
+            buf = buf.get_mut(got..).ok_or(EIO)?;
+        }
+        Ok(())
+    }
+
+    /// Shuts both directions down: wakes any thread blocked on the socket.
+    pub(crate) fn shutdown(&self) {
+        // SAFETY: the socket is live.
+        unsafe { bindings::kernel_sock_shutdown(self.sock.as_ptr(), bindings::sock_shutdown_cmd_SHUT_RDWR) };
+    }
+
+    /// The peer's address.
+    pub(crate) fn peer_addr(&self) -> Result<SockAddr> {
+        let mut addr = SockAddr { bytes: [0; 28], len: 28 };
+        // SAFETY: `addr` has room for any sockaddr_in/in6.
+        let len = unsafe { bindings::kernel_getpeername(self.sock.as_ptr(), addr.as_mut_ptr()) };
+        if len < 0 {
+            return Err(Error::from_errno(len));
+        }
+        SockAddr::from_bytes(addr.as_bytes()).ok_or(errno(bindings::EAFNOSUPPORT))
+    }
+}
+
+impl Drop for TcpSocket {
+    fn drop(&mut self) {
+        // SAFETY: created by us, released once.
+        unsafe { bindings::sock_release(self.sock.as_ptr()) };
+    }
+}
