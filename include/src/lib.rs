@@ -26,3 +26,15 @@ pub mod al;
 
 /// The out-of-sync bitmap over caller-provided words.
 pub mod bitmap;
+
+/// The activity log's in-memory active set (LRU of hot extents).
+pub mod al_set;
+
+/// DRBD 8.4 wire protocol: headers, command codes, payload codecs.
+pub mod protocol;
+
+/// Bitmap transfer: plain chunks and the RLE/VLI compressed code.
+pub mod bitmap_rle;
+
+/// UUID comparison (resync decision) and UUID updates.
+pub mod uuid;

@@ -12,3 +12,19 @@ pub(crate) mod genl;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/fixed_str.rs"]
 pub(crate) mod fixed_str;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/md.rs"]
+pub(crate) mod md;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/al.rs"]
+pub(crate) mod al;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/bitmap.rs"]
+pub(crate) mod bitmap;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/al_set.rs"]
+pub(crate) mod al_set;

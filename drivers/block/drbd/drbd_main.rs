@@ -6,9 +6,13 @@
 use kernel::prelude::*;
 use kernel::rbtree::RBTree;
 use kernel::sync::{Arc, Mutex};
-use kernel::{c_str, new_mutex};
+use kernel::str::CString;
+use kernel::{c_str, fmt, new_mutex};
 
+mod drbd_actlog;
+mod drbd_bitmap;
 mod drbd_include;
+mod drbd_md;
 mod drbd_nl;
 mod drbd_proc;
 mod drbd_req;
@@ -20,6 +24,7 @@ use drbd_req::DeviceIo;
 use kernel_glue::block::{BlockMajor, CloneBioSet, GenDisk, LowerDev};
 use kernel_glue::genl::GenlFamily;
 use kernel_glue::procfs::ProcEntry;
+use kernel_glue::thread::KThread;
 
 module! {
     type: RdrbdModule,
@@ -76,6 +81,8 @@ pub(crate) struct DiskConfig {
     pub(crate) meta_dev_idx: i32,
     /// Requested size in sectors; 0 means all of the backing device.
     pub(crate) disk_size: u64,
+    /// Activity log slots.
+    pub(crate) al_extents: u32,
 }
 
 /// A minor: `/dev/drbd<minor>`, volume `volume` of resource `resource`.
@@ -86,20 +93,23 @@ pub(crate) struct Device {
     pub(crate) disk_config: Option<DiskConfig>,
     /// Capacity exposed to users, in 512-byte sectors.
     pub(crate) capacity: u64,
+    /// Own disk state (Diskless when no disk is attached).
+    pub(crate) disk_state: api::DiskState,
     pub(crate) io: Arc<DeviceIo>,
+    /// Admits writes to cold extents; stopped before the disk goes.
+    _submitter: KThread,
     disk: GenDisk<DeviceIo>,
 }
 
 impl Device {
-    /// The 8.4 state of this device. Without metadata (a later step) an
-    /// attached backing disk is taken as the authoritative copy, UpToDate;
-    /// without networking the device is a StandAlone Secondary.
+    /// The 8.4 state of this device; without networking it is a
+    /// StandAlone Secondary.
     pub(crate) fn state(&self) -> api::State {
         api::State {
             role: api::Role::Secondary,
             peer: api::Role::Unknown,
             conn: api::ConnState::StandAlone,
-            disk: if self.disk_config.is_some() { api::DiskState::UpToDate } else { api::DiskState::Diskless },
+            disk: self.disk_state,
             pdsk: api::DiskState::DUnknown,
             susp: false,
             aftr_isp: false,
@@ -140,11 +150,17 @@ impl Drbd {
         self.registry.lock()
     }
 
-    /// Tears everything down, as `rmmod` must. Dropping a device detaches
-    /// its disk (waiting for I/O in flight) and removes its gendisk.
+    /// Tears everything down, as `rmmod` must: detaches every disk (waiting
+    /// for I/O in flight, writing the metadata) and removes every gendisk.
     fn shutdown(&self) {
         let mut registry = self.registry.lock();
-        registry.devices = RBTree::new();
+        // Detach first so the metadata is closed cleanly.
+        loop {
+            let first = registry.devices.keys().next().copied();
+            let Some(minor) = first else { break };
+            let _ = registry.detach(minor);
+            registry.devices.remove(&minor);
+        }
         registry.resources = RBTree::new();
     }
 }
@@ -202,7 +218,20 @@ impl Registry {
         let io = Arc::pin_init(DeviceIo::new(), GFP_KERNEL).map_err(|_| nomem)?;
         let disk = GenDisk::new(DRBD_MAJOR, minor, io.clone())
             .map_err(|_| AdmError::new(RetCode::NoMem, "could not create the block device"))?;
-        let device = Device { minor, volume, resource: *name, disk_config: None, capacity: 0, io, disk };
+        let thread_name = CString::try_from_fmt(fmt!("drbd{}_submit", minor)).map_err(|_| nomem)?;
+        let submitter_io = io.clone();
+        let submitter = KThread::spawn(&thread_name, move || submitter_io.run_submitter()).map_err(|_| nomem)?;
+        let device = Device {
+            minor,
+            volume,
+            resource: *name,
+            disk_config: None,
+            capacity: 0,
+            disk_state: api::DiskState::Diskless,
+            io,
+            _submitter: submitter,
+            disk,
+        };
         self.devices.try_create_and_insert(minor, device, GFP_KERNEL).map_err(|_| nomem)?;
         pr_info!("drbd{}: created as volume {} of {}\n", minor, volume, name.as_str());
         Ok(())
@@ -236,23 +265,26 @@ impl Registry {
                 AdmError::new(RetCode::OpenDisk, "cannot open backing device")
             }
         })?;
-        let backing_sectors = lower.nr_sectors();
+        if config.meta_dev != config.backing_dev {
+            return Err(AdmError::new(RetCode::MdIdxInvalid, "rdrbd supports internal meta data only, so far"));
+        }
+        let md = drbd_md::MetaData::load(lower.bdev_ref(), lower.nr_sectors(), config.meta_dev_idx, config.al_extents)?;
+        let usable = md.capacity();
         let sectors = match config.disk_size {
-            0 => backing_sectors,
-            wanted if wanted <= backing_sectors => wanted,
+            0 => usable,
+            wanted if wanted <= usable => wanted,
             _ => return Err(AdmError::new(RetCode::DiskTooSmall, "backing device smaller than the requested size")),
         };
-        if sectors == 0 {
-            return Err(AdmError::new(RetCode::DiskTooSmall, "backing device is empty"));
-        }
         if device.disk.stack_limits(&lower).is_err() {
             return Err(AdmError::new(RetCode::OpenDisk, "backing device limits do not fit"));
         }
-        if device.io.attach_lower(lower).is_err() {
+        let disk_state = md.disk_state();
+        if device.io.attach_lower(lower, md).is_err() {
             return Err(AdmError::new(RetCode::DiskConfigured, "minor is already attached"));
         }
         device.disk.set_capacity(sectors);
         device.capacity = sectors;
+        device.disk_state = disk_state;
         pr_info!("drbd{}: attached to {}, {} sectors\n", minor, config.backing_dev.as_str(), sectors);
         device.disk_config = Some(config);
         Ok(())
@@ -267,7 +299,12 @@ impl Registry {
         }
         device.disk.set_capacity(0);
         device.capacity = 0;
-        drop(device.io.detach_lower());
+        device.disk_state = api::DiskState::Diskless;
+        if let Some((lower, md)) = device.io.detach_lower() {
+            if let Some(Err(e)) = md.map(|md| md.close(lower.bdev_ref())) {
+                pr_err!("drbd{}: writing meta data at detach failed: error {}\n", minor, e.to_errno());
+            }
+        }
         let _ = device.disk.reset_limits();
         pr_info!("drbd{}: detached\n", minor);
         Ok(())

@@ -136,6 +136,7 @@ fn attach(registry: &mut Registry, req: &Request<'_>) -> AdmResult {
         meta_dev: path(conf.meta_dev)?,
         meta_dev_idx: conf.meta_dev_idx,
         disk_size: conf.disk_size,
+        al_extents: conf.al_extents,
     };
     registry.attach(req.minor(), config)
 }

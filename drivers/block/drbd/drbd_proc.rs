@@ -38,6 +38,6 @@ fn show_device(out: &mut SeqFile, device: &Device) -> fmt::Result {
     writeln!(out, "{:2}: cs:{} ro:{}/{} ds:{}/{}   r-----",
         device.minor, state.conn.name(), state.role.name(), state.peer.name(),
         state.disk.name(), state.pdsk.name())?;
-    writeln!(out, "    ns:0 nr:0 dw:{} dr:{} al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:0",
-        device.io.written_sectors() / 2, device.io.read_sectors() / 2)
+    writeln!(out, "    ns:0 nr:0 dw:{} dr:{} al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:{}",
+        device.io.written_sectors() / 2, device.io.read_sectors() / 2, device.io.out_of_sync_kib())
 }

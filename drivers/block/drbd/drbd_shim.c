@@ -18,6 +18,10 @@
 
 static void rdrbd_submit_bio(struct bio *bio)
 {
+	/* A bio-based driver splits bios to its own limits itself. */
+	bio = bio_split_to_limits(bio);
+	if (!bio)
+		return;
 	rdrbd_rs_submit_bio(bio->bi_bdev->bd_disk->private_data, bio);
 }
 
@@ -67,6 +71,10 @@ int rdrbd_disk_stack_limits(struct gendisk *disk, struct block_device *backing)
 	lim.features = BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
 	blk_stack_limits(&lim, &bdev_get_queue(backing)->limits, 0);
 	lim.features |= BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
+	/* DRBD's limits: 1 MiB bios, discards of at most one 4 MiB activity
+	 * log extent, so a write never spans more than two extents. */
+	lim.max_hw_sectors = min(lim.max_hw_sectors, 1024U * 1024 / 512);
+	lim.max_hw_discard_sectors = min(lim.max_hw_discard_sectors, 4096U * 1024 / 512);
 	return queue_limits_commit_update(disk->queue, &lim);
 }
 
@@ -119,12 +127,23 @@ int rdrbd_md_io(struct block_device *bdev, struct page *page, u64 sector,
 	return err;
 }
 
-/* Clones of upper bios that go to the backing device. */
+/* Clones of upper bios that go to the backing device, each preceded by
+ * a tag the driver uses to finish its bookkeeping on completion. */
+struct rdrbd_clone {
+	u64 tag;
+	struct bio bio;
+};
 static struct bio_set rdrbd_clones;
 
 int rdrbd_clone_bioset_init(void)
 {
-	return bioset_init(&rdrbd_clones, BIO_POOL_SIZE, 0, 0);
+	return bioset_init(&rdrbd_clones, BIO_POOL_SIZE,
+			   offsetof(struct rdrbd_clone, bio), 0);
+}
+
+u64 *rdrbd_clone_tag(struct bio *clone)
+{
+	return &container_of(clone, struct rdrbd_clone, bio)->tag;
 }
 
 void rdrbd_clone_bioset_exit(void)

@@ -29,6 +29,7 @@ void *rdrbd_bio_disk_private(struct bio *bio);
 struct file *rdrbd_bdev_open(const char *path, void *holder);
 struct bio *rdrbd_bio_clone(struct bio *upper, struct block_device *lower);
 int rdrbd_clone_bioset_init(void);
+u64 *rdrbd_clone_tag(struct bio *clone);
 void rdrbd_clone_bioset_exit(void);
 unsigned long long rdrbd_bdev_nr_sectors(struct block_device *bdev);
 unsigned int rdrbd_bio_op(struct bio *bio);

@@ -64,10 +64,15 @@ impl Drop for CloneBioSet {
 /// What a gendisk's owner does with the bios submitted to it.
 pub(crate) trait DiskOps: Send + Sync {
     /// Handles one bio for the device. The bio must be completed exactly
-    /// once, which [`UpperBio`]'s consuming methods guarantee.
+    /// once, which [`UpperBio`]'s consuming methods guarantee. Runs in the
+    /// submitter's context, where bios submitted to other devices are only
+    /// queued until this returns: never wait for I/O here.
     fn submit_bio(&self, bio: UpperBio);
     /// The gate through which bios reach the backing device.
     fn lower_gate(&self) -> &LowerGate;
+    /// A bio forwarded with [`LowerRef::submit`] completed (interrupt
+    /// context: no sleeping); `tag` is what it was submitted with.
+    fn bio_done(&self, tag: u64);
 }
 
 /// The driver type that owns every rdrbd gendisk; the shim's `submit_bio`
@@ -147,6 +152,13 @@ impl<T: DiskOps> Drop for GenDisk<T> {
 #[derive(Clone, Copy)]
 pub(crate) struct Holder(*mut c_void);
 
+/// A block device that is open for at least lifetime `'a`.
+#[derive(Clone, Copy)]
+pub(crate) struct BdevRef<'a> {
+    bdev: NonNull<bindings::block_device>,
+    _open: core::marker::PhantomData<&'a ()>,
+}
+
 /// An opened and exclusively claimed backing block device.
 pub(crate) struct LowerDev {
     file: NonNull<bindings::file>,
@@ -178,6 +190,11 @@ impl LowerDev {
         }
     }
 
+    /// For metadata I/O while the device is open.
+    pub(crate) fn bdev_ref(&self) -> BdevRef<'_> {
+        BdevRef { bdev: self.bdev, _open: core::marker::PhantomData }
+    }
+
     /// Size of the backing device in 512-byte sectors.
     pub(crate) fn nr_sectors(&self) -> u64 {
         // SAFETY: the block device is open.
@@ -201,21 +218,23 @@ impl MetaIo {
         Ok(Self { page: kernel::page::Page::alloc_page(GFP_KERNEL)? })
     }
 
-    /// Reads the 4 KiB block at `sector` of `lower` into `out`.
-    pub(crate) fn read(&mut self, lower: &LowerDev, sector: u64, out: &mut [u8; MD_BLOCK_SIZE]) -> Result {
-        // SAFETY: the page is ours and exclusively borrowed; the device is open.
-        to_result(unsafe { shim::rdrbd_md_io(lower.bdev.as_ptr(), self.page.as_ptr(), sector, false, false) })?;
+    /// Reads the 4 KiB block at `sector` of `dev` into `out`.
+    pub(crate) fn read(&mut self, dev: BdevRef<'_>, sector: u64, out: &mut [u8; MD_BLOCK_SIZE]) -> Result {
+        // SAFETY: the page is ours and exclusively borrowed; `dev` is open
+        // for its lifetime.
+        to_result(unsafe { shim::rdrbd_md_io(dev.bdev.as_ptr(), self.page.as_ptr(), sector, false, false) })?;
         // SAFETY: `out` is valid for MD_BLOCK_SIZE bytes, the page's size.
         unsafe { self.page.read_raw(out.as_mut_ptr(), 0, MD_BLOCK_SIZE) }
     }
 
-    /// Writes `data` to the 4 KiB block at `sector` of `lower`; `durable`
+    /// Writes `data` to the 4 KiB block at `sector` of `dev`; `durable`
     /// makes it a flush + FUA write.
-    pub(crate) fn write(&mut self, lower: &LowerDev, sector: u64, data: &[u8; MD_BLOCK_SIZE], durable: bool) -> Result {
+    pub(crate) fn write(&mut self, dev: BdevRef<'_>, sector: u64, data: &[u8; MD_BLOCK_SIZE], durable: bool) -> Result {
         // SAFETY: `data` is valid for MD_BLOCK_SIZE bytes, the page's size.
         unsafe { self.page.write_raw(data.as_ptr(), 0, MD_BLOCK_SIZE) }?;
-        // SAFETY: the page is ours and exclusively borrowed; the device is open.
-        to_result(unsafe { shim::rdrbd_md_io(lower.bdev.as_ptr(), self.page.as_ptr(), sector, true, durable) })
+        // SAFETY: the page is ours and exclusively borrowed; `dev` is open
+        // for its lifetime.
+        to_result(unsafe { shim::rdrbd_md_io(dev.bdev.as_ptr(), self.page.as_ptr(), sector, true, durable) })
     }
 }
 
@@ -273,38 +292,68 @@ impl LowerGate {
         // Detach is rare and bios complete in milliseconds: polling keeps
         // the completion path free of any wakeup on memory that may go away.
         while self.in_flight.load(Ordering::SeqCst) != 0 {
-            // SAFETY: we are in process context (netlink or module exit).
-            unsafe { bindings::msleep(1) };
+            super::thread::sleep_ms(1);
         }
         Some(lower)
     }
 
-    /// Sends `bio` to the backing device, or hands it back if the gate is
-    /// closed. Only bios of the gendisk whose owner holds this gate may come
-    /// here, since their completion finds the gate through that owner.
-    pub(crate) fn forward(&self, bio: UpperBio) -> core::result::Result<(), UpperBio> {
+    /// Holds the gate open for one bio (or metadata I/O): `None` if no
+    /// backing device is attached. Only the gendisk owner whose gate this
+    /// is may submit through it, since completions find the gate through
+    /// that owner.
+    pub(crate) fn enter(&self) -> Option<LowerRef<'_>> {
         self.in_flight.fetch_add(1, Ordering::SeqCst);
-        let lower = self.published.load(Ordering::SeqCst);
-        if lower.is_null() {
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            return Err(bio);
+        match NonNull::new(self.published.load(Ordering::SeqCst)) {
+            Some(bdev) => Some(LowerRef { gate: self, bdev }),
+            None => {
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                None
+            }
         }
+    }
+}
+
+/// The backing device, held open (the gate's in-flight count raised) while
+/// this lives.
+pub(crate) struct LowerRef<'a> {
+    gate: &'a LowerGate,
+    bdev: NonNull<bindings::block_device>,
+}
+
+impl LowerRef<'_> {
+    /// For metadata I/O on the backing device.
+    pub(crate) fn bdev_ref(&self) -> BdevRef<'_> {
+        BdevRef { bdev: self.bdev, _open: core::marker::PhantomData }
+    }
+
+    /// Sends `bio` to the backing device as a clone tagged with `tag`; the
+    /// owner's [`DiskOps::bio_done`] gets the tag back on completion.
+    /// Hands the bio back if no clone could be allocated.
+    pub(crate) fn submit(self, bio: UpperBio, tag: u64) -> core::result::Result<(), UpperBio> {
         let upper = bio.into_raw();
-        // SAFETY: `lower` is open while `in_flight` > 0 (see `detach`);
-        // `upper` is a live bio we own until it is ended.
-        let clone = unsafe { shim::rdrbd_bio_clone(upper, lower) };
+        // SAFETY: the backing device is open while this LowerRef raises the
+        // in-flight count; `upper` is a live bio we own until it is ended.
+        let clone = unsafe { shim::rdrbd_bio_clone(upper, self.bdev.as_ptr()) };
         if clone.is_null() {
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
             // SAFETY: ownership of `upper` comes back to us.
             return Err(unsafe { UpperBio::from_raw(upper) });
         }
-        // SAFETY: `clone` is a fresh bio we own; submit_bio_noacct takes it.
+        // The clone takes over our in-flight count; `lower_endio` drops it.
+        core::mem::forget(self);
+        // SAFETY: `clone` is a fresh bio from our bio_set; submit takes it.
         unsafe {
+            *shim::rdrbd_clone_tag(clone) = tag;
             (*clone).bi_private = upper.cast::<c_void>();
             (*clone).bi_end_io = Some(lower_endio);
             bindings::submit_bio_noacct(clone);
         }
         Ok(())
+    }
+}
+
+impl Drop for LowerRef<'_> {
+    fn drop(&mut self) {
+        self.gate.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -314,12 +363,14 @@ unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
     // `LowerGate::forward`, whose `bi_private` is the upper bio.
     unsafe {
         let upper = (*clone).bi_private.cast::<bindings::bio>();
+        let tag = *shim::rdrbd_clone_tag(clone);
         (*upper).bi_status = (*clone).bi_status;
         bindings::bio_put(clone);
-        // Find the gate before ending the upper bio; the owner (and so the
-        // gate) outlives this because `in_flight` is still raised.
-        let owner = shim::rdrbd_bio_disk_private(upper).cast_const().cast::<Owner>();
-        let gate = (*owner).lower_gate();
+        // The owner (and so the gate) outlives this because `in_flight`
+        // is still raised.
+        let owner = &*shim::rdrbd_bio_disk_private(upper).cast_const().cast::<Owner>();
+        owner.bio_done(tag);
+        let gate = owner.lower_gate();
         bindings::bio_endio(upper);
         // Last access to the owner's memory: after this, detach may finish.
         gate.in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -370,6 +421,12 @@ impl UpperBio {
         }
     }
 
+    /// First sector.
+    pub(crate) fn sector(&self) -> u64 {
+        // SAFETY: the bio is live while we own it.
+        unsafe { (*self.0.as_ptr()).bi_iter.bi_sector }
+    }
+
     /// Payload size in bytes.
     pub(crate) fn size(&self) -> u32 {
         // SAFETY: the bio is live while we own it.
@@ -392,6 +449,62 @@ impl Drop for UpperBio {
         unsafe {
             (*bio).bi_status = bindings::errno_to_blk_status(-(bindings::EIO as i32));
             bindings::bio_endio(bio);
+        }
+    }
+}
+
+/// A FIFO of upper bios, linked through `bi_next` like the kernel's
+/// `bio_list`, so queueing never allocates. Bios still queued when it is
+/// dropped are failed: a bio is never lost.
+pub(crate) struct BioFifo {
+    head: *mut bindings::bio,
+    tail: *mut bindings::bio,
+}
+
+// SAFETY: the queued bios are owned by the FIFO and may be completed from
+// any thread.
+unsafe impl Send for BioFifo {}
+
+impl BioFifo {
+    /// An empty FIFO.
+    pub(crate) const fn new() -> Self {
+        Self { head: ptr::null_mut(), tail: ptr::null_mut() }
+    }
+
+    /// Appends `bio`.
+    pub(crate) fn push(&mut self, bio: UpperBio) {
+        let bio = bio.into_raw();
+        // SAFETY: we own `bio` and every queued bio; `tail` is the last one.
+        unsafe {
+            (*bio).bi_next = ptr::null_mut();
+            if self.tail.is_null() {
+                self.head = bio;
+            } else {
+                (*self.tail).bi_next = bio;
+            }
+        }
+        self.tail = bio;
+    }
+
+    /// Takes the oldest bio.
+    pub(crate) fn pop(&mut self) -> Option<UpperBio> {
+        let bio = NonNull::new(self.head)?;
+        // SAFETY: `bio` is the queued head, owned by us.
+        unsafe {
+            self.head = (*bio.as_ptr()).bi_next;
+            (*bio.as_ptr()).bi_next = ptr::null_mut();
+        }
+        if self.head.is_null() {
+            self.tail = ptr::null_mut();
+        }
+        Some(UpperBio(bio))
+    }
+}
+
+impl Drop for BioFifo {
+    fn drop(&mut self) {
+        while let Some(bio) = self.pop() {
+            bio.fail();
         }
     }
 }

@@ -19,6 +19,7 @@ extern "C" {
     pub(super) fn rdrbd_bdev_open(path: *const c_char, holder: *mut c_void) -> *mut file;
     pub(super) fn rdrbd_bio_clone(upper: *mut bio, lower: *mut block_device) -> *mut bio;
     pub(super) fn rdrbd_clone_bioset_init() -> c_int;
+    pub(super) fn rdrbd_clone_tag(clone: *mut bio) -> *mut u64;
     pub(super) fn rdrbd_clone_bioset_exit();
     pub(super) fn rdrbd_bdev_nr_sectors(bdev: *mut block_device) -> c_ulonglong;
     pub(super) fn rdrbd_bio_op(bio: *mut bio) -> c_uint;

@@ -1,6 +1,10 @@
 //! Kernel threads running a Rust closure, stopped and reaped on drop
 //! (the shape of the archived Rust-for-Linux `Task::spawn`).
 
+// Used by the replication code (connection, receiver, sender) that is
+// being built on top; until then parts of it are unused.
+#![allow(dead_code)]
+
 use core::ptr::NonNull;
 
 use kernel::bindings;
@@ -89,4 +93,11 @@ impl Drop for KThread {
             unsafe { (self.drop_closure)(self.closure) };
         }
     }
+}
+
+/// Sleeps for at least `ms` milliseconds (process context only).
+pub(crate) fn sleep_ms(ms: u32) {
+    // SAFETY: msleep may be called from any sleepable context; every caller
+    // is on a process-context path (netlink, bio submission, teardown).
+    unsafe { bindings::msleep(ms) };
 }

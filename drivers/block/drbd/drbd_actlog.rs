@@ -1,0 +1,214 @@
+//! The activity log in the write path: before a write reaches a 4 MiB
+//! extent that is not hot, an AL transaction recording it is committed
+//! (flush + FUA) to the on-disk ring, so that after a crash the extents
+//! that may hold unreplicated or torn writes are known (`drbd_actlog.c`).
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use kernel::prelude::*;
+
+use crate::drbd_bitmap::BitmapMem;
+use crate::drbd_include::al::{self, AlGeometry, TransactionHeader, AL_CONTEXT_PER_TRANSACTION};
+use crate::drbd_include::al_set::{self, Activation, Slot, SlotUse};
+use crate::drbd_include::bitmap as bm_layout;
+use crate::kernel_glue::block::{BdevRef, MetaIo, MD_BLOCK_SIZE};
+
+/// Writes in flight per AL slot. Completions drop them in interrupt
+/// context, so they live outside the activity log's lock, sized for the
+/// largest `al-extents`.
+pub(crate) struct AlRefs(KVVec<AtomicU32>);
+
+impl AlRefs {
+    pub(crate) fn new() -> Result<Self> {
+        let n = al::AL_EXTENTS_MAX as usize;
+        let mut refs = KVVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            refs.push(AtomicU32::new(0), GFP_KERNEL)?;
+        }
+        Ok(Self(refs))
+    }
+
+    fn get(&self, slot: usize) -> Option<&AtomicU32> {
+        self.0.get(slot)
+    }
+
+    /// Ends the writes `tag` (from [`ActivityLog::begin_write`]) stood for.
+    pub(crate) fn complete(&self, tag: u64) {
+        for slot in tag_slots(tag).into_iter().flatten() {
+            if let Some(r) = self.get(slot) {
+                r.fetch_sub(1, Ordering::Release);
+            }
+        }
+    }
+}
+
+impl SlotUse for AlRefs {
+    fn in_flight(&self, slot: usize) -> u32 {
+        self.get(slot).map_or(u32::MAX, |r| r.load(Ordering::Acquire))
+    }
+}
+
+/// A bio's slots packed into its clone tag: slot + 1 in each half, 0 none.
+fn tag_of(first: usize, second: Option<usize>) -> u64 {
+    let half = |s: usize| u64::try_from(s).map_or(0, |s| s.saturating_add(1) & 0xffff_ffff);
+    half(first) | second.map_or(0, half) << 32
+}
+
+fn tag_slots(tag: u64) -> [Option<usize>; 2] {
+    let slot = |half: u64| half.checked_sub(1).and_then(|s| usize::try_from(s).ok());
+    [slot(tag & 0xffff_ffff), slot(tag >> 32)]
+}
+
+/// First and last AL extent of a write.
+fn extent_range(sector: u64, size: u32) -> Option<(u32, u32)> {
+    let last_sector = sector.saturating_add(u64::from(size).div_ceil(512)).saturating_sub(1);
+    let first = u32::try_from(bm_layout::sector_to_al_extent(sector)).ok()?;
+    let last = u32::try_from(bm_layout::sector_to_al_extent(last_sector)).ok()?;
+    Some((first, last))
+}
+
+/// Why a write could not be admitted.
+pub(crate) enum AlError {
+    /// Every slot has writes in flight: retry shortly.
+    Busy,
+    /// The transaction or a bitmap block could not be written.
+    Io(Error),
+    /// A write spanning more than two extents (the queue limits prevent it).
+    TooLarge,
+}
+
+/// The active set and the ring position of one attached device.
+pub(crate) struct ActivityLog {
+    slots: KVVec<Slot>,
+    geometry: AlGeometry,
+    /// First sector of the ring on the meta device.
+    ring_sector: u64,
+    /// First sector of the bitmap on the meta device.
+    bm_sector: u64,
+    tr_number: u32,
+    context_start: usize,
+    clock: u64,
+    block: KBox<[u8; MD_BLOCK_SIZE]>,
+    context: KVVec<u32>,
+}
+
+impl ActivityLog {
+    /// An empty active set of `extents` slots over a freshly initialized ring.
+    pub(crate) fn new(extents: u32, geometry: AlGeometry, ring_sector: u64, bm_sector: u64) -> Result<Self> {
+        let n = usize::try_from(extents.clamp(al::AL_EXTENTS_MIN, al::AL_EXTENTS_MAX)).map_err(|_| EINVAL)?;
+        Ok(Self {
+            slots: KVVec::from_elem(Slot::FREE, n, GFP_KERNEL)?,
+            geometry,
+            ring_sector,
+            bm_sector,
+            tr_number: 0,
+            context_start: 0,
+            clock: 0,
+            block: KBox::new([0u8; MD_BLOCK_SIZE], GFP_KERNEL)?,
+            context: KVVec::from_elem(al::AL_FREE_EXTENT, AL_CONTEXT_PER_TRANSACTION, GFP_KERNEL)?,
+        })
+    }
+
+    /// Number of slots (`al-extents`).
+    pub(crate) fn extents(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Admits a write whose extents are all hot, without any I/O; `None`
+    /// if one is cold (then [`Self::begin_write`] must run, off the
+    /// submission path).
+    pub(crate) fn begin_hot_write(&mut self, refs: &AlRefs, sector: u64, size: u32) -> Option<u64> {
+        let (first, last) = extent_range(sector, size)?;
+        let first_slot = al_set::find(&self.slots, first)?;
+        let second_slot = if last != first { Some(al_set::find(&self.slots, last)?) } else { None };
+        self.clock = self.clock.wrapping_add(1);
+        for slot in [Some(first_slot), second_slot].into_iter().flatten() {
+            if let Some(s) = self.slots.get_mut(slot) {
+                s.last_used = self.clock;
+            }
+            if let Some(r) = refs.get(slot) {
+                r.fetch_add(1, Ordering::Acquire);
+            }
+        }
+        Some(tag_of(first_slot, second_slot))
+    }
+
+    /// Admits a write of `size` bytes at `sector`: makes its extents hot
+    /// (committing a transaction if needed) and counts it in flight.
+    /// Returns the tag to complete it with ([`AlRefs::complete`]).
+    pub(crate) fn begin_write(
+        &mut self,
+        refs: &AlRefs,
+        bitmap: &BitmapMem,
+        io: &mut MetaIo,
+        dev: BdevRef<'_>,
+        sector: u64,
+        size: u32,
+    ) -> core::result::Result<u64, AlError> {
+        let (first, last) = extent_range(sector, size).ok_or(AlError::TooLarge)?;
+        self.clock = self.clock.wrapping_add(1);
+        let mut updates = [(0u16, 0u32); 2];
+        let mut evicted = [al::AL_FREE_EXTENT; 2];
+        let (first_slot, second_slot, changes) =
+            match al_set::activate(&mut self.slots, refs, self.clock, first, last, &mut updates, &mut evicted) {
+                Activation::Hot { first_slot, second_slot } => (first_slot, second_slot, 0),
+                Activation::Commit { first_slot, second_slot, updates } => (first_slot, second_slot, updates),
+                Activation::Busy => return Err(AlError::Busy),
+                Activation::TooLarge => return Err(AlError::TooLarge),
+            };
+        // Count the write in flight before any I/O, so the slots it needs
+        // cannot be taken by another writer meanwhile.
+        for slot in [Some(first_slot), second_slot].into_iter().flatten() {
+            if let Some(r) = refs.get(slot) {
+                r.fetch_add(1, Ordering::Acquire);
+            }
+        }
+        let tag = tag_of(first_slot, second_slot);
+        if changes > 0 {
+            let result = self.write_evicted_bitmap(bitmap, io, dev, evicted.get(..changes).unwrap_or(&[]))
+                .and_then(|()| self.commit(io, dev, updates.get(..changes).unwrap_or(&[])));
+            if let Err(e) = result {
+                refs.complete(tag);
+                return Err(AlError::Io(e));
+            }
+        }
+        Ok(tag)
+    }
+
+    /// Writes the bitmap blocks of extents leaving the active set: their
+    /// out-of-sync bits must be on disk before the AL forgets them.
+    fn write_evicted_bitmap(&mut self, bitmap: &BitmapMem, io: &mut MetaIo, dev: BdevRef<'_>, evicted: &[u32]) -> Result {
+        for &extent in evicted.iter().filter(|&&e| e != al::AL_FREE_EXTENT) {
+            let block = BitmapMem::block_of_bit(bm_layout::al_extent_bits(extent).0);
+            if block < bitmap.blocks() && bitmap.store_block(block, &mut self.block) {
+                let sector = self.bm_sector.saturating_add(block as u64 * 8);
+                io.write(dev, sector, &self.block, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits one transaction with `updates` and the next context window.
+    fn commit(&mut self, io: &mut MetaIo, dev: BdevRef<'_>, updates: &[(u16, u32)]) -> Result {
+        let n = al_set::context_window(&self.slots, self.context_start, &mut self.context);
+        let header = TransactionHeader {
+            tr_number: self.tr_number,
+            transaction_type: al::AL_TR_UPDATE,
+            n_updates: 0,
+            context_size: u16::try_from(self.slots.len()).unwrap_or(u16::MAX),
+            context_start_slot_nr: u16::try_from(self.context_start).unwrap_or(0),
+        };
+        al::encode_transaction(&mut self.block, &header, updates, self.context.get(..n).unwrap_or(&[]))
+            .map_err(|_| EINVAL)?;
+        let block = u64::from(self.geometry.ring_block(self.tr_number));
+        // Flush + FUA: the record, and everything before it (bitmap blocks,
+        // earlier data), is stable before the data write it admits.
+        io.write(dev, self.ring_sector.saturating_add(block * 8), &self.block, true)?;
+        self.tr_number = self.tr_number.wrapping_add(1);
+        self.context_start = self.context_start.saturating_add(n);
+        if self.context_start >= self.slots.len() {
+            self.context_start = 0;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! The v08 metadata of an attached device: read and checked at attach
+//! (replaying the activity log of an unclean shutdown into the bitmap),
+//! kept in memory while attached, written back on detach
+//! (`drbd_md_read`/`drbd_md_sync` of `drbd_main.c`, `drbdmeta apply-al`).
+
+use kernel::prelude::*;
+
+use crate::drbd_actlog::ActivityLog;
+use crate::drbd_bitmap::BitmapMem;
+use crate::drbd_include::al;
+use crate::drbd_include::bitmap as bm_layout;
+use crate::drbd_include::genl::{DiskState, RetCode};
+use crate::drbd_include::md::{self, Layout, MetaIndex, Superblock};
+use crate::kernel_glue::block::{BdevRef, MetaIo, MD_BLOCK_SIZE};
+use crate::{AdmError, AdmResult};
+
+/// Everything about the metadata of an attached device.
+pub(crate) struct MetaData {
+    pub(crate) layout: Layout,
+    pub(crate) sb: Superblock,
+    pub(crate) io: MetaIo,
+    pub(crate) bitmap: BitmapMem,
+    pub(crate) al: ActivityLog,
+    block: KBox<[u8; MD_BLOCK_SIZE]>,
+}
+
+fn md_error(reason: &'static str) -> AdmError {
+    AdmError::new(RetCode::MdInvalid, reason)
+}
+
+fn io_error(_: Error) -> AdmError {
+    AdmError::new(RetCode::IoMdDisk, "I/O error on the meta data area")
+}
+
+fn nomem(_: impl core::fmt::Debug) -> AdmError {
+    AdmError::new(RetCode::NoMem, "out of memory")
+}
+
+impl MetaData {
+    /// Reads and checks internal metadata on a backing device of
+    /// `backing_sectors`. Nothing is written unless every check passes.
+    pub(crate) fn load(dev: BdevRef<'_>, backing_sectors: u64, index: i32, al_extents: u32) -> AdmResult<Self> {
+        let index = MetaIndex::from_raw(index).map_err(|_| AdmError::new(RetCode::MdIdxInvalid, "invalid meta data index"))?;
+        if !index.is_internal() {
+            return Err(AdmError::new(RetCode::MdIdxInvalid, "rdrbd supports internal meta data only, so far"));
+        }
+        let mut io = MetaIo::new().map_err(nomem)?;
+        let mut block = KBox::new([0u8; MD_BLOCK_SIZE], GFP_KERNEL).map_err(nomem)?;
+        let sb_sector = (backing_sectors & !7)
+            .checked_sub(md::MD_4KB_SECT)
+            .ok_or(AdmError::new(RetCode::MdDiskTooSmall, "device too small for meta data"))?;
+        io.read(dev, sb_sector, &mut block).map_err(io_error)?;
+        let sb = Superblock::decode(&block).map_err(|_| md_error("no valid meta data signature found (use 'drbdmeta create-md')"))?;
+        let geometry = sb.al_geometry().map_err(|_| md_error("invalid activity log geometry in meta data"))?;
+        let layout = Layout::compute(index, backing_sectors, backing_sectors, geometry)
+            .map_err(|_| AdmError::new(RetCode::MdDiskTooSmall, "device too small for its meta data"))?;
+        sb.check_layout(&layout).map_err(|_| md_error("meta data does not match the device size (was it resized?)"))?;
+        if sb.la_size_sect > layout.max_capacity {
+            return Err(AdmError::new(RetCode::ImplicitShrink, "device smaller than the size recorded in the meta data"));
+        }
+        let bitmap = BitmapMem::new(layout.max_capacity).map_err(nomem)?;
+        let on_disk_blocks = usize::try_from(layout.bitmap_sectors() / 8).unwrap_or(0);
+        for i in 0..bitmap.blocks().min(on_disk_blocks) {
+            io.read(dev, layout.bm_sector().saturating_add(i as u64 * 8), &mut block).map_err(io_error)?;
+            bitmap.load_block(i, &block);
+        }
+        let al = ActivityLog::new(al_extents, geometry, layout.al_sector(), layout.bm_sector()).map_err(nomem)?;
+        let mut this = Self { layout, sb, io, bitmap, al, block };
+        if !this.sb.is_clean() {
+            this.replay_activity_log(dev)?;
+        }
+        this.initialize_ring(dev)?;
+        // From now on an unclean stop must be detectable: drop the clean
+        // flag on disk before the first write can happen.
+        this.sb.flags &= !md::MDF_AL_CLEAN;
+        this.sb.magic = md::DRBD_MD_MAGIC_84_UNCLEAN;
+        this.sb.la_size_sect = this.layout.max_capacity;
+        this.sb.al_nr_extents = u32::try_from(this.al.extents()).unwrap_or(al::AL_EXTENTS_DEFAULT);
+        this.write_superblock(dev).map_err(io_error)?;
+        Ok(this)
+    }
+
+    /// Usable data size in sectors.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.layout.max_capacity
+    }
+
+    /// The disk state the flags give at attach (no peer to ask).
+    pub(crate) fn disk_state(&self) -> DiskState {
+        match self.sb.disk_state_name() {
+            "UpToDate" => DiskState::UpToDate,
+            "Consistent" => DiskState::Consistent,
+            "Outdated" => DiskState::Outdated,
+            _ => DiskState::Inconsistent,
+        }
+    }
+
+    /// Marks every extent the activity log names as out of sync, as
+    /// `drbdmeta apply-al` does, and writes the bitmap.
+    fn replay_activity_log(&mut self, dev: BdevRef<'_>) -> AdmResult {
+        let geometry = self.layout.al;
+        let bytes = usize::try_from(geometry.size_bytes()).map_err(nomem)?;
+        let mut ring = KVVec::from_elem(0u8, bytes, GFP_KERNEL).map_err(nomem)?;
+        for (i, chunk) in ring.chunks_exact_mut(MD_BLOCK_SIZE).enumerate() {
+            self.io.read(dev, self.layout.al_sector().saturating_add(i as u64 * 8), &mut self.block).map_err(io_error)?;
+            chunk.copy_from_slice(&self.block[..]);
+        }
+        let mut slots = KVVec::from_elem(al::AL_FREE_EXTENT, al::AL_EXTENTS_MAX as usize, GFP_KERNEL).map_err(nomem)?;
+        let summary = al::replay(&ring, &geometry, &mut slots)
+            .map_err(|_| AdmError::new(RetCode::MdUnclean, "activity log unreadable (use 'drbdmeta apply-al' to inspect)"))?;
+        let mut extents = 0u32;
+        let mut marked = 0u64;
+        for extent in al::active_extents(&slots) {
+            let (first, last) = bm_layout::al_extent_bits(extent);
+            marked += self.bitmap.set_bits(first, last);
+            extents += 1;
+        }
+        pr_info!("activity log replayed: {} transactions, {} active extents, {} KiB marked out of sync\n",
+            summary.updates, extents, marked * 4);
+        self.write_bitmap(dev, true).map_err(io_error)
+    }
+
+    /// Fills the ring with "initialized" blocks, so transactions numbered
+    /// from 0 can never be mistaken for older ones.
+    fn initialize_ring(&mut self, dev: BdevRef<'_>) -> AdmResult {
+        al::encode_initialized(&mut self.block);
+        for i in 0..u64::from(self.layout.al.size_4k()) {
+            self.io.write(dev, self.layout.al_sector().saturating_add(i * 8), &self.block, false).map_err(io_error)?;
+        }
+        Ok(())
+    }
+
+    /// Writes changed (or, with `all`, every) bitmap blocks.
+    fn write_bitmap(&mut self, dev: BdevRef<'_>, all: bool) -> Result {
+        for i in 0..self.bitmap.blocks() {
+            if self.bitmap.store_block(i, &mut self.block) || all {
+                self.io.write(dev, self.layout.bm_sector().saturating_add(i as u64 * 8), &self.block, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the superblock, durably (flush + FUA).
+    fn write_superblock(&mut self, dev: BdevRef<'_>) -> Result {
+        self.block.fill(0);
+        self.sb.encode(&mut self.block);
+        self.io.write(dev, self.layout.md_offset, &self.block, true)
+    }
+
+    /// Clean shutdown after the last write: bitmap out, then the clean
+    /// flag, so the next attach needs no replay.
+    pub(crate) fn close(mut self, dev: BdevRef<'_>) -> Result {
+        self.write_bitmap(dev, false)?;
+        self.sb.flags |= md::MDF_AL_CLEAN;
+        self.sb.magic = md::DRBD_MD_MAGIC_08;
+        self.write_superblock(dev)
+    }
+}
