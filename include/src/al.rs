@@ -115,7 +115,10 @@ pub struct AlGeometry {
 
 impl AlGeometry {
     /// The default and pre-8.4 layout: one stripe of 8 blocks (32 KiB).
-    pub const DEFAULT: Self = Self { stripes: 1, stripe_size_4k: 8 };
+    pub const DEFAULT: Self = Self {
+        stripes: 1,
+        stripe_size_4k: 8,
+    };
 
     /// A geometry the kernel accepts (`check_activity_log_stripe_size`):
     /// both non-zero, 8 ..= 4194304 blocks in total.
@@ -124,7 +127,10 @@ impl AlGeometry {
         let plausible = stripes != 0
             && stripe_size_4k != 0
             && (u64::from(AL_MIN_SIZE_4K)..=u64::from(AL_MAX_SIZE_4K)).contains(&size);
-        plausible.then_some(Self { stripes, stripe_size_4k })
+        plausible.then_some(Self {
+            stripes,
+            stripe_size_4k,
+        })
     }
 
     /// As stored in a superblock, where both fields 0 mean [`Self::DEFAULT`].
@@ -168,7 +174,9 @@ impl AlGeometry {
         let t = tr_number.checked_rem(self.size_4k()).unwrap_or(0);
         let stripe = t.checked_rem(self.stripes).unwrap_or(0);
         let within = t.checked_div(self.stripes).unwrap_or(0);
-        stripe.saturating_mul(self.stripe_size_4k).saturating_add(within)
+        stripe
+            .saturating_mul(self.stripe_size_4k)
+            .saturating_add(within)
     }
 }
 
@@ -182,7 +190,11 @@ const fn crc32c_table() -> [u32; 256] {
         #[allow(clippy::arithmetic_side_effects, clippy::indexing_slicing)]
         {
             while bit < 8 {
-                crc = if crc & 1 == 1 { (crc >> 1) ^ 0x82f6_3b78 } else { crc >> 1 };
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0x82f6_3b78
+                } else {
+                    crc >> 1
+                };
                 bit += 1;
             }
             table[i] = crc;
@@ -214,11 +226,17 @@ pub fn transaction_crc(block: &[u8; AL_TRANSACTION_BYTES]) -> u32 {
 }
 
 fn get_be16(block: &[u8], at: usize) -> u16 {
-    block.get(at..).and_then(|s| s.first_chunk()).map_or(0, |b| u16::from_be_bytes(*b))
+    block
+        .get(at..)
+        .and_then(|s| s.first_chunk())
+        .map_or(0, |b| u16::from_be_bytes(*b))
 }
 
 fn get_be32(block: &[u8], at: usize) -> u32 {
-    block.get(at..).and_then(|s| s.first_chunk()).map_or(0, |b| u32::from_be_bytes(*b))
+    block
+        .get(at..)
+        .and_then(|s| s.first_chunk())
+        .map_or(0, |b| u32::from_be_bytes(*b))
 }
 
 fn put_be16(block: &mut [u8], at: usize, value: u16) {
@@ -288,16 +306,26 @@ impl<'a> Transaction<'a> {
     /// Update entry `i` (< 64) as (slot, extent), whether used or not.
     pub fn update(&self, i: usize) -> Option<(u16, u32)> {
         (i < AL_UPDATES_PER_TRANSACTION).then(|| {
-            let slot = get_be16(self.block, offset::UPDATE_SLOT_NR.saturating_add(i.saturating_mul(2)));
-            let extent = get_be32(self.block, offset::UPDATE_EXTENT_NR.saturating_add(i.saturating_mul(4)));
+            let slot = get_be16(
+                self.block,
+                offset::UPDATE_SLOT_NR.saturating_add(i.saturating_mul(2)),
+            );
+            let extent = get_be32(
+                self.block,
+                offset::UPDATE_EXTENT_NR.saturating_add(i.saturating_mul(4)),
+            );
             (slot, extent)
         })
     }
 
     /// Context entry `i` (< 919): the extent in slot `context_start_slot_nr + i`.
     pub fn context(&self, i: usize) -> Option<u32> {
-        (i < AL_CONTEXT_PER_TRANSACTION)
-            .then(|| get_be32(self.block, offset::CONTEXT.saturating_add(i.saturating_mul(4))))
+        (i < AL_CONTEXT_PER_TRANSACTION).then(|| {
+            get_be32(
+                self.block,
+                offset::CONTEXT.saturating_add(i.saturating_mul(4)),
+            )
+        })
     }
 
     /// The (slot, extent) assignments this transaction makes, in replay
@@ -344,15 +372,34 @@ pub fn encode_transaction(
     put_be16(block, offset::TRANSACTION_TYPE, header.transaction_type);
     put_be16(block, offset::N_UPDATES, updates.len() as u16);
     put_be16(block, offset::CONTEXT_SIZE, header.context_size);
-    put_be16(block, offset::CONTEXT_START_SLOT_NR, header.context_start_slot_nr);
+    put_be16(
+        block,
+        offset::CONTEXT_START_SLOT_NR,
+        header.context_start_slot_nr,
+    );
     for i in 0..AL_UPDATES_PER_TRANSACTION {
-        let (slot, extent) = updates.get(i).copied().unwrap_or((AL_UNUSED_SLOT, AL_FREE_EXTENT));
-        put_be16(block, offset::UPDATE_SLOT_NR.saturating_add(i.saturating_mul(2)), slot);
-        put_be32(block, offset::UPDATE_EXTENT_NR.saturating_add(i.saturating_mul(4)), extent);
+        let (slot, extent) = updates
+            .get(i)
+            .copied()
+            .unwrap_or((AL_UNUSED_SLOT, AL_FREE_EXTENT));
+        put_be16(
+            block,
+            offset::UPDATE_SLOT_NR.saturating_add(i.saturating_mul(2)),
+            slot,
+        );
+        put_be32(
+            block,
+            offset::UPDATE_EXTENT_NR.saturating_add(i.saturating_mul(4)),
+            extent,
+        );
     }
     for i in 0..AL_CONTEXT_PER_TRANSACTION {
         let extent = context.get(i).copied().unwrap_or(AL_FREE_EXTENT);
-        put_be32(block, offset::CONTEXT.saturating_add(i.saturating_mul(4)), extent);
+        put_be32(
+            block,
+            offset::CONTEXT.saturating_add(i.saturating_mul(4)),
+            extent,
+        );
     }
     let crc = transaction_crc(block);
     put_be32(block, offset::CRC32C, crc);
@@ -452,11 +499,20 @@ pub fn replay(
     }
     if summary.updates == 0 {
         // A torn first write of a fresh ring is the only expected damage.
-        let clean = summary.valid == size || (!first_valid && summary.valid == size.saturating_sub(1));
-        return if clean { Ok(summary) } else { Err(AlError::NoValidUpdate) };
+        let clean =
+            summary.valid == size || (!first_valid && summary.valid == size.saturating_sub(1));
+        return if clean {
+            Ok(summary)
+        } else {
+            Err(AlError::NoValidUpdate)
+        };
     }
     summary.newest_tr_number = Some(newest.1);
-    let span = if newest.0 < oldest.0 { newest.0.saturating_add(size) } else { newest.0 };
+    let span = if newest.0 < oldest.0 {
+        newest.0.saturating_add(size)
+    } else {
+        newest.0
+    };
     for step in oldest.0..=span {
         let position = step.checked_rem(size).unwrap_or(0);
         let tr = ring_entry(ring, geometry, position).and_then(|b| Transaction::decode(b).ok());
@@ -481,7 +537,11 @@ pub fn active_extents(slots: &[u32]) -> impl Iterator<Item = u32> + '_ {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     extern crate std;
     use super::*;
@@ -507,7 +567,10 @@ mod tests {
         assert_eq!(!crc32c(!0, &[0u8; 32]), 0x8a91_36aa);
         assert_eq!(!crc32c(!0, &[0xffu8; 32]), 0x62a8_ab43);
         // Incremental updates compose.
-        assert_eq!(crc32c(crc32c(7, b"1234"), b"56789"), crc32c(7, b"123456789"));
+        assert_eq!(
+            crc32c(crc32c(7, b"1234"), b"56789"),
+            crc32c(7, b"123456789")
+        );
     }
 
     #[test]
@@ -515,7 +578,10 @@ mod tests {
         // Read back from a ring written by drbd-utils 9.22 create-md.
         let mut block = [0u8; 4096];
         encode_initialized(&mut block);
-        assert_eq!(&block[..16], &[0x69, 0xcb, 0x65, 0xa2, 0, 0, 0, 0, 0x70, 0x9c, 0xc6, 0x51, 0xff, 0xff, 0, 0]);
+        assert_eq!(
+            &block[..16],
+            &[0x69, 0xcb, 0x65, 0xa2, 0, 0, 0, 0, 0x70, 0x9c, 0xc6, 0x51, 0xff, 0xff, 0, 0]
+        );
         assert!(block[16..].iter().all(|&b| b == 0));
         let tr = Transaction::decode(&block).unwrap();
         assert_eq!(tr.header().transaction_type, AL_TR_INITIALIZED);
@@ -557,11 +623,24 @@ mod tests {
     #[test]
     fn transaction_roundtrip_and_corruption() {
         let mut block = [0u8; 4096];
-        let header = TransactionHeader { tr_number: 42, context_size: 1237, context_start_slot_nr: 919, ..Default::default() };
+        let header = TransactionHeader {
+            tr_number: 42,
+            context_size: 1237,
+            context_start_slot_nr: 919,
+            ..Default::default()
+        };
         encode_transaction(&mut block, &header, &[(3, 77), (1236, 5)], &[10, 11, 12]).unwrap();
         let tr = Transaction::decode(&block).unwrap();
         let h = tr.header();
-        assert_eq!((h.tr_number, h.n_updates, h.context_size, h.context_start_slot_nr), (42, 2, 1237, 919));
+        assert_eq!(
+            (
+                h.tr_number,
+                h.n_updates,
+                h.context_size,
+                h.context_start_slot_nr
+            ),
+            (42, 2, 1237, 919)
+        );
         assert_eq!(tr.update(1), Some((1236, 5)));
         assert_eq!(tr.update(2), Some((AL_UNUSED_SLOT, AL_FREE_EXTENT)));
         assert_eq!(tr.update(64), None);
@@ -570,14 +649,29 @@ mod tests {
         let got: Vec<(u32, u32)> = tr.assignments().collect();
         // 919..1236 are inside context_size: 318 context entries, then 2 updates.
         assert_eq!(got.len(), 318 + 2);
-        assert_eq!(&got[..4], &[(919, 10), (920, 11), (921, 12), (922, AL_FREE_EXTENT)]);
+        assert_eq!(
+            &got[..4],
+            &[(919, 10), (920, 11), (921, 12), (922, AL_FREE_EXTENT)]
+        );
         assert_eq!(&got[318..], &[(3, 77), (1236, 5)]);
         block[1000] ^= 1;
-        assert!(matches!(Transaction::decode(&block), Err(AlError::BadCrc { .. })));
+        assert!(matches!(
+            Transaction::decode(&block),
+            Err(AlError::BadCrc { .. })
+        ));
         block[0] = 0;
-        assert!(matches!(Transaction::decode(&block), Err(AlError::BadMagic(_))));
-        assert_eq!(encode_transaction(&mut block, &header, &[(0, 0); 65], &[]), Err(AlError::TooManyUpdates));
-        assert_eq!(encode_transaction(&mut block, &header, &[], &[0; 920]), Err(AlError::TooMuchContext));
+        assert!(matches!(
+            Transaction::decode(&block),
+            Err(AlError::BadMagic(_))
+        ));
+        assert_eq!(
+            encode_transaction(&mut block, &header, &[(0, 0); 65], &[]),
+            Err(AlError::TooManyUpdates)
+        );
+        assert_eq!(
+            encode_transaction(&mut block, &header, &[], &[0; 920]),
+            Err(AlError::TooMuchContext)
+        );
     }
 
     fn fresh_ring(g: &AlGeometry) -> Vec<u8> {
@@ -589,10 +683,28 @@ mod tests {
     }
 
     /// Writes transaction `tr` where the kernel would put it.
-    fn put(ring: &mut [u8], g: &AlGeometry, tr: u32, updates: &[(u16, u32)], start: u16, ctx: &[u32]) {
+    fn put(
+        ring: &mut [u8],
+        g: &AlGeometry,
+        tr: u32,
+        updates: &[(u16, u32)],
+        start: u16,
+        ctx: &[u32],
+    ) {
         let b = g.ring_block(tr) as usize * 4096;
-        let header = TransactionHeader { tr_number: tr, context_size: 1237, context_start_slot_nr: start, ..Default::default() };
-        encode_transaction((&mut ring[b..b + 4096]).try_into().unwrap(), &header, updates, ctx).unwrap();
+        let header = TransactionHeader {
+            tr_number: tr,
+            context_size: 1237,
+            context_start_slot_nr: start,
+            ..Default::default()
+        };
+        encode_transaction(
+            (&mut ring[b..b + 4096]).try_into().unwrap(),
+            &header,
+            updates,
+            ctx,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -609,8 +721,14 @@ mod tests {
         ring[4096 + 100] ^= 1;
         assert_eq!(replay(&ring, &g, &mut slots), Err(AlError::NoValidUpdate));
         let zeros = vec![0u8; ring.len()];
-        assert_eq!(replay(&zeros, &g, &mut slots), Err(AlError::NoValidTransaction));
-        assert_eq!(replay(&zeros[..4096], &g, &mut slots), Err(AlError::BadRingLength));
+        assert_eq!(
+            replay(&zeros, &g, &mut slots),
+            Err(AlError::NoValidTransaction)
+        );
+        assert_eq!(
+            replay(&zeros[..4096], &g, &mut slots),
+            Err(AlError::BadRingLength)
+        );
     }
 
     #[test]
@@ -623,7 +741,14 @@ mod tests {
         let first = u32::MAX - 2;
         for k in 0..6u32 {
             let tr = first.wrapping_add(k);
-            put(&mut ring, &g, tr, &[(5, 100 + k), (10 + k as u16, 1000 + k)], 1000, &[]);
+            put(
+                &mut ring,
+                &g,
+                tr,
+                &[(5, 100 + k), (10 + k as u16, 1000 + k)],
+                1000,
+                &[],
+            );
         }
         let mut slots = vec![0u32; 64];
         let s = replay(&ring, &g, &mut slots).unwrap();
@@ -653,7 +778,8 @@ mod tests {
     fn replay_matches_simulated_kernel() {
         let mut rng = XorShift(0x1234_5678_9abc_def1);
         for _ in 0..40 {
-            let g = AlGeometry::new((rng.next() % 4 + 1) as u32, (rng.next() % 8 + 8) as u32).unwrap();
+            let g =
+                AlGeometry::new((rng.next() % 4 + 1) as u32, (rng.next() % 8 + 8) as u32).unwrap();
             let nr_slots = (rng.next() % 2000 + 67) as u16;
             let mut ring = fresh_ring(&g);
             let mut map = vec![AL_FREE_EXTENT; nr_slots as usize];
@@ -672,8 +798,19 @@ mod tests {
                 let end = (usize::from(cycle) + AL_CONTEXT_PER_TRANSACTION).min(nr_slots as usize);
                 let ctx: Vec<u32> = map[usize::from(cycle)..end].to_vec();
                 let b = g.ring_block(tr) as usize * 4096;
-                let header = TransactionHeader { tr_number: tr, context_size: nr_slots, context_start_slot_nr: cycle, ..Default::default() };
-                encode_transaction((&mut ring[b..b + 4096]).try_into().unwrap(), &header, &updates, &ctx).unwrap();
+                let header = TransactionHeader {
+                    tr_number: tr,
+                    context_size: nr_slots,
+                    context_start_slot_nr: cycle,
+                    ..Default::default()
+                };
+                encode_transaction(
+                    (&mut ring[b..b + 4096]).try_into().unwrap(),
+                    &header,
+                    &updates,
+                    &ctx,
+                )
+                .unwrap();
                 cycle = cycle.saturating_add(AL_CONTEXT_PER_TRANSACTION as u16);
                 if cycle >= nr_slots {
                     cycle = 0;
@@ -685,7 +822,11 @@ mod tests {
             assert_eq!(s.newest_tr_number, Some(tr.wrapping_sub(1)));
             // Every slot the kernel has touched, and that is still inside the
             // ring's history, must hold the kernel's value.
-            let mut want: Vec<u32> = map.iter().copied().filter(|&e| e != AL_FREE_EXTENT).collect();
+            let mut want: Vec<u32> = map
+                .iter()
+                .copied()
+                .filter(|&e| e != AL_FREE_EXTENT)
+                .collect();
             let mut got: Vec<u32> = active_extents(&slots[..nr_slots as usize]).collect();
             want.sort_unstable();
             got.sort_unstable();
@@ -715,7 +856,10 @@ mod tests {
             }
             if let Ok(tr) = Transaction::decode(&block) {
                 let _ = tr.header();
-                assert!(tr.assignments().count() <= AL_CONTEXT_PER_TRANSACTION + AL_UPDATES_PER_TRANSACTION);
+                assert!(
+                    tr.assignments().count()
+                        <= AL_CONTEXT_PER_TRANSACTION + AL_UPDATES_PER_TRANSACTION
+                );
             }
         }
         let g = AlGeometry::new(2, 4).unwrap();

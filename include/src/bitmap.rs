@@ -49,9 +49,27 @@ pub fn al_extent_bits(extent: u32) -> (u64, u64) {
 
 /// Mask of bits `lo..=hi` (both < 64) of a word.
 fn word_mask(lo: u64, hi: u64) -> u64 {
-    let upper = u64::MAX.checked_shr(63u32.saturating_sub(hi as u32)).unwrap_or(0);
+    let upper = u64::MAX
+        .checked_shr(63u32.saturating_sub(hi as u32))
+        .unwrap_or(0);
     let lower = u64::MAX.checked_shl(lo as u32).unwrap_or(0);
     upper & lower
+}
+
+/// The (word index, mask) pairs covering bits `first..=last` of a bitmap
+/// of `bits` bits, clipped to its end.
+fn word_ranges(bits: u64, first: u64, last: u64) -> impl Iterator<Item = (usize, u64)> {
+    let last = bits.checked_sub(1).map(|end| last.min(end));
+    // (1, 0): nothing to cover.
+    let (start, end) = last
+        .filter(|&l| first <= l)
+        .map_or((1, 0), |l| (first / 64, l / 64));
+    (start..=end).filter_map(move |index| {
+        let last = last?;
+        let lo = if index == first / 64 { first % 64 } else { 0 };
+        let hi = if index == last / 64 { last % 64 } else { 63 };
+        Some((usize::try_from(index).ok()?, word_mask(lo, hi)))
+    })
 }
 
 /// The bitmap of one device over borrowed words.
@@ -69,7 +87,11 @@ impl<'a> Bitmap<'a> {
     pub fn new(words: &'a mut [u64], capacity_sectors: u64) -> Option<Self> {
         let bits = bits_for_sectors(capacity_sectors);
         let have = u64::try_from(words.len()).ok()?;
-        (have >= words_for_bits(bits)).then_some(Self { words, capacity: capacity_sectors, bits })
+        (have >= words_for_bits(bits)).then_some(Self {
+            words,
+            capacity: capacity_sectors,
+            bits,
+        })
     }
 
     /// The device size in sectors.
@@ -93,23 +115,25 @@ impl<'a> Bitmap<'a> {
     }
 
     fn word(&self, index: u64) -> u64 {
-        usize::try_from(index).ok().and_then(|i| self.words.get(i)).copied().unwrap_or(0)
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.words.get(i))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Applies `op(word, mask)` to the words covering bits `first..=last`
     /// (clipped to the device) and sums what it returns.
-    fn for_range(&mut self, first: u64, last: u64, mut op: impl FnMut(&mut u64, u64) -> u64) -> u64 {
-        let Some(end) = self.bits.checked_sub(1) else { return 0 };
-        let last = last.min(end);
-        if first > last {
-            return 0;
-        }
+    fn for_range(
+        &mut self,
+        first: u64,
+        last: u64,
+        mut op: impl FnMut(&mut u64, u64) -> u64,
+    ) -> u64 {
         let mut total = 0u64;
-        for index in first / 64..=last / 64 {
-            let lo = if index == first / 64 { first % 64 } else { 0 };
-            let hi = if index == last / 64 { last % 64 } else { 63 };
-            if let Some(w) = usize::try_from(index).ok().and_then(|i| self.words.get_mut(i)) {
-                total = total.saturating_add(op(w, word_mask(lo, hi)));
+        for (index, mask) in word_ranges(self.bits, first, last) {
+            if let Some(w) = self.words.get_mut(index) {
+                total = total.saturating_add(op(w, mask));
             }
         }
         total
@@ -134,8 +158,10 @@ impl<'a> Bitmap<'a> {
     }
 
     /// Number of set bits in `first..=last`.
-    pub fn count_bits(&mut self, first: u64, last: u64) -> u64 {
-        self.for_range(first, last, |w, m| u64::from((*w & m).count_ones()))
+    pub fn count_bits(&self, first: u64, last: u64) -> u64 {
+        word_ranges(self.bits, first, last)
+            .map(|(i, m)| u64::from((self.words.get(i).copied().unwrap_or(0) & m).count_ones()))
+            .sum()
     }
 
     /// Number of set bits of the device.
@@ -151,7 +177,9 @@ impl<'a> Bitmap<'a> {
         let mut word = self.word(index) & u64::MAX.checked_shl((from % 64) as u32).unwrap_or(0);
         while index < words_for_bits(self.bits) {
             if word != 0 {
-                let bit = index.saturating_mul(64).saturating_add(u64::from(word.trailing_zeros()));
+                let bit = index
+                    .saturating_mul(64)
+                    .saturating_add(u64::from(word.trailing_zeros()));
                 return (bit < self.bits).then_some(bit);
             }
             index = index.saturating_add(1);
@@ -166,7 +194,9 @@ impl<'a> Bitmap<'a> {
         if nr_sectors == 0 || sector >= self.capacity {
             return 0;
         }
-        let end = sector.saturating_add(nr_sectors.saturating_sub(1)).min(self.capacity.saturating_sub(1));
+        let end = sector
+            .saturating_add(nr_sectors.saturating_sub(1))
+            .min(self.capacity.saturating_sub(1));
         self.set_bits(sector_to_bit(sector), sector_to_bit(end))
     }
 
@@ -178,9 +208,17 @@ impl<'a> Bitmap<'a> {
             return 0;
         }
         let device_end = self.capacity.saturating_sub(1);
-        let end = sector.saturating_add(nr_sectors.saturating_sub(1)).min(device_end);
-        let Some(end_block_start) = end.checked_sub(BM_SECT_PER_BIT - 1) else { return 0 };
-        let last = if end == device_end { sector_to_bit(end) } else { sector_to_bit(end_block_start) };
+        let end = sector
+            .saturating_add(nr_sectors.saturating_sub(1))
+            .min(device_end);
+        let Some(end_block_start) = end.checked_sub(BM_SECT_PER_BIT - 1) else {
+            return 0;
+        };
+        let last = if end == device_end {
+            sector_to_bit(end)
+        } else {
+            sector_to_bit(end_block_start)
+        };
         let first = sector_to_bit(sector.saturating_add(BM_SECT_PER_BIT - 1));
         self.clear_bits(first, last)
     }
@@ -232,7 +270,11 @@ impl<'a> Bitmap<'a> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     extern crate std;
     use super::*;
@@ -332,17 +374,24 @@ mod tests {
                         let n = bm.set_bits(a, b);
                         let want = (0..bits).filter(|&i| in_range(i) && !before[i]).count();
                         assert_eq!(n as usize, want);
-                        (0..bits).filter(|&i| in_range(i)).for_each(|i| model[i] = true);
+                        (0..bits)
+                            .filter(|&i| in_range(i))
+                            .for_each(|i| model[i] = true);
                     }
                     1 => {
                         let n = bm.clear_bits(a, b);
                         let want = (0..bits).filter(|&i| in_range(i) && before[i]).count();
                         assert_eq!(n as usize, want);
-                        (0..bits).filter(|&i| in_range(i)).for_each(|i| model[i] = false);
+                        (0..bits)
+                            .filter(|&i| in_range(i))
+                            .for_each(|i| model[i] = false);
                     }
                     2 => {
                         let n = bm.count_bits(a, b);
-                        assert_eq!(n as usize, (0..bits).filter(|&i| in_range(i) && before[i]).count());
+                        assert_eq!(
+                            n as usize,
+                            (0..bits).filter(|&i| in_range(i) && before[i]).count()
+                        );
                     }
                     3 => {
                         // Out of sync by sectors: model each touched block.
@@ -385,7 +434,9 @@ mod tests {
             let n = (rng.next() % 9) as usize;
             let mut words = vec![0u64; n];
             let capacity = rng.next() % (n as u64 * 512 + 1);
-            let Some(mut bm) = Bitmap::new(&mut words, capacity) else { continue };
+            let Some(mut bm) = Bitmap::new(&mut words, capacity) else {
+                continue;
+            };
             let bytes: Vec<u8> = (0..rng.next() % 100).map(|_| rng.next() as u8).collect();
             bm.load_le((rng.next() % 10) as usize, &bytes);
             let (a, b) = (rng.next(), rng.next());

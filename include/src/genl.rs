@@ -539,6 +539,319 @@ pub mod timeout_parms {
     pub const MAX_FIELD: u16 = 1;
     /// Fields flagged mandatory (none).
     pub const MANDATORY: u64 = 0;
+    /// Fields that must be present.
+    pub const REQUIRED: u64 = super::field_mask(&[TIMEOUT_TYPE]);
+    /// `timeout_type`: the normal wait-for-connection timeout (`UT_DEFAULT`).
+    pub const UT_DEFAULT: u32 = 0;
+    /// `timeout_type`: the node was degraded (`UT_DEGRADED`).
+    pub const UT_DEGRADED: u32 = 1;
+    /// `timeout_type`: the peer is known Outdated (`UT_PEER_OUTDATED`).
+    pub const UT_PEER_OUTDATED: u32 = 2;
+}
+
+/// Fields of `DRBD_NLA_NET_CONF`, with `drbd_limits.h` ranges and defaults.
+pub mod net_conf {
+    use super::{field_mask, Limits};
+    /// Shared secret for cram-hmac (string, [`SECRET_SIZE`]; sensitive).
+    pub const SHARED_SECRET: u16 = 1;
+    /// Peer authentication digest, "" = none (string, 64).
+    pub const CRAM_HMAC_ALG: u16 = 2;
+    /// Data integrity digest, "" = none (string, 64).
+    pub const INTEGRITY_ALG: u16 = 3;
+    /// Online verify digest (string, 64).
+    pub const VERIFY_ALG: u16 = 4;
+    /// Checksum-based resync digest (string, 64).
+    pub const CSUMS_ALG: u16 = 5;
+    /// Replication protocol, [`PROT_A`]..=[`PROT_C`] (u32).
+    pub const WIRE_PROTOCOL: u16 = 6;
+    /// Seconds between connection attempts (u32).
+    pub const CONNECT_INT: u16 = 7;
+    /// Network timeout in 0.1 s (u32).
+    pub const TIMEOUT: u16 = 8;
+    /// Seconds between keep-alive pings (u32).
+    pub const PING_INT: u16 = 9;
+    /// Ping answer timeout in 0.1 s (u32).
+    pub const PING_TIMEO: u16 = 10;
+    /// Socket send buffer in bytes, 0 = auto (u32).
+    pub const SNDBUF_SIZE: u16 = 11;
+    /// Socket receive buffer in bytes, 0 = auto (u32).
+    pub const RCVBUF_SIZE: u16 = 12;
+    /// Timeouts before the peer is dropped, 0 = never (u32).
+    pub const KO_COUNT: u16 = 13;
+    /// Receive buffers in pages (u32).
+    pub const MAX_BUFFERS: u16 = 14;
+    /// Writes per epoch (u32).
+    pub const MAX_EPOCH_SIZE: u16 = 15;
+    /// Obsolete unplug watermark (u32).
+    pub const UNPLUG_WATERMARK: u16 = 16;
+    /// Split-brain policy with no Primary, an `ASB_*` value (u32).
+    pub const AFTER_SB_0P: u16 = 17;
+    /// Split-brain policy with one Primary (u32).
+    pub const AFTER_SB_1P: u16 = 18;
+    /// Split-brain policy with two Primaries (u32).
+    pub const AFTER_SB_2P: u16 = 19;
+    /// Resync-target-is-Primary policy (u32).
+    pub const RR_CONFLICT: u16 = 20;
+    /// Congestion policy, an `OC_*` value (u32).
+    pub const ON_CONGESTION: u16 = 21;
+    /// Congestion fill level in sectors, 0 = off (u32).
+    pub const CONG_FILL: u16 = 22;
+    /// Congestion activity log extents (u32).
+    pub const CONG_EXTENTS: u16 = 23;
+    /// Allow two Primaries (flag).
+    pub const TWO_PRIMARIES: u16 = 24;
+    /// Discard local data on connect (flag; invariant, one-shot).
+    pub const DISCARD_MY_DATA: u16 = 25;
+    /// Cork the data socket (flag).
+    pub const TCP_CORK: u16 = 26;
+    /// Apply the split-brain policies even without a resync decision (flag).
+    pub const ALWAYS_ASBP: u16 = 27;
+    /// Dry-run connect (flag; invariant).
+    pub const TENTATIVE: u16 = 28;
+    /// Run-length encode the bitmap (flag).
+    pub const USE_RLE: u16 = 29;
+    /// Use csums-alg only after a Primary crash (flag).
+    pub const CSUMS_AFTER_CRASH_ONLY: u16 = 33;
+    /// Socket check timeout in 0.1 s, 0 = use ping timeout (u32).
+    pub const SOCK_CHECK_TIMEO: u16 = 34;
+    /// Highest field number.
+    pub const MAX_FIELD: u16 = 34;
+    /// Size of the secret and algorithm name arrays (`SHARED_SECRET_MAX`),
+    /// NUL included.
+    pub const SECRET_SIZE: usize = 64;
+    /// Fields flagged mandatory (1..=29).
+    pub const MANDATORY: u64 = field_mask(&[
+        SHARED_SECRET,
+        CRAM_HMAC_ALG,
+        INTEGRITY_ALG,
+        VERIFY_ALG,
+        CSUMS_ALG,
+        WIRE_PROTOCOL,
+        CONNECT_INT,
+        TIMEOUT,
+        PING_INT,
+        PING_TIMEO,
+        SNDBUF_SIZE,
+        RCVBUF_SIZE,
+        KO_COUNT,
+        MAX_BUFFERS,
+        MAX_EPOCH_SIZE,
+        UNPLUG_WATERMARK,
+        AFTER_SB_0P,
+        AFTER_SB_1P,
+        AFTER_SB_2P,
+        RR_CONFLICT,
+        ON_CONGESTION,
+        CONG_FILL,
+        CONG_EXTENTS,
+        TWO_PRIMARIES,
+        DISCARD_MY_DATA,
+        TCP_CORK,
+        ALWAYS_ASBP,
+        TENTATIVE,
+        USE_RLE,
+    ]);
+    /// Fields only a connect may give.
+    pub const INVARIANT: u64 = field_mask(&[DISCARD_MY_DATA, TENTATIVE]);
+    /// Fields left out of replies to unprivileged readers and of broadcasts.
+    pub const SENSITIVE: u64 = field_mask(&[SHARED_SECRET]);
+    /// Every field.
+    pub const ALL: u64 = MANDATORY | field_mask(&[CSUMS_AFTER_CRASH_ONLY, SOCK_CHECK_TIMEO]);
+    /// `wire_protocol`: asynchronous.
+    pub const PROT_A: u32 = 1;
+    /// `wire_protocol`: memory synchronous.
+    pub const PROT_B: u32 = 2;
+    /// `wire_protocol`: synchronous.
+    pub const PROT_C: u32 = 3;
+    /// `wire_protocol` default.
+    pub const WIRE_PROTOCOL_DEF: u32 = PROT_C;
+    /// `after_sb_*p`, `rr_conflict`: disconnect.
+    pub const ASB_DISCONNECT: u32 = 0;
+    /// `after_sb_0p`: discard the younger Primary.
+    pub const ASB_DISCARD_YOUNGER_PRI: u32 = 1;
+    /// `after_sb_0p`: discard the older Primary.
+    pub const ASB_DISCARD_OLDER_PRI: u32 = 2;
+    /// `after_sb_0p`: discard the side without changes.
+    pub const ASB_DISCARD_ZERO_CHG: u32 = 3;
+    /// `after_sb_0p`: discard the side with fewer changes.
+    pub const ASB_DISCARD_LEAST_CHG: u32 = 4;
+    /// `after_sb_0p`: discard the local data.
+    pub const ASB_DISCARD_LOCAL: u32 = 5;
+    /// `after_sb_0p`: discard the peer's data.
+    pub const ASB_DISCARD_REMOTE: u32 = 6;
+    /// `after_sb_1p`: follow the 0p decision if it discards the Secondary.
+    pub const ASB_CONSENSUS: u32 = 7;
+    /// `after_sb_1p`: discard the Secondary.
+    pub const ASB_DISCARD_SECONDARY: u32 = 8;
+    /// `after_sb_1p`, `after_sb_2p`, `rr_conflict`: call the pri-lost helper.
+    pub const ASB_CALL_HELPER: u32 = 9;
+    /// `after_sb_1p`, `after_sb_2p`, `rr_conflict`: follow the 0p decision
+    /// even on the Primary.
+    pub const ASB_VIOLENTLY: u32 = 10;
+    /// `after_sb_0p` default.
+    pub const AFTER_SB_0P_DEF: u32 = ASB_DISCONNECT;
+    /// `after_sb_1p` default.
+    pub const AFTER_SB_1P_DEF: u32 = ASB_DISCONNECT;
+    /// `after_sb_2p` default.
+    pub const AFTER_SB_2P_DEF: u32 = ASB_DISCONNECT;
+    /// `rr_conflict` default.
+    pub const RR_CONFLICT_DEF: u32 = ASB_DISCONNECT;
+    /// `on_congestion`: block.
+    pub const OC_BLOCK: u32 = 0;
+    /// `on_congestion`: pull ahead (protocol A only).
+    pub const OC_PULL_AHEAD: u32 = 1;
+    /// `on_congestion`: disconnect.
+    pub const OC_DISCONNECT: u32 = 2;
+    /// `on_congestion` default.
+    pub const ON_CONGESTION_DEF: u32 = OC_BLOCK;
+    /// `connect_int`, seconds.
+    pub const CONNECT_INT_LIMITS: Limits<u32> = Limits {
+        min: 1,
+        max: 120,
+        default: 10,
+    };
+    /// `timeout`, 0.1 s.
+    pub const TIMEOUT_LIMITS: Limits<u32> = Limits {
+        min: 1,
+        max: 600,
+        default: 60,
+    };
+    /// `ping_int`, seconds.
+    pub const PING_INT_LIMITS: Limits<u32> = Limits {
+        min: 1,
+        max: 120,
+        default: 10,
+    };
+    /// `ping_timeo`, 0.1 s.
+    pub const PING_TIMEO_LIMITS: Limits<u32> = Limits {
+        min: 1,
+        max: 300,
+        default: 5,
+    };
+    /// `sndbuf_size`, bytes.
+    pub const SNDBUF_SIZE_LIMITS: Limits<u32> = Limits {
+        min: 0,
+        max: 10 << 20,
+        default: 0,
+    };
+    /// `rcvbuf_size`, bytes.
+    pub const RCVBUF_SIZE_LIMITS: Limits<u32> = Limits {
+        min: 0,
+        max: 10 << 20,
+        default: 0,
+    };
+    /// `ko_count`.
+    pub const KO_COUNT_LIMITS: Limits<u32> = Limits {
+        min: 0,
+        max: 200,
+        default: 7,
+    };
+    /// `max_buffers`, pages.
+    pub const MAX_BUFFERS_LIMITS: Limits<u32> = Limits {
+        min: 32,
+        max: 131_072,
+        default: 2048,
+    };
+    /// `max_epoch_size`.
+    pub const MAX_EPOCH_SIZE_LIMITS: Limits<u32> = Limits {
+        min: 1,
+        max: 20000,
+        default: 2048,
+    };
+    /// `unplug_watermark`.
+    pub const UNPLUG_WATERMARK_LIMITS: Limits<u32> = Limits {
+        min: 1,
+        max: 131_072,
+        default: 2048 / 16,
+    };
+    /// `cong_fill`, sectors.
+    pub const CONG_FILL_LIMITS: Limits<u32> = Limits {
+        min: 0,
+        max: 10 << 21,
+        default: 0,
+    };
+    /// `cong_extents`.
+    pub const CONG_EXTENTS_LIMITS: Limits<u32> = Limits {
+        min: 67,
+        max: 65534,
+        default: 1237,
+    };
+    /// `sock_check_timeo`, 0.1 s.
+    pub const SOCK_CHECK_TIMEO_LIMITS: Limits<u32> = Limits {
+        min: 0,
+        max: 300,
+        default: 0,
+    };
+    /// `two_primaries` default.
+    pub const TWO_PRIMARIES_DEF: bool = false;
+    /// `tcp_cork` default.
+    pub const TCP_CORK_DEF: bool = true;
+    /// `always_asbp` default.
+    pub const ALWAYS_ASBP_DEF: bool = false;
+    /// `use_rle` default.
+    pub const USE_RLE_DEF: bool = true;
+    /// `csums_after_crash_only` default.
+    pub const CSUMS_AFTER_CRASH_ONLY_DEF: bool = false;
+}
+
+/// Fields of `DRBD_NLA_RESIZE_PARMS`.
+pub mod resize_parms {
+    use super::{field_mask, Limits};
+    /// New size in sectors, 0 = as large as possible (u64).
+    pub const RESIZE_SIZE: u16 = 1;
+    /// Grow even if the peer may lack the space (flag; "--assume-peer-has-space").
+    pub const RESIZE_FORCE: u16 = 2;
+    /// Do not resync the new area (flag; "--assume-clean").
+    pub const NO_RESYNC: u16 = 3;
+    /// New number of activity log stripes (u32).
+    pub const AL_STRIPES: u16 = 4;
+    /// New activity log stripe size in KiB (u32).
+    pub const AL_STRIPE_SIZE: u16 = 5;
+    /// Highest field number.
+    pub const MAX_FIELD: u16 = 5;
+    /// Fields flagged mandatory.
+    pub const MANDATORY: u64 = field_mask(&[RESIZE_SIZE, RESIZE_FORCE, NO_RESYNC]);
+    /// Every field.
+    pub const ALL: u64 = MANDATORY | field_mask(&[AL_STRIPES, AL_STRIPE_SIZE]);
+    /// `resize_size`, sectors (the disk size limits).
+    pub const RESIZE_SIZE_LIMITS: Limits<u64> = super::disk_conf::DISK_SIZE_LIMITS;
+    /// `al_stripes`.
+    pub const AL_STRIPES_LIMITS: Limits<u32> = Limits {
+        min: 1,
+        max: 1024,
+        default: 1,
+    };
+    /// `al_stripe_size`, KiB.
+    pub const AL_STRIPE_SIZE_LIMITS: Limits<u32> = Limits {
+        min: 4,
+        max: 16_777_216,
+        default: 32,
+    };
+}
+
+/// Fields of `DRBD_NLA_START_OV_PARMS`.
+pub mod start_ov_parms {
+    use super::field_mask;
+    /// First sector to verify (u64).
+    pub const OV_START_SECTOR: u16 = 1;
+    /// Sector to stop at, `u64::MAX` = the end (u64).
+    pub const OV_STOP_SECTOR: u16 = 2;
+    /// Highest field number.
+    pub const MAX_FIELD: u16 = 2;
+    /// Fields flagged mandatory.
+    pub const MANDATORY: u64 = field_mask(&[OV_START_SECTOR, OV_STOP_SECTOR]);
+    /// Every field.
+    pub const ALL: u64 = MANDATORY;
+}
+
+/// Fields of `DRBD_NLA_NEW_C_UUID_PARMS`.
+pub mod new_c_uuid_parms {
+    /// Clear the bitmap: skip the initial resync (flag; "--clear-bitmap").
+    pub const CLEAR_BM: u16 = 1;
+    /// Highest field number.
+    pub const MAX_FIELD: u16 = 1;
+    /// Fields flagged mandatory.
+    pub const MANDATORY: u64 = super::field_mask(&[CLEAR_BM]);
 }
 
 /// Fields of `DRBD_NLA_STATE_INFO` (kernel to user) and broadcast reasons.
@@ -670,6 +983,130 @@ pub mod device_statistics {
     pub const HISTORY_UUIDS_SENT: usize = 32;
     /// Highest field number.
     pub const MAX_FIELD: u16 = 14;
+}
+
+/// Fields of `DRBD_NLA_RESOURCE_INFO` (none mandatory).
+pub mod resource_info {
+    /// Highest role of the resource's volumes (u32).
+    pub const RES_ROLE: u16 = 1;
+    /// IO suspended by the user (flag).
+    pub const RES_SUSP: u16 = 2;
+    /// IO suspended for lack of data (flag).
+    pub const RES_SUSP_NOD: u16 = 3;
+    /// IO suspended while fencing (flag).
+    pub const RES_SUSP_FEN: u16 = 4;
+    /// Highest field number.
+    pub const MAX_FIELD: u16 = 4;
+}
+
+/// Fields of `DRBD_NLA_CONNECTION_INFO` (none mandatory).
+pub mod connection_info {
+    /// Connection state (u32).
+    pub const CONN_CONNECTION_STATE: u16 = 1;
+    /// Peer's role (u32).
+    pub const CONN_ROLE: u16 = 2;
+    /// Highest field number.
+    pub const MAX_FIELD: u16 = 2;
+}
+
+/// Fields of `DRBD_NLA_PEER_DEVICE_INFO` (none mandatory).
+pub mod peer_device_info {
+    /// Replication state: the connection state, at least WFReportParams (u32).
+    pub const PEER_REPL_STATE: u16 = 1;
+    /// Peer's disk state (u32).
+    pub const PEER_DISK_STATE: u16 = 2;
+    /// Resync paused by the user (u32).
+    pub const PEER_RESYNC_SUSP_USER: u16 = 3;
+    /// Resync paused by the peer (u32).
+    pub const PEER_RESYNC_SUSP_PEER: u16 = 4;
+    /// Resync paused by a resync-after dependency (u32).
+    pub const PEER_RESYNC_SUSP_DEPENDENCY: u16 = 5;
+    /// Highest field number.
+    pub const MAX_FIELD: u16 = 5;
+}
+
+/// Fields of `DRBD_NLA_RESOURCE_STATISTICS` (none mandatory).
+pub mod resource_statistics {
+    /// Write ordering, a `WO_*` value (u32).
+    pub const RES_STAT_WRITE_ORDERING: u16 = 1;
+    /// Highest field number.
+    pub const MAX_FIELD: u16 = 1;
+    /// `write_ordering`: none.
+    pub const WO_NONE: u32 = 0;
+    /// `write_ordering`: drain.
+    pub const WO_DRAIN_IO: u32 = 1;
+    /// `write_ordering`: flush.
+    pub const WO_BDEV_FLUSH: u32 = 2;
+    /// `write_ordering`: barrier (no longer used by 8.4 on Linux 6.12).
+    pub const WO_BIO_BARRIER: u32 = 3;
+}
+
+/// Fields of `DRBD_NLA_CONNECTION_STATISTICS` (none mandatory).
+pub mod connection_statistics {
+    /// The data socket is congested (flag).
+    pub const CONN_CONGESTED: u16 = 1;
+    /// Highest field number.
+    pub const MAX_FIELD: u16 = 1;
+}
+
+/// Fields of `DRBD_NLA_PEER_DEVICE_STATISTICS` (none mandatory; 8 unused).
+pub mod peer_device_statistics {
+    /// Sectors received from the peer (u64).
+    pub const PEER_DEV_RECEIVED: u16 = 1;
+    /// Sectors sent to the peer (u64).
+    pub const PEER_DEV_SENT: u16 = 2;
+    /// Requests waiting for the peer (u32).
+    pub const PEER_DEV_PENDING: u16 = 3;
+    /// Peer requests not yet acknowledged (u32).
+    pub const PEER_DEV_UNACKED: u16 = 4;
+    /// Out-of-sync sectors (u64).
+    pub const PEER_DEV_OUT_OF_SYNC: u16 = 5;
+    /// Sectors that failed to resync (u64).
+    pub const PEER_DEV_RESYNC_FAILED: u16 = 6;
+    /// Bitmap UUID (u64).
+    pub const PEER_DEV_BITMAP_UUID: u16 = 7;
+    /// Peer flags, `PEER_FLAG_*` (u32).
+    pub const PEER_DEV_FLAGS: u16 = 9;
+    /// Highest field number.
+    pub const MAX_FIELD: u16 = 9;
+}
+
+/// Fields of `DRBD_NLA_NOTIFICATION_HEADER`, and the notification types.
+pub mod notification_header {
+    /// Notification type `NOTIFY_*`, maybe with [`NOTIFY_CONTINUES`] (u32).
+    pub const NH_TYPE: u16 = 1;
+    /// Highest field number.
+    pub const MAX_FIELD: u16 = 1;
+    /// Fields flagged mandatory.
+    pub const MANDATORY: u64 = super::field_mask(&[NH_TYPE]);
+    /// The object exists (initial state dump).
+    pub const NOTIFY_EXISTS: u32 = 0;
+    /// The object was created.
+    pub const NOTIFY_CREATE: u32 = 1;
+    /// The object changed.
+    pub const NOTIFY_CHANGE: u32 = 2;
+    /// The object was destroyed.
+    pub const NOTIFY_DESTROY: u32 = 3;
+    /// A helper is called.
+    pub const NOTIFY_CALL: u32 = 4;
+    /// A helper returned.
+    pub const NOTIFY_RESPONSE: u32 = 5;
+    /// Flag: more messages of the same event follow.
+    pub const NOTIFY_CONTINUES: u32 = 0x8000;
+}
+
+/// Fields of `DRBD_NLA_HELPER`.
+pub mod helper_info {
+    /// Helper name (string, [`HELPER_NAME_SIZE`]).
+    pub const HELPER_NAME: u16 = 1;
+    /// Helper exit status (u32).
+    pub const HELPER_STATUS: u16 = 2;
+    /// Highest field number.
+    pub const MAX_FIELD: u16 = 2;
+    /// Fields flagged mandatory.
+    pub const MANDATORY: u64 = super::field_mask(&[HELPER_NAME, HELPER_STATUS]);
+    /// Size of the helper name array, NUL included.
+    pub const HELPER_NAME_SIZE: usize = 32;
 }
 
 /// Defines a wire enum with `from_raw` and a text per variant.
@@ -1102,6 +1539,268 @@ pub struct DisconnectParms {
     pub force_disconnect: bool,
 }
 
+/// `struct net_conf`; strings borrow from the message they came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetConf<'a> {
+    /// Shared secret, without NUL (sensitive).
+    pub shared_secret: &'a [u8],
+    /// Peer authentication digest, without NUL; empty = none.
+    pub cram_hmac_alg: &'a [u8],
+    /// Data integrity digest; empty = none.
+    pub integrity_alg: &'a [u8],
+    /// Online verify digest; empty = none.
+    pub verify_alg: &'a [u8],
+    /// Checksum-based resync digest; empty = none.
+    pub csums_alg: &'a [u8],
+    /// `net_conf::PROT_A`..=`PROT_C`.
+    pub wire_protocol: u32,
+    /// Seconds.
+    pub connect_int: u32,
+    /// 0.1 s.
+    pub timeout: u32,
+    /// Seconds.
+    pub ping_int: u32,
+    /// 0.1 s.
+    pub ping_timeo: u32,
+    /// Bytes, 0 = auto.
+    pub sndbuf_size: u32,
+    /// Bytes, 0 = auto.
+    pub rcvbuf_size: u32,
+    /// Timeouts before the peer is dropped, 0 = never.
+    pub ko_count: u32,
+    /// Pages.
+    pub max_buffers: u32,
+    /// Writes per epoch.
+    pub max_epoch_size: u32,
+    /// Obsolete unplug watermark.
+    pub unplug_watermark: u32,
+    /// `net_conf::ASB_*`.
+    pub after_sb_0p: u32,
+    /// `net_conf::ASB_*`.
+    pub after_sb_1p: u32,
+    /// `net_conf::ASB_*`.
+    pub after_sb_2p: u32,
+    /// `net_conf::ASB_*`.
+    pub rr_conflict: u32,
+    /// `net_conf::OC_*`.
+    pub on_congestion: u32,
+    /// Sectors, 0 = off.
+    pub cong_fill: u32,
+    /// Activity log extents.
+    pub cong_extents: u32,
+    /// Allow two Primaries.
+    pub two_primaries: bool,
+    /// Discard local data on connect (one-shot).
+    pub discard_my_data: bool,
+    /// Cork the data socket.
+    pub tcp_cork: bool,
+    /// Apply the split-brain policies even without a resync decision.
+    pub always_asbp: bool,
+    /// Dry-run connect.
+    pub tentative: bool,
+    /// Run-length encode the bitmap.
+    pub use_rle: bool,
+    /// Use csums-alg only after a Primary crash.
+    pub csums_after_crash_only: bool,
+    /// 0.1 s, 0 = use the ping timeout.
+    pub sock_check_timeo: u32,
+}
+
+impl Default for NetConf<'_> {
+    /// Everything at its `drbd_limits.h` default (what the kernel's
+    /// `set_net_conf_defaults` leaves in a zeroed struct).
+    fn default() -> Self {
+        use net_conf as n;
+        Self {
+            shared_secret: &[],
+            cram_hmac_alg: &[],
+            integrity_alg: &[],
+            verify_alg: &[],
+            csums_alg: &[],
+            wire_protocol: n::WIRE_PROTOCOL_DEF,
+            connect_int: n::CONNECT_INT_LIMITS.default,
+            timeout: n::TIMEOUT_LIMITS.default,
+            ping_int: n::PING_INT_LIMITS.default,
+            ping_timeo: n::PING_TIMEO_LIMITS.default,
+            sndbuf_size: n::SNDBUF_SIZE_LIMITS.default,
+            rcvbuf_size: n::RCVBUF_SIZE_LIMITS.default,
+            ko_count: n::KO_COUNT_LIMITS.default,
+            max_buffers: n::MAX_BUFFERS_LIMITS.default,
+            max_epoch_size: n::MAX_EPOCH_SIZE_LIMITS.default,
+            unplug_watermark: n::UNPLUG_WATERMARK_LIMITS.default,
+            after_sb_0p: n::AFTER_SB_0P_DEF,
+            after_sb_1p: n::AFTER_SB_1P_DEF,
+            after_sb_2p: n::AFTER_SB_2P_DEF,
+            rr_conflict: n::RR_CONFLICT_DEF,
+            on_congestion: n::ON_CONGESTION_DEF,
+            cong_fill: n::CONG_FILL_LIMITS.default,
+            cong_extents: n::CONG_EXTENTS_LIMITS.default,
+            two_primaries: n::TWO_PRIMARIES_DEF,
+            discard_my_data: false,
+            tcp_cork: n::TCP_CORK_DEF,
+            always_asbp: n::ALWAYS_ASBP_DEF,
+            tentative: false,
+            use_rle: n::USE_RLE_DEF,
+            csums_after_crash_only: n::CSUMS_AFTER_CRASH_ONLY_DEF,
+            sock_check_timeo: n::SOCK_CHECK_TIMEO_LIMITS.default,
+        }
+    }
+}
+
+impl NetConf<'_> {
+    /// Resets the options that have defaults, strings included, keeping the
+    /// two invariant flags (what the kernel's `set_net_conf_defaults` does).
+    pub fn reset_to_defaults(&mut self) {
+        *self = Self {
+            discard_my_data: self.discard_my_data,
+            tentative: self.tentative,
+            ..Self::default()
+        };
+    }
+}
+
+/// `struct resize_parms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResizeParms {
+    /// New size in sectors, 0 = as large as possible.
+    pub resize_size: u64,
+    /// "--assume-peer-has-space".
+    pub resize_force: bool,
+    /// "--assume-clean".
+    pub no_resync: bool,
+    /// Activity log stripes.
+    pub al_stripes: u32,
+    /// Activity log stripe size in KiB.
+    pub al_stripe_size: u32,
+}
+
+impl Default for ResizeParms {
+    /// Size 0, no flags, the default activity log layout (1 stripe of 32 KiB).
+    fn default() -> Self {
+        Self {
+            resize_size: 0,
+            resize_force: false,
+            no_resync: false,
+            al_stripes: resize_parms::AL_STRIPES_LIMITS.default,
+            al_stripe_size: resize_parms::AL_STRIPE_SIZE_LIMITS.default,
+        }
+    }
+}
+
+/// `struct start_ov_parms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartOvParms {
+    /// First sector to verify.
+    pub ov_start_sector: u64,
+    /// Sector to stop at; `u64::MAX` = the end of the device.
+    pub ov_stop_sector: u64,
+}
+
+impl Default for StartOvParms {
+    /// The whole device.
+    fn default() -> Self {
+        Self {
+            ov_start_sector: 0,
+            ov_stop_sector: u64::MAX,
+        }
+    }
+}
+
+/// `struct new_c_uuid_parms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NewCUuidParms {
+    /// "--clear-bitmap": skip the initial full sync.
+    pub clear_bm: bool,
+}
+
+/// `struct timeout_parms`, the reply of GET_TIMEOUT_TYPE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TimeoutParms {
+    /// `timeout_parms::UT_*`.
+    pub timeout_type: u32,
+}
+
+/// `struct resource_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResourceInfo {
+    /// Highest role of the volumes ([`Role`] value).
+    pub role: u32,
+    /// IO suspended by the user.
+    pub susp: bool,
+    /// IO suspended for lack of data.
+    pub susp_nod: bool,
+    /// IO suspended while fencing.
+    pub susp_fen: bool,
+}
+
+/// `struct connection_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnectionInfo {
+    /// Connection state ([`ConnState`] value).
+    pub connection_state: u32,
+    /// Peer's role ([`Role`] value).
+    pub role: u32,
+}
+
+/// `struct peer_device_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerDeviceInfo {
+    /// Replication state ([`ConnState`] value).
+    pub repl_state: u32,
+    /// Peer's disk state ([`DiskState`] value).
+    pub disk_state: u32,
+    /// Resync paused by the user.
+    pub resync_susp_user: u32,
+    /// Resync paused by the peer.
+    pub resync_susp_peer: u32,
+    /// Resync paused by a resync-after dependency.
+    pub resync_susp_dependency: u32,
+}
+
+/// `struct resource_statistics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResourceStatistics {
+    /// `resource_statistics::WO_*`.
+    pub write_ordering: u32,
+}
+
+/// `struct connection_statistics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnectionStatistics {
+    /// The data socket is congested.
+    pub congested: bool,
+}
+
+/// `struct peer_device_statistics` (field names without `peer_dev_`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerDeviceStatistics {
+    /// Sectors received.
+    pub received: u64,
+    /// Sectors sent.
+    pub sent: u64,
+    /// Requests waiting for the peer.
+    pub pending: u32,
+    /// Peer requests not yet acknowledged.
+    pub unacked: u32,
+    /// Out-of-sync sectors.
+    pub out_of_sync: u64,
+    /// Sectors that failed to resync.
+    pub resync_failed: u64,
+    /// Bitmap UUID.
+    pub bitmap_uuid: u64,
+    /// Peer flags.
+    pub flags: u32,
+}
+
+/// `struct drbd_helper_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HelperInfo<'a> {
+    /// Helper name, without NUL.
+    pub name: &'a [u8],
+    /// Exit status (responses only).
+    pub status: u32,
+}
+
 /// `struct state_info`; `None` fields are left out of the message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct StateInfo<'a> {
@@ -1483,6 +2182,223 @@ fn parse_device_statistics(nest: &[u8]) -> Result<DeviceStatistics, RequestError
     Ok(s)
 }
 
+fn parse_net_conf<'a>(
+    nest: &'a [u8],
+    base: NetConf<'a>,
+    change: bool,
+) -> Result<NetConf<'a>, RequestError> {
+    use net_conf as f;
+    let mut c = base;
+    let rules = FieldRules {
+        max_field: f::MAX_FIELD,
+        required: 0,
+        invariant: f::INVARIANT,
+    };
+    parse_fields(nest, rules, change, |a| {
+        match a.number {
+            f::SHARED_SECRET => c.shared_secret = a.get_str(f::SECRET_SIZE)?,
+            f::CRAM_HMAC_ALG => c.cram_hmac_alg = a.get_str(f::SECRET_SIZE)?,
+            f::INTEGRITY_ALG => c.integrity_alg = a.get_str(f::SECRET_SIZE)?,
+            f::VERIFY_ALG => c.verify_alg = a.get_str(f::SECRET_SIZE)?,
+            f::CSUMS_ALG => c.csums_alg = a.get_str(f::SECRET_SIZE)?,
+            f::WIRE_PROTOCOL => c.wire_protocol = a.get_u32()?,
+            f::CONNECT_INT => c.connect_int = a.get_u32()?,
+            f::TIMEOUT => c.timeout = a.get_u32()?,
+            f::PING_INT => c.ping_int = a.get_u32()?,
+            f::PING_TIMEO => c.ping_timeo = a.get_u32()?,
+            f::SNDBUF_SIZE => c.sndbuf_size = a.get_u32()?,
+            f::RCVBUF_SIZE => c.rcvbuf_size = a.get_u32()?,
+            f::KO_COUNT => c.ko_count = a.get_u32()?,
+            f::MAX_BUFFERS => c.max_buffers = a.get_u32()?,
+            f::MAX_EPOCH_SIZE => c.max_epoch_size = a.get_u32()?,
+            f::UNPLUG_WATERMARK => c.unplug_watermark = a.get_u32()?,
+            f::AFTER_SB_0P => c.after_sb_0p = a.get_u32()?,
+            f::AFTER_SB_1P => c.after_sb_1p = a.get_u32()?,
+            f::AFTER_SB_2P => c.after_sb_2p = a.get_u32()?,
+            f::RR_CONFLICT => c.rr_conflict = a.get_u32()?,
+            f::ON_CONGESTION => c.on_congestion = a.get_u32()?,
+            f::CONG_FILL => c.cong_fill = a.get_u32()?,
+            f::CONG_EXTENTS => c.cong_extents = a.get_u32()?,
+            f::TWO_PRIMARIES => c.two_primaries = a.get_flag()?,
+            f::DISCARD_MY_DATA => c.discard_my_data = a.get_flag()?,
+            f::TCP_CORK => c.tcp_cork = a.get_flag()?,
+            f::ALWAYS_ASBP => c.always_asbp = a.get_flag()?,
+            f::TENTATIVE => c.tentative = a.get_flag()?,
+            f::USE_RLE => c.use_rle = a.get_flag()?,
+            f::CSUMS_AFTER_CRASH_ONLY => c.csums_after_crash_only = a.get_flag()?,
+            f::SOCK_CHECK_TIMEO => c.sock_check_timeo = a.get_u32()?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(c)
+}
+
+fn parse_resize_parms(nest: &[u8], base: ResizeParms) -> Result<ResizeParms, RequestError> {
+    use resize_parms as f;
+    let mut p = base;
+    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
+        match a.number {
+            f::RESIZE_SIZE => p.resize_size = a.get_u64()?,
+            f::RESIZE_FORCE => p.resize_force = a.get_flag()?,
+            f::NO_RESYNC => p.no_resync = a.get_flag()?,
+            f::AL_STRIPES => p.al_stripes = a.get_u32()?,
+            f::AL_STRIPE_SIZE => p.al_stripe_size = a.get_u32()?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(p)
+}
+
+fn parse_start_ov_parms(nest: &[u8], base: StartOvParms) -> Result<StartOvParms, RequestError> {
+    use start_ov_parms as f;
+    let mut p = base;
+    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
+        match a.number {
+            f::OV_START_SECTOR => p.ov_start_sector = a.get_u64()?,
+            f::OV_STOP_SECTOR => p.ov_stop_sector = a.get_u64()?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(p)
+}
+
+fn parse_timeout_parms(nest: &[u8]) -> Result<TimeoutParms, RequestError> {
+    let mut p = TimeoutParms::default();
+    let rules = FieldRules {
+        max_field: timeout_parms::MAX_FIELD,
+        required: timeout_parms::REQUIRED,
+        invariant: 0,
+    };
+    parse_fields(nest, rules, false, |a| {
+        if a.number == timeout_parms::TIMEOUT_TYPE {
+            p.timeout_type = a.get_u32()?;
+        }
+        Ok(())
+    })?;
+    Ok(p)
+}
+
+fn parse_resource_info(nest: &[u8]) -> Result<ResourceInfo, RequestError> {
+    use resource_info as f;
+    let mut i = ResourceInfo::default();
+    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
+        match a.number {
+            f::RES_ROLE => i.role = a.get_u32()?,
+            f::RES_SUSP => i.susp = a.get_flag()?,
+            f::RES_SUSP_NOD => i.susp_nod = a.get_flag()?,
+            f::RES_SUSP_FEN => i.susp_fen = a.get_flag()?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(i)
+}
+
+fn parse_connection_info(nest: &[u8]) -> Result<ConnectionInfo, RequestError> {
+    use connection_info as f;
+    let mut i = ConnectionInfo::default();
+    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
+        match a.number {
+            f::CONN_CONNECTION_STATE => i.connection_state = a.get_u32()?,
+            f::CONN_ROLE => i.role = a.get_u32()?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(i)
+}
+
+fn parse_peer_device_info(nest: &[u8]) -> Result<PeerDeviceInfo, RequestError> {
+    use peer_device_info as f;
+    let mut i = PeerDeviceInfo::default();
+    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
+        match a.number {
+            f::PEER_REPL_STATE => i.repl_state = a.get_u32()?,
+            f::PEER_DISK_STATE => i.disk_state = a.get_u32()?,
+            f::PEER_RESYNC_SUSP_USER => i.resync_susp_user = a.get_u32()?,
+            f::PEER_RESYNC_SUSP_PEER => i.resync_susp_peer = a.get_u32()?,
+            f::PEER_RESYNC_SUSP_DEPENDENCY => i.resync_susp_dependency = a.get_u32()?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(i)
+}
+
+fn parse_resource_statistics(nest: &[u8]) -> Result<ResourceStatistics, RequestError> {
+    use resource_statistics as f;
+    let mut s = ResourceStatistics::default();
+    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
+        if a.number == f::RES_STAT_WRITE_ORDERING {
+            s.write_ordering = a.get_u32()?;
+        }
+        Ok(())
+    })?;
+    Ok(s)
+}
+
+fn parse_connection_statistics(nest: &[u8]) -> Result<ConnectionStatistics, RequestError> {
+    use connection_statistics as f;
+    let mut s = ConnectionStatistics::default();
+    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
+        if a.number == f::CONN_CONGESTED {
+            s.congested = a.get_flag()?;
+        }
+        Ok(())
+    })?;
+    Ok(s)
+}
+
+fn parse_peer_device_statistics(nest: &[u8]) -> Result<PeerDeviceStatistics, RequestError> {
+    use peer_device_statistics as f;
+    let mut s = PeerDeviceStatistics::default();
+    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
+        match a.number {
+            f::PEER_DEV_RECEIVED => s.received = a.get_u64()?,
+            f::PEER_DEV_SENT => s.sent = a.get_u64()?,
+            f::PEER_DEV_PENDING => s.pending = a.get_u32()?,
+            f::PEER_DEV_UNACKED => s.unacked = a.get_u32()?,
+            f::PEER_DEV_OUT_OF_SYNC => s.out_of_sync = a.get_u64()?,
+            f::PEER_DEV_RESYNC_FAILED => s.resync_failed = a.get_u64()?,
+            f::PEER_DEV_BITMAP_UUID => s.bitmap_uuid = a.get_u64()?,
+            f::PEER_DEV_FLAGS => s.flags = a.get_u32()?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(s)
+}
+
+/// NOTIFICATION_HEADER.nh_type; `None` if the struct leaves it out.
+fn parse_notification_header(nest: &[u8]) -> Result<Option<u32>, RequestError> {
+    use notification_header as f;
+    let mut nh_type = None;
+    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
+        if a.number == f::NH_TYPE {
+            nh_type = Some(a.get_u32()?);
+        }
+        Ok(())
+    })?;
+    Ok(nh_type)
+}
+
+fn parse_helper_info(nest: &[u8]) -> Result<HelperInfo<'_>, RequestError> {
+    use helper_info as f;
+    let mut h = HelperInfo::default();
+    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
+        match a.number {
+            f::HELPER_NAME => h.name = a.get_str(f::HELPER_NAME_SIZE)?,
+            f::HELPER_STATUS => h.status = a.get_u32()?,
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(h)
+}
+
 /// A validated request, borrowing from the message (kernel side).
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -1599,6 +2515,66 @@ impl<'a> Request<'a> {
             .map(|a| parse_single_flag(a.payload))
             .transpose()?;
         Ok(parms.map(|force_disconnect| DisconnectParms { force_disconnect }))
+    }
+
+    /// NET_CONF for CONNECT: the given options over the defaults (an absent
+    /// NET_CONF means all defaults, as in the kernel). Invariant fields are
+    /// allowed here.
+    pub fn net_conf(&self) -> Result<NetConf<'a>, RequestError> {
+        match self.tla(tla::NET_CONF) {
+            Some(a) => parse_net_conf(a.payload, NetConf::default(), false),
+            None => Ok(NetConf::default()),
+        }
+    }
+
+    /// NET_CONF for CHG_NET_OPTS: the given options applied to `current`
+    /// (reset to defaults first with SET_DEFAULTS, keeping the invariant
+    /// flags); `discard_my_data` and `tentative` are refused with
+    /// [`RequestError::INVARIANT_CHANGE`].
+    pub fn net_conf_change(&self, current: NetConf<'a>) -> Result<NetConf<'a>, RequestError> {
+        let mut base = current;
+        if self.set_defaults() {
+            base.reset_to_defaults();
+        }
+        match self.tla(tla::NET_CONF) {
+            Some(a) => parse_net_conf(a.payload, base, true),
+            None => Ok(base),
+        }
+    }
+
+    /// RESIZE_PARMS over `base`: the kernel starts from size 0, no flags and
+    /// the device's current activity log layout (`al_stripes`,
+    /// `al_stripe_size`).
+    pub fn resize_parms(&self, base: ResizeParms) -> Result<ResizeParms, RequestError> {
+        match self.tla(tla::RESIZE_PARMS) {
+            Some(a) => parse_resize_parms(a.payload, base),
+            None => Ok(base),
+        }
+    }
+
+    /// START_OV_PARMS over `base`: the kernel starts from the last verify
+    /// position and `u64::MAX` as stop sector.
+    pub fn start_ov_parms(&self, base: StartOvParms) -> Result<StartOvParms, RequestError> {
+        match self.tla(tla::START_OV_PARMS) {
+            Some(a) => parse_start_ov_parms(a.payload, base),
+            None => Ok(base),
+        }
+    }
+
+    /// NEW_C_UUID_PARMS, if present.
+    pub fn new_c_uuid_parms(&self) -> Result<Option<NewCUuidParms>, RequestError> {
+        let parms = self
+            .tla(tla::NEW_C_UUID_PARMS)
+            .map(|a| parse_single_flag(a.payload))
+            .transpose()?;
+        Ok(parms.map(|clear_bm| NewCUuidParms { clear_bm }))
+    }
+
+    /// TIMEOUT_PARMS, if present (the kernel only sends it; for symmetry).
+    pub fn timeout_parms(&self) -> Result<Option<TimeoutParms>, RequestError> {
+        self.tla(tla::TIMEOUT_PARMS)
+            .map(|a| parse_timeout_parms(a.payload))
+            .transpose()
     }
 }
 
@@ -1725,45 +2701,168 @@ fn put_cfg_context_fields(
     Ok(())
 }
 
-fn put_disk_conf_fields(f: &mut FieldWriter<'_, '_>, c: &DiskConf<'_>) -> Result<(), NlaError> {
-    use disk_conf as d;
-    f.str(d::BACKING_DEV, c.backing_dev, DEVICE_PATH_SIZE)?;
-    f.str(d::META_DEV, c.meta_dev, DEVICE_PATH_SIZE)?;
-    f.s32(d::META_DEV_IDX, c.meta_dev_idx)?;
-    f.u64(d::DISK_SIZE, c.disk_size)?;
-    f.u32(d::MAX_BIO_BVECS, c.max_bio_bvecs)?;
-    f.u32(d::ON_IO_ERROR, c.on_io_error)?;
-    f.u32(d::FENCING, c.fencing)?;
-    f.u32(d::RESYNC_RATE, c.resync_rate)?;
-    f.s32(d::RESYNC_AFTER, c.resync_after)?;
-    f.u32(d::AL_EXTENTS, c.al_extents)?;
-    f.u32(d::C_PLAN_AHEAD, c.c_plan_ahead)?;
-    f.u32(d::C_DELAY_TARGET, c.c_delay_target)?;
-    f.u32(d::C_FILL_TARGET, c.c_fill_target)?;
-    f.u32(d::C_MAX_RATE, c.c_max_rate)?;
-    f.u32(d::C_MIN_RATE, c.c_min_rate)?;
-    f.u32(d::DISK_TIMEOUT, c.disk_timeout)?;
-    f.u32(d::READ_BALANCING, c.read_balancing)?;
-    f.u32(d::RS_DISCARD_GRANULARITY, c.rs_discard_granularity)?;
-    f.flag(d::DISK_BARRIER, c.disk_barrier)?;
-    f.flag(d::DISK_FLUSHES, c.disk_flushes)?;
-    f.flag(d::DISK_DRAIN, c.disk_drain)?;
-    f.flag(d::MD_FLUSHES, c.md_flushes)?;
-    f.flag(d::AL_UPDATES, c.al_updates)?;
-    f.flag(d::DISCARD_ZEROES_IF_ALIGNED, c.discard_zeroes_if_aligned)?;
-    f.flag(d::DISABLE_WRITE_SAME, c.disable_write_same)
+/// Which fields a request carries, and in which order: a [`field_mask`]
+/// (`u64`, ascending field numbers) or an explicit list of field numbers
+/// (`&[u16]`, in that order; drbdsetup sends options in command line order).
+pub trait FieldSelection {
+    /// Calls `put` for each selected field number up to `max_field`.
+    fn each_field(
+        &self,
+        max_field: u16,
+        put: impl FnMut(u16) -> Result<(), NlaError>,
+    ) -> Result<(), NlaError>;
 }
 
-fn put_resource_opts_fields(
+impl FieldSelection for u64 {
+    fn each_field(
+        &self,
+        max_field: u16,
+        put: impl FnMut(u16) -> Result<(), NlaError>,
+    ) -> Result<(), NlaError> {
+        (1..=max_field)
+            .filter(|n| self & field_bit(*n) != 0)
+            .try_for_each(put)
+    }
+}
+
+impl FieldSelection for &[u16] {
+    fn each_field(
+        &self,
+        max_field: u16,
+        put: impl FnMut(u16) -> Result<(), NlaError>,
+    ) -> Result<(), NlaError> {
+        self.iter()
+            .copied()
+            .filter(|n| (1..=max_field).contains(n))
+            .try_for_each(put)
+    }
+}
+
+/// DISK_CONF fields in `drbd_genl.h` declaration order (`disk_conf_to_skb`).
+const DISK_CONF_KERNEL_ORDER: [u16; 25] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 20, 21, 25, 16, 17, 18, 19, 23, 24, 26,
+];
+
+/// Writes DISK_CONF field `number`; numbers 8.4 does not define write nothing.
+fn put_disk_conf_field(
+    f: &mut FieldWriter<'_, '_>,
+    c: &DiskConf<'_>,
+    number: u16,
+) -> Result<(), NlaError> {
+    use disk_conf as d;
+    match number {
+        d::BACKING_DEV => f.str(number, c.backing_dev, DEVICE_PATH_SIZE),
+        d::META_DEV => f.str(number, c.meta_dev, DEVICE_PATH_SIZE),
+        d::META_DEV_IDX => f.s32(number, c.meta_dev_idx),
+        d::DISK_SIZE => f.u64(number, c.disk_size),
+        d::MAX_BIO_BVECS => f.u32(number, c.max_bio_bvecs),
+        d::ON_IO_ERROR => f.u32(number, c.on_io_error),
+        d::FENCING => f.u32(number, c.fencing),
+        d::RESYNC_RATE => f.u32(number, c.resync_rate),
+        d::RESYNC_AFTER => f.s32(number, c.resync_after),
+        d::AL_EXTENTS => f.u32(number, c.al_extents),
+        d::C_PLAN_AHEAD => f.u32(number, c.c_plan_ahead),
+        d::C_DELAY_TARGET => f.u32(number, c.c_delay_target),
+        d::C_FILL_TARGET => f.u32(number, c.c_fill_target),
+        d::C_MAX_RATE => f.u32(number, c.c_max_rate),
+        d::C_MIN_RATE => f.u32(number, c.c_min_rate),
+        d::DISK_TIMEOUT => f.u32(number, c.disk_timeout),
+        d::READ_BALANCING => f.u32(number, c.read_balancing),
+        d::RS_DISCARD_GRANULARITY => f.u32(number, c.rs_discard_granularity),
+        d::DISK_BARRIER => f.flag(number, c.disk_barrier),
+        d::DISK_FLUSHES => f.flag(number, c.disk_flushes),
+        d::DISK_DRAIN => f.flag(number, c.disk_drain),
+        d::MD_FLUSHES => f.flag(number, c.md_flushes),
+        d::AL_UPDATES => f.flag(number, c.al_updates),
+        d::DISCARD_ZEROES_IF_ALIGNED => f.flag(number, c.discard_zeroes_if_aligned),
+        d::DISABLE_WRITE_SAME => f.flag(number, c.disable_write_same),
+        _ => Ok(()),
+    }
+}
+
+fn put_resource_opts_field(
     f: &mut FieldWriter<'_, '_>,
     opts: &ResourceOpts<'_>,
+    number: u16,
 ) -> Result<(), NlaError> {
-    f.str(
-        resource_opts::CPU_MASK,
-        opts.cpu_mask,
-        resource_opts::CPU_MASK_SIZE,
-    )?;
-    f.u32(resource_opts::ON_NO_DATA, opts.on_no_data)
+    use resource_opts as r;
+    match number {
+        r::CPU_MASK => f.str(number, opts.cpu_mask, r::CPU_MASK_SIZE),
+        r::ON_NO_DATA => f.u32(number, opts.on_no_data),
+        _ => Ok(()),
+    }
+}
+
+/// Writes NET_CONF field `number` (declaration order is ascending).
+fn put_net_conf_field(
+    f: &mut FieldWriter<'_, '_>,
+    c: &NetConf<'_>,
+    number: u16,
+) -> Result<(), NlaError> {
+    use net_conf as n;
+    match number {
+        n::SHARED_SECRET => f.str(number, c.shared_secret, n::SECRET_SIZE),
+        n::CRAM_HMAC_ALG => f.str(number, c.cram_hmac_alg, n::SECRET_SIZE),
+        n::INTEGRITY_ALG => f.str(number, c.integrity_alg, n::SECRET_SIZE),
+        n::VERIFY_ALG => f.str(number, c.verify_alg, n::SECRET_SIZE),
+        n::CSUMS_ALG => f.str(number, c.csums_alg, n::SECRET_SIZE),
+        n::WIRE_PROTOCOL => f.u32(number, c.wire_protocol),
+        n::CONNECT_INT => f.u32(number, c.connect_int),
+        n::TIMEOUT => f.u32(number, c.timeout),
+        n::PING_INT => f.u32(number, c.ping_int),
+        n::PING_TIMEO => f.u32(number, c.ping_timeo),
+        n::SNDBUF_SIZE => f.u32(number, c.sndbuf_size),
+        n::RCVBUF_SIZE => f.u32(number, c.rcvbuf_size),
+        n::KO_COUNT => f.u32(number, c.ko_count),
+        n::MAX_BUFFERS => f.u32(number, c.max_buffers),
+        n::MAX_EPOCH_SIZE => f.u32(number, c.max_epoch_size),
+        n::UNPLUG_WATERMARK => f.u32(number, c.unplug_watermark),
+        n::AFTER_SB_0P => f.u32(number, c.after_sb_0p),
+        n::AFTER_SB_1P => f.u32(number, c.after_sb_1p),
+        n::AFTER_SB_2P => f.u32(number, c.after_sb_2p),
+        n::RR_CONFLICT => f.u32(number, c.rr_conflict),
+        n::ON_CONGESTION => f.u32(number, c.on_congestion),
+        n::CONG_FILL => f.u32(number, c.cong_fill),
+        n::CONG_EXTENTS => f.u32(number, c.cong_extents),
+        n::TWO_PRIMARIES => f.flag(number, c.two_primaries),
+        n::DISCARD_MY_DATA => f.flag(number, c.discard_my_data),
+        n::TCP_CORK => f.flag(number, c.tcp_cork),
+        n::ALWAYS_ASBP => f.flag(number, c.always_asbp),
+        n::TENTATIVE => f.flag(number, c.tentative),
+        n::USE_RLE => f.flag(number, c.use_rle),
+        n::CSUMS_AFTER_CRASH_ONLY => f.flag(number, c.csums_after_crash_only),
+        n::SOCK_CHECK_TIMEO => f.u32(number, c.sock_check_timeo),
+        _ => Ok(()),
+    }
+}
+
+fn put_resize_parms_field(
+    f: &mut FieldWriter<'_, '_>,
+    p: &ResizeParms,
+    number: u16,
+) -> Result<(), NlaError> {
+    use resize_parms as r;
+    match number {
+        r::RESIZE_SIZE => f.u64(number, p.resize_size),
+        r::RESIZE_FORCE => f.flag(number, p.resize_force),
+        r::NO_RESYNC => f.flag(number, p.no_resync),
+        r::AL_STRIPES => f.u32(number, p.al_stripes),
+        r::AL_STRIPE_SIZE => f.u32(number, p.al_stripe_size),
+        _ => Ok(()),
+    }
+}
+
+fn put_start_ov_parms_field(
+    f: &mut FieldWriter<'_, '_>,
+    p: &StartOvParms,
+    number: u16,
+) -> Result<(), NlaError> {
+    use start_ov_parms as o;
+    match number {
+        o::OV_START_SECTOR => f.u64(number, p.ov_start_sector),
+        o::OV_STOP_SECTOR => f.u64(number, p.ov_stop_sector),
+        _ => Ok(()),
+    }
 }
 
 /// Builds a reply or notification body in a caller-provided buffer (kernel
@@ -1831,7 +2930,11 @@ impl<'a> ReplyBuilder<'a> {
             Flavor::Kernel,
             0,
             u64::MAX,
-            |f| put_resource_opts_fields(f, opts),
+            |f| {
+                resource_opts::ALL.each_field(resource_opts::MAX_FIELD, |n| {
+                    put_resource_opts_field(f, opts, n)
+                })
+            },
         )
     }
 
@@ -1843,7 +2946,34 @@ impl<'a> ReplyBuilder<'a> {
             Flavor::Kernel,
             0,
             u64::MAX,
-            |f| put_disk_conf_fields(f, conf),
+            |f| {
+                DISK_CONF_KERNEL_ORDER
+                    .as_slice()
+                    .each_field(disk_conf::MAX_FIELD, |n| put_disk_conf_field(f, conf, n))
+            },
+        )
+    }
+
+    /// Adds NET_CONF (all fields); the shared secret only with
+    /// `include_secret`, which the kernel grants to CAP_SYS_ADMIN readers of
+    /// GET_STATUS and never in broadcasts.
+    pub fn put_net_conf(
+        &mut self,
+        conf: &NetConf<'_>,
+        include_secret: bool,
+    ) -> Result<(), NlaError> {
+        let fields = if include_secret {
+            net_conf::ALL
+        } else {
+            net_conf::ALL & !net_conf::SENSITIVE
+        };
+        put_struct(
+            &mut self.w,
+            tla::NET_CONF,
+            Flavor::Kernel,
+            0,
+            u64::MAX,
+            |f| fields.each_field(net_conf::MAX_FIELD, |n| put_net_conf_field(f, conf, n)),
         )
     }
 
@@ -1967,6 +3097,95 @@ impl<'a> ReplyBuilder<'a> {
         )
     }
 
+    /// Adds RESOURCE_INFO.
+    pub fn put_resource_info(&mut self, i: &ResourceInfo) -> Result<(), NlaError> {
+        use resource_info as r;
+        self.kernel_struct(tla::RESOURCE_INFO, |f| {
+            f.u32(r::RES_ROLE, i.role)?;
+            f.flag(r::RES_SUSP, i.susp)?;
+            f.flag(r::RES_SUSP_NOD, i.susp_nod)?;
+            f.flag(r::RES_SUSP_FEN, i.susp_fen)
+        })
+    }
+
+    /// Adds RESOURCE_STATISTICS.
+    pub fn put_resource_statistics(&mut self, s: &ResourceStatistics) -> Result<(), NlaError> {
+        self.kernel_struct(tla::RESOURCE_STATISTICS, |f| {
+            f.u32(
+                resource_statistics::RES_STAT_WRITE_ORDERING,
+                s.write_ordering,
+            )
+        })
+    }
+
+    /// Adds CONNECTION_INFO.
+    pub fn put_connection_info(&mut self, i: &ConnectionInfo) -> Result<(), NlaError> {
+        use connection_info as c;
+        self.kernel_struct(tla::CONNECTION_INFO, |f| {
+            f.u32(c::CONN_CONNECTION_STATE, i.connection_state)?;
+            f.u32(c::CONN_ROLE, i.role)
+        })
+    }
+
+    /// Adds CONNECTION_STATISTICS.
+    pub fn put_connection_statistics(&mut self, s: &ConnectionStatistics) -> Result<(), NlaError> {
+        self.kernel_struct(tla::CONNECTION_STATISTICS, |f| {
+            f.flag(connection_statistics::CONN_CONGESTED, s.congested)
+        })
+    }
+
+    /// Adds PEER_DEVICE_INFO.
+    pub fn put_peer_device_info(&mut self, i: &PeerDeviceInfo) -> Result<(), NlaError> {
+        use peer_device_info as p;
+        self.kernel_struct(tla::PEER_DEVICE_INFO, |f| {
+            f.u32(p::PEER_REPL_STATE, i.repl_state)?;
+            f.u32(p::PEER_DISK_STATE, i.disk_state)?;
+            f.u32(p::PEER_RESYNC_SUSP_USER, i.resync_susp_user)?;
+            f.u32(p::PEER_RESYNC_SUSP_PEER, i.resync_susp_peer)?;
+            f.u32(p::PEER_RESYNC_SUSP_DEPENDENCY, i.resync_susp_dependency)
+        })
+    }
+
+    /// Adds PEER_DEVICE_STATISTICS.
+    pub fn put_peer_device_statistics(&mut self, s: &PeerDeviceStatistics) -> Result<(), NlaError> {
+        use peer_device_statistics as p;
+        self.kernel_struct(tla::PEER_DEVICE_STATISTICS, |f| {
+            f.u64(p::PEER_DEV_RECEIVED, s.received)?;
+            f.u64(p::PEER_DEV_SENT, s.sent)?;
+            f.u32(p::PEER_DEV_PENDING, s.pending)?;
+            f.u32(p::PEER_DEV_UNACKED, s.unacked)?;
+            f.u64(p::PEER_DEV_OUT_OF_SYNC, s.out_of_sync)?;
+            f.u64(p::PEER_DEV_RESYNC_FAILED, s.resync_failed)?;
+            f.u64(p::PEER_DEV_BITMAP_UUID, s.bitmap_uuid)?;
+            f.u32(p::PEER_DEV_FLAGS, s.flags)
+        })
+    }
+
+    /// Adds NOTIFICATION_HEADER (`notification_header::NOTIFY_*`).
+    pub fn put_notification_header(&mut self, nh_type: u32) -> Result<(), NlaError> {
+        self.kernel_struct(tla::NOTIFICATION_HEADER, |f| {
+            f.u32(notification_header::NH_TYPE, nh_type)
+        })
+    }
+
+    /// Adds HELPER.
+    pub fn put_helper_info(&mut self, h: &HelperInfo<'_>) -> Result<(), NlaError> {
+        use helper_info as i;
+        self.kernel_struct(tla::HELPER, |f| {
+            f.str(i::HELPER_NAME, h.name, i::HELPER_NAME_SIZE)?;
+            f.u32(i::HELPER_STATUS, h.status)
+        })
+    }
+
+    /// A struct as the kernel's generated `*_to_skb` writes it.
+    fn kernel_struct(
+        &mut self,
+        tla_number: u16,
+        body: impl FnOnce(&mut FieldWriter<'_, '_>) -> Result<(), NlaError>,
+    ) -> Result<(), NlaError> {
+        put_struct(&mut self.w, tla_number, Flavor::Kernel, 0, u64::MAX, body)
+    }
+
     /// The writer, for attributes this builder has no method for.
     pub fn writer(&mut self) -> &mut NlaWriter<'a> {
         &mut self.w
@@ -1994,20 +3213,21 @@ pub fn put_cfg_context_request(
 }
 
 /// Adds DISK_CONF to a request with only the fields in `fields` (a
-/// [`field_mask`]); drbdsetup sends [`disk_conf::REQUIRED`] plus the
-/// options given on attach, and only the given options on disk-options.
+/// [`field_mask`] or a list in send order); drbdsetup sends
+/// [`disk_conf::REQUIRED`] plus the options given on attach, and only the
+/// given options on disk-options. An empty selection sends an empty nest.
 pub fn put_disk_conf_request(
     w: &mut NlaWriter<'_>,
     conf: &DiskConf<'_>,
-    fields: u64,
+    fields: impl FieldSelection,
 ) -> Result<(), NlaError> {
     put_struct(
         w,
         tla::DISK_CONF,
         Flavor::User,
         disk_conf::MANDATORY,
-        fields,
-        |f| put_disk_conf_fields(f, conf),
+        u64::MAX,
+        |f| fields.each_field(disk_conf::MAX_FIELD, |n| put_disk_conf_field(f, conf, n)),
     )
 }
 
@@ -2015,15 +3235,92 @@ pub fn put_disk_conf_request(
 pub fn put_resource_opts_request(
     w: &mut NlaWriter<'_>,
     opts: &ResourceOpts<'_>,
-    fields: u64,
+    fields: impl FieldSelection,
 ) -> Result<(), NlaError> {
     put_struct(
         w,
         tla::RESOURCE_OPTS,
         Flavor::User,
         resource_opts::MANDATORY,
-        fields,
-        |f| put_resource_opts_fields(f, opts),
+        u64::MAX,
+        |f| {
+            fields.each_field(resource_opts::MAX_FIELD, |n| {
+                put_resource_opts_field(f, opts, n)
+            })
+        },
+    )
+}
+
+/// Adds NET_CONF to a request with only the fields in `fields` (connect
+/// and net-options send the options given on the command line).
+pub fn put_net_conf_request(
+    w: &mut NlaWriter<'_>,
+    conf: &NetConf<'_>,
+    fields: impl FieldSelection,
+) -> Result<(), NlaError> {
+    put_struct(
+        w,
+        tla::NET_CONF,
+        Flavor::User,
+        net_conf::MANDATORY,
+        u64::MAX,
+        |f| fields.each_field(net_conf::MAX_FIELD, |n| put_net_conf_field(f, conf, n)),
+    )
+}
+
+/// Adds RESIZE_PARMS to a request with only the fields in `fields`.
+pub fn put_resize_parms_request(
+    w: &mut NlaWriter<'_>,
+    parms: &ResizeParms,
+    fields: impl FieldSelection,
+) -> Result<(), NlaError> {
+    put_struct(
+        w,
+        tla::RESIZE_PARMS,
+        Flavor::User,
+        resize_parms::MANDATORY,
+        u64::MAX,
+        |f| {
+            fields.each_field(resize_parms::MAX_FIELD, |n| {
+                put_resize_parms_field(f, parms, n)
+            })
+        },
+    )
+}
+
+/// Adds START_OV_PARMS to a request with only the fields in `fields`.
+pub fn put_start_ov_parms_request(
+    w: &mut NlaWriter<'_>,
+    parms: &StartOvParms,
+    fields: impl FieldSelection,
+) -> Result<(), NlaError> {
+    put_struct(
+        w,
+        tla::START_OV_PARMS,
+        Flavor::User,
+        start_ov_parms::MANDATORY,
+        u64::MAX,
+        |f| {
+            fields.each_field(start_ov_parms::MAX_FIELD, |n| {
+                put_start_ov_parms_field(f, parms, n)
+            })
+        },
+    )
+}
+
+/// Adds TIMEOUT_PARMS to a request (drbd-utils never sends it; for tests
+/// and symmetry).
+pub fn put_timeout_parms_request(
+    w: &mut NlaWriter<'_>,
+    parms: &TimeoutParms,
+) -> Result<(), NlaError> {
+    put_struct(
+        w,
+        tla::TIMEOUT_PARMS,
+        Flavor::User,
+        timeout_parms::MANDATORY,
+        u64::MAX,
+        |f| f.u32(timeout_parms::TIMEOUT_TYPE, parms.timeout_type),
     )
 }
 
@@ -2059,6 +3356,20 @@ pub fn put_disconnect_parms_request(
     put_flag_request(w, tla::DISCONNECT_PARMS, parms.force_disconnect)
 }
 
+/// Adds NEW_C_UUID_PARMS to a request.
+pub fn put_new_c_uuid_parms_request(
+    w: &mut NlaWriter<'_>,
+    parms: &NewCUuidParms,
+) -> Result<(), NlaError> {
+    put_flag_request(w, tla::NEW_C_UUID_PARMS, parms.clear_bm)
+}
+
+/// Adds an empty nest `tla_number`, as drbdsetup sends for a struct whose
+/// only options were given as "no" (`primary --force=no`).
+pub fn put_empty_request(w: &mut NlaWriter<'_>, tla_number: u16) -> Result<(), NlaError> {
+    put_struct(w, tla_number, Flavor::User, 0, u64::MAX, |_| Ok(()))
+}
+
 /// A parsed reply or notification (userspace side); absent structs are `None`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Reply<'a> {
@@ -2082,6 +3393,25 @@ pub struct Reply<'a> {
     pub device_statistics: Option<DeviceStatistics>,
     /// TIMEOUT_PARMS.timeout_type.
     pub timeout_type: Option<u32>,
+    /// NET_CONF (absent fields at their defaults; the shared secret is
+    /// empty when the kernel left it out).
+    pub net_conf: Option<NetConf<'a>>,
+    /// RESOURCE_INFO.
+    pub resource_info: Option<ResourceInfo>,
+    /// RESOURCE_STATISTICS.
+    pub resource_statistics: Option<ResourceStatistics>,
+    /// CONNECTION_INFO.
+    pub connection_info: Option<ConnectionInfo>,
+    /// CONNECTION_STATISTICS.
+    pub connection_statistics: Option<ConnectionStatistics>,
+    /// PEER_DEVICE_INFO.
+    pub peer_device_info: Option<PeerDeviceInfo>,
+    /// PEER_DEVICE_STATISTICS.
+    pub peer_device_statistics: Option<PeerDeviceStatistics>,
+    /// NOTIFICATION_HEADER.nh_type (`notification_header::NOTIFY_*`).
+    pub notification_type: Option<u32>,
+    /// HELPER.
+    pub helper_info: Option<HelperInfo<'a>>,
 }
 
 /// Parses a reply or notification body that starts at the DRBD user header.
@@ -2121,18 +3451,25 @@ pub fn parse_reply(payload: &[u8]) -> Result<Reply<'_>, RequestError> {
                 reply.device_statistics = Some(parse_device_statistics(nest)?)
             }
             tla::TIMEOUT_PARMS => {
-                let mut timeout_type = None;
-                let rules = FieldRules {
-                    max_field: timeout_parms::MAX_FIELD,
-                    required: field_bit(1),
-                    invariant: 0,
-                };
-                parse_fields(nest, rules, false, |a| {
-                    timeout_type = Some(a.get_u32()?);
-                    Ok(())
-                })?;
-                reply.timeout_type = timeout_type;
+                reply.timeout_type = Some(parse_timeout_parms(nest)?.timeout_type)
             }
+            tla::NET_CONF => {
+                reply.net_conf = Some(parse_net_conf(nest, NetConf::default(), false)?)
+            }
+            tla::RESOURCE_INFO => reply.resource_info = Some(parse_resource_info(nest)?),
+            tla::RESOURCE_STATISTICS => {
+                reply.resource_statistics = Some(parse_resource_statistics(nest)?)
+            }
+            tla::CONNECTION_INFO => reply.connection_info = Some(parse_connection_info(nest)?),
+            tla::CONNECTION_STATISTICS => {
+                reply.connection_statistics = Some(parse_connection_statistics(nest)?)
+            }
+            tla::PEER_DEVICE_INFO => reply.peer_device_info = Some(parse_peer_device_info(nest)?),
+            tla::PEER_DEVICE_STATISTICS => {
+                reply.peer_device_statistics = Some(parse_peer_device_statistics(nest)?)
+            }
+            tla::NOTIFICATION_HEADER => reply.notification_type = parse_notification_header(nest)?,
+            tla::HELPER => reply.helper_info = Some(parse_helper_info(nest)?),
             _ => {}
         }
     }
@@ -2906,6 +4243,613 @@ mod tests {
         assert_eq!(state_info::MANDATORY | state_info::REQUIRED, 0x7ffe);
     }
 
+    fn odd_net_conf() -> NetConf<'static> {
+        NetConf {
+            shared_secret: b"secret",
+            cram_hmac_alg: b"sha1",
+            integrity_alg: b"crc32c",
+            verify_alg: b"md5",
+            csums_alg: b"sha256",
+            wire_protocol: net_conf::PROT_A,
+            connect_int: 1,
+            timeout: 600,
+            ping_int: 120,
+            ping_timeo: 300,
+            sndbuf_size: 10 << 20,
+            rcvbuf_size: 1,
+            ko_count: 0,
+            max_buffers: 32,
+            max_epoch_size: 20000,
+            unplug_watermark: 1,
+            after_sb_0p: net_conf::ASB_DISCARD_ZERO_CHG,
+            after_sb_1p: net_conf::ASB_CONSENSUS,
+            after_sb_2p: net_conf::ASB_CALL_HELPER,
+            rr_conflict: net_conf::ASB_VIOLENTLY,
+            on_congestion: net_conf::OC_PULL_AHEAD,
+            cong_fill: 7,
+            cong_extents: 67,
+            two_primaries: true,
+            discard_my_data: true,
+            tcp_cork: false,
+            always_asbp: true,
+            tentative: true,
+            use_rle: false,
+            csums_after_crash_only: true,
+            sock_check_timeo: 9,
+        }
+    }
+
+    /// The numbers (and mandatory bits) of the fields in the first nest.
+    fn field_types(body: &[u8]) -> Vec<(u16, bool)> {
+        let nest = Attrs::new(&body[8..]).next().unwrap().unwrap();
+        nest.nested_attrs()
+            .map(|a| a.unwrap())
+            .map(|a| (a.number, a.mandatory))
+            .collect()
+    }
+
+    #[test]
+    fn net_conf_defaults_follow_drbd_limits() {
+        let d = NetConf::default();
+        assert_eq!(d.wire_protocol, 3);
+        assert_eq!(
+            (d.connect_int, d.timeout, d.ping_int, d.ping_timeo),
+            (10, 60, 10, 5)
+        );
+        assert_eq!(
+            (d.max_buffers, d.max_epoch_size, d.unplug_watermark),
+            (2048, 2048, 128)
+        );
+        assert_eq!((d.ko_count, d.cong_extents, d.cong_fill), (7, 1237, 0));
+        assert!(d.tcp_cork && d.use_rle && !d.two_primaries && !d.always_asbp);
+        assert!(d.shared_secret.is_empty() && d.cram_hmac_alg.is_empty());
+        assert_eq!(net_conf::MANDATORY, 0x3fff_fffe);
+        assert_eq!(net_conf::ALL, 0x6_3fff_fffe);
+        for n in 1..=net_conf::MAX_FIELD {
+            let known = !(30..=32).contains(&n);
+            assert_eq!(net_conf::ALL & field_bit(n) != 0, known, "{n}");
+        }
+        let mut odd = odd_net_conf();
+        odd.reset_to_defaults();
+        assert_eq!(
+            odd,
+            NetConf {
+                discard_my_data: true,
+                tentative: true,
+                ..NetConf::default()
+            }
+        );
+    }
+
+    #[test]
+    fn net_conf_round_trips_in_every_flavor() {
+        let conf = odd_net_conf();
+        let body = request(MINOR_ALL, 0, |w| {
+            put_net_conf_request(w, &conf, net_conf::ALL).unwrap()
+        });
+        let req = parse_request(&body).unwrap();
+        assert_eq!(req.net_conf(), Ok(conf));
+        let types = field_types(&body);
+        assert_eq!(types.len(), 31);
+        assert!(types.iter().all(|&(n, m)| m == (n <= 29)), "{types:?}");
+
+        let mut buf = [0u8; 2048];
+        let mut reply = ReplyBuilder::new(&mut buf, MINOR_ALL).unwrap();
+        reply.put_net_conf(&conf, true).unwrap();
+        let bytes = reply.bytes().to_vec();
+        assert_eq!(parse_reply(&bytes).unwrap().net_conf, Some(conf));
+        let nest = Attrs::new(&bytes[8..]).next().unwrap().unwrap();
+        assert!(nest.nested && nest.number == tla::NET_CONF);
+        assert!(nest.nested_attrs().all(|a| !a.unwrap().mandatory));
+
+        // Broadcasts and unprivileged readers do not get the secret.
+        let mut buf = [0u8; 2048];
+        let mut reply = ReplyBuilder::new(&mut buf, MINOR_ALL).unwrap();
+        reply.put_net_conf(&conf, false).unwrap();
+        let bytes = reply.bytes().to_vec();
+        assert!(!bytes.windows(6).any(|w| w == b"secret"));
+        let parsed = parse_reply(&bytes).unwrap().net_conf.unwrap();
+        assert_eq!(
+            parsed,
+            NetConf {
+                shared_secret: b"",
+                ..conf
+            }
+        );
+        let nest = Attrs::new(&bytes[8..]).next().unwrap().unwrap();
+        assert!(nest
+            .nested_attrs()
+            .all(|a| a.unwrap().number != net_conf::SHARED_SECRET));
+    }
+
+    #[test]
+    fn connect_takes_defaults_and_invariants() {
+        let no_conf = request(MINOR_ALL, 0, |_| {});
+        assert_eq!(
+            parse_request(&no_conf).unwrap().net_conf(),
+            Ok(NetConf::default())
+        );
+
+        let conf = NetConf {
+            wire_protocol: net_conf::PROT_B,
+            discard_my_data: true,
+            max_buffers: 8000,
+            ..NetConf::default()
+        };
+        let order: &[u16] = &[
+            net_conf::MAX_BUFFERS,
+            net_conf::DISCARD_MY_DATA,
+            net_conf::WIRE_PROTOCOL,
+        ];
+        let body = request(MINOR_ALL, 0, |w| {
+            put_net_conf_request(w, &conf, order).unwrap()
+        });
+        assert_eq!(field_types(&body), [(14, true), (25, true), (6, true)]);
+        let req = parse_request(&body).unwrap();
+        assert_eq!(req.net_conf(), Ok(conf), "connect may set invariant fields");
+        assert_eq!(
+            req.net_conf_change(odd_net_conf()),
+            Err(RequestError::INVARIANT_CHANGE),
+            "net-options may not"
+        );
+        let tentative = request(MINOR_ALL, 0, |w| {
+            put_net_conf_request(w, &conf, field_mask(&[net_conf::TENTATIVE])).unwrap()
+        });
+        assert_eq!(
+            parse_request(&tentative).unwrap().net_conf_change(conf),
+            Err(RequestError::INVARIANT_CHANGE)
+        );
+    }
+
+    #[test]
+    fn net_options_change_current_settings() {
+        let current = odd_net_conf();
+        let change = NetConf {
+            ping_int: 3,
+            verify_alg: b"crc32c",
+            ..current
+        };
+        let fields = field_mask(&[net_conf::PING_INT, net_conf::VERIFY_ALG]);
+        let body = request(MINOR_ALL, 0, |w| {
+            put_net_conf_request(w, &change, fields).unwrap()
+        });
+        let req = parse_request(&body).unwrap();
+        assert_eq!(req.net_conf_change(current), Ok(change));
+
+        let reset = request(MINOR_ALL, FLAG_SET_DEFAULTS, |w| {
+            put_net_conf_request(w, &change, fields).unwrap()
+        });
+        let changed = parse_request(&reset)
+            .unwrap()
+            .net_conf_change(current)
+            .unwrap();
+        assert_eq!(
+            changed,
+            NetConf {
+                ping_int: 3,
+                verify_alg: b"crc32c",
+                discard_my_data: true,
+                tentative: true,
+                ..NetConf::default()
+            },
+            "strings reset too, invariant flags kept"
+        );
+        let nothing = request(MINOR_ALL, FLAG_SET_DEFAULTS, |_| {});
+        let mut expected = current;
+        expected.reset_to_defaults();
+        assert_eq!(
+            parse_request(&nothing).unwrap().net_conf_change(current),
+            Ok(expected)
+        );
+        let empty_nest = request(MINOR_ALL, 0, |w| {
+            put_empty_request(w, tla::NET_CONF).unwrap()
+        });
+        assert_eq!(
+            parse_request(&empty_nest).unwrap().net_conf_change(current),
+            Ok(current)
+        );
+    }
+
+    #[test]
+    fn net_conf_field_checks() {
+        let with = |f: &dyn Fn(&mut NlaWriter<'_>)| {
+            let body = request(MINOR_ALL, 0, |w| {
+                let nest = w.begin_nest(NLA_F_NESTED | tla::NET_CONF).unwrap();
+                f(w);
+                w.end_nest(nest).unwrap();
+            });
+            // (secret length, everything else at its default)
+            parse_request(&body).unwrap().net_conf().map(|c| {
+                let len = c.shared_secret.len();
+                (
+                    len,
+                    NetConf {
+                        shared_secret: b"",
+                        ..c
+                    } == NetConf::default(),
+                )
+            })
+        };
+        // drbd-utils' my_addr2/peer_addr2 (35, 36) carry no mandatory flag.
+        let addr = with(&|w| w.put_bytes(35, &[2, 0, 0x1e, 0x6d, 1, 2, 3, 4]).unwrap());
+        assert_eq!(addr, Ok((0, true)));
+        assert_eq!(
+            with(&|w| w.put_u32(35 | NLA_F_MANDATORY, 1).unwrap()),
+            Err(RequestError::UNKNOWN_MANDATORY)
+        );
+        // 30..=32 are DRBD 9 fields: known numbers, ignored by 8.4.
+        assert_eq!(
+            with(&|w| w.put_u32(30 | NLA_F_MANDATORY, 2).unwrap()),
+            Ok((0, true))
+        );
+        let secret = |len: usize| std::vec![b's'; len];
+        let ok = secret(63);
+        assert_eq!(
+            with(&|w| w
+                .put_str(net_conf::SHARED_SECRET | NLA_F_MANDATORY, &ok)
+                .unwrap()),
+            Ok((63, true))
+        );
+        let long = secret(64);
+        assert_eq!(
+            with(&|w| w
+                .put_str(net_conf::SHARED_SECRET | NLA_F_MANDATORY, &long)
+                .unwrap()),
+            Err(RequestError::INVALID_VALUE)
+        );
+        assert_eq!(
+            with(&|w| w.put_u8(net_conf::PING_INT, 1).unwrap()),
+            Err(RequestError::INVALID_VALUE)
+        );
+        let conf = NetConf {
+            shared_secret: &long,
+            ..NetConf::default()
+        };
+        let mut buf = [0u8; 256];
+        let mut w = NlaWriter::new(&mut buf);
+        assert_eq!(
+            put_net_conf_request(&mut w, &conf, net_conf::ALL),
+            Err(NlaError::TooLong)
+        );
+        assert!(w.is_empty());
+        // Unselected fields are not checked.
+        put_net_conf_request(&mut w, &conf, field_mask(&[net_conf::TIMEOUT])).unwrap();
+    }
+
+    /// `drbdsetup-84 connect r0 10.0.0.1:7789 10.0.0.2 --protocol=B`, by hand.
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn connect_request_bytes() {
+        let me = [2u8, 0, 0x1e, 0x6d, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let peer = [2u8, 0, 0x1e, 0x6c, 10, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0];
+        let ctx = CfgContext {
+            resource_name: Some(b"r0"),
+            my_addr: Some(&me),
+            peer_addr: Some(&peer),
+            volume: None,
+        };
+        let conf = NetConf {
+            wire_protocol: net_conf::PROT_B,
+            ..NetConf::default()
+        };
+        let body = request(MINOR_ALL, 0, |w| {
+            put_cfg_context_request(w, &ctx).unwrap();
+            put_net_conf_request(w, &conf, field_mask(&[net_conf::WIRE_PROTOCOL])).unwrap();
+        });
+        let expected = [
+            &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0][..],
+            &[52, 0, 0x02, 0x80],
+            &[7, 0, 0x02, 0x40],
+            b"r0\0\0",
+            &[20, 0, 0x03, 0x40],
+            &me,
+            &[20, 0, 0x04, 0x40],
+            &peer,
+            &[12, 0, 0x05, 0x80],
+            &[8, 0, 0x06, 0x40, 2, 0, 0, 0],
+        ]
+        .concat();
+        assert_eq!(body, expected);
+        let req = parse_request(&body).unwrap();
+        assert_eq!(req.cfg_context(), Ok(Some(ctx)));
+        assert_eq!(req.net_conf(), Ok(conf));
+    }
+
+    #[test]
+    fn field_selection_orders_and_filters() {
+        let conf = odd_disk_conf();
+        let order: &[u16] = &[8, 0, 1, 99, 3, 2, 22, 16];
+        let body = request(0, 0, |w| put_disk_conf_request(w, &conf, order).unwrap());
+        assert_eq!(
+            field_types(&body),
+            [(8, true), (1, false), (3, false), (2, false), (16, true)],
+            "0, 99 and the undefined 22 write nothing"
+        );
+        assert_eq!(
+            parse_request(&body)
+                .unwrap()
+                .disk_conf()
+                .unwrap()
+                .unwrap()
+                .resync_rate,
+            conf.resync_rate
+        );
+        let empty = request(0, 0, |w| put_disk_conf_request(w, &conf, 0u64).unwrap());
+        assert_eq!(&empty[8..], &[4, 0, 0x03, 0x80]);
+        let ordered_opts: &[u16] = &[2, 1];
+        let opts = ResourceOpts {
+            cpu_mask: b"f",
+            on_no_data: 1,
+        };
+        let body = request(MINOR_ALL, 0, |w| {
+            put_resource_opts_request(w, &opts, ordered_opts).unwrap()
+        });
+        assert_eq!(field_types(&body), [(2, true), (1, true)]);
+        assert_eq!(
+            parse_request(&body)
+                .unwrap()
+                .resource_opts(ResourceOpts::default()),
+            Ok(opts)
+        );
+    }
+
+    #[test]
+    fn resize_parms_both_ways() {
+        let current_layout = ResizeParms {
+            al_stripes: 4,
+            al_stripe_size: 64,
+            ..ResizeParms::default()
+        };
+        let none = request(0, 0, |_| {});
+        assert_eq!(
+            parse_request(&none).unwrap().resize_parms(current_layout),
+            Ok(current_layout)
+        );
+        let parms = ResizeParms {
+            resize_size: 1 << 21,
+            resize_force: true,
+            no_resync: true,
+            al_stripes: 2,
+            al_stripe_size: 1024,
+        };
+        let body = request(5, 0, |w| {
+            put_resize_parms_request(w, &parms, resize_parms::ALL).unwrap()
+        });
+        assert_eq!(
+            field_types(&body),
+            [(1, true), (2, true), (3, true), (4, false), (5, false)]
+        );
+        assert_eq!(
+            parse_request(&body).unwrap().resize_parms(current_layout),
+            Ok(parms)
+        );
+        let size_only = request(5, 0, |w| {
+            put_resize_parms_request(w, &parms, field_mask(&[resize_parms::RESIZE_SIZE])).unwrap()
+        });
+        assert_eq!(
+            parse_request(&size_only)
+                .unwrap()
+                .resize_parms(current_layout),
+            Ok(ResizeParms {
+                resize_size: 1 << 21,
+                ..current_layout
+            })
+        );
+        let unknown = request(5, 0, |w| {
+            let nest = w.begin_nest(NLA_F_NESTED | tla::RESIZE_PARMS).unwrap();
+            w.put_u32(6 | NLA_F_MANDATORY, 1).unwrap();
+            w.end_nest(nest).unwrap();
+        });
+        assert_eq!(
+            parse_request(&unknown)
+                .unwrap()
+                .resize_parms(current_layout),
+            Err(RequestError::UNKNOWN_MANDATORY)
+        );
+        assert_eq!(resize_parms::AL_STRIPE_SIZE_LIMITS.default, 32);
+        assert!(!resize_parms::AL_STRIPES_LIMITS.contains(0));
+    }
+
+    #[test]
+    fn verify_uuid_and_timeout_parms_both_ways() {
+        let resume = StartOvParms {
+            ov_start_sector: 4096,
+            ov_stop_sector: u64::MAX,
+        };
+        let none = request(0, 0, |_| {});
+        let req = parse_request(&none).unwrap();
+        assert_eq!(req.start_ov_parms(resume), Ok(resume));
+        assert_eq!(req.new_c_uuid_parms(), Ok(None));
+        assert_eq!(req.timeout_parms(), Ok(None));
+        assert_eq!(StartOvParms::default().ov_stop_sector, u64::MAX);
+
+        let range = StartOvParms {
+            ov_start_sector: 8,
+            ov_stop_sector: 1024,
+        };
+        let start_only: &[u16] = &[start_ov_parms::OV_START_SECTOR];
+        let body = request(0, 0, |w| {
+            put_start_ov_parms_request(w, &range, start_only).unwrap();
+            put_new_c_uuid_parms_request(w, &NewCUuidParms { clear_bm: true }).unwrap();
+            put_timeout_parms_request(
+                w,
+                &TimeoutParms {
+                    timeout_type: timeout_parms::UT_PEER_OUTDATED,
+                },
+            )
+            .unwrap();
+        });
+        let req = parse_request(&body).unwrap();
+        assert_eq!(
+            req.start_ov_parms(resume),
+            Ok(StartOvParms {
+                ov_start_sector: 8,
+                ..resume
+            })
+        );
+        assert_eq!(
+            req.new_c_uuid_parms(),
+            Ok(Some(NewCUuidParms { clear_bm: true }))
+        );
+        assert_eq!(
+            req.timeout_parms(),
+            Ok(Some(TimeoutParms { timeout_type: 2 }))
+        );
+        let types = field_types(&body);
+        assert_eq!(types, [(1, true)]);
+
+        let no_type = request(0, 0, |w| put_empty_request(w, tla::TIMEOUT_PARMS).unwrap());
+        assert_eq!(
+            parse_request(&no_type).unwrap().timeout_parms(),
+            Err(RequestError::REQUIRED_MISSING)
+        );
+        assert_eq!(
+            parse_reply(&no_type).unwrap_err(),
+            RequestError::REQUIRED_MISSING
+        );
+        let empty_role = request(0, 0, |w| put_empty_request(w, tla::SET_ROLE_PARMS).unwrap());
+        assert_eq!(
+            parse_request(&empty_role).unwrap().set_role_parms(),
+            Ok(Some(SetRoleParms::default()))
+        );
+    }
+
+    /// An events2-style message with every info and statistics struct.
+    fn info_reply() -> Vec<u8> {
+        let mut buf = [0u8; 1024];
+        let mut reply = ReplyBuilder::new(&mut buf, 7).unwrap();
+        reply
+            .put_notification_header(
+                notification_header::NOTIFY_CHANGE | notification_header::NOTIFY_CONTINUES,
+            )
+            .unwrap();
+        reply
+            .put_resource_info(&ResourceInfo {
+                role: Role::Primary as u32,
+                susp: true,
+                susp_nod: false,
+                susp_fen: true,
+            })
+            .unwrap();
+        reply
+            .put_resource_statistics(&ResourceStatistics {
+                write_ordering: resource_statistics::WO_BDEV_FLUSH,
+            })
+            .unwrap();
+        reply
+            .put_connection_info(&ConnectionInfo {
+                connection_state: ConnState::Connected as u32,
+                role: Role::Secondary as u32,
+            })
+            .unwrap();
+        reply
+            .put_connection_statistics(&ConnectionStatistics { congested: true })
+            .unwrap();
+        reply
+            .put_peer_device_info(&PeerDeviceInfo {
+                repl_state: ConnState::SyncSource as u32,
+                disk_state: DiskState::Inconsistent as u32,
+                resync_susp_user: 1,
+                resync_susp_peer: 0,
+                resync_susp_dependency: 1,
+            })
+            .unwrap();
+        reply
+            .put_peer_device_statistics(&PeerDeviceStatistics {
+                received: 1,
+                sent: 2,
+                pending: 3,
+                unacked: 4,
+                out_of_sync: 5,
+                resync_failed: 6,
+                bitmap_uuid: 7,
+                flags: 8,
+            })
+            .unwrap();
+        reply
+            .put_helper_info(&HelperInfo {
+                name: b"fence-peer",
+                status: 4,
+            })
+            .unwrap();
+        reply.bytes().to_vec()
+    }
+
+    #[test]
+    fn info_and_statistics_round_trip() {
+        let bytes = info_reply();
+        let r = parse_reply(&bytes).unwrap();
+        assert_eq!(r.header.minor, 7);
+        assert_eq!(r.notification_type, Some(0x8002));
+        let res = r.resource_info.unwrap();
+        assert_eq!(
+            (res.role, res.susp, res.susp_nod, res.susp_fen),
+            (1, true, false, true)
+        );
+        assert_eq!(r.resource_statistics.unwrap().write_ordering, 2);
+        assert_eq!(
+            r.connection_info,
+            Some(ConnectionInfo {
+                connection_state: 10,
+                role: 2
+            })
+        );
+        assert_eq!(
+            r.connection_statistics,
+            Some(ConnectionStatistics { congested: true })
+        );
+        let pd = r.peer_device_info.unwrap();
+        assert_eq!((pd.repl_state, pd.disk_state), (16, 4));
+        assert_eq!((pd.resync_susp_user, pd.resync_susp_dependency), (1, 1));
+        let st = r.peer_device_statistics.unwrap();
+        assert_eq!((st.received, st.sent, st.pending, st.unacked), (1, 2, 3, 4));
+        assert_eq!(
+            (st.out_of_sync, st.resync_failed, st.bitmap_uuid, st.flags),
+            (5, 6, 7, 8)
+        );
+        assert_eq!(
+            r.helper_info,
+            Some(HelperInfo {
+                name: b"fence-peer",
+                status: 4
+            })
+        );
+        assert_eq!((r.net_conf, r.state_info), (None, None));
+        // Generated structs: NLA_F_NESTED, plain field numbers.
+        for tla_attr in Attrs::new(&bytes[8..]) {
+            let tla_attr = tla_attr.unwrap();
+            assert!(tla_attr.nested, "{}", tla_attr.number);
+            assert!(tla_attr.nested_attrs().all(|f| !f.unwrap().mandatory));
+        }
+        // Peer device statistics skip field 8.
+        let pds = Attrs::new(&bytes[8..])
+            .map(|a| a.unwrap())
+            .find(|a| a.number == tla::PEER_DEVICE_STATISTICS)
+            .unwrap();
+        let numbers: Vec<u16> = pds.nested_attrs().map(|a| a.unwrap().number).collect();
+        assert_eq!(numbers, [1, 2, 3, 4, 5, 6, 7, 9]);
+
+        let mut long_helper = [0u8; 256];
+        let mut reply = ReplyBuilder::new(&mut long_helper, 0).unwrap();
+        assert_eq!(
+            reply.put_helper_info(&HelperInfo {
+                name: &[b'h'; 32],
+                status: 0
+            }),
+            Err(NlaError::TooLong)
+        );
+        let bad = request(0, 0, |w| {
+            let nest = w.begin_nest(NLA_F_NESTED | tla::CONNECTION_INFO).unwrap();
+            w.put_u64(connection_info::CONN_ROLE, 1).unwrap();
+            w.end_nest(nest).unwrap();
+        });
+        assert_eq!(parse_reply(&bad).unwrap_err(), RequestError::INVALID_VALUE);
+        let no_type = request(0, 0, |w| {
+            put_empty_request(w, tla::NOTIFICATION_HEADER).unwrap()
+        });
+        assert_eq!(parse_reply(&no_type).unwrap().notification_type, None);
+    }
+
     /// Deterministic xorshift64 so failures reproduce.
     struct XorShift(u64);
 
@@ -2931,6 +4875,12 @@ mod tests {
             let _ = req.detach_parms();
             let _ = req.set_role_parms();
             let _ = req.disconnect_parms();
+            let _ = req.net_conf();
+            let _ = req.net_conf_change(odd_net_conf());
+            let _ = req.resize_parms(ResizeParms::default());
+            let _ = req.start_ov_parms(StartOvParms::default());
+            let _ = req.new_c_uuid_parms();
+            let _ = req.timeout_parms();
         }
         if let Ok(reply) = parse_reply(bytes) {
             let _ = reply.state_info.map(|s| State::from_u32(s.current_state));
@@ -2944,6 +4894,13 @@ mod tests {
         samples.push(request(0, 0, |w| {
             put_disk_conf_request(w, &odd_disk_conf(), disk_conf::ALL).unwrap()
         }));
+        samples.push(request(MINOR_ALL, FLAG_SET_DEFAULTS, |w| {
+            put_net_conf_request(w, &odd_net_conf(), net_conf::ALL).unwrap();
+            put_resize_parms_request(w, &ResizeParms::default(), resize_parms::ALL).unwrap();
+            put_start_ov_parms_request(w, &StartOvParms::default(), start_ov_parms::ALL).unwrap();
+            put_new_c_uuid_parms_request(w, &NewCUuidParms { clear_bm: true }).unwrap();
+        }));
+        samples.push(info_reply());
         let mut buf = [0u8; 1024];
         let mut reply = ReplyBuilder::new(&mut buf, 0).unwrap();
         reply

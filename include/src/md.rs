@@ -204,7 +204,9 @@ impl MetaIndex {
             DRBD_MD_INDEX_INTERNAL => Ok(Self::Internal),
             DRBD_MD_INDEX_FLEX_EXT => Ok(Self::FlexExternal),
             DRBD_MD_INDEX_FLEX_INT => Ok(Self::FlexInternal),
-            n => u32::try_from(n).map(Self::Indexed).map_err(|_| MdError::BadIndex(raw)),
+            n => u32::try_from(n)
+                .map(Self::Indexed)
+                .map_err(|_| MdError::BadIndex(raw)),
         }
     }
 
@@ -270,8 +272,11 @@ impl Layout {
         let al_offset_ext = MD_4KB_SECT as i32;
         match index {
             MetaIndex::Internal | MetaIndex::FlexInternal => {
-                let md_offset = (backing_sectors & !7).checked_sub(MD_4KB_SECT).ok_or(MdError::DeviceTooSmall)?;
-                let bm_sect = internal_bitmap_sectors(backing_sectors).ok_or(MdError::DeviceTooLarge)?;
+                let md_offset = (backing_sectors & !7)
+                    .checked_sub(MD_4KB_SECT)
+                    .ok_or(MdError::DeviceTooSmall)?;
+                let bm_sect =
+                    internal_bitmap_sectors(backing_sectors).ok_or(MdError::DeviceTooLarge)?;
                 if bm_sect.saturating_mul(512) > MD_BM_MAX_BYTES_FLEX {
                     return Err(MdError::DeviceTooLarge);
                 }
@@ -281,7 +286,12 @@ impl Layout {
                 let data = data.ok_or(MdError::DeviceTooSmall)?;
                 let md_size = below.saturating_add(MD_4KB_SECT);
                 let md_size_sect = u32::try_from(md_size).map_err(|_| MdError::DeviceTooLarge)?;
-                let negative = |x: u64| i32::try_from(x).ok().and_then(i32::checked_neg).ok_or(MdError::DeviceTooLarge);
+                let negative = |x: u64| {
+                    i32::try_from(x)
+                        .ok()
+                        .and_then(i32::checked_neg)
+                        .ok_or(MdError::DeviceTooLarge)
+                };
                 Ok(Self {
                     index,
                     md_offset,
@@ -294,8 +304,11 @@ impl Layout {
             }
             MetaIndex::FlexExternal => {
                 let bm_offset = MD_4KB_SECT.saturating_add(al_sect);
-                let md_size_sect = u32::try_from(meta_sectors).map_err(|_| MdError::DeviceTooLarge)?;
-                let bm_sect = meta_sectors.checked_sub(bm_offset).filter(|&b| b >= MD_4KB_SECT);
+                let md_size_sect =
+                    u32::try_from(meta_sectors).map_err(|_| MdError::DeviceTooLarge)?;
+                let bm_sect = meta_sectors
+                    .checked_sub(bm_offset)
+                    .filter(|&b| b >= MD_4KB_SECT);
                 let bm_sect = bm_sect.ok_or(MdError::DeviceTooSmall)?;
                 let max_capacity = backing_sectors
                     .min(DRBD_MAX_SECTORS_FLEX)
@@ -333,12 +346,14 @@ impl Layout {
 
     /// Absolute sector of the activity log on the meta device.
     pub fn al_sector(&self) -> u64 {
-        self.md_offset.saturating_add_signed(i64::from(self.al_offset))
+        self.md_offset
+            .saturating_add_signed(i64::from(self.al_offset))
     }
 
     /// Absolute sector of the bitmap on the meta device.
     pub fn bm_sector(&self) -> u64 {
-        self.md_offset.saturating_add_signed(i64::from(self.bm_offset))
+        self.md_offset
+            .saturating_add_signed(i64::from(self.bm_offset))
     }
 
     /// Sectors reserved for the bitmap.
@@ -373,11 +388,15 @@ pub fn bitmap_bytes(sectors: u64) -> u64 {
 }
 
 fn get_be32(b: &[u8], at: usize) -> u32 {
-    b.get(at..).and_then(|s| s.first_chunk()).map_or(0, |b| u32::from_be_bytes(*b))
+    b.get(at..)
+        .and_then(|s| s.first_chunk())
+        .map_or(0, |b| u32::from_be_bytes(*b))
 }
 
 fn get_be64(b: &[u8], at: usize) -> u64 {
-    b.get(at..).and_then(|s| s.first_chunk()).map_or(0, |b| u64::from_be_bytes(*b))
+    b.get(at..)
+        .and_then(|s| s.first_chunk())
+        .map_or(0, |b| u64::from_be_bytes(*b))
 }
 
 fn put_be32(b: &mut [u8], at: usize, value: u32) {
@@ -488,17 +507,23 @@ impl Superblock {
         put_be32(block, offset::AL_NR_EXTENTS, self.al_nr_extents);
         put_be32(block, offset::BM_OFFSET, self.bm_offset as u32);
         put_be32(block, offset::BM_BYTES_PER_BIT, self.bm_bytes_per_bit);
-        put_be32(block, offset::LA_PEER_MAX_BIO_SIZE, self.la_peer_max_bio_size);
+        put_be32(
+            block,
+            offset::LA_PEER_MAX_BIO_SIZE,
+            self.la_peer_max_bio_size,
+        );
         put_be32(block, offset::AL_STRIPES, self.al_stripes);
         put_be32(block, offset::AL_STRIPE_SIZE_4K, self.al_stripe_size_4k);
     }
 
     /// The activity log shape, with 0/0 meaning the default.
     pub fn al_geometry(&self) -> Result<AlGeometry, MdError> {
-        AlGeometry::from_superblock(self.al_stripes, self.al_stripe_size_4k).ok_or(MdError::BadAlStripes {
-            stripes: self.al_stripes,
-            stripe_size_4k: self.al_stripe_size_4k,
-        })
+        AlGeometry::from_superblock(self.al_stripes, self.al_stripe_size_4k).ok_or(
+            MdError::BadAlStripes {
+                stripes: self.al_stripes,
+                stripe_size_4k: self.al_stripe_size_4k,
+            },
+        )
     }
 
     /// Whether the activity log was applied: clean magic and
@@ -561,7 +586,8 @@ impl Superblock {
         let same = self.al_geometry()? == layout.al
             && self.al_offset == layout.al_offset
             && self.bm_offset == layout.bm_offset
-            && (layout.index == MetaIndex::FlexExternal || self.md_size_sect == layout.md_size_sect);
+            && (layout.index == MetaIndex::FlexExternal
+                || self.md_size_sect == layout.md_size_sect);
         same.then_some(()).ok_or(MdError::BadOffsets)
     }
 
@@ -580,7 +606,11 @@ impl Superblock {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects
+)]
 mod tests {
     use super::*;
 
@@ -628,8 +658,17 @@ mod tests {
 
     #[test]
     fn create_md_superblock_is_bit_exact() {
-        let layout = Layout::compute(MetaIndex::FlexInternal, 131_072, 0, AlGeometry::DEFAULT).unwrap();
-        assert_eq!((layout.md_offset, layout.md_size_sect, layout.al_offset, layout.bm_offset), (131_064, 80, -64, -72));
+        let layout =
+            Layout::compute(MetaIndex::FlexInternal, 131_072, 0, AlGeometry::DEFAULT).unwrap();
+        assert_eq!(
+            (
+                layout.md_offset,
+                layout.md_size_sect,
+                layout.al_offset,
+                layout.bm_offset
+            ),
+            (131_064, 80, -64, -72)
+        );
         let mut block = [0xaau8; 4096];
         Superblock::new_created(&layout).encode(&mut block);
         assert_eq!(block, image(&CREATED_64M));
@@ -643,51 +682,104 @@ mod tests {
     fn reference_layouts() {
         // Section 5.1's example: 1 GiB internal.
         let l = Layout::compute(MetaIndex::Internal, 2_097_152, 0, AlGeometry::DEFAULT).unwrap();
-        assert_eq!((l.md_offset, l.md_size_sect, l.al_offset, l.bm_offset), (2_097_144, 136, -64, -128));
-        assert_eq!((l.al_sector(), l.bm_sector(), l.max_capacity), (2_097_080, 2_097_016, 2_097_016));
+        assert_eq!(
+            (l.md_offset, l.md_size_sect, l.al_offset, l.bm_offset),
+            (2_097_144, 136, -64, -128)
+        );
+        assert_eq!(
+            (l.al_sector(), l.bm_sector(), l.max_capacity),
+            (2_097_080, 2_097_016, 2_097_016)
+        );
         assert_eq!(l.bitmap_sectors(), 64);
         assert_eq!(l.area(), (2_097_016, 136));
         // Odd sizes: the superblock is the last 4 KiB-aligned block.
-        let l = Layout::compute(MetaIndex::FlexInternal, 2_097_159, 0, AlGeometry::DEFAULT).unwrap();
+        let l =
+            Layout::compute(MetaIndex::FlexInternal, 2_097_159, 0, AlGeometry::DEFAULT).unwrap();
         assert_eq!(l.md_offset, 2_097_144);
         assert_eq!(l.md_size_sect, 8 + 64 + 72);
         // Flex external on a 1 MiB meta device: bitmap of 2048-72 sectors.
-        let l = Layout::compute(MetaIndex::FlexExternal, 1 << 40, 2048, AlGeometry::DEFAULT).unwrap();
-        assert_eq!((l.md_offset, l.md_size_sect, l.al_offset, l.bm_offset), (0, 2048, 8, 72));
+        let l =
+            Layout::compute(MetaIndex::FlexExternal, 1 << 40, 2048, AlGeometry::DEFAULT).unwrap();
+        assert_eq!(
+            (l.md_offset, l.md_size_sect, l.al_offset, l.bm_offset),
+            (0, 2048, 8, 72)
+        );
         assert_eq!(l.max_capacity, (2048 - 72) * 32768);
         // Indexed slot 1.
-        let l = Layout::compute(MetaIndex::Indexed(1), 1 << 40, 3 * MD_128MB_SECT, AlGeometry::DEFAULT).unwrap();
-        assert_eq!((l.md_offset, l.md_size_sect, l.al_offset, l.bm_offset), (262_144, 262_144, 8, 72));
+        let l = Layout::compute(
+            MetaIndex::Indexed(1),
+            1 << 40,
+            3 * MD_128MB_SECT,
+            AlGeometry::DEFAULT,
+        )
+        .unwrap();
+        assert_eq!(
+            (l.md_offset, l.md_size_sect, l.al_offset, l.bm_offset),
+            (262_144, 262_144, 8, 72)
+        );
         assert_eq!(l.max_capacity, DRBD_MAX_SECTORS_FIXED_BM);
         // Striped AL.
         let al = AlGeometry::new(4, 64).unwrap();
         let l = Layout::compute(MetaIndex::FlexInternal, 2_097_152, 0, al).unwrap();
-        assert_eq!((l.al_offset, l.bm_offset, l.md_size_sect), (-2048, -2112, 2120));
+        assert_eq!(
+            (l.al_offset, l.bm_offset, l.md_size_sect),
+            (-2048, -2112, 2120)
+        );
     }
 
     #[test]
     fn too_small_and_too_large() {
         let d = AlGeometry::DEFAULT;
-        assert_eq!(Layout::compute(MetaIndex::FlexInternal, 7, 0, d), Err(MdError::DeviceTooSmall));
-        assert_eq!(Layout::compute(MetaIndex::FlexInternal, 80, 0, d), Err(MdError::DeviceTooSmall));
+        assert_eq!(
+            Layout::compute(MetaIndex::FlexInternal, 7, 0, d),
+            Err(MdError::DeviceTooSmall)
+        );
+        assert_eq!(
+            Layout::compute(MetaIndex::FlexInternal, 80, 0, d),
+            Err(MdError::DeviceTooSmall)
+        );
         // 88 sectors: superblock at 80, md 80 sectors starting at 8.
-        assert_eq!(Layout::compute(MetaIndex::FlexInternal, 88, 0, d).unwrap().max_capacity, 8);
-        assert_eq!(Layout::compute(MetaIndex::FlexExternal, 100, 79, d), Err(MdError::DeviceTooSmall));
+        assert_eq!(
+            Layout::compute(MetaIndex::FlexInternal, 88, 0, d)
+                .unwrap()
+                .max_capacity,
+            8
+        );
+        assert_eq!(
+            Layout::compute(MetaIndex::FlexExternal, 100, 79, d),
+            Err(MdError::DeviceTooSmall)
+        );
         assert!(Layout::compute(MetaIndex::FlexExternal, 100, 80, d).is_ok());
-        assert_eq!(Layout::compute(MetaIndex::FlexExternal, 100, 1 << 32, d), Err(MdError::DeviceTooLarge));
-        assert_eq!(Layout::compute(MetaIndex::Indexed(1), 100, 2 * MD_128MB_SECT - 1, d), Err(MdError::DeviceTooSmall));
+        assert_eq!(
+            Layout::compute(MetaIndex::FlexExternal, 100, 1 << 32, d),
+            Err(MdError::DeviceTooLarge)
+        );
+        assert_eq!(
+            Layout::compute(MetaIndex::Indexed(1), 100, 2 * MD_128MB_SECT - 1, d),
+            Err(MdError::DeviceTooSmall)
+        );
         let al = AlGeometry::new(2, 8).unwrap();
-        assert_eq!(Layout::compute(MetaIndex::Indexed(0), 100, MD_128MB_SECT, al), Err(MdError::IndexedNeedsDefaultAl));
-        assert_eq!(Layout::compute(MetaIndex::FlexInternal, u64::MAX, 0, d), Err(MdError::DeviceTooLarge));
+        assert_eq!(
+            Layout::compute(MetaIndex::Indexed(0), 100, MD_128MB_SECT, al),
+            Err(MdError::IndexedNeedsDefaultAl)
+        );
+        assert_eq!(
+            Layout::compute(MetaIndex::FlexInternal, u64::MAX, 0, d),
+            Err(MdError::DeviceTooLarge)
+        );
         // Largest allowed internal bitmap is 32 GiB.
         let max = MD_BM_MAX_BYTES_FLEX / 512 * BM_SECT_PER_BM_SECT;
         assert!(Layout::compute(MetaIndex::FlexInternal, max, 0, d).is_ok());
-        assert_eq!(Layout::compute(MetaIndex::FlexInternal, max + 1, 0, d), Err(MdError::DeviceTooLarge));
+        assert_eq!(
+            Layout::compute(MetaIndex::FlexInternal, max + 1, 0, d),
+            Err(MdError::DeviceTooLarge)
+        );
     }
 
     #[test]
     fn validation_rejects_what_the_kernel_rejects() {
-        let layout = Layout::compute(MetaIndex::FlexInternal, 2_097_152, 0, AlGeometry::DEFAULT).unwrap();
+        let layout =
+            Layout::compute(MetaIndex::FlexInternal, 2_097_152, 0, AlGeometry::DEFAULT).unwrap();
         let good = Superblock::new_created(&layout);
         let check = |f: &dyn Fn(&mut Superblock)| {
             let mut sb = good;
@@ -697,20 +789,42 @@ mod tests {
             Superblock::decode(&block)
         };
         assert!(check(&|_| {}).is_ok());
-        assert!(!check(&|s| s.magic = DRBD_MD_MAGIC_84_UNCLEAN).unwrap().is_clean());
-        assert_eq!(check(&|s| s.magic = DRBD_MD_MAGIC_07), Err(MdError::Magic07));
+        assert!(!check(&|s| s.magic = DRBD_MD_MAGIC_84_UNCLEAN)
+            .unwrap()
+            .is_clean());
+        assert_eq!(
+            check(&|s| s.magic = DRBD_MD_MAGIC_07),
+            Err(MdError::Magic07)
+        );
         assert_eq!(check(&|s| s.magic = 0), Err(MdError::BadMagic(0)));
-        assert_eq!(check(&|s| s.bm_bytes_per_bit = 8192), Err(MdError::BadBytesPerBit(8192)));
-        assert!(matches!(check(&|s| s.al_stripes = 0), Err(MdError::BadAlStripes { .. })));
-        assert!(check(&|s| { s.al_stripes = 0; s.al_stripe_size_4k = 0 }).is_ok());
-        assert_eq!(check(&|s| s.al_stripe_size_4k = 16), Err(MdError::BadOffsets));
+        assert_eq!(
+            check(&|s| s.bm_bytes_per_bit = 8192),
+            Err(MdError::BadBytesPerBit(8192))
+        );
+        assert!(matches!(
+            check(&|s| s.al_stripes = 0),
+            Err(MdError::BadAlStripes { .. })
+        ));
+        assert!(check(&|s| {
+            s.al_stripes = 0;
+            s.al_stripe_size_4k = 0
+        })
+        .is_ok());
+        assert_eq!(
+            check(&|s| s.al_stripe_size_4k = 16),
+            Err(MdError::BadOffsets)
+        );
         assert_eq!(check(&|s| s.bm_offset = -60), Err(MdError::BadOffsets));
         assert_eq!(check(&|s| s.md_size_sect = 137), Err(MdError::BadOffsets));
         assert_eq!(check(&|s| s.al_offset = 16), Err(MdError::BadOffsets));
         assert!(check(&|s| s.la_size_sect = 2_097_016).is_ok());
-        assert_eq!(check(&|s| s.la_size_sect = 1 << 40), Err(MdError::BitmapTooSmall));
+        assert_eq!(
+            check(&|s| s.la_size_sect = 1 << 40),
+            Err(MdError::BitmapTooSmall)
+        );
         // External layout.
-        let ext = Layout::compute(MetaIndex::FlexExternal, 1 << 30, 2048, AlGeometry::DEFAULT).unwrap();
+        let ext =
+            Layout::compute(MetaIndex::FlexExternal, 1 << 30, 2048, AlGeometry::DEFAULT).unwrap();
         let sb = Superblock::new_created(&ext);
         sb.validate().unwrap();
         sb.check_layout(&ext).unwrap();
@@ -749,13 +863,17 @@ mod tests {
         let mut rng = XorShift(0xdead_beef_cafe_f00d);
         for _ in 0..2000 {
             let sectors = rng.next() % (1 << (rng.next() % 41 + 1)) + 1;
-            let al = AlGeometry::new((rng.next() % 4 + 1) as u32, (rng.next() % 64 + 8) as u32).unwrap();
+            let al =
+                AlGeometry::new((rng.next() % 4 + 1) as u32, (rng.next() % 64 + 8) as u32).unwrap();
             let Ok(l) = Layout::compute(MetaIndex::FlexInternal, sectors, 0, al) else {
                 assert!(sectors < 200_000);
                 continue;
             };
             let bm = (bitmap_bytes(sectors) / 512).next_multiple_of(8);
-            assert_eq!(u64::from(l.md_size_sect), bm + 8 + u64::from(al.size_sect()));
+            assert_eq!(
+                u64::from(l.md_size_sect),
+                bm + 8 + u64::from(al.size_sect())
+            );
             assert_eq!(l.bm_sector() + l.bitmap_sectors(), l.al_sector());
             assert_eq!(l.al_sector() + u64::from(al.size_sect()), l.md_offset);
             assert!(l.md_offset + 8 <= sectors && sectors - (l.md_offset + 8) < 8);

@@ -2,7 +2,11 @@
 //! cargo-fuzz targets in `fuzz/` but runnable with plain `cargo test`:
 //! none may panic, whatever the input.
 
-#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::unwrap_used)]
+#![allow(
+    clippy::indexing_slicing,
+    clippy::arithmetic_side_effects,
+    clippy::unwrap_used
+)]
 
 use drbd_include::{al, bitmap, genl, md};
 
@@ -60,15 +64,28 @@ fn metadata_decoders_survive_random_input() {
             block[8..12].copy_from_slice(&crc.to_be_bytes());
         }
         if let Ok(sb) = md::Superblock::decode(&block) {
-            let _ = (sb.al_geometry(), sb.is_clean(), sb.bitmap_sectors(), sb.disk_state_name());
+            let _ = (
+                sb.al_geometry(),
+                sb.is_clean(),
+                sb.bitmap_sectors(),
+                sb.disk_state_name(),
+            );
         }
         if let Ok(tr) = al::Transaction::decode(&block) {
             let _ = tr.header();
             let _ = tr.assignments().count();
         }
         let index = md::MetaIndex::from_raw(rng.next() as i32 % 8 - 4);
-        if let (Ok(index), Some(g)) = (index, al::AlGeometry::new(rng.next() as u32 % 9, rng.next() as u32 % 20)) {
-            let _ = md::Layout::compute(index, rng.next() >> (rng.next() % 64), rng.next() >> (rng.next() % 64), g);
+        if let (Ok(index), Some(g)) = (
+            index,
+            al::AlGeometry::new(rng.next() as u32 % 9, rng.next() as u32 % 20),
+        ) {
+            let _ = md::Layout::compute(
+                index,
+                rng.next() >> (rng.next() % 64),
+                rng.next() >> (rng.next() % 64),
+                g,
+            );
         }
     }
     let g = al::AlGeometry::new(3, 3).unwrap();

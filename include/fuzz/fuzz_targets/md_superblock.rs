@@ -15,8 +15,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(sb) = Superblock::decode(&block) {
         let _ = (sb.is_clean(), sb.bitmap_sectors(), sb.disk_state_name());
         let al = sb.al_geometry().expect("validated");
-        let size = data.get(4096..4104).map_or(1 << 21, |b| u64::from_le_bytes(b.try_into().unwrap()));
-        for index in [MetaIndex::FlexInternal, MetaIndex::FlexExternal, MetaIndex::Indexed(1)] {
+        let size = data
+            .get(4096..4104)
+            .map_or(1 << 21, |b| u64::from_le_bytes(b.try_into().unwrap()));
+        for index in [
+            MetaIndex::FlexInternal,
+            MetaIndex::FlexExternal,
+            MetaIndex::Indexed(1),
+        ] {
             if let Ok(layout) = Layout::compute(index, size, size, al) {
                 let _ = sb.check_layout(&layout);
             }

@@ -8,9 +8,10 @@ use anyhow::{Context, Result};
 use drbd_include::al::{self, AlGeometry, AL_EXTENTS_MAX, AL_FREE_EXTENT, AL_TRANSACTION_BYTES};
 use drbd_include::bitmap::{Bitmap, BM_BYTES_PER_AL_EXTENT};
 use drbd_include::md::{
-    bitmap_bytes, Layout, MetaIndex, Superblock, DRBD_MAGIC, DRBD_MD_MAGIC_08, DRBD_MD_MAGIC_84_UNCLEAN,
-    DRBD_MD_MAGIC_09, MD_128MB_SECT, MD_SUPERBLOCK_BYTES, MDF_AL_CLEAN, MDF_CONNECTED_IND, MDF_CONSISTENT,
-    MDF_CRASHED_PRIMARY, MDF_FULL_SYNC, MDF_PEER_OUT_DATED, MDF_PRIMARY_IND, MDF_WAS_UP_TO_DATE,
+    bitmap_bytes, Layout, MetaIndex, Superblock, DRBD_MAGIC, DRBD_MD_MAGIC_08, DRBD_MD_MAGIC_09,
+    DRBD_MD_MAGIC_84_UNCLEAN, MDF_AL_CLEAN, MDF_CONNECTED_IND, MDF_CONSISTENT, MDF_CRASHED_PRIMARY,
+    MDF_FULL_SYNC, MDF_PEER_OUT_DATED, MDF_PRIMARY_IND, MDF_WAS_UP_TO_DATE, MD_128MB_SECT,
+    MD_SUPERBLOCK_BYTES,
 };
 use std::io::Write;
 
@@ -95,7 +96,11 @@ fn md_byte_offset(index: MetaIndex, size: u64) -> u64 {
 
 /// The superblock in `block`, if it is valid v08 metadata (clean or not)
 /// laid out as `index` on a meta device of `sectors`.
-fn valid_md(block: &[u8; MD_SUPERBLOCK_BYTES], index: MetaIndex, sectors: u64) -> Option<Superblock> {
+fn valid_md(
+    block: &[u8; MD_SUPERBLOCK_BYTES],
+    index: MetaIndex,
+    sectors: u64,
+) -> Option<Superblock> {
     let sb = Superblock::decode(block).ok()?;
     let layout = Layout::compute(index, sectors, sectors, sb.al_geometry().ok()?).ok()?;
     sb.check_layout(&layout).ok()?;
@@ -121,12 +126,21 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
-    fn open(opts: &'a Options, minor: Option<u32>, path: &str, index: MetaIndex, apply_al: bool) -> Result<Self> {
+    fn open(
+        opts: &'a Options,
+        minor: Option<u32>,
+        path: &str,
+        index: MetaIndex,
+        apply_al: bool,
+    ) -> Result<Self> {
         let exclusive = !matches!(index, MetaIndex::Indexed(_));
         let dev = MetaDevice::open(path, exclusive, apply_al, opts)?;
         // check_for_existing_data reads this much from the start.
         if dev.size < existing_data::SCAN_BYTES as u64 {
-            fail(10, &format!("{path} is only {} bytes. That's not enough.", dev.size));
+            fail(
+                10,
+                &format!("{path} is only {} bytes. That's not enough.", dev.size),
+            );
         }
         let md_offset = md_byte_offset(index, dev.size);
         if md_offset > dev.size - 4096 {
@@ -195,8 +209,12 @@ impl<'a> Ctx<'a> {
         }
         // Internal metadata may still sit where it was before the backing
         // device was grown offline.
-        let (Some(minor), MetaIndex::FlexInternal) = (self.minor, self.index) else { return Ok(Found::None) };
-        let Some(lk) = lk_load(minor) else { return Ok(Found::None) };
+        let (Some(minor), MetaIndex::FlexInternal) = (self.minor, self.index) else {
+            return Ok(Found::None);
+        };
+        let Some(lk) = lk_load(minor) else {
+            return Ok(Found::None);
+        };
         if lk.size == self.dev.size || lk.size < 4096 {
             return Ok(Found::None);
         }
@@ -207,7 +225,10 @@ impl<'a> Ctx<'a> {
         }
         if let Some(sb) = found {
             if lk.uuid != 0 && sb.device_uuid != lk.uuid {
-                eprintln!("Last known and found uuid differ!?\n{:016X} != {:016X}", lk.uuid, sb.device_uuid);
+                eprintln!(
+                    "Last known and found uuid differ!?\n{:016X} != {:016X}",
+                    lk.uuid, sb.device_uuid
+                );
                 if !self.opts.force {
                     eprintln!("You may --force me to ignore that.");
                     found = None;
@@ -216,7 +237,9 @@ impl<'a> Ctx<'a> {
                 }
             }
         }
-        let Some(sb) = found else { return Ok(Found::None) };
+        let Some(sb) = found else {
+            return Ok(Found::None);
+        };
         self.sb = sb;
         self.lk = Some(lk);
         Ok(Found::AtLastKnownLocation)
@@ -226,7 +249,8 @@ impl<'a> Ctx<'a> {
     fn write_superblock(&mut self) -> Result<()> {
         let mut block = [0u8; MD_SUPERBLOCK_BYTES];
         self.sb.encode(&mut block);
-        self.dev.write_at(self.md_offset, &block, "md_cpu_to_disk")?;
+        self.dev
+            .write_at(self.md_offset, &block, "md_cpu_to_disk")?;
         self.update_lk = true;
         Ok(())
     }
@@ -236,7 +260,11 @@ impl<'a> Ctx<'a> {
         self.dev.sync();
         if let (true, false, Some(minor)) = (self.update_lk, self.opts.dry_run, self.minor) {
             if self.index == MetaIndex::FlexInternal {
-                let lk = LastKnown { size: self.dev.size, name: self.dev.path.clone(), uuid: self.sb.device_uuid };
+                let lk = LastKnown {
+                    size: self.dev.size,
+                    name: self.dev.path.clone(),
+                    uuid: self.sb.device_uuid,
+                };
                 lk_save(minor, &lk);
             } else {
                 lk_delete(minor);
@@ -247,15 +275,23 @@ impl<'a> Ctx<'a> {
     fn write_initialized_al(&self, al: &AlGeometry) -> Result<()> {
         let mut block = [0u8; AL_TRANSACTION_BYTES];
         al::encode_initialized(&mut block);
-        let ring: Vec<u8> = block.iter().copied().cycle().take(al.size_bytes() as usize).collect();
-        self.dev.write_at(self.al_offset, &ring, "md_initialize_common:AL")
+        let ring: Vec<u8> = block
+            .iter()
+            .copied()
+            .cycle()
+            .take(al.size_bytes() as usize)
+            .collect();
+        self.dev
+            .write_at(self.al_offset, &ring, "md_initialize_common:AL")
     }
 
     /// drbdmeta's `check_for_existing_data`: refuse or ask before creating
     /// metadata over something that looks used. Exits when refused.
     fn check_for_existing_data(&self, max_usable_sect: u64) -> Result<()> {
         let head = self.dev.read_at(0, existing_data::SCAN_BYTES)?;
-        let Some(found) = existing_data::scan(&head) else { return Ok(()) };
+        let Some(found) = existing_data::scan(&head) else {
+            return Ok(());
+        };
         println!("md_offset {}", self.md_offset);
         println!("al_offset {}", self.al_offset);
         println!("bm_offset {}", self.bm_offset);
@@ -324,7 +360,13 @@ impl<'a> Ctx<'a> {
     fn layout(&self, al: AlGeometry) -> Layout {
         let sectors = self.dev.sectors();
         Layout::compute(self.index, sectors, sectors, al).unwrap_or_else(|e| {
-            fail(10, &format!("Cannot place meta data on {} ({} bytes): {e}", self.dev.path, self.dev.size))
+            fail(
+                10,
+                &format!(
+                    "Cannot place meta data on {} ({} bytes): {e}",
+                    self.dev.path, self.dev.size
+                ),
+            )
         })
     }
 
@@ -332,7 +374,8 @@ impl<'a> Ctx<'a> {
     fn adopt_layout(&mut self, layout: &Layout, sb: Superblock) {
         let md_offset = layout.md_offset * 512;
         self.adopt(sb, md_offset);
-        self.dev.set_guard(layout.area().0 * 512, layout.area().1 * 512);
+        self.dev
+            .set_guard(layout.area().0 * 512, layout.area().1 * 512);
     }
 }
 
@@ -394,7 +437,8 @@ const SHOW_GI_HEAD: &str = "
        |               |                 |         +-<  older history  >-
        V               V                 V         V";
 
-const SHOW_GI_TAIL: &str = "                                                                    ^ ^ ^ ^ ^ ^ ^
+const SHOW_GI_TAIL: &str =
+    "                                                                    ^ ^ ^ ^ ^ ^ ^
                                       -<  Data consistency flag  >--+ | | | | | |
                              -<  Data was/is currently up-to-date  >--+ | | | | |
                                   -<  Node was/is currently primary  >--+ | | | |
@@ -425,16 +469,47 @@ fn show(ctx: &mut Ctx<'_>, command: &str) -> Result<u8> {
             };
             println!(
                 "flags:{} {}, {}, {}{}{}",
-                if f & MDF_CRASHED_PRIMARY != 0 { " crashed" } else { "" },
-                if f & MDF_PRIMARY_IND != 0 { "Primary" } else { "Secondary" },
-                if f & MDF_CONNECTED_IND != 0 { "Connected" } else { "StandAlone" },
+                if f & MDF_CRASHED_PRIMARY != 0 {
+                    " crashed"
+                } else {
+                    ""
+                },
+                if f & MDF_PRIMARY_IND != 0 {
+                    "Primary"
+                } else {
+                    "Secondary"
+                },
+                if f & MDF_CONNECTED_IND != 0 {
+                    "Connected"
+                } else {
+                    "StandAlone"
+                },
                 disk,
-                if f & MDF_FULL_SYNC != 0 { ", need full sync" } else { "" },
-                if f & MDF_PEER_OUT_DATED != 0 { ", peer Outdated" } else { "" },
+                if f & MDF_FULL_SYNC != 0 {
+                    ", need full sync"
+                } else {
+                    ""
+                },
+                if f & MDF_PEER_OUT_DATED != 0 {
+                    ", peer Outdated"
+                } else {
+                    ""
+                },
             );
-            println!("meta-data: {}", if f & MDF_AL_CLEAN != 0 { "clean" } else { "need apply-al" });
+            println!(
+                "meta-data: {}",
+                if f & MDF_AL_CLEAN != 0 {
+                    "clean"
+                } else {
+                    "need apply-al"
+                }
+            );
             if sb.la_size_sect != 0 {
-                println!("last agreed size: {} ({} sectors)", ppsize(sb.la_size_sect >> 1), sb.la_size_sect);
+                println!(
+                    "last agreed size: {} ({} sectors)",
+                    ppsize(sb.la_size_sect >> 1),
+                    sb.la_size_sect
+                );
                 println!("last agreed max bio size: {} Byte", sb.la_peer_max_bio_size);
             } else {
                 println!("zero size device -- never seen peer yet?");
@@ -485,7 +560,12 @@ fn dump_md(ctx: &mut Ctx<'_>) -> Result<u8> {
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    write!(out, "# DRBD meta data dump\n# {}\n# {}>", dump_time(), hostname.trim())?;
+    write!(
+        out,
+        "# DRBD meta data dump\n# {}\n# {}>",
+        dump_time(),
+        hostname.trim()
+    )?;
     for arg in &ctx.opts.argv {
         write!(out, " {arg}")?;
     }
@@ -510,13 +590,29 @@ fn dump_md(ctx: &mut Ctx<'_>) -> Result<u8> {
         let sb = ctx.sb;
         let expected = md_byte_offset(ctx.index, ctx.dev.size);
         writeln!(out, "## md_offset {expected}")?;
-        writeln!(out, "## al_offset {}", expected.saturating_add_signed(i64::from(sb.al_offset) * 512))?;
-        writeln!(out, "## bm_offset {}", expected.saturating_add_signed(i64::from(sb.bm_offset) * 512))?;
-        writeln!(out, "### last known size of {}: {} byte\n### adjusted position of meta data:", lk.name, lk.size)?;
+        writeln!(
+            out,
+            "## al_offset {}",
+            expected.saturating_add_signed(i64::from(sb.al_offset) * 512)
+        )?;
+        writeln!(
+            out,
+            "## bm_offset {}",
+            expected.saturating_add_signed(i64::from(sb.bm_offset) * 512)
+        )?;
+        writeln!(
+            out,
+            "### last known size of {}: {} byte\n### adjusted position of meta data:",
+            lk.name, lk.size
+        )?;
         ctx.adopt(sb, md_byte_offset(ctx.index, lk.size));
     }
     let sb = ctx.sb;
-    writeln!(out, "# md_offset {}\n# al_offset {}\n# bm_offset {}\n", ctx.md_offset, ctx.al_offset, ctx.bm_offset)?;
+    writeln!(
+        out,
+        "# md_offset {}\n# al_offset {}\n# bm_offset {}\n",
+        ctx.md_offset, ctx.al_offset, ctx.bm_offset
+    )?;
     writeln!(out, "uuid {{")?;
     writeln!(
         out,
@@ -530,16 +626,23 @@ fn dump_md(ctx: &mut Ctx<'_>) -> Result<u8> {
     writeln!(out, "la-size-sect {};", sb.la_size_sect)?;
     writeln!(out, "bm-byte-per-bit {};", sb.bm_bytes_per_bit)?;
     writeln!(out, "device-uuid 0x{:016X};", sb.device_uuid)?;
-    writeln!(out, "la-peer-max-bio-size {};", sb.la_peer_max_bio_size as i32)?;
+    writeln!(
+        out,
+        "la-peer-max-bio-size {};",
+        sb.la_peer_max_bio_size as i32
+    )?;
     writeln!(out, "al-stripes {};", sb.al_stripes)?;
     writeln!(out, "al-stripe-size-4k {};", sb.al_stripe_size_4k)?;
     writeln!(out, "# bm-bytes {};", ctx.bm_bytes)?;
     write!(out, "bm ")?;
     let bm_offset = ctx.bm_offset;
     let dev = &ctx.dev;
-    let bits = dump::print_bitmap(&mut out, ctx.bm_bytes / 4, dump::WINDOW_BYTES, |off, len| {
-        dev.read_at(bm_offset + off, len)
-    })?;
+    let bits = dump::print_bitmap(
+        &mut out,
+        ctx.bm_bytes / 4,
+        dump::WINDOW_BYTES,
+        |off, len| dev.read_at(bm_offset + off, len),
+    )?;
     writeln!(out, "# bits-set {bits};")?;
     out.flush()?;
     drop(out);
@@ -549,7 +652,9 @@ fn dump_md(ctx: &mut Ctx<'_>) -> Result<u8> {
 
 fn read_dump(file: Option<&String>) -> Vec<u8> {
     match file {
-        Some(path) => std::fs::read(path).unwrap_or_else(|_| fail(20, &format!("open of '{path}' failed."))),
+        Some(path) => {
+            std::fs::read(path).unwrap_or_else(|_| fail(20, &format!("open of '{path}' failed.")))
+        }
         None => {
             let mut text = Vec::new();
             let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut text);
@@ -561,7 +666,10 @@ fn read_dump(file: Option<&String>) -> Vec<u8> {
 fn parse_dump_or_exit(text: &[u8]) -> dump::Dump {
     let dump = dump::parse(text, "v08").unwrap_or_else(|e| fail(10, &e.to_string()));
     if dump.bm_bytes_per_bit != 4096 {
-        fail(10, "Invalid value for bm-byte-per-bit: DRBD 8.4 requires 4096");
+        fail(
+            10,
+            "Invalid value for bm-byte-per-bit: DRBD 8.4 requires 4096",
+        );
     }
     dump
 }
@@ -574,13 +682,20 @@ fn verify_dump(args: &[String]) -> Result<u8> {
 
 fn restore_md(ctx: &mut Ctx<'_>, file: Option<&String>) -> Result<u8> {
     let text = read_dump(file);
-    if ctx.find()? != Found::None && !confirm(ctx.opts.force, "Valid meta-data in place, overwrite?") {
+    if ctx.find()? != Found::None
+        && !confirm(ctx.opts.force, "Valid meta-data in place, overwrite?")
+    {
         return Ok(1);
     }
     let dump = parse_dump_or_exit(&text);
     let opts = ctx.opts;
     let (mut stripes, mut stripe_size) = (dump.al_stripes, dump.al_stripe_size_4k);
-    if opts.al_options_used && (u64::from(opts.al_stripes), u64::from(opts.al_stripe_size_4k)) != (stripes, stripe_size) {
+    if opts.al_options_used
+        && (
+            u64::from(opts.al_stripes),
+            u64::from(opts.al_stripe_size_4k),
+        ) != (stripes, stripe_size)
+    {
         eprintln!("override activity log striping from commandline");
         (stripes, stripe_size) = (opts.al_stripes.into(), opts.al_stripe_size_4k.into());
     }
@@ -588,7 +703,12 @@ fn restore_md(ctx: &mut Ctx<'_>, file: Option<&String>) -> Result<u8> {
         .ok()
         .zip(u32::try_from(stripe_size).ok())
         .and_then(|(s, z)| AlGeometry::new(s, z))
-        .unwrap_or_else(|| fail(10, &format!("invalid activity log striping: {stripes} x {stripe_size}")));
+        .unwrap_or_else(|| {
+            fail(
+                10,
+                &format!("invalid activity log striping: {stripes} x {stripe_size}"),
+            )
+        });
     let layout = ctx.layout(al);
     let mut sb = Superblock::new_created(&layout);
     sb.uuid = dump.uuid;
@@ -610,7 +730,11 @@ fn restore_md(ctx: &mut Ctx<'_>, file: Option<&String>) -> Result<u8> {
     let mut done = 0;
     while done < len {
         let n = (len - done).min(dump::WINDOW_BYTES as u64);
-        ctx.dev.write_at(ctx.bm_offset + done, &dump.bitmap_bytes(done / 8, n / 8), "meta_restore_md")?;
+        ctx.dev.write_at(
+            ctx.bm_offset + done,
+            &dump.bitmap_bytes(done / 8, n / 8),
+            "meta_restore_md",
+        )?;
         done += n;
     }
     ctx.write_superblock()?;
@@ -633,7 +757,9 @@ fn replay_al_07(ring: &[u8], al_nr_extents: u32, hot: &mut [u32]) -> usize {
             (be(s, 0) == DRBD_MAGIC && be(s, 8 + 62 * 8) == xor).then(|| (be(s, 4), s))
         })
         .collect();
-    let valid: Vec<usize> = (0..sectors.len()).filter(|&i| sectors[i].is_some()).collect();
+    let valid: Vec<usize> = (0..sectors.len())
+        .filter(|&i| sectors[i].is_some())
+        .collect();
     let Some(&first) = valid.first() else {
         eprintln!("No usable activity log found.");
         return 0;
@@ -649,12 +775,21 @@ fn replay_al_07(ring: &[u8], al_nr_extents: u32, hot: &mut [u32]) -> usize {
         }
     }
     if valid.len() != sectors.len() {
-        eprintln!("{} corrupt or uninitialized AL transactions found", sectors.len() - valid.len());
+        eprintln!(
+            "{} corrupt or uninitialized AL transactions found",
+            sectors.len() - valid.len()
+        );
         eprintln!("You can safely ignore this if this node was cleanly stopped (no crash).");
     }
-    let end = if newest < oldest { newest + sectors.len() } else { newest };
+    let end = if newest < oldest {
+        newest + sectors.len()
+    } else {
+        newest
+    };
     for step in oldest..=end {
-        let Some((_, s)) = sectors[step % sectors.len()] else { continue };
+        let Some((_, s)) = sectors[step % sectors.len()] else {
+            continue;
+        };
         for i in (0..62).rev() {
             let (slot, extent) = (be(s, 8 + 8 * i), be(s, 8 + 8 * i + 4));
             if extent != AL_FREE_EXTENT && slot < AL_EXTENTS_MAX {
@@ -670,7 +805,11 @@ fn replay_al_07(ring: &[u8], al_nr_extents: u32, hot: &mut [u32]) -> usize {
 fn mark_hot_extents(ctx: &Ctx<'_>, hot: &mut [u32]) -> Result<()> {
     hot.sort_unstable();
     let limit = ctx.bm_bytes.div_ceil(512) * 512;
-    let hot: Vec<u32> = hot.iter().copied().take_while(|&e| e != AL_FREE_EXTENT).collect();
+    let hot: Vec<u32> = hot
+        .iter()
+        .copied()
+        .take_while(|&e| e != AL_FREE_EXTENT)
+        .collect();
     if hot.is_empty() {
         eprintln!("Nothing to do.");
         return Ok(());
@@ -684,7 +823,8 @@ fn mark_hot_extents(ctx: &Ctx<'_>, hot: &mut [u32]) -> Result<()> {
             let mut bytes = [0u8; PAGE as usize];
             let bm = words.iter().flat_map(|w| w.to_le_bytes());
             bytes.iter_mut().zip(bm).for_each(|(b, w)| *b = w);
-            ctx.dev.write_at(ctx.bm_offset + n * PAGE, &bytes, "apply_al")?;
+            ctx.dev
+                .write_at(ctx.bm_offset + n * PAGE, &bytes, "apply_al")?;
         }
         Ok(())
     };
@@ -699,7 +839,9 @@ fn mark_hot_extents(ctx: &Ctx<'_>, hot: &mut [u32]) -> Result<()> {
             flush(&page)?;
             let mut words = [0u64; 512];
             let bytes = ctx.dev.read_at(ctx.bm_offset + n * PAGE, PAGE as usize)?;
-            Bitmap::new(&mut words, PAGE * 8 * 8).context("page bitmap")?.load_le(0, &bytes);
+            Bitmap::new(&mut words, PAGE * 8 * 8)
+                .context("page bitmap")?
+                .load_le(0, &bytes);
             page = Some((n, words));
         }
         if let Some((_, words)) = page.as_mut() {
@@ -708,7 +850,10 @@ fn mark_hot_extents(ctx: &Ctx<'_>, hot: &mut [u32]) -> Result<()> {
         }
     }
     flush(&page)?;
-    eprintln!("Marked additional {} as out-of-sync based on AL.", ppsize(added * 4));
+    eprintln!(
+        "Marked additional {} as out-of-sync based on AL.",
+        ppsize(added * 4)
+    );
     Ok(())
 }
 
@@ -723,15 +868,23 @@ fn apply_al(ctx: &mut Ctx<'_>) -> Result<u8> {
     }
     let al = ctx.sb.al_geometry()?;
     let ring = ctx.dev.read_at(ctx.al_offset, al.size_bytes() as usize)?;
-    let al_magic_at = |b: usize| ring.get(b * 4096..b * 4096 + 4) == Some(&al::DRBD_AL_MAGIC.to_be_bytes()[..]);
+    let al_magic_at =
+        |b: usize| ring.get(b * 4096..b * 4096 + 4) == Some(&al::DRBD_AL_MAGIC.to_be_bytes()[..]);
     let need_to_apply = ctx.sb.flags & MDF_PRIMARY_IND != 0;
     let mut hot = vec![AL_FREE_EXTENT; AL_EXTENTS_MAX as usize];
     let mut reinitialize = false;
     let mut updates = 0;
-    if ctx.sb.magic == DRBD_MD_MAGIC_84_UNCLEAN || al_magic_at(0) || al_magic_at(1) || al != AlGeometry::DEFAULT {
+    if ctx.sb.magic == DRBD_MD_MAGIC_84_UNCLEAN
+        || al_magic_at(0)
+        || al_magic_at(1)
+        || al != AlGeometry::DEFAULT
+    {
         let corrupt = ring
             .chunks_exact(AL_TRANSACTION_BYTES)
-            .filter(|&b| b.try_into().map_or(true, |b| al::Transaction::decode(b).is_err()))
+            .filter(|&b| {
+                b.try_into()
+                    .map_or(true, |b| al::Transaction::decode(b).is_err())
+            })
             .count();
         if corrupt > 0 && corrupt < al.size_4k() as usize {
             eprintln!("{corrupt} corrupt AL transactions found");
@@ -741,7 +894,11 @@ fn apply_al(ctx: &mut Ctx<'_>) -> Result<u8> {
             Err(e) => {
                 eprintln!("{e}");
                 if need_to_apply {
-                    return Ok(if e == al::AlError::NoValidTransaction { 1 } else { 2 });
+                    return Ok(if e == al::AlError::NoValidTransaction {
+                        1
+                    } else {
+                        2
+                    });
                 }
                 eprintln!("Error ignored, no need to apply the AL");
                 reinitialize = true;
@@ -778,12 +935,16 @@ fn wipe_md(ctx: &mut Ctx<'_>) -> Result<u8> {
         eprintln!("There appears to be no drbd meta data to wipe out?");
         return Ok(0);
     }
-    if !confirm(ctx.opts.force, "Do you really want to wipe out the DRBD meta data?") {
+    if !confirm(
+        ctx.opts.force,
+        "Do you really want to wipe out the DRBD meta data?",
+    ) {
         println!("Operation cancelled.");
         fail(1, "");
     }
     println!("Wiping meta data...");
-    ctx.dev.write_at(ctx.md_offset, &[0u8; MD_SUPERBLOCK_BYTES], "meta_wipe_md")?;
+    ctx.dev
+        .write_at(ctx.md_offset, &[0u8; MD_SUPERBLOCK_BYTES], "meta_wipe_md")?;
     ctx.dev.sync();
     println!("DRBD meta data block successfully wiped out.");
     if let Some(minor) = ctx.minor {
@@ -799,8 +960,12 @@ fn apply_gi(sb: &mut Superblock, text: &str) {
     for uuid in sb.uuid.iter_mut() {
         let Some(field) = fields.next() else { return };
         if !field.is_empty() {
-            let hex = field.strip_prefix("0x").or_else(|| field.strip_prefix("0X")).unwrap_or(field);
-            *uuid = u64::from_str_radix(hex, 16).unwrap_or_else(|_| fail(10, &format!("'{field}' is not a number.")));
+            let hex = field
+                .strip_prefix("0x")
+                .or_else(|| field.strip_prefix("0X"))
+                .unwrap_or(field);
+            *uuid = u64::from_str_radix(hex, 16)
+                .unwrap_or_else(|_| fail(10, &format!("'{field}' is not a number.")));
         }
     }
     let bits = [
@@ -818,7 +983,10 @@ fn apply_gi(sb: &mut Superblock, text: &str) {
             continue;
         }
         // strtoul(.., 0): decimal, 0x hex or 0 octal.
-        let value = if let Some(hex) = field.strip_prefix("0x").or_else(|| field.strip_prefix("0X")) {
+        let value = if let Some(hex) = field
+            .strip_prefix("0x")
+            .or_else(|| field.strip_prefix("0X"))
+        {
             u64::from_str_radix(hex, 16)
         } else if field.len() > 1 && field.starts_with('0') {
             u64::from_str_radix(&field[1..], 8)
@@ -835,7 +1003,9 @@ fn apply_gi(sb: &mut Superblock, text: &str) {
 }
 
 fn set_gi(ctx: &mut Ctx<'_>, gi: Option<&String>) -> Result<u8> {
-    let Some(gi) = gi else { fail(10, "Required Argument missing") };
+    let Some(gi) = gi else {
+        fail(10, "Required Argument missing")
+    };
     if ctx.find()? != Found::Valid {
         return Ok(1);
     }
@@ -900,13 +1070,18 @@ fn move_internal_md(ctx: &mut Ctx<'_>) -> Result<()> {
     while end > 0 {
         let start = end.saturating_sub(chunk);
         let data = ctx.dev.read_at(old_bm + start, (end - start) as usize)?;
-        ctx.dev.write_at(ctx.bm_offset + start, &data, "move bitmap")?;
+        ctx.dev
+            .write_at(ctx.bm_offset + start, &data, "move bitmap")?;
         end = start;
     }
     let mut start = old_bm_len.min(new_bm_len);
     while start < new_bm_len {
         let n = (new_bm_len - start).min(chunk);
-        ctx.dev.write_at(ctx.bm_offset + start, &vec![0xff; n as usize], "move bitmap")?;
+        ctx.dev.write_at(
+            ctx.bm_offset + start,
+            &vec![0xff; n as usize],
+            "move bitmap",
+        )?;
         start += n;
     }
     ctx.write_superblock()?;
@@ -914,7 +1089,8 @@ fn move_internal_md(ctx: &mut Ctx<'_>) -> Result<()> {
     if old_md < ctx.bm_offset {
         // The old superblock is outside the new area: wipe it.
         ctx.dev.set_guard(old_md, 4096);
-        ctx.dev.write_at(old_md, &[0u8; MD_SUPERBLOCK_BYTES], "wipe old superblock")?;
+        ctx.dev
+            .write_at(old_md, &[0u8; MD_SUPERBLOCK_BYTES], "wipe old superblock")?;
     }
     ctx.close();
     Ok(())
@@ -947,7 +1123,11 @@ fn check_resize(ctx: &mut Ctx<'_>) -> Result<u8> {
 }
 
 /// What sits at the superblock position already, if anything we know.
-fn existing_format(block: &[u8; MD_SUPERBLOCK_BYTES], index: MetaIndex, sectors: u64) -> Option<&'static str> {
+fn existing_format(
+    block: &[u8; MD_SUPERBLOCK_BYTES],
+    index: MetaIndex,
+    sectors: u64,
+) -> Option<&'static str> {
     if valid_md(block, index, sectors).is_some() {
         return Some("v08");
     }
@@ -962,9 +1142,17 @@ fn create_md(ctx: &mut Ctx<'_>) -> Result<u8> {
     let found = ctx.find()?;
     if found == Found::AtLastKnownLocation {
         if opts.al_options_used && ctx.sb.al_geometry().ok() != Some(al) {
-            fail(20, "Cannot move after offline resize and change AL-striping at the same time, yet.");
+            fail(
+                20,
+                "Cannot move after offline resize and change AL-striping at the same time, yet.",
+            );
         }
-        if !opts.force && confirm(opts.force, "Move internal meta data from last-known position?\n") {
+        if !opts.force
+            && confirm(
+                opts.force,
+                "Move internal meta data from last-known position?\n",
+            )
+        {
             ctx.check_for_existing_data(ctx.max_usable_sect)?;
             return Ok(if move_internal_md(ctx).is_ok() { 0 } else { 1 });
         }
@@ -979,8 +1167,14 @@ fn create_md(ctx: &mut Ctx<'_>) -> Result<u8> {
                 ctx.dev.path, ctx.md_offset
             );
         }
-        if have == "v08" && found == Found::Valid && ctx.sb.al_geometry().ok() != Some(al) && ctx.index.is_internal()
-            && confirm(opts.force, "Do you want to change the activity log stripe settings *only*?")
+        if have == "v08"
+            && found == Found::Valid
+            && ctx.sb.al_geometry().ok() != Some(al)
+            && ctx.index.is_internal()
+            && confirm(
+                opts.force,
+                "Do you want to change the activity log stripe settings *only*?",
+            )
         {
             fail(30, "Sorry, not yet fully implemented\nTry dump-md > dump.txt; restore-md -s x -z y dump.txt");
         }
@@ -1009,7 +1203,11 @@ fn create_md(ctx: &mut Ctx<'_>) -> Result<u8> {
     let mut done = 0;
     while done < zero_len {
         let n = (zero_len - done).min(dump::WINDOW_BYTES as u64);
-        ctx.dev.write_at(ctx.bm_offset + done, &vec![0u8; n as usize], "md_initialize_common:BM")?;
+        ctx.dev.write_at(
+            ctx.bm_offset + done,
+            &vec![0u8; n as usize],
+            "md_initialize_common:BM",
+        )?;
         done += n;
     }
     println!("Writing meta data...");
@@ -1033,11 +1231,25 @@ mod tests {
 
     #[test]
     fn set_gi_fields() {
-        let mut sb = Superblock { uuid: [4, 0, 0, 0], flags: MDF_AL_CLEAN, ..Default::default() };
+        let mut sb = Superblock {
+            uuid: [4, 0, 0, 0],
+            flags: MDF_AL_CLEAN,
+            ..Default::default()
+        };
         apply_gi(&mut sb, "1234567890ABCDEF:1111:0x2222:3333:1:1:0:1:0:1:0");
         assert_eq!(sb.uuid, [0x1234_5678_90AB_CDEF, 0x1111, 0x2222, 0x3333]);
-        assert_eq!(sb.flags, MDF_AL_CLEAN | MDF_CONSISTENT | MDF_WAS_UP_TO_DATE | MDF_CONNECTED_IND | MDF_PEER_OUT_DATED);
-        assert_eq!(gi_line(&sb), "1234567890ABCDEF:0000000000001111:0000000000002222:0000000000003333:1:1:0:1:0:1:0");
+        assert_eq!(
+            sb.flags,
+            MDF_AL_CLEAN
+                | MDF_CONSISTENT
+                | MDF_WAS_UP_TO_DATE
+                | MDF_CONNECTED_IND
+                | MDF_PEER_OUT_DATED
+        );
+        assert_eq!(
+            gi_line(&sb),
+            "1234567890ABCDEF:0000000000001111:0000000000002222:0000000000003333:1:1:0:1:0:1:0"
+        );
         apply_gi(&mut sb, "::::0");
         assert_eq!(sb.uuid[0], 0x1234_5678_90AB_CDEF);
         assert_eq!(sb.flags & MDF_CONSISTENT, 0);

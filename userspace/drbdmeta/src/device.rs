@@ -38,7 +38,11 @@ impl Aligned {
         let storage = vec![0u8; len + ALIGN as usize];
         let misalign = storage.as_ptr() as usize % ALIGN as usize;
         let start = (ALIGN as usize - misalign) % ALIGN as usize;
-        Self { storage, start, len }
+        Self {
+            storage,
+            start,
+            len,
+        }
     }
 
     fn bytes(&mut self) -> &mut [u8] {
@@ -61,11 +65,18 @@ impl MetaDevice {
             if excl {
                 flags |= libc::O_EXCL;
             }
-            match OpenOptions::new().read(true).write(true).custom_flags(flags).open(path) {
+            match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .custom_flags(flags)
+                .open(path)
+            {
                 Ok(f) => break f,
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) && excl => {
                     eprintln!("open({path}) failed: {e}");
-                    if (!opts.force && apply_al) || !confirm(opts.force, "Exclusive open failed. Do it anyways?") {
+                    if (!opts.force && apply_al)
+                        || !confirm(opts.force, "Exclusive open failed. Do it anyways?")
+                    {
                         println!("Operation canceled.");
                         fail(20, "");
                     }
@@ -78,13 +89,17 @@ impl MetaDevice {
                 Err(e) => fail(20, &format!("open({path}) failed: {e}")),
             }
         };
-        let meta = file.metadata().with_context(|| format!("fstat({path}) failed"))?;
+        let meta = file
+            .metadata()
+            .with_context(|| format!("fstat({path}) failed"))?;
         let block = meta.file_type().is_block_device();
         if !block && !opts.force {
             fail(20, &format!("'{path}' is not a block device!"));
         }
         let size = if block {
-            (&file).seek(SeekFrom::End(0)).with_context(|| format!("cannot determine the size of {path}"))?
+            (&file)
+                .seek(SeekFrom::End(0))
+                .with_context(|| format!("cannot determine the size of {path}"))?
         } else {
             meta.len()
         };
@@ -117,7 +132,13 @@ impl MetaDevice {
         let n = read_full(&self.file, buf.bytes(), first)?;
         let skip = (offset - first) as usize;
         if n < skip + len {
-            fail(10, &format!("confused: expected to read {len} bytes at {offset}, actually read {}", n.saturating_sub(skip)));
+            fail(
+                10,
+                &format!(
+                    "confused: expected to read {len} bytes at {offset}, actually read {}",
+                    n.saturating_sub(skip)
+                ),
+            );
         }
         Ok(buf.bytes()[skip..skip + len].to_vec())
     }
@@ -134,12 +155,18 @@ impl MetaDevice {
                 if self.ignore_sanity_checks {
                     eprintln!("Ignored due to --ignore-sanity-checks");
                 } else {
-                    fail(10, "If you want to force this, tell me to --ignore-sanity-checks");
+                    fail(
+                        10,
+                        "If you want to force this, tell me to --ignore-sanity-checks",
+                    );
                 }
             }
         }
         if self.dry_run {
-            eprintln!(" {tag:<26}: pwrite(..., {:6}, {offset:12}) SKIPPED DUE TO DRY-RUN", data.len());
+            eprintln!(
+                " {tag:<26}: pwrite(..., {:6}, {offset:12}) SKIPPED DUE TO DRY-RUN",
+                data.len()
+            );
             return Ok(());
         }
         let first = offset / ALIGN * ALIGN;
@@ -153,11 +180,19 @@ impl MetaDevice {
         let skip = (offset - first) as usize;
         buf.bytes()[skip..skip + data.len()].copy_from_slice(data);
         // A regular file may end inside the last block: do not grow it.
-        let limit = if self.direct { last } else { last.min(self.size.max(end)) };
+        let limit = if self.direct {
+            last
+        } else {
+            last.min(self.size.max(end))
+        };
         let out = &mut buf.bytes()[..(limit - first) as usize];
-        self.file
-            .write_all_at(out, first)
-            .with_context(|| format!("pwrite({}, {}, {first}) in {tag} failed", self.path, out.len()))
+        self.file.write_all_at(out, first).with_context(|| {
+            format!(
+                "pwrite({}, {}, {first}) in {tag} failed",
+                self.path,
+                out.len()
+            )
+        })
     }
 
     /// Flushes to stable storage (fsync; errors ignored like drbdmeta,
@@ -174,7 +209,9 @@ fn read_full(file: &File, buf: &mut [u8], offset: u64) -> Result<usize> {
             Ok(0) => break,
             Ok(n) => done += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e).with_context(|| format!("pread({}, {offset}) failed", buf.len())),
+            Err(e) => {
+                return Err(e).with_context(|| format!("pread({}, {offset}) failed", buf.len()))
+            }
         }
     }
     Ok(done)

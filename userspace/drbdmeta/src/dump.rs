@@ -30,7 +30,10 @@ pub fn print_bitmap(
         let len = len.min(window as u64) as usize;
         let bytes = read(*offset, len)?;
         *offset += len as u64;
-        Ok(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     };
     let (mut i, mut r, mut count) = (0usize, 0u64, 0u64);
     let (mut run_word, mut low_word, mut bits_set) = (0u32, 0u32, 0u64);
@@ -144,9 +147,28 @@ enum Token {
 }
 
 const KEYWORDS: &[&str] = &[
-    "gc", "bm", "uuid", "version", "la-size-sect", "bm-byte-per-bit", "device-uuid", "times", "flags",
-    "al-stripes", "al-stripe-size-4k", "la-peer-max-bio-size", "node-id", "current-uuid", "bitmap",
-    "bitmap-uuid", "bitmap-dagtag", "history-uuids", "peer", "hash", "max-peers", "bitmap-index",
+    "gc",
+    "bm",
+    "uuid",
+    "version",
+    "la-size-sect",
+    "bm-byte-per-bit",
+    "device-uuid",
+    "times",
+    "flags",
+    "al-stripes",
+    "al-stripe-size-4k",
+    "la-peer-max-bio-size",
+    "node-id",
+    "current-uuid",
+    "bitmap",
+    "bitmap-uuid",
+    "bitmap-dagtag",
+    "history-uuids",
+    "peer",
+    "hash",
+    "max-peers",
+    "bitmap-index",
 ];
 
 /// A parse error with its line, like drbdmeta's "Parse error in line N: ...".
@@ -183,7 +205,10 @@ struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     fn err(&self, message: String) -> ParseError {
-        ParseError { line: self.line, message }
+        ParseError {
+            line: self.line,
+            message,
+        }
     }
 
     fn next(&mut self) -> Result<Token, ParseError> {
@@ -210,13 +235,18 @@ impl<'a> Lexer<'a> {
             return Ok(Token::Op(c as char));
         }
         if c == b'"' {
-            let body = self.text[start + 1..].iter().take_while(|&&c| !b"\"\r\n".contains(&c)).count();
+            let body = self.text[start + 1..]
+                .iter()
+                .take_while(|&&c| !b"\"\r\n".contains(&c))
+                .count();
             let closed = self.text.get(start + 1 + body) == Some(&b'"');
             if !closed || body == 0 || body > 20 {
                 return Err(self.err("invalid string".into()));
             }
             self.pos = start + body + 2;
-            return Ok(Token::Str(String::from_utf8_lossy(&self.text[start + 1..start + 1 + body]).into_owned()));
+            return Ok(Token::Str(
+                String::from_utf8_lossy(&self.text[start + 1..start + 1 + body]).into_owned(),
+            ));
         }
         let is_word = |c: &u8| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_';
         let len = self.text[start..].iter().take_while(|c| is_word(c)).count();
@@ -234,7 +264,9 @@ impl<'a> Lexer<'a> {
                 return match hex.len() {
                     16 => Ok(Token::U64(value)),
                     8 => Ok(Token::U32(value)),
-                    _ => Err(self.err(format!("invalid hex number (only 8 or 16 hex digits accepted): {word}"))),
+                    _ => Err(self.err(format!(
+                        "invalid hex number (only 8 or 16 hex digits accepted): {word}"
+                    ))),
                 };
             }
         }
@@ -245,7 +277,11 @@ impl<'a> Lexer<'a> {
             }
             // strtoull semantics: a negative number wraps around.
             let value: u64 = digits.parse().unwrap_or(0);
-            return Ok(Token::Num(if word.starts_with('-') { value.wrapping_neg() } else { value }));
+            return Ok(Token::Num(if word.starts_with('-') {
+                value.wrapping_neg()
+            } else {
+                value
+            }));
         }
         Err(self.err(format!("unknown token: {word}")))
     }
@@ -256,25 +292,45 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
-    fn expect(&mut self, want: &str, test: impl Fn(&Token) -> Option<u64>) -> Result<u64, ParseError> {
+    fn expect(
+        &mut self,
+        want: &str,
+        test: impl Fn(&Token) -> Option<u64>,
+    ) -> Result<u64, ParseError> {
         let token = self.lexer.next()?;
         test(&token).ok_or_else(|| self.lexer.err(format!("{want} expected, not {token}")))
     }
 
     fn op(&mut self, c: char) -> Result<(), ParseError> {
-        self.expect(&format!("'{c}'"), |t| (*t == Token::Op(c)).then_some(0)).map(drop)
+        self.expect(&format!("'{c}'"), |t| (*t == Token::Op(c)).then_some(0))
+            .map(drop)
     }
 
     fn keyword(&mut self, k: &'static str) -> Result<(), ParseError> {
-        self.expect(&format!("keyword '{k}'"), |t| (*t == Token::Word(k)).then_some(0)).map(drop)
+        self.expect(&format!("keyword '{k}'"), |t| {
+            (*t == Token::Word(k)).then_some(0)
+        })
+        .map(drop)
     }
 
     fn num(&mut self) -> Result<u64, ParseError> {
-        self.expect("number", |t| if let Token::Num(n) = t { Some(*n) } else { None })
+        self.expect("number", |t| {
+            if let Token::Num(n) = t {
+                Some(*n)
+            } else {
+                None
+            }
+        })
     }
 
     fn u64(&mut self) -> Result<u64, ParseError> {
-        self.expect("a 16-digit hex number", |t| if let Token::U64(n) = t { Some(*n) } else { None })
+        self.expect("a 16-digit hex number", |t| {
+            if let Token::U64(n) = t {
+                Some(*n)
+            } else {
+                None
+            }
+        })
     }
 
     /// `keyword NUM ;`
@@ -288,13 +344,27 @@ impl Parser<'_> {
 
 /// Parses a v08 dump; `format` is the format the user asked for ("v08").
 pub fn parse(text: &[u8], format: &str) -> Result<Dump, ParseError> {
-    let mut p = Parser { lexer: Lexer { text, pos: 0, line: 1 } };
+    let mut p = Parser {
+        lexer: Lexer {
+            text,
+            pos: 0,
+            line: 1,
+        },
+    };
     let mut dump = Dump::default();
     p.keyword("version")?;
     match p.lexer.next()? {
         Token::Str(v) if v == format => {}
-        Token::Str(v) => return Err(p.lexer.err(format!("dump is '{v}' you requested '{format}'."))),
-        t => return Err(p.lexer.err(format!("short quoted string expected, not {t}"))),
+        Token::Str(v) => {
+            return Err(p
+                .lexer
+                .err(format!("dump is '{v}' you requested '{format}'.")))
+        }
+        t => {
+            return Err(p
+                .lexer
+                .err(format!("short quoted string expected, not {t}")))
+        }
     }
     p.op(';')?;
     p.keyword("uuid")?;
@@ -304,7 +374,13 @@ pub fn parse(text: &[u8], format: &str) -> Result<Dump, ParseError> {
         p.op(';')?;
     }
     p.keyword("flags")?;
-    dump.flags = p.expect("an 8-digit hex number", |t| if let Token::U32(n) = t { Some(*n) } else { None })? as u32;
+    dump.flags = p.expect("an 8-digit hex number", |t| {
+        if let Token::U32(n) = t {
+            Some(*n)
+        } else {
+            None
+        }
+    })? as u32;
     p.op(';')?;
     p.op('}')?;
     dump.la_size_sect = p.setting("la-size-sect")?;
@@ -397,9 +473,17 @@ mod tests {
         let mut words = vec![0u64; 64 + 4];
         words.extend([5u64; 60]);
         let (text, _) = render(&words, 512);
-        assert!(text.contains(" 64 times 0x0000000000000000;\n   # at 16384kB\n    0x0000000000000000;"), "{text}");
+        assert!(
+            text.contains(
+                " 64 times 0x0000000000000000;\n   # at 16384kB\n    0x0000000000000000;"
+            ),
+            "{text}"
+        );
         let whole = render(&words, WINDOW_BYTES).0;
-        assert!(whole.contains(" 68 times 0x0000000000000000;\n    0x0000000000000005;"), "{whole}");
+        assert!(
+            whole.contains(" 68 times 0x0000000000000000;\n    0x0000000000000005;"),
+            "{whole}"
+        );
     }
 
     #[test]
@@ -407,10 +491,16 @@ mod tests {
         let text = b"# comment\nversion \"v08\";\nuuid {\n 0x0000000000000004; 0x0000000000000000; 0x0000000000000001; 0x0000000000000002;\n flags 0x00000080;\n}\n# al-extents 257;\nla-size-sect 130000;\nbm-byte-per-bit 4096;\ndevice-uuid 0x00000000DEADBEEF;\nla-peer-max-bio-size 1048576;\nal-stripes 1;\nal-stripe-size-4k 8;\n# bm-bytes 4096;\nbm {\n   # at 0kB\n 0x0000000000000001; 3 times 0xFFFFFFFFFFFFFFFF;\n}\n# bits-set 1;\n";
         let d = parse(text, "v08").unwrap();
         assert_eq!(d.uuid, [4, 0, 1, 2]);
-        assert_eq!((d.flags, d.la_size_sect, d.device_uuid), (0x80, 130_000, 0xDEAD_BEEF));
+        assert_eq!(
+            (d.flags, d.la_size_sect, d.device_uuid),
+            (0x80, 130_000, 0xDEAD_BEEF)
+        );
         assert_eq!(d.bitmap, vec![(1, 1), (3, u64::MAX)]);
         assert_eq!(d.bitmap_words(), 4);
-        assert_eq!(d.bitmap_bytes(0, 5), words_to_bytes(&[1, u64::MAX, u64::MAX, u64::MAX, 0]));
+        assert_eq!(
+            d.bitmap_bytes(0, 5),
+            words_to_bytes(&[1, u64::MAX, u64::MAX, u64::MAX, 0])
+        );
         assert_eq!(d.bitmap_bytes(2, 2), words_to_bytes(&[u64::MAX, u64::MAX]));
     }
 
@@ -418,7 +508,11 @@ mod tests {
     fn parse_errors_name_the_line() {
         let e = parse(b"version \"v09\";", "v08").unwrap_err();
         assert_eq!(e.message, "dump is 'v09' you requested 'v08'.");
-        let e = parse(b"version \"v08\";\n\nThis_is_an_unclean_meta_data_dump._Don't_trust_the_bitmap.\n", "v08").unwrap_err();
+        let e = parse(
+            b"version \"v08\";\n\nThis_is_an_unclean_meta_data_dump._Don't_trust_the_bitmap.\n",
+            "v08",
+        )
+        .unwrap_err();
         assert_eq!(e.line, 3);
         let e = parse(b"version \"v08\"; uuid { 0x123;", "v08").unwrap_err();
         assert!(e.message.starts_with("invalid hex number"));

@@ -25,23 +25,32 @@ pub struct Found {
 }
 
 fn le16(d: &[u8], at: usize) -> u64 {
-    d.get(at..at + 2).map_or(0, |b| u64::from(u16::from_le_bytes([b[0], b[1]])))
+    d.get(at..at + 2)
+        .map_or(0, |b| u64::from(u16::from_le_bytes([b[0], b[1]])))
 }
 
 fn le32(d: &[u8], at: usize) -> u64 {
-    d.get(at..at + 4).and_then(|b| b.try_into().ok()).map_or(0, |b| u64::from(u32::from_le_bytes(b)))
+    d.get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, |b| u64::from(u32::from_le_bytes(b)))
 }
 
 fn le64(d: &[u8], at: usize) -> u64 {
-    d.get(at..at + 8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_le_bytes)
+    d.get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
 }
 
 fn be32(d: &[u8], at: usize) -> u64 {
-    d.get(at..at + 4).and_then(|b| b.try_into().ok()).map_or(0, |b| u64::from(u32::from_be_bytes(b)))
+    d.get(at..at + 4)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, |b| u64::from(u32::from_be_bytes(b)))
 }
 
 fn be64(d: &[u8], at: usize) -> u64 {
-    d.get(at..at + 8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes)
+    d.get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 fn has(d: &[u8], at: usize, text: &[u8]) -> bool {
@@ -66,7 +75,11 @@ pub fn scan(data: &[u8]) -> Option<Found> {
     if le16(data, 0x438) == 0xef53 {
         // drbdmeta tests the journal bit of the low byte only; ext4 has a
         // journal too and is reported as ext3.
-        let what = if data.get(0x45c).is_some_and(|b| b & 4 != 0) { "ext3 filesystem" } else { "ext2 filesystem" };
+        let what = if data.get(0x45c).is_some_and(|b| b & 4 != 0) {
+            "ext3 filesystem"
+        } else {
+            "ext2 filesystem"
+        };
         let block = match le32(data, 0x418) {
             0 => 1024,
             1 => 2048,
@@ -75,13 +88,22 @@ pub fn scan(data: &[u8]) -> Option<Found> {
         return found(what, Claim::Bytes(le32(data, 0x404).saturating_mul(block)));
     }
     if be32(data, 0) == 0x5846_5342 {
-        return found("xfs filesystem", Claim::Bytes(be32(data, 4).saturating_mul(be64(data, 8))));
+        return found(
+            "xfs filesystem",
+            Claim::Bytes(be32(data, 4).saturating_mul(be64(data, 8))),
+        );
     }
     if has(data, 0x8000, b"JFS1") {
-        return found("JFS filesystem", Claim::Bytes(le64(data, 0x8008).saturating_mul(le32(data, 0x8018))));
+        return found(
+            "JFS filesystem",
+            Claim::Bytes(le64(data, 0x8008).saturating_mul(le32(data, 0x8018))),
+        );
     }
     if has(data, 0x10034, b"ReIsErFs") || has(data, 0x10034, b"ReIsEr2Fs") {
-        return found("reiser filesystem", Claim::Bytes(le32(data, 0x10000).saturating_mul(le16(data, 0x1002c))));
+        return found(
+            "reiser filesystem",
+            Claim::Bytes(le32(data, 0x10000).saturating_mul(le16(data, 0x1002c))),
+        );
     }
     found("some data", Claim::Unknown)
 }
@@ -124,8 +146,17 @@ mod tests {
     fn recognizes_signatures() {
         assert_eq!(scan(&vec![0; SCAN_BYTES]), None);
         let f = scan(&ext(1000, 2, true)).unwrap();
-        assert_eq!(f, Found { what: "ext3 filesystem", claim: Claim::Bytes(4_096_000) });
-        assert_eq!(scan(&ext(10, 0, false)).unwrap().claim, Claim::Bytes(10_240));
+        assert_eq!(
+            f,
+            Found {
+                what: "ext3 filesystem",
+                claim: Claim::Bytes(4_096_000)
+            }
+        );
+        assert_eq!(
+            scan(&ext(10, 0, false)).unwrap().claim,
+            Claim::Bytes(10_240)
+        );
         let mut d = vec![0u8; SCAN_BYTES];
         d[4086..4096].copy_from_slice(b"SWAPSPACE2");
         assert_eq!(scan(&d).unwrap().claim, Claim::Refuse);
@@ -133,24 +164,42 @@ mod tests {
         d[0..4].copy_from_slice(b"XFSB");
         d[4..8].copy_from_slice(&4096u32.to_be_bytes());
         d[8..16].copy_from_slice(&100u64.to_be_bytes());
-        assert_eq!(scan(&d).unwrap(), Found { what: "xfs filesystem", claim: Claim::Bytes(409_600) });
+        assert_eq!(
+            scan(&d).unwrap(),
+            Found {
+                what: "xfs filesystem",
+                claim: Claim::Bytes(409_600)
+            }
+        );
         let mut d = vec![0u8; SCAN_BYTES];
         d[0x10034..0x1003c].copy_from_slice(b"ReIsErFs");
         assert_eq!(scan(&d).unwrap().what, "reiser filesystem");
         let mut d = vec![0u8; SCAN_BYTES];
         d[77] = 1;
-        assert_eq!(scan(&d).unwrap(), Found { what: "some data", claim: Claim::Unknown });
+        assert_eq!(
+            scan(&d).unwrap(),
+            Found {
+                what: "some data",
+                claim: Claim::Unknown
+            }
+        );
         // Short buffers do not panic.
         assert!(scan(&[1, 2, 3]).is_some());
     }
 
     #[test]
     fn decides_like_drbdmeta() {
-        let fs = Found { what: "ext3 filesystem", claim: Claim::Bytes(60 << 20) };
+        let fs = Found {
+            what: "ext3 filesystem",
+            claim: Claim::Bytes(60 << 20),
+        };
         assert_eq!(verdict(&fs, false, 65_496), Verdict::Ask);
         assert_eq!(verdict(&fs, false, 60 * 1024 - 1), Verdict::Refuse);
         assert_eq!(verdict(&fs, true, u64::MAX), Verdict::Refuse);
-        let data = Found { what: "some data", claim: Claim::Unknown };
+        let data = Found {
+            what: "some data",
+            claim: Claim::Unknown,
+        };
         assert_eq!(verdict(&data, true, 0), Verdict::Ask);
     }
 }

@@ -104,7 +104,9 @@ pub fn confirm(force: bool, text: &str) -> bool {
     }
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        eprintln!("stdin is not a terminal, cannot ask for confirmation: not confirmed (use --force)");
+        eprintln!(
+            "stdin is not a terminal, cannot ask for confirmation: not confirmed (use --force)"
+        );
         return false;
     }
     eprint!("[need to type 'yes' to confirm] ");
@@ -118,7 +120,9 @@ pub fn confirm(force: bool, text: &str) -> bool {
 /// or s for sectors), expressed in `default_unit_shift` (10 for kB, 0 for
 /// bytes).
 fn parse_size(text: &str, default_unit_shift: i32) -> Option<u64> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
     let value: u64 = digits.parse().ok()?;
     let unit_shift = match unit {
@@ -143,7 +147,10 @@ fn minor_of(device: &str) -> Option<u32> {
     if let Ok(n) = device.parse() {
         return Some(n);
     }
-    if let Some(n) = device.strip_prefix("/dev/drbd").and_then(|n| n.parse().ok()) {
+    if let Some(n) = device
+        .strip_prefix("/dev/drbd")
+        .and_then(|n| n.parse().ok())
+    {
         return Some(n);
     }
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -157,7 +164,9 @@ fn minor_of(device: &str) -> Option<u32> {
 /// Whether the kernel has a disk attached to `minor`, from /proc/drbd
 /// (8.4 format: " 0: cs:... ro:... ds:UpToDate/...").
 fn is_attached(minor: u32) -> bool {
-    let Ok(text) = std::fs::read_to_string("/proc/drbd") else { return false };
+    let Ok(text) = std::fs::read_to_string("/proc/drbd") else {
+        return false;
+    };
     let prefix = format!("{minor}:");
     text.lines()
         .map(str::trim_start)
@@ -181,11 +190,30 @@ fn parse_index(text: &str) -> Option<MetaIndex> {
     }
 }
 
-const MODIFYING: &[&str] =
-    &["restore-md", "apply-al", "wipe-md", "outdate", "invalidate", "set-gi", "check-resize", "create-md"];
+const MODIFYING: &[&str] = &[
+    "restore-md",
+    "apply-al",
+    "wipe-md",
+    "outdate",
+    "invalidate",
+    "set-gi",
+    "check-resize",
+    "create-md",
+];
 const COMMANDS: &[&str] = &[
-    "get-gi", "show-gi", "dump-md", "restore-md", "verify-dump", "apply-al", "wipe-md", "outdate",
-    "invalidate", "dstate", "set-gi", "check-resize", "create-md",
+    "get-gi",
+    "show-gi",
+    "dump-md",
+    "restore-md",
+    "verify-dump",
+    "apply-al",
+    "wipe-md",
+    "outdate",
+    "invalidate",
+    "dstate",
+    "set-gi",
+    "check-resize",
+    "create-md",
 ];
 
 fn main() -> ExitCode {
@@ -206,7 +234,13 @@ fn main() -> ExitCode {
         }
     };
     if cli.format != "v08" {
-        fail(20, &format!("Unknown or unsupported format '{}' (this drbdmeta speaks v08 only).", cli.format));
+        fail(
+            20,
+            &format!(
+                "Unknown or unsupported format '{}' (this drbdmeta speaks v08 only).",
+                cli.format
+            ),
+        );
     }
     let Some(index) = parse_index(&cli.index) else {
         fail(20, &format!("'{}' is not a valid index number.", cli.index));
@@ -225,7 +259,9 @@ fn main() -> ExitCode {
     };
     let al_stripes = match &cli.al_stripes {
         None => 1,
-        Some(t) => parse_size(t, 0).and_then(|n| u32::try_from(n).ok()).unwrap_or_else(|| fail(20, &format!("invalid value '{t}'"))),
+        Some(t) => parse_size(t, 0)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or_else(|| fail(20, &format!("invalid value '{t}'"))),
     };
     let al_stripe_size_4k = match &cli.al_stripe_size_kb {
         None => 8,
@@ -235,10 +271,16 @@ fn main() -> ExitCode {
     };
     let al_options_used = cli.al_stripes.is_some() || cli.al_stripe_size_kb.is_some();
     if cli.peer_max_bio_size.is_some() && command != "create-md" {
-        fail(10, "The --peer-max-bio-size option is only allowed with create-md");
+        fail(
+            10,
+            "The --peer-max-bio-size option is only allowed with create-md",
+        );
     }
     if al_options_used && command != "create-md" && command != "restore-md" {
-        fail(10, "The --al-stripe* options are only allowed with create-md and restore-md");
+        fail(
+            10,
+            "The --al-stripe* options are only allowed with create-md and restore-md",
+        );
     }
     // drbdmeta reads the whole activity log into its 32 MiB buffer.
     let al_blocks = u64::from(al_stripes) * u64::from(al_stripe_size_4k);
@@ -250,7 +292,10 @@ fn main() -> ExitCode {
     }
     if let Some(node_id) = &cli.node_id {
         if !matches!(command, "get-gi" | "show-gi" | "set-gi") {
-            fail(10, &format!("The {command} command does not accept the --node-id option"));
+            fail(
+                10,
+                &format!("The {command} command does not accept the --node-id option"),
+            );
         }
         if node_id != "0" {
             eprintln!("Not v09, implicitly set --node-id = 0");
@@ -318,13 +363,22 @@ mod tests {
     #[test]
     fn command_line_takes_options_anywhere() {
         let cli = Cli::try_parse_from([
-            "drbdmeta", "0", "v08", "/dev/loop0", "internal", "create-md", "--al-stripes", "2", "--force",
+            "drbdmeta",
+            "0",
+            "v08",
+            "/dev/loop0",
+            "internal",
+            "create-md",
+            "--al-stripes",
+            "2",
+            "--force",
         ])
         .unwrap();
         assert!(cli.force);
         assert_eq!(cli.al_stripes.as_deref(), Some("2"));
         assert_eq!(cli.command, "create-md");
-        let cli = Cli::try_parse_from(["drbdmeta", "-", "v08", "/x", "1", "set-gi", "4:::"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["drbdmeta", "-", "v08", "/x", "1", "set-gi", "4:::"]).unwrap();
         assert_eq!(cli.args, ["4:::"]);
     }
 }

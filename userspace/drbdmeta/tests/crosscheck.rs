@@ -4,7 +4,10 @@
 //! works, on loop devices. Tests that need the reference say so and pass
 //! when it is missing.
 
-use drbd_include::al::{self, AlGeometry, TransactionHeader};
+// Test helpers: a failed setup step should fail the test loudly.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use drbd_include::al::{self, TransactionHeader};
 use drbd_include::md::{Superblock, DRBD_MD_MAGIC_84_UNCLEAN, MDF_AL_CLEAN};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -32,8 +35,11 @@ struct Scratch(PathBuf);
 impl Scratch {
     fn new() -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir()
-            .join(format!("drbdmeta-xc-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let dir = std::env::temp_dir().join(format!(
+            "drbdmeta-xc-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         Self(dir)
     }
@@ -80,7 +86,12 @@ fn md(bin: &str, s: &Scratch, image: &str, index: &str, command: &[&str]) -> Str
     let mut args = vec!["--force", "/dev/null", "v08", image, index];
     args.extend_from_slice(command);
     let out = run(bin, &args, &s.0);
-    assert!(out.status.success(), "{bin} {args:?}: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{bin} {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -94,18 +105,38 @@ fn body(dump: &str) -> String {
 /// Equal dumps up to that line, and theirs shows 0 or the same value.
 fn assert_same_dump(ours: &str, theirs: &str) {
     let (ours, theirs) = (body(ours), body(theirs));
-    let strip = |t: &str| t.lines().filter(|l| !l.trim_start().starts_with("flags ")).collect::<Vec<_>>().join("\n");
-    assert_eq!(strip(&ours), strip(&theirs), "dumps differ:\n--- ours\n{ours}\n--- theirs\n{theirs}");
-    let flags = |t: &str| t.lines().find(|l| l.trim_start().starts_with("flags ")).map(str::to_owned);
+    let strip = |t: &str| {
+        t.lines()
+            .filter(|l| !l.trim_start().starts_with("flags "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        strip(&ours),
+        strip(&theirs),
+        "dumps differ:\n--- ours\n{ours}\n--- theirs\n{theirs}"
+    );
+    let flags = |t: &str| {
+        t.lines()
+            .find(|l| l.trim_start().starts_with("flags "))
+            .map(str::to_owned)
+    };
     let (of, tf) = (flags(&ours), flags(&theirs));
-    assert!(tf == of || tf.as_deref() == Some("    flags 0x00000000;"), "{of:?} vs {tf:?}");
+    assert!(
+        tf == of || tf.as_deref() == Some("    flags 0x00000000;"),
+        "{of:?} vs {tf:?}"
+    );
 }
 
 fn same_files(a: &str, b: &str) {
     let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
     assert_eq!(x.len(), y.len());
-    if let Some(at) = x.iter().zip(&y).position(|(p, q)| p != q) {
-        panic!("{a} and {b} differ first at byte {at} (0x{at:x})");
+    // Slice comparison is a memcmp even in debug builds.
+    for (n, (p, q)) in x.chunks(1 << 16).zip(y.chunks(1 << 16)).enumerate() {
+        if p != q {
+            let at = n * (1 << 16) + p.iter().zip(q).position(|(p, q)| p != q).unwrap_or(0);
+            panic!("{a} and {b} differ first at byte {at} (0x{at:x})");
+        }
     }
 }
 
@@ -137,7 +168,11 @@ fn create_md_is_byte_identical() {
     let cases: &[(&str, u64, &[&str])] = &[
         ("internal", 64 * MIB, &[]),
         ("internal", 64 * MIB + 4096 + 512, &[]),
-        ("flex-internal", 70 * MIB, &["--al-stripes", "3", "--al-stripe-size-kB", "64"]),
+        (
+            "flex-internal",
+            70 * MIB,
+            &["--al-stripes", "3", "--al-stripe-size-kB", "64"],
+        ),
         ("flex-external", 2 * MIB, &[]),
         ("flex-external", 64 * MIB, &["--peer-max-bio-size", "128k"]),
         ("1", 300 * MIB, &[]),
@@ -158,20 +193,38 @@ fn create_md_is_byte_identical() {
 fn each_reads_what_the_other_created() {
     let Some(theirs) = reference() else { return };
     let s = Scratch::new();
-    for (index, size) in [("internal", 64 * MIB), ("flex-external", 4 * MIB), ("2", 400 * MIB)] {
+    for (index, size) in [
+        ("internal", 64 * MIB),
+        ("flex-external", 4 * MIB),
+        ("2", 400 * MIB),
+    ] {
         for (creator, other) in [(ours(), theirs), (theirs, ours())] {
             let img = s.image("x.img", size);
             md(creator, &s, &img, index, &["create-md"]);
-            assert_same_dump(&md(ours(), &s, &img, index, &["dump-md"]), &md(theirs, &s, &img, index, &["dump-md"]));
+            assert_same_dump(
+                &md(ours(), &s, &img, index, &["dump-md"]),
+                &md(theirs, &s, &img, index, &["dump-md"]),
+            );
             for cmd in ["get-gi", "show-gi", "dstate"] {
-                assert_eq!(md(other, &s, &img, index, &[cmd]), md(creator, &s, &img, index, &[cmd]), "{cmd}");
+                assert_eq!(
+                    md(other, &s, &img, index, &[cmd]),
+                    md(creator, &s, &img, index, &[cmd]),
+                    "{cmd}"
+                );
             }
             // A restored rich dump, read by both.
             let dump = s.file("rich.txt", RICH_DUMP);
             md(creator, &s, &img, index, &["restore-md", &dump]);
-            assert_same_dump(&md(ours(), &s, &img, index, &["dump-md"]), &md(theirs, &s, &img, index, &["dump-md"]));
+            assert_same_dump(
+                &md(ours(), &s, &img, index, &["dump-md"]),
+                &md(theirs, &s, &img, index, &["dump-md"]),
+            );
             for cmd in ["get-gi", "show-gi", "dstate"] {
-                assert_eq!(md(other, &s, &img, index, &[cmd]), md(creator, &s, &img, index, &[cmd]), "{cmd}");
+                assert_eq!(
+                    md(other, &s, &img, index, &[cmd]),
+                    md(creator, &s, &img, index, &[cmd]),
+                    "{cmd}"
+                );
             }
         }
     }
@@ -183,8 +236,17 @@ fn restore_of_their_dump_is_byte_identical() {
     let s = Scratch::new();
     let base = s.image("base.img", 64 * MIB);
     md(theirs, &s, &base, "internal", &["create-md"]);
-    md(theirs, &s, &base, "internal", &["restore-md", &s.file("rich.txt", RICH_DUMP)]);
-    let their_dump = s.file("theirs.txt", &md(theirs, &s, &base, "internal", &["dump-md"]));
+    md(
+        theirs,
+        &s,
+        &base,
+        "internal",
+        &["restore-md", &s.file("rich.txt", RICH_DUMP)],
+    );
+    let their_dump = s.file(
+        "theirs.txt",
+        &md(theirs, &s, &base, "internal", &["dump-md"]),
+    );
     let our_dump = s.file("ours.txt", &md(ours(), &s, &base, "internal", &["dump-md"]));
     for dump in [&their_dump, &our_dump] {
         // Over existing metadata, and onto a fresh device.
@@ -221,7 +283,10 @@ fn set_gi_outdate_invalidate_wipe_match() {
     ];
     let (a, b) = (s.copy(&base, "a.img"), s.copy(&base, "b.img"));
     for step in steps {
-        let (x, y) = (md(ours(), &s, &a, "internal", step), md(theirs, &s, &b, "internal", step));
+        let (x, y) = (
+            md(ours(), &s, &a, "internal", step),
+            md(theirs, &s, &b, "internal", step),
+        );
         assert_eq!(x, y, "{step:?}");
         same_files(&a, &b);
     }
@@ -231,7 +296,11 @@ fn set_gi_outdate_invalidate_wipe_match() {
 /// no AL_CLEAN, and update transactions `first..first + n` in the ring.
 fn crash(image: &str, md_offset: u64, primary: bool, first: u32, n: u32) {
     use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(image).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .unwrap();
     let mut block = [0u8; 4096];
     f.read_exact_at(&mut block, md_offset).unwrap();
     let mut sb = Superblock::decode(&block).unwrap();
@@ -243,14 +312,25 @@ fn crash(image: &str, md_offset: u64, primary: bool, first: u32, n: u32) {
     sb.encode(&mut block);
     f.write_all_at(&block, md_offset).unwrap();
     let g = sb.al_geometry().unwrap();
-    let al_offset = md_offset.checked_add_signed(i64::from(sb.al_offset) * 512).unwrap();
+    let al_offset = md_offset
+        .checked_add_signed(i64::from(sb.al_offset) * 512)
+        .unwrap();
     for k in 0..n {
         let tr = first.wrapping_add(k);
-        let updates: Vec<(u16, u32)> = (0..(k % 5 + 1)).map(|j| ((k * 7 + j) as u16 % 61, k * 3 + j)).collect();
-        let context: Vec<u32> = (0..61).map(|slot| if slot % 3 == 0 { slot * 2 } else { u32::MAX }).collect();
-        let header = TransactionHeader { tr_number: tr, context_size: 61, ..Default::default() };
+        let updates: Vec<(u16, u32)> = (0..(k % 5 + 1))
+            .map(|j| ((k * 7 + j) as u16 % 61, k * 3 + j))
+            .collect();
+        let context: Vec<u32> = (0..61)
+            .map(|slot| if slot % 3 == 0 { slot * 2 } else { u32::MAX })
+            .collect();
+        let header = TransactionHeader {
+            tr_number: tr,
+            context_size: 61,
+            ..Default::default()
+        };
         al::encode_transaction(&mut block, &header, &updates, &context).unwrap();
-        f.write_all_at(&block, al_offset + u64::from(g.ring_block(tr)) * 4096).unwrap();
+        f.write_all_at(&block, al_offset + u64::from(g.ring_block(tr)) * 4096)
+            .unwrap();
     }
 }
 
@@ -264,7 +344,12 @@ fn apply_al_matches() {
         (&[], true, u32::MAX - 4, 11),
         (&[], false, 100, 5),
         (&[], true, 0, 0),
-        (&["--al-stripes", "2", "--al-stripe-size-kB", "64"], true, 7, 40),
+        (
+            &["--al-stripes", "2", "--al-stripe-size-kB", "64"],
+            true,
+            7,
+            40,
+        ),
     ];
     for (i, (stripes, primary, first, n)) in cases.iter().enumerate() {
         let base = s.image(&format!("base{i}.img"), 64 * MIB);
@@ -272,21 +357,49 @@ fn apply_al_matches() {
         create.extend_from_slice(stripes);
         md(ours(), &s, &base, "internal", &create);
         // la-size so the bitmap is dumped and the hot extents land in it.
-        let dump = RICH_DUMP.replace("al-stripes 1;\nal-stripe-size-4k 8;", if stripes.is_empty() { "al-stripes 1;\nal-stripe-size-4k 8;" } else { "al-stripes 2;\nal-stripe-size-4k 16;" });
-        md(ours(), &s, &base, "internal", &["restore-md", &s.file("d.txt", &dump)]);
+        let dump = RICH_DUMP.replace(
+            "al-stripes 1;\nal-stripe-size-4k 8;",
+            if stripes.is_empty() {
+                "al-stripes 1;\nal-stripe-size-4k 8;"
+            } else {
+                "al-stripes 2;\nal-stripe-size-4k 16;"
+            },
+        );
+        md(
+            ours(),
+            &s,
+            &base,
+            "internal",
+            &["restore-md", &s.file("d.txt", &dump)],
+        );
         crash(&base, 64 * MIB - 4096, *primary, *first, *n);
         let (a, b) = (s.copy(&base, "a.img"), s.copy(&base, "b.img"));
         let (x, y) = (
-            run(ours(), &["--force", "/dev/null", "v08", &a, "internal", "apply-al"], &s.0),
-            run(theirs, &["--force", "/dev/null", "v08", &b, "internal", "apply-al"], &s.0),
+            run(
+                ours(),
+                &["--force", "/dev/null", "v08", &a, "internal", "apply-al"],
+                &s.0,
+            ),
+            run(
+                theirs,
+                &["--force", "/dev/null", "v08", &b, "internal", "apply-al"],
+                &s.0,
+            ),
         );
         assert_eq!(x.status.code(), y.status.code(), "case {i}");
         let messages = |o: &Output| {
-            String::from_utf8_lossy(&o.stderr).lines().filter(|l| !l.contains("BLKSSZGET")).collect::<Vec<_>>().join("\n")
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .filter(|l| !l.contains("BLKSSZGET"))
+                .collect::<Vec<_>>()
+                .join("\n")
         };
         assert_eq!(messages(&x), messages(&y), "case {i}");
         same_files(&a, &b);
-        assert_same_dump(&md(ours(), &s, &a, "internal", &["dump-md"]), &md(theirs, &s, &b, "internal", &["dump-md"]));
+        assert_same_dump(
+            &md(ours(), &s, &a, "internal", &["dump-md"]),
+            &md(theirs, &s, &b, "internal", &["dump-md"]),
+        );
     }
 }
 
@@ -296,13 +409,29 @@ fn unclean_metadata_is_refused_without_force() {
     let img = s.image("u.img", 64 * MIB);
     md(ours(), &s, &img, "internal", &["create-md"]);
     crash(&img, 64 * MIB - 4096, true, 0, 1);
-    let out = run(ours(), &["--force", "/dev/null", "v08", &img, "internal", "show-gi"], &s.0);
+    let out = run(
+        ours(),
+        &["--force", "/dev/null", "v08", &img, "internal", "show-gi"],
+        &s.0,
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("meta-data: need apply-al"));
     // dump-md refuses unclean metadata unless forced; --force is needed for
     // files, so check that the dump warns restore-md off.
     let dump = md(ours(), &s, &img, "internal", &["dump-md"]);
     assert!(dump.contains("This_is_an_unclean_meta_data_dump."));
-    let out = run(ours(), &["--force", "/dev/null", "v08", &img, "internal", "restore-md", &s.file("d", &dump)], &s.0);
+    let out = run(
+        ours(),
+        &[
+            "--force",
+            "/dev/null",
+            "v08",
+            &img,
+            "internal",
+            "restore-md",
+            &s.file("d", &dump),
+        ],
+        &s.0,
+    );
     assert_eq!(out.status.code(), Some(10));
     md(ours(), &s, &img, "internal", &["apply-al"]);
     assert!(!md(ours(), &s, &img, "internal", &["dump-md"]).contains("unclean"));
@@ -318,32 +447,89 @@ fn refuses_file_systems_and_small_devices() {
     sb[0x438..0x43a].copy_from_slice(&0xef53u16.to_le_bytes());
     sb[0x404..0x408].copy_from_slice(&(64u32 * 256).to_le_bytes());
     sb[0x418..0x41c].copy_from_slice(&2u32.to_le_bytes());
-    std::fs::write(&img, [&sb[..], &vec![0u8; (64 * MIB) as usize - 2048][..]].concat()).unwrap();
-    let out = run(ours(), &["--force", "/dev/null", "v08", &img, "internal", "create-md"], &s.0);
+    std::fs::write(
+        &img,
+        [&sb[..], &vec![0u8; (64 * MIB) as usize - 2048][..]].concat(),
+    )
+    .unwrap();
+    let out = run(
+        ours(),
+        &["--force", "/dev/null", "v08", &img, "internal", "create-md"],
+        &s.0,
+    );
     assert_eq!(out.status.code(), Some(40));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Found ext2 filesystem"));
     // External metadata over any file system: refused.
-    let out = run(ours(), &["--force", "/dev/null", "v08", &img, "flex-external", "create-md"], &s.0);
+    let out = run(
+        ours(),
+        &[
+            "--force",
+            "/dev/null",
+            "v08",
+            &img,
+            "flex-external",
+            "create-md",
+        ],
+        &s.0,
+    );
     assert_eq!(out.status.code(), Some(40));
     // A file system that fits in front of the metadata: asked, and --force answers.
     sb[0x404..0x408].copy_from_slice(&(32u32 * 256).to_le_bytes());
-    std::fs::write(&img, [&sb[..], &vec![0u8; (64 * MIB) as usize - 2048][..]].concat()).unwrap();
-    let out = run(ours(), &["--force", "/dev/null", "v08", &img, "internal", "create-md"], &s.0);
+    std::fs::write(
+        &img,
+        [&sb[..], &vec![0u8; (64 * MIB) as usize - 2048][..]].concat(),
+    )
+    .unwrap();
+    let out = run(
+        ours(),
+        &["--force", "/dev/null", "v08", &img, "internal", "create-md"],
+        &s.0,
+    );
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("confirmation forced"));
     // Regular files need --force; tiny devices are refused.
-    let out = run(ours(), &["/dev/null", "v08", &img, "internal", "get-gi"], &s.0);
+    let out = run(
+        ours(),
+        &["/dev/null", "v08", &img, "internal", "get-gi"],
+        &s.0,
+    );
     assert_eq!(out.status.code(), Some(20));
     let tiny = s.image("tiny.img", 60 * 1024);
-    let out = run(ours(), &["--force", "/dev/null", "v08", &tiny, "internal", "create-md"], &s.0);
+    let out = run(
+        ours(),
+        &[
+            "--force",
+            "/dev/null",
+            "v08",
+            &tiny,
+            "internal",
+            "create-md",
+        ],
+        &s.0,
+    );
     assert_eq!(out.status.code(), Some(10));
     if let Some(theirs) = reference() {
-        let out = run(theirs, &["--force", "/dev/null", "v08", &tiny, "internal", "create-md"], &s.0);
+        let out = run(
+            theirs,
+            &[
+                "--force",
+                "/dev/null",
+                "v08",
+                &tiny,
+                "internal",
+                "create-md",
+            ],
+            &s.0,
+        );
         assert_eq!(out.status.code(), Some(10));
     }
     let no_md = s.image("none.img", 64 * MIB);
     for cmd in ["dump-md", "get-gi", "dstate", "apply-al"] {
-        let out = run(ours(), &["--force", "/dev/null", "v08", &no_md, "internal", cmd], &s.0);
+        let out = run(
+            ours(),
+            &["--force", "/dev/null", "v08", &no_md, "internal", cmd],
+            &s.0,
+        );
         assert_eq!(out.status.code(), Some(1), "{cmd}");
     }
 }
@@ -363,19 +549,44 @@ fn check_resize_moves_internal_metadata() {
         run(ours(), &args, &s.0)
     };
     assert!(with(&["create-md"]).status.success());
-    assert!(with(&["restore-md", &s.file("rich.txt", RICH_DUMP)]).status.success());
+    assert!(with(&["restore-md", &s.file("rich.txt", RICH_DUMP)])
+        .status
+        .success());
     let before = String::from_utf8(with(&["dump-md"]).stdout).unwrap();
     assert!(s.0.join("drbd-minor-7.lkbd").exists());
-    std::fs::OpenOptions::new().write(true).open(&img).unwrap().set_len(80 * MIB).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .set_len(80 * MIB)
+        .unwrap();
     let moved_dump = String::from_utf8(with(&["dump-md"]).stdout).unwrap();
-    assert!(moved_dump.contains("### Device seems to have been resized!"), "{moved_dump}");
+    assert!(
+        moved_dump.contains("### Device seems to have been resized!"),
+        "{moved_dump}"
+    );
     assert!(with(&["check-resize"]).status.success());
     let after = String::from_utf8(with(&["dump-md"]).stdout).unwrap();
-    assert!(after.contains(&format!("# md_offset {}", 80 * MIB - 4096)), "{after}");
-    let uuids = |d: &str| d.lines().skip(3).filter(|l| l.contains("0x") && !l.contains("at ")).take(3).map(str::to_owned).collect::<Vec<_>>();
+    assert!(
+        after.contains(&format!("# md_offset {}", 80 * MIB - 4096)),
+        "{after}"
+    );
+    let uuids = |d: &str| {
+        d.lines()
+            .skip(3)
+            .filter(|l| l.contains("0x") && !l.contains("at "))
+            .take(3)
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(uuids(&before), uuids(&after));
     // The old bitmap is at the start of the new one.
-    let bm = |d: &str| d.lines().skip_while(|l| !l.starts_with("bm {")).nth(2).map(str::to_owned);
+    let bm = |d: &str| {
+        d.lines()
+            .skip_while(|l| !l.starts_with("bm {"))
+            .nth(2)
+            .map(str::to_owned)
+    };
     assert_eq!(bm(&before), bm(&after));
     if let Some(theirs) = reference() {
         md(theirs, &s, &img, "internal", &["get-gi"]);
@@ -388,7 +599,12 @@ fn check_resize_moves_internal_metadata() {
 fn loop_devices() {
     let s = Scratch::new();
     let backing = s.image("loop.img", 64 * MIB);
-    let Some(out) = Command::new("losetup").args(["-f", "--show", &backing]).output().ok().filter(|o| o.status.success()) else {
+    let Some(out) = Command::new("losetup")
+        .args(["-f", "--show", &backing])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+    else {
         eprintln!("SKIP: losetup not available (needs root)");
         return;
     };
@@ -406,17 +622,35 @@ fn loop_devices() {
         run(bin, &args, &s.0)
     };
     let out = plain(ours(), &["create-md"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let copy = s.copy(&backing, "copy.img");
     if let Some(theirs) = reference() {
-        assert_eq!(plain(theirs, &["get-gi"]).stdout, plain(ours(), &["get-gi"]).stdout);
+        assert_eq!(
+            plain(theirs, &["get-gi"]).stdout,
+            plain(ours(), &["get-gi"]).stdout
+        );
         // Theirs on a second loop device gives the same bytes.
         let other = s.image("other.img", 64 * MIB);
-        let out = Command::new("losetup").args(["-f", "--show", &other]).output().unwrap();
+        let out = Command::new("losetup")
+            .args(["-f", "--show", &other])
+            .output()
+            .unwrap();
         let other_dev = String::from_utf8(out.stdout).unwrap().trim().to_owned();
         let _detach2 = Detach(other_dev.clone());
-        let out = run(theirs, &["/dev/null", "v08", &other_dev, "internal", "create-md"], &s.0);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = run(
+            theirs,
+            &["/dev/null", "v08", &other_dev, "internal", "create-md"],
+            &s.0,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let _ = Command::new("sync").status();
         drop(_detach2);
         same_files(&copy, &other);
