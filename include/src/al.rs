@@ -8,6 +8,7 @@
 //! 4 MiB extents that may have had writes in flight.
 
 use core::fmt;
+use super::be::{get_be16, get_be32, put_be16, put_be32};
 
 /// Magic of every transaction block ("actlog==" base64-decoded).
 pub const DRBD_AL_MAGIC: u32 = 0x69cb_65a2;
@@ -225,31 +226,9 @@ pub fn transaction_crc(block: &[u8; AL_TRANSACTION_BYTES]) -> u32 {
     crc32c(crc32c(crc32c(0, head), &[0; 4]), tail)
 }
 
-fn get_be16(block: &[u8], at: usize) -> u16 {
-    block
-        .get(at..)
-        .and_then(|s| s.first_chunk())
-        .map_or(0, |b| u16::from_be_bytes(*b))
-}
 
-fn get_be32(block: &[u8], at: usize) -> u32 {
-    block
-        .get(at..)
-        .and_then(|s| s.first_chunk())
-        .map_or(0, |b| u32::from_be_bytes(*b))
-}
 
-fn put_be16(block: &mut [u8], at: usize, value: u16) {
-    if let Some(b) = block.get_mut(at..).and_then(|s| s.first_chunk_mut()) {
-        *b = value.to_be_bytes();
-    }
-}
 
-fn put_be32(block: &mut [u8], at: usize, value: u32) {
-    if let Some(b) = block.get_mut(at..).and_then(|s| s.first_chunk_mut()) {
-        *b = value.to_be_bytes();
-    }
-}
 
 /// The fixed header fields of a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -548,15 +527,7 @@ mod tests {
     use std::vec;
     use std::vec::Vec;
 
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::test_rng::XorShift;
 
     #[test]
     fn crc32c_known_vectors() {

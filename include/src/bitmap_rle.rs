@@ -603,18 +603,7 @@ mod tests {
         features: 0,
     };
 
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-    }
+    use crate::test_rng::XorShift;
 
     #[test]
     fn table_matches_the_c_construction() {

@@ -38,3 +38,9 @@ pub mod bitmap_rle;
 
 /// UUID comparison (resync decision) and UUID updates.
 pub mod uuid;
+
+/// Big-endian fields of on-disk blocks.
+mod be;
+
+#[cfg(test)]
+mod test_rng;

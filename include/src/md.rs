@@ -11,6 +11,7 @@
 
 use super::al::AlGeometry;
 use core::fmt;
+use super::be::{get_be32, get_be64, put_be32, put_be64};
 
 /// Base of DRBD's magic numbers.
 pub const DRBD_MAGIC: u32 = 0x8374_0267;
@@ -387,29 +388,9 @@ pub fn bitmap_bytes(sectors: u64) -> u64 {
     bytes.div_ceil(4096).saturating_mul(4096)
 }
 
-fn get_be32(b: &[u8], at: usize) -> u32 {
-    b.get(at..)
-        .and_then(|s| s.first_chunk())
-        .map_or(0, |b| u32::from_be_bytes(*b))
-}
 
-fn get_be64(b: &[u8], at: usize) -> u64 {
-    b.get(at..)
-        .and_then(|s| s.first_chunk())
-        .map_or(0, |b| u64::from_be_bytes(*b))
-}
 
-fn put_be32(b: &mut [u8], at: usize, value: u32) {
-    if let Some(b) = b.get_mut(at..).and_then(|s| s.first_chunk_mut()) {
-        *b = value.to_be_bytes();
-    }
-}
 
-fn put_be64(b: &mut [u8], at: usize, value: u64) {
-    if let Some(b) = b.get_mut(at..).and_then(|s| s.first_chunk_mut()) {
-        *b = value.to_be_bytes();
-    }
-}
 
 /// `struct meta_data_on_disk`, in host byte order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -614,15 +595,7 @@ impl Superblock {
 mod tests {
     use super::*;
 
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::test_rng::XorShift;
 
     /// Superblock of a 64 MiB file after `drbdmeta ... internal create-md`
     /// (drbd-utils 9.22), first 96 bytes; the rest is zero.

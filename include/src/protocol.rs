@@ -2688,18 +2688,7 @@ mod tests {
     }
 
     /// A tiny deterministic generator for the garbage tests.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-    }
+    use crate::test_rng::XorShift;
 
     #[test]
     fn random_bytes_never_panic() {

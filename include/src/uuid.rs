@@ -1750,18 +1750,7 @@ mod tests {
         assert_eq!(x.gen_sync_uuid(0), u64::MAX.wrapping_add(OFS));
     }
 
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-    }
+    use crate::test_rng::XorShift;
 
     #[test]
     fn random_inputs_never_panic() {

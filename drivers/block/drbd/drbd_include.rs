@@ -28,3 +28,7 @@ pub(crate) mod bitmap;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/al_set.rs"]
 pub(crate) mod al_set;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/be.rs"]
+pub(crate) mod be;
