@@ -12,6 +12,12 @@ key=$( (echo "$src_version"; cat "$root/scripts/kernel.config"; /usr/bin/rustc -
 cache="$RDRBD_CACHE/kernel-$key"
 jobs=$(( $(nproc) + 1 ))
 
+# One build at a time: a second caller (another make, a test) waits here
+# instead of building into the same tree concurrently.
+mkdir -p "$RDRBD_CACHE"
+exec 9>"$RDRBD_CACHE/.build.lock"
+flock 9
+
 if [ ! -f "$cache/.rdrbd-complete" ]; then
   echo "build-kernel: building Linux $src_version into $cache (takes several minutes)"
   mkdir -p "$RDRBD_CACHE"
@@ -22,6 +28,8 @@ if [ ! -f "$cache/.rdrbd-complete" ]; then
     mv "$RDRBD_CACHE/src-$src_version.tmp" "$RDRBD_CACHE/src-$src_version"
   fi
   ksrc="$RDRBD_CACHE/src-$src_version"
+  # A tree without the completion mark may be half-written: start afresh.
+  rm -rf "$cache"
   mkdir -p "$cache"
   make -s -C "$ksrc" O="$cache" "${KMAKE_VARS[@]}" tinyconfig
   (cd "$cache" && "$ksrc/scripts/kconfig/merge_config.sh" -m -O "$cache" .config "$root/scripts/kernel.config" >/dev/null)
