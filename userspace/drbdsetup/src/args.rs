@@ -74,12 +74,6 @@ where
     }
 }
 
-fn scaled_u32(text: &str, unit: Unit, limits: Limits<u32>) -> Result<u32, String> {
-    let value = parse_scaled(text, unit)?;
-    let value = u32::try_from(value).map_err(|_| format!("{text}: out of range"))?;
-    in_range(text, value, limits)
-}
-
 /// A device minor: a number, or `/dev/drbd<number>`, at most 1048575.
 pub fn minor(text: &str) -> Result<u32, String> {
     let digits = text.strip_prefix("/dev/drbd").unwrap_or(text);
@@ -155,33 +149,20 @@ pub fn meta_index(text: &str) -> Result<i32, String> {
     }
 }
 
-/// `--size`: sectors by default, or with a K/M/G/s suffix.
-pub fn size(text: &str) -> Result<u64, String> {
-    let value = parse_scaled(text, Unit::Sectors)?;
-    in_range(text, value, disk_conf::DISK_SIZE_LIMITS)
-}
-
-/// `--resync-rate`: KiB/s by default, or with a K/M/G/s suffix.
-pub fn resync_rate(text: &str) -> Result<u32, String> {
-    scaled_u32(text, Unit::KiB, disk_conf::RESYNC_RATE_LIMITS)
-}
-
-/// `--al-extents`: a count.
-pub fn al_extents(text: &str) -> Result<u32, String> {
-    scaled_u32(text, Unit::One, disk_conf::AL_EXTENTS_LIMITS)
-}
-
-/// `--on-io-error`: pass_on, call-local-io-error or detach.
-pub fn on_io_error(text: &str) -> Result<u32, String> {
-    match text {
-        "pass_on" => Ok(0),
-        "call-local-io-error" => Ok(1),
-        "detach" => Ok(2),
+/// `--wfc-timeout` and friends of wait-connect / wait-sync: seconds,
+/// 0..=300000 (`DRBD_WFC_TIMEOUT_*`).
+pub fn wfc_timeout(text: &str) -> Result<u32, String> {
+    let value = parse_scaled(text, Unit::One)?;
+    match u32::try_from(value) {
+        Ok(v) if v <= WFC_TIMEOUT_MAX => Ok(v),
         _ => Err(format!(
-            "unknown on-io-error policy '{text}' (use pass_on, call-local-io-error or detach)"
+            "{text} => {value} out of range [0..{WFC_TIMEOUT_MAX}]"
         )),
     }
 }
+
+/// Largest wait-for-connection timeout, seconds.
+const WFC_TIMEOUT_MAX: u32 = 300_000;
 
 #[cfg(test)]
 mod tests {
@@ -239,19 +220,12 @@ mod tests {
     }
 
     #[test]
-    fn options() {
-        assert_eq!(size("1G"), Ok(1 << 21));
-        assert!(size("2000000G").is_err(), "above 2^41 sectors");
-        assert_eq!(resync_rate("100M"), Ok(102_400));
-        assert!(resync_rate("0").is_err());
-        assert!(resync_rate("5G").is_err());
-        assert_eq!(al_extents("3389"), Ok(3389));
-        assert!(al_extents("66").is_err());
-        assert!(al_extents("65535").is_err());
-        assert_eq!(on_io_error("detach"), Ok(2));
-        assert_eq!(on_io_error("pass_on"), Ok(0));
-        assert_eq!(on_io_error("call-local-io-error"), Ok(1));
-        assert!(on_io_error("panic").is_err());
+    fn wait_timeouts() {
+        assert_eq!(wfc_timeout("0"), Ok(0));
+        assert_eq!(wfc_timeout("300000"), Ok(300_000));
+        assert_eq!(wfc_timeout("1K"), Ok(1024));
+        assert!(wfc_timeout("300001").is_err());
+        assert!(wfc_timeout("-1").is_err());
     }
 
     #[test]

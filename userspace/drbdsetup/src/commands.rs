@@ -2,13 +2,20 @@
 //! success, or a failure printed and exited with like drbdsetup-84 does.
 
 use drbd_include::genl::{
-    cmd, disk_conf, field_bit, parse_reply, put_cfg_context_request, put_detach_parms_request,
-    put_disk_conf_request, ret_code_is_success, ret_code_text, CfgContext, DetachParms, DiskConf,
-    DrbdGenlHeader, RetCode, StateChangeResult, MINOR_ALL,
+    cmd, disk_conf, parse_reply, put_cfg_context_request, put_detach_parms_request,
+    put_disconnect_parms_request, put_disk_conf_request, put_empty_request, put_net_conf_request,
+    put_new_c_uuid_parms_request, put_resize_parms_request, put_resource_opts_request,
+    put_set_role_parms_request, put_start_ov_parms_request, ret_code_is_success, ret_code_text,
+    timeout_parms, tla, CfgContext, DetachParms, DisconnectParms, DiskConf, DrbdGenlHeader,
+    NewCUuidParms, RetCode, SetRoleParms, StateChangeResult, FLAG_SET_DEFAULTS, MINOR_ALL,
 };
 use drbd_include::nla::{NlaError, NlaWriter};
 
+use crate::events;
+use crate::netlink::Incoming;
 use crate::netlink::{Transport, TransportError};
+use crate::options::{self, Given};
+use crate::show;
 use crate::status::{self, ResourceStatus};
 
 /// Room for the largest request we build (an attach with all options is
@@ -26,19 +33,6 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
-/// Disk options of attach; only those given are sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DiskOptions {
-    /// `--size`, sectors.
-    pub size: Option<u64>,
-    /// `--on-io-error`: 0 pass_on, 1 call-local-io-error, 2 detach.
-    pub on_io_error: Option<u32>,
-    /// `--al-extents`.
-    pub al_extents: Option<u32>,
-    /// `--resync-rate`, KiB/s.
-    pub resync_rate: Option<u32>,
-}
-
 /// What attach sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attach<'a> {
@@ -49,7 +43,7 @@ pub struct Attach<'a> {
     /// `disk_conf::META_DEV_IDX_*` or an index.
     pub meta_dev_idx: i32,
     /// Options given on the command line.
-    pub options: DiskOptions,
+    pub options: &'a Given<options::AttachSet>,
 }
 
 /// Why a command failed; `Display` is what drbdsetup prints on stderr.
@@ -87,6 +81,14 @@ pub enum Failure {
         /// Why.
         reason: &'static str,
     },
+    /// A message printed as it is, with its exit code.
+    #[error("{text}")]
+    Message {
+        /// The text.
+        text: String,
+        /// The exit code.
+        code: u8,
+    },
 }
 
 impl Failure {
@@ -97,6 +99,7 @@ impl Failure {
             Self::Kernel { code, .. } => kernel_exit_code(*code),
             Self::NoSuchResource { .. } => 10,
             Self::Transport { .. } | Self::Request { .. } => 20,
+            Self::Message { code, .. } => *code,
         }
     }
 
@@ -141,6 +144,9 @@ fn kernel_exit_code(code: i32) -> u8 {
 fn kernel_text(obj: &str, code: i32, info: Option<&str>) -> String {
     let mut text = match kind_of(code) {
         Kind::Refused => format!("{obj}: Failure: ({code}) {}", ret_code_text(code)),
+        Kind::StateChange if code == 0 => {
+            format!("{obj}: State change failed: (0)unknown error.")
+        }
         Kind::StateChange => format!(
             "{obj}: State change failed: ({code}) {}",
             ret_code_text(code)
@@ -172,11 +178,22 @@ fn build(
     dump: bool,
     attrs: impl FnOnce(&mut NlaWriter<'_>) -> Result<(), NlaError>,
 ) -> Result<Request, NlaError> {
+    build_with_flags(cmd, minor, 0, dump, attrs)
+}
+
+/// As [`build`], with header flags ([`FLAG_SET_DEFAULTS`]).
+fn build_with_flags(
+    cmd: u8,
+    minor: u32,
+    flags: u32,
+    dump: bool,
+    attrs: impl FnOnce(&mut NlaWriter<'_>) -> Result<(), NlaError>,
+) -> Result<Request, NlaError> {
     let mut buf = [0u8; MAX_REQUEST];
     let mut w = NlaWriter::new(&mut buf);
     let header = DrbdGenlHeader {
         minor,
-        flags_or_ret: 0,
+        flags_or_ret: flags,
     };
     w.put_raw(&header.encode())?;
     attrs(&mut w)?;
@@ -185,6 +202,14 @@ fn build(
         dump,
         body: w.written().to_vec(),
     })
+}
+
+fn defaults_flag<S>(given: &Given<S>) -> u32 {
+    if given.set_defaults {
+        FLAG_SET_DEFAULTS
+    } else {
+        0
+    }
 }
 
 fn resource_context(name: &str) -> CfgContext<'_> {
@@ -201,9 +226,40 @@ fn resource_request(cmd: u8, name: &str) -> Result<Request, NlaError> {
     })
 }
 
-/// `new-resource <name>`.
-pub fn new_resource(name: &str) -> Result<Request, NlaError> {
-    resource_request(cmd::NEW_RESOURCE, name)
+/// `new-resource <name> [resource options]`: RESOURCE_OPTS only with options.
+pub fn new_resource(
+    name: &str,
+    given: &Given<options::NewResourceSet>,
+) -> Result<Request, NlaError> {
+    build(cmd::NEW_RESOURCE, MINOR_ALL, false, |w| {
+        put_cfg_context_request(w, &resource_context(name))?;
+        put_resource_options(w, given)
+    })
+}
+
+fn put_resource_options<S>(w: &mut NlaWriter<'_>, given: &Given<S>) -> Result<(), NlaError> {
+    if !given.any() {
+        return Ok(());
+    }
+    let opts = options::resource_opts(given);
+    put_resource_opts_request(w, &opts, given.fields().as_slice())
+}
+
+/// `resource-options <name> [--set-defaults] [resource options]`.
+pub fn resource_options(
+    name: &str,
+    given: &Given<options::ResourceSet>,
+) -> Result<Request, NlaError> {
+    build_with_flags(
+        cmd::RESOURCE_OPTS,
+        MINOR_ALL,
+        defaults_flag(given),
+        false,
+        |w| {
+            put_cfg_context_request(w, &resource_context(name))?;
+            put_resource_options(w, given)
+        },
+    )
 }
 
 /// `del-resource <name>`.
@@ -211,7 +267,8 @@ pub fn del_resource(name: &str) -> Result<Request, NlaError> {
     resource_request(cmd::DEL_RESOURCE, name)
 }
 
-/// `down <name>`.
+/// `down <name>`. (drbdsetup-84 first dumps the resource's status only to
+/// clean up its own registry of minors; that is not needed here.)
 pub fn down(name: &str) -> Result<Request, NlaError> {
     resource_request(cmd::DOWN, name)
 }
@@ -227,67 +284,220 @@ pub fn new_minor(resource: &str, minor: u32, volume: u32) -> Result<Request, Nla
     })
 }
 
+/// A request with no attributes, addressed to a minor (del-minor,
+/// secondary, invalidate, invalidate-remote, pause-sync, resume-sync,
+/// suspend-io, resume-io, outdate, GET_TIMEOUT_TYPE).
+pub fn minor_only(cmd: u8, minor: u32) -> Result<Request, NlaError> {
+    build(cmd, minor, false, |_| Ok(()))
+}
+
 /// `del-minor <minor>`: no attributes.
 pub fn del_minor(minor: u32) -> Result<Request, NlaError> {
-    build(cmd::DEL_MINOR, minor, false, |_| Ok(()))
+    minor_only(cmd::DEL_MINOR, minor)
 }
 
-/// The DISK_CONF fields attach sends: the three device fields and the
-/// options given.
-fn attach_fields(options: &DiskOptions) -> u64 {
-    let given = [
-        (disk_conf::DISK_SIZE, options.size.is_some()),
-        (disk_conf::ON_IO_ERROR, options.on_io_error.is_some()),
-        (disk_conf::AL_EXTENTS, options.al_extents.is_some()),
-        (disk_conf::RESYNC_RATE, options.resync_rate.is_some()),
-    ];
-    given
-        .iter()
-        .filter(|(_, present)| *present)
-        .fold(disk_conf::REQUIRED, |mask, (field, _)| {
-            mask | field_bit(*field)
-        })
-}
-
-/// `attach <minor> <lower_dev> <meta_dev> <meta_idx> [options]`.
+/// `attach <minor> <lower_dev> <meta_dev> <meta_idx> [options]`: DISK_CONF
+/// with the options in command line order, then the three device fields.
 pub fn attach(minor: u32, attach: &Attach<'_>) -> Result<Request, NlaError> {
-    let defaults = DiskConf::default();
-    let o = &attach.options;
-    let conf = DiskConf {
+    let base = DiskConf {
         backing_dev: attach.backing_dev.as_bytes(),
         meta_dev: attach.meta_dev.as_bytes(),
         meta_dev_idx: attach.meta_dev_idx,
-        disk_size: o.size.unwrap_or(defaults.disk_size),
-        on_io_error: o.on_io_error.unwrap_or(defaults.on_io_error),
-        al_extents: o.al_extents.unwrap_or(defaults.al_extents),
-        resync_rate: o.resync_rate.unwrap_or(defaults.resync_rate),
-        ..defaults
+        ..DiskConf::default()
     };
+    let conf = options::disk_conf(base, attach.options);
+    let mut fields = attach.options.fields();
+    fields.extend([
+        disk_conf::BACKING_DEV,
+        disk_conf::META_DEV,
+        disk_conf::META_DEV_IDX,
+    ]);
     build(cmd::ATTACH, minor, false, |w| {
-        put_disk_conf_request(w, &conf, attach_fields(o))
+        put_disk_conf_request(w, &conf, fields.as_slice())
     })
 }
 
-/// `detach <minor> [--force]`: DETACH_PARMS only with --force.
-pub fn detach(minor: u32, force: bool) -> Result<Request, NlaError> {
-    build(cmd::DETACH, minor, false, |w| {
-        if force {
-            put_detach_parms_request(w, &DetachParms { force_detach: true })
-        } else {
+/// `disk-options <minor> [--set-defaults] [disk options]`.
+pub fn disk_options(minor: u32, given: &Given<options::DiskSet>) -> Result<Request, NlaError> {
+    let conf = options::disk_conf(DiskConf::default(), given);
+    build_with_flags(
+        cmd::CHG_DISK_OPTS,
+        minor,
+        defaults_flag(given),
+        false,
+        |w| {
+            if given.any() {
+                put_disk_conf_request(w, &conf, given.fields().as_slice())?;
+            }
             Ok(())
+        },
+    )
+}
+
+/// A single-flag *_PARMS struct: sent only if the option was given, and
+/// empty when it was given as "no" (as drbdsetup-84 does).
+fn put_flag_struct<S>(
+    w: &mut NlaWriter<'_>,
+    tla_number: u16,
+    given: &Given<S>,
+    put: impl FnOnce(&mut NlaWriter<'_>) -> Result<(), NlaError>,
+) -> Result<(), NlaError> {
+    if !given.any() {
+        Ok(())
+    } else if options::flag_given(given) {
+        put(w)
+    } else {
+        put_empty_request(w, tla_number)
+    }
+}
+
+/// `detach <minor> [--force]`: DETACH_PARMS only with --force.
+pub fn detach(minor: u32, given: &Given<options::ForceSet>) -> Result<Request, NlaError> {
+    build(cmd::DETACH, minor, false, |w| {
+        put_flag_struct(w, tla::DETACH_PARMS, given, |w| {
+            put_detach_parms_request(w, &DetachParms { force_detach: true })
+        })
+    })
+}
+
+/// `primary <minor> [--force]`: SET_ROLE_PARMS only with --force.
+pub fn primary(minor: u32, given: &Given<options::PrimarySet>) -> Result<Request, NlaError> {
+    build(cmd::PRIMARY, minor, false, |w| {
+        put_flag_struct(w, tla::SET_ROLE_PARMS, given, |w| {
+            put_set_role_parms_request(
+                w,
+                &SetRoleParms {
+                    assume_uptodate: true,
+                },
+            )
+        })
+    })
+}
+
+/// `new-current-uuid <minor> [--clear-bitmap]`.
+pub fn new_current_uuid(
+    minor: u32,
+    given: &Given<options::NewUuidSet>,
+) -> Result<Request, NlaError> {
+    build(cmd::NEW_C_UUID, minor, false, |w| {
+        put_flag_struct(w, tla::NEW_C_UUID_PARMS, given, |w| {
+            put_new_c_uuid_parms_request(w, &NewCUuidParms { clear_bm: true })
+        })
+    })
+}
+
+/// A connection: the two endpoints as sockaddr images.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Local address.
+    pub local: Vec<u8>,
+    /// Peer address.
+    pub peer: Vec<u8>,
+}
+
+impl Endpoints {
+    fn context<'a>(&'a self, resource: Option<&'a str>) -> CfgContext<'a> {
+        CfgContext {
+            resource_name: resource.map(str::as_bytes),
+            my_addr: Some(&self.local),
+            peer_addr: Some(&self.peer),
+            volume: None,
         }
+    }
+}
+
+fn put_net_options<S>(w: &mut NlaWriter<'_>, given: &Given<S>) -> Result<(), NlaError> {
+    if !given.any() {
+        return Ok(());
+    }
+    let conf = options::net_conf(given);
+    put_net_conf_request(w, &conf, given.fields().as_slice())
+}
+
+/// `connect <resource> <local> <peer> [options]`: CFG_CONTEXT{name,
+/// addresses}, NET_CONF with the options given (none: no NET_CONF).
+pub fn connect(
+    resource: &str,
+    endpoints: &Endpoints,
+    given: &Given<options::ConnectSet>,
+) -> Result<Request, NlaError> {
+    build(cmd::CONNECT, MINOR_ALL, false, |w| {
+        put_cfg_context_request(w, &endpoints.context(Some(resource)))?;
+        put_net_options(w, given)
+    })
+}
+
+/// `net-options <local> <peer> [--set-defaults] [options]`.
+pub fn net_options(
+    endpoints: &Endpoints,
+    given: &Given<options::NetSet>,
+) -> Result<Request, NlaError> {
+    build_with_flags(
+        cmd::CHG_NET_OPTS,
+        MINOR_ALL,
+        defaults_flag(given),
+        false,
+        |w| {
+            put_cfg_context_request(w, &endpoints.context(None))?;
+            put_net_options(w, given)
+        },
+    )
+}
+
+/// `disconnect <local> <peer> [--force]`.
+pub fn disconnect(
+    endpoints: &Endpoints,
+    given: &Given<options::ForceSet>,
+) -> Result<Request, NlaError> {
+    build(cmd::DISCONNECT, MINOR_ALL, false, |w| {
+        put_cfg_context_request(w, &endpoints.context(None))?;
+        put_flag_struct(w, tla::DISCONNECT_PARMS, given, |w| {
+            put_disconnect_parms_request(
+                w,
+                &DisconnectParms {
+                    force_disconnect: true,
+                },
+            )
+        })
+    })
+}
+
+/// `resize <minor> [options]`: RESIZE_PARMS only with options.
+pub fn resize(minor: u32, given: &Given<options::ResizeSet>) -> Result<Request, NlaError> {
+    let parms = options::resize_parms(given);
+    build(cmd::RESIZE, minor, false, |w| {
+        if given.any() {
+            put_resize_parms_request(w, &parms, given.fields().as_slice())?;
+        }
+        Ok(())
+    })
+}
+
+/// `verify <minor> [--start] [--stop]`: START_OV_PARMS only with options.
+pub fn verify(minor: u32, given: &Given<options::VerifySet>) -> Result<Request, NlaError> {
+    let parms = options::start_ov_parms(given);
+    build(cmd::START_OV, minor, false, |w| {
+        if given.any() {
+            put_start_ov_parms_request(w, &parms, given.fields().as_slice())?;
+        }
+        Ok(())
     })
 }
 
 /// `status [<resource>]`: a GET_STATUS dump, filtered by CFG_CONTEXT.
 pub fn status_dump(resource: Option<&str>) -> Result<Request, NlaError> {
-    build(cmd::GET_STATUS, MINOR_ALL, true, |w| match resource {
+    dump_of(cmd::GET_STATUS, resource)
+}
+
+/// A dump request for all resources or one (CFG_CONTEXT{name}).
+pub fn dump_of(cmd: u8, resource: Option<&str>) -> Result<Request, NlaError> {
+    build(cmd, MINOR_ALL, true, |w| match resource {
         Some(name) => put_cfg_context_request(w, &resource_context(name)),
         None => Ok(()),
     })
 }
 
-/// `show-minor <minor>`: a GET_STATUS doit.
+/// `show-minor <minor>`, `role <minor>` and friends: a GET_STATUS doit.
 pub fn status_of_minor(minor: u32) -> Result<Request, NlaError> {
     build(cmd::GET_STATUS, minor, false, |_| Ok(()))
 }
@@ -380,16 +590,181 @@ pub fn status_of_replies(
     Ok(resources)
 }
 
+/// Sends a GET_STATUS request (doit for a minor, dump otherwise) and renders
+/// the replies with `view`; stdout and stderr text go to `out` and `err`
+/// (also when the command fails). Returns the exit code.
+pub fn run_view(
+    transport: &mut impl Transport,
+    obj: &str,
+    request: &Request,
+    view: show::View,
+    progname: &'static str,
+    out: &mut String,
+    err: &mut String,
+) -> Result<u8, Failure> {
+    let replies = if request.dump {
+        transport.dump(request.cmd, &request.body)
+    } else {
+        transport.doit(request.cmd, &request.body).map(|r| vec![r])
+    }
+    .map_err(|e| Failure::transport(obj, e))?;
+    let mut renderer = show::Renderer::new(view, progname);
+    for body in &replies {
+        let reply = show::parse(body).map_err(|reason| Failure::Request {
+            obj: obj.to_owned(),
+            reason,
+        })?;
+        let missing = view.missing_ok() && reply.ret_code == i32::from(RetCode::MinorInvalid);
+        if reply.ret_code != i32::from(RetCode::NoError) && !missing {
+            check_config_reply(obj, body, false)?;
+        }
+        if let show::Step::Exit(code) = renderer.reply(body, &reply, out, err) {
+            return Ok(code);
+        }
+    }
+    renderer.finish(out, err);
+    Ok(0)
+}
+
+/// Listens like drbdsetup-84's continuous commands: joins the "events"
+/// group, sends `request`, then hands every message that passes `filter`
+/// to `listener`, calling `emit` with its output. Exits 5 when `timeout`
+/// passes, 0 when the module goes away.
+pub fn run_listen(
+    transport: &mut impl Transport,
+    obj: &str,
+    request: &Request,
+    filter: &events::Filter,
+    listener: &mut dyn events::Listener,
+    timeout: Option<std::time::Duration>,
+    emit: &mut dyn FnMut(&str, &str),
+) -> Result<u8, Failure> {
+    let fail = |e| Failure::transport(obj, e);
+    transport.subscribe().map_err(fail)?;
+    transport
+        .send(request.cmd, &request.body, request.dump)
+        .map_err(fail)?;
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    loop {
+        let left = match deadline {
+            Some(d) => match d.checked_duration_since(std::time::Instant::now()) {
+                Some(left) => Some(left),
+                None => return Ok(5),
+            },
+            None => None,
+        };
+        let incoming = transport.receive(left).map_err(fail)?;
+        let (seq, genl_cmd, body) = match incoming {
+            None => return Ok(5),
+            Some(Incoming::FamilyGone) => return Ok(0),
+            Some(Incoming::Done { .. }) => continue,
+            Some(Incoming::Message { seq, cmd, body }) => (seq, cmd, body),
+        };
+        let reply = show::parse(&body).map_err(|reason| Failure::Request {
+            obj: obj.to_owned(),
+            reason,
+        })?;
+        if !filter.passes(&reply) {
+            continue;
+        }
+        if events::failing_code(&reply, listener.missing_ok()).is_some() {
+            check_config_reply(obj, &body, false)?;
+        }
+        let (mut out, mut err) = (String::new(), String::new());
+        let next = listener.message(seq, genl_cmd, &reply, &mut out, &mut err);
+        emit(&out, &err);
+        if let events::Next::Exit(code) = next {
+            return Ok(code);
+        }
+    }
+}
+
+/// `wait-connect` / `wait-sync` timeouts, seconds (0: forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WaitTimeouts {
+    /// `--wfc-timeout`.
+    pub wfc: u32,
+    /// `--degr-wfc-timeout`.
+    pub degr: u32,
+    /// `--outdated-wfc-timeout`.
+    pub outdated: u32,
+}
+
+/// drbdsetup-84's `choose_timeout`: adjusts the timeouts (with its notes on
+/// stderr), asks the kernel which one applies (GET_TIMEOUT_TYPE) and
+/// returns it, in seconds (0: wait forever).
+pub fn choose_timeout(
+    transport: &mut impl Transport,
+    minor: u32,
+    given: WaitTimeouts,
+    err: &mut String,
+) -> Result<u32, Failure> {
+    let mut t = given;
+    if t.wfc > 0 && (t.wfc < t.degr || t.degr == 0) {
+        t.degr = t.wfc;
+        err.push_str(&format!(
+            "degr-wfc-timeout has to be shorter than wfc-timeout\n\
+             degr-wfc-timeout implicitly set to wfc-timeout ({}s)\n",
+            t.degr
+        ));
+    }
+    if t.degr > 0 && (t.degr < t.outdated || t.outdated == 0) {
+        // drbdsetup-84 sets it to wfc-timeout while its message says degr.
+        t.outdated = t.wfc;
+        err.push_str(&format!(
+            "outdated-wfc-timeout has to be shorter than degr-wfc-timeout\n\
+             outdated-wfc-timeout implicitly set to degr-wfc-timeout ({}s)\n",
+            t.degr
+        ));
+    }
+    let failure = |desc: String| Failure::Message {
+        text: format!("error determining which timeout to use: {desc}"),
+        code: 20,
+    };
+    let request =
+        minor_only(cmd::GET_TIMEOUT_TYPE, minor).map_err(|e| failure(e.reason().into()))?;
+    let reply = transport
+        .doit(request.cmd, &request.body)
+        .map_err(|e| failure(e.to_string()))?;
+    let (header, _) = DrbdGenlHeader::decode(&reply)
+        .ok_or_else(|| failure("error receiving netlink reply".into()))?;
+    let code = header.ret_code();
+    if code == i32::from(RetCode::MinorInvalid) {
+        return Err(failure("minor not available".into()));
+    }
+    if code != i32::from(RetCode::NoError) {
+        return Err(failure("error receiving netlink reply".into()));
+    }
+    let timeout_type = parse_reply(&reply)
+        .ok()
+        .and_then(|r| r.timeout_type)
+        .ok_or_else(|| {
+            failure("reply did not validate - do you need to upgrade your userland tools?".into())
+        })?;
+    Ok(match timeout_type {
+        timeout_parms::UT_DEGRADED => t.degr,
+        timeout_parms::UT_PEER_OUTDATED => t.outdated,
+        _ => t.wfc,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::{ATTACH_ONLY, DISK_OPTIONS, FORCE_OPTION};
     use crate::testutil::{reply_with, FakeKernel};
     use drbd_include::genl::{parse_request, DEVICE_PATH_SIZE, RESOURCE_NAME_SIZE};
+
+    static NO_ATTACH_OPTIONS: std::sync::LazyLock<Given<options::AttachSet>> =
+        std::sync::LazyLock::new(Given::default);
 
     #[test]
     fn resource_requests() {
         for (req, code) in [
-            (new_resource("r0").unwrap(), cmd::NEW_RESOURCE),
+            (
+                new_resource("r0", &Given::default()).unwrap(),
+                cmd::NEW_RESOURCE,
+            ),
             (del_resource("r0").unwrap(), cmd::DEL_RESOURCE),
             (down("r0").unwrap(), cmd::DOWN),
         ] {
@@ -401,7 +776,10 @@ mod tests {
             assert_eq!(parsed.disk_conf().unwrap(), None);
         }
         let long = "r".repeat(RESOURCE_NAME_SIZE);
-        assert_eq!(new_resource(&long), Err(NlaError::TooLong));
+        assert_eq!(
+            new_resource(&long, &Given::default()),
+            Err(NlaError::TooLong)
+        );
     }
 
     #[test]
@@ -429,14 +807,23 @@ mod tests {
         assert_eq!((del.cmd, del.body.len()), (cmd::DEL_MINOR, 8));
         assert_eq!(parse_request(&del.body).unwrap().minor(), 7);
 
-        let plain = detach(2, false).unwrap();
+        let plain = detach(2, &Given::default()).unwrap();
         assert_eq!(plain.cmd, cmd::DETACH);
         let parsed = parse_request(&plain.body).unwrap();
         assert_eq!((parsed.minor(), parsed.detach_parms()), (2, Ok(None)));
 
-        let forced = detach(2, true).unwrap();
+        let forced = detach(2, &Given::parsed(&[FORCE_OPTION], &[("force", "yes")])).unwrap();
         let parms = parse_request(&forced.body).unwrap().detach_parms().unwrap();
         assert_eq!(parms, Some(DetachParms { force_detach: true }));
+        let not_forced = detach(2, &Given::parsed(&[FORCE_OPTION], &[("force", "no")])).unwrap();
+        let parms = parse_request(&not_forced.body).unwrap().detach_parms();
+        assert_eq!(
+            parms,
+            Ok(Some(DetachParms {
+                force_detach: false
+            }))
+        );
+        assert_eq!(not_forced.body.len(), 8 + 4, "an empty DETACH_PARMS");
 
         let show = status_of_minor(9).unwrap();
         assert_eq!(
@@ -464,7 +851,7 @@ mod tests {
             backing_dev: dev,
             meta_dev: dev,
             meta_dev_idx: disk_conf::META_DEV_IDX_FLEX_INT,
-            options: DiskOptions::default(),
+            options: &NO_ATTACH_OPTIONS,
         }
     }
 
@@ -494,12 +881,16 @@ mod tests {
             meta_dev_idx: 2,
             ..internal("/dev/vdb")
         };
-        spec.options = DiskOptions {
-            size: Some(2048),
-            on_io_error: Some(0),
-            al_extents: Some(3389),
-            resync_rate: Some(102_400),
-        };
+        let given = Given::parsed(
+            &[ATTACH_ONLY, DISK_OPTIONS],
+            &[
+                ("size", "2048"),
+                ("on-io-error", "pass_on"),
+                ("al-extents", "3389"),
+                ("resync-rate", "100M"),
+            ],
+        );
+        spec.options = &given;
         let req = attach(4, &spec).unwrap();
         let parsed = parse_request(&req.body).unwrap();
         assert_eq!(parsed.minor(), 4);
@@ -512,11 +903,9 @@ mod tests {
         assert_eq!(conf.al_extents, 3389);
         assert_eq!(conf.resync_rate, 102_400);
 
+        let rate = Given::parsed(&[DISK_OPTIONS], &[("resync-rate", "100")]);
         let one = Attach {
-            options: DiskOptions {
-                resync_rate: Some(100),
-                ..DiskOptions::default()
-            },
+            options: &rate,
             ..internal("/dev/vdb")
         };
         let body = attach(0, &one).unwrap().body;

@@ -5,15 +5,16 @@
 //! family payload (DRBD's user header and attributes) travels as opaque
 //! bytes in [`RawGenl`], encoded and decoded by `drbd_include`.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use netlink_packet_core::{
     DecodeError, Emitable, NetlinkBuffer, NetlinkMessage, NetlinkPayload, ParseableParametrized,
     NLMSG_ALIGNTO, NLM_F_DUMP, NLM_F_REQUEST,
 };
-use netlink_packet_generic::ctrl::nlas::GenlCtrlAttrs;
+use netlink_packet_generic::ctrl::nlas::{GenlCtrlAttrs, McastGrpAttrs};
 use netlink_packet_generic::ctrl::{GenlCtrl, GenlCtrlCmd};
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
@@ -63,6 +64,9 @@ pub enum TransportError {
     /// The kernel sent bytes we could not make sense of.
     #[error("malformed netlink message: {0}")]
     Malformed(String),
+    /// The family has no "events" multicast group, or joining it failed.
+    #[error("unable to join drbd events multicast group")]
+    NoEventsGroup,
 }
 
 /// The text of a positive errno, as `strerror` prints it.
@@ -79,13 +83,71 @@ fn io_text(error: &io::Error) -> String {
     }
 }
 
+/// A message that arrived while listening.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A message of the drbd family: a reply to our request or a
+    /// notification of the "events" group.
+    Message {
+        /// nlmsg_seq: our request's for replies, the kernel's event counter
+        /// for notifications.
+        seq: u32,
+        /// genlmsghdr.cmd.
+        cmd: u8,
+        /// DRBD user header plus top-level attributes.
+        body: Vec<u8>,
+    },
+    /// NLMSG_DONE: the end of a dump.
+    Done {
+        /// The dump request's sequence number.
+        seq: u32,
+    },
+    /// nlctrl announced that the drbd family (or its group) went away: the
+    /// module was unloaded.
+    FamilyGone,
+}
+
 /// Sends DRBD requests and returns the DRBD payloads of the replies (each
 /// starting at the 8-byte DRBD user header, right after the genlmsghdr).
 pub trait Transport {
+    /// Joins the "events" multicast group (and nlctrl's notifications, to
+    /// notice the module going away).
+    fn subscribe(&mut self) -> Result<(), TransportError>;
+
+    /// Sends a request without waiting; returns its sequence number.
+    fn send(&mut self, cmd: u8, body: &[u8], dump: bool) -> Result<u32, TransportError>;
+
+    /// The next message of interest; `None` if `timeout` (`None`: forever)
+    /// passes first. NLMSG_ERROR answers come back as errors.
+    fn receive(&mut self, timeout: Option<Duration>) -> Result<Option<Incoming>, TransportError>;
+
     /// A doit request: returns the one reply.
-    fn doit(&mut self, cmd: u8, body: &[u8]) -> Result<Vec<u8>, TransportError>;
+    fn doit(&mut self, cmd: u8, body: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let seq = self.send(cmd, body, false)?;
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.receive(Some(left))? {
+                Some(Incoming::Message { seq: s, body, .. }) if s == seq => return Ok(body),
+                Some(_) => {}
+                None => return Err(TransportError::Timeout),
+            }
+        }
+    }
+
     /// A dump request: returns every reply message until NLMSG_DONE.
-    fn dump(&mut self, cmd: u8, body: &[u8]) -> Result<Vec<Vec<u8>>, TransportError>;
+    fn dump(&mut self, cmd: u8, body: &[u8]) -> Result<Vec<Vec<u8>>, TransportError> {
+        let seq = self.send(cmd, body, true)?;
+        let mut replies = Vec::new();
+        loop {
+            match self.receive(Some(REPLY_TIMEOUT))? {
+                Some(Incoming::Message { seq: s, body, .. }) if s == seq => replies.push(body),
+                Some(Incoming::Done { seq: s }) if s == seq => return Ok(replies),
+                Some(_) => {}
+                None => return Err(TransportError::Timeout),
+            }
+        }
+    }
 }
 
 /// A generic netlink payload kept as raw bytes (the part after the
@@ -215,18 +277,37 @@ struct Family {
     id: u16,
     version: u32,
     hdrsize: u32,
+    /// The id of its "events" multicast group.
+    events_group: Option<u32>,
 }
 
-/// Reads a family's id, version and user header size (0 when absent) from
-/// nlctrl's attributes; `None` without an id.
+/// The id of the multicast group `name` in nlctrl's group list.
+fn group_id(groups: &[Vec<McastGrpAttrs>], name: &str) -> Option<u32> {
+    groups.iter().find_map(|group| {
+        let named = group
+            .iter()
+            .any(|a| matches!(a, McastGrpAttrs::Name(n) if n == name));
+        let id = group.iter().find_map(|a| match a {
+            McastGrpAttrs::Id(id) => Some(*id),
+            McastGrpAttrs::Name(_) => None,
+        });
+        id.filter(|_| named)
+    })
+}
+
+/// Reads a family's id, version, user header size (0 when absent) and
+/// events group from nlctrl's attributes; `None` without an id.
 fn family_of<'a>(attrs: impl Iterator<Item = &'a GenlCtrlAttrs>) -> Option<Family> {
     let mut id = None;
-    let (mut version, mut hdrsize) = (0, 0);
+    let (mut version, mut hdrsize, mut events_group) = (0, 0, None);
     for attr in attrs {
         match attr {
             GenlCtrlAttrs::FamilyId(v) => id = Some(*v),
             GenlCtrlAttrs::Version(v) => version = *v,
             GenlCtrlAttrs::HdrSize(v) => hdrsize = *v,
+            GenlCtrlAttrs::McastGroups(groups) => {
+                events_group = group_id(groups, drbd_include::genl::MCAST_GROUP_EVENTS)
+            }
             _ => {}
         }
     }
@@ -234,7 +315,59 @@ fn family_of<'a>(attrs: impl Iterator<Item = &'a GenlCtrlAttrs>) -> Option<Famil
         id,
         version,
         hdrsize,
+        events_group,
     })
+}
+
+/// nlctrl's own family id, also the id of its "notify" group.
+const GENL_ID_CTRL: u16 = 16;
+
+/// Message types below this are netlink control messages.
+const NLMSG_MIN_TYPE: u16 = 16;
+
+/// Classifies a message received while listening for `family_id`:
+/// `Ok(None)` for messages of no interest (other families, ACKs).
+pub fn classify(message: &[u8], family_id: u16) -> Result<Option<Incoming>, TransportError> {
+    let header = NetlinkBuffer::new_checked(message)
+        .map_err(|e| TransportError::Malformed(e.to_string()))?;
+    let (seq, ty) = (header.sequence_number(), header.message_type());
+    let malformed = |e: DecodeError| TransportError::Malformed(e.to_string());
+    if ty == GENL_ID_CTRL {
+        let msg =
+            NetlinkMessage::<GenlMessage<GenlCtrl>>::deserialize(message).map_err(malformed)?;
+        let NetlinkPayload::InnerMessage(genl) = msg.payload else {
+            return Ok(None);
+        };
+        let gone = matches!(
+            genl.payload.cmd,
+            GenlCtrlCmd::DelFamily | GenlCtrlCmd::DelMcastGrp
+        ) && genl
+            .payload
+            .nlas
+            .iter()
+            .any(|a| matches!(a, GenlCtrlAttrs::FamilyId(id) if *id == family_id));
+        return Ok(gone.then_some(Incoming::FamilyGone));
+    }
+    if ty != family_id && ty >= NLMSG_MIN_TYPE {
+        return Ok(None);
+    }
+    let msg = NetlinkMessage::<GenlMessage<RawGenl>>::deserialize(message).map_err(malformed)?;
+    match msg.payload {
+        NetlinkPayload::InnerMessage(genl) => Ok(Some(Incoming::Message {
+            seq,
+            cmd: genl.payload.cmd,
+            body: genl.payload.body,
+        })),
+        NetlinkPayload::Done(done) if done.code < 0 => {
+            Err(TransportError::Netlink(done.code.saturating_neg()))
+        }
+        NetlinkPayload::Done(_) => Ok(Some(Incoming::Done { seq })),
+        NetlinkPayload::Error(err) => match err.code {
+            Some(code) => Err(TransportError::Netlink(code.get().saturating_neg())),
+            None => Ok(None),
+        },
+        _ => Ok(None),
+    }
 }
 
 /// A generic netlink socket bound to one family.
@@ -244,6 +377,9 @@ pub struct GenlSocket {
     family_id: u16,
     version: u8,
     seq: u32,
+    events_group: Option<u32>,
+    /// Messages of a datagram not yet handed out by `receive`.
+    pending: VecDeque<Vec<u8>>,
 }
 
 impl GenlSocket {
@@ -264,6 +400,8 @@ impl GenlSocket {
             family_id: 0,
             version,
             seq: 0,
+            events_group: None,
+            pending: VecDeque::new(),
         };
         let found = this.resolve(family)?;
         if (found.version, found.hdrsize) != (u32::from(version), hdrsize) {
@@ -275,6 +413,7 @@ impl GenlSocket {
             });
         }
         this.family_id = found.id;
+        this.events_group = found.events_group;
         Ok(this)
     }
 
@@ -318,6 +457,12 @@ impl GenlSocket {
     {
         let seq = self.next_seq();
         let request = encode_request(payload, family_id, flags, seq);
+        socket2::SockRef::from(&self.socket)
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .map_err(|source| TransportError::Io {
+                context: "netlink receive timeout",
+                source,
+            })?;
         self.socket
             .send(&request, 0)
             .map_err(|source| TransportError::Io {
@@ -327,7 +472,7 @@ impl GenlSocket {
         let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
         let mut replies = Vec::new();
         loop {
-            let datagram = self.receive()?;
+            let datagram = self.receive_datagram()?;
             for message in split_messages(&datagram)? {
                 match interpret::<F>(message, seq)? {
                     Step::Reply(reply) if !dump => return Ok(vec![reply]),
@@ -340,7 +485,7 @@ impl GenlSocket {
     }
 
     /// Receives one datagram; fails on timeout and on truncation.
-    fn receive(&self) -> Result<Vec<u8>, TransportError> {
+    fn receive_datagram(&self) -> Result<Vec<u8>, TransportError> {
         loop {
             let mut buf = Vec::with_capacity(RECV_BUFFER_SIZE);
             match self.socket.recv(&mut buf, libc::MSG_TRUNC) {
@@ -375,6 +520,63 @@ impl GenlSocket {
 }
 
 impl Transport for GenlSocket {
+    fn subscribe(&mut self) -> Result<(), TransportError> {
+        // Like drbdsetup, also listen to nlctrl to notice rmmod; optional.
+        let _ = self.socket.add_membership(u32::from(GENL_ID_CTRL));
+        let group = self.events_group.ok_or(TransportError::NoEventsGroup)?;
+        self.socket
+            .add_membership(group)
+            .map_err(|_| TransportError::NoEventsGroup)
+    }
+
+    fn send(&mut self, cmd: u8, body: &[u8], dump: bool) -> Result<u32, TransportError> {
+        let seq = self.next_seq();
+        let flags = if dump {
+            NLM_F_REQUEST | NLM_F_DUMP
+        } else {
+            NLM_F_REQUEST
+        };
+        let request = encode_request(self.raw(cmd, body), self.family_id, flags, seq);
+        self.socket
+            .send(&request, 0)
+            .map_err(|source| TransportError::Io {
+                context: "netlink send",
+                source,
+            })?;
+        Ok(seq)
+    }
+
+    fn receive(&mut self, timeout: Option<Duration>) -> Result<Option<Incoming>, TransportError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            while let Some(message) = self.pending.pop_front() {
+                if let Some(incoming) = classify(&message, self.family_id)? {
+                    return Ok(Some(incoming));
+                }
+            }
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => Some(left),
+                    _ => return Ok(None),
+                },
+                None => None,
+            };
+            socket2::SockRef::from(&self.socket)
+                .set_read_timeout(left)
+                .map_err(|source| TransportError::Io {
+                    context: "netlink receive timeout",
+                    source,
+                })?;
+            let datagram = match self.receive_datagram() {
+                Err(TransportError::Timeout) => return Ok(None),
+                other => other?,
+            };
+            let messages = split_messages(&datagram)?;
+            self.pending
+                .extend(messages.into_iter().map(<[u8]>::to_vec));
+        }
+    }
+
     fn doit(&mut self, cmd: u8, body: &[u8]) -> Result<Vec<u8>, TransportError> {
         let payload = self.raw(cmd, body);
         let replies = self.exchange(payload, self.family_id, NLM_F_REQUEST)?;
@@ -567,9 +769,78 @@ mod tests {
             id: 0x1c,
             version: 1,
             hdrsize: 8,
+            events_group: None,
         };
         assert_eq!(family_of(attrs.iter()), Some(expected));
         assert_eq!(family_of(attrs[2..].iter()), None);
+
+        let groups = GenlCtrlAttrs::McastGroups(vec![
+            vec![McastGrpAttrs::Name("other".into()), McastGrpAttrs::Id(3)],
+            vec![McastGrpAttrs::Id(27), McastGrpAttrs::Name("events".into())],
+        ]);
+        let with_group: Vec<GenlCtrlAttrs> = attrs.into_iter().chain([groups]).collect();
+        assert_eq!(
+            family_of(with_group.iter()).and_then(|f| f.events_group),
+            Some(27)
+        );
+    }
+
+    #[test]
+    fn classifies_what_arrives_while_listening() {
+        let body = [5u8, 0, 0, 0, 101, 0, 0, 0];
+        assert_eq!(
+            classify(&reply(77, 1, &body), DRBD_ID).unwrap(),
+            Some(Incoming::Message {
+                seq: 77,
+                cmd: 1,
+                body: body.to_vec()
+            })
+        );
+        assert_eq!(
+            classify(&done(9, 0), DRBD_ID).unwrap(),
+            Some(Incoming::Done { seq: 9 })
+        );
+        assert!(classify(&done(9, -libc::ENODEV), DRBD_ID).is_err());
+        assert!(matches!(
+            classify(&error(3, libc::EINVAL), DRBD_ID),
+            Err(TransportError::Netlink(e)) if e == libc::EINVAL
+        ));
+        let ack = control(3, NetlinkPayload::Error(ErrorMessage::default()));
+        assert_eq!(classify(&ack, DRBD_ID).unwrap(), None);
+        // Another family's message.
+        assert_eq!(
+            classify(&encode_request(raw(1, &body), 0x30, 0, 1), DRBD_ID).unwrap(),
+            None
+        );
+        // nlctrl: our family going away, or another one.
+        let ctrl = |cmd: GenlCtrlCmd, id: u16| {
+            encode_request(
+                GenlCtrl {
+                    cmd,
+                    nlas: vec![GenlCtrlAttrs::FamilyId(id)],
+                },
+                GENL_ID_CTRL,
+                0,
+                0,
+            )
+        };
+        assert_eq!(
+            classify(&ctrl(GenlCtrlCmd::DelFamily, DRBD_ID), DRBD_ID).unwrap(),
+            Some(Incoming::FamilyGone)
+        );
+        assert_eq!(
+            classify(&ctrl(GenlCtrlCmd::DelMcastGrp, DRBD_ID), DRBD_ID).unwrap(),
+            Some(Incoming::FamilyGone)
+        );
+        assert_eq!(
+            classify(&ctrl(GenlCtrlCmd::DelFamily, 0x30), DRBD_ID).unwrap(),
+            None
+        );
+        assert_eq!(
+            classify(&ctrl(GenlCtrlCmd::NewFamily, DRBD_ID), DRBD_ID).unwrap(),
+            None
+        );
+        assert!(classify(&[1, 2, 3], DRBD_ID).is_err());
     }
 
     #[test]
@@ -594,6 +865,29 @@ mod tests {
         assert!(seg6.dump(2, &[0xff; 8]).is_ok());
         // The socket stays usable after an error.
         assert!(seg6.doit(12, &[0; 8]).is_err());
+
+        // SEG6 has no multicast groups; listening times out quietly.
+        assert!(matches!(
+            seg6.subscribe(),
+            Err(TransportError::NoEventsGroup)
+        ));
+        let seq = seg6.send(12, &[0; 8], false).unwrap();
+        assert!(matches!(
+            seg6.receive(Some(Duration::from_secs(5))),
+            Err(TransportError::Netlink(e)) if e == libc::EOPNOTSUPP
+        ));
+        assert_eq!(seg6.send(2, &[0xff; 8], true).unwrap(), seq + 1);
+        let mut done = false;
+        while let Some(incoming) = seg6.receive(Some(Duration::from_secs(5))).unwrap() {
+            if incoming == (Incoming::Done { seq: seq + 1 }) {
+                done = true;
+                break;
+            }
+        }
+        assert!(done, "the dump ends with NLMSG_DONE");
+        assert_eq!(seg6.receive(Some(Duration::from_millis(20))).unwrap(), None);
+        // doit and dump still work after listening.
+        assert!(seg6.dump(2, &[0xff; 8]).is_ok());
     }
 
     /// Talks to the host kernel's nlctrl: resolves nlctrl itself, and a
