@@ -9,6 +9,7 @@ The script declares what it needs in header comments (first 40 lines):
                            "256M"; "none" for no disk
     # timeout: 300         seconds before hung guests are killed, default 600
     # memory: 1G           guest RAM, default 1G
+    # boots: 2             boot the guests N times in sequence, default 1
 Command-line options override the header.
 
 Each guest boots build/out/bzImage with build/initramfs.cpio.gz (see
@@ -19,11 +20,23 @@ Console logs: build/logs/<test>/guest<i>.console; QEMU's own messages:
 build/logs/<test>/guest<i>.qemu.log. Disks and sockets live in build/run/<test>
 and are deleted afterwards unless --keep.
 
+Multi-boot ("# boots: N", N > 1): the guests are booted N times in sequence
+with the SAME disks (a crash-recovery test writes in one boot and checks in
+the next); the script runs in every boot and sees BOOT_INDEX (0..N-1) and
+NBOOTS. The timeout applies to each boot. Logs are kept per boot:
+guest<i>.boot<b>.console, guest<i>.boot<b>.qemu.log, and /results is
+guest<i>/boot<b>/; /shared is common to all guests and all boots. A boot
+other than the last may end in a deliberate power cut (lib.sh power_cut:
+writes /results/power-cut, then resets the guest without syncing): that boot
+needs no rc. A boot that fails (non-zero rc, no rc without a power cut,
+timeout) ends the run: later boots are not started.
+
 Guests i<j share one point-to-point virtio-net link (QEMU -netdev stream over a
 unix socket, server on guest i); nothing is connected to the host network.
 
-Pass = every guest wrote rc 0, no guest printed "RESULT: FAIL", and no console
-log or dmesg shows a kernel splat (BUG/WARNING/Oops/KASAN/lockdep/panic/...).
+Pass = every guest wrote rc 0 (in every boot; a boot before the last may end
+in a power cut instead), no guest printed "RESULT: FAIL", and no console log
+or dmesg shows a kernel splat (BUG/WARNING/Oops/KASAN/lockdep/panic/...).
 Output: one "PASS name" / "FAIL name (reason)" line per sub-result (lines
 "RESULT: PASS|FAIL sub [message]" printed by a guest script) or per test, with
 indented detail lines. Exit status 0 on pass, 1 on failure, 2 on a harness error.
@@ -61,8 +74,9 @@ USER_LINE_RE = re.compile(r"^\[g\d+\] ")
 KERNEL_TS_RE = re.compile(r"\[\s*\d+\.\d+\]")
 RESULT_RE = re.compile(r"^RESULT: (PASS|FAIL)\s+(\S+)\s*(.*)$")
 
-DEFAULTS = {"guests": 1, "disks": "256M", "timeout": 600, "memory": "1G"}
+DEFAULTS = {"guests": 1, "disks": "256M", "timeout": 600, "memory": "1G", "boots": 1}
 MAX_GUESTS = 3
+MAX_BOOTS = 10
 
 
 def log(msg):
@@ -74,7 +88,7 @@ def parse_header(script):
     cfg = {}
     with open(script, encoding="utf-8", errors="replace") as f:
         for _, line in zip(range(40), f):
-            m = re.match(r"^#\s*(guests|disks|timeout|memory)\s*:\s*(.*?)\s*$", line)
+            m = re.match(r"^#\s*(guests|disks|timeout|memory|boots)\s*:\s*(.*?)\s*$", line)
             if m:
                 cfg[m.group(1)] = m.group(2)
     return cfg
@@ -116,6 +130,9 @@ class Run:
         self.nguests = int(pick("guests"))
         if not 1 <= self.nguests <= MAX_GUESTS:
             raise ValueError(f"guests must be 1..{MAX_GUESTS}, got {self.nguests}")
+        self.nboots = int(pick("boots"))
+        if not 1 <= self.nboots <= MAX_BOOTS:
+            raise ValueError(f"boots must be 1..{MAX_BOOTS}, got {self.nboots}")
         disks = str(pick("disks")).split()
         self.disks = [] if disks in ([], ["none"]) else [parse_size(d) for d in disks]
         self.timeout = int(pick("timeout"))
@@ -126,12 +143,34 @@ class Run:
         self.logdir = os.path.join(ROOT, "build/logs", self.name)
         self.rundir = os.path.join(ROOT, "build/run", self.name)
         self.sockdir = self.rundir
-        self.procs = {}
+        self.procs = {}           # guest index -> QEMU of the boot in progress
+        self.boots_run = 0        # boots started so far
+        # Keyed by (guest, boot):
         self.exit_status = {}
         self.timed_out = set()
         self.started = {}
         self.script_started = {}
         self.finished = {}
+
+    # --- where things are ------------------------------------------------------
+    # One boot keeps the layout it always had (guest<i>.console, guest<i>/);
+    # with several, every boot has its own console, QEMU log and results.
+    def boot_suffix(self, b):
+        return f".boot{b}" if self.nboots > 1 else ""
+
+    def results_dir(self, i, b):
+        gdir = os.path.join(self.logdir, f"guest{i}")
+        return os.path.join(gdir, f"boot{b}") if self.nboots > 1 else gdir
+
+    def console_path(self, i, b):
+        return os.path.join(self.logdir, f"guest{i}{self.boot_suffix(b)}.console")
+
+    def qemu_log_path(self, i, b):
+        return os.path.join(self.logdir, f"guest{i}{self.boot_suffix(b)}.qemu.log")
+
+    def tag(self, i, b):
+        """How issues name a guest (and boot): guest0, guest0.boot1."""
+        return f"guest{i}{self.boot_suffix(b)}"
 
     # --- setup ---------------------------------------------------------------
     def prepare(self):
@@ -145,11 +184,12 @@ class Run:
         os.makedirs(os.path.join(self.logdir, "shared"))
         os.makedirs(self.rundir)
         for i in range(self.nguests):
-            os.makedirs(os.path.join(self.logdir, f"guest{i}"))
+            for b in range(self.nboots):
+                os.makedirs(self.results_dir(i, b), exist_ok=True)
             for k, size in enumerate(self.disks):
                 path = self.disk_path(i, k)
                 with open(path, "wb") as f:
-                    f.truncate(size)  # sparse, all zeroes
+                    f.truncate(size)  # sparse, all zeroes; kept across boots
         # sun_path holds 108 bytes: a deep checkout needs a shorter socket folder.
         if len(os.path.join(self.rundir, "net-99.sock")) > 100:
             self.sockdir = tempfile.mkdtemp(prefix="rdrbd-net-")
@@ -160,18 +200,19 @@ class Run:
     def sock_path(self, p):
         return os.path.join(self.sockdir, f"net-{p}.sock")
 
-    def qemu_cmd(self, i):
+    def qemu_cmd(self, i, b):
         append = " ".join([
             "console=ttyS0", "panic=-1", "printk.time=1",
             f"rdrbd.script={self.script}", f"rdrbd.root={ROOT}", f"rdrbd.test={self.name}",
             f"rdrbd.guest={i}", f"rdrbd.nguests={self.nguests}", f"rdrbd.timeout={self.timeout}",
+            f"rdrbd.boot={b}", f"rdrbd.nboots={self.nboots}",
         ] + self.opts.append)
-        gdir = os.path.join(self.logdir, f"guest{i}")
+        gdir = self.results_dir(i, b)
         cmd = [
             self.opts.qemu, "-nodefaults", "-no-user-config", "-display", "none",
             "-accel", "tcg,thread=multi", "-cpu", self.opts.cpu, "-smp", "2", "-m", self.memory, "-no-reboot",
             "-kernel", self.kernel, "-initrd", self.initrd, "-append", append,
-            "-serial", f"file:{self.logdir}/guest{i}.console",
+            "-serial", f"file:{self.console_path(i, b)}",
             "-fsdev", "local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap",
             "-device", "virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot",
             "-fsdev", f"local,id=results,path={gdir},security_model=none",
@@ -181,8 +222,8 @@ class Run:
         ]
         for k in range(len(self.disks)):
             cmd += ["-drive", f"file={self.disk_path(i, k)},format=raw,if=virtio,cache=unsafe"]
-        for p, a, b in pairs(self.nguests):
-            if i not in (a, b):
+        for p, a, c in pairs(self.nguests):
+            if i not in (a, c):
                 continue
             server = "on" if i == a else "off"
             cmd += ["-netdev", f"stream,id=n{p},server={server},addr.type=unix,addr.path={self.sock_path(p)}",
@@ -190,20 +231,20 @@ class Run:
         return cmd
 
     # --- running -------------------------------------------------------------
-    def start(self, i):
+    def start(self, i, b):
         # A client's QEMU fails at once if its server's socket is not listening
         # yet: wait for the sockets of lower-index guests before starting i.
-        need = [self.sock_path(p) for p, a, b in pairs(self.nguests) if b == i]
+        need = [self.sock_path(p) for p, a, c in pairs(self.nguests) if c == i]
         deadline = time.monotonic() + 30
         while not all(os.path.exists(s) for s in need):
             if time.monotonic() > deadline or any(self.procs[j].poll() is not None for j in self.procs):
                 raise RuntimeError(f"guest {i}: peer sockets {need} never appeared (see *.qemu.log)")
             time.sleep(0.05)
-        qlog = open(os.path.join(self.logdir, f"guest{i}.qemu.log"), "wb")
-        cmd = self.qemu_cmd(i)
+        qlog = open(self.qemu_log_path(i, b), "wb")
+        cmd = self.qemu_cmd(i, b)
         qlog.write((" ".join(cmd) + "\n").encode())
         qlog.flush()
-        self.started[i] = time.monotonic()
+        self.started[(i, b)] = time.monotonic()
         self.procs[i] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog,
                                          preexec_fn=set_pdeathsig)
         qlog.close()
@@ -220,12 +261,11 @@ class Run:
             p.kill()
             p.wait()
 
-    def follow(self, offsets):
+    def follow(self, b, offsets):
         """--follow: copy new console output of every guest to stderr."""
         for i in self.procs:
-            path = os.path.join(self.logdir, f"guest{i}.console")
             try:
-                with open(path, "rb") as f:
+                with open(self.console_path(i, b), "rb") as f:
                     f.seek(offsets.get(i, 0))
                     data = f.read()
             except FileNotFoundError:
@@ -233,45 +273,82 @@ class Run:
             cut = data.rfind(b"\n") + 1
             if cut:
                 offsets[i] = offsets.get(i, 0) + cut
+                tag = f"{i}.{b}" if self.nboots > 1 else f"{i}"
                 for line in data[:cut].decode(errors="replace").splitlines():
-                    sys.stderr.write(f"{i}| {line}\n")
+                    sys.stderr.write(f"{tag}| {line}\n")
         sys.stderr.flush()
 
-    def wait_all(self):
+    def wait_all(self, b):
         deadline = time.monotonic() + self.timeout
         offsets = {}
         while True:
             now = time.monotonic()
             running = [i for i, p in self.procs.items() if p.poll() is None]
             for i, p in self.procs.items():
-                if i not in self.script_started and os.path.exists(os.path.join(self.logdir, f"guest{i}", "output.txt")):
-                    self.script_started[i] = now - self.started[i]
-                if p.poll() is not None and i not in self.finished:
-                    self.finished[i] = now - self.started[i]
-                    self.exit_status[i] = p.returncode
-                    if not os.path.exists(os.path.join(self.logdir, f"guest{i}", "rc")):
+                k, gdir = (i, b), self.results_dir(i, b)
+                if k not in self.script_started and os.path.exists(os.path.join(gdir, "output.txt")):
+                    self.script_started[k] = now - self.started[k]
+                if p.poll() is not None and k not in self.finished:
+                    self.finished[k] = now - self.started[k]
+                    self.exit_status[k] = p.returncode
+                    if not any(os.path.exists(os.path.join(gdir, f)) for f in ("rc", "power-cut")):
                         # Crashed guest: make the others' barriers fail now.
                         open(os.path.join(self.logdir, "shared", f"abort.host-guest{i}"), "w").close()
             if self.opts.follow:
-                self.follow(offsets)
+                self.follow(b, offsets)
             if not running:
                 return
             if now > deadline:
                 for i in running:
-                    self.timed_out.add(i)
+                    self.timed_out.add((i, b))
                     self.stop(i, f"timed out after {self.timeout} s")
                 continue
             time.sleep(0.2)
 
+    def read_rc(self, i, b):
+        try:
+            with open(os.path.join(self.results_dir(i, b), "rc")) as f:
+                return int(f.read().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def power_cut(self, i, b):
+        return self.read_rc(i, b) is None and os.path.exists(os.path.join(self.results_dir(i, b), "power-cut"))
+
+    def boot_ok(self, b):
+        """Whether boot b ended so that the next boot makes sense."""
+        for i in range(self.nguests):
+            if (i, b) in self.timed_out:
+                return False
+            if not (self.read_rc(i, b) == 0 or self.power_cut(i, b)):
+                return False
+        return True
+
     def run(self):
         self.prepare()
         sizes = " ".join(f"{d >> 20}M" for d in self.disks) or "none"
-        log(f"{self.name}: {self.nguests} guest(s), disks {sizes}, timeout {self.timeout} s, "
+        boots = f", {self.nboots} boots" if self.nboots > 1 else ""
+        log(f"{self.name}: {self.nguests} guest(s), disks {sizes}{boots}, timeout {self.timeout} s, "
             f"logs in {os.path.relpath(self.logdir, ROOT)}/")
         try:
-            for i in range(self.nguests):
-                self.start(i)
-            self.wait_all()
+            for b in range(self.nboots):
+                if b:
+                    # Stale sockets of the last boot's servers would make
+                    # start() think they listen already.
+                    for p, _, _ in pairs(self.nguests):
+                        try:
+                            os.unlink(self.sock_path(p))
+                        except FileNotFoundError:
+                            pass
+                    log(f"{self.name}: starting boot {b} (boots 0..{self.nboots - 1})")
+                self.boots_run = b + 1
+                self.procs = {}
+                for i in range(self.nguests):
+                    self.start(i, b)
+                self.wait_all(b)
+                if b + 1 < self.nboots and not self.boot_ok(b):
+                    log(f"{self.name}: boot {b} failed: later boots are not started")
+                    break
         finally:
             for i in list(self.procs):
                 self.stop(i, "harness exiting")
@@ -281,10 +358,10 @@ class Run:
                 shutil.rmtree(self.sockdir, ignore_errors=True)
 
     # --- judging -------------------------------------------------------------
-    def splats(self, i):
-        """Offending kernel lines in guest i's dmesg and console log."""
+    def splats(self, i, b):
+        """Offending kernel lines in guest i's dmesg and console log of boot b."""
         found = []
-        paths = [os.path.join(self.logdir, f"guest{i}", "dmesg.txt"), os.path.join(self.logdir, f"guest{i}.console")]
+        paths = [os.path.join(self.results_dir(i, b), "dmesg.txt"), self.console_path(i, b)]
         for path in paths:
             try:
                 with open(path, encoding="utf-8", errors="replace") as f:
@@ -309,43 +386,52 @@ class Run:
     def judge(self):
         """-> list of (ok, name, reason, detail lines)."""
         results, issues, details = [], [], []
+        last = self.nboots - 1
         for i in range(self.nguests):
-            gdir = os.path.join(self.logdir, f"guest{i}")
-            prefix = self.name + (f"/guest{i}" if self.nguests > 1 else "")
-            output = []
-            try:
-                with open(os.path.join(gdir, "output.txt"), encoding="utf-8", errors="replace") as f:
-                    output = f.read().splitlines()
-            except FileNotFoundError:
-                pass
-            nfail = 0
-            for line in output:
-                m = RESULT_RE.match(line)
-                if m:
-                    ok = m.group(1) == "PASS"
-                    nfail += not ok
-                    results.append((ok, f"{prefix}/{m.group(2)}", m.group(3), []))
-            rc = None
-            try:
-                with open(os.path.join(gdir, "rc")) as f:
-                    rc = int(f.read().strip())
-            except (FileNotFoundError, ValueError):
-                pass
-            if i in self.timed_out:
-                issues.append(f"guest{i}: timed out after {self.timeout} s")
-            elif rc is None:
-                issues.append(f"guest{i}: no exit code (QEMU exit status {self.exit_status.get(i)}; "
-                              f"crashed, or the script never started)")
-            elif rc != 0 and nfail == 0:
-                issues.append(f"guest{i}: script exited with {rc}")
-            if (rc is None or rc != 0) and output:
-                details += [f"guest{i} output (last lines):"] + ["  " + l for l in output[-15:]]
-            bad = self.splats(i)
-            if bad:
-                issues.append(f"guest{i}: kernel log: {bad[0]}")
-                details += [f"guest{i} kernel log:"] + ["  " + l for l in bad[:25]]
-                if len(bad) > 25:
-                    details.append(f"  ... {len(bad) - 25} more")
+            for b in range(self.nboots):
+                tag = self.tag(i, b)
+                if b >= self.boots_run:
+                    issues.append(f"{tag}: not run (boot {b - 1} failed)")
+                    break
+                gdir = self.results_dir(i, b)
+                prefix = self.name + (f"/guest{i}" if self.nguests > 1 else "") + (f"/boot{b}" if self.nboots > 1 else "")
+                output = []
+                try:
+                    with open(os.path.join(gdir, "output.txt"), encoding="utf-8", errors="replace") as f:
+                        output = f.read().splitlines()
+                except FileNotFoundError:
+                    pass
+                nfail = 0
+                for line in output:
+                    m = RESULT_RE.match(line)
+                    if m:
+                        ok = m.group(1) == "PASS"
+                        nfail += not ok
+                        results.append((ok, f"{prefix}/{m.group(2)}", m.group(3), []))
+                rc = self.read_rc(i, b)
+                cut = self.power_cut(i, b)
+                bad_end = True
+                if (i, b) in self.timed_out:
+                    issues.append(f"{tag}: timed out after {self.timeout} s")
+                elif cut and b < last:
+                    bad_end = False   # a deliberate power cut: no rc expected
+                elif cut:
+                    issues.append(f"{tag}: power cut in the last boot (nothing would check after it)")
+                elif rc is None:
+                    issues.append(f"{tag}: no exit code (QEMU exit status {self.exit_status.get((i, b))}; "
+                                  f"crashed, or the script never started)")
+                elif rc != 0 and nfail == 0:
+                    issues.append(f"{tag}: script exited with {rc}")
+                else:
+                    bad_end = rc != 0
+                if bad_end and output:
+                    details += [f"{tag} output (last lines):"] + ["  " + l for l in output[-15:]]
+                bad = self.splats(i, b)
+                if bad:
+                    issues.append(f"{tag}: kernel log: {bad[0]}")
+                    details += [f"{tag} kernel log:"] + ["  " + l for l in bad[:25]]
+                    if len(bad) > 25:
+                        details.append(f"  ... {len(bad) - 25} more")
         if issues:
             details.append(f"logs: {os.path.relpath(self.logdir, ROOT)}/")
             results.append((False, self.name, "; ".join(issues), details))
@@ -361,6 +447,7 @@ def main():
     ap.add_argument("--disks", help='e.g. "256M 64M" or none')
     ap.add_argument("--timeout", type=int)
     ap.add_argument("--memory")
+    ap.add_argument("--boots", type=int, help="boot the guests N times in sequence, same disks")
     ap.add_argument("--kernel", help="default build/out/bzImage")
     ap.add_argument("--append", action="append", default=[],
                     help="extra kernel command-line words, e.g. rdrbd.drbd_ko=PATH (repeatable)")
@@ -400,7 +487,8 @@ def main():
             print(f"    {d}")
         failed += not ok
     timing = ", ".join(
-        f"guest{i}: script started {run.script_started[i]:.1f} s after launch" for i in sorted(run.script_started))
+        f"{run.tag(i, b)}: script started {run.script_started[(i, b)]:.1f} s after launch"
+        for i, b in sorted(run.script_started))
     log(f"{run.name}: {'failed' if failed else 'passed'} in {time.monotonic() - t0:.1f} s ({timing or 'no script started'})")
     sys.stdout.flush()
     return 1 if failed else 0

@@ -12,8 +12,12 @@
 #   rdrbd.nguests=N     guests in this run             -> $NGUESTS
 #   rdrbd.test=NAME     test name                      -> $TEST_NAME
 #   rdrbd.timeout=S     host-side timeout in seconds   -> $TEST_TIMEOUT
-#   rdrbd.drbd_ko=PATH, rdrbd.drbdsetup=PATH  override $DRBD_KO / $DRBDSETUP
-#                       (default: our build in $RDRBD_ROOT/build/out)
+#   rdrbd.boot=B        index of this boot, 0-based    -> $BOOT_INDEX
+#   rdrbd.nboots=N      boots in this run (same disks) -> $NBOOTS
+#   rdrbd.drbd_ko=PATH, rdrbd.drbdsetup=PATH, rdrbd.drbdmeta=PATH
+#                       override $DRBD_KO / $DRBDSETUP / $DRBDMETA (default:
+#                       our build in $RDRBD_ROOT/build/out; drbdmeta falls
+#                       back to Debian's /usr/sbin/drbdmeta, see lib.sh)
 # 9p mount tags provided by scripts/guest-run.py: hostroot (ro), results, shared.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -106,7 +110,8 @@ say() { echo "rdrbd-init: [$(cut -d" " -f1 /proc/uptime)] $*"; }
 say "stage 2 starting"
 
 # --- kernel command line -------------------------------------------------
-SCRIPT="" RDRBD_ROOT="" DRBD_KO="" DRBDSETUP="" GUEST_INDEX=0 NGUESTS=1 TEST_NAME="" TEST_TIMEOUT=600
+SCRIPT="" RDRBD_ROOT="" DRBD_KO="" DRBDSETUP="" DRBDMETA="" GUEST_INDEX=0 NGUESTS=1 TEST_NAME="" TEST_TIMEOUT=600
+BOOT_INDEX=0 NBOOTS=1
 for w in $(cat /proc/cmdline); do
   case "$w" in
     rdrbd.script=*)  SCRIPT=${w#*=} ;;
@@ -115,16 +120,20 @@ for w in $(cat /proc/cmdline); do
     rdrbd.nguests=*) NGUESTS=${w#*=} ;;
     rdrbd.test=*)    TEST_NAME=${w#*=} ;;
     rdrbd.timeout=*) TEST_TIMEOUT=${w#*=} ;;
+    rdrbd.boot=*)    BOOT_INDEX=${w#*=} ;;
+    rdrbd.nboots=*)  NBOOTS=${w#*=} ;;
     rdrbd.drbd_ko=*) DRBD_KO=${w#*=} ;;
     rdrbd.drbdsetup=*) DRBDSETUP=${w#*=} ;;
+    rdrbd.drbdmeta=*) DRBDMETA=${w#*=} ;;
   esac
 done
 [ -n "$TEST_NAME" ] || TEST_NAME=$(basename "$SCRIPT" .sh)
-export RDRBD_ROOT GUEST_INDEX NGUESTS TEST_NAME TEST_TIMEOUT
+export RDRBD_ROOT GUEST_INDEX NGUESTS TEST_NAME TEST_TIMEOUT BOOT_INDEX NBOOTS
 export RESULTS=/results SHARED=/shared
 # Overridable to run a test against another module or drbdsetup (interop).
 export DRBD_KO=${DRBD_KO:-$RDRBD_ROOT/build/out/drbd.ko}
 export DRBDSETUP=${DRBDSETUP:-$RDRBD_ROOT/build/out/bin/drbdsetup}
+[ -z "$DRBDMETA" ] || export DRBDMETA   # else lib.sh picks ours or Debian's
 hostname "guest$GUEST_INDEX" 2>/dev/null || true
 # iproute2 is on Debian systems but not required: busybox has an ip applet.
 command -v ip >/dev/null || ip() { /bin/busybox ip "$@"; }
@@ -190,8 +199,8 @@ if [ -w /proc/sysrq-trigger ] && [ "$TEST_TIMEOUT" -gt 60 ]; then
 fi
 
 # --- run the test -------------------------------------------------------------
-say "guest $GUEST_INDEX/$NGUESTS running $SCRIPT (kernel $(uname -r))"
-env | grep -E '^(RDRBD_ROOT|GUEST_INDEX|NGUESTS|TEST_NAME|PEERS|PEER_|LOCAL_ADDR)' | sort | sed 's/^/rdrbd-init:   /'
+say "guest $GUEST_INDEX/$NGUESTS, boot $BOOT_INDEX/$NBOOTS, running $SCRIPT (kernel $(uname -r))"
+env | grep -E '^(RDRBD_ROOT|GUEST_INDEX|NGUESTS|BOOT_INDEX|NBOOTS|TEST_NAME|PEERS|PEER_|LOCAL_ADDR)' | sort | sed 's/^/rdrbd-init:   /'
 cd /tmp
 set -o pipefail
 # Userspace output is prefixed on the console so the host can tell it apart

@@ -11,10 +11,12 @@ set -uo pipefail
 need_artifacts
 drbd_loaded && die "a drbd module is already loaded"
 S=$DRBDSETUP
+R=$(role_tool)   # drbdsetup with primary/secondary (see lib.sh)
 
 step insmod load_drbd || exit 1
 step new-resource "$S" new-resource r0 || exit 1
 step new-minor "$S" new-minor r0 0 0 || exit 1
+step create-md create_md /dev/vda || exit 1
 
 # A failing command must say why: some text naming the problem.
 clear_failure() {
@@ -38,6 +40,10 @@ missing_path() {
 step attach-missing-path missing_path
 step missing-args expect_fail "$S" attach 0
 step attach "$S" attach 0 /dev/vda || exit 1
+# DRBD 8.4 drbd_open: a Secondary opens neither for writing nor reading.
+step open-secondary-fails expect_fail dd if=/dev/drbd0 of=/dev/null bs=4k count=1 status=none
+step primary-needs-force clear_failure "$R" primary 0
+step primary-force "$R" primary 0 --force || exit 1
 step attach-twice clear_failure "$S" attach 0 /dev/vda
 step minor-out-of-range clear_failure "$S" new-minor r0 1048576 0
 step minor-duplicate clear_failure "$S" new-minor r0 0 0
@@ -50,6 +56,7 @@ step still-attached bash -c 'test -b /dev/drbd0 && [ "$(blockdev --getsize64 /de
 if exec 3</dev/drbd0; then
   pass open-drbd0
   step rmmod-while-open expect_fail rmmod drbd
+  step secondary-while-open clear_failure "$R" secondary 0
   exec 3<&-
 else
   fail open-drbd0 "cannot open /dev/drbd0"
@@ -59,6 +66,8 @@ step module-still-loaded drbd_loaded
 # After the failures the minor still works.
 step io-after-errors bash -c 'dd if=/dev/urandom of=/dev/drbd0 bs=64k count=16 oflag=direct status=none && dd if=/dev/drbd0 of=/dev/null bs=64k count=16 iflag=direct status=none'
 
+step detach-primary-refused clear_failure "$S" detach 0
+step secondary "$R" secondary 0
 step detach "$S" detach 0
 # DRBD 8.4 (drbd_request_detach_interruptible): detaching a diskless minor
 # is SS_NOTHING_TO_DO, i.e. success.

@@ -11,6 +11,8 @@ DRBD_KO=${DRBD_KO:-$RDRBD_ROOT/build/out/drbd.ko}
 DRBDSETUP=${DRBDSETUP:-$RDRBD_ROOT/build/out/bin/drbdsetup}
 GUEST_INDEX=${GUEST_INDEX:-0}
 NGUESTS=${NGUESTS:-1}
+BOOT_INDEX=${BOOT_INDEX:-0}
+NBOOTS=${NBOOTS:-1}
 SHARED=${SHARED:-/shared}
 RDRBD_FAILED=0
 
@@ -65,17 +67,25 @@ expect_fail() {
 
 # md5_of DEV|FILE: md5 of the whole content. Block devices are read with
 # O_DIRECT: each block device has its own page cache, so after writing through
-# /dev/drbd0 a buffered read of /dev/vda may return stale pages.
+# /dev/drbd0 a buffered read of /dev/vda may return stale pages. A read error
+# prints nothing and returns 1 (so two failed reads never compare equal
+# unless the caller ignores an empty result).
 md5_of() {
+  local sum
   if [ -b "$1" ]; then
-    dd if="$1" bs=1M iflag=direct status=none | md5sum | cut -d' ' -f1
+    sum=$(set -o pipefail; dd if="$1" bs=1M iflag=direct status=none | md5sum) || return 1
   else
-    md5sum < "$1" | cut -d' ' -f1
+    sum=$(md5sum < "$1") || return 1
   fi
+  echo "${sum%% *}"
 }
 
-# size_of DEV: size in bytes.
-size_of() { blockdev --getsize64 "$1"; }
+# size_of DEV: size in bytes. Block devices by sysfs, which needs no open: a
+# DRBD Secondary cannot be opened at all (DRBD 8.4 drbd_open).
+size_of() {
+  local sys=/sys/class/block/$(basename "$(readlink -f "$1")")/size
+  if [ -b "$1" ] && [ -r "$sys" ]; then echo $(( $(cat "$sys") * 512 )); else blockdev --getsize64 "$1"; fi
+}
 
 # barrier NAME [TIMEOUT]: wait until all NGUESTS guests reached NAME. Uses
 # files in /shared (a 9p share without caching). Names may repeat: each use is
@@ -86,6 +96,7 @@ barrier() {
   n=$(( ${RDRBD_BARRIER_COUNT[$name]:-0} + 1 ))
   RDRBD_BARRIER_COUNT[$name]=$n
   local tag="barrier.$name.$n"
+  [ "$NBOOTS" = 1 ] || tag="barrier.boot$BOOT_INDEX.$name.$n"   # /shared outlives a boot
   touch "$SHARED/$tag.guest$GUEST_INDEX"
   deadline=$(( $(date +%s) + timeout ))
   while :; do
@@ -150,4 +161,89 @@ wait_for_dev() {
   local n=$(( ${2:-5} * 10 ))
   while [ ! -b "$1" ] && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
   [ -b "$1" ]
+}
+
+# --- roles --------------------------------------------------------------------
+# DRBD 8.4 opens /dev/drbdN only on a Primary (a Secondary: EROFS for writing,
+# EMEDIUMTYPE for reading), and a StandAlone Primary cannot detach. With no
+# peer, becoming Primary takes --force (declares the disk UpToDate).
+# drbdsetup primary/secondary: ours once it has them, else drbd-utils'
+# drbdsetup-84 (which drives our module through the same genl API).
+DRBDSETUP_84=/usr/lib/drbd/drbdsetup-84
+role_tool() {
+  if "$DRBDSETUP" primary --help >/dev/null 2>&1; then echo "$DRBDSETUP"; else echo "$DRBDSETUP_84"; fi
+}
+# drbd_primary MINOR: Primary, --force (no peer to sync from).
+drbd_primary() { "$(role_tool)" primary "$1" --force; }
+# drbd_secondary MINOR
+drbd_secondary() { "$(role_tool)" secondary "$1"; }
+
+# --- metadata ---------------------------------------------------------------
+# drbdmeta: ours (build/out/bin, `make tools`) if built, else Debian's
+# drbd-utils one; both write the same v08 layout. DEBIAN_DRBDMETA is always
+# the reference tool. Override with rdrbd.drbdmeta=PATH on the kernel
+# command line (or DRBDMETA in the environment).
+DEBIAN_DRBDMETA=/usr/sbin/drbdmeta
+OUR_DRBDMETA=$RDRBD_ROOT/build/out/bin/drbdmeta
+if [ -z "${DRBDMETA:-}" ]; then
+  if [ -x "$OUR_DRBDMETA" ]; then DRBDMETA=$OUR_DRBDMETA; else DRBDMETA=$DEBIAN_DRBDMETA; fi
+fi
+# Debian's drbdmeta takes a lock under /var/run/drbd.
+mkdir -p /var/run/drbd/lock 2>/dev/null
+
+# create_md DEV [DRBDMETA]: fresh v08 internal metadata on DEV for minor 0
+# (--force answers drbdmeta's questions), by $DRBDMETA or the tool given.
+create_md() { "${2:-$DRBDMETA}" --force 0 v08 "$1" internal create-md; }
+
+# dump_md DEV [DRBDMETA]: drbdmeta dump-md (Debian's by default: the reference).
+dump_md() { "${2:-$DEBIAN_DRBDMETA}" --force 0 v08 "$1" internal dump-md; }
+
+# md_data_bytes BACKING_BYTES: the size /dev/drbdN must have on a backing
+# device of that size with internal metadata and the default 32 KiB activity
+# log (DRBD 8.4 drbd_md_set_sector_offsets, flexible internal): bitmap
+# sectors (one per 16 MiB, 4 KiB aligned) + superblock 4 KiB + AL 32 KiB at
+# the 4 KiB-aligned end; the exposed size is rounded down to 4 KiB.
+md_data_bytes() {
+  local s=$(( $1 / 512 )) md
+  md=$(( ((s + 32767) / 32768 + 7) / 8 * 8 + 8 + 64 ))
+  echo $(( ((s & ~7) - md) / 8 * 8 * 512 ))
+}
+
+# md_sb_offset DEV: byte offset of the v08 superblock of internal metadata
+# (the last 4 KiB-aligned 4 KiB of the device).
+md_sb_offset() { echo $(( ($(size_of "$1") & ~4095) - 4096 )); }
+
+# md5_head DEV BYTES: md5 of the first BYTES (a multiple of 512) of DEV,
+# read with O_DIRECT (see md5_of).
+md5_head() {
+  local sum
+  sum=$(set -o pipefail; dd if="$1" bs=1M count="$2" iflag=direct,count_bytes status=none | md5sum) || return 1
+  echo "${sum%% *}"
+}
+
+# proc_field FIELD [MINOR]: a field of minor MINOR (default 0) in /proc/drbd,
+# e.g. `proc_field oos`, `proc_field ds` (cs, ro, ds: the local part only).
+proc_field() {
+  awk -v m="${2:-0}:" -v f="$1" '
+    $1 == m { on = 1; if (f == "ds" || f == "cs" || f == "ro") { for (i = 2; i <= NF; i++) if (index($i, f ":") == 1) { v = substr($i, length(f) + 2); sub("/.*", "", v); print v; exit } } next }
+    on && /^ *ns:/ { for (i = 1; i <= NF; i++) if (index($i, f ":") == 1) { print substr($i, length(f) + 2); exit } }
+    /^ *[0-9]+:/ { on = 0 }' /proc/drbd
+}
+
+# --- multi-boot tests (# boots: N) -----------------------------------------
+# power_cut [WHY]: end this boot like a power failure: nothing is synced or
+# detached. Leaves /results/power-cut (synced) so the host accepts the missing
+# exit code, then resets at once (sysrq b; without CONFIG_MAGIC_SYSRQ,
+# reboot(2) without sync, which drbd does not see either). Not in the last boot.
+power_cut() {
+  [ "$BOOT_INDEX" -lt $((NBOOTS - 1)) ] || fail power-cut "power cut in the last boot ($BOOT_INDEX of $NBOOTS)"
+  log "power cut${1:+: $1}"
+  dmesg > /results/dmesg.txt 2>/dev/null
+  echo "boot $BOOT_INDEX: $(date +%T) ${1:-}" > /results/power-cut
+  sync /results/power-cut
+  sleep 1   # let the stage-2 tee copy our last lines to /results/output.txt
+  echo b > /proc/sysrq-trigger 2>/dev/null
+  /bin/busybox reboot -n -f
+  sleep 60
+  die "power cut: the guest did not reset"
 }

@@ -81,6 +81,16 @@ impl BitmapMem {
         self.set_bits(layout::sector_to_bit(sector), layout::sector_to_bit(last_sector))
     }
 
+    /// Clears every bit (`drbd_bmio_clear_n_write`; the caller writes it).
+    pub(crate) fn clear_all(&self) {
+        for w in self.words.iter() {
+            w.store(0, Ordering::Relaxed);
+        }
+        for d in self.dirty.iter() {
+            d.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Number of set bits (out-of-sync 4 KiB blocks).
     pub(crate) fn count(&self) -> u64 {
         self.words.iter().map(|w| u64::from(w.load(Ordering::Relaxed).count_ones())).sum()

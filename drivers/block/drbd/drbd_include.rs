@@ -32,3 +32,15 @@ pub(crate) mod al_set;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/be.rs"]
 pub(crate) mod be;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/protocol.rs"]
+pub(crate) mod protocol;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/uuid.rs"]
+pub(crate) mod uuid;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/bitmap_rle.rs"]
+pub(crate) mod bitmap_rle;

@@ -11,11 +11,14 @@ use kernel::{c_str, fmt, new_mutex};
 
 mod drbd_actlog;
 mod drbd_bitmap;
+mod drbd_conn;
 mod drbd_include;
 mod drbd_md;
 mod drbd_nl;
 mod drbd_proc;
+mod drbd_receiver;
 mod drbd_req;
+mod drbd_sender;
 mod kernel_glue;
 
 use drbd_include::fixed_str::FixedStr;
@@ -57,22 +60,29 @@ pub(crate) type DevicePath = FixedStr<{ api::DEVICE_PATH_SIZE }>;
 /// shown to the user.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct AdmError {
-    pub(crate) code: RetCode,
+    /// A [`RetCode`] or a [`api::StateChangeResult`], as the reply carries it.
+    pub(crate) code: i32,
     pub(crate) reason: &'static str,
 }
 
 impl AdmError {
     pub(crate) const fn new(code: RetCode, reason: &'static str) -> Self {
-        Self { code, reason }
+        Self { code: code as i32, reason }
+    }
+
+    /// A refused state change (`enum drbd_state_rv`).
+    pub(crate) const fn state(rv: api::StateChangeResult, reason: &'static str) -> Self {
+        Self { code: rv as i32, reason }
     }
 }
 
 /// The result of a configuration request.
 pub(crate) type AdmResult<T = ()> = core::result::Result<T, AdmError>;
 
-/// A resource: a named group of volumes. Its options and connection come
-/// with replication; for now it exists to own volumes.
-pub(crate) struct Resource {}
+/// A resource: a named group of volumes and its connection to the peer.
+pub(crate) struct Resource {
+    pub(crate) conn: Option<drbd_conn::Connection>,
+}
 
 /// How a device's backing disk was attached.
 pub(crate) struct DiskConfig {
@@ -93,8 +103,8 @@ pub(crate) struct Device {
     pub(crate) disk_config: Option<DiskConfig>,
     /// Capacity exposed to users, in 512-byte sectors.
     pub(crate) capacity: u64,
-    /// Own disk state (Diskless when no disk is attached).
-    pub(crate) disk_state: api::DiskState,
+    /// Primary or Secondary.
+    pub(crate) role: api::Role,
     pub(crate) io: Arc<DeviceIo>,
     /// Admits writes to cold extents; stopped before the disk goes.
     _submitter: KThread,
@@ -105,12 +115,13 @@ impl Device {
     /// The 8.4 state of this device; without networking it is a
     /// StandAlone Secondary.
     pub(crate) fn state(&self) -> api::State {
+        let peer = self.io.peer();
         api::State {
-            role: api::Role::Secondary,
-            peer: api::Role::Unknown,
-            conn: api::ConnState::StandAlone,
-            disk: self.disk_state,
-            pdsk: api::DiskState::DUnknown,
+            role: self.role,
+            peer: peer.peer,
+            conn: peer.conn,
+            disk: self.io.disk_state(),
+            pdsk: peer.pdsk,
             susp: false,
             aftr_isp: false,
             peer_isp: false,
@@ -154,11 +165,15 @@ impl Drbd {
     /// for I/O in flight, writing the metadata) and removes every gendisk.
     fn shutdown(&self) {
         let mut registry = self.registry.lock();
+        for resource in registry.resources.values_mut() {
+            drop(resource.conn.take());
+        }
         // Detach first so the metadata is closed cleanly.
         loop {
             let first = registry.devices.keys().next().copied();
             let Some(minor) = first else { break };
-            let _ = registry.detach(minor);
+            let _ = registry.secondary(minor);
+            let _ = registry.detach(minor, true);
             registry.devices.remove(&minor);
         }
         registry.resources = RBTree::new();
@@ -180,7 +195,7 @@ impl Registry {
             return Ok(());
         }
         self.resources
-            .try_create_and_insert(name, Resource {}, GFP_KERNEL)
+            .try_create_and_insert(name, Resource { conn: None }, GFP_KERNEL)
             .map_err(|_| AdmError::new(RetCode::NoMem, "out of memory"))?;
         Ok(())
     }
@@ -192,6 +207,9 @@ impl Registry {
         }
         if self.devices.values().any(|d| d.resource == *name) {
             return Err(AdmError::new(RetCode::ResInUse, "resource still has volumes (del-minor them first)"));
+        }
+        if self.resources.get(name).is_some_and(|r| r.conn.is_some()) {
+            return Err(AdmError::new(RetCode::NetConfigured, "resource is still connected (disconnect first)"));
         }
         self.resources.remove(name);
         Ok(())
@@ -227,7 +245,7 @@ impl Registry {
             resource: *name,
             disk_config: None,
             capacity: 0,
-            disk_state: api::DiskState::Diskless,
+            role: api::Role::Secondary,
             io,
             _submitter: submitter,
             disk,
@@ -242,6 +260,9 @@ impl Registry {
         let device = self.device(minor)?;
         if device.disk_config.is_some() {
             return Err(AdmError::new(RetCode::MinorConfigured, "minor is still attached (detach it first)"));
+        }
+        if device.role == api::Role::Primary {
+            return Err(AdmError::new(RetCode::MinorConfigured, "minor is still Primary (make it secondary first)"));
         }
         self.devices.remove(&minor);
         pr_info!("drbd{}: deleted\n", minor);
@@ -284,7 +305,7 @@ impl Registry {
         }
         device.disk.set_capacity(sectors);
         device.capacity = sectors;
-        device.disk_state = disk_state;
+        device.io.set_disk_state(disk_state);
         pr_info!("drbd{}: attached to {}, {} sectors\n", minor, config.backing_dev.as_str(), sectors);
         device.disk_config = Some(config);
         Ok(())
@@ -292,14 +313,21 @@ impl Registry {
 
     /// `detach`: waits for I/O in flight, then releases the backing disk;
     /// a diskless minor is left as it is.
-    pub(crate) fn detach(&mut self, minor: u32) -> AdmResult {
+    pub(crate) fn detach(&mut self, minor: u32, force: bool) -> AdmResult {
         let device = self.device_mut(minor)?;
-        if device.disk_config.take().is_none() {
+        if device.disk_config.is_none() {
             return Ok(());
         }
+        // is_valid_state: a StandAlone Primary needs its UpToDate disk;
+        // only a forced (hard) detach may take it away.
+        if device.role == api::Role::Primary && !force {
+            return Err(AdmError::state(api::StateChangeResult::NoUpToDateDisk,
+                "a StandAlone Primary cannot give up its disk (make it secondary first, or detach --force)"));
+        }
+        device.disk_config = None;
         device.disk.set_capacity(0);
         device.capacity = 0;
-        device.disk_state = api::DiskState::Diskless;
+        device.io.set_disk_state(api::DiskState::Diskless);
         if let Some((lower, md)) = device.io.detach_lower() {
             if let Some(Err(e)) = md.map(|md| md.close(lower.bdev_ref())) {
                 pr_err!("drbd{}: writing meta data at detach failed: error {}\n", minor, e.to_errno());
@@ -316,13 +344,145 @@ impl Registry {
         if self.resources.get(name).is_none() {
             return Err(AdmError::new(RetCode::ResNotKnown, "unknown resource"));
         }
+        self.disconnect(name)?;
         while let Some(minor) =
             self.devices.iter().find(|(_, d)| d.resource == *name).map(|(minor, _)| *minor)
         {
-            self.detach(minor)?;
+            self.secondary(minor)?;
+            self.detach(minor, false)?;
             self.del_minor(minor)?;
         }
         self.del_resource(name)
+    }
+
+    /// `primary`: needs an UpToDate disk; `force` (--force) first makes an
+    /// Inconsistent, Outdated or Consistent disk UpToDate (`drbd_set_role`),
+    /// with a new current UUID and the flags persisted.
+    pub(crate) fn primary(&mut self, minor: u32, force: bool) -> AdmResult {
+        let device = self.device_mut(minor)?;
+        if device.role == api::Role::Primary {
+            return Ok(());
+        }
+        let disk = device.io.disk_state();
+        let forced = match disk {
+            api::DiskState::UpToDate => false,
+            api::DiskState::Inconsistent | api::DiskState::Outdated | api::DiskState::Consistent if force => true,
+            _ => {
+                return Err(AdmError::state(api::StateChangeResult::NoUpToDateDisk,
+                    "no UpToDate disk to become Primary with (use --force to declare it UpToDate)"))
+            }
+        };
+        let peer = device.io.peer();
+        let (conn, pdsk) = (peer.conn, peer.pdsk);
+        match device.io.with_md(|md, dev| md.promote(dev, conn, pdsk, forced)) {
+            Some(Ok(())) => {}
+            Some(Err(_)) => return Err(AdmError::new(RetCode::IoMdDisk, "writing the meta data failed")),
+            None => return Err(AdmError::state(api::StateChangeResult::NoUpToDateDisk, "no disk")),
+        }
+        device.io.set_disk_state(api::DiskState::UpToDate);
+        device.role = api::Role::Primary;
+        device.io.set_primary();
+        device.disk.set_read_only(false);
+        if forced {
+            pr_warn!("drbd{}: forced into Primary: {} disk declared UpToDate\n", minor, disk.name());
+        }
+        pr_info!("drbd{}: role( Secondary -> Primary )\n", minor);
+        Ok(())
+    }
+
+    /// `secondary`: refused while `/dev/drbdN` is open.
+    pub(crate) fn secondary(&mut self, minor: u32) -> AdmResult {
+        let device = self.device_mut(minor)?;
+        if device.role == api::Role::Secondary {
+            return Ok(());
+        }
+        if device.io.try_set_secondary().is_err() {
+            return Err(AdmError::state(api::StateChangeResult::DeviceInUse, "device is held open by someone"));
+        }
+        device.disk.set_read_only(true);
+        device.role = api::Role::Secondary;
+        let peer = device.io.peer();
+        let (disk, pdsk, conn) = (device.io.disk_state(), peer.pdsk, peer.conn);
+        if let Some(Err(e)) = device.io.with_md(|md, dev| md.demote(dev, disk, pdsk, conn)) {
+            pr_err!("drbd{}: writing meta data at demotion failed: error {}\n", minor, e.to_errno());
+        }
+        pr_info!("drbd{}: role( Primary -> Secondary )\n", minor);
+        Ok(())
+    }
+
+    /// `connect`: configures the connection of resource `name` and starts
+    /// connecting (volume 0 is the replicated one).
+    pub(crate) fn connect(&mut self, name: &ResourceName, config: drbd_conn::NetConfig) -> AdmResult {
+        let device = self
+            .devices
+            .values()
+            .filter(|d| d.resource == *name)
+            .min_by_key(|d| d.volume)
+            .and_then(|d| u16::try_from(d.volume).ok().map(|v| (v, d.io.clone())));
+        let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
+        if resource.conn.is_some() {
+            return Err(AdmError::new(RetCode::NetConfigured, "resource is already connected (disconnect first)"));
+        }
+        let conn = drbd_conn::Connection::start(*name, config, device)
+            .map_err(|_| AdmError::new(RetCode::NoMem, "cannot start the connection thread"))?;
+        resource.conn = Some(conn);
+        pr_info!("{}: conn( StandAlone -> Unconnected )\n", name.as_str());
+        Ok(())
+    }
+
+    /// The resource whose connection has these (raw sockaddr) addresses.
+    pub(crate) fn resource_by_addrs(&self, my_addr: &[u8], peer_addr: &[u8]) -> Option<ResourceName> {
+        use kernel_glue::net::SockAddr;
+        let same = |a: &SockAddr, raw: &[u8]| {
+            SockAddr::from_bytes(raw).is_some_and(|b| a.port() == b.port() && a.ip_bytes() == b.ip_bytes())
+        };
+        self.resources.iter().find_map(|(name, r)| {
+            let config = r.conn.as_ref()?.config();
+            (same(&config.my_addr, my_addr) && same(&config.peer_addr, peer_addr)).then_some(*name)
+        })
+    }
+
+    /// `disconnect`: stops the connection (a StandAlone resource is left
+    /// as it is).
+    pub(crate) fn disconnect(&mut self, name: &ResourceName) -> AdmResult {
+        let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
+        // Dropping the connection stops its threads and closes its sockets.
+        drop(resource.conn.take());
+        Ok(())
+    }
+
+    /// `new-current-uuid` (`drbd_adm_new_c_uuid`): StandAlone, or Connected
+    /// on a just-created pair with `--clear-bitmap`, which skips the
+    /// initial sync: the peer is told (P_UUIDS with SKIP_INITIAL_SYNC) and
+    /// both disks become UpToDate.
+    pub(crate) fn new_current_uuid(&mut self, minor: u32, clear_bitmap: bool) -> AdmResult {
+        let device = self.device_mut(minor)?;
+        let peer = device.io.peer();
+        let primary = device.role == api::Role::Primary;
+        let just_created = device
+            .io
+            .with_md(|md, _| md.uuids().current & !1 == drbd_include::uuid::UUID_JUST_CREATED)
+            .ok_or(AdmError::new(RetCode::NoDisk, "device has no disk"))?;
+        let replica = device.io.replica();
+        let skip_sync = match (&replica, peer.conn) {
+            (Some(r), api::ConnState::Connected) if r.link_version() >= 90 && just_created && clear_bitmap => true,
+            (_, api::ConnState::StandAlone) => false,
+            _ => return Err(AdmError::new(RetCode::Connected, "device is connected (new-current-uuid --clear-bitmap is only allowed on a fresh connected pair)")),
+        };
+        if let Some(Err(_)) = device.io.with_md(|md, dev| md.new_current_uuid(dev, primary, clear_bitmap, skip_sync)) {
+            return Err(AdmError::new(RetCode::IoMdDisk, "writing the meta data failed"));
+        }
+        if let (true, Some(replica)) = (skip_sync, replica) {
+            pr_info!("drbd{}: preparing to skip initial sync\n", minor);
+            let uuids = device.io.with_md(|md, _| md.uuids()).unwrap_or_default();
+            if replica.send_uuids_skip_initial_sync(uuids).is_err() {
+                return Err(AdmError::new(RetCode::Connected, "sending the new UUIDs to the peer failed"));
+            }
+            device.io.set_disk_state(api::DiskState::UpToDate);
+            let view = device.io.peer();
+            device.io.set_peer(drbd_conn::PeerView { pdsk: api::DiskState::UpToDate, ..view });
+        }
+        Ok(())
     }
 
     /// The device of `minor`, or the DRBD error for an unknown minor.

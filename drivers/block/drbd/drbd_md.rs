@@ -9,7 +9,8 @@ use crate::drbd_actlog::ActivityLog;
 use crate::drbd_bitmap::BitmapMem;
 use crate::drbd_include::al;
 use crate::drbd_include::bitmap as bm_layout;
-use crate::drbd_include::genl::{DiskState, RetCode};
+use crate::drbd_include::genl::{ConnState, DiskState, RetCode};
+use crate::drbd_include::uuid::Uuids;
 use crate::drbd_include::md::{self, Layout, MetaIndex, Superblock};
 use crate::kernel_glue::block::{BdevRef, MetaIo, MD_BLOCK_SIZE};
 use crate::{AdmError, AdmResult};
@@ -89,10 +90,96 @@ impl MetaData {
     pub(crate) fn disk_state(&self) -> DiskState {
         match self.sb.disk_state_name() {
             "UpToDate" => DiskState::UpToDate,
-            "Consistent" => DiskState::Consistent,
+            // drbd_adm_attach: Consistent is UpToDate with fencing
+            // dont-care (the only policy rdrbd has).
+            "Consistent" => DiskState::UpToDate,
             "Outdated" => DiskState::Outdated,
             _ => DiskState::Inconsistent,
         }
+    }
+
+    /// Own data generation UUIDs.
+    pub(crate) fn uuids(&self) -> Uuids {
+        let u = &self.sb.uuid;
+        Uuids { current: u[md::UI_CURRENT], bitmap: u[md::UI_BITMAP], history: [u[md::UI_HISTORY_START], u[md::UI_HISTORY_END]] }
+    }
+
+    fn set_uuids(&mut self, uuids: &Uuids) {
+        self.sb.uuid = [uuids.current, uuids.bitmap, uuids.history[0], uuids.history[1]];
+    }
+
+    /// `new-current-uuid`: a new current UUID (the old one to the bitmap
+    /// slot); with `clear_bitmap` the bitmap is cleared and written, and
+    /// with `skip_sync` (connected, fresh pair) the bitmap UUID is cleared
+    /// too and the disk is UpToDate. Persisted.
+    pub(crate) fn new_current_uuid(&mut self, dev: BdevRef<'_>, primary: bool, clear_bitmap: bool, skip_sync: bool) -> Result {
+        let mut uuids = self.uuids();
+        uuids.new_current_uuid(crate::kernel_glue::random_u64(), primary);
+        if clear_bitmap {
+            self.bitmap.clear_all();
+            self.write_bitmap(dev, true)?;
+            if skip_sync {
+                uuids.bitmap = 0;
+                self.set_state_flags(primary, DiskState::UpToDate, DiskState::UpToDate, ConnState::Connected);
+            }
+        }
+        self.set_uuids(&uuids);
+        self.write_superblock(dev)
+    }
+
+    /// The peer skips the initial sync (P_UUIDS with SKIP_INITIAL_SYNC):
+    /// adopt its current UUID, clear the bitmap, become UpToDate.
+    pub(crate) fn skip_initial_sync(&mut self, dev: BdevRef<'_>, peer_current: u64, primary: bool) -> Result {
+        let mut uuids = self.uuids();
+        uuids.skip_initial_sync(peer_current, primary);
+        self.set_uuids(&uuids);
+        self.bitmap.clear_all();
+        self.write_bitmap(dev, true)?;
+        self.set_state_flags(primary, DiskState::UpToDate, DiskState::UpToDate, ConnState::Connected);
+        self.write_superblock(dev)
+    }
+
+    /// Promotion to Primary (`drbd_set_role`): a new current UUID when the
+    /// peer is out of reach (always when `forced`), then the state flags.
+    pub(crate) fn promote(&mut self, dev: BdevRef<'_>, conn: ConnState, pdsk: DiskState, forced: bool) -> Result {
+        let mut uuids = self.uuids();
+        uuids.promote(crate::kernel_glue::random_u64(), conn, pdsk, forced);
+        self.set_uuids(&uuids);
+        self.set_state_flags(true, DiskState::UpToDate, pdsk, conn);
+        self.write_superblock(dev)
+    }
+
+    /// Demotion to Secondary: bit 0 of the current UUID and the primary
+    /// indicator go.
+    pub(crate) fn demote(&mut self, dev: BdevRef<'_>, disk: DiskState, pdsk: DiskState, conn: ConnState) -> Result {
+        let mut uuids = self.uuids();
+        uuids.demote();
+        self.set_uuids(&uuids);
+        self.set_state_flags(false, disk, pdsk, conn);
+        self.write_superblock(dev)
+    }
+
+    /// The `MDF_*` state flags of `drbd_md_sync` (via `__drbd_set_state`).
+    pub(crate) fn set_state_flags(&mut self, primary: bool, disk: DiskState, pdsk: DiskState, conn: ConnState) {
+        let mut flags = self.sb.flags
+            & !(md::MDF_CONSISTENT | md::MDF_PRIMARY_IND | md::MDF_CONNECTED_IND
+                | md::MDF_WAS_UP_TO_DATE | md::MDF_PEER_OUT_DATED);
+        if primary {
+            flags |= md::MDF_PRIMARY_IND;
+        }
+        if (conn as u32) > ConnState::WfReportParams as u32 {
+            flags |= md::MDF_CONNECTED_IND;
+        }
+        if (disk as u32) > DiskState::Inconsistent as u32 {
+            flags |= md::MDF_CONSISTENT;
+        }
+        if (disk as u32) > DiskState::Outdated as u32 {
+            flags |= md::MDF_WAS_UP_TO_DATE;
+        }
+        if (DiskState::Inconsistent as u32..=DiskState::Outdated as u32).contains(&(pdsk as u32)) {
+            flags |= md::MDF_PEER_OUT_DATED;
+        }
+        self.sb.flags = flags;
     }
 
     /// Marks every extent the activity log names as out of sync, as

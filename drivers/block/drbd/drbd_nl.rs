@@ -96,9 +96,46 @@ impl Drbd {
             cmd::DEL_MINOR => registry.del_minor(minor),
             cmd::ATTACH => attach(&mut registry, req),
             cmd::DETACH => {
-                // --force changes nothing yet: detach never waits on a peer.
-                req.detach_parms()?;
-                registry.detach(minor)
+                let force = req.detach_parms()?.is_some_and(|p| p.force_detach);
+                registry.detach(minor, force)
+            }
+            cmd::CONNECT => {
+                let ctx = context(req)?;
+                let name = resource_name(req)?;
+                let missing = AdmError::new(RetCode::MandatoryTag, "missing local or peer address");
+                let (my_addr, peer_addr) = (ctx.my_addr.ok_or(missing)?, ctx.peer_addr.ok_or(missing)?);
+                let nc = req.net_conf()?;
+                let config = crate::drbd_conn::NetConfig::new(my_addr, peer_addr, &nc)
+                    .map_err(|reason| AdmError::new(RetCode::InvalidRequest, reason))?;
+                registry.connect(&name, config)
+            }
+            cmd::DISCONNECT => {
+                req.disconnect_parms()?;
+                // 8.4's drbdsetup names the connection by its addresses.
+                let ctx = context(req)?;
+                let name = match (ctx.resource_name, ctx.my_addr, ctx.peer_addr) {
+                    (Some(_), _, _) => resource_name(req)?,
+                    (None, Some(my), Some(peer)) => registry
+                        .resource_by_addrs(my, peer)
+                        .ok_or(AdmError::new(RetCode::InvalidRequest, "no connection with these addresses"))?,
+                    _ => return Err(AdmError::new(RetCode::MandatoryTag, "missing resource name or addresses")),
+                };
+                registry.disconnect(&name)
+            }
+            cmd::NEW_C_UUID => {
+                let clear = req.new_c_uuid_parms()?.is_some_and(|p| p.clear_bm);
+                registry.new_current_uuid(minor, clear)
+            }
+            cmd::PRIMARY => {
+                let force = req.set_role_parms()?.is_some_and(|p| p.assume_uptodate);
+                registry.primary(minor, force)?;
+                out.set_ret_code(api::StateChangeResult::Success)
+                    .map_err(|_| AdmError::new(RetCode::NoMem, "reply does not fit"))
+            }
+            cmd::SECONDARY => {
+                registry.secondary(minor)?;
+                out.set_ret_code(api::StateChangeResult::Success)
+                    .map_err(|_| AdmError::new(RetCode::NoMem, "reply does not fit"))
             }
             cmd::GET_STATUS => {
                 let device = registry.device(minor)?;

@@ -34,10 +34,16 @@ fn show_device(out: &mut SeqFile, device: &Device) -> fmt::Result {
     {
         return writeln!(out, "{:2}: cs:Unconfigured", device.minor);
     }
-    // No network configuration yet: the protocol column is blank.
-    writeln!(out, "{:2}: cs:{} ro:{}/{} ds:{}/{}   r-----",
+    // The protocol column is blank without a network configuration.
+    let protocol = match device.io.peer().protocol {
+        1 => 'A',
+        2 => 'B',
+        3 => 'C',
+        _ => ' ',
+    };
+    writeln!(out, "{:2}: cs:{} ro:{}/{} ds:{}/{} {} r-----",
         device.minor, state.conn.name(), state.role.name(), state.peer.name(),
-        state.disk.name(), state.pdsk.name())?;
+        state.disk.name(), state.pdsk.name(), protocol)?;
     writeln!(out, "    ns:0 nr:0 dw:{} dr:{} al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:{}",
         device.io.written_sectors() / 2, device.io.read_sectors() / 2, device.io.out_of_sync_kib())
 }

@@ -15,9 +15,18 @@ use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::{new_condvar, new_mutex};
 
 use crate::drbd_actlog::{AlError, AlRefs};
+use crate::drbd_conn::PeerView;
+use crate::drbd_include::genl::DiskState;
+use crate::drbd_sender::Replica;
 use crate::drbd_md::MetaData;
-use crate::kernel_glue::block::{BioFifo, BioOp, DiskOps, LowerDev, LowerGate, LowerRef, UpperBio};
+use crate::kernel_glue::block::{BioFifo, BioOp, DiskOps, LowerDev, LowerGate, LowerRef, UpperBio, WritePages};
 use crate::kernel_glue::thread::{sleep_ms, KThread};
+
+/// What `drbd_open` decides on: the role, and the outstanding opens.
+pub(crate) struct OpenState {
+    primary: bool,
+    count: u32,
+}
 
 /// The part of a device that the bio path touches: shared with the gendisk
 /// and reached without taking the configuration lock.
@@ -34,6 +43,19 @@ pub(crate) struct DeviceIo {
     #[pin]
     md: Mutex<Option<MetaData>>,
     al_refs: AlRefs,
+    /// The role as openers see it, and how many opens are outstanding.
+    #[pin]
+    opens: Mutex<OpenState>,
+    /// The peer as the connection sees it.
+    #[pin]
+    peer: Mutex<PeerView>,
+    /// Own disk state (Diskless when no disk is attached); the connection
+    /// changes it too (skip-initial-sync), so it lives here.
+    #[pin]
+    disk_state: Mutex<DiskState>,
+    /// Where writes are replicated to while connected.
+    #[pin]
+    replica: Mutex<Option<Arc<Replica>>>,
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
 }
@@ -47,6 +69,10 @@ impl DeviceIo {
             gate <- LowerGate::new(),
             md <- new_mutex!(None, "rdrbd::DeviceIo::md"),
             al_refs: AlRefs::new()?,
+            opens <- new_mutex!(OpenState { primary: false, count: 0 }, "rdrbd::DeviceIo::opens"),
+            peer <- new_mutex!(PeerView::STANDALONE, "rdrbd::DeviceIo::peer"),
+            replica <- new_mutex!(None, "rdrbd::DeviceIo::replica"),
+            disk_state <- new_mutex!(DiskState::Diskless, "rdrbd::DeviceIo::disk_state"),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
         }? Error)
@@ -66,6 +92,76 @@ impl DeviceIo {
     pub(crate) fn detach_lower(&self) -> Option<(LowerDev, Option<MetaData>)> {
         let lower = self.gate.detach()?;
         Some((lower, self.md.lock().take()))
+    }
+
+    /// Whether the device is Primary.
+    pub(crate) fn is_primary(&self) -> bool {
+        self.opens.lock().primary
+    }
+
+    /// The connection's view of the peer.
+    pub(crate) fn peer(&self) -> PeerView {
+        *self.peer.lock()
+    }
+
+    /// Updates the connection's view of the peer.
+    pub(crate) fn set_peer(&self, view: PeerView) {
+        *self.peer.lock() = view;
+    }
+
+    /// Starts (`Some`) or stops replicating writes; returns the previous
+    /// replica.
+    pub(crate) fn set_replica(&self, replica: Option<Arc<Replica>>) -> Option<Arc<Replica>> {
+        core::mem::replace(&mut *self.replica.lock(), replica)
+    }
+
+    /// Own disk state.
+    pub(crate) fn disk_state(&self) -> DiskState {
+        *self.disk_state.lock()
+    }
+
+    /// Sets the own disk state.
+    pub(crate) fn set_disk_state(&self, disk: DiskState) {
+        *self.disk_state.lock() = disk;
+    }
+
+    /// The current replica, if connected.
+    pub(crate) fn replica(&self) -> Option<Arc<Replica>> {
+        self.replica.lock().clone()
+    }
+
+    /// Writes a block received from the peer to the backing disk.
+    pub(crate) fn write_replicated(&self, pages: &mut WritePages, sector: u64, data: &[u8], fua: bool, flush: bool) -> Result {
+        let lower = self.gate.enter().ok_or(EIO)?;
+        let written = pages.write(lower.bdev_ref(), sector, data, fua, flush);
+        if written.is_ok() {
+            self.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        written
+    }
+
+    /// Openers may now open for writing.
+    pub(crate) fn set_primary(&self) {
+        self.opens.lock().primary = true;
+    }
+
+    /// Openers may no longer open; fails while the device is open.
+    pub(crate) fn try_set_secondary(&self) -> core::result::Result<(), ()> {
+        let mut opens = self.opens.lock();
+        if opens.count != 0 {
+            return Err(());
+        }
+        opens.primary = false;
+        Ok(())
+    }
+
+    /// Runs `f` on the metadata and the backing device (for metadata
+    /// I/O); `None` when no disk is attached.
+    pub(crate) fn with_md<R>(&self, f: impl FnOnce(&mut MetaData, crate::kernel_glue::block::BdevRef<'_>) -> R) -> Option<R> {
+        let lower = self.gate.enter()?;
+        let mut guard = self.md.lock();
+        let md = guard.as_mut()?;
+        Some(f(md, lower.bdev_ref()))
     }
 
     /// Out-of-sync KiB per the bitmap (0 when diskless).
@@ -152,9 +248,22 @@ impl DeviceIo {
 
     fn forward(&self, lower: LowerRef<'_>, bio: UpperBio, tag: u64) {
         let (op, size) = (bio.op(), u64::from(bio.size()));
+        // A write goes to the peer too; its bio completes when both are done.
+        let replicate = match (op, size) {
+            (BioOp::Write, 1..) if self.peer().pdsk == DiskState::UpToDate => self.replica().map(|r| {
+                let sent = bio.peer_completion();
+                let ack = r.wants_ack().then(|| bio.peer_completion());
+                (r, sent, ack)
+            }),
+            _ => None,
+        };
         if let Err(bio) = lower.submit(bio, tag) {
             self.al_refs.complete(tag);
+            // Failed locally: dropping the tokens with it completes it.
             return bio.fail();
+        }
+        if let Some((replica, sent, ack)) = replicate {
+            replica.send_write(sent, ack);
         }
         match op {
             BioOp::Read => self.bytes_read.fetch_add(size, Ordering::Relaxed),
@@ -190,5 +299,21 @@ impl DiskOps for DeviceIo {
 
     fn bio_done(&self, tag: u64) {
         self.al_refs.complete(tag);
+    }
+
+    /// DRBD 8.4's `drbd_open`: a Secondary can be opened neither for
+    /// writing (EROFS) nor for reading (EMEDIUMTYPE).
+    fn open(&self, write: bool) -> Result {
+        let mut opens = self.opens.lock();
+        if !opens.primary {
+            return Err(if write { EROFS } else { Error::from_errno(-(kernel::bindings::EMEDIUMTYPE as i32)) });
+        }
+        opens.count = opens.count.checked_add(1).ok_or(EBUSY)?;
+        Ok(())
+    }
+
+    fn release(&self) {
+        let mut opens = self.opens.lock();
+        opens.count = opens.count.saturating_sub(1);
     }
 }

@@ -11,6 +11,7 @@
 #include <net/sock.h>
 #include <linux/tcp.h>
 #include <linux/net.h>
+#include <linux/random.h>
 
 #include "drbd_shim.h"
 
@@ -25,10 +26,23 @@ static void rdrbd_submit_bio(struct bio *bio)
 	rdrbd_rs_submit_bio(bio->bi_bdev->bd_disk->private_data, bio);
 }
 
+/* DRBD 8.4's drbd_open: the Rust side decides (role, open count). */
+static int rdrbd_open(struct gendisk *disk, blk_mode_t mode)
+{
+	return rdrbd_rs_open(disk->private_data, !!(mode & BLK_OPEN_WRITE));
+}
+
+static void rdrbd_release(struct gendisk *disk)
+{
+	rdrbd_rs_release(disk->private_data);
+}
+
 /* .owner pins the module while any /dev/drbdN is open, so rmmod refuses. */
 static const struct block_device_operations rdrbd_fops = {
 	.owner = THIS_MODULE,
 	.submit_bio = rdrbd_submit_bio,
+	.open = rdrbd_open,
+	.release = rdrbd_release,
 };
 
 struct gendisk *rdrbd_disk_alloc(int major, int minor, void *private_data)
@@ -47,7 +61,19 @@ struct gendisk *rdrbd_disk_alloc(int major, int minor, void *private_data)
 	disk->flags |= GENHD_FL_NO_PART;
 	disk->private_data = private_data;
 	snprintf(disk->disk_name, sizeof(disk->disk_name), "drbd%d", minor);
+	/* A new minor is Secondary: read-only, as in DRBD 8.4. */
+	set_disk_ro(disk, true);
 	return disk;
+}
+
+void rdrbd_disk_set_ro(struct gendisk *disk, bool read_only)
+{
+	set_disk_ro(disk, read_only);
+}
+
+u64 rdrbd_random_u64(void)
+{
+	return get_random_u64();
 }
 
 int rdrbd_disk_add(struct gendisk *disk)
@@ -166,6 +192,49 @@ struct file *rdrbd_bdev_open(const char *path, void *holder)
 				      holder, NULL);
 }
 
+/* One more bio_endio is needed before the bio completes (a replicated
+ * write completes when both the local write and the peer's ack are in). */
+void rdrbd_bio_inc_remaining(struct bio *bio)
+{
+	bio_inc_remaining(bio);
+}
+
+/* Bit 0: REQ_FUA, bit 1: REQ_PREFLUSH, bit 2: REQ_SYNC. */
+unsigned int rdrbd_bio_flags(struct bio *bio)
+{
+	return (bio->bi_opf & REQ_FUA ? 1 : 0) |
+	       (bio->bi_opf & REQ_PREFLUSH ? 2 : 0) |
+	       (bio->bi_opf & REQ_SYNC ? 4 : 0);
+}
+
+/* Synchronous write of len bytes from pages[] at sector (a replicated
+ * write on the peer's behalf); fua/flush as the primary's bio had them. */
+int rdrbd_pages_write(struct block_device *bdev, struct page **pages,
+		      unsigned int nr, u64 sector, unsigned int len,
+		      bool fua, bool flush)
+{
+	blk_opf_t opf = REQ_OP_WRITE | REQ_SYNC;
+	struct bio *bio;
+	unsigned int i;
+	int err;
+
+	if (fua)
+		opf |= REQ_FUA;
+	if (flush)
+		opf |= REQ_PREFLUSH;
+	bio = bio_alloc(bdev, nr ? nr : 1, opf, GFP_NOIO);
+	for (i = 0; i < nr && len; i++) {
+		unsigned int n = min_t(unsigned int, len, PAGE_SIZE);
+
+		__bio_add_page(bio, pages[i], n, 0);
+		len -= n;
+	}
+	bio->bi_iter.bi_sector = sector;
+	err = submit_bio_wait(bio);
+	bio_put(bio);
+	return err;
+}
+
 /* ---- sockets ---------------------------------------------------------- */
 
 int rdrbd_sock_create(int family, struct socket **res)
@@ -183,6 +252,24 @@ void rdrbd_sock_set_timeouts(struct socket *sock, long rcv_jiffies, long snd_jif
 void rdrbd_sock_set_nodelay(struct socket *sock)
 {
 	tcp_sock_set_nodelay(sock->sk);
+}
+
+/* Sends the data of a write bio (its bvecs from bi_iter on). */
+int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio)
+{
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+	int rv;
+
+	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bio->bi_io_vec + bio->bi_iter.bi_idx,
+		      bio->bi_vcnt - bio->bi_iter.bi_idx,
+		      bio->bi_iter.bi_size + bio->bi_iter.bi_bvec_done);
+	iov_iter_advance(&msg.msg_iter, bio->bi_iter.bi_bvec_done);
+	while (msg_data_left(&msg)) {
+		rv = sock_sendmsg(sock, &msg);
+		if (rv <= 0)
+			return rv ? rv : -EPIPE;
+	}
+	return 0;
 }
 
 void rdrbd_sock_set_reuseaddr(struct socket *sock)

@@ -25,6 +25,8 @@ int rdrbd_disk_add(struct gendisk *disk);
 void rdrbd_disk_remove(struct gendisk *disk);
 int rdrbd_disk_stack_limits(struct gendisk *disk, struct block_device *backing);
 int rdrbd_disk_reset_limits(struct gendisk *disk);
+void rdrbd_disk_set_ro(struct gendisk *disk, bool read_only);
+u64 rdrbd_random_u64(void);
 void *rdrbd_bio_disk_private(struct bio *bio);
 struct file *rdrbd_bdev_open(const char *path, void *holder);
 struct bio *rdrbd_bio_clone(struct bio *upper, struct block_device *lower);
@@ -43,6 +45,12 @@ int rdrbd_sock_create(int family, struct socket **res);
 void rdrbd_sock_set_timeouts(struct socket *sock, long rcv_jiffies, long snd_jiffies);
 void rdrbd_sock_set_nodelay(struct socket *sock);
 void rdrbd_sock_set_reuseaddr(struct socket *sock);
+int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio);
+void rdrbd_bio_inc_remaining(struct bio *bio);
+unsigned int rdrbd_bio_flags(struct bio *bio);
+int rdrbd_pages_write(struct block_device *bdev, struct page **pages,
+		      unsigned int nr, u64 sector, unsigned int len,
+		      bool fua, bool flush);
 
 /* Generic netlink family "drbd". */
 int rdrbd_genl_register(void *ctx);
@@ -58,6 +66,8 @@ long rdrbd_rs_genl_doit(void *ctx, u8 cmd, const u8 *req, size_t req_len,
 long rdrbd_rs_genl_dump(void *ctx, u8 cmd, const u8 *req, size_t req_len,
 			long *cursor, u8 *reply, size_t reply_cap);
 void rdrbd_rs_submit_bio(void *private_data, struct bio *bio);
+int rdrbd_rs_open(void *private_data, bool write);
+void rdrbd_rs_release(void *private_data);
 int rdrbd_rs_proc_show(void *ctx, struct seq_file *seq);
 
 #endif

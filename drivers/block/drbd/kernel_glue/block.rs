@@ -73,6 +73,11 @@ pub(crate) trait DiskOps: Send + Sync {
     /// A bio forwarded with [`LowerRef::submit`] completed (interrupt
     /// context: no sleeping); `tag` is what it was submitted with.
     fn bio_done(&self, tag: u64);
+    /// Someone opens the device (process context); an error refuses the
+    /// open. Every successful open is paired with one [`DiskOps::release`].
+    fn open(&self, write: bool) -> Result;
+    /// The last close of one successful open.
+    fn release(&self);
 }
 
 /// The driver type that owns every rdrbd gendisk; the shim's `submit_bio`
@@ -124,6 +129,12 @@ impl<T: DiskOps> GenDisk<T> {
     pub(crate) fn stack_limits(&self, lower: &LowerDev) -> Result {
         // SAFETY: both the gendisk and the backing block device are live.
         to_result(unsafe { shim::rdrbd_disk_stack_limits(self.disk.as_ptr(), lower.bdev.as_ptr()) })
+    }
+
+    /// Marks the disk read-only (or writable) for openers.
+    pub(crate) fn set_read_only(&self, read_only: bool) {
+        // SAFETY: `self.disk` is a live gendisk.
+        unsafe { shim::rdrbd_disk_set_ro(self.disk.as_ptr(), read_only) };
     }
 
     /// Drops limits inherited from a backing device that is gone.
@@ -433,6 +444,16 @@ impl UpperBio {
         unsafe { shim::rdrbd_bio_size(self.0.as_ptr()) }
     }
 
+    /// Makes the bio wait for one more completion, represented by the
+    /// returned token (dropping the token gives it): a replicated write
+    /// completes when its local write and the peer's ack are both in.
+    pub(crate) fn peer_completion(&self) -> PeerToken {
+        // SAFETY: the bio is live while we own it; the extra count keeps it
+        // from completing (and so alive) until the token's bio_endio.
+        unsafe { shim::rdrbd_bio_inc_remaining(self.0.as_ptr()) };
+        PeerToken(self.0)
+    }
+
     /// Completes the bio with an I/O error.
     pub(crate) fn fail(self) {
         // Dropping an undecided bio fails it.
@@ -450,6 +471,106 @@ impl Drop for UpperBio {
             (*bio).bi_status = bindings::errno_to_blk_status(-(bindings::EIO as i32));
             bindings::bio_endio(bio);
         }
+    }
+}
+
+/// Request flags of a bio that the peer must honour too.
+#[derive(Clone, Copy)]
+pub(crate) struct BioFlags {
+    pub(crate) fua: bool,
+    pub(crate) preflush: bool,
+    pub(crate) sync: bool,
+}
+
+fn bio_flags(bio: NonNull<bindings::bio>) -> BioFlags {
+    // SAFETY: callers only pass bios they keep alive.
+    let f = unsafe { shim::rdrbd_bio_flags(bio.as_ptr()) };
+    BioFlags { fua: f & 1 != 0, preflush: f & 2 != 0, sync: f & 4 != 0 }
+}
+
+/// One outstanding completion of an upper bio (see
+/// [`UpperBio::peer_completion`]): the bio and its data stay valid while
+/// this lives; dropping it gives the completion (the bio's status is what
+/// the local write set).
+pub(crate) struct PeerToken(NonNull<bindings::bio>);
+
+// SAFETY: a bio may be completed from any thread, and its data read from
+// any thread while it cannot complete.
+unsafe impl Send for PeerToken {}
+// SAFETY: `&PeerToken` only reads the bio.
+unsafe impl Sync for PeerToken {}
+
+impl PeerToken {
+    /// First sector.
+    pub(crate) fn sector(&self) -> u64 {
+        // SAFETY: the bio cannot complete while this token lives.
+        unsafe { (*self.0.as_ptr()).bi_iter.bi_sector }
+    }
+
+    /// Payload size in bytes.
+    pub(crate) fn size(&self) -> u32 {
+        // SAFETY: as above.
+        unsafe { shim::rdrbd_bio_size(self.0.as_ptr()) }
+    }
+
+    /// REQ_FUA, REQ_PREFLUSH, REQ_SYNC.
+    pub(crate) fn flags(&self) -> BioFlags {
+        bio_flags(self.0)
+    }
+
+    pub(super) fn as_ptr(&self) -> *mut bindings::bio {
+        self.0.as_ptr()
+    }
+}
+
+impl Drop for PeerToken {
+    fn drop(&mut self) {
+        // SAFETY: this token owns exactly one of the bio's completions
+        // (taken in `peer_completion`); it is given exactly once, here.
+        unsafe { bindings::bio_endio(self.0.as_ptr()) };
+    }
+}
+
+/// Pages for writing a replicated block to the backing device.
+pub(crate) struct WritePages {
+    pages: KVec<kernel::page::Page>,
+    ptrs: KVec<*mut bindings::page>,
+}
+
+// SAFETY: the pages are only used through `&mut self`.
+unsafe impl Send for WritePages {}
+
+impl WritePages {
+    /// Room for `bytes` (rounded up to pages).
+    pub(crate) fn new(bytes: usize) -> Result<Self> {
+        let n = bytes.div_ceil(kernel::page::PAGE_SIZE);
+        let mut pages = KVec::with_capacity(n, GFP_KERNEL)?;
+        let mut ptrs = KVec::with_capacity(n, GFP_KERNEL)?;
+        for _ in 0..n {
+            let page = kernel::page::Page::alloc_page(GFP_KERNEL)?;
+            ptrs.push(page.as_ptr(), GFP_KERNEL)?;
+            pages.push(page, GFP_KERNEL)?;
+        }
+        Ok(Self { pages, ptrs })
+    }
+
+    /// Writes `data` at `sector` of `dev`, synchronously.
+    pub(crate) fn write(&mut self, dev: BdevRef<'_>, sector: u64, data: &[u8], fua: bool, flush: bool) -> Result {
+        let chunks = data.chunks(kernel::page::PAGE_SIZE);
+        if chunks.len() > self.pages.len() {
+            return Err(EINVAL);
+        }
+        for (page, chunk) in self.pages.iter().zip(chunks) {
+            // SAFETY: `chunk` is valid for its length, at most a page.
+            unsafe { page.write_raw(chunk.as_ptr(), 0, chunk.len()) }?;
+        }
+        let nr = u32::try_from(data.len().div_ceil(kernel::page::PAGE_SIZE)).map_err(|_| EINVAL)?;
+        let len = u32::try_from(data.len()).map_err(|_| EINVAL)?;
+        // SAFETY: the pages are ours; `dev` is open for its lifetime; the
+        // write completes before this returns.
+        to_result(unsafe {
+            shim::rdrbd_pages_write(dev.bdev.as_ptr(), self.ptrs.as_mut_ptr(), nr, sector, len, fua, flush)
+        })
     }
 }
 
@@ -516,4 +637,33 @@ unsafe extern "C" fn rdrbd_rs_submit_bio(private: *mut c_void, bio: *mut binding
     // while the disk accepts bios; the block layer hands us `bio` to end.
     let (owner, bio) = unsafe { (&*private.cast_const().cast::<Owner>(), UpperBio::from_raw(bio)) };
     owner.submit_bio(bio);
+}
+
+/// Called by the shim's `open` for an rdrbd gendisk. A successful open
+/// holds a reference on the owner until its `release`: the gendisk may
+/// outlive `del_gendisk` while it is open, so the owner must too.
+#[no_mangle]
+unsafe extern "C" fn rdrbd_rs_open(private: *mut c_void, write: bool) -> core::ffi::c_int {
+    let ptr = private.cast_const().cast::<Owner>();
+    // SAFETY: `private` is the owner pointer set in `GenDisk::new` (the
+    // data pointer of an `Arc<Owner>`); the block layer only opens a disk
+    // that has not been deleted, so the `GenDisk` still holds that Arc.
+    let owner = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(ptr) });
+    match owner.open(write) {
+        Ok(()) => {
+            // The open's own reference, given back in `rdrbd_rs_release`.
+            let _ = Arc::into_raw(Arc::clone(&owner));
+            0
+        }
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// Called by the shim's `release`: the last close of a successful open.
+#[no_mangle]
+unsafe extern "C" fn rdrbd_rs_release(private: *mut c_void) {
+    // SAFETY: the reference taken by the successful open that this release
+    // ends (see `rdrbd_rs_open`) keeps the owner alive; we give it back.
+    let owner = unsafe { Arc::from_raw(private.cast_const().cast::<Owner>()) };
+    owner.release();
 }

@@ -12,3 +12,9 @@ pub(crate) mod net;
 pub(crate) mod procfs;
 pub(crate) mod thread;
 mod shim;
+
+/// A random 64-bit value (`get_random_u64`), e.g. for new data UUIDs.
+pub(crate) fn random_u64() -> u64 {
+    // SAFETY: get_random_u64 may be called from any context.
+    unsafe { shim::rdrbd_random_u64() }
+}

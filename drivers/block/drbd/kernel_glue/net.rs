@@ -166,6 +166,13 @@ impl TcpSocket {
         Ok(())
     }
 
+    /// Sends the data of the write behind `token`.
+    pub(crate) fn send_bio(&self, token: &super::block::PeerToken) -> Result {
+        // SAFETY: the socket is live; the bio and its pages cannot complete
+        // (or be freed) while `token` lives.
+        to_result(unsafe { shim::rdrbd_sock_send_bio(self.sock.as_ptr(), token.as_ptr()) })
+    }
+
     /// Fills all of `buf`; a closed connection is `ECONNRESET`.
     pub(crate) fn recv_exact(&self, mut buf: &mut [u8]) -> Result {
         while !buf.is_empty() {
@@ -185,6 +192,19 @@ impl TcpSocket {
             buf = buf.get_mut(got..).ok_or(EIO)?;
         }
         Ok(())
+    }
+
+    /// Whether the connection is still up (`drbd_socket_okay`): a peek
+    /// that would block or finds data means alive; EOF or an error not.
+    pub(crate) fn is_alive(&self) -> bool {
+        let mut byte = [0u8; 4];
+        let mut vec = bindings::kvec { iov_base: byte.as_mut_ptr().cast::<c_void>(), iov_len: byte.len() };
+        // SAFETY: an all-zero msghdr is a valid "no address, no control" header.
+        let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+        let flags = (bindings::MSG_PEEK | bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL) as c_int;
+        // SAFETY: `vec` describes `byte`, valid for writes for the call.
+        let got = unsafe { bindings::kernel_recvmsg(self.sock.as_ptr(), &mut msg, &mut vec, 1, byte.len(), flags) };
+        got > 0 || got == -(bindings::EAGAIN as c_int)
     }
 
     /// Shuts both directions down: wakes any thread blocked on the socket.

@@ -15,6 +15,8 @@ extern "C" {
     pub(super) fn rdrbd_disk_remove(disk: *mut gendisk);
     pub(super) fn rdrbd_disk_stack_limits(disk: *mut gendisk, lower: *mut block_device) -> c_int;
     pub(super) fn rdrbd_disk_reset_limits(disk: *mut gendisk) -> c_int;
+    pub(super) fn rdrbd_disk_set_ro(disk: *mut gendisk, read_only: bool);
+    pub(super) fn rdrbd_random_u64() -> u64;
     pub(super) fn rdrbd_bio_disk_private(bio: *mut bio) -> *mut c_void;
     pub(super) fn rdrbd_bdev_open(path: *const c_char, holder: *mut c_void) -> *mut file;
     pub(super) fn rdrbd_bio_clone(upper: *mut bio, lower: *mut block_device) -> *mut bio;
@@ -31,6 +33,11 @@ extern "C" {
     pub(super) fn rdrbd_sock_set_timeouts(sock: *mut socket, rcv_jiffies: c_long, snd_jiffies: c_long);
     pub(super) fn rdrbd_sock_set_nodelay(sock: *mut socket);
     pub(super) fn rdrbd_sock_set_reuseaddr(sock: *mut socket);
+    pub(super) fn rdrbd_sock_send_bio(sock: *mut socket, bio: *mut bio) -> c_int;
+    pub(super) fn rdrbd_bio_inc_remaining(bio: *mut bio);
+    pub(super) fn rdrbd_bio_flags(bio: *mut bio) -> c_uint;
+    pub(super) fn rdrbd_pages_write(bdev: *mut block_device, pages: *mut *mut page, nr: c_uint,
+        sector: u64, len: c_uint, fua: bool, flush: bool) -> c_int;
 
     pub(super) fn rdrbd_genl_register(ctx: *mut c_void) -> c_int;
     pub(super) fn rdrbd_genl_unregister();

@@ -1,0 +1,486 @@
+//! The connection of a resource to its peer (DRBD 8.4 `conn_connect`):
+//! a kthread that listens on our address and connects to the peer's until
+//! a data and a meta socket are up (told apart by P_INITIAL_DATA /
+//! P_INITIAL_META), negotiates the protocol (P_CONNECTION_FEATURES), sends
+//! our parameters (`drbd_connected`) and hands over to the receiver
+//! (`drbd_receiver.rs`). When the link breaks it starts over, until
+//! `disconnect` stops it.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+use kernel::new_mutex;
+
+use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, NetConf, Role};
+use crate::drbd_include::protocol::{
+    self as proto, encode_packet, ConnectionFeatures, Header, Link, Packet, ProtocolError,
+    ProtocolParams, QueueLimits, RsController, Sizes, StatePacket, SyncParams, UuidsPacket,
+};
+use crate::drbd_include::uuid::uuid_flags;
+use crate::drbd_req::DeviceIo;
+use crate::kernel_glue::net::{SockAddr, TcpSocket};
+use crate::kernel_glue::thread::KThread;
+
+/// What the peer looks like from here: shown in /proc/drbd and GET_STATUS.
+#[derive(Clone, Copy)]
+pub(crate) struct PeerView {
+    pub(crate) conn: ConnState,
+    pub(crate) peer: Role,
+    pub(crate) pdsk: DiskState,
+    /// The wire protocol (A/B/C) while a net config exists; 0 without.
+    pub(crate) protocol: u32,
+}
+
+impl PeerView {
+    /// No connection configured.
+    pub(crate) const STANDALONE: Self =
+        Self { conn: ConnState::StandAlone, peer: Role::Unknown, pdsk: DiskState::DUnknown, protocol: 0 };
+}
+
+/// The net options rdrbd uses (from NET_CONF).
+#[derive(Clone, Copy)]
+pub(crate) struct NetConfig {
+    pub(crate) my_addr: SockAddr,
+    pub(crate) peer_addr: SockAddr,
+    pub(crate) wire_protocol: u32,
+    /// Seconds.
+    pub(crate) connect_int: u32,
+    /// Seconds.
+    pub(crate) ping_int: u32,
+    /// Tenths of a second.
+    pub(crate) ping_timeo: u32,
+    /// Tenths of a second.
+    pub(crate) timeout: u32,
+    /// Tenths of a second; 0: ping_timeo.
+    pub(crate) sock_check_timeo: u32,
+    pub(crate) after_sb: [u32; 3],
+    pub(crate) rr_conflict: u32,
+    pub(crate) always_asbp: bool,
+    pub(crate) two_primaries: bool,
+    pub(crate) discard_my_data: bool,
+}
+
+impl NetConfig {
+    /// Checks a CONNECT request's addresses and options.
+    pub(crate) fn new(my_addr: &[u8], peer_addr: &[u8], nc: &NetConf<'_>) -> core::result::Result<Self, &'static str> {
+        if !nc.cram_hmac_alg.is_empty() {
+            return Err("cram-hmac-alg (peer authentication) is not supported by rdrbd yet");
+        }
+        if !nc.integrity_alg.is_empty() {
+            return Err("data-integrity-alg is not supported by rdrbd yet");
+        }
+        let my_addr = SockAddr::from_bytes(my_addr).ok_or("invalid local address")?;
+        let peer_addr = SockAddr::from_bytes(peer_addr).ok_or("invalid peer address")?;
+        if !(net_conf::PROT_A..=net_conf::PROT_C).contains(&nc.wire_protocol) {
+            return Err("invalid wire protocol");
+        }
+        Ok(Self {
+            my_addr,
+            peer_addr,
+            wire_protocol: nc.wire_protocol,
+            connect_int: nc.connect_int.max(1),
+            ping_int: nc.ping_int.max(1),
+            ping_timeo: nc.ping_timeo.max(1),
+            timeout: nc.timeout.max(1),
+            sock_check_timeo: nc.sock_check_timeo,
+            after_sb: [nc.after_sb_0p, nc.after_sb_1p, nc.after_sb_2p],
+            rr_conflict: nc.rr_conflict,
+            always_asbp: nc.always_asbp,
+            two_primaries: nc.two_primaries,
+            discard_my_data: nc.discard_my_data,
+        })
+    }
+}
+
+/// Jiffies for `tenths` of a second.
+pub(crate) fn deciseconds(tenths: u32) -> i64 {
+    i64::try_from(kernel::time::msecs_to_jiffies(tenths.saturating_mul(100))).unwrap_or(i64::MAX)
+}
+
+/// A network-side failure that ends the connection.
+#[derive(Debug)]
+pub(crate) enum NetError {
+    /// The socket failed (errno).
+    Io(Error),
+    /// The peer sent something invalid.
+    Protocol(ProtocolError),
+    /// The peer disagrees with us (logged where it is found).
+    Refused,
+}
+
+impl From<Error> for NetError {
+    fn from(e: Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+impl From<ProtocolError> for NetError {
+    fn from(e: ProtocolError) -> Self {
+        Self::Protocol(e)
+    }
+}
+
+/// Largest packet we send outside of data packets (P_PROTOCOL with its
+/// string, P_SYNC_PARAM89, P_SIZES with queue limits).
+pub(crate) const SMALL_PACKET: usize = 256;
+
+/// Sends one packet whose payload `payload` encodes.
+pub(crate) fn send_packet(
+    sock: &TcpSocket,
+    link: Link,
+    cmd: Packet,
+    volume: u16,
+    payload: impl FnOnce(&mut [u8]) -> core::result::Result<usize, ProtocolError>,
+) -> core::result::Result<(), NetError> {
+    let mut buf = [0u8; SMALL_PACKET];
+    let len = encode_packet(link, cmd, volume, &mut buf, payload)?;
+    sock.send_all(buf.get(..len).ok_or(ProtocolError::BufferTooSmall)?)?;
+    Ok(())
+}
+
+/// Receives one header and checks its payload length against the limits
+/// of its command.
+pub(crate) fn recv_header(sock: &TcpSocket, link: Link) -> core::result::Result<Header, NetError> {
+    let mut buf = [0u8; 16];
+    let raw = buf.get_mut(..link.header_size()).ok_or(ProtocolError::BufferTooSmall)?;
+    sock.recv_exact(raw)?;
+    let header = Header::decode(link, raw)?;
+    proto::check_payload_size(header.cmd, link, header.length)?;
+    Ok(header)
+}
+
+/// The state a connection shares with the netlink side.
+#[pin_data]
+pub(crate) struct ConnShared {
+    pub(crate) name: crate::ResourceName,
+    pub(crate) config: NetConfig,
+    /// Volume 0 of the resource, if it exists (rdrbd replicates one volume).
+    pub(crate) device: Option<(u16, Arc<DeviceIo>)>,
+    /// The connected sockets, so `disconnect` can shut them down.
+    #[pin]
+    pub(crate) sockets: Mutex<Option<(Arc<TcpSocket>, Arc<TcpSocket>)>>,
+    pub(crate) stopping: AtomicBool,
+    /// One packet at a time on the meta socket (acks from the receiver,
+    /// pings from the asender).
+    #[pin]
+    pub(crate) meta_lock: Mutex<()>,
+}
+
+impl ConnShared {
+    /// Sends one packet on the meta socket.
+    pub(crate) fn send_meta(
+        &self,
+        meta: &TcpSocket,
+        link: Link,
+        cmd: Packet,
+        volume: u16,
+        payload: impl FnOnce(&mut [u8]) -> core::result::Result<usize, ProtocolError>,
+    ) -> core::result::Result<(), NetError> {
+        let _guard = self.meta_lock.lock();
+        send_packet(meta, link, cmd, volume, payload)
+    }
+
+    /// Publishes the connection state to the device.
+    pub(crate) fn set_view(&self, conn: ConnState, peer: Role, pdsk: DiskState) {
+        if let Some((_, io)) = &self.device {
+            io.set_peer(PeerView { conn, peer, pdsk, protocol: self.config.wire_protocol });
+        }
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst) || KThread::should_stop()
+    }
+}
+
+/// A configured connection: its thread runs until this is dropped.
+pub(crate) struct Connection {
+    shared: Arc<ConnShared>,
+    thread: Option<KThread>,
+}
+
+impl Connection {
+    /// Starts connecting `name` with `config`.
+    pub(crate) fn start(
+        name: crate::ResourceName,
+        config: NetConfig,
+        device: Option<(u16, Arc<DeviceIo>)>,
+    ) -> Result<Self> {
+        let shared = Arc::pin_init(
+            pin_init!(ConnShared {
+                name,
+                config,
+                device,
+                sockets <- new_mutex!(None, "rdrbd::ConnShared::sockets"),
+                stopping: AtomicBool::new(false),
+                meta_lock <- new_mutex!((), "rdrbd::ConnShared::meta_lock"),
+            }),
+            GFP_KERNEL,
+        )?;
+        shared.set_view(ConnState::Unconnected, Role::Unknown, DiskState::DUnknown);
+        let thread_name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_r_{}", name.as_str()))?;
+        let for_thread = shared.clone();
+        let thread = KThread::spawn(&thread_name, move || run(for_thread))?;
+        Ok(Self { shared, thread: Some(thread) })
+    }
+}
+
+impl Connection {
+    /// The configuration it runs with.
+    pub(crate) fn config(&self) -> &NetConfig {
+        &self.shared.config
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        if let Some((data, meta)) = self.shared.sockets.lock().as_ref() {
+            data.shutdown();
+            meta.shutdown();
+        }
+        drop(self.thread.take());
+        if let Some((_, io)) = &self.shared.device {
+            io.set_peer(PeerView::STANDALONE);
+        }
+        pr_info!("{}: conn( Disconnecting -> StandAlone )\n", self.shared.name.as_str());
+    }
+}
+
+/// The connection thread (`drbd_receiver` in C): connect, serve, retry.
+fn run(shared: Arc<ConnShared>) {
+    while !shared.stop_requested() {
+        shared.set_view(ConnState::WfConnection, Role::Unknown, DiskState::DUnknown);
+        let Some((data, meta, resolve_conflicts)) = establish(&shared) else {
+            continue;
+        };
+        let (data, meta) = match (Arc::new(data, GFP_KERNEL), Arc::new(meta, GFP_KERNEL)) {
+            (Ok(d), Ok(m)) => (d, m),
+            _ => continue,
+        };
+        *shared.sockets.lock() = Some((data.clone(), meta.clone()));
+        match crate::drbd_receiver::serve(&shared, &data, &meta, resolve_conflicts) {
+            Ok(()) => {}
+            Err(NetError::Io(e)) => pr_info!("{}: connection lost: error {}\n", shared.name.as_str(), e.to_errno()),
+            Err(NetError::Protocol(e)) => pr_err!("{}: protocol error from peer: {}; dropping the connection\n",
+                shared.name.as_str(), e.reason()),
+            Err(NetError::Refused) => {}
+        }
+        data.shutdown();
+        meta.shutdown();
+        shared.sockets.lock().take();
+        shared.set_view(ConnState::NetworkFailure, Role::Unknown, DiskState::DUnknown);
+        pr_info!("{}: conn( Connected -> Unconnected )\n", shared.name.as_str());
+    }
+}
+
+/// `conn_connect`'s socket phase: returns the data and meta sockets and
+/// whether we hold RESOLVE_CONFLICTS (we accepted the meta socket), or
+/// `None` if the attempt failed (the caller retries) or we are stopping.
+fn establish(shared: &ConnShared) -> Option<(TcpSocket, TcpSocket, bool)> {
+    let cfg = &shared.config;
+    let listener = match TcpSocket::listen(&cfg.my_addr, 5) {
+        Ok(l) => l,
+        Err(e) => {
+            pr_err!("{}: cannot listen on the local address: error {}\n", shared.name.as_str(), e.to_errno());
+            crate::kernel_glue::thread::sleep_ms(cfg.connect_int.saturating_mul(1000));
+            return None;
+        }
+    };
+    listener.set_timeouts(deciseconds(cfg.connect_int.saturating_mul(10)), 0);
+    let mut data: Option<TcpSocket> = None;
+    let mut meta: Option<TcpSocket> = None;
+    let mut resolve = false;
+    let first_timeout = deciseconds(cfg.ping_timeo.saturating_mul(4));
+    loop {
+        if shared.stop_requested() {
+            return None;
+        }
+        if data.is_none() || meta.is_none() {
+            if let Ok(s) = TcpSocket::connect(Some(&cfg.my_addr), &cfg.peer_addr) {
+                let first = if data.is_none() { Packet::InitialData } else { Packet::InitialMeta };
+                if send_packet(&s, Link::HANDSHAKE, first, 0, |_| Ok(0)).is_ok() {
+                    if first == Packet::InitialData {
+                        data = Some(s);
+                    } else {
+                        resolve = false;
+                        meta = Some(s);
+                    }
+                }
+            }
+        }
+        if established(cfg, &mut data, &mut meta) {
+            break;
+        }
+        if let Ok(s) = listener.accept() {
+            s.set_timeouts(first_timeout, first_timeout);
+            match recv_header(&s, Link::HANDSHAKE).map(|h| h.cmd) {
+                Ok(Packet::InitialData) => {
+                    if data.is_some() {
+                        pr_warn!("{}: initial packet S crossed\n", shared.name.as_str());
+                    }
+                    data = Some(s);
+                }
+                Ok(Packet::InitialMeta) => {
+                    resolve = true;
+                    if meta.is_some() {
+                        pr_warn!("{}: initial packet M crossed\n", shared.name.as_str());
+                    }
+                    meta = Some(s);
+                }
+                _ => pr_warn!("{}: error receiving initial packet\n", shared.name.as_str()),
+            }
+        }
+        if established(cfg, &mut data, &mut meta) {
+            break;
+        }
+    }
+    Some((data?, meta?, resolve))
+}
+
+/// `connection_established`: both sockets there, and still up after
+/// sock-check-timeo (a crossed socket the peer dropped shows up as dead).
+fn established(cfg: &NetConfig, data: &mut Option<TcpSocket>, meta: &mut Option<TcpSocket>) -> bool {
+    if data.is_none() || meta.is_none() {
+        return false;
+    }
+    let check = if cfg.sock_check_timeo != 0 { cfg.sock_check_timeo } else { cfg.ping_timeo };
+    crate::kernel_glue::thread::sleep_ms(check.saturating_mul(100));
+    if data.as_ref().is_some_and(|s| !s.is_alive()) {
+        *data = None;
+    }
+    if meta.as_ref().is_some_and(|s| !s.is_alive()) {
+        *meta = None;
+    }
+    data.is_some() && meta.is_some()
+}
+
+/// What rdrbd offers in P_CONNECTION_FEATURES: 8.4's versions, but none of
+/// the optional features yet (TRIM, THIN_RESYNC, WSAME, WZEROES): without
+/// TRIM a C peer disables discards instead of sending P_TRIM, which the
+/// receiver does not handle yet.
+const OUR_FEATURES: ConnectionFeatures = ConnectionFeatures { feature_flags: 0, ..ConnectionFeatures::OURS };
+
+/// `drbd_do_features` on the data socket: both send P_CONNECTION_FEATURES
+/// with an h80 header, then agree.
+pub(crate) fn exchange_features(name: &str, data: &TcpSocket) -> core::result::Result<Link, NetError> {
+    send_packet(data, Link::HANDSHAKE, Packet::ConnectionFeatures, 0, |out| OUR_FEATURES.encode(out))?;
+    let header = recv_header(data, Link::HANDSHAKE)?;
+    if header.cmd != Packet::ConnectionFeatures {
+        pr_err!("{}: expected ConnectionFeatures packet, received: {}\n", name, header.cmd.name());
+        return Err(NetError::Refused);
+    }
+    let mut payload = [0u8; ConnectionFeatures::SIZE];
+    data.recv_exact(&mut payload)?;
+    let peer = ConnectionFeatures::decode(&payload)?;
+    let link = ConnectionFeatures::negotiate(&OUR_FEATURES, &peer).inspect_err(|_| {
+        pr_err!("{}: incompatible DRBD dialects: I support {}-{}, peer supports {}-{}\n",
+            name, proto::PRO_VERSION_MIN, proto::PRO_VERSION_MAX, peer.protocol_min, peer.protocol_max);
+    })?;
+    pr_info!("{}: Handshake successful: Agreed network protocol version {}\n", name, link.version);
+    pr_info!("{}: Feature flags enabled on protocol level: 0x{:x}\n", name, link.features);
+    Ok(link)
+}
+
+/// What we tell the peer about one volume.
+pub(crate) struct LocalView {
+    pub(crate) role: Role,
+    pub(crate) disk: DiskState,
+    pub(crate) uuids: crate::drbd_include::uuid::Uuids,
+    pub(crate) bitmap_bits: u64,
+    pub(crate) capacity: u64,
+}
+
+/// `drbd_send_protocol` and `drbd_connected`: P_PROTOCOL, then for the
+/// volume P_SYNC_PARAM89, P_SIZES, P_UUIDS, P_STATE.
+pub(crate) fn send_parameters(
+    shared: &ConnShared,
+    data: &TcpSocket,
+    link: Link,
+    local: Option<&LocalView>,
+) -> core::result::Result<(), NetError> {
+    let cfg = &shared.config;
+    let mut conn_flags = 0;
+    if cfg.discard_my_data {
+        conn_flags |= proto::conn_flags::DISCARD_MY_DATA;
+    }
+    let params = ProtocolParams {
+        wire_protocol: cfg.wire_protocol,
+        after_sb_0p: cfg.after_sb[0],
+        after_sb_1p: cfg.after_sb[1],
+        after_sb_2p: cfg.after_sb[2],
+        conn_flags,
+        two_primaries: u32::from(cfg.two_primaries),
+        integrity_alg: &[],
+    };
+    send_packet(data, link, Packet::Protocol, 0, |out| params.encode(link, out))?;
+    let (Some(local), Some((volume, _))) = (local, &shared.device) else {
+        return Ok(());
+    };
+    let volume = *volume;
+    let sync = SyncParams {
+        resync_rate: api::disk_conf::RESYNC_RATE_LIMITS.default,
+        verify_alg: &[],
+        csums_alg: &[],
+        controller: Some(RsController::DEFAULTS),
+    };
+    send_packet(data, link, SyncParams::command(link), volume, |out| sync.encode(link, out))?;
+    let qlim = link.has(proto::feature::WSAME).then_some(QueueLimits {
+        physical_block_size: 512,
+        logical_block_size: 512,
+        alignment_offset: 0,
+        io_min: 512,
+        io_opt: 0,
+        discard_enabled: false,
+        discard_zeroes_data: false,
+        write_same_capable: false,
+    });
+    let sizes = Sizes {
+        d_size: local.capacity,
+        u_size: 0,
+        c_size: local.capacity,
+        max_bio_size: link.max_bio_size(),
+        queue_order_type: 0,
+        dds_flags: 0,
+        qlim,
+    };
+    send_packet(data, link, Packet::Sizes, volume, |out| sizes.encode(link, out))?;
+    let mut flags = 0;
+    if cfg.discard_my_data {
+        flags |= uuid_flags::DISCARD_MY_DATA;
+    }
+    if local.disk == DiskState::Inconsistent {
+        flags |= uuid_flags::INCONSISTENT;
+    }
+    let uuids = UuidsPacket { uuids: local.uuids, bitmap_bits: local.bitmap_bits, flags };
+    send_packet(data, link, Packet::Uuids, volume, |out| uuids.encode(out))?;
+    send_state(data, link, volume, local.role, ConnState::WfReportParams, local.disk, DiskState::DUnknown, Role::Unknown)
+}
+
+/// P_STATE with our state word.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn send_state(
+    data: &TcpSocket,
+    link: Link,
+    volume: u16,
+    role: Role,
+    conn: ConnState,
+    disk: DiskState,
+    pdsk: DiskState,
+    peer: Role,
+) -> core::result::Result<(), NetError> {
+    let state = api::State {
+        role,
+        peer,
+        conn,
+        disk,
+        pdsk,
+        susp: false,
+        aftr_isp: false,
+        peer_isp: false,
+        user_isp: false,
+        susp_nod: false,
+        susp_fen: false,
+    };
+    send_packet(data, link, Packet::State, volume, |out| StatePacket { state }.encode(out))
+}

@@ -1,0 +1,167 @@
+//! The Primary's side of replication: every write goes to the peer as
+//! P_DATA on the data socket, and its upper bio completes only when the
+//! local write is done, the packet is sent, and (protocol B/C) the peer's
+//! P_RECV_ACK / P_WRITE_ACK is in. Each of these is one completion of the
+//! upper bio (`UpperBio::peer_completion`), so the bio lives exactly as
+//! long as someone still needs it.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+
+use crate::drbd_include::genl::net_conf;
+use crate::drbd_include::protocol::{dp, encode_packet, DataPacket, Header, HeaderKind, Link, Packet, UuidsPacket};
+use crate::drbd_include::uuid::{uuid_flags, Uuids};
+use crate::kernel_glue::block::PeerToken;
+use crate::kernel_glue::net::TcpSocket;
+
+/// A write sent to the peer and not acknowledged yet.
+struct Pending {
+    block_id: u64,
+    /// Held for its drop: that completes the upper bio's peer half.
+    _ack: PeerToken,
+}
+
+/// The connected peer, as the request path sees it.
+#[pin_data]
+pub(crate) struct Replica {
+    data: Arc<TcpSocket>,
+    link: Link,
+    volume: u16,
+    protocol: u32,
+    /// One packet at a time on the data socket.
+    #[pin]
+    send_lock: Mutex<()>,
+    #[pin]
+    /// Slots of writes waiting for an ack; `None` slots are reused.
+    pending: Mutex<KVec<Option<Pending>>>,
+    next_id: AtomicU64,
+    seq: AtomicU32,
+    broken: AtomicBool,
+}
+
+impl Replica {
+    /// The peer reached over `data`, replicating `volume` with `protocol`.
+    pub(crate) fn new(data: Arc<TcpSocket>, link: Link, volume: u16, protocol: u32) -> impl PinInit<Self> {
+        pin_init!(Self {
+            data,
+            link,
+            volume,
+            protocol,
+            send_lock <- new_mutex!((), "rdrbd::Replica::send_lock"),
+            pending <- new_mutex!(KVec::new(), "rdrbd::Replica::pending"),
+            next_id: AtomicU64::new(0),
+            seq: AtomicU32::new(0),
+            broken: AtomicBool::new(false),
+        })
+    }
+
+    /// Reserves tracking slots up front, so the write path rarely needs
+    /// to allocate (process context, before the replica is published).
+    pub(crate) fn reserve(&self, slots: usize) -> Result {
+        let mut pending = self.pending.lock();
+        for _ in 0..slots {
+            pending.push(None, GFP_KERNEL)?;
+        }
+        Ok(())
+    }
+
+    /// The agreed protocol version.
+    pub(crate) fn link_version(&self) -> u32 {
+        self.link.version
+    }
+
+    /// P_UUIDS with SKIP_INITIAL_SYNC (`drbd_send_uuids_skip_initial_sync`).
+    pub(crate) fn send_uuids_skip_initial_sync(&self, uuids: Uuids) -> Result {
+        let packet = UuidsPacket { uuids, bitmap_bits: 0, flags: uuid_flags::SKIP_INITIAL_SYNC };
+        let mut buf = [0u8; 16 + UuidsPacket::SIZE];
+        let len = encode_packet(self.link, Packet::Uuids, self.volume, &mut buf, |out| packet.encode(out))
+            .map_err(|_| EINVAL)?;
+        let _guard = self.send_lock.lock();
+        self.data.send_all(buf.get(..len).ok_or(EINVAL)?)
+    }
+
+    /// Whether writes wait for an ack (protocols B and C).
+    pub(crate) fn wants_ack(&self) -> bool {
+        self.protocol != net_conf::PROT_A
+    }
+
+    /// Sends one write: `sent` is given once the packet is out, `ack`
+    /// (protocols B/C) when the peer acknowledges it or the connection
+    /// goes. On a send error the connection is shut down.
+    pub(crate) fn send_write(&self, sent: PeerToken, ack: Option<PeerToken>) {
+        if self.broken.load(Ordering::SeqCst) {
+            return;
+        }
+        let block_id = self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let seq_num = self.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let (sector, size, flags) = (sent.sector(), sent.size(), sent.flags());
+        let mut dp_flags = 0;
+        if flags.fua {
+            dp_flags |= dp::FUA;
+        }
+        if flags.preflush {
+            dp_flags |= dp::FLUSH;
+        }
+        if flags.sync {
+            dp_flags |= dp::RW_SYNC;
+        }
+        if self.link.version >= 100 {
+            match self.protocol {
+                net_conf::PROT_C => dp_flags |= dp::SEND_WRITE_ACK,
+                net_conf::PROT_B => dp_flags |= dp::SEND_RECEIVE_ACK,
+                _ => {}
+            }
+        }
+        let _guard = self.send_lock.lock();
+        if let Some(ack) = ack {
+            let mut pending = self.pending.lock();
+            let entry = Some(Pending { block_id, _ack: ack });
+            if let Some(slot) = pending.iter_mut().find(|p| p.is_none()) {
+                *slot = entry;
+            } else if pending.push(entry, GFP_NOWAIT).is_err() {
+                // No memory to track it: the write completes locally only.
+                pr_err!("drbd: out of memory tracking a replicated write\n");
+                return;
+            }
+        }
+        let head = DataPacket { sector, block_id, seq_num, dp_flags };
+        let length = (DataPacket::SIZE as u32).saturating_add(size);
+        let header = Header { cmd: Packet::Data, volume: self.volume, length };
+        let mut buf = [0u8; 16 + DataPacket::SIZE];
+        let sent_ok = (|| -> Result {
+            let hs = header.encode_as(HeaderKind::for_payload(self.link, length), &mut buf).map_err(|_| EINVAL)?;
+            let body = buf.get_mut(hs..).ok_or(EINVAL)?;
+            let n = head.encode(body).map_err(|_| EINVAL)?;
+            self.data.send_all(buf.get(..hs.saturating_add(n)).ok_or(EINVAL)?)?;
+            self.data.send_bio(&sent)
+        })();
+        drop(sent);
+        if sent_ok.is_err() {
+            self.broken.store(true, Ordering::SeqCst);
+            // The receiver sees the shutdown and tears the connection down.
+            self.data.shutdown();
+        }
+    }
+
+    /// The peer acknowledged `block_id` (P_WRITE_ACK, P_RECV_ACK, or
+    /// P_NEG_ACK: the write stays marked out of sync).
+    pub(crate) fn got_ack(&self, block_id: u64) -> bool {
+        let mut pending = self.pending.lock();
+        let done = pending.iter_mut().find(|p| p.as_ref().is_some_and(|p| p.block_id == block_id)).and_then(Option::take);
+        drop(pending);
+        // Dropping the ack token may complete the upper bio.
+        done.is_some()
+    }
+
+    /// The connection is gone: completes every write still waiting for
+    /// the peer (they stay marked out of sync in the bitmap).
+    pub(crate) fn abort(&self) {
+        self.broken.store(true, Ordering::SeqCst);
+        let _guard = self.send_lock.lock();
+        let drained = core::mem::take(&mut *self.pending.lock());
+        drop(drained);
+    }
+}

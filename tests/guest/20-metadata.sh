@@ -1,0 +1,242 @@
+#!/bin/bash
+# v08 internal metadata at attach, checked against drbd-utils:
+# - metadata made by Debian's drbdmeta and by ours are both accepted; a fresh
+#   create-md attaches Inconsistent with nothing out of sync; the exposed size
+#   is the data area;
+# - write / detach / re-attach round trips keep the data, and the bitmap
+#   (oos in /proc/drbd, and Debian's `drbdmeta dump-md` after detach) marks
+#   exactly the 4 KiB blocks written; a clean detach needs no AL replay;
+# - bad metadata is refused with a clear message and nothing is written
+#   (md5 of the whole backing device unchanged): none (zeroed), a corrupted
+#   superblock, a wrong magic, a truncated device (a smaller loop view of a
+#   disk with metadata), and external or indexed meta data.
+# guests: 1
+# disks: 256M 64M
+# timeout: 1200
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_artifacts
+drbd_loaded && die "a drbd module is already loaded"
+S=$DRBDSETUP
+R=$(role_tool)   # drbdsetup with primary/secondary (see lib.sh)
+DEV=/dev/vda
+MDBITS="python3 $(dirname "$0")/md-bits.py"
+if [ "$DRBDMETA" = "$DEBIAN_DRBDMETA" ]; then
+  # TODO: drop once build/out/bin/drbdmeta is always built (make tools).
+  log "our drbdmeta is not built ($OUR_DRBDMETA): only Debian's creates metadata"
+fi
+
+step insmod load_drbd || exit 1
+step new-resource "$S" new-resource r0 || exit 1
+step new-minor "$S" new-minor r0 0 0 || exit 1
+
+SIZE=$(size_of $DEV)
+DATA=$(md_data_bytes "$SIZE")
+SB=$(md_sb_offset $DEV)
+log "$DEV: $SIZE bytes, data area $DATA bytes, superblock at $SB"
+
+replays() { dmesg | grep -c 'activity log replayed'; }
+
+# write_at OFFSET LENGTH: random data to /dev/drbd0 (O_DIRECT, 4 KiB-aligned).
+WRITES=()
+write_at() {
+  dd if=/dev/urandom of=/dev/drbd0 bs="$2" count=1 seek="$1" oflag=direct,seek_bytes status=none || return 1
+  WRITES+=("$1 $2")
+}
+
+# expected_ranges: the bitmap bits (4 KiB each) the writes so far touched,
+# as merged "FIRST LAST" runs (the format of md-bits.py ranges).
+expected_ranges() {
+  printf '%s\n' "${WRITES[@]}" | python3 -c '
+import sys
+runs = []
+for first, last in sorted((o // 4096, (o + n - 1) // 4096) for o, n in (map(int, l.split()) for l in sys.stdin if l.strip())):
+    if runs and first <= runs[-1][1] + 1:
+        runs[-1][1] = max(runs[-1][1], last)
+    else:
+        runs.append([first, last])
+for first, last in runs:
+    print(first, last)'
+}
+expected_oos_kib() { expected_ranges | awk '{ n += $2 - $1 + 1 } END { print n * 4 + 0 }'; }
+
+# same_sums WHAT1 SUM1 WHAT2 SUM2: two non-empty, equal checksums (or counts).
+same_sums() {
+  echo "$1: ${2:-<read failed>}, $3: ${4:-<read failed>}"
+  [ -n "$2" ] && [ "$2" = "$4" ]
+}
+disk_state_is() { grep '^ *0:' /proc/drbd; [ "$(proc_field ds)" = "$1" ]; }
+size_is_data_area() {
+  local got; got=$(size_of /dev/drbd0)
+  echo "/dev/drbd0 $got bytes, data area $DATA bytes"
+  [ "$got" = "$DATA" ]
+}
+
+# oos_is KIB: /proc/drbd shows KIB out of sync.
+oos_is() {
+  local got; got=$(proc_field oos)
+  echo "oos $got KiB, expected $1 KiB"
+  [ "$got" = "$1" ]
+}
+
+# bitmap_matches: Debian's dump-md (after detach) shows exactly the written
+# blocks, for the whole data area (la-size-sect).
+bitmap_matches() {
+  local dump got want
+  dump=$(dump_md $DEV 2>&1) || { echo "$dump" | tail -n 20; return 1; }
+  grep -E '^(la-size-sect|# bits-set)' <<<"$dump"
+  grep -qx "la-size-sect $((DATA / 512));" <<<"$dump" || { echo "la-size-sect is not $((DATA / 512))"; return 1; }
+  got=$($MDBITS ranges <<<"$dump") || return 1
+  want=$(expected_ranges)
+  [ "$got" = "$want" ] && return 0
+  echo "bitmap runs differ: got / expected:"
+  diff <(echo "$got") <(echo "$want") | head -n 20
+  return 1
+}
+
+# --- round trips, metadata by each drbdmeta ------------------------------------
+round_trips() {
+  local tag=$1 tool=$2 sum0 sum1 oos n0
+  WRITES=()
+  n0=$(replays)
+  step "create-md-$tag" create_md $DEV "$tool" || return 1
+  step "attach-$tag" "$S" attach 0 $DEV || return 1
+  wait_for_dev /dev/drbd0
+  step "fresh-inconsistent-$tag" disk_state_is Inconsistent
+  step "fresh-oos-zero-$tag" oos_is 0
+  step "size-$tag" size_is_data_area
+  step "primary-$tag" "$R" primary 0 --force || return 1
+
+  # Round 1: blocks in several extents, one write across an extent border
+  # (128 MiB), the last block of the data area.
+  local w ok=0
+  for w in "0 4096" "1048576 65536" "41943040 1048576" "$(( (128 << 20) - 4096 )) 8192" "$((DATA - 4096)) 4096"; do
+    write_at $w || ok=1
+  done
+  [ $ok = 0 ] && pass "write-$tag" || fail "write-$tag" "a write to /dev/drbd0 failed"
+  step "oos-after-write-$tag" oos_is "$(expected_oos_kib)"
+  sum0=$(md5_of /dev/drbd0)
+  step "secondary-$tag" "$R" secondary 0
+  step "detach-$tag" "$S" detach 0 || return 1
+  step "dump-md-after-detach-$tag" bitmap_matches
+
+  step "reattach-$tag" "$S" attach 0 $DEV || return 1
+  step "reattach-oos-$tag" oos_is "$(expected_oos_kib)"
+  step "primary-again-$tag" "$R" primary 0 --force || return 1
+  sum1=$(md5_of /dev/drbd0)
+  step "data-intact-$tag" same_sums "before detach" "$sum0" "after re-attach" "$sum1"
+
+  # Round 2: more blocks (one next to a round-1 block), then again.
+  ok=0
+  for w in "4096 4096" "$((200 << 20)) 12288"; do write_at $w || ok=1; done
+  [ $ok = 0 ] && pass "write-again-$tag" || fail "write-again-$tag" "a write to /dev/drbd0 failed"
+  step "oos-after-write-again-$tag" oos_is "$(expected_oos_kib)"
+  sum0=$(md5_of /dev/drbd0)
+  step "secondary-again-$tag" "$R" secondary 0
+  step "detach-again-$tag" "$S" detach 0 || return 1
+  step "dump-md-again-$tag" bitmap_matches
+  step "reattach-again-$tag" "$S" attach 0 $DEV || return 1
+  step "reattach-again-oos-$tag" oos_is "$(expected_oos_kib)"
+  step "primary-third-$tag" "$R" primary 0 --force
+  sum1=$(md5_of /dev/drbd0)
+  step "data-intact-again-$tag" same_sums "before detach" "$sum0" "after re-attach" "$sum1"
+  # What drbd0 shows is the data area at the start of the backing disk.
+  step "data-area-on-disk-$tag" same_sums drbd0 "$sum1" "$DEV[0, $DATA)" "$(md5_head $DEV "$DATA")"
+  step "secondary-third-$tag" "$R" secondary 0
+  step "detach-third-$tag" "$S" detach 0
+  step "no-replay-after-clean-detach-$tag" same_sums "AL replays before" "$n0" "after" "$(replays)"
+}
+
+round_trips debian "$DEBIAN_DRBDMETA"
+if [ -x "$OUR_DRBDMETA" ]; then
+  round_trips ours "$OUR_DRBDMETA"
+else
+  fail create-md-ours "our drbdmeta is not built ($OUR_DRBDMETA; make tools)"
+fi
+# Whatever a failed round left attached (detaching a diskless minor is a no-op).
+"$R" secondary 0 >/dev/null 2>&1; "$S" detach 0 >/dev/null 2>&1
+
+# --- bad metadata: refused, clearly, and nothing written -------------------------
+# refused NAME REGEX DEV... -- ATTACH ARGS: attach must fail with a message
+# matching REGEX, and the listed devices must be byte-identical before/after.
+refused() {
+  local name=$1 re=$2 d out rc before=() after=() i; shift 2
+  local devs=()
+  while [ "$1" != -- ]; do devs+=("$1"); shift; done
+  shift
+  for d in "${devs[@]}"; do before+=("$(md5_of "$d")"); done
+  out=$("$S" attach 0 "$@" 2>&1) && rc=0 || rc=$?
+  printf '%s\n' "$out" | sed 's/^/    | /'
+  for d in "${devs[@]}"; do after+=("$(md5_of "$d")"); done
+  if [ $rc = 0 ]; then
+    fail "$name" "attach $* succeeded"
+    "$S" detach 0 >/dev/null 2>&1
+    return 1
+  fi
+  grep -Eiq -- "$re" <<<"$out" || { fail "$name" "exit $rc, but the message does not match /$re/"; return 1; }
+  for i in "${!devs[@]}"; do
+    [ -n "${before[$i]}" ] && [ "${before[$i]}" = "${after[$i]}" ] \
+      || { fail "$name" "${devs[$i]} changed: md5 ${before[$i]} -> ${after[$i]}"; return 1; }
+  done
+  grep -q '^ *0: cs:' /proc/drbd && ! grep -Eq '^ *0: .*ds:(UpToDate|Inconsistent|Consistent|Outdated)' /proc/drbd \
+    || { fail "$name" "minor 0 not diskless after the refused attach: $(grep '^ *0:' /proc/drbd)"; return 1; }
+  pass "$name"
+}
+NO_MD='no valid meta data|meta data signature|create-md'
+
+# Zeroed: no metadata at all (the whole metadata area and more).
+step zero-md dd if=/dev/zero of=$DEV bs=1M seek=$(( SIZE / 1048576 - 4 )) count=4 oflag=direct status=none
+refused refuse-no-md "$NO_MD" $DEV -- $DEV
+
+# Corrupted superblock: random bytes over its 4 KiB.
+step create-md-for-corrupt create_md $DEV
+step corrupt-sb dd if=/dev/urandom of=$DEV bs=4096 seek=$((SB / 4096)) count=1 oflag=direct status=none
+refused refuse-corrupt-sb "$NO_MD|meta data|invalid" $DEV -- $DEV
+
+# Wrong magic: one byte of it flipped (magic at superblock offset 60).
+flip_magic() {
+  dd if=$DEV of=/tmp/sb bs=4096 skip=$((SB / 4096)) count=1 iflag=direct status=none || return 1
+  python3 -c '
+import sys
+b = bytearray(open("/tmp/sb", "rb").read())
+print("magic %s" % b[60:64].hex())
+if b[60:64] != bytes.fromhex("8374026b"):
+    sys.exit("not the v08 magic")
+b[60] ^= 0xff
+open("/tmp/sb", "wb").write(b)
+print("now  %s" % b[60:64].hex())' || return 1
+  dd if=/tmp/sb of=$DEV bs=4096 seek=$((SB / 4096)) count=1 oflag=direct status=none
+}
+step create-md-for-magic create_md $DEV
+step flip-magic flip_magic
+refused refuse-wrong-magic "$NO_MD|magic" $DEV -- $DEV
+
+# Truncated: metadata for 256 MiB, seen through a 128 MiB loop view, whose
+# end holds no metadata.
+step create-md-for-truncated create_md $DEV
+LOOP=$(losetup --sizelimit $((128 << 20)) -f --show $DEV 2>&1)
+if [ -b "$LOOP" ]; then
+  pass loop-view
+  refused refuse-truncated "$NO_MD|too small|size" $DEV -- "$LOOP"
+  losetup -d "$LOOP"
+else
+  fail loop-view "losetup: $LOOP"
+fi
+
+# External and indexed meta data: not supported (yet), said so.
+step create-md-for-external create_md $DEV
+EXT='internal meta data only'
+refused refuse-external-indexed "$EXT" $DEV /dev/vdb -- $DEV /dev/vdb 0
+refused refuse-external-flexible "$EXT" $DEV /dev/vdb -- $DEV /dev/vdb flexible
+refused refuse-indexed-same-disk "$EXT" $DEV -- $DEV $DEV 0
+
+# After all that, good metadata still attaches.
+step attach-after-refusals "$S" attach 0 $DEV
+step detach-after-refusals "$S" detach 0
+
+step del-minor "$S" del-minor 0
+step del-resource "$S" del-resource r0
+step rmmod rmmod drbd
+step kernel-log-clean dmesg_clean
+finish

@@ -1,0 +1,60 @@
+#!/bin/bash
+# Two rdrbd nodes connect (conn_connect, feature handshake, drbd_connected,
+# sync handshake on fresh metadata: rule 10, no resync) and both show
+# cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent; a
+# disconnect on one side brings both back, reconnect works, down is clean.
+# guests: 2
+# disks: 256M
+# timeout: 600
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_artifacts
+[ "$NGUESTS" = 2 ] || die "needs 2 guests"
+S=$DRBDSETUP
+
+step insmod load_drbd || exit 1
+step create-md create_md /dev/vda || exit 1
+step new-resource "$S" new-resource r0 || exit 1
+step new-minor "$S" new-minor r0 0 0 || exit 1
+step attach "$S" attach 0 /dev/vda || exit 1
+barrier attached || die "peer never attached"
+
+connect() { "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C; }
+# wait_cs STATE [SECONDS]: until /proc/drbd shows cs:STATE for minor 0.
+wait_cs() {
+  local n=$(( ${2:-60} * 10 ))
+  while [ "$(proc_field cs)" != "$1" ] && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
+  grep '^ *0:' /proc/drbd
+  [ "$(proc_field cs)" = "$1" ]
+}
+connected_view() {
+  wait_cs Connected 90 || return 1
+  grep -q 'ro:Secondary/Secondary ds:Inconsistent/Inconsistent C' /proc/drbd
+}
+status_connected() {
+  local out; out=$("$S" cstate 0 2>&1); echo "$out"
+  [ "$out" = Connected ]
+}
+
+step connect connect || exit 1
+step connected connected_view
+step status-connected status_connected
+barrier connected || die "barrier connected"
+
+# Guest 0 disconnects: it goes StandAlone, the peer back to WFConnection.
+if [ "$GUEST_INDEX" = 0 ]; then
+  step disconnect "$S" disconnect "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789"
+  step standalone wait_cs StandAlone 10
+else
+  step peer-lost wait_cs WFConnection 60
+fi
+barrier disconnected || die "barrier disconnected"
+[ "$GUEST_INDEX" = 0 ] && step reconnect connect
+step reconnected connected_view
+barrier reconnected || die "barrier reconnected"
+
+step down "$S" down r0
+step rmmod rmmod drbd
+step kernel-log-clean dmesg_clean
+finish

@@ -1,0 +1,62 @@
+#!/bin/bash
+# rdrbd (guest 0) connects to the in-tree C DRBD 8.4 driver (guest 1,
+# driven by drbd-utils' drbdsetup-84): both reach cs:Connected with
+# Secondary/Secondary Inconsistent/Inconsistent on fresh metadata, stay
+# connected across pings, and come apart cleanly.
+# guests: 2
+# disks: 256M
+# timeout: 600
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_artifacts
+[ "$NGUESTS" = 2 ] || die "needs 2 guests"
+
+if [ "$GUEST_INDEX" = 0 ]; then
+  S=$DRBDSETUP
+  step insmod load_drbd || exit 1
+  step create-md create_md /dev/vda || exit 1
+  step new-resource "$S" new-resource r0 || exit 1
+  step new-minor "$S" new-minor r0 0 0 || exit 1
+  step attach "$S" attach 0 /dev/vda || exit 1
+else
+  S=/lib/drbd/drbdsetup-84
+  step modprobe-c-drbd modprobe drbd || exit 1
+  step create-md create_md /dev/vda "$DEBIAN_DRBDMETA" || exit 1
+  step new-resource "$S" new-resource r0 || exit 1
+  step new-minor "$S" new-minor r0 0 0 || exit 1
+  step attach "$S" attach 0 /dev/vda /dev/vda internal || exit 1
+fi
+barrier attached || die "peer never attached"
+
+wait_cs() {
+  local n=$(( ${2:-60} * 10 ))
+  while [ "$(proc_field cs)" != "$1" ] && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
+  grep '^ *0:' /proc/drbd
+  [ "$(proc_field cs)" = "$1" ]
+}
+connected_view() {
+  wait_cs Connected 90 || return 1
+  grep -q 'ro:Secondary/Secondary ds:Inconsistent/Inconsistent C' /proc/drbd
+}
+
+step connect "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C || exit 1
+step connected connected_view
+barrier connected || die "barrier connected"
+# Several ping intervals (ping-int 10 s): the keepalive must hold.
+sleep 25
+step still-connected connected_view
+barrier checked || die "barrier checked"
+
+if [ "$GUEST_INDEX" = 0 ]; then
+  step disconnect "$S" disconnect "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789"
+  step standalone wait_cs StandAlone 10
+else
+  step peer-lost wait_cs WFConnection 60
+fi
+barrier disconnected || die "barrier disconnected"
+
+step down "$S" down r0
+if [ "$GUEST_INDEX" = 0 ]; then step rmmod rmmod drbd; else step rmmod rmmod drbd; fi
+step kernel-log-clean dmesg_clean
+finish

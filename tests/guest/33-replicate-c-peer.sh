@@ -1,0 +1,86 @@
+#!/bin/bash
+# Protocol C replication between rdrbd (guest 0) and the in-tree C DRBD
+# 8.4 driver (guest 1, drbdsetup-84), both ways: rdrbd's new-current-uuid
+# --clear-bitmap makes both UpToDate (skip initial sync, P_UUIDS flag 8);
+# the rdrbd Primary writes (fio with verification) and the C Secondary
+# receives every byte (nr); then the C node is promoted and demoted while
+# connected (cluster-wide state changes rdrbd grants). The data areas of
+# both disks must end equal. (C Primary writing to rdrbd works too, see
+# tests/guest-extra/34-replicate-c-both-ways.sh for why it is not here.)
+# guests: 2
+# disks: 256M
+# timeout: 900
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_artifacts
+[ "$NGUESTS" = 2 ] || die "needs 2 guests"
+
+if [ "$GUEST_INDEX" = 0 ]; then
+  S=$DRBDSETUP
+  step insmod load_drbd || exit 1
+  step create-md create_md /dev/vda || exit 1
+  step new-resource "$S" new-resource r0 || exit 1
+  step new-minor "$S" new-minor r0 0 0 || exit 1
+  step attach "$S" attach 0 /dev/vda || exit 1
+else
+  S=/lib/drbd/drbdsetup-84
+  step modprobe-c-drbd modprobe drbd || exit 1
+  step create-md create_md /dev/vda "$DEBIAN_DRBDMETA" || exit 1
+  step new-resource "$S" new-resource r0 || exit 1
+  step new-minor "$S" new-minor r0 0 0 || exit 1
+  step attach "$S" attach 0 /dev/vda /dev/vda internal || exit 1
+fi
+barrier attached || die "peer never attached"
+
+wait_cs() {
+  local n=$(( ${2:-60} * 10 ))
+  while [ "$(proc_field cs)" != "$1" ] && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
+  grep -A1 '^ *0:' /proc/drbd
+  [ "$(proc_field cs)" = "$1" ]
+}
+step connect "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C || exit 1
+step connected wait_cs Connected 90 || exit 1
+barrier connected || die "barrier connected"
+[ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
+both_uptodate() {
+  local n=300
+  until grep -q 'ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+  grep '^ *0:' /proc/drbd; grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
+}
+step both-uptodate both_uptodate || exit 1
+barrier uptodate || die "barrier uptodate"
+
+FIO="fio --name=t --filename=/dev/drbd0 --size=16M"
+if [ "$GUEST_INDEX" = 0 ]; then
+  step rdrbd-primary "$S" primary 0
+  step rdrbd-fio-verify $FIO --rw=randwrite --bs=4k --verify=crc32c --ioengine=libaio --iodepth=8 --direct=1
+  step rdrbd-still-connected wait_cs Connected 5
+  step rdrbd-secondary "$S" secondary 0
+fi
+barrier rdrbd-wrote || die "barrier rdrbd-wrote"
+if [ "$GUEST_INDEX" = 1 ]; then
+  step c-received-all bash -c 'grep -A1 "^ *0:" /proc/drbd; grep -q " nr:16384 " /proc/drbd'
+  step c-primary "$S" primary 0
+  step c-still-connected wait_cs Connected 5
+  step c-secondary "$S" secondary 0
+else
+  step peer-primary-seen bash -c 'for i in $(seq 100); do grep -q "ro:Secondary/Primary" /proc/drbd && exit 0; sleep 0.2; done; exit 1'
+fi
+barrier c-wrote || die "barrier c-wrote"
+step still-connected wait_cs Connected 5
+barrier checked || die "barrier checked"
+
+step down "$S" down r0
+n=$(md_data_bytes "$(size_of /dev/vda)")
+share_put "md5.$GUEST_INDEX" "$(md5_head /dev/vda "$n")"
+barrier summed || die "barrier summed"
+same_data() {
+  local a b; a=$(share_get md5.0) b=$(share_get md5.1)
+  echo "rdrbd $a C $b (first $n bytes of /dev/vda)"
+  [ -n "$a" ] && [ "$a" = "$b" ]
+}
+step data-identical same_data
+step rmmod rmmod drbd
+step kernel-log-clean dmesg_clean
+finish
