@@ -79,6 +79,13 @@ done
 # Fresh, guest-local /tmp and /run; the host's contents must not leak in.
 mount -t tmpfs -o mode=1777 tmp /newroot/tmp
 mount -t tmpfs -o mode=0755 run /newroot/run
+# A checkout under /tmp or /run (a CI clone may live there) must stay
+# visible through those fresh mounts: bind it back from the host share.
+root=$(sed -n 's/.*rdrbd\.root=\([^ ]*\).*/\1/p' /newroot/proc/cmdline)
+case "$root" in
+  /tmp/*|/run/*) mkdir -p "/newroot$root" && mount --bind "/mnt/host$root" "/newroot$root" \
+                   || die "cannot expose $root in the guest" ;;
+esac
 mkdir -p /newroot/dev/shm /newroot/dev/pts
 mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
 mount -t devpts devpts /newroot/dev/pts 2>/dev/null || true
