@@ -13,28 +13,12 @@ need_artifacts
 [ "$NGUESTS" = 2 ] || die "needs 2 guests"
 
 if [ "$GUEST_INDEX" = 0 ]; then
-  S=$DRBDSETUP
-  step insmod load_drbd || exit 1
-  step create-md create_md /dev/vda || exit 1
-  step new-resource "$S" new-resource r0 || exit 1
-  step new-minor "$S" new-minor r0 0 0 || exit 1
-  step attach "$S" attach 0 /dev/vda || exit 1
+  attach_rdrbd || exit 1
 else
-  S=/lib/drbd/drbdsetup-84
-  step modprobe-c-drbd modprobe drbd || exit 1
-  step create-md create_md /dev/vda "$DEBIAN_DRBDMETA" || exit 1
-  step new-resource "$S" new-resource r0 || exit 1
-  step new-minor "$S" new-minor r0 0 0 || exit 1
-  step attach "$S" attach 0 /dev/vda /dev/vda internal || exit 1
+  attach_c_drbd || exit 1
 fi
 barrier attached || die "peer never attached"
 
-wait_cs() {
-  local n=$(( ${2:-60} * 10 ))
-  while [ "$(proc_field cs)" != "$1" ] && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
-  grep '^ *0:' /proc/drbd
-  [ "$(proc_field cs)" = "$1" ]
-}
 connected_view() {
   wait_cs Connected 90 || return 1
   grep -q 'ro:Secondary/Secondary ds:Inconsistent/Inconsistent C' /proc/drbd

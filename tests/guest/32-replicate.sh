@@ -12,21 +12,9 @@ set -uo pipefail
 
 need_artifacts
 [ "$NGUESTS" = 2 ] || die "needs 2 guests"
-S=$DRBDSETUP
-
-step insmod load_drbd || exit 1
-step create-md create_md /dev/vda || exit 1
-step new-resource "$S" new-resource r0 || exit 1
-step new-minor "$S" new-minor r0 0 0 || exit 1
-step attach "$S" attach 0 /dev/vda || exit 1
+attach_rdrbd || exit 1
 barrier attached || die "peer never attached"
 
-wait_cs() {
-  local n=$(( ${2:-60} * 10 ))
-  while [ "$(proc_field cs)" != "$1" ] && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
-  grep '^ *0:' /proc/drbd
-  [ "$(proc_field cs)" = "$1" ]
-}
 step connect "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C || exit 1
 step connected wait_cs Connected 90 || exit 1
 barrier connected || die "barrier connected"

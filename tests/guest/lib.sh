@@ -247,3 +247,35 @@ power_cut() {
   sleep 60
   die "power cut: the guest did not reset"
 }
+
+# attach_rdrbd: load our module, fresh metadata on /dev/vda, resource r0
+# with minor 0 (volume 0) attached; sets S to our drbdsetup. Each step is a
+# sub-result; returns non-zero at the first failure.
+attach_rdrbd() {
+  S=$DRBDSETUP
+  step insmod load_drbd &&
+    step create-md create_md /dev/vda &&
+    step new-resource "$S" new-resource r0 &&
+    step new-minor "$S" new-minor r0 0 0 &&
+    step attach "$S" attach 0 /dev/vda
+}
+
+# attach_c_drbd: the same with the in-tree C driver and drbd-utils' tools
+# (the interoperability peer); sets S to drbdsetup-84.
+attach_c_drbd() {
+  S=/lib/drbd/drbdsetup-84
+  step modprobe-c-drbd modprobe drbd &&
+    step create-md create_md /dev/vda "$DEBIAN_DRBDMETA" &&
+    step new-resource "$S" new-resource r0 &&
+    step new-minor "$S" new-minor r0 0 0 &&
+    step attach "$S" attach 0 /dev/vda /dev/vda internal
+}
+
+# wait_cs STATE [SECONDS]: wait until minor 0's connection state is STATE
+# (default 60 s), then show its /proc/drbd lines.
+wait_cs() {
+  local n=$(( ${2:-60} * 10 ))
+  while [ "$(proc_field cs)" != "$1" ] && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
+  grep -A1 '^ *0:' /proc/drbd
+  [ "$(proc_field cs)" = "$1" ]
+}
