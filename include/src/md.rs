@@ -10,6 +10,7 @@
 //! External metadata is `[superblock][activity log][bitmap]`.
 
 use super::al::AlGeometry;
+use super::genl::DiskState;
 use core::fmt;
 use super::be::{get_be32, get_be64, put_be32, put_be64};
 
@@ -572,17 +573,22 @@ impl Superblock {
         same.then_some(()).ok_or(MdError::BadOffsets)
     }
 
-    /// The disk state the flags imply at attach, as `drbdmeta dstate` prints it.
-    pub fn disk_state_name(&self) -> &'static str {
+    /// The disk state the flags imply at attach (`drbdmeta dstate`).
+    pub fn disk_state(&self) -> DiskState {
         if self.flags & MDF_CONSISTENT == 0 {
-            "Inconsistent"
+            DiskState::Inconsistent
         } else if self.flags & MDF_WAS_UP_TO_DATE == 0 {
-            "Outdated"
+            DiskState::Outdated
         } else if self.flags & MDF_PEER_OUT_DATED != 0 {
-            "UpToDate"
+            DiskState::UpToDate
         } else {
-            "Consistent"
+            DiskState::Consistent
         }
+    }
+
+    /// [`Self::disk_state`] as `drbdmeta dstate` prints it.
+    pub fn disk_state_name(&self) -> &'static str {
+        self.disk_state().name()
     }
 }
 

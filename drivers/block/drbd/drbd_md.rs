@@ -88,13 +88,11 @@ impl MetaData {
 
     /// The disk state the flags give at attach (no peer to ask).
     pub(crate) fn disk_state(&self) -> DiskState {
-        match self.sb.disk_state_name() {
-            "UpToDate" => DiskState::UpToDate,
+        match self.sb.disk_state() {
             // drbd_adm_attach: Consistent is UpToDate with fencing
             // dont-care (the only policy rdrbd has).
-            "Consistent" => DiskState::UpToDate,
-            "Outdated" => DiskState::Outdated,
-            _ => DiskState::Inconsistent,
+            DiskState::Consistent => DiskState::UpToDate,
+            state => state,
         }
     }
 
