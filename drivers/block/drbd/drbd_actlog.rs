@@ -114,6 +114,14 @@ impl ActivityLog {
         self.slots.len()
     }
 
+    /// The slots of the hot extents `size` bytes at `sector` touch: the
+    /// only ones writes to that range can be in flight in.
+    pub(crate) fn hot_slots(&self, sector: u64, size: u32) -> [Option<usize>; 2] {
+        let Some((first, last)) = extent_range(sector, size) else { return [None, None] };
+        let second = if last != first { al_set::find(&self.slots, last) } else { None };
+        [al_set::find(&self.slots, first), second]
+    }
+
     /// Admits a write whose extents are all hot, without any I/O; `None`
     /// if one is cold (then [`Self::begin_write`] must run, off the
     /// submission path).

@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::prelude::*;
 
 use crate::drbd_include::bitmap as layout;
+use crate::drbd_include::bitmap_rle::{BitmapSink, BitmapSource};
 use crate::kernel_glue::block::MD_BLOCK_SIZE;
 
 /// 64-bit words in one on-disk bitmap block.
@@ -72,6 +73,73 @@ impl BitmapMem {
         newly
     }
 
+    /// Clears bits `first..=last` (clipped to the device); returns how
+    /// many were set before.
+    pub(crate) fn clear_bits(&self, first: u64, last: u64) -> u64 {
+        let Some(end) = self.bits.checked_sub(1) else { return 0 };
+        let last = last.min(end);
+        let mut cleared = 0;
+        let mut bit = first;
+        while bit <= last {
+            let (word, lo) = (bit / 64, bit % 64);
+            let hi = if word == last / 64 { last % 64 } else { 63 };
+            let mask = (u64::MAX >> (63 - hi)) & (u64::MAX << lo);
+            if let Some(w) = usize::try_from(word).ok().and_then(|i| self.words.get(i)) {
+                let old = w.fetch_and(!mask, Ordering::Relaxed);
+                let gone = (mask & old).count_ones();
+                if gone != 0 {
+                    cleared += u64::from(gone);
+                    if let Some(d) = usize::try_from(word).ok().and_then(|i| self.dirty.get(i / WORDS_PER_BLOCK)) {
+                        d.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            bit = (word + 1) * 64;
+        }
+        cleared
+    }
+
+    /// Clears the bits of the 4 KiB blocks that `size` bytes at `sector`
+    /// cover completely (`drbd_set_in_sync`): a partly written block stays
+    /// out of sync, except the last one of a device whose size is not a
+    /// multiple of 4 KiB. `capacity` is the device size in sectors.
+    pub(crate) fn clear_sectors(&self, sector: u64, size: u32, capacity: u64) -> u64 {
+        let end_sector = sector.saturating_add(u64::from(size) / 512);
+        if size == 0 || end_sector <= sector {
+            return 0;
+        }
+        let first = layout::sector_to_bit(sector.saturating_add(7));
+        let end = if end_sector >= capacity {
+            self.bits
+        } else {
+            layout::sector_to_bit(end_sector)
+        };
+        match end.checked_sub(1) {
+            Some(last) if last >= first => self.clear_bits(first, last),
+            _ => 0,
+        }
+    }
+
+    /// Number of bits.
+    pub(crate) fn bits(&self) -> u64 {
+        self.bits
+    }
+
+    /// Whether bit `bit` is set.
+    pub(crate) fn test(&self, bit: u64) -> bool {
+        usize::try_from(bit / 64)
+            .ok()
+            .and_then(|i| self.words.get(i))
+            .is_some_and(|w| w.load(Ordering::Relaxed) >> (bit % 64) & 1 == 1)
+    }
+
+    /// Sets every bit (`drbd_bmio_set_n_write`; the caller writes it).
+    pub(crate) fn set_all(&self) {
+        if let Some(last) = self.bits.checked_sub(1) {
+            self.set_bits(0, last);
+        }
+    }
+
     /// Marks the 4 KiB blocks touched by `size` bytes at `sector`.
     pub(crate) fn set_sectors(&self, sector: u64, size: u32) -> u64 {
         if size == 0 {
@@ -120,5 +188,65 @@ impl BitmapMem {
     /// The block holding bit `bit`.
     pub(crate) fn block_of_bit(bit: u64) -> usize {
         usize::try_from(bit / (MD_BLOCK_SIZE as u64 * 8)).unwrap_or(usize::MAX)
+    }
+}
+
+/// Sending our bitmap to the peer (P_BITMAP / P_COMPRESSED_BITMAP).
+impl BitmapSource for BitmapMem {
+    fn bit_count(&self) -> u64 {
+        self.bits
+    }
+
+    fn find_next(&self, from: u64, set: bool) -> u64 {
+        let mut bit = from;
+        while bit < self.bits {
+            let Some(word) = usize::try_from(bit / 64).ok().and_then(|i| self.words.get(i)) else {
+                return self.bits;
+            };
+            let w = word.load(Ordering::Relaxed);
+            let w = if set { w } else { !w };
+            let rest = w & (u64::MAX << (bit % 64));
+            if rest != 0 {
+                return ((bit & !63) + u64::from(rest.trailing_zeros())).min(self.bits);
+            }
+            bit = (bit & !63) + 64;
+        }
+        self.bits
+    }
+
+    fn word(&self, index: u64) -> u64 {
+        let Some(w) = usize::try_from(index).ok().and_then(|i| self.words.get(i)) else { return 0 };
+        let w = w.load(Ordering::Relaxed);
+        // Bits beyond the end are clear in memory already; mask anyway.
+        let first = index.saturating_mul(64);
+        match self.bits.saturating_sub(first) {
+            0 => 0,
+            n if n >= 64 => w,
+            n => w & ((1u64 << n) - 1),
+        }
+    }
+}
+
+/// Merging the peer's bitmap into ours (received bits are ORed in).
+impl BitmapSink for BitmapMem {
+    fn set_bits(&mut self, first: u64, last: u64) {
+        BitmapMem::set_bits(self, first, last);
+    }
+
+    fn or_word(&mut self, index: u64, word: u64) {
+        let first = index.saturating_mul(64);
+        let valid = match self.bits.saturating_sub(first) {
+            0 => return,
+            n if n >= 64 => word,
+            n => word & ((1u64 << n) - 1),
+        };
+        if let Some(w) = usize::try_from(index).ok().and_then(|i| self.words.get(i)) {
+            let old = w.fetch_or(valid, Ordering::Relaxed);
+            if valid & !old != 0 {
+                if let Some(d) = usize::try_from(index).ok().and_then(|i| self.dirty.get(i / WORDS_PER_BLOCK)) {
+                    d.store(true, Ordering::Relaxed);
+                }
+            }
+        }
     }
 }

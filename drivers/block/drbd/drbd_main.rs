@@ -3,6 +3,9 @@
 //! Module entry and exit, and the registry of resources and minors that
 //! every configuration request goes through.
 
+// pin_init! of the larger structs (DeviceIo, ResyncShared) nests deeply.
+#![recursion_limit = "256"]
+
 use kernel::prelude::*;
 use kernel::rbtree::RBTree;
 use kernel::sync::{Arc, Mutex};
@@ -18,6 +21,7 @@ mod drbd_nl;
 mod drbd_proc;
 mod drbd_receiver;
 mod drbd_req;
+mod drbd_resync;
 mod drbd_sender;
 mod kernel_glue;
 
@@ -93,6 +97,8 @@ pub(crate) struct DiskConfig {
     pub(crate) disk_size: u64,
     /// Activity log slots.
     pub(crate) al_extents: u32,
+    /// How fast a resync may go when this node is SyncTarget.
+    pub(crate) resync_rate: drbd_resync::ResyncRate,
 }
 
 /// A minor: `/dev/drbd<minor>`, volume `volume` of resource `resource`.
@@ -306,6 +312,7 @@ impl Registry {
         device.disk.set_capacity(sectors);
         device.capacity = sectors;
         device.io.set_disk_state(disk_state);
+        device.io.resync().set_rate(config.resync_rate);
         pr_info!("drbd{}: attached to {}, {} sectors\n", minor, config.backing_dev.as_str(), sectors);
         device.disk_config = Some(config);
         Ok(())
@@ -385,6 +392,30 @@ impl Registry {
         device.disk.set_read_only(false);
         if forced {
             pr_warn!("drbd{}: forced into Primary: {} disk declared UpToDate\n", minor, disk.name());
+        }
+        // Tell a connected peer (`drbd_set_role`): after --force it
+        // reconsiders the resync on our new UUIDs.
+        if let Some(replica) = device.io.replica() {
+            let io = &device.io;
+            let view = io.peer();
+            if forced {
+                if let Some((uuids, bits)) = io.with_md(|md, _| (md.uuids(), md.bitmap.count())) {
+                    let _ = replica.send_uuids(uuids, bits, 0);
+                }
+            }
+            let _ = replica.send_state(api::State {
+                role: api::Role::Primary,
+                peer: view.peer,
+                conn: view.conn,
+                disk: api::DiskState::UpToDate,
+                pdsk: view.pdsk,
+                susp: false,
+                aftr_isp: false,
+                peer_isp: false,
+                user_isp: false,
+                susp_nod: false,
+                susp_fen: false,
+            });
         }
         pr_info!("drbd{}: role( Secondary -> Primary )\n", minor);
         Ok(())

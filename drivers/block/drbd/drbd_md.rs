@@ -9,7 +9,7 @@ use crate::drbd_actlog::ActivityLog;
 use crate::drbd_bitmap::BitmapMem;
 use crate::drbd_include::al;
 use crate::drbd_include::bitmap as bm_layout;
-use crate::drbd_include::genl::{ConnState, DiskState, RetCode};
+use crate::drbd_include::genl::{self as api, ConnState, DiskState, RetCode};
 use crate::drbd_include::uuid::Uuids;
 use crate::drbd_include::md::{self, Layout, MetaIndex, Superblock};
 use crate::kernel_glue::block::{BdevRef, MetaIo, MD_BLOCK_SIZE};
@@ -239,5 +239,88 @@ impl MetaData {
         self.sb.flags |= md::MDF_AL_CLEAN;
         self.sb.magic = md::DRBD_MD_MAGIC_08;
         self.write_superblock(dev)
+    }
+}
+
+/// Metadata updates of replication and resync (`drbd_receiver.c`,
+/// `drbd_worker.c`), each persisted before it returns.
+impl MetaData {
+    /// A full sync is needed (`drbd_bmio_set_n_write`): every bit set,
+    /// the bitmap written.
+    pub(crate) fn set_all_out_of_sync(&mut self, dev: BdevRef<'_>) -> Result {
+        self.bitmap.set_all();
+        self.write_bitmap(dev, true)
+    }
+
+    /// The state flags for a connection state, persisted.
+    pub(crate) fn write_state(&mut self, dev: BdevRef<'_>, primary: bool, disk: DiskState, pdsk: DiskState, conn: ConnState) -> Result {
+        self.set_state_flags(primary, disk, pdsk, conn);
+        self.write_superblock(dev)
+    }
+
+    /// Becoming SyncSource (`drbd_gen_and_send_sync_uuid`): a new sync
+    /// UUID in the bitmap slot; returns it for P_SYNC_UUID.
+    pub(crate) fn begin_sync_source(&mut self, dev: BdevRef<'_>, primary: bool) -> Result<u64> {
+        let mut uuids = self.uuids();
+        let sync_uuid = uuids.gen_sync_uuid(crate::kernel_glue::random_u64());
+        self.set_uuids(&uuids);
+        self.set_state_flags(primary, DiskState::UpToDate, DiskState::Inconsistent, ConnState::SyncSource);
+        self.write_bitmap(dev, false)?;
+        self.write_superblock(dev)?;
+        Ok(sync_uuid)
+    }
+
+    /// Becoming SyncTarget (`receive_sync_uuid`): the sync UUID becomes
+    /// current, and the disk Inconsistent until the resync is done.
+    pub(crate) fn begin_sync_target(&mut self, dev: BdevRef<'_>, sync_uuid: u64, primary: bool) -> Result {
+        let mut uuids = self.uuids();
+        uuids.receive_sync_uuid(sync_uuid, primary);
+        self.set_uuids(&uuids);
+        self.set_state_flags(primary, DiskState::Inconsistent, DiskState::UpToDate, ConnState::SyncTarget);
+        self.write_bitmap(dev, false)?;
+        self.write_superblock(dev)
+    }
+
+    /// A resync ended (`drbd_resync_finished`): without failed blocks the
+    /// UUIDs become equal to the peer's (`peer` is updated too); then the
+    /// bitmap and the flags go to disk.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn resync_finished(
+        &mut self,
+        dev: BdevRef<'_>,
+        peer: &mut Uuids,
+        was_sync_target: bool,
+        primary: bool,
+        complete: bool,
+        disk: DiskState,
+        pdsk: DiskState,
+    ) -> Result {
+        if complete {
+            let mut uuids = self.uuids();
+            uuids.resync_finished(peer, was_sync_target, primary);
+            self.set_uuids(&uuids);
+        }
+        self.set_state_flags(primary, disk, pdsk, ConnState::Connected);
+        self.write_bitmap(dev, false)?;
+        self.write_superblock(dev)
+    }
+
+    /// The connection is gone. If we (or the peer) were Primary with an
+    /// UpToDate disk and nothing tracked yet, the data moves on from here:
+    /// a new current UUID, the old one in the bitmap slot
+    /// (`after_state_ch`, lost contact to the peer's data). Returns whether
+    /// it made one.
+    pub(crate) fn lost_peer(&mut self, dev: BdevRef<'_>, primary: bool, peer_role: api::Role, disk: DiskState, had_peer_data: bool) -> Result<bool> {
+        let mut uuids = self.uuids();
+        let role = if primary { api::Role::Primary } else { api::Role::Secondary };
+        let new_current = had_peer_data && uuids.needs_new_current_on_lost_peer(role, peer_role, disk);
+        if new_current {
+            uuids.new_current(crate::kernel_glue::random_u64(), primary);
+            self.set_uuids(&uuids);
+        }
+        self.set_state_flags(primary, disk, DiskState::DUnknown, ConnState::NetworkFailure);
+        self.write_bitmap(dev, false)?;
+        self.write_superblock(dev)?;
+        Ok(new_current)
     }
 }

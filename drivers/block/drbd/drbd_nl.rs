@@ -174,6 +174,12 @@ fn attach(registry: &mut Registry, req: &Request<'_>) -> AdmResult {
         meta_dev_idx: conf.meta_dev_idx,
         disk_size: conf.disk_size,
         al_extents: conf.al_extents,
+        resync_rate: crate::drbd_resync::ResyncRate::from_options(
+            conf.resync_rate,
+            conf.c_plan_ahead,
+            conf.c_max_rate,
+            conf.c_fill_target,
+        ),
     };
     registry.attach(req.minor(), config)
 }

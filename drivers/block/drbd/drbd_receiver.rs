@@ -8,11 +8,14 @@
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::drbd_conn::{self as conn, ConnShared, LocalView, NetError};
-use crate::drbd_include::genl::{net_conf, ConnState, DiskState, Role};
+use crate::drbd_conn::{self as conn, ConnShared, LocalView, NetError, PeerView};
+use crate::drbd_include::bitmap_rle::BitmapXfer;
+use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, Role};
+use crate::drbd_include::protocol::{self as proto, decode_body, Body, Link, Packet, Socket, ID_SYNCER};
+use crate::drbd_req::DeviceIo;
+use crate::drbd_resync::{SyncTargetWorker, TargetJob};
 use crate::drbd_sender::Replica;
-use crate::kernel_glue::block::WritePages;
-use crate::drbd_include::protocol::{self as proto, decode_body, Body, Link, Packet, Socket};
+use crate::kernel_glue::block::BlockPages;
 use crate::drbd_include::uuid::{
     sync_handshake, uuid_compare, uuid_flags, AfterSbPolicy, CompareContext, HandshakeInput,
     HandshakeResult, SplitBrainConfig, Uuids,
@@ -64,19 +67,64 @@ pub(crate) fn serve(
     })?;
 
     let mut buf = KVVec::from_elem(0u8, MAX_PAYLOAD, GFP_KERNEL).map_err(|_| ENOMEM)?;
-    let mut peer = PeerInfo::default();
-    let mut pages = WritePages::new(proto::MAX_BIO_SIZE as usize)?;
+    let mut vs = VolumeState {
+        connected: false,
+        peer: PeerInfo::default(),
+        replica: None,
+        bitmap_rx: None,
+        worker: None,
+        pages: BlockPages::new(proto::MAX_BIO_SIZE as usize)?,
+        read_buf: KVVec::from_elem(0u8, proto::MAX_BIO_SIZE as usize, GFP_KERNEL).map_err(|_| ENOMEM)?,
+    };
     let ctx = LoopCtx { shared, data, meta, link, resolve_conflicts };
-    let result = receive_loop(&ctx, &mut buf, &mut pages, &mut peer, local.as_ref());
-    // Writes waiting for the peer complete now (they stay out of sync).
+    let result = receive_loop(&ctx, &mut buf, &mut vs, local.as_ref());
+    // The target's worker stops first: it sends on the data socket.
+    drop(vs.worker.take());
     if let Some((_, io)) = &shared.device {
-        if let Some(replica) = io.set_replica(None) {
-            replica.abort();
-        }
+        connection_lost(name, io);
     }
     // Stop the asender before the sockets go.
     meta.shutdown();
     result
+}
+
+/// What is left to do when the connection ends: writes waiting for the
+/// peer complete (marked out of sync), and the metadata records the lost
+/// peer, with a new current UUID if the data moves on without it.
+fn connection_lost(name: &str, io: &DeviceIo) {
+    if let Some(replica) = io.set_replica(None) {
+        replica.abort(|sector, size| io.set_out_of_sync(sector, size));
+    }
+    let view = io.peer();
+    if matches!(view.conn, ConnState::SyncSource | ConnState::SyncTarget | ConnState::WfBitMapS
+        | ConnState::WfBitMapT | ConnState::WfSyncUuid)
+    {
+        pr_info!("{}: resync interrupted ({} KiB left out of sync)\n", name, io.out_of_sync_bits() * 4);
+    }
+    let had_peer_data = crate::drbd_include::uuid::lost_contact_to_peer_data(view.pdsk, DiskState::DUnknown);
+    let primary = io.is_primary();
+    let disk = io.disk_state();
+    match io.with_md(|md, dev| md.lost_peer(dev, primary, view.peer, disk, had_peer_data)) {
+        Some(Ok(true)) => pr_info!("{}: new current UUID: peer's data lost from view\n", name),
+        Some(Err(e)) => pr_err!("{}: writing meta data after connection loss failed: error {}\n", name, e.to_errno()),
+        _ => {}
+    }
+}
+
+/// What one connection's receiver knows and holds.
+struct VolumeState {
+    /// The handshake is done (first P_STATE seen).
+    connected: bool,
+    peer: PeerInfo,
+    /// The data socket's sender, once the handshake is done.
+    replica: Option<Arc<Replica>>,
+    /// Receiving the peer's bitmap.
+    bitmap_rx: Option<BitmapXfer>,
+    /// SyncTarget: the worker requesting blocks.
+    worker: Option<SyncTargetWorker>,
+    pages: BlockPages,
+    /// Blocks read for the peer.
+    read_buf: KVVec<u8>,
 }
 
 fn log_error(name: &str, which: &str, e: &NetError) {
@@ -138,18 +186,16 @@ struct LoopCtx<'a> {
 fn receive_loop(
     ctx: &LoopCtx<'_>,
     buf: &mut [u8],
-    pages: &mut WritePages,
-    peer: &mut PeerInfo,
+    vs: &mut VolumeState,
     local: Option<&LocalView>,
 ) -> core::result::Result<(), NetError> {
-    let (shared, data, link, resolve_conflicts) = (ctx.shared, ctx.data, ctx.link, ctx.resolve_conflicts);
+    let (shared, link) = (ctx.shared, ctx.link);
     let name = shared.name.as_str();
     let cfg = &shared.config;
-    let mut connected = false;
     // Writes of the current epoch (answered in P_BARRIER_ACK).
     let mut epoch_size: u32 = 0;
     loop {
-        let (cmd, volume, payload) = recv_packet(data, link, Socket::Data, buf)?;
+        let (cmd, volume, payload) = recv_packet(ctx.data, link, Socket::Data, buf)?;
         let body = decode_body(cmd, link, payload)?;
         let our_volume = shared.device.as_ref().map(|(v, _)| *v);
         let per_volume = !matches!(cmd, Packet::Protocol | Packet::ProtocolUpdate | Packet::DelayProbe | Packet::UnplugRemote);
@@ -170,7 +216,7 @@ fn receive_loop(
             }
             Body::SyncParams(_) | Body::DelayProbe(_) | Body::Empty => {}
             Body::Sizes(s) => {
-                peer.size = s.d_size;
+                vs.peer.size = s.d_size;
                 if let Some(local) = local {
                     if s.d_size != 0 && local.capacity != 0 && s.d_size < local.capacity {
                         pr_warn!("{}: peer's disk is smaller ({} < {} sectors)\n", name, s.d_size, local.capacity);
@@ -178,36 +224,30 @@ fn receive_loop(
                 }
             }
             Body::Uuids(u) => {
-                peer.uuids = Some((u.uuids, u.bitmap_bits, u.flags));
-                if connected && u.flags & uuid_flags::SKIP_INITIAL_SYNC != 0 && link.version >= 90 {
+                vs.peer.uuids = Some((u.uuids, u.bitmap_bits, u.flags));
+                if vs.connected && u.flags & uuid_flags::SKIP_INITIAL_SYNC != 0 && link.version >= 90 {
                     skip_initial_sync(shared, u.uuids.current)?;
                 }
             }
-            Body::State(s) => {
-                let st = s.state;
-                let mut pdsk = st.disk;
-                if pdsk == DiskState::Negotiating {
-                    let inconsistent = peer.uuids.is_some_and(|(_, _, f)| f & uuid_flags::INCONSISTENT != 0);
-                    pdsk = if inconsistent { DiskState::Inconsistent } else { DiskState::Consistent };
-                }
-                if !connected {
-                    handshake(shared, data, link, local, peer, st.role, pdsk, resolve_conflicts)?;
-                    connected = true;
-                    if let Some((volume, io)) = &shared.device {
-                        let replica = Arc::pin_init(
-                            Replica::new(data.clone(), link, *volume, cfg.wire_protocol),
-                            GFP_KERNEL,
-                        )?;
-                        replica.reserve(256)?;
-                        io.set_replica(Some(replica));
-                    }
-                } else {
-                    shared.set_view(ConnState::Connected, st.role, pdsk);
-                }
-            }
-            Body::Data { head, rest } if cmd == Packet::Data && connected => {
-                receive_data(ctx, pages, head, rest)?;
+            Body::State(s) => receive_state(ctx, vs, local, s.state)?,
+            Body::Data { head, rest } if cmd == Packet::Data && vs.connected => {
+                receive_data(ctx, &mut vs.pages, head, rest)?;
                 epoch_size = epoch_size.saturating_add(1);
+            }
+            Body::Data { head, rest } if cmd == Packet::RsDataReply && vs.connected => {
+                receive_rs_data(ctx, &mut vs.pages, head, rest)?;
+            }
+            Body::Request { req, .. } if matches!(cmd, Packet::RsDataRequest | Packet::DataRequest) && vs.connected => {
+                serve_read_request(ctx, vs, cmd, req)?;
+            }
+            Body::Bitmap(_) | Body::CompressedBitmap { .. } if vs.connected => {
+                receive_bitmap(ctx, vs, cmd, payload)?;
+            }
+            Body::SyncUuid(u) if vs.connected => receive_sync_uuid(ctx, vs, u.uuid)?,
+            Body::Desc(d) if cmd == Packet::OutOfSync && vs.connected => {
+                if let Some((_, io)) = &shared.device {
+                    io.set_out_of_sync(d.sector, d.blksize);
+                }
             }
             Body::ReqState(r) => {
                 // A cluster-wide state change of the peer (promotion,
@@ -225,18 +265,352 @@ fn receive_loop(
                 epoch_size = 0;
             }
             _ => {
-                pr_err!("{}: {} is not supported by rdrbd yet; dropping the connection\n", name, cmd.name());
+                pr_err!("{}: {} is not supported by rdrbd yet (or not now); dropping the connection\n", name, cmd.name());
                 return Err(NetError::Refused);
             }
         }
     }
 }
 
+/// Our state word as the peer should see it.
+fn our_state(io: &DeviceIo, view: &PeerView) -> api::State {
+    api::State {
+        role: if io.is_primary() { Role::Primary } else { Role::Secondary },
+        peer: view.peer,
+        conn: view.conn,
+        disk: io.disk_state(),
+        pdsk: view.pdsk,
+        susp: false,
+        aftr_isp: false,
+        peer_isp: false,
+        user_isp: false,
+        susp_nod: false,
+        susp_fen: false,
+    }
+}
+
+/// `receive_state`: the first P_STATE completes the handshake; later ones
+/// update the peer's role and disk, end a resync we are source of, or
+/// start a new handshake (the peer was forced Primary, or started a sync).
+fn receive_state(
+    ctx: &LoopCtx<'_>,
+    vs: &mut VolumeState,
+    local: Option<&LocalView>,
+    st: api::State,
+) -> core::result::Result<(), NetError> {
+    let shared = ctx.shared;
+    let mut pdsk = st.disk;
+    if pdsk == DiskState::Negotiating {
+        let inconsistent = vs.peer.uuids.is_some_and(|(_, _, f)| f & uuid_flags::INCONSISTENT != 0);
+        pdsk = if inconsistent { DiskState::Inconsistent } else { DiskState::Consistent };
+    }
+    let Some((volume, io)) = &shared.device else {
+        if !vs.connected {
+            vs.connected = true;
+            shared.set_view(ConnState::Connected, st.role, pdsk);
+        }
+        return Ok(());
+    };
+    if !vs.connected {
+        let replica = Arc::pin_init(Replica::new(ctx.data.clone(), ctx.link, *volume, shared.config.wire_protocol), GFP_KERNEL)?;
+        replica.reserve(256)?;
+        let decision = handshake(shared, ctx.link, local, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
+        vs.connected = true;
+        io.set_replica(Some(replica.clone()));
+        vs.replica = Some(replica);
+        return begin_sync(ctx, vs, io, decision, true);
+    }
+    let old = io.peer();
+    io.update_peer(|v| PeerView { peer: st.role, pdsk, ..v });
+    if old.conn == ConnState::SyncSource && st.conn == ConnState::Connected {
+        return finish_source(ctx, vs, io);
+    }
+    let peer_started_sync = (ConnState::StartingSyncS as u32..=ConnState::WfBitMapT as u32).contains(&(st.conn as u32));
+    // The peer was forced UpToDate and Primary (CONSIDER_RESYNC).
+    let peer_forced = io.disk_state() == DiskState::Inconsistent
+        && old.pdsk == DiskState::Inconsistent
+        && old.peer == Role::Secondary
+        && st.role == Role::Primary;
+    if old.conn == ConnState::Connected && (peer_started_sync || peer_forced) {
+        let local = local_view(shared);
+        let decision = handshake(shared, ctx.link, local.as_ref(), &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
+        // We tell the peer only if it has not decided on a sync itself.
+        return begin_sync(ctx, vs, io, decision, st.conn as u32 <= ConnState::Connected as u32);
+    }
+    Ok(())
+}
+
+/// After a handshake: Connected, or the start of a bitmap exchange
+/// (`drbd_sync_handshake`'s C_WF_BITMAP_S / C_WF_BITMAP_T).
+fn begin_sync(
+    ctx: &LoopCtx<'_>,
+    vs: &mut VolumeState,
+    io: &DeviceIo,
+    decision: Decision,
+    tell_peer: bool,
+) -> core::result::Result<(), NetError> {
+    let name = ctx.shared.name.as_str();
+    let Some(replica) = vs.replica.clone() else { return Err(NetError::Refused) };
+    let (conn, full) = match decision {
+        Decision::Connected => {
+            let view = io.update_peer(|v| PeerView { conn: ConnState::Connected, ..v });
+            let primary = io.is_primary();
+            let disk = io.disk_state();
+            if let Some(Err(e)) = io.with_md(|md, dev| md.write_state(dev, primary, disk, view.pdsk, ConnState::Connected)) {
+                pr_err!("{}: writing meta data failed: error {}\n", name, e.to_errno());
+            }
+            if tell_peer {
+                replica.send_state(our_state(io, &view)).map_err(NetError::Io)?;
+            }
+            return Ok(());
+        }
+        Decision::Source { full } => (ConnState::WfBitMapS, full),
+        Decision::Target { full } => (ConnState::WfBitMapT, full),
+    };
+    if full {
+        pr_info!("{}: Writing the whole bitmap, full sync required after drbd_sync_handshake.\n", name);
+        match io.with_md(|md, dev| md.set_all_out_of_sync(dev)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                pr_err!("{}: writing the bitmap failed: error {}\n", name, e.to_errno());
+                return Err(NetError::Refused);
+            }
+            None => return Err(NetError::Refused),
+        }
+    }
+    let view = io.update_peer(|v| PeerView { conn, ..v });
+    pr_info!("{}: conn( -> {} ) ({} KiB out of sync here)\n", name, conn.name(), io.out_of_sync_bits() * 4);
+    if tell_peer {
+        replica.send_state(our_state(io, &view)).map_err(NetError::Io)?;
+    }
+    let bits = io.with_md(|md, _| md.bitmap.bits()).unwrap_or(0);
+    vs.bitmap_rx = Some(BitmapXfer::new(bits));
+    if conn == ConnState::WfBitMapS {
+        send_bitmap(ctx, io, &replica)?;
+    }
+    Ok(())
+}
+
+/// Sends our bitmap (`drbd_send_bitmap`): RLE-compressed chunks where that
+/// pays off, plain words where not, one chunk at a time so application
+/// writes are not held up.
+fn send_bitmap(ctx: &LoopCtx<'_>, io: &DeviceIo, replica: &Replica) -> core::result::Result<(), NetError> {
+    let link = ctx.link;
+    let bits = io.with_md(|md, _| md.bitmap.bits()).ok_or(NetError::Refused)?;
+    let mut xfer = BitmapXfer::new(bits);
+    let mut chunk = [0u8; proto::SOCKET_BUFFER_SIZE];
+    loop {
+        let sent = io
+            .with_md(|md, _| xfer.send_next(link, true, &md.bitmap, &mut chunk))
+            .ok_or(NetError::Refused)??;
+        replica.send_with_data(sent.cmd, &[], chunk.get(..sent.len).unwrap_or(&[])).map_err(NetError::Io)?;
+        if sent.last {
+            return Ok(());
+        }
+    }
+}
+
+/// `receive_bitmap`: ORs the peer's bitmap into ours; when complete, the
+/// target sends its own and waits for the sync UUID, the source starts
+/// the resync.
+fn receive_bitmap(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, payload: &[u8]) -> core::result::Result<(), NetError> {
+    let name = ctx.shared.name.as_str();
+    let Some((_, io)) = &ctx.shared.device else { return Err(NetError::Refused) };
+    let conn = io.peer().conn;
+    let Some(xfer) = vs.bitmap_rx.as_mut().filter(|_| matches!(conn, ConnState::WfBitMapS | ConnState::WfBitMapT)) else {
+        pr_err!("{}: {} in connection state {}\n", name, cmd.name(), conn.name());
+        return Err(NetError::Refused);
+    };
+    let done = io.with_md(|md, _| xfer.receive(ctx.link, cmd, payload, &mut md.bitmap)).ok_or(NetError::Refused)??;
+    if !done {
+        return Ok(());
+    }
+    vs.bitmap_rx = None;
+    let Some(replica) = vs.replica.clone() else { return Err(NetError::Refused) };
+    if conn == ConnState::WfBitMapT {
+        send_bitmap(ctx, io, &replica)?;
+        io.update_peer(|v| PeerView { conn: ConnState::WfSyncUuid, ..v });
+        return Ok(());
+    }
+    // drbd_start_resync(C_SYNC_SOURCE), then the sync UUID (apv >= 96
+    // order: before any state packet).
+    let primary = io.is_primary();
+    let sync_uuid = match io.with_md(|md, dev| md.begin_sync_source(dev, primary)) {
+        Some(Ok(uuid)) => uuid,
+        Some(Err(e)) => {
+            pr_err!("{}: writing meta data failed: error {}\n", name, e.to_errno());
+            return Err(NetError::Refused);
+        }
+        None => return Err(NetError::Refused),
+    };
+    let bits = io.out_of_sync_bits();
+    io.resync().begin(bits);
+    io.update_peer(|v| PeerView { conn: ConnState::SyncSource, pdsk: DiskState::Inconsistent, ..v });
+    pr_info!("{}: Began resync as SyncSource (will sync {} KB [{} bits set]).\n", name, bits * 4, bits);
+    let packet = proto::SyncUuid { uuid: sync_uuid };
+    replica.send_small(Packet::SyncUuid, |out| packet.encode(out)).map_err(NetError::Io)
+}
+
+/// `receive_sync_uuid`: the source's sync UUID; the resync begins here as
+/// SyncTarget.
+fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core::result::Result<(), NetError> {
+    let shared = ctx.shared;
+    let name = shared.name.as_str();
+    let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
+    let conn = io.peer().conn;
+    if conn != ConnState::WfSyncUuid {
+        pr_err!("{}: ReportSyncUUID in connection state {}\n", name, conn.name());
+        return Err(NetError::Refused);
+    }
+    let primary = io.is_primary();
+    match io.with_md(|md, dev| md.begin_sync_target(dev, uuid, primary)) {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            pr_err!("{}: writing meta data failed: error {}\n", name, e.to_errno());
+            return Err(NetError::Refused);
+        }
+        None => return Err(NetError::Refused),
+    }
+    io.set_disk_state(DiskState::Inconsistent);
+    let bits = io.out_of_sync_bits();
+    io.resync().begin(bits);
+    io.update_peer(|v| PeerView { conn: ConnState::SyncTarget, ..v });
+    pr_info!("{}: Began resync as SyncTarget (will sync {} KB [{} bits set]).\n", name, bits * 4, bits);
+    let (Some(replica), Some((peer_uuids, _, _))) = (vs.replica.clone(), vs.peer.uuids) else {
+        return Err(NetError::Refused);
+    };
+    let job = TargetJob { name: shared.name, io: io.clone(), replica, peer_uuids };
+    vs.worker = Some(SyncTargetWorker::start(job)?);
+    Ok(())
+}
+
+/// The SyncTarget reports Connected: the resync we were source of is
+/// done (`drbd_resync_finished` on the source).
+fn finish_source(ctx: &LoopCtx<'_>, vs: &mut VolumeState, io: &DeviceIo) -> core::result::Result<(), NetError> {
+    let name = ctx.shared.name.as_str();
+    let rs = io.resync();
+    let failed = rs.failed();
+    let left = io.out_of_sync_bits();
+    let dt = rs.elapsed_secs();
+    pr_info!("{}: Resync done (total {} sec; paused 0 sec; {} K/sec)\n", name, dt, rs.total().saturating_sub(left) * 4 / dt);
+    if left > failed {
+        // Writes still in flight keep their bits until acked.
+        pr_info!("{}: {} KiB still marked out of sync (writes in flight)\n", name, left * 4);
+    }
+    let primary = io.is_primary();
+    let pdsk = if failed == 0 { DiskState::UpToDate } else { DiskState::Inconsistent };
+    let mut peer_uuids = vs.peer.uuids.map(|(u, _, _)| u).unwrap_or_default();
+    let written = io.with_md(|md, dev| {
+        md.resync_finished(dev, &mut peer_uuids, false, primary, failed == 0, DiskState::UpToDate, pdsk)
+    });
+    if let Some(Err(e)) = written {
+        pr_err!("{}: writing meta data after resync failed: error {}\n", name, e.to_errno());
+    }
+    if let Some((_, bits, flags)) = vs.peer.uuids {
+        vs.peer.uuids = Some((peer_uuids, bits, flags));
+    }
+    io.update_peer(|v| PeerView { conn: ConnState::Connected, pdsk, ..v });
+    pr_info!("{}: conn( SyncSource -> Connected ) pdsk( Inconsistent -> {} )\n", name, pdsk.name());
+    Ok(())
+}
+
+/// Checks a block request's range against our device.
+fn check_request_range(io: &DeviceIo, sector: u64, size: u32) -> bool {
+    size != 0
+        && size % 512 == 0
+        && size <= proto::MAX_BIO_SIZE
+        && sector.checked_add(u64::from(size / 512)).is_some_and(|end| end <= io.capacity_sectors())
+}
+
+/// P_RS_DATA_REQUEST (we are SyncSource) and P_DATA_REQUEST (a diskless
+/// peer reads): read the block and send it; a block we cannot read is
+/// answered with a negative reply.
+fn serve_read_request(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, req: proto::BlockRequest) -> core::result::Result<(), NetError> {
+    let shared = ctx.shared;
+    let name = shared.name.as_str();
+    let Some((volume, io)) = &shared.device else { return Err(NetError::Refused) };
+    if !check_request_range(io, req.sector, req.blksize) {
+        pr_err!("{}: {} for sector {} size {} is out of range\n", name, cmd.name(), req.sector, req.blksize);
+        return Err(NetError::Refused);
+    }
+    let Some(replica) = vs.replica.clone() else { return Err(NetError::Refused) };
+    let (neg, reply) = match cmd {
+        Packet::RsDataRequest => (Packet::NegRsDReply, Packet::RsDataReply),
+        _ => (Packet::NegDReply, Packet::DataReply),
+    };
+    let nack = |ctx: &LoopCtx<'_>| {
+        let a = proto::BlockAck { sector: req.sector, block_id: req.block_id, blksize: req.blksize, seq_num: 0 };
+        shared.send_meta(ctx.meta, ctx.link, neg, *volume, |out| a.encode(out))
+    };
+    if io.disk_state() != DiskState::UpToDate {
+        return nack(ctx);
+    }
+    let len = req.blksize as usize;
+    let Some(out) = vs.read_buf.get_mut(..len) else { return Err(NetError::Refused) };
+    let mut send_failed = false;
+    let sent = io.read_for_resync(&mut vs.pages, req.sector, out, |data| {
+        if reply == Packet::RsDataReply {
+            replica.send_rs_reply(req.sector, req.block_id, data)
+        } else {
+            let head = proto::DataPacket { sector: req.sector, block_id: req.block_id, seq_num: 0, dp_flags: 0 };
+            let mut h = [0u8; proto::DataPacket::SIZE];
+            let n = head.encode(&mut h).map_err(|_| EINVAL)?;
+            replica.send_with_data(reply, h.get(..n).unwrap_or(&[]), data)
+        }
+        .inspect_err(|_| send_failed = true)
+    });
+    match sent {
+        Ok(()) => Ok(()),
+        Err(e) if send_failed => Err(NetError::Io(e)),
+        Err(e) => {
+            pr_err!("{}: reading sector {} for the peer failed: error {}\n", name, req.sector, e.to_errno());
+            nack(ctx)
+        }
+    }
+}
+
+/// P_RS_DATA_REPLY (we are SyncTarget): write the block, mark it in sync,
+/// ack it (P_RS_WRITE_ACK), let the worker ask for more.
+fn receive_rs_data(
+    ctx: &LoopCtx<'_>,
+    pages: &mut BlockPages,
+    head: proto::DataPacket,
+    rest: &[u8],
+) -> core::result::Result<(), NetError> {
+    let shared = ctx.shared;
+    let name = shared.name.as_str();
+    let Some((volume, io)) = &shared.device else { return Err(NetError::Refused) };
+    let size = u32::try_from(rest.len()).map_err(|_| proto::ProtocolError::TooLong)?;
+    if head.block_id != ID_SYNCER || !check_request_range(io, head.sector, size) || io.peer().conn != ConnState::SyncTarget {
+        pr_err!("{}: unexpected RSDataReply for sector {} size {}\n", name, head.sector, size);
+        return Err(NetError::Refused);
+    }
+    let rs = io.resync();
+    let ack = |cmd: Packet| {
+        let a = proto::BlockAck { sector: head.sector, block_id: ID_SYNCER, blksize: size, seq_num: 0 };
+        shared.send_meta(ctx.meta, ctx.link, cmd, *volume, |out| a.encode(out))
+    };
+    let result = match io.write_replicated(pages, head.sector, rest, false, false) {
+        Ok(()) => {
+            io.set_in_sync(head.sector, size);
+            ack(Packet::RsWriteAck)
+        }
+        Err(e) => {
+            pr_err!("{}: resync write at sector {} failed: error {}\n", name, head.sector, e.to_errno());
+            rs.add_failed(u64::from(size).div_ceil(4096));
+            ack(Packet::NegAck)
+        }
+    };
+    rs.note_left(|| io.out_of_sync_bits());
+    rs.request_answered(size);
+    result
+}
+
 /// `receive_Data`: writes a replicated block to our disk and acks it as
 /// the peer asked (protocol B on receipt, C when written).
 fn receive_data(
     ctx: &LoopCtx<'_>,
-    pages: &mut WritePages,
+    pages: &mut BlockPages,
     head: proto::DataPacket,
     rest: &[u8],
 ) -> core::result::Result<(), NetError> {
@@ -303,25 +677,34 @@ fn skip_initial_sync(shared: &ConnShared, peer_current: u64) -> core::result::Re
     }
 }
 
-/// `drbd_sync_handshake` on receipt of the peer's first P_STATE.
+/// What a handshake decided.
+#[derive(Clone, Copy)]
+enum Decision {
+    Connected,
+    /// We have the good data; `full`: every block.
+    Source { full: bool },
+    /// The peer has the good data.
+    Target { full: bool },
+}
+
+/// `drbd_sync_handshake` on receipt of the peer's P_STATE.
 #[allow(clippy::too_many_arguments)]
 fn handshake(
     shared: &ConnShared,
-    data: &TcpSocket,
     link: Link,
     local: Option<&LocalView>,
     peer: &PeerInfo,
     peer_role: Role,
     pdsk: DiskState,
     resolve_conflicts: bool,
-) -> core::result::Result<(), NetError> {
+) -> core::result::Result<Decision, NetError> {
     let name = shared.name.as_str();
     let cfg = &shared.config;
-    let volume = shared.device.as_ref().map_or(0, |(v, _)| *v);
     let Some(local) = local else {
         shared.set_view(ConnState::Connected, peer_role, pdsk);
-        return Ok(());
+        return Ok(Decision::Connected);
     };
+    let mut decision = Decision::Connected;
     let both_disks = local.disk != DiskState::Diskless && pdsk != DiskState::Diskless;
     if both_disks {
         let Some((peer_uuids, peer_bits, peer_flags)) = peer.uuids else {
@@ -371,16 +754,20 @@ fn handshake(
                 pr_err!("{}: handshake refused the connection ({:?})\n", name, why);
                 return Err(NetError::Refused);
             }
-            HandshakeResult::SyncSource { .. } | HandshakeResult::SyncTarget { .. } => {
-                pr_err!("{}: a resync is needed, which rdrbd does not implement yet; dropping the connection\n", name);
-                return Err(NetError::Refused);
+            HandshakeResult::SyncSource { full_sync } => decision = Decision::Source { full: full_sync },
+            HandshakeResult::SyncTarget { full_sync } => {
+                if local.role == Role::Primary {
+                    pr_err!("{}: I shall become SyncTarget, but I am primary!\n", name);
+                    return Err(NetError::Refused);
+                }
+                decision = Decision::Target { full: full_sync };
             }
         }
     }
-    shared.set_view(ConnState::Connected, peer_role, pdsk);
-    pr_info!("{}: conn( WFReportParams -> Connected ) pdsk( DUnknown -> {} )\n", name, pdsk.name());
-    // after_state_ch: tell the peer where we ended up.
-    conn::send_state(data, link, volume, local.role, ConnState::Connected, local.disk, pdsk, peer_role)
+    let conn_now = shared.device.as_ref().map_or(ConnState::WfReportParams, |(_, io)| io.peer().conn);
+    shared.set_view(conn_now, peer_role, pdsk);
+    pr_info!("{}: peer( {} ) pdsk( {} )\n", name, peer_role.name(), pdsk.name());
+    Ok(decision)
 }
 
 /// The meta socket (`drbd_ack_receiver`): answers pings, and pings the
@@ -398,16 +785,9 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
         }
         match recv_packet(meta, link, Socket::Meta, &mut buf) {
             Ok((Packet::Ping, _, _)) => shared.send_meta(meta, link, Packet::PingAck, 0, |_| Ok(0))?,
-            Ok((cmd @ (Packet::WriteAck | Packet::RecvAck | Packet::NegAck), _, payload)) => {
+            Ok((cmd, _, payload)) if is_block_ack(cmd) => {
                 if let Body::Ack(ack) = decode_body(cmd, link, payload)? {
-                    let replica = shared.device.as_ref().and_then(|(_, io)| io.replica());
-                    if !replica.is_some_and(|r| r.got_ack(ack.block_id)) {
-                        pr_err!("{}: {} for an unknown request\n", shared.name.as_str(), cmd.name());
-                        return Err(NetError::Refused);
-                    }
-                    if cmd == Packet::NegAck {
-                        pr_warn!("{}: peer failed the write at sector {}\n", shared.name.as_str(), ack.sector);
-                    }
+                    got_block_ack(shared, cmd, ack)?;
                 }
             }
             Ok((Packet::PingAck, _, _)) => {
@@ -430,4 +810,69 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Acks of single blocks the meta socket carries.
+fn is_block_ack(cmd: Packet) -> bool {
+    matches!(cmd, Packet::WriteAck | Packet::RecvAck | Packet::NegAck | Packet::RsWriteAck
+        | Packet::NegRsDReply | Packet::RsIsInSync | Packet::RsCancel | Packet::NegDReply)
+}
+
+/// `got_BlockAck` and friends: an ack of a replicated write (by its block
+/// id), or of a resync block (ID_SYNCER).
+fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core::result::Result<(), NetError> {
+    let name = shared.name.as_str();
+    let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
+    if ack.block_id == ID_SYNCER {
+        let rs = io.resync();
+        let blocks = u64::from(ack.blksize).div_ceil(4096);
+        match cmd {
+            // Source: the target has the block.
+            Packet::RsWriteAck => {
+                io.set_in_sync(ack.sector, ack.blksize);
+                rs.note_left(|| io.out_of_sync_bits());
+            }
+            // Source: the target could not write it.
+            Packet::NegAck => {
+                pr_warn!("{}: peer failed the resync write at sector {}\n", name, ack.sector);
+                rs.add_failed(blocks);
+            }
+            // Target: the source could not read it.
+            Packet::NegRsDReply => {
+                pr_warn!("{}: peer could not read sector {} for the resync\n", name, ack.sector);
+                rs.add_failed(blocks);
+                rs.request_answered(ack.blksize);
+            }
+            // Target: same data on both (checksum-based resync).
+            Packet::RsIsInSync => {
+                io.set_in_sync(ack.sector, ack.blksize);
+                rs.request_answered(ack.blksize);
+            }
+            // Target: the source declined for now; the next pass asks again.
+            Packet::RsCancel => rs.request_answered(ack.blksize),
+            _ => {
+                pr_err!("{}: {} for a resync block\n", name, cmd.name());
+                return Err(NetError::Refused);
+            }
+        }
+        return Ok(());
+    }
+    let Some(replica) = io.replica() else { return Err(NetError::Refused) };
+    let known = replica.got_ack(ack.block_id, |sector, size| match cmd {
+        // Protocol C: on the peer's disk. (Protocol A and B writes stay
+        // marked until a resync: the peer may not have written them.)
+        Packet::WriteAck => {
+            io.set_in_sync(sector, size);
+        }
+        Packet::RecvAck => {}
+        _ => io.set_out_of_sync(sector, size),
+    });
+    if !known {
+        pr_err!("{}: {} for an unknown request\n", name, cmd.name());
+        return Err(NetError::Refused);
+    }
+    if cmd == Packet::NegAck {
+        pr_warn!("{}: peer failed the write at sector {}\n", name, ack.sector);
+    }
+    Ok(())
 }

@@ -1,12 +1,13 @@
 //! The request path: what happens to each bio submitted to `/dev/drbdN`.
 //!
 //! Reads go straight to the backing disk. A write is marked out of sync in
-//! the bitmap (there is no peer to send it to yet) and passes the activity
-//! log: if its extents are hot it goes straight on; if not, it waits for
-//! the device's submitter thread, which commits an AL transaction first.
-//! (Metadata I/O cannot be waited for in `submit_bio` itself: bios
-//! submitted there are only queued until it returns.) Replication hooks
-//! in here later.
+//! the bitmap first (the mark is cleared when the peer has it: sent under
+//! protocol A, acked under B and C) and passes the activity log: if its
+//! extents are hot it goes straight on; if not, it waits for the device's
+//! submitter thread, which commits an AL transaction first. (Metadata I/O
+//! cannot be waited for in `submit_bio` itself: bios submitted there are
+//! only queued until it returns.) While connected to a peer with a disk,
+//! the write goes to the peer too (`drbd_sender.rs`).
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,11 +16,13 @@ use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::{new_condvar, new_mutex};
 
 use crate::drbd_actlog::{AlError, AlRefs};
+use crate::drbd_include::al_set::SlotUse;
+use crate::drbd_resync::ResyncShared;
 use crate::drbd_conn::PeerView;
 use crate::drbd_include::genl::DiskState;
 use crate::drbd_sender::Replica;
 use crate::drbd_md::MetaData;
-use crate::kernel_glue::block::{BioFifo, BioOp, DiskOps, LowerDev, LowerGate, LowerRef, UpperBio, WritePages};
+use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskOps, LowerDev, LowerGate, LowerRef, UpperBio};
 use crate::kernel_glue::thread::{sleep_ms, KThread};
 
 /// What `drbd_open` decides on: the role, and the outstanding opens.
@@ -56,6 +59,11 @@ pub(crate) struct DeviceIo {
     /// Where writes are replicated to while connected.
     #[pin]
     replica: Mutex<Option<Arc<Replica>>>,
+    /// Resync progress, and the range a resync read holds writes off.
+    #[pin]
+    resync: ResyncShared,
+    /// Usable size in sectors while attached (0 when diskless).
+    capacity: AtomicU64,
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
 }
@@ -73,6 +81,8 @@ impl DeviceIo {
             peer <- new_mutex!(PeerView::STANDALONE, "rdrbd::DeviceIo::peer"),
             replica <- new_mutex!(None, "rdrbd::DeviceIo::replica"),
             disk_state <- new_mutex!(DiskState::Diskless, "rdrbd::DeviceIo::disk_state"),
+            resync <- ResyncShared::new(),
+            capacity: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
         }? Error)
@@ -81,6 +91,7 @@ impl DeviceIo {
     /// Lets bios through to `lower`, whose metadata is `md`; hands the disk
     /// back if one is attached already.
     pub(crate) fn attach_lower(&self, lower: LowerDev, md: MetaData) -> core::result::Result<(), LowerDev> {
+        self.capacity.store(md.capacity(), Ordering::Relaxed);
         *self.md.lock() = Some(md);
         self.gate.attach(lower).inspect_err(|_| {
             self.md.lock().take();
@@ -109,6 +120,100 @@ impl DeviceIo {
         *self.peer.lock() = view;
     }
 
+    /// Changes the connection's view of the peer with `f`; returns the
+    /// new view.
+    pub(crate) fn update_peer(&self, f: impl FnOnce(PeerView) -> PeerView) -> PeerView {
+        let mut view = self.peer.lock();
+        *view = f(*view);
+        *view
+    }
+
+    /// Usable size in sectors (0 when diskless).
+    pub(crate) fn capacity_sectors(&self) -> u64 {
+        if self.gate.enter().is_none() {
+            return 0;
+        }
+        self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Resync progress and locking.
+    pub(crate) fn resync(&self) -> &ResyncShared {
+        &self.resync
+    }
+
+    /// Out-of-sync 4 KiB blocks per the bitmap (0 when diskless).
+    pub(crate) fn out_of_sync_bits(&self) -> u64 {
+        self.md.lock().as_ref().map_or(0, |md| md.bitmap.count())
+    }
+
+    /// The peer has `size` bytes at `sector` (`drbd_set_in_sync`).
+    pub(crate) fn set_in_sync(&self, sector: u64, size: u32) -> u64 {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        self.md.lock().as_ref().map_or(0, |md| md.bitmap.clear_sectors(sector, size, capacity))
+    }
+
+    /// The peer may not have `size` bytes at `sector` (`drbd_set_out_of_sync`).
+    pub(crate) fn set_out_of_sync(&self, sector: u64, size: u32) {
+        if let Some(md) = self.md.lock().as_ref() {
+            md.bitmap.set_sectors(sector, size);
+        }
+    }
+
+    /// The next resync request from bit `cursor` on: sector, bytes, and
+    /// the bit after it; up to `max_bits` consecutive out-of-sync blocks,
+    /// clipped to the device. `None` when no bit is set from `cursor` on.
+    pub(crate) fn next_resync_request(&self, cursor: u64, max_bits: u64) -> Option<(u64, u32, u64)> {
+        use crate::drbd_include::bitmap_rle::BitmapSource;
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        let guard = self.md.lock();
+        let bitmap = &guard.as_ref()?.bitmap;
+        let first = bitmap.find_next(cursor, true);
+        if first >= bitmap.bits() {
+            return None;
+        }
+        let mut end = first.saturating_add(1);
+        while end < bitmap.bits() && end - first < max_bits && bitmap.test(end) {
+            end += 1;
+        }
+        let sector = first.saturating_mul(8);
+        let end_sector = end.saturating_mul(8).min(capacity);
+        let size = u32::try_from(end_sector.checked_sub(sector)?.saturating_mul(512)).ok()?;
+        (size > 0).then_some((sector, size, end))
+    }
+
+    /// Reads `out.len()` bytes at `sector` for a resyncing peer, holding
+    /// new application writes to the range off and waiting for those in
+    /// flight, so the data is at least as new as any write replicated
+    /// before (`drbd_rs_begin_io`). `send` runs with the range still held.
+    pub(crate) fn read_for_resync(
+        &self,
+        pages: &mut BlockPages,
+        sector: u64,
+        out: &mut [u8],
+        send: impl FnOnce(&[u8]) -> Result,
+    ) -> Result {
+        let lower = self.gate.enter().ok_or(EIO)?;
+        let size = u32::try_from(out.len()).map_err(|_| EINVAL)?;
+        let slots = {
+            let guard = self.md.lock();
+            self.resync.lock_range(sector, size);
+            guard.as_ref().map_or([None, None], |md| md.al.hot_slots(sector, size))
+        };
+        let result = (|| {
+            for slot in slots.into_iter().flatten() {
+                while self.al_refs.in_flight(slot) != 0 {
+                    sleep_ms(1);
+                }
+            }
+            pages.read(lower.bdev_ref(), sector, out)?;
+            send(out)
+        })();
+        self.resync.unlock_range();
+        // Writes held off meanwhile wait in the submitter's queue.
+        self.cold_writes_added.notify_one();
+        result
+    }
+
     /// Starts (`Some`) or stops replicating writes; returns the previous
     /// replica.
     pub(crate) fn set_replica(&self, replica: Option<Arc<Replica>>) -> Option<Arc<Replica>> {
@@ -131,7 +236,7 @@ impl DeviceIo {
     }
 
     /// Writes a block received from the peer to the backing disk.
-    pub(crate) fn write_replicated(&self, pages: &mut WritePages, sector: u64, data: &[u8], fua: bool, flush: bool) -> Result {
+    pub(crate) fn write_replicated(&self, pages: &mut BlockPages, sector: u64, data: &[u8], fua: bool, flush: bool) -> Result {
         let lower = self.gate.enter().ok_or(EIO)?;
         let written = pages.write(lower.bdev_ref(), sector, data, fua, flush);
         if written.is_ok() {
@@ -225,6 +330,11 @@ impl DeviceIo {
         loop {
             let mut guard = self.md.lock();
             let Some(md) = guard.as_mut() else { return Ok(0) };
+            if self.resync.range_locked(sector, size) {
+                drop(guard);
+                sleep_ms(1);
+                continue;
+            }
             let MetaData { al, bitmap, io, .. } = md;
             match al.begin_write(&self.al_refs, bitmap, io, lower.bdev_ref(), sector, size) {
                 Err(AlError::Busy) => {
@@ -241,7 +351,11 @@ impl DeviceIo {
     fn begin_hot_write(&self, sector: u64, size: u32) -> core::result::Result<Option<u64>, ()> {
         let mut guard = self.md.lock();
         let Some(md) = guard.as_mut() else { return Ok(None) };
-        // No peer: every write is out of sync with it.
+        if self.resync.range_locked(sector, size) {
+            // A resync read holds this range: the submitter waits for it.
+            return Err(());
+        }
+        // Out of sync until the peer has it (cleared on its ack).
         md.bitmap.set_sectors(sector, size);
         md.al.begin_hot_write(&self.al_refs, sector, size).map(Some).ok_or(())
     }
@@ -250,20 +364,26 @@ impl DeviceIo {
         let (op, size) = (bio.op(), u64::from(bio.size()));
         // A write goes to the peer too; its bio completes when both are done.
         let replicate = match (op, size) {
-            (BioOp::Write, 1..) if self.peer().pdsk == DiskState::UpToDate => self.replica().map(|r| {
+            (BioOp::Write, 1..) if peer_has_disk(&self.peer()) => self.replica().map(|r| {
                 let sent = bio.peer_completion();
                 let ack = r.wants_ack().then(|| bio.peer_completion());
                 (r, sent, ack)
             }),
             _ => None,
         };
+        let sector = bio.sector();
         if let Err(bio) = lower.submit(bio, tag) {
             self.al_refs.complete(tag);
             // Failed locally: dropping the tokens with it completes it.
             return bio.fail();
         }
         if let Some((replica, sent, ack)) = replicate {
-            replica.send_write(sent, ack);
+            let size = sent.size();
+            if !replica.send_write(sent, ack) {
+                // Not sent: out of sync, even if an earlier overlapping
+                // write's ack cleared the bits meanwhile.
+                self.set_out_of_sync(sector, size);
+            }
         }
         match op {
             BioOp::Read => self.bytes_read.fetch_add(size, Ordering::Relaxed),
@@ -271,6 +391,13 @@ impl DeviceIo {
             BioOp::Discard | BioOp::Other => 0,
         };
     }
+}
+
+/// Whether writes go to the peer (`drbd_should_do_remote`): connected,
+/// and the peer has a disk (being resynced or not).
+fn peer_has_disk(view: &PeerView) -> bool {
+    view.conn as u32 >= crate::drbd_include::genl::ConnState::Connected as u32
+        && matches!(view.pdsk, DiskState::Inconsistent | DiskState::Outdated | DiskState::Consistent | DiskState::UpToDate)
 }
 
 impl DiskOps for DeviceIo {

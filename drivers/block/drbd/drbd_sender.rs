@@ -12,7 +12,11 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
 use crate::drbd_include::genl::net_conf;
-use crate::drbd_include::protocol::{dp, encode_packet, DataPacket, Header, HeaderKind, Link, Packet, UuidsPacket};
+use crate::drbd_conn::SMALL_PACKET;
+use crate::drbd_include::protocol::{
+    dp, encode_packet, BlockRequest, DataPacket, Header, HeaderKind, Link, Packet, ProtocolError, StatePacket,
+    UuidsPacket, ID_SYNCER,
+};
 use crate::drbd_include::uuid::{uuid_flags, Uuids};
 use crate::kernel_glue::block::PeerToken;
 use crate::kernel_glue::net::TcpSocket;
@@ -20,6 +24,8 @@ use crate::kernel_glue::net::TcpSocket;
 /// A write sent to the peer and not acknowledged yet.
 struct Pending {
     block_id: u64,
+    sector: u64,
+    size: u32,
     /// Held for its drop: that completes the upper bio's peer half.
     _ack: PeerToken,
 }
@@ -73,14 +79,74 @@ impl Replica {
         self.link.version
     }
 
+    /// Sends one packet whose payload `payload` encodes (at most
+    /// [`SMALL_PACKET`] bytes), between other senders' packets.
+    pub(crate) fn send_small(
+        &self,
+        cmd: Packet,
+        payload: impl FnOnce(&mut [u8]) -> core::result::Result<usize, ProtocolError>,
+    ) -> Result {
+        let mut buf = [0u8; SMALL_PACKET];
+        let len = encode_packet(self.link, cmd, self.volume, &mut buf, payload).map_err(|_| EINVAL)?;
+        let _guard = self.send_lock.lock();
+        self.send_or_break(buf.get(..len).ok_or(EINVAL)?)
+    }
+
+    /// Sends a header for `cmd` with `head` (an encoded fixed part) and
+    /// `data` after it as one packet.
+    pub(crate) fn send_with_data(&self, cmd: Packet, head: &[u8], data: &[u8]) -> Result {
+        let length = u32::try_from(head.len().saturating_add(data.len())).map_err(|_| EINVAL)?;
+        let header = Header { cmd, volume: self.volume, length };
+        let mut buf = [0u8; 16];
+        let hs = header.encode_as(HeaderKind::for_payload(self.link, length), &mut buf).map_err(|_| EINVAL)?;
+        let _guard = self.send_lock.lock();
+        self.send_or_break(buf.get(..hs).ok_or(EINVAL)?)?;
+        self.send_or_break(head)?;
+        self.send_or_break(data)
+    }
+
+    /// P_RS_DATA_REPLY: the block a SyncTarget asked for.
+    pub(crate) fn send_rs_reply(&self, sector: u64, block_id: u64, data: &[u8]) -> Result {
+        let head = DataPacket { sector, block_id, seq_num: 0, dp_flags: 0 };
+        let mut buf = [0u8; DataPacket::SIZE];
+        let n = head.encode(&mut buf).map_err(|_| EINVAL)?;
+        self.send_with_data(Packet::RsDataReply, buf.get(..n).ok_or(EINVAL)?, data)
+    }
+
+    /// P_RS_DATA_REQUEST for `size` bytes at `sector` (block id ID_SYNCER).
+    pub(crate) fn send_rs_request(&self, sector: u64, size: u32) -> Result {
+        let req = BlockRequest { sector, block_id: ID_SYNCER, blksize: size };
+        self.send_small(Packet::RsDataRequest, |out| req.encode(out))
+    }
+
+    /// Sends `bytes` (whole packets) unless the connection broke; a send
+    /// error breaks it.
+    fn send_or_break(&self, bytes: &[u8]) -> Result {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(EPIPE);
+        }
+        self.data.send_all(bytes).inspect_err(|_| {
+            self.broken.store(true, Ordering::SeqCst);
+            // The receiver sees the shutdown and tears the connection down.
+            self.data.shutdown();
+        })
+    }
+
     /// P_UUIDS with SKIP_INITIAL_SYNC (`drbd_send_uuids_skip_initial_sync`).
     pub(crate) fn send_uuids_skip_initial_sync(&self, uuids: Uuids) -> Result {
         let packet = UuidsPacket { uuids, bitmap_bits: 0, flags: uuid_flags::SKIP_INITIAL_SYNC };
-        let mut buf = [0u8; 16 + UuidsPacket::SIZE];
-        let len = encode_packet(self.link, Packet::Uuids, self.volume, &mut buf, |out| packet.encode(out))
-            .map_err(|_| EINVAL)?;
-        let _guard = self.send_lock.lock();
-        self.data.send_all(buf.get(..len).ok_or(EINVAL)?)
+        self.send_small(Packet::Uuids, |out| packet.encode(out))
+    }
+
+    /// P_UUIDS (`drbd_send_uuids`), e.g. after a forced promotion.
+    pub(crate) fn send_uuids(&self, uuids: Uuids, bitmap_bits: u64, flags: u64) -> Result {
+        let packet = UuidsPacket { uuids, bitmap_bits, flags };
+        self.send_small(Packet::Uuids, |out| packet.encode(out))
+    }
+
+    /// P_STATE with our state word.
+    pub(crate) fn send_state(&self, state: crate::drbd_include::genl::State) -> Result {
+        self.send_small(Packet::State, |out| StatePacket { state }.encode(out))
     }
 
     /// Whether writes wait for an ack (protocols B and C).
@@ -90,10 +156,11 @@ impl Replica {
 
     /// Sends one write: `sent` is given once the packet is out, `ack`
     /// (protocols B/C) when the peer acknowledges it or the connection
-    /// goes. On a send error the connection is shut down.
-    pub(crate) fn send_write(&self, sent: PeerToken, ack: Option<PeerToken>) {
+    /// goes. On a send error the connection is shut down. Returns whether
+    /// the packet went out.
+    pub(crate) fn send_write(&self, sent: PeerToken, ack: Option<PeerToken>) -> bool {
         if self.broken.load(Ordering::SeqCst) {
-            return;
+            return false;
         }
         let block_id = self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let seq_num = self.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
@@ -118,13 +185,13 @@ impl Replica {
         let _guard = self.send_lock.lock();
         if let Some(ack) = ack {
             let mut pending = self.pending.lock();
-            let entry = Some(Pending { block_id, _ack: ack });
+            let entry = Some(Pending { block_id, sector, size, _ack: ack });
             if let Some(slot) = pending.iter_mut().find(|p| p.is_none()) {
                 *slot = entry;
             } else if pending.push(entry, GFP_NOWAIT).is_err() {
                 // No memory to track it: the write completes locally only.
                 pr_err!("drbd: out of memory tracking a replicated write\n");
-                return;
+                return false;
             }
         }
         let head = DataPacket { sector, block_id, seq_num, dp_flags };
@@ -144,24 +211,33 @@ impl Replica {
             // The receiver sees the shutdown and tears the connection down.
             self.data.shutdown();
         }
+        sent_ok.is_ok()
     }
 
     /// The peer acknowledged `block_id` (P_WRITE_ACK, P_RECV_ACK, or
-    /// P_NEG_ACK: the write stays marked out of sync).
-    pub(crate) fn got_ack(&self, block_id: u64) -> bool {
+    /// P_NEG_ACK); returns the write's sector and size. The caller marks
+    /// the bitmap before the upper bio may complete (the ack token drops
+    /// here, when `mark` has run).
+    pub(crate) fn got_ack(&self, block_id: u64, mark: impl FnOnce(u64, u32)) -> bool {
         let mut pending = self.pending.lock();
         let done = pending.iter_mut().find(|p| p.as_ref().is_some_and(|p| p.block_id == block_id)).and_then(Option::take);
         drop(pending);
+        let Some(done) = done else { return false };
+        mark(done.sector, done.size);
         // Dropping the ack token may complete the upper bio.
-        done.is_some()
+        drop(done);
+        true
     }
 
-    /// The connection is gone: completes every write still waiting for
-    /// the peer (they stay marked out of sync in the bitmap).
-    pub(crate) fn abort(&self) {
+    /// The connection is gone: every write still waiting for the peer is
+    /// marked out of sync by `mark`, then completes.
+    pub(crate) fn abort(&self, mark: impl Fn(u64, u32)) {
         self.broken.store(true, Ordering::SeqCst);
         let _guard = self.send_lock.lock();
         let drained = core::mem::take(&mut *self.pending.lock());
+        for p in drained.iter().flatten() {
+            mark(p.sector, p.size);
+        }
         drop(drained);
     }
 }

@@ -207,13 +207,14 @@ unsigned int rdrbd_bio_flags(struct bio *bio)
 	       (bio->bi_opf & REQ_SYNC ? 4 : 0);
 }
 
-/* Synchronous write of len bytes from pages[] at sector (a replicated
- * write on the peer's behalf); fua/flush as the primary's bio had them. */
-int rdrbd_pages_write(struct block_device *bdev, struct page **pages,
-		      unsigned int nr, u64 sector, unsigned int len,
-		      bool fua, bool flush)
+/* Synchronous read or write of len bytes from/to pages[] at sector (a
+ * replicated write on the peer's behalf, or a resync read for it);
+ * fua/flush as the primary's bio had them. */
+int rdrbd_pages_io(struct block_device *bdev, struct page **pages,
+		   unsigned int nr, u64 sector, unsigned int len,
+		   bool write, bool fua, bool flush)
 {
-	blk_opf_t opf = REQ_OP_WRITE | REQ_SYNC;
+	blk_opf_t opf = (write ? REQ_OP_WRITE : REQ_OP_READ) | REQ_SYNC;
 	struct bio *bio;
 	unsigned int i;
 	int err;

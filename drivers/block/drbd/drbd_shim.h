@@ -48,9 +48,9 @@ void rdrbd_sock_set_reuseaddr(struct socket *sock);
 int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio);
 void rdrbd_bio_inc_remaining(struct bio *bio);
 unsigned int rdrbd_bio_flags(struct bio *bio);
-int rdrbd_pages_write(struct block_device *bdev, struct page **pages,
-		      unsigned int nr, u64 sector, unsigned int len,
-		      bool fua, bool flush);
+int rdrbd_pages_io(struct block_device *bdev, struct page **pages,
+		   unsigned int nr, u64 sector, unsigned int len,
+		   bool write, bool fua, bool flush);
 
 /* Generic netlink family "drbd". */
 int rdrbd_genl_register(void *ctx);

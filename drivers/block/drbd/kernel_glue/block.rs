@@ -531,16 +531,17 @@ impl Drop for PeerToken {
     }
 }
 
-/// Pages for writing a replicated block to the backing device.
-pub(crate) struct WritePages {
+/// Pages for the synchronous block I/O done on the peer's behalf: writing
+/// a replicated block, reading a block a resyncing peer asked for.
+pub(crate) struct BlockPages {
     pages: KVec<kernel::page::Page>,
     ptrs: KVec<*mut bindings::page>,
 }
 
 // SAFETY: the pages are only used through `&mut self`.
-unsafe impl Send for WritePages {}
+unsafe impl Send for BlockPages {}
 
-impl WritePages {
+impl BlockPages {
     /// Room for `bytes` (rounded up to pages).
     pub(crate) fn new(bytes: usize) -> Result<Self> {
         let n = bytes.div_ceil(kernel::page::PAGE_SIZE);
@@ -554,23 +555,42 @@ impl WritePages {
         Ok(Self { pages, ptrs })
     }
 
-    /// Writes `data` at `sector` of `dev`, synchronously.
-    pub(crate) fn write(&mut self, dev: BdevRef<'_>, sector: u64, data: &[u8], fua: bool, flush: bool) -> Result {
-        let chunks = data.chunks(kernel::page::PAGE_SIZE);
-        if chunks.len() > self.pages.len() {
+    /// Pages needed for `len` bytes, if there are that many.
+    fn pages_for(&self, len: usize) -> Result<(u32, u32)> {
+        let nr = len.div_ceil(kernel::page::PAGE_SIZE);
+        if nr > self.pages.len() {
             return Err(EINVAL);
         }
-        for (page, chunk) in self.pages.iter().zip(chunks) {
+        Ok((u32::try_from(nr).map_err(|_| EINVAL)?, u32::try_from(len).map_err(|_| EINVAL)?))
+    }
+
+    /// Writes `data` at `sector` of `dev`, synchronously.
+    pub(crate) fn write(&mut self, dev: BdevRef<'_>, sector: u64, data: &[u8], fua: bool, flush: bool) -> Result {
+        let (nr, len) = self.pages_for(data.len())?;
+        for (page, chunk) in self.pages.iter().zip(data.chunks(kernel::page::PAGE_SIZE)) {
             // SAFETY: `chunk` is valid for its length, at most a page.
             unsafe { page.write_raw(chunk.as_ptr(), 0, chunk.len()) }?;
         }
-        let nr = u32::try_from(data.len().div_ceil(kernel::page::PAGE_SIZE)).map_err(|_| EINVAL)?;
-        let len = u32::try_from(data.len()).map_err(|_| EINVAL)?;
         // SAFETY: the pages are ours; `dev` is open for its lifetime; the
         // write completes before this returns.
         to_result(unsafe {
-            shim::rdrbd_pages_write(dev.bdev.as_ptr(), self.ptrs.as_mut_ptr(), nr, sector, len, fua, flush)
+            shim::rdrbd_pages_io(dev.bdev.as_ptr(), self.ptrs.as_mut_ptr(), nr, sector, len, true, fua, flush)
         })
+    }
+
+    /// Reads `out.len()` bytes at `sector` of `dev` into `out`, synchronously.
+    pub(crate) fn read(&mut self, dev: BdevRef<'_>, sector: u64, out: &mut [u8]) -> Result {
+        let (nr, len) = self.pages_for(out.len())?;
+        // SAFETY: the pages are ours; `dev` is open for its lifetime; the
+        // read completes before this returns.
+        to_result(unsafe {
+            shim::rdrbd_pages_io(dev.bdev.as_ptr(), self.ptrs.as_mut_ptr(), nr, sector, len, false, false, false)
+        })?;
+        for (page, chunk) in self.pages.iter().zip(out.chunks_mut(kernel::page::PAGE_SIZE)) {
+            // SAFETY: `chunk` is valid for writes of its length, at most a page.
+            unsafe { page.read_raw(chunk.as_mut_ptr(), 0, chunk.len()) }?;
+        }
+        Ok(())
     }
 }
 

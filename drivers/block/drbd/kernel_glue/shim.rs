@@ -36,8 +36,8 @@ extern "C" {
     pub(super) fn rdrbd_sock_send_bio(sock: *mut socket, bio: *mut bio) -> c_int;
     pub(super) fn rdrbd_bio_inc_remaining(bio: *mut bio);
     pub(super) fn rdrbd_bio_flags(bio: *mut bio) -> c_uint;
-    pub(super) fn rdrbd_pages_write(bdev: *mut block_device, pages: *mut *mut page, nr: c_uint,
-        sector: u64, len: c_uint, fua: bool, flush: bool) -> c_int;
+    pub(super) fn rdrbd_pages_io(bdev: *mut block_device, pages: *mut *mut page, nr: c_uint,
+        sector: u64, len: c_uint, write: bool, fua: bool, flush: bool) -> c_int;
 
     pub(super) fn rdrbd_genl_register(ctx: *mut c_void) -> c_int;
     pub(super) fn rdrbd_genl_unregister();

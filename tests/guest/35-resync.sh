@@ -1,0 +1,81 @@
+#!/bin/bash
+# Resync between two rdrbd nodes (protocol C). Fresh metadata on both, connect;
+# `primary --force` on guest 0 starts a full initial sync of the 256 MiB
+# device (progress visible in /proc/drbd), then both are UpToDate. Guest 1
+# drops the connection while guest 0 keeps writing 8 MiB; after reconnecting
+# only the changed blocks are resynced (within 10% of 8 MiB, not the device
+# size). Finally both go down and the data areas of the backing disks match.
+# guests: 2
+# disks: 256M
+# timeout: 900
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_artifacts
+[ "$NGUESTS" = 2 ] || die "needs 2 guests"
+attach_rdrbd || exit 1
+barrier attached || die "peer never attached"
+
+connect() { "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C "$@"; }
+step connect connect || exit 1
+step connected wait_cs Connected 90 || exit 1
+barrier connected || die "barrier connected"
+
+# wait_synced SECONDS: Connected and UpToDate on both sides; shows progress.
+wait_synced() {
+  local n=$(( $1 * 10 )) shown=0
+  until grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do
+    if [ $shown = 0 ] && grep -q "sync'ed" /proc/drbd; then grep -A3 '^ *0:' /proc/drbd; shown=1; fi
+    sleep 0.1; n=$((n - 1))
+  done
+  grep -A3 '^ *0:' /proc/drbd
+  grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
+}
+
+[ "$GUEST_INDEX" = 0 ] && step force-primary "$S" primary 0 --force
+step full-sync wait_synced 600 || { dmesg | grep drbd | tail -30; exit 1; }
+step oos-zero test "$(proc_field oos)" = 0
+barrier synced || die "barrier synced"
+
+if [ "$GUEST_INDEX" = 0 ]; then
+  step began-full-sync sh -c "dmesg | grep 'Began resync as SyncSource'"
+  step write-connected dd if=/dev/urandom of=/dev/drbd0 bs=1M count=16 seek=32 oflag=direct status=none
+  step oos-still-zero test "$(proc_field oos)" = 0
+fi
+barrier written || die "barrier written"
+[ "$GUEST_INDEX" = 1 ] && step disconnect "$S" disconnect "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789"
+barrier disconnected || die "barrier disconnected"
+if [ "$GUEST_INDEX" = 0 ]; then
+  step lost-peer wait_cs WFConnection 30
+  step write-disconnected dd if=/dev/urandom of=/dev/drbd0 bs=1M count=8 seek=100 oflag=direct status=none
+  step oos-8M test "$(proc_field oos)" = 8192
+fi
+barrier written2 || die "barrier written2"
+[ "$GUEST_INDEX" = 1 ] && step reconnect connect
+step resync wait_synced 300 || { dmesg | grep drbd | tail -30; exit 1; }
+if [ "$GUEST_INDEX" = 0 ]; then
+  resync_size() {
+    local kb
+    kb=$(dmesg | grep 'Began resync as SyncSource' | tail -1 | sed 's/.*will sync \([0-9]*\) KB.*/\1/')
+    echo "resynced $kb KB after 8192 KB changed"
+    [ -n "$kb" ] && [ "$kb" -ge 8192 ] && [ "$kb" -le 9011 ]
+  }
+  step resync-only-changed resync_size
+  step secondary "$S" secondary 0
+fi
+barrier done || die "barrier done"
+cat /proc/drbd
+step down "$S" down r0
+n=$(md_data_bytes "$(size_of /dev/vda)")
+sum=$(md5_head /dev/vda "$n")
+share_put "md5.$GUEST_INDEX" "$sum"
+barrier summed || die "barrier summed"
+same_data() {
+  local a b; a=$(share_get md5.0) b=$(share_get md5.1)
+  echo "guest0 $a guest1 $b (first $n bytes of /dev/vda)"
+  [ -n "$a" ] && [ "$a" = "$b" ]
+}
+step data-identical same_data
+step rmmod rmmod drbd
+step kernel-log-clean dmesg_clean
+finish
