@@ -15,9 +15,11 @@ use kernel::{c_str, fmt, new_mutex};
 mod drbd_actlog;
 mod drbd_bitmap;
 mod drbd_conn;
+mod drbd_events;
 mod drbd_include;
 mod drbd_md;
 mod drbd_nl;
+mod drbd_options;
 mod drbd_proc;
 mod drbd_receiver;
 mod drbd_req;
@@ -86,6 +88,10 @@ pub(crate) type AdmResult<T = ()> = core::result::Result<T, AdmError>;
 /// A resource: a named group of volumes and its connection to the peer.
 pub(crate) struct Resource {
     pub(crate) conn: Option<drbd_conn::Connection>,
+    /// `resource-options`.
+    pub(crate) options: drbd_options::ResourceOptions,
+    /// The net options of the configured connection.
+    pub(crate) net_options: Option<drbd_options::NetOptions>,
 }
 
 /// How a device's backing disk was attached.
@@ -97,8 +103,8 @@ pub(crate) struct DiskConfig {
     pub(crate) disk_size: u64,
     /// Activity log slots.
     pub(crate) al_extents: u32,
-    /// How fast a resync may go when this node is SyncTarget.
-    pub(crate) resync_rate: drbd_resync::ResyncRate,
+    /// Every other disk option, as configured (shown back by GET_STATUS).
+    pub(crate) options: drbd_options::DiskOptions,
 }
 
 /// A minor: `/dev/drbd<minor>`, volume `volume` of resource `resource`.
@@ -121,20 +127,7 @@ impl Device {
     /// The 8.4 state of this device; without networking it is a
     /// StandAlone Secondary.
     pub(crate) fn state(&self) -> api::State {
-        let peer = self.io.peer();
-        api::State {
-            role: self.role,
-            peer: peer.peer,
-            conn: peer.conn,
-            disk: self.io.disk_state(),
-            pdsk: peer.pdsk,
-            susp: false,
-            aftr_isp: false,
-            peer_isp: false,
-            user_isp: false,
-            susp_nod: false,
-            susp_fen: false,
-        }
+        self.io.state()
     }
 }
 
@@ -201,7 +194,7 @@ impl Registry {
             return Ok(());
         }
         self.resources
-            .try_create_and_insert(name, Resource { conn: None }, GFP_KERNEL)
+            .try_create_and_insert(name, Resource { conn: None, options: Default::default(), net_options: None }, GFP_KERNEL)
             .map_err(|_| AdmError::new(RetCode::NoMem, "out of memory"))?;
         Ok(())
     }
@@ -239,7 +232,8 @@ impl Registry {
             return Err(AdmError::new(RetCode::MinorOrVolumeExists, "minor or volume exists already"));
         }
         let nomem = AdmError::new(RetCode::NoMem, "out of memory");
-        let io = Arc::pin_init(DeviceIo::new(), GFP_KERNEL).map_err(|_| nomem)?;
+        let ident = drbd_events::DeviceIdent { minor, volume, resource: *name };
+        let io = Arc::pin_init(DeviceIo::new(ident), GFP_KERNEL).map_err(|_| nomem)?;
         let disk = GenDisk::new(DRBD_MAJOR, minor, io.clone())
             .map_err(|_| AdmError::new(RetCode::NoMem, "could not create the block device"))?;
         let thread_name = CString::try_from_fmt(fmt!("drbd{}_submit", minor)).map_err(|_| nomem)?;
@@ -312,7 +306,7 @@ impl Registry {
         device.disk.set_capacity(sectors);
         device.capacity = sectors;
         device.io.set_disk_state(disk_state);
-        device.io.resync().set_rate(config.resync_rate);
+        device.io.resync().set_rate(config.options.resync_rate());
         pr_info!("drbd{}: attached to {}, {} sectors\n", minor, config.backing_dev.as_str(), sectors);
         device.disk_config = Some(config);
         Ok(())
@@ -334,6 +328,8 @@ impl Registry {
         device.disk_config = None;
         device.disk.set_capacity(0);
         device.capacity = 0;
+        // As in C DRBD, listeners see the disk go through Failed.
+        device.io.set_disk_state(api::DiskState::Failed);
         device.io.set_disk_state(api::DiskState::Diskless);
         if let Some((lower, md)) = device.io.detach_lower() {
             if let Some(Err(e)) = md.map(|md| md.close(lower.bdev_ref())) {
@@ -386,9 +382,12 @@ impl Registry {
             Some(Err(_)) => return Err(AdmError::new(RetCode::IoMdDisk, "writing the meta data failed")),
             None => return Err(AdmError::state(api::StateChangeResult::NoUpToDateDisk, "no disk")),
         }
-        device.io.set_disk_state(api::DiskState::UpToDate);
+        // One state change (role and disk), as listeners see it.
+        device.io.change_state(|| {
+            device.io.set_disk_state(api::DiskState::UpToDate);
+            device.io.set_primary();
+        });
         device.role = api::Role::Primary;
-        device.io.set_primary();
         device.disk.set_read_only(false);
         if forced {
             pr_warn!("drbd{}: forced into Primary: {} disk declared UpToDate\n", minor, disk.name());
@@ -477,8 +476,15 @@ impl Registry {
     /// as it is).
     pub(crate) fn disconnect(&mut self, name: &ResourceName) -> AdmResult {
         let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
+        resource.net_options = None;
+        let Some(conn) = resource.conn.take() else { return Ok(()) };
+        // Listeners see Disconnecting first, as with C DRBD.
+        for device in self.devices.values().filter(|d| d.resource == *name) {
+            let view = device.io.peer();
+            device.io.set_peer(drbd_conn::PeerView { conn: api::ConnState::Disconnecting, ..view });
+        }
         // Dropping the connection stops its threads and closes its sockets.
-        drop(resource.conn.take());
+        drop(conn);
         Ok(())
     }
 

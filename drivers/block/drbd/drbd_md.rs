@@ -180,6 +180,13 @@ impl MetaData {
         self.sb.flags = flags;
     }
 
+    /// Persists the `MDF_*` flags of a state change that has no UUID
+    /// change (`outdate`): written durably before the state is shown.
+    pub(crate) fn persist_state(&mut self, dev: BdevRef<'_>, primary: bool, disk: DiskState, pdsk: DiskState, conn: ConnState) -> Result {
+        self.set_state_flags(primary, disk, pdsk, conn);
+        self.write_superblock(dev)
+    }
+
     /// Marks every extent the activity log names as out of sync, as
     /// `drbdmeta apply-al` does, and writes the bitmap.
     fn replay_activity_log(&mut self, dev: BdevRef<'_>) -> AdmResult {

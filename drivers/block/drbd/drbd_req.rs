@@ -19,6 +19,8 @@ use crate::drbd_actlog::{AlError, AlRefs};
 use crate::drbd_include::al_set::SlotUse;
 use crate::drbd_resync::ResyncShared;
 use crate::drbd_conn::PeerView;
+use crate::drbd_events::{DeviceIdent, EventCounters, StateEvents};
+use crate::drbd_include::genl as api;
 use crate::drbd_include::genl::DiskState;
 use crate::drbd_sender::Replica;
 use crate::drbd_md::MetaData;
@@ -66,11 +68,24 @@ pub(crate) struct DeviceIo {
     capacity: AtomicU64,
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
+    /// Broadcasts of state changes (`drbd_events.rs`).
+    #[pin]
+    events: StateEvents,
+    /// `suspend-io`: while set, new bios wait here (under this lock, so
+    /// `resume-io` cannot miss one) and are submitted again on resume.
+    #[pin]
+    suspended: Mutex<Suspended>,
+}
+
+/// The user's I/O suspension (`susp` of the state word).
+pub(crate) struct Suspended {
+    active: bool,
+    bios: BioFifo,
 }
 
 impl DeviceIo {
     /// A device with no backing disk.
-    pub(crate) fn new() -> impl PinInit<Self, Error> {
+    pub(crate) fn new(ident: DeviceIdent) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             cold_writes <- new_mutex!(BioFifo::new(), "rdrbd::DeviceIo::cold_writes"),
             cold_writes_added <- new_condvar!("rdrbd::DeviceIo::cold_writes_added"),
@@ -85,6 +100,8 @@ impl DeviceIo {
             capacity: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
+            events <- StateEvents::new(ident, crate::drbd_events::unconfigured_state()),
+            suspended <- new_mutex!(Suspended { active: false, bios: BioFifo::new() }, "rdrbd::DeviceIo::suspended"),
         }? Error)
     }
 
@@ -118,14 +135,19 @@ impl DeviceIo {
     /// Updates the connection's view of the peer.
     pub(crate) fn set_peer(&self, view: PeerView) {
         *self.peer.lock() = view;
+        self.state_changed();
     }
 
     /// Changes the connection's view of the peer with `f`; returns the
     /// new view.
     pub(crate) fn update_peer(&self, f: impl FnOnce(PeerView) -> PeerView) -> PeerView {
-        let mut view = self.peer.lock();
-        *view = f(*view);
-        *view
+        let new = {
+            let mut view = self.peer.lock();
+            *view = f(*view);
+            *view
+        };
+        self.state_changed();
+        new
     }
 
     /// Usable size in sectors (0 when diskless).
@@ -228,6 +250,7 @@ impl DeviceIo {
     /// Sets the own disk state.
     pub(crate) fn set_disk_state(&self, disk: DiskState) {
         *self.disk_state.lock() = disk;
+        self.state_changed();
     }
 
     /// The current replica, if connected.
@@ -248,6 +271,7 @@ impl DeviceIo {
     /// Openers may now open for writing.
     pub(crate) fn set_primary(&self) {
         self.opens.lock().primary = true;
+        self.state_changed();
     }
 
     /// Openers may no longer open; fails while the device is open.
@@ -257,7 +281,76 @@ impl DeviceIo {
             return Err(());
         }
         opens.primary = false;
+        drop(opens);
+        self.state_changed();
         Ok(())
+    }
+
+    /// The 8.4 state word of this device, from what the request path, the
+    /// connection and configuration requests publish here.
+    pub(crate) fn state(&self) -> api::State {
+        let peer = self.peer();
+        api::State {
+            role: if self.is_primary() { api::Role::Primary } else { api::Role::Secondary },
+            peer: peer.peer,
+            conn: peer.conn,
+            disk: self.disk_state(),
+            pdsk: peer.pdsk,
+            susp: self.is_suspended(),
+            aftr_isp: false,
+            peer_isp: false,
+            user_isp: false,
+            susp_nod: false,
+            susp_fen: false,
+        }
+    }
+
+    /// Broadcasts the state if it changed (every setter calls this; none
+    /// may hold one of the locks `state` takes).
+    fn state_changed(&self) {
+        let counters = EventCounters {
+            capacity: 0,
+            read_sectors: self.read_sectors(),
+            written_sectors: self.written_sectors(),
+        };
+        self.events.publish(|| self.state().to_u32(), counters);
+    }
+
+    /// Runs `change`, which may set several parts of the state, and
+    /// broadcasts the result as one state change.
+    pub(crate) fn change_state<R>(&self, change: impl FnOnce() -> R) -> R {
+        self.events.begin_batch();
+        let result = change();
+        self.events.end_batch();
+        self.state_changed();
+        result
+    }
+
+    /// Whether I/O is suspended by the user (`suspend-io`).
+    pub(crate) fn is_suspended(&self) -> bool {
+        self.suspended.lock().active
+    }
+
+    /// `suspend-io`: bios submitted from now on wait for `resume_io`.
+    pub(crate) fn suspend_io(&self) {
+        self.suspended.lock().active = true;
+        self.state_changed();
+    }
+
+    /// `resume-io`: lets the waiting bios go on, in their order.
+    pub(crate) fn resume_io(&self) {
+        let mut waiting = BioFifo::new();
+        {
+            let mut suspended = self.suspended.lock();
+            suspended.active = false;
+            while let Some(bio) = suspended.bios.pop() {
+                waiting.push(bio);
+            }
+        }
+        self.state_changed();
+        while let Some(bio) = waiting.pop() {
+            self.submit_bio(bio);
+        }
     }
 
     /// Runs `f` on the metadata and the backing device (for metadata
@@ -402,6 +495,14 @@ fn peer_has_disk(view: &PeerView) -> bool {
 
 impl DiskOps for DeviceIo {
     fn submit_bio(&self, bio: UpperBio) {
+        // suspend-io holds every bio, reads too, as DRBD's frozen I/O does.
+        let bio = {
+            let mut suspended = self.suspended.lock();
+            if suspended.active {
+                return suspended.bios.push(bio);
+            }
+            bio
+        };
         let Some(lower) = self.gate.enter() else {
             // Diskless and no peer to serve it: fail, as DRBD does.
             return bio.fail();

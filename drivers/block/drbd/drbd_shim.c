@@ -12,6 +12,8 @@
 #include <linux/tcp.h>
 #include <linux/net.h>
 #include <linux/random.h>
+#include <linux/mutex.h>
+#include <linux/capability.h>
 
 #include "drbd_shim.h"
 
@@ -387,16 +389,69 @@ static struct genl_family rdrbd_genl_family = {
 	.n_mcgrps = ARRAY_SIZE(rdrbd_genl_mcgrps),
 };
 
+/* Broadcasts may come from connection threads at any time: this lock and
+ * flag keep them off the family while it is (un)registered. */
+static DEFINE_MUTEX(rdrbd_genl_events_lock);
+static bool rdrbd_genl_live;
+
 int rdrbd_genl_register(void *ctx)
 {
+	int err;
+
 	rdrbd_genl_ctx = ctx;
-	return genl_register_family(&rdrbd_genl_family);
+	err = genl_register_family(&rdrbd_genl_family);
+	if (!err) {
+		mutex_lock(&rdrbd_genl_events_lock);
+		rdrbd_genl_live = true;
+		mutex_unlock(&rdrbd_genl_events_lock);
+	}
+	return err;
 }
 
 void rdrbd_genl_unregister(void)
 {
+	mutex_lock(&rdrbd_genl_events_lock);
+	rdrbd_genl_live = false;
+	mutex_unlock(&rdrbd_genl_events_lock);
 	genl_unregister_family(&rdrbd_genl_family);
 	rdrbd_genl_ctx = NULL;
+}
+
+/* Sends msg (user header + attributes, built in Rust) to the "events"
+ * group as command cmd with sequence number seq. -ESRCH: no listener. */
+int rdrbd_genl_multicast(u8 cmd, u32 seq, const u8 *msg, size_t len)
+{
+	struct sk_buff *skb;
+	u8 *user_hdr;
+	int err = -ESRCH;
+
+	if (len < RDRBD_GENL_USER_HDR)
+		return -EINVAL;
+	mutex_lock(&rdrbd_genl_events_lock);
+	if (!rdrbd_genl_live)
+		goto out;
+	err = -ENOMEM;
+	skb = genlmsg_new(len - RDRBD_GENL_USER_HDR, GFP_NOIO);
+	if (!skb)
+		goto out;
+	user_hdr = genlmsg_put(skb, 0, seq, &rdrbd_genl_family, 0, cmd);
+	if (!user_hdr) {
+		nlmsg_free(skb);
+		goto out;
+	}
+	skb_put(skb, len - RDRBD_GENL_USER_HDR);
+	memcpy(user_hdr, msg, len);
+	genlmsg_end(skb, user_hdr);
+	err = genlmsg_multicast(&rdrbd_genl_family, skb, 0, 0, GFP_NOIO);
+out:
+	mutex_unlock(&rdrbd_genl_events_lock);
+	return err;
+}
+
+/* DRBD shows the shared secret only to CAP_SYS_ADMIN (nla_put_status_info). */
+bool rdrbd_capable_sys_admin(void)
+{
+	return capable(CAP_SYS_ADMIN);
 }
 
 /* ---- /proc/drbd ------------------------------------------------------ */

@@ -55,6 +55,8 @@ int rdrbd_pages_io(struct block_device *bdev, struct page **pages,
 /* Generic netlink family "drbd". */
 int rdrbd_genl_register(void *ctx);
 void rdrbd_genl_unregister(void);
+int rdrbd_genl_multicast(u8 cmd, u32 seq, const u8 *msg, size_t len);
+bool rdrbd_capable_sys_admin(void);
 
 /* /proc/drbd. */
 int rdrbd_proc_create(void *ctx);

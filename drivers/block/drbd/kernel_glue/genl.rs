@@ -118,3 +118,24 @@ unsafe extern "C" fn rdrbd_rs_genl_dump(
         Err(e) => e.to_errno() as c_long,
     }
 }
+
+/// Sends `msg` (DRBD user header + attributes) to the family's `events`
+/// multicast group as command `cmd` with sequence number `seq`. Nobody
+/// listening is not an error. Sleeps (allocates with GFP_NOIO): process
+/// context only.
+pub(crate) fn multicast_event(cmd: u8, seq: u32, msg: &[u8]) -> Result {
+    // SAFETY: `msg` is valid for reads of `msg.len()` bytes for the call;
+    // the shim copies it and checks that the family is registered.
+    let err = unsafe { shim::rdrbd_genl_multicast(cmd, seq, msg.as_ptr(), msg.len()) };
+    if err == -(kernel::bindings::ESRCH as i32) {
+        return Ok(());
+    }
+    kernel::error::to_result(err)
+}
+
+/// Whether the task making the current request has CAP_SYS_ADMIN (DRBD
+/// shows it the shared secret; others get the configuration without it).
+pub(crate) fn requester_is_sys_admin() -> bool {
+    // SAFETY: `capable` only looks at the current task's credentials.
+    unsafe { shim::rdrbd_capable_sys_admin() }
+}

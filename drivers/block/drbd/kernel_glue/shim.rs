@@ -41,6 +41,8 @@ extern "C" {
 
     pub(super) fn rdrbd_genl_register(ctx: *mut c_void) -> c_int;
     pub(super) fn rdrbd_genl_unregister();
+    pub(super) fn rdrbd_genl_multicast(cmd: u8, seq: u32, msg: *const u8, len: usize) -> c_int;
+    pub(super) fn rdrbd_capable_sys_admin() -> bool;
 
     pub(super) fn rdrbd_proc_create(ctx: *mut c_void) -> c_int;
     pub(super) fn rdrbd_proc_remove();

@@ -1,0 +1,291 @@
+//! Resource, disk and net options as configured (shown back by GET_STATUS,
+//! `drbdsetup show`), and the configuration requests that change options
+//! or state without touching the data path much: `resource-options`,
+//! `disk-options`, `net-options`, `suspend-io`, `resume-io`, `outdate`
+//! (DRBD 8.4 `drbd_adm_resource_opts`, `drbd_adm_disk_opts`,
+//! `drbd_adm_net_opts`, `drbd_adm_suspend_io`, `drbd_adm_resume_io`,
+//! `drbd_adm_outdate`).
+
+use kernel::prelude::*;
+
+use crate::drbd_include::fixed_str::FixedStr;
+use crate::drbd_include::genl::{
+    self as api, disk_conf, net_conf, resource_opts, ConnState, DiskConf, DiskState, NetConf,
+    ResourceOpts, RetCode, Role, StateChangeResult,
+};
+use crate::{AdmError, AdmResult, Registry, ResourceName};
+
+/// A digest or secret name of NET_CONF, as stored.
+type NetString = FixedStr<{ net_conf::SECRET_SIZE }>;
+
+/// `struct res_opts` of a resource.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ResourceOptions {
+    /// `None`: all CPUs (an empty mask).
+    cpu_mask: Option<FixedStr<{ resource_opts::CPU_MASK_SIZE }>>,
+    on_no_data: u32,
+}
+
+impl ResourceOptions {
+    /// Checks the options of a request (`set_resource_options`): the cpu
+    /// mask must parse as a kernel bitmap ("hex[,hex...]"); on-no-data is
+    /// io-error or suspend-io. rdrbd's threads do not follow the mask.
+    pub(crate) fn new(opts: &ResourceOpts<'_>) -> AdmResult<Self> {
+        let mask_error = AdmError::new(RetCode::CpuMaskParse, "cpu-mask is not a hexadecimal CPU bitmap");
+        let cpu_mask = if opts.cpu_mask.is_empty() {
+            None
+        } else {
+            let valid = opts.cpu_mask.split(|&b| b == b',')
+                .all(|g| !g.is_empty() && g.len() <= 8 && g.iter().all(u8::is_ascii_hexdigit));
+            if !valid {
+                return Err(mask_error);
+            }
+            Some(FixedStr::new(opts.cpu_mask).ok_or(mask_error)?)
+        };
+        if opts.on_no_data > 1 {
+            return Err(AdmError::new(RetCode::InvalidRequest, "on-no-data-accessible must be io-error or suspend-io"));
+        }
+        Ok(Self { cpu_mask, on_no_data: opts.on_no_data })
+    }
+
+    /// The options as the netlink API carries them.
+    pub(crate) fn view(&self) -> ResourceOpts<'_> {
+        ResourceOpts { cpu_mask: self.cpu_mask.as_ref().map_or(&[][..], |m| m.as_bytes()), on_no_data: self.on_no_data }
+    }
+}
+
+/// The options of `struct disk_conf` beside the device paths (which
+/// `DiskConfig` keeps).
+#[derive(Clone, Copy)]
+pub(crate) struct DiskOptions(DiskConf<'static>);
+
+impl DiskOptions {
+    /// Checks every ranged option against `drbd_limits.h`.
+    pub(crate) fn new(conf: &DiskConf<'_>) -> AdmResult<Self> {
+        use disk_conf as d;
+        let bad = |what| Err(AdmError::new(RetCode::InvalidRequest, what));
+        let checks: [(bool, &'static str); 10] = [
+            (d::RESYNC_RATE_LIMITS.contains(conf.resync_rate), "resync-rate out of range"),
+            (d::RESYNC_AFTER_LIMITS.contains(conf.resync_after), "resync-after out of range"),
+            (d::AL_EXTENTS_LIMITS.contains(conf.al_extents), "al-extents out of range"),
+            (d::C_PLAN_AHEAD_LIMITS.contains(conf.c_plan_ahead), "c-plan-ahead out of range"),
+            (d::C_DELAY_TARGET_LIMITS.contains(conf.c_delay_target), "c-delay-target out of range"),
+            (d::C_FILL_TARGET_LIMITS.contains(conf.c_fill_target), "c-fill-target out of range"),
+            (d::C_MAX_RATE_LIMITS.contains(conf.c_max_rate), "c-max-rate out of range"),
+            (d::C_MIN_RATE_LIMITS.contains(conf.c_min_rate), "c-min-rate out of range"),
+            (d::DISK_TIMEOUT_LIMITS.contains(conf.disk_timeout), "disk-timeout out of range"),
+            (d::RS_DISCARD_GRANULARITY_LIMITS.contains(conf.rs_discard_granularity),
+                "rs-discard-granularity out of range"),
+        ];
+        if let Some((_, what)) = checks.iter().find(|(ok, _)| !ok) {
+            return bad(what);
+        }
+        // on-io-error: pass_on, call-local-io-error, detach; fencing:
+        // dont-care, resource-only, resource-and-stonith; read-balancing:
+        // prefer-local .. 1M-striping.
+        if conf.on_io_error > 2 || conf.fencing > 2 || conf.read_balancing > 9 {
+            return bad("invalid on-io-error, fencing or read-balancing policy");
+        }
+        if conf.resync_after >= 0 {
+            return Err(AdmError::new(RetCode::ResyncAfter, "resync-after is not supported by rdrbd yet"));
+        }
+        Ok(Self(DiskConf { backing_dev: &[], meta_dev: &[], ..*conf }))
+    }
+
+    /// The whole `disk_conf`, with the device paths given.
+    pub(crate) fn view<'a>(&self, backing_dev: &'a [u8], meta_dev: &'a [u8]) -> DiskConf<'a> {
+        DiskConf { backing_dev, meta_dev, ..self.0 }
+    }
+
+    /// Activity log slots.
+    pub(crate) fn al_extents(&self) -> u32 {
+        self.0.al_extents
+    }
+
+    /// How fast a resync may go when this node is SyncTarget.
+    pub(crate) fn resync_rate(&self) -> crate::drbd_resync::ResyncRate {
+        let c = &self.0;
+        crate::drbd_resync::ResyncRate::from_options(c.resync_rate, c.c_plan_ahead, c.c_max_rate, c.c_fill_target)
+    }
+}
+
+/// `struct net_conf` of a configured connection.
+#[derive(Clone, Copy)]
+pub(crate) struct NetOptions {
+    conf: NetConf<'static>,
+    shared_secret: NetString,
+    cram_hmac_alg: NetString,
+    integrity_alg: NetString,
+    verify_alg: NetString,
+    csums_alg: NetString,
+}
+
+impl NetOptions {
+    /// Checks every ranged option against `drbd_limits.h` and the policy
+    /// combinations C DRBD refuses (`_check_net_options`).
+    pub(crate) fn new(conf: &NetConf<'_>) -> AdmResult<Self> {
+        use net_conf as n;
+        let bad = |what| Err(AdmError::new(RetCode::InvalidRequest, what));
+        let checks: [(bool, &'static str); 13] = [
+            ((n::PROT_A..=n::PROT_C).contains(&conf.wire_protocol), "invalid protocol"),
+            (n::CONNECT_INT_LIMITS.contains(conf.connect_int), "connect-int out of range"),
+            (n::TIMEOUT_LIMITS.contains(conf.timeout), "timeout out of range"),
+            (n::PING_INT_LIMITS.contains(conf.ping_int), "ping-int out of range"),
+            (n::PING_TIMEO_LIMITS.contains(conf.ping_timeo), "ping-timeout out of range"),
+            (n::SNDBUF_SIZE_LIMITS.contains(conf.sndbuf_size), "sndbuf-size out of range"),
+            (n::RCVBUF_SIZE_LIMITS.contains(conf.rcvbuf_size), "rcvbuf-size out of range"),
+            (n::KO_COUNT_LIMITS.contains(conf.ko_count), "ko-count out of range"),
+            (n::MAX_BUFFERS_LIMITS.contains(conf.max_buffers), "max-buffers out of range"),
+            (n::MAX_EPOCH_SIZE_LIMITS.contains(conf.max_epoch_size), "max-epoch-size out of range"),
+            (n::CONG_FILL_LIMITS.contains(conf.cong_fill), "cong-fill out of range"),
+            (n::CONG_EXTENTS_LIMITS.contains(conf.cong_extents), "cong-extents out of range"),
+            (n::SOCK_CHECK_TIMEO_LIMITS.contains(conf.sock_check_timeo), "sock-check-timeo out of range"),
+        ];
+        if let Some((_, what)) = checks.iter().find(|(ok, _)| !ok) {
+            return bad(what);
+        }
+        let policies = [conf.after_sb_0p, conf.after_sb_1p, conf.after_sb_2p, conf.rr_conflict];
+        if policies.iter().any(|&p| p > n::ASB_VIOLENTLY) || conf.on_congestion > n::OC_DISCONNECT {
+            return bad("invalid after-split-brain, rr-conflict or on-congestion policy");
+        }
+        if conf.two_primaries && conf.wire_protocol != n::PROT_C {
+            return Err(AdmError::new(RetCode::NotProtoC, "allow-two-primaries needs protocol C"));
+        }
+        if conf.on_congestion != n::OC_BLOCK && conf.wire_protocol != n::PROT_A {
+            return Err(AdmError::new(RetCode::CongNotProtoA, "an on-congestion policy other than block needs protocol A"));
+        }
+        let text = |s: &[u8]| NetString::new(s).ok_or(AdmError::new(RetCode::InvalidRequest, "net option string too long"));
+        Ok(Self {
+            conf: NetConf {
+                shared_secret: &[],
+                cram_hmac_alg: &[],
+                integrity_alg: &[],
+                verify_alg: &[],
+                csums_alg: &[],
+                ..*conf
+            },
+            shared_secret: text(conf.shared_secret)?,
+            cram_hmac_alg: text(conf.cram_hmac_alg)?,
+            integrity_alg: text(conf.integrity_alg)?,
+            verify_alg: text(conf.verify_alg)?,
+            csums_alg: text(conf.csums_alg)?,
+        })
+    }
+
+    /// The whole `net_conf`.
+    pub(crate) fn view(&self) -> NetConf<'_> {
+        NetConf {
+            shared_secret: self.shared_secret.as_bytes(),
+            cram_hmac_alg: self.cram_hmac_alg.as_bytes(),
+            integrity_alg: self.integrity_alg.as_bytes(),
+            verify_alg: self.verify_alg.as_bytes(),
+            csums_alg: self.csums_alg.as_bytes(),
+            ..self.conf
+        }
+    }
+}
+
+/// The result of a state change request, as its reply carries it.
+pub(crate) type StateResult = AdmResult<StateChangeResult>;
+
+impl Registry {
+    /// `resource-options`.
+    pub(crate) fn resource_options(&mut self, name: &ResourceName, options: ResourceOptions) -> AdmResult {
+        let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
+        resource.options = options;
+        Ok(())
+    }
+
+    /// `disk-options`: only with a disk; al-extents applies from the next
+    /// attach (the activity log is sized there).
+    pub(crate) fn disk_options(&mut self, minor: u32, change: impl FnOnce(DiskConf<'_>) -> AdmResult<DiskOptions>) -> AdmResult {
+        let device = self.devices.get_mut(&minor).ok_or(AdmError::new(RetCode::MinorInvalid, "unknown minor"))?;
+        let config = device.disk_config.as_mut().ok_or(AdmError::new(RetCode::NoDisk, "device has no disk (attach it first)"))?;
+        let current = config.options.view(config.backing_dev.as_bytes(), config.meta_dev.as_bytes());
+        let options = change(current)?;
+        config.al_extents = options.al_extents();
+        // Takes effect with the next resync.
+        device.io.resync().set_rate(options.resync_rate());
+        config.options = options;
+        Ok(())
+    }
+
+    /// `net-options`: only on a configured connection. The running
+    /// connection keeps the timing it started with until it reconnects.
+    pub(crate) fn net_options(&mut self, name: &ResourceName, change: impl FnOnce(NetConf<'_>) -> AdmResult<NetOptions>) -> AdmResult {
+        let primaries = self.devices.values().filter(|d| d.resource == *name && d.role == Role::Primary).count();
+        let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
+        let current = match (&resource.conn, &resource.net_options) {
+            (Some(_), Some(net)) => *net,
+            _ => return Err(AdmError::state(StateChangeResult::NoNetConfig, "resource has no connection configured (connect first)")),
+        };
+        let options = change(current.view())?;
+        if options.view().discard_my_data && primaries > 0 {
+            return Err(AdmError::new(RetCode::DiscardImpossible, "--discard-my-data is not allowed on a Primary"));
+        }
+        resource.net_options = Some(options);
+        Ok(())
+    }
+
+    /// `suspend-io` (`NS(susp, 1)`).
+    pub(crate) fn suspend_io(&mut self, minor: u32) -> StateResult {
+        let device = self.device(minor)?;
+        if device.io.is_suspended() {
+            return Ok(StateChangeResult::NothingToDo);
+        }
+        device.io.suspend_io();
+        pr_info!("drbd{}: susp( 0 -> 1 )\n", minor);
+        Ok(StateChangeResult::Success)
+    }
+
+    /// `resume-io` (`NS3(susp, 0, ...)`): the waiting bios go on.
+    pub(crate) fn resume_io(&mut self, minor: u32) -> StateResult {
+        let device = self.device(minor)?;
+        if !device.io.is_suspended() {
+            return Ok(StateChangeResult::NothingToDo);
+        }
+        device.io.resume_io();
+        pr_info!("drbd{}: susp( 1 -> 0 )\n", minor);
+        Ok(StateChangeResult::Success)
+    }
+
+    /// `outdate` (`NS(disk, D_OUTDATED)`), checked as `is_valid_state` and
+    /// `is_valid_soft_transition` do, and persisted in the metadata flags.
+    pub(crate) fn outdate(&mut self, minor: u32) -> StateResult {
+        let device = self.device(minor)?;
+        let state = device.io.state();
+        // Connected, sanitize_state turns Outdated back into UpToDate.
+        if (state.conn as u32) >= ConnState::Connected as u32 {
+            return Err(AdmError::state(StateChangeResult::ConnectedOutdates, "refusing to be Outdated while connected"));
+        }
+        if state.disk == DiskState::Outdated {
+            return Ok(StateChangeResult::NothingToDo);
+        }
+        if (state.disk as u32) < DiskState::Outdated as u32 && state.disk != DiskState::Attaching {
+            return Err(AdmError::state(StateChangeResult::LowerThanOutdated, "disk state is lower than Outdated"));
+        }
+        if state.role == Role::Primary && state.pdsk != DiskState::UpToDate {
+            return Err(AdmError::state(StateChangeResult::NoUpToDateDisk, "a Primary needs access to UpToDate data"));
+        }
+        let (pdsk, conn) = (state.pdsk, state.conn);
+        match device.io.with_md(|md, dev| md.persist_state(dev, false, DiskState::Outdated, pdsk, conn)) {
+            Some(Ok(())) => {}
+            Some(Err(_)) => return Err(AdmError::new(RetCode::IoMdDisk, "writing the meta data failed")),
+            None => return Err(AdmError::state(StateChangeResult::LowerThanOutdated, "device has no disk")),
+        }
+        device.io.set_disk_state(DiskState::Outdated);
+        pr_info!("drbd{}: disk( {} -> Outdated )\n", minor, state.disk.name());
+        Ok(StateChangeResult::Success)
+    }
+
+    /// GET_TIMEOUT_TYPE (`drbd_adm_get_timeout_type`): which of the
+    /// wfc timeouts a boot script should use.
+    pub(crate) fn timeout_type(&self, minor: u32) -> AdmResult<u32> {
+        let device = self.device(minor)?;
+        Ok(if device.io.peer().pdsk == DiskState::Outdated {
+            api::timeout_parms::UT_PEER_OUTDATED
+        } else {
+            api::timeout_parms::UT_DEFAULT
+        })
+    }
+}
