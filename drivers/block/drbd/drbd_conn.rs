@@ -107,6 +107,9 @@ pub(crate) enum NetError {
     Protocol(ProtocolError),
     /// The peer disagrees with us (logged where it is found).
     Refused,
+    /// The peers cannot agree without the admin (split brain, unrelated
+    /// data): the connection goes StandAlone instead of retrying.
+    GiveUp,
 }
 
 impl From<Error> for NetError {
@@ -161,6 +164,8 @@ pub(crate) struct ConnShared {
     #[pin]
     pub(crate) sockets: Mutex<Option<(Arc<TcpSocket>, Arc<TcpSocket>)>>,
     pub(crate) stopping: AtomicBool,
+    /// The connection gave up (StandAlone); a new `connect` replaces it.
+    pub(crate) gave_up: AtomicBool,
     /// One packet at a time on the meta socket (acks from the receiver,
     /// pings from the asender).
     #[pin]
@@ -213,6 +218,7 @@ impl Connection {
                 device,
                 sockets <- new_mutex!(None, "rdrbd::ConnShared::sockets"),
                 stopping: AtomicBool::new(false),
+                gave_up: AtomicBool::new(false),
                 meta_lock <- new_mutex!((), "rdrbd::ConnShared::meta_lock"),
             }),
             GFP_KERNEL,
@@ -229,6 +235,11 @@ impl Connection {
     /// The configuration it runs with.
     pub(crate) fn config(&self) -> &NetConfig {
         &self.shared.config
+    }
+
+    /// Whether it gave up and is StandAlone.
+    pub(crate) fn gave_up(&self) -> bool {
+        self.shared.gave_up.load(Ordering::SeqCst)
     }
 }
 
@@ -265,10 +276,16 @@ fn run(shared: Arc<ConnShared>) {
             Err(NetError::Protocol(e)) => pr_err!("{}: protocol error from peer: {}; dropping the connection\n",
                 shared.name.as_str(), e.reason()),
             Err(NetError::Refused) => {}
+            Err(NetError::GiveUp) => shared.gave_up.store(true, Ordering::SeqCst),
         }
         data.shutdown();
         meta.shutdown();
         shared.sockets.lock().take();
+        if shared.gave_up.load(Ordering::SeqCst) {
+            shared.set_view(ConnState::StandAlone, Role::Unknown, DiskState::DUnknown);
+            pr_info!("{}: conn( Disconnecting -> StandAlone )\n", shared.name.as_str());
+            return;
+        }
         shared.set_view(ConnState::NetworkFailure, Role::Unknown, DiskState::DUnknown);
         pr_info!("{}: conn( Connected -> Unconnected )\n", shared.name.as_str());
     }
@@ -292,11 +309,15 @@ fn establish(shared: &ConnShared) -> Option<(TcpSocket, TcpSocket, bool)> {
     let mut meta: Option<TcpSocket> = None;
     let mut resolve = false;
     let first_timeout = deciseconds(cfg.ping_timeo.saturating_mul(4));
+    // After sockets crossed, each side skips its next connect attempt at
+    // random, so two nodes retrying in lockstep fall out of step (C
+    // DRBD's `randomize`).
+    let mut skip_connect = false;
     loop {
         if shared.stop_requested() {
             return None;
         }
-        if data.is_none() || meta.is_none() {
+        if !core::mem::take(&mut skip_connect) && (data.is_none() || meta.is_none()) {
             if let Ok(s) = TcpSocket::connect(Some(&cfg.my_addr), &cfg.peer_addr) {
                 let first = if data.is_none() { Packet::InitialData } else { Packet::InitialMeta };
                 if send_packet(&s, Link::HANDSHAKE, first, 0, |_| Ok(0)).is_ok() {
@@ -318,6 +339,7 @@ fn establish(shared: &ConnShared) -> Option<(TcpSocket, TcpSocket, bool)> {
                 Ok(Packet::InitialData) => {
                     if data.is_some() {
                         pr_warn!("{}: initial packet S crossed\n", shared.name.as_str());
+                        skip_connect = crate::kernel_glue::random_u64() & 1 == 1;
                     }
                     data = Some(s);
                 }
@@ -325,6 +347,7 @@ fn establish(shared: &ConnShared) -> Option<(TcpSocket, TcpSocket, bool)> {
                     resolve = true;
                     if meta.is_some() {
                         pr_warn!("{}: initial packet M crossed\n", shared.name.as_str());
+                        skip_connect = crate::kernel_glue::random_u64() & 1 == 1;
                     }
                     meta = Some(s);
                 }

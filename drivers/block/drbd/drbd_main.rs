@@ -450,9 +450,11 @@ impl Registry {
             .min_by_key(|d| d.volume)
             .and_then(|d| u16::try_from(d.volume).ok().map(|v| (v, d.io.clone())));
         let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
-        if resource.conn.is_some() {
+        if resource.conn.as_ref().is_some_and(|c| !c.gave_up()) {
             return Err(AdmError::new(RetCode::NetConfigured, "resource is already connected (disconnect first)"));
         }
+        // A connection that gave up (StandAlone) is replaced.
+        drop(resource.conn.take());
         let conn = drbd_conn::Connection::start(*name, config, device)
             .map_err(|_| AdmError::new(RetCode::NoMem, "cannot start the connection thread"))?;
         resource.conn = Some(conn);

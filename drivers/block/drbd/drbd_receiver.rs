@@ -17,7 +17,7 @@ use crate::drbd_resync::{SyncTargetWorker, TargetJob};
 use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
 use crate::drbd_include::uuid::{
-    sync_handshake, uuid_compare, uuid_flags, AfterSbPolicy, CompareContext, HandshakeInput,
+    sync_handshake, HandshakeAbort, uuid_compare, uuid_flags, AfterSbPolicy, CompareContext, HandshakeInput,
     HandshakeResult, SplitBrainConfig, Uuids,
 };
 use crate::kernel_glue::net::TcpSocket;
@@ -131,7 +131,7 @@ fn log_error(name: &str, which: &str, e: &NetError) {
     match e {
         NetError::Io(e) => pr_info!("{}: {} socket: error {}\n", name, which, e.to_errno()),
         NetError::Protocol(e) => pr_err!("{}: {} socket: protocol error: {}\n", name, which, e.reason()),
-        NetError::Refused => {}
+        NetError::Refused | NetError::GiveUp => {}
     }
 }
 
@@ -751,14 +751,28 @@ fn handshake(
         match outcome.result {
             HandshakeResult::Connected => {}
             HandshakeResult::Abort(why) => {
-                pr_err!("{}: handshake refused the connection ({:?})\n", name, why);
-                return Err(NetError::Refused);
+                match why {
+                    HandshakeAbort::SplitBrain => {
+                        pr_alert!("{}: Split-Brain detected but unresolved, dropping connection!\n", name)
+                    }
+                    HandshakeAbort::UnrelatedData => pr_alert!("{}: Unrelated data, aborting!\n", name),
+                    HandshakeAbort::InconsistentSyncSource => {
+                        pr_err!("{}: I shall become SyncSource, but I am inconsistent!\n", name)
+                    }
+                    HandshakeAbort::PrimarySyncTarget => {
+                        pr_err!("{}: I shall become SyncTarget, but I am primary!\n", name)
+                    }
+                    other => pr_err!("{}: handshake refused the connection ({:?})\n", name, other),
+                }
+                // As C DRBD: no retry; the admin decides (e.g. connect
+                // --discard-my-data on one side after a split brain).
+                return Err(NetError::GiveUp);
             }
             HandshakeResult::SyncSource { full_sync } => decision = Decision::Source { full: full_sync },
             HandshakeResult::SyncTarget { full_sync } => {
                 if local.role == Role::Primary {
                     pr_err!("{}: I shall become SyncTarget, but I am primary!\n", name);
-                    return Err(NetError::Refused);
+                    return Err(NetError::GiveUp);
                 }
                 decision = Decision::Target { full: full_sync };
             }

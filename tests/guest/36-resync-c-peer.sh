@@ -1,0 +1,82 @@
+#!/bin/bash
+# Resync with the in-tree C DRBD 8.4 driver (guest 1, drbdsetup-84) as the
+# peer of rdrbd (guest 0), protocol C, both directions: the C node is forced
+# Primary on fresh metadata and fully syncs rdrbd (rdrbd as SyncTarget);
+# then rdrbd is Primary, writes, the C node disconnects, rdrbd writes 8 MiB
+# more, and after reconnecting only those blocks go to the C node (rdrbd as
+# SyncSource). Both disks' data areas must end equal.
+# guests: 2
+# disks: 256M
+# timeout: 900
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_artifacts
+[ "$NGUESTS" = 2 ] || die "needs 2 guests"
+if [ "$GUEST_INDEX" = 0 ]; then
+  attach_rdrbd || exit 1
+else
+  attach_c_drbd || exit 1
+fi
+barrier attached || die "peer never attached"
+
+LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
+step connect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 || exit 1
+step connected wait_cs Connected 90 || exit 1
+barrier connected || die "barrier connected"
+
+# wait_synced SECONDS: Connected and UpToDate on both sides.
+wait_synced() {
+  local n=$(( $1 * 10 ))
+  until grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+  grep -A3 '^ *0:' /proc/drbd
+  grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
+}
+
+[ "$GUEST_INDEX" = 1 ] && step c-force-primary "$S" primary 0 --force
+step full-sync-from-c wait_synced 600 || { dmesg | grep -i drbd | tail -30; exit 1; }
+[ "$GUEST_INDEX" = 0 ] && step we-were-target sh -c "dmesg | grep 'Began resync as SyncTarget'"
+[ "$GUEST_INDEX" = 1 ] && step c-secondary "$S" secondary 0
+barrier synced || die "barrier synced"
+
+if [ "$GUEST_INDEX" = 0 ]; then
+  step primary "$S" primary 0
+  step write-connected dd if=/dev/urandom of=/dev/drbd0 bs=1M count=16 seek=32 oflag=direct status=none
+fi
+barrier written || die "barrier written"
+[ "$GUEST_INDEX" = 1 ] && step c-disconnect "$S" disconnect "$LOCAL" "$PEER"
+barrier disconnected || die "barrier disconnected"
+if [ "$GUEST_INDEX" = 0 ]; then
+  step lost-peer wait_cs WFConnection 30
+  step write-disconnected dd if=/dev/urandom of=/dev/drbd0 bs=1M count=8 seek=100 oflag=direct status=none
+  step oos-8M test "$(proc_field oos)" = 8192
+fi
+barrier written2 || die "barrier written2"
+[ "$GUEST_INDEX" = 1 ] && step c-reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20
+step resync-to-c wait_synced 300 || { dmesg | grep -i drbd | tail -30; exit 1; }
+if [ "$GUEST_INDEX" = 0 ]; then
+  resync_size() {
+    local kb
+    kb=$(dmesg | grep 'Began resync as SyncSource' | tail -1 | sed 's/.*will sync \([0-9]*\) KB.*/\1/')
+    echo "resynced $kb KB after 8192 KB changed"
+    [ -n "$kb" ] && [ "$kb" -ge 8192 ] && [ "$kb" -le 9011 ]
+  }
+  step resync-only-changed resync_size
+  step secondary "$S" secondary 0
+fi
+barrier done || die "barrier done"
+cat /proc/drbd
+step down "$S" down r0
+n=$(md_data_bytes "$(size_of /dev/vda)")
+sum=$(md5_head /dev/vda "$n")
+share_put "md5.$GUEST_INDEX" "$sum"
+barrier summed || die "barrier summed"
+same_data() {
+  local a b; a=$(share_get md5.0) b=$(share_get md5.1)
+  echo "guest0 $a guest1 $b (first $n bytes of /dev/vda)"
+  [ -n "$a" ] && [ "$a" = "$b" ]
+}
+step data-identical same_data
+step rmmod rmmod drbd
+step kernel-log-clean dmesg_clean
+finish
