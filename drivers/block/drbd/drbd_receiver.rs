@@ -104,7 +104,9 @@ fn connection_lost(name: &str, io: &DeviceIo) {
     let had_peer_data = crate::drbd_include::uuid::lost_contact_to_peer_data(view.pdsk, DiskState::DUnknown);
     let primary = io.is_primary();
     let disk = io.disk_state();
-    match io.with_md(|md, dev| md.lost_peer(dev, primary, view.peer, disk, had_peer_data)) {
+    // The peer's role is unknown from now on: only our own Primary role
+    // moves the data on (after_state_ch looks at the new state).
+    match io.with_md(|md, dev| md.lost_peer(dev, primary, Role::Unknown, disk, had_peer_data)) {
         Some(Ok(true)) => pr_info!("{}: new current UUID: peer's data lost from view\n", name),
         Some(Err(e)) => pr_err!("{}: writing meta data after connection loss failed: error {}\n", name, e.to_errno()),
         _ => {}
