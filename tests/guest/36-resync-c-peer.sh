@@ -6,7 +6,7 @@
 # more, and after reconnecting only those blocks go to the C node (rdrbd as
 # SyncSource). Both disks' data areas must end equal.
 # guests: 2
-# disks: 256M
+# disks: 128M
 # timeout: 900
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
