@@ -48,6 +48,9 @@ pub(crate) fn serve(
     data.set_nodelay();
     meta.set_nodelay();
     let link = conn::exchange_features(name, data)?;
+    if let Some(auth) = &cfg.auth {
+        conn::authenticate(name, data, link, auth)?;
+    }
     let local = local_view(shared);
     conn::send_parameters(shared, data, link, local.as_ref())?;
     shared.set_view(ConnState::WfReportParams, Role::Unknown, DiskState::DUnknown);

@@ -14,6 +14,7 @@
 #include <linux/random.h>
 #include <linux/mutex.h>
 #include <linux/capability.h>
+#include <crypto/hash.h>
 
 #include "drbd_shim.h"
 
@@ -471,4 +472,43 @@ int rdrbd_proc_create(void *ctx)
 void rdrbd_proc_remove(void)
 {
 	remove_proc_entry("drbd", NULL);
+}
+
+/* ---- HMAC (cram-hmac-alg peer authentication) ------------------------- */
+
+/* "hmac(<alg>)" as a synchronous hash; an ERR_PTR if the kernel lacks it. */
+struct crypto_shash *rdrbd_hmac_alloc(const char *alg)
+{
+	char name[CRYPTO_MAX_ALG_NAME];
+
+	if (snprintf(name, sizeof(name), "hmac(%s)", alg) >= sizeof(name))
+		return ERR_PTR(-EINVAL);
+	return crypto_alloc_shash(name, 0, 0);
+}
+
+void rdrbd_hmac_free(struct crypto_shash *tfm)
+{
+	crypto_free_shash(tfm);
+}
+
+int rdrbd_hmac_setkey(struct crypto_shash *tfm, const u8 *key, unsigned int len)
+{
+	return crypto_shash_setkey(tfm, key, len);
+}
+
+unsigned int rdrbd_hmac_digestsize(struct crypto_shash *tfm)
+{
+	return crypto_shash_digestsize(tfm);
+}
+
+/* out must have room for rdrbd_hmac_digestsize(tfm) bytes. */
+int rdrbd_hmac_digest(struct crypto_shash *tfm, const u8 *data, unsigned int len, u8 *out)
+{
+	SHASH_DESC_ON_STACK(desc, tfm);
+	int err;
+
+	desc->tfm = tfm;
+	err = crypto_shash_digest(desc, data, len, out);
+	shash_desc_zero(desc);
+	return err;
 }

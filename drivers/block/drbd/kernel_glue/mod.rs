@@ -2,11 +2,12 @@
 //!
 //! Small safe wrappers, shaped like the `kernel` crate's own, around the
 //! kernel APIs that the 6.12 `kernel` crate lacks: block devices and bios,
-//! generic netlink, procfs. Everything above this module is safe Rust. Where
+//! generic netlink, procfs, keyed hashes. Everything above this module is safe Rust. Where
 //! an API is a static inline, a macro or a static table, the wrapper goes
 //! through the C shim (`drbd_shim.c`), declared in [`shim`].
 
 pub(crate) mod block;
+pub(crate) mod crypto;
 pub(crate) mod genl;
 pub(crate) mod net;
 pub(crate) mod procfs;
