@@ -44,8 +44,8 @@ fn show_device(out: &mut SeqFile, device: &Device) -> fmt::Result {
     writeln!(out, "{:2}: cs:{} ro:{}/{} ds:{}/{} {} r-----",
         device.minor, state.conn.name(), state.role.name(), state.peer.name(),
         state.disk.name(), state.pdsk.name(), protocol)?;
-    writeln!(out, "    ns:0 nr:0 dw:{} dr:{} al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:{}",
-        device.io.written_sectors() / 2, device.io.read_sectors() / 2, device.io.out_of_sync_kib())?;
+    writeln!(out, "    ns:{} nr:{} dw:{} dr:{} al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:{}",
+        device.io.net_sent_kib(), device.io.net_received_kib(), device.io.written_sectors() / 2, device.io.read_sectors() / 2, device.io.out_of_sync_kib())?;
     if matches!(state.conn, api::ConnState::SyncSource | api::ConnState::SyncTarget) {
         device.io.resync().show_progress(out, state.conn, device.io.out_of_sync_bits())?;
     }

@@ -554,6 +554,7 @@ fn serve_read_request(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, req:
     let Some(out) = vs.read_buf.get_mut(..len) else { return Err(NetError::Refused) };
     let mut send_failed = false;
     let sent = io.read_for_resync(&mut vs.pages, req.sector, out, |data| {
+        io.count_net(req.blksize, true);
         if reply == Packet::RsDataReply {
             replica.send_rs_reply(req.sector, req.block_id, data)
         } else {
@@ -595,6 +596,7 @@ fn receive_rs_data(
         let a = proto::BlockAck { sector: head.sector, block_id: ID_SYNCER, blksize: size, seq_num: 0 };
         shared.send_meta(ctx.meta, ctx.link, cmd, *volume, |out| a.encode(out))
     };
+    io.count_net(size, false);
     let result = match io.write_replicated(pages, head.sector, rest, false, false) {
         Ok(()) => {
             io.set_in_sync(head.sector, size);
@@ -644,6 +646,7 @@ fn receive_data(
     }
     let fua = head.dp_flags & proto::dp::FUA != 0;
     let flush = head.dp_flags & proto::dp::FLUSH != 0;
+    io.count_net(size, false);
     match io.write_replicated(pages, head.sector, rest, fua, flush) {
         Ok(()) if write_ack => ack(Packet::WriteAck),
         Ok(()) => Ok(()),

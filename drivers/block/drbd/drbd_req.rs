@@ -68,6 +68,9 @@ pub(crate) struct DeviceIo {
     capacity: AtomicU64,
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
+    /// Data sent to and received from the peer ("ns", "nr").
+    net_sent: AtomicU64,
+    net_received: AtomicU64,
     /// Broadcasts of state changes (`drbd_events.rs`).
     #[pin]
     events: StateEvents,
@@ -100,6 +103,8 @@ impl DeviceIo {
             capacity: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
+            net_sent: AtomicU64::new(0),
+            net_received: AtomicU64::new(0),
             events <- StateEvents::new(ident, crate::drbd_events::unconfigured_state()),
             suspended <- new_mutex!(Suspended { active: false, bios: BioFifo::new() }, "rdrbd::DeviceIo::suspended"),
         }? Error)
@@ -259,9 +264,21 @@ impl DeviceIo {
     }
 
     /// Writes a block received from the peer to the backing disk.
+    ///
+    /// The write passes the activity log as the Primary's do (8.4's
+    /// receiver does `drbd_al_begin_io` too): if this node crashes, the
+    /// replay marks the extents it may have torn, and the next handshake
+    /// resyncs them.
     pub(crate) fn write_replicated(&self, pages: &mut BlockPages, sector: u64, data: &[u8], fua: bool, flush: bool) -> Result {
         let lower = self.gate.enter().ok_or(EIO)?;
+        let size = u32::try_from(data.len()).map_err(|_| EINVAL)?;
+        let tag = match self.begin_cold_write(&lower, sector, size) {
+            Ok(tag) => tag,
+            Err(AlError::Io(e)) => return Err(e),
+            Err(_) => return Err(EIO),
+        };
         let written = pages.write(lower.bdev_ref(), sector, data, fua, flush);
+        self.al_refs.complete(tag);
         if written.is_ok() {
             self.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
@@ -372,6 +389,22 @@ impl DeviceIo {
         self.bytes_read.load(Ordering::Relaxed) >> 9
     }
 
+    /// KiB of data sent to the peer ("ns" in /proc/drbd).
+    pub(crate) fn net_sent_kib(&self) -> u64 {
+        self.net_sent.load(Ordering::Relaxed) >> 10
+    }
+
+    /// KiB of data received from the peer ("nr" in /proc/drbd).
+    pub(crate) fn net_received_kib(&self) -> u64 {
+        self.net_received.load(Ordering::Relaxed) >> 10
+    }
+
+    /// Counts data sent to (`sent`) or received from the peer.
+    pub(crate) fn count_net(&self, bytes: u32, sent: bool) {
+        let counter = if sent { &self.net_sent } else { &self.net_received };
+        counter.fetch_add(u64::from(bytes), Ordering::Relaxed);
+    }
+
     /// Sectors written to the backing disk ("dw" in /proc/drbd, in KiB).
     pub(crate) fn written_sectors(&self) -> u64 {
         self.bytes_written.load(Ordering::Relaxed) >> 9
@@ -472,7 +505,11 @@ impl DeviceIo {
         }
         if let Some((replica, sent, ack)) = replicate {
             let size = sent.size();
-            if !replica.send_write(sent, ack) {
+            let sent_ok = replica.send_write(sent, ack);
+            if sent_ok {
+                self.count_net(size, true);
+            }
+            if !sent_ok {
                 // Not sent: out of sync, even if an earlier overlapping
                 // write's ack cleared the bits meanwhile.
                 self.set_out_of_sync(sector, size);
