@@ -11,7 +11,7 @@
 # out-of-range write reached the backing disk (the peer marks them; the
 # metadata area must not contain the mark), the data area outside the
 # first MiB (where legitimate replicated writes go) is unchanged, and the
-# metadata is intact (dump-md, attach again).
+# metadata is intact (attach again, dump-md).
 # guests: 2
 # disks: 256M
 # timeout: 600
@@ -84,8 +84,13 @@ wait $MON_PID
 read -r reads bad reconnects < $MON/counts
 log "monitor: /proc/drbd read $reads times, $bad failed; $reconnects reconnects after StandAlone"
 [ -e $MON/errors.txt ] && sed 's/^/    /' $MON/errors.txt
-step proc-readable test "$bad" = 0 -a "$reads" -gt 10
+step proc-readable test "$bad" = 0 -a "$reads" -gt 5
 grep -A2 '^ *0:' /proc/drbd
+# Out-of-range writes would land in the metadata area after the device;
+# look now, before down writes the bitmap and superblock over them.
+marks=$(marks_in_md)
+log "out-of-range marks in the metadata area while attached: $marks"
+step no-write-outside-device test "$marks" = 0
 
 # What the node made of it.
 errors=$(dmesg | grep -c -E 'protocol error|is not supported by rdrbd yet|expected ConnectionFeatures|error receiving initial packet|incompatible|P_DATA with a size|out of range|unexpected RSDataReply|beyond end|for unknown volume|in connection state|peer sent P_STATE before|Unrelated data|for an unknown request')
@@ -104,16 +109,18 @@ step rmmod rmmod drbd
 # The backing disk: no out-of-range write landed, the data area outside
 # the peer's first MiB is as it was, the metadata is valid.
 marks=$(marks_in_md)
-log "out-of-range marks in the metadata area: $marks"
-step no-write-outside-device test "$marks" = 0
+log "out-of-range marks in the metadata area after down: $marks"
+step no-write-outside-device-after-down test "$marks" = 0
 step data-area-unchanged test "$(rest_md5)" = "$REST_BEFORE"
-step dump-md dump_md /dev/vda
 step reattach-insmod load_drbd
 step reattach-new-resource "$S" new-resource r0
 step reattach-new-minor "$S" new-minor r0 0 0
 step reattach "$S" attach 0 /dev/vda
 step reattach-down "$S" down r0
 step reattach-rmmod rmmod drbd
+# Debian's drbdmeta loads the in-tree drbd module to look at it.
+step dump-md dump_md /dev/vda
+drbd_loaded && rmmod drbd
 step kernel-log-clean dmesg_clean
 barrier checked 60 || true
 finish

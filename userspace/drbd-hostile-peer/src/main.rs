@@ -284,7 +284,13 @@ fn establish(args: &Args, mode: Mode, deadline: Instant) -> io::Result<(TcpStrea
         (Mode::Mixed, Some(addr)) => {
             let listener = TcpListener::bind(addr)?;
             let data = dial_retry(args.node, Packet::InitialData, deadline)?;
-            let meta = accept_meta(&listener, deadline)?;
+            // The node connects its meta socket to us on its next attempt;
+            // after crossed initial packets it may wait a connect-int
+            // first, so we dial it ourselves after a while.
+            let meta = match accept_meta(&listener, Instant::now() + Duration::from_secs(3)) {
+                Ok(m) => m,
+                Err(_) => dial_retry(args.node, Packet::InitialMeta, deadline)?,
+            };
             Ok((data, meta))
         }
         _ => {
@@ -812,6 +818,26 @@ fn connected_packet(link: Link, rng: &mut Rng, node: &NodeInfo, seq: &mut u32, s
     }
 }
 
+/// A P_DATA for a connected node: in range (first `IN_RANGE_BYTES`), or
+/// in the sectors right after the device (internal metadata).
+fn write_packet(link: Link, rng: &mut Rng, node: &NodeInfo, seq: &mut u32, stats: &mut Stats) -> (Vec<u8>, String) {
+    *seq = seq.wrapping_add(1);
+    let block_id = 0x1000 + u64::from(*seq);
+    let cap = node.capacity;
+    if rng.chance(50) {
+        let len = 4096 * (1 + rng.below(4));
+        let sector = rng.below((IN_RANGE_BYTES - len) / 512 + 1) & !7;
+        stats.in_range_writes += 1;
+        return (data_packet(link, Packet::Data, sector, block_id, *seq, len as usize, IN_RANGE_MARK),
+            format!("P_DATA in range: sector {sector} size {len}"));
+    }
+    let len = 512 * (1 + rng.below(8));
+    let sector = cap + rng.below(96);
+    stats.out_of_range_writes += 1;
+    (data_packet(link, Packet::Data, sector, block_id, *seq, len as usize, OUT_OF_RANGE_MARK),
+        format!("P_DATA out of range: sector {sector} size {len} (capacity {cap})"))
+}
+
 /// A meta-socket packet for a connected node.
 fn meta_packet(link: Link, rng: &mut Rng) -> (Vec<u8>, String) {
     match rng.below(6) {
@@ -949,10 +975,20 @@ fn run_round(
     let n = 1 + rng.below(12);
     let mut seq = 0u32;
     let mut names = Vec::new();
+    // Half of the rounds send only writes: in range, and beyond the end
+    // where the node keeps its metadata.
+    let writes_only = rng.chance(50);
     for _ in 0..n {
-        let (bytes, name) = if rng.chance(15) { meta_packet(link, rng) } else { connected_packet(link, rng, &node, &mut seq, stats) };
+        let (bytes, name) = if writes_only {
+            write_packet(link, rng, &node, &mut seq, stats)
+        } else if rng.chance(15) {
+            meta_packet(link, rng)
+        } else {
+            connected_packet(link, rng, &node, &mut seq, stats)
+        };
         let on_meta = name.starts_with("meta:");
         names.push(name);
+        *what = format!("v{} capacity {}: {}", link.version, node.capacity, names.join(", "));
         stats.packets += 1;
         if on_meta {
             c.send_meta(&bytes)?;
@@ -963,7 +999,6 @@ fn run_round(
             thread::sleep(Duration::from_millis(rng.below(200)));
         }
     }
-    *what = format!("v{} capacity {}: {}", link.version, node.capacity, names.join(", "));
     Ok(Duration::from_millis(1500))
 }
 
