@@ -9,7 +9,7 @@ ROOT := $(CURDIR)
 KDIR := $(ROOT)/build/kernel
 OUT := $(ROOT)/build/out
 KMAKE_VARS := LLVM=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc BINDGEN=$(HOME)/.cargo/bin/bindgen HOSTRUSTC=/usr/bin/rustc
-TOOLS := drbdsetup drbdmeta drbdadm drbd-nl-fuzz
+TOOLS := drbdsetup drbdmeta drbdadm drbd-nl-fuzz drbd-hostile-peer
 
 .PHONY: all deps kernel module tools check demo clean
 

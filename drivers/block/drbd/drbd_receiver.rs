@@ -631,6 +631,15 @@ fn receive_data(
         pr_err!("{}: P_DATA with a size of {} bytes\n", shared.name.as_str(), size);
         return Err(NetError::Refused);
     }
+    // `read_in_block`: beyond the device lies our internal metadata (and
+    // then the end of the backing disk); the write must not get there.
+    // (Without a disk, capacity 0, the write fails below and is nacked.)
+    let capacity = io.capacity_sectors();
+    if capacity != 0 && !check_request_range(io, head.sector, size) {
+        pr_err!("{}: request from peer beyond end of local disk: capacity: {}s < sector: {}s + size: {}\n",
+            shared.name.as_str(), capacity, head.sector, size);
+        return Err(NetError::Refused);
+    }
     let prot = shared.config.wire_protocol;
     let (recv_ack, write_ack) = if link.version >= 100 {
         (head.dp_flags & proto::dp::SEND_RECEIVE_ACK != 0, head.dp_flags & proto::dp::SEND_WRITE_ACK != 0)
