@@ -189,7 +189,6 @@ SLOT=$((128 << 20))
 
 use_md $FLEX_META flex-external
 round_trips flex-external "$DRBDMETA"
-FLEX_SUM=$(md5_of $DEV)   # for the C driver at the end
 
 # Slot 0 holds metadata too (as for another minor); slot 1 is ours, and
 # nothing of slot 0 may change.
@@ -309,20 +308,22 @@ refused refuse-flexible-same-disk "$BAD_IDX" $DEV -- $DEV $DEV flexible
 refused refuse-internal-other-disk "must be the backing device|combination invalid" $DEV $FLEX_META -- $DEV $FLEX_META internal
 
 # External meta devices too small for their kind: flexible needs 1 MiB
-# (a 512 KiB loop view of /dev/vdb, with metadata created on it), indexed
-# slot 1 needs 256 MiB (/dev/vdb has 64 MiB), slot 2 384 MiB (/dev/vdc has
+# (a 512 KiB loop device, with metadata created on it), indexed slot 1
+# needs 256 MiB (/dev/vdb has 64 MiB), slot 2 384 MiB (/dev/vdc has
 # 320 MiB).
 TOO_SMALL='too small'
-LOOP=$(losetup --sizelimit $((512 << 10)) -f --show $FLEX_META 2>&1)
+truncate -s 512K /tmp/small-meta
+LOOP=$(losetup -f --show /tmp/small-meta 2>&1)
 if [ -b "$LOOP" ]; then
-  pass small-loop-view
+  pass small-loop-device
   "$DRBDMETA" --force 0 v08 "$LOOP" flex-external create-md >/dev/null 2>&1 \
     || log "(drbdmeta would not create metadata on 512 KiB either)"
   refused refuse-flexible-too-small "$TOO_SMALL" $DEV "$LOOP" -- $DEV "$LOOP" flexible
   losetup -d "$LOOP"
 else
-  fail small-loop-view "losetup: $LOOP"
+  fail small-loop-device "losetup: $LOOP"
 fi
+rm -f /tmp/small-meta
 refused refuse-indexed-too-small "$TOO_SMALL" $DEV $FLEX_META -- $DEV $FLEX_META 1
 refused refuse-indexed-beyond-end "$TOO_SMALL" $DEV $INDEXED_META -- $DEV $INDEXED_META 2
 
@@ -330,19 +331,41 @@ refused refuse-indexed-beyond-end "$TOO_SMALL" $DEV $INDEXED_META -- $DEV $INDEX
 step attach-after-refusals "$S" attach 0 $DEV
 step detach-after-refusals "$S" detach 0
 
+# Flexible external metadata written by us, for the C driver to read below:
+# fresh metadata, two writes, a clean detach.
+for_c_drbd() {
+  use_md $FLEX_META flex-external
+  WRITES=()
+  step create-md-for-c create_md_on "$DRBDMETA" || return 1
+  step attach-for-c "$S" attach 0 "${ATTACH[@]}" || return 1
+  step primary-for-c "$R" primary 0 --force || return 1
+  # Not through step: write_at records the writes in this shell.
+  if write_at 8192 8192 && write_at $((100 << 20)) 4096; then
+    pass write-for-c
+  else
+    fail write-for-c "a write to /dev/drbd0 failed"; return 1
+  fi
+  step secondary-for-c "$R" secondary 0 || return 1
+  step detach-for-c "$S" detach 0 || return 1
+  FLEX_SUM=$(md5_of $DEV)
+  FLEX_OOS=$(expected_oos_kib)
+}
+FLEX_SUM=
+for_c_drbd
+
 step del-minor "$S" del-minor 0
 step del-resource "$S" del-resource r0
 step rmmod rmmod drbd
 
 # --- the in-tree C DRBD reads our flexible external metadata ----------------------
-# The flexible external round trip left clean metadata on /dev/vdb for the
-# data now on /dev/vda.
 c_drbd_reads_ours() {
   local c=/lib/drbd/drbdsetup-84 sum ok=0
   step c-modprobe modprobe drbd || return 1
   step c-new-resource $c new-resource r0 || return 1
   step c-new-minor $c new-minor r0 0 0 || return 1
   step c-attach-flexible $c attach 0 $DEV $FLEX_META flexible || return 1
+  step c-size same_sums "C DRBD size" "$(size_of /dev/drbd0)" "backing size" "$SIZE" || ok=1
+  step c-oos oos_is "$FLEX_OOS" || ok=1
   step c-primary $c primary 0 --force || ok=1
   sum=$(md5_of /dev/drbd0)
   step c-same-data same_sums "rdrbd wrote" "$FLEX_SUM" "C DRBD reads" "$sum" || ok=1
@@ -354,7 +377,7 @@ c_drbd_reads_ours() {
 if [ -n "${FLEX_SUM:-}" ]; then
   c_drbd_reads_ours
 else
-  fail c-attach-flexible "no flexible external round trip to check"
+  fail c-attach-flexible "no flexible external metadata written for it"
 fi
 step kernel-log-clean dmesg_clean
 finish
