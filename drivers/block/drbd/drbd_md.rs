@@ -126,8 +126,9 @@ impl MetaData {
             return Err(AdmError::new(RetCode::ImplicitShrink, "device smaller than the size recorded in the meta data"));
         }
         if !index.is_internal() && layout.max_capacity < backing_sectors {
-            pr_warn!("meta data covers only {} of the {} sectors of the backing device; using {}\n",
-                layout.max_capacity, backing_sectors, layout.max_capacity);
+            // drbd_get_max_capacity clips the device to what the bitmap covers.
+            pr_warn!("meta data covers only {} of the {} sectors of the backing device, the device is limited to that\n",
+                layout.max_capacity, backing_sectors);
         }
         // What drbd_md_set_sector_offsets makes of a flexible external meta
         // device that grew: all of it.
