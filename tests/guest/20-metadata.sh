@@ -1,18 +1,29 @@
 #!/bin/bash
-# v08 internal metadata at attach, checked against drbd-utils:
-# - metadata made by Debian's drbdmeta and by ours are both accepted; a fresh
-#   create-md attaches Inconsistent with nothing out of sync; the exposed size
-#   is the data area;
+# v08 metadata at attach, internal and external, checked against drbd-utils:
+# - internal metadata made by Debian's drbdmeta and by ours, and external
+#   metadata made by ours, flexible (all of /dev/vdb) and indexed (slot 1 of
+#   /dev/vdc, slot 0 holding other metadata), are accepted; a fresh
+#   create-md attaches Inconsistent with nothing out of sync; the exposed
+#   size is the data area (all of the backing device with external
+#   metadata);
 # - write / detach / re-attach round trips keep the data, and the bitmap
 #   (oos in /proc/drbd, and Debian's `drbdmeta dump-md` after detach) marks
 #   exactly the 4 KiB blocks written; a clean detach needs no AL replay;
+#   external metadata goes to the meta device only (the backing device holds
+#   exactly the data, the other slot of the indexed meta device is untouched);
+# - two minors keep indexed metadata in two slots of one meta device at the
+#   same time; a slot in use, a meta device claimed by another minor and a
+#   meta device that is the backing device (external index) are refused;
 # - bad metadata is refused with a clear message and nothing is written
-#   (md5 of the whole backing device unchanged): none (zeroed), a corrupted
-#   superblock, a wrong magic, a truncated device (a smaller loop view of a
-#   disk with metadata), and external or indexed meta data.
+#   (md5 of the whole backing and meta devices unchanged): none (zeroed), a
+#   corrupted superblock, a wrong magic, a truncated device (a smaller loop
+#   view of a disk with metadata), an external meta device too small for
+#   its kind (flexible under 1 MiB, indexed slot beyond its end);
+# - the in-tree C DRBD attaches the flexible external metadata we left and
+#   sees the same data.
 # guests: 1
-# disks: 256M 64M
-# timeout: 1200
+# disks: 256M 64M 320M
+# timeout: 1500
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -80,11 +91,25 @@ oos_is() {
   [ "$got" = "$1" ]
 }
 
+# The metadata the round trips use (set by use_md): META is the meta device
+# ($DEV for internal), INDEX drbdmeta's index word, ATTACH what follows the
+# minor in `drbdsetup attach`, DATA the size /dev/drbd0 must have.
+use_md() {
+  META=$1 INDEX=$2
+  case $INDEX in
+    internal) ATTACH=($DEV); DATA=$(md_data_bytes "$SIZE") ;;
+    flex-external) ATTACH=($DEV "$META" flexible); DATA=$SIZE ;;
+    *) ATTACH=($DEV "$META" "$INDEX"); DATA=$SIZE ;;
+  esac
+}
+# create_md_on TOOL: fresh metadata of the current kind (use_md).
+create_md_on() { "$1" --force 0 v08 "$META" "$INDEX" create-md; }
+
 # bitmap_matches: Debian's dump-md (after detach) shows exactly the written
 # blocks, for the whole data area (la-size-sect).
 bitmap_matches() {
   local dump got want
-  dump=$(dump_md $DEV 2>&1) || { echo "$dump" | tail -n 20; return 1; }
+  dump=$("$DEBIAN_DRBDMETA" --force 0 v08 "$META" "$INDEX" dump-md 2>&1) || { echo "$dump" | tail -n 20; return 1; }
   grep -E '^(la-size-sect|# bits-set)' <<<"$dump"
   grep -qx "la-size-sect $((DATA / 512));" <<<"$dump" || { echo "la-size-sect is not $((DATA / 512))"; return 1; }
   got=$($MDBITS ranges <<<"$dump") || return 1
@@ -100,8 +125,8 @@ round_trips() {
   local tag=$1 tool=$2 sum0 sum1 oos n0
   WRITES=()
   n0=$(replays)
-  step "create-md-$tag" create_md $DEV "$tool" || return 1
-  step "attach-$tag" "$S" attach 0 $DEV || return 1
+  step "create-md-$tag" create_md_on "$tool" || return 1
+  step "attach-$tag" "$S" attach 0 "${ATTACH[@]}" || return 1
   wait_for_dev /dev/drbd0
   step "fresh-inconsistent-$tag" disk_state_is Inconsistent
   step "fresh-oos-zero-$tag" oos_is 0
@@ -121,7 +146,7 @@ round_trips() {
   step "detach-$tag" "$S" detach 0 || return 1
   step "dump-md-after-detach-$tag" bitmap_matches
 
-  step "reattach-$tag" "$S" attach 0 $DEV || return 1
+  step "reattach-$tag" "$S" attach 0 "${ATTACH[@]}" || return 1
   step "reattach-oos-$tag" oos_is "$(expected_oos_kib)"
   step "primary-again-$tag" "$R" primary 0 --force || return 1
   sum1=$(md5_of /dev/drbd0)
@@ -136,7 +161,7 @@ round_trips() {
   step "secondary-again-$tag" "$R" secondary 0
   step "detach-again-$tag" "$S" detach 0 || return 1
   step "dump-md-again-$tag" bitmap_matches
-  step "reattach-again-$tag" "$S" attach 0 $DEV || return 1
+  step "reattach-again-$tag" "$S" attach 0 "${ATTACH[@]}" || return 1
   step "reattach-again-oos-$tag" oos_is "$(expected_oos_kib)"
   step "primary-third-$tag" "$R" primary 0 --force
   sum1=$(md5_of /dev/drbd0)
@@ -148,12 +173,62 @@ round_trips() {
   step "no-replay-after-clean-detach-$tag" same_sums "AL replays before" "$n0" "after" "$(replays)"
 }
 
+use_md $DEV internal
 round_trips debian "$DEBIAN_DRBDMETA"
 if [ -x "$OUR_DRBDMETA" ]; then
   round_trips ours "$OUR_DRBDMETA"
 else
   fail create-md-ours "our drbdmeta is not built ($OUR_DRBDMETA; make tools)"
 fi
+
+# --- external metadata ------------------------------------------------------------
+FLEX_META=/dev/vdb      # 64 MiB: flexible external metadata, all of it
+INDEXED_META=/dev/vdc   # 320 MiB: two 128 MiB slots for indexed metadata
+SLOT=$((128 << 20))
+"$R" secondary 0 >/dev/null 2>&1; "$S" detach 0 >/dev/null 2>&1
+
+use_md $FLEX_META flex-external
+round_trips flex-external "$DRBDMETA"
+
+# Slot 0 holds metadata too (as for another minor); slot 1 is ours, and
+# nothing of slot 0 may change.
+use_md $INDEXED_META 0
+step create-md-slot0 create_md_on "$DRBDMETA"
+SLOT0_SUM=$(md5_head $INDEXED_META $SLOT)
+use_md $INDEXED_META 1
+round_trips indexed "$DRBDMETA"
+step slot0-untouched same_sums "slot 0 before" "$SLOT0_SUM" "after" "$(md5_head $INDEXED_META $SLOT)"
+"$R" secondary 0 >/dev/null 2>&1; "$S" detach 0 >/dev/null 2>&1
+
+# Two minors, two slots of one meta device, attached at the same time (the
+# meta device is claimed with one holder shared by DRBD's minors).
+two_minors() {
+  local loop ok=0
+  loop=$(losetup -f --show /tmp/backing1) || return 1
+  echo "minor 1 backing device: $loop"
+  use_md $INDEXED_META 0
+  step create-md-two-0 create_md_on "$DRBDMETA" || ok=1
+  step attach-two-0 "$S" attach 0 "${ATTACH[@]}" || ok=1
+  step new-minor-1 "$S" new-minor r0 1 1 || ok=1
+  step create-md-two-1 "$DRBDMETA" --force 1 v08 $INDEXED_META 1 create-md || ok=1
+  step attach-two-1 "$S" attach 1 "$loop" $INDEXED_META 1 || ok=1
+  grep -E '^ *[01]:' /proc/drbd
+  [ "$(proc_field ds 0)" = Inconsistent ] && [ "$(proc_field ds 1)" = Inconsistent ] \
+    && pass both-attached || { fail both-attached "$(grep -E '^ *[01]:' /proc/drbd)"; ok=1; }
+  step detach-two-1 "$S" detach 1 || ok=1
+  # Slot 0 is minor 0's: minor 1 may not take it too.
+  step refuse-slot-in-use expect_fail "$S" attach 1 "$loop" $INDEXED_META 0 || ok=1
+  # Flexible external metadata claims the meta device for one minor only.
+  step refuse-claimed-meta expect_fail "$S" attach 1 "$loop" $INDEXED_META flexible || ok=1
+  "$S" detach 1 >/dev/null 2>&1
+  step del-minor-1 "$S" del-minor 1 || ok=1
+  step detach-two-0 "$S" detach 0 || ok=1
+  losetup -d "$loop"
+  return $ok
+}
+truncate -s 64M /tmp/backing1
+two_minors
+rm -f /tmp/backing1
 # Whatever a failed round left attached (detaching a diskless minor is a no-op).
 "$R" secondary 0 >/dev/null 2>&1; "$S" detach 0 >/dev/null 2>&1
 
@@ -224,19 +299,90 @@ else
   fail loop-view "losetup: $LOOP"
 fi
 
-# External and indexed meta data: not supported (yet), said so.
+# External metadata on the backing device itself, internal metadata on
+# another device: the index does not fit the devices.
 step create-md-for-external create_md $DEV
-EXT='internal meta data only'
-refused refuse-external-indexed "$EXT" $DEV /dev/vdb -- $DEV /dev/vdb 0
-refused refuse-external-flexible "$EXT" $DEV /dev/vdb -- $DEV /dev/vdb flexible
-refused refuse-indexed-same-disk "$EXT" $DEV -- $DEV $DEV 0
+BAD_IDX='meta device other than the backing|combination invalid'
+refused refuse-indexed-same-disk "$BAD_IDX" $DEV -- $DEV $DEV 0
+refused refuse-flexible-same-disk "$BAD_IDX" $DEV -- $DEV $DEV flexible
+refused refuse-internal-other-disk "must be the backing device|combination invalid" $DEV $FLEX_META -- $DEV $FLEX_META internal
+
+# External meta devices too small for their kind: flexible needs 1 MiB
+# (a 512 KiB loop device, with metadata created on it), indexed slot 1
+# needs 256 MiB (/dev/vdb has 64 MiB), slot 2 384 MiB (/dev/vdc has
+# 320 MiB).
+TOO_SMALL='too small'
+truncate -s 512K /tmp/small-meta
+LOOP=$(losetup -f --show /tmp/small-meta 2>&1)
+if [ -b "$LOOP" ]; then
+  pass small-loop-device
+  "$DRBDMETA" --force 0 v08 "$LOOP" flex-external create-md >/dev/null 2>&1 \
+    || log "(drbdmeta would not create metadata on 512 KiB either)"
+  refused refuse-flexible-too-small "$TOO_SMALL" $DEV "$LOOP" -- $DEV "$LOOP" flexible
+  losetup -d "$LOOP"
+else
+  fail small-loop-device "losetup: $LOOP"
+fi
+rm -f /tmp/small-meta
+refused refuse-indexed-too-small "$TOO_SMALL" $DEV $FLEX_META -- $DEV $FLEX_META 1
+refused refuse-indexed-beyond-end "$TOO_SMALL" $DEV $INDEXED_META -- $DEV $INDEXED_META 2
 
 # After all that, good metadata still attaches.
 step attach-after-refusals "$S" attach 0 $DEV
 step detach-after-refusals "$S" detach 0
 
+# Flexible external metadata written by us, for the C driver to read below:
+# fresh metadata, two writes, a clean detach. create-md zeroes only the
+# bitmap a device the size of the meta device needs (drbdmeta does not know
+# the backing device), so the bits of the earlier round trip beyond it are
+# cleared first.
+for_c_drbd() {
+  use_md $FLEX_META flex-external
+  WRITES=()
+  step zero-meta-for-c dd if=/dev/zero of=$FLEX_META bs=1M count=1 oflag=direct status=none || return 1
+  step create-md-for-c create_md_on "$DRBDMETA" || return 1
+  step attach-for-c "$S" attach 0 "${ATTACH[@]}" || return 1
+  step primary-for-c "$R" primary 0 --force || return 1
+  # Not through step: write_at records the writes in this shell.
+  if write_at 8192 8192 && write_at $((100 << 20)) 4096; then
+    pass write-for-c
+  else
+    fail write-for-c "a write to /dev/drbd0 failed"; return 1
+  fi
+  FLEX_OOS=$(expected_oos_kib)
+  step oos-for-c oos_is "$FLEX_OOS"
+  step secondary-for-c "$R" secondary 0 || return 1
+  step detach-for-c "$S" detach 0 || return 1
+  FLEX_SUM=$(md5_of $DEV)
+}
+FLEX_SUM=
+for_c_drbd
+
 step del-minor "$S" del-minor 0
 step del-resource "$S" del-resource r0
 step rmmod rmmod drbd
+
+# --- the in-tree C DRBD reads our flexible external metadata ----------------------
+c_drbd_reads_ours() {
+  local c=/lib/drbd/drbdsetup-84 sum ok=0
+  step c-modprobe modprobe drbd || return 1
+  step c-new-resource $c new-resource r0 || return 1
+  step c-new-minor $c new-minor r0 0 0 || return 1
+  step c-attach-flexible $c attach 0 $DEV $FLEX_META flexible || return 1
+  step c-size same_sums "C DRBD size" "$(size_of /dev/drbd0)" "backing size" "$SIZE" || ok=1
+  step c-oos oos_is "$FLEX_OOS" || ok=1
+  step c-primary $c primary 0 --force || ok=1
+  sum=$(md5_of /dev/drbd0)
+  step c-same-data same_sums "rdrbd wrote" "$FLEX_SUM" "C DRBD reads" "$sum" || ok=1
+  step c-secondary $c secondary 0
+  step c-down $c down r0 || ok=1
+  step c-rmmod rmmod drbd || ok=1
+  return $ok
+}
+if [ -n "${FLEX_SUM:-}" ]; then
+  c_drbd_reads_ours
+else
+  fail c-attach-flexible "no flexible external metadata written for it"
+fi
 step kernel-log-clean dmesg_clean
 finish

@@ -30,7 +30,8 @@ mod kernel_glue;
 use drbd_include::fixed_str::FixedStr;
 use drbd_include::genl::{self as api, RetCode};
 use drbd_req::DeviceIo;
-use kernel_glue::block::{BlockMajor, CloneBioSet, GenDisk, LowerDev};
+use drbd_include::md::MetaIndex;
+use kernel_glue::block::{BlockMajor, CloneBioSet, GenDisk, Holder, LowerDev};
 use kernel_glue::genl::GenlFamily;
 use kernel_glue::procfs::ProcEntry;
 use kernel_glue::thread::KThread;
@@ -269,27 +270,24 @@ impl Registry {
         Ok(())
     }
 
-    /// `attach`: opens the backing disk exclusively and exposes it.
+    /// `attach`: opens the backing disk exclusively (and the meta device of
+    /// external metadata), reads its metadata and exposes it.
     pub(crate) fn attach(&mut self, minor: u32, config: DiskConfig) -> AdmResult {
         let device = self.device_mut(minor)?;
         if device.disk_config.is_some() {
             return Err(AdmError::new(RetCode::DiskConfigured, "minor is already attached"));
         }
-        let path = kernel::str::CStr::from_bytes_with_nul(config.backing_dev.as_bytes_with_nul())
-            .map_err(|_| AdmError::new(RetCode::OpenDisk, "invalid backing device path"))?;
-        let lower = LowerDev::open(path, device.disk.holder()).map_err(|e| {
-            pr_err!("drbd{}: cannot open backing device {}: error {}\n",
-                minor, config.backing_dev.as_str(), e.to_errno());
+        let holder = device.disk.holder();
+        let lower = open_lower(minor, &config.backing_dev, holder).map_err(|e| {
             if e == EBUSY {
                 AdmError::new(RetCode::BdClaimDisk, "backing device is in use (claimed by another user)")
             } else {
                 AdmError::new(RetCode::OpenDisk, "cannot open backing device")
             }
         })?;
-        if config.meta_dev != config.backing_dev {
-            return Err(AdmError::new(RetCode::MdIdxInvalid, "rdrbd supports internal meta data only, so far"));
-        }
-        let md = drbd_md::MetaData::load(lower.bdev_ref(), lower.nr_sectors(), config.meta_dev_idx, config.al_extents)?;
+        let meta = self.open_meta_device(minor, &config, holder, &lower)?;
+        let device = self.device_mut(minor)?;
+        let md = drbd_md::MetaData::load(lower.bdev_ref(), lower.nr_sectors(), meta, config.meta_dev_idx, config.al_extents)?;
         let usable = md.capacity();
         let sectors = match config.disk_size {
             0 => usable,
@@ -307,9 +305,63 @@ impl Registry {
         device.capacity = sectors;
         device.io.set_disk_state(disk_state);
         device.io.resync().set_rate(config.options.resync_rate());
-        pr_info!("drbd{}: attached to {}, {} sectors\n", minor, config.backing_dev.as_str(), sectors);
+        if MetaIndex::from_raw(config.meta_dev_idx).is_ok_and(|index| !index.is_internal()) {
+            pr_info!("drbd{}: attached to {} (meta data on {}, index {}), {} sectors\n", minor,
+                config.backing_dev.as_str(), config.meta_dev.as_str(), config.meta_dev_idx, sectors);
+        } else {
+            pr_info!("drbd{}: attached to {}, {} sectors\n", minor, config.backing_dev.as_str(), sectors);
+        }
         device.disk_config = Some(config);
         Ok(())
+    }
+
+    /// The meta device of external metadata, opened as `open_backing_devices`
+    /// does: claimed with the minor's `holder` for flexible metadata, with
+    /// the holder shared by all minors for indexed metadata (slots of one
+    /// meta device); `None` for internal metadata. The meta device must be
+    /// the backing device exactly when the metadata is internal, and an
+    /// indexed slot must not be in use by another minor.
+    fn open_meta_device(&self, minor: u32, config: &DiskConfig, holder: Holder, lower: &LowerDev) -> AdmResult<Option<LowerDev>> {
+        let index = MetaIndex::from_raw(config.meta_dev_idx)
+            .map_err(|_| AdmError::new(RetCode::MdIdxInvalid, "invalid meta data index"))?;
+        let internal = index.is_internal();
+        if !internal && config.meta_dev == config.backing_dev {
+            return Err(AdmError::new(RetCode::MdIdxInvalid,
+                "external meta data needs a meta device other than the backing device (or use internal)"));
+        }
+        let meta_holder = if matches!(index, MetaIndex::Indexed(_)) { Holder::shared_meta_device() } else { holder };
+        let meta = open_lower(minor, &config.meta_dev, meta_holder).map_err(|e| {
+            if e == EBUSY {
+                AdmError::new(RetCode::BdClaimMdDisk,
+                    "meta device is in use (claimed by another user, or by this minor as its backing device)")
+            } else {
+                AdmError::new(RetCode::OpenMdDisk, "cannot open meta device")
+            }
+        })?;
+        if meta.is_same_device(lower) != internal {
+            return Err(AdmError::new(RetCode::MdIdxInvalid, if internal {
+                "internal meta data lives on the backing device (the meta device must be the backing device)"
+            } else {
+                "external meta data needs a meta device other than the backing device (or use internal)"
+            }));
+        }
+        if internal {
+            // The backing device itself: its own open is the one to keep.
+            return Ok(None);
+        }
+        if let MetaIndex::Indexed(slot) = index {
+            let meta_number = meta.device_number();
+            let user = self.devices.iter().find(|(other, d)| {
+                **other != minor
+                    && d.io.with_md(|md, _| md.indexed_slot() == Some(slot) && md.meta_device_number() == Some(meta_number))
+                        .unwrap_or(false)
+            });
+            if let Some((other, _)) = user {
+                pr_err!("drbd{}: meta data index {} of {} is in use by drbd{}\n", minor, slot, config.meta_dev.as_str(), other);
+                return Err(AdmError::new(RetCode::MdIdxInvalid, "this meta data index of the meta device is in use by another minor"));
+            }
+        }
+        Ok(Some(meta))
     }
 
     /// `detach`: waits for I/O in flight, then releases the backing disk;
@@ -532,6 +584,15 @@ impl Registry {
     fn device_mut(&mut self, minor: u32) -> AdmResult<&mut Device> {
         self.devices.get_mut(&minor).ok_or(AdmError::new(RetCode::MinorInvalid, "unknown minor"))
     }
+}
+
+/// Opens `path` exclusively for `holder`; failures are logged with the
+/// kernel's error code.
+fn open_lower(minor: u32, path: &DevicePath, holder: Holder) -> Result<LowerDev> {
+    let c_path = kernel::str::CStr::from_bytes_with_nul(path.as_bytes_with_nul()).map_err(|_| EINVAL)?;
+    LowerDev::open(c_path, holder).inspect_err(|e| {
+        pr_err!("drbd{}: open(\"{}\") failed with {}\n", minor, path.as_str(), e.to_errno());
+    })
 }
 
 struct RdrbdModule {

@@ -2,6 +2,11 @@
 //! (replaying the activity log of an unclean shutdown into the bitmap),
 //! kept in memory while attached, written back on detach
 //! (`drbd_md_read`/`drbd_md_sync` of `drbd_main.c`, `drbdmeta apply-al`).
+//! It is internal (at the end of the backing device) or external: flexible
+//! (the whole meta device) or indexed (a 128 MiB slot of a meta device that
+//! several minors may share). [`MetaIo`] sends every metadata I/O to the
+//! right device, so the rest of the driver only ever names the backing
+//! device.
 
 use kernel::prelude::*;
 
@@ -12,7 +17,7 @@ use crate::drbd_include::bitmap as bm_layout;
 use crate::drbd_include::genl::{self as api, ConnState, DiskState, RetCode};
 use crate::drbd_include::uuid::Uuids;
 use crate::drbd_include::md::{self, Layout, MetaIndex, Superblock};
-use crate::kernel_glue::block::{BdevRef, MetaIo, MD_BLOCK_SIZE};
+use crate::kernel_glue::block::{BdevRef, LowerDev, MetaIo, MD_BLOCK_SIZE};
 use crate::{AdmError, AdmResult};
 
 /// Everything about the metadata of an attached device.
@@ -37,28 +42,99 @@ fn nomem(_: impl core::fmt::Debug) -> AdmError {
     AdmError::new(RetCode::NoMem, "out of memory")
 }
 
-impl MetaData {
-    /// Reads and checks internal metadata on a backing device of
-    /// `backing_sectors`. Nothing is written unless every check passes.
-    pub(crate) fn load(dev: BdevRef<'_>, backing_sectors: u64, index: i32, al_extents: u32) -> AdmResult<Self> {
-        let index = MetaIndex::from_raw(index).map_err(|_| AdmError::new(RetCode::MdIdxInvalid, "invalid meta data index"))?;
-        if !index.is_internal() {
-            return Err(AdmError::new(RetCode::MdIdxInvalid, "rdrbd supports internal meta data only, so far"));
+/// Flexible external metadata needs a meta device of at least 1 MiB
+/// (`drbd_adm_attach`: "otherwise it does not make sense").
+const FLEX_EXTERNAL_MIN_SECTORS: u64 = 2 << 10;
+
+/// The message for a layout that cannot be placed (`Layout::compute`).
+fn layout_error(error: md::MdError) -> AdmError {
+    match error {
+        md::MdError::DeviceTooSmall => AdmError::new(RetCode::MdDiskTooSmall, "device too small for its meta data"),
+        md::MdError::DeviceTooLarge => AdmError::new(RetCode::MdInvalid, "device too large for its meta data"),
+        md::MdError::IndexedNeedsDefaultAl => {
+            md_error("indexed meta data needs the default activity log (1 stripe of 32 KiB)")
         }
-        let mut io = MetaIo::new().map_err(nomem)?;
-        let mut block = KBox::new([0u8; MD_BLOCK_SIZE], GFP_KERNEL).map_err(nomem)?;
-        let sb_sector = (backing_sectors & !7)
+        _ => md_error("meta data offsets don't make sense"),
+    }
+}
+
+/// Where the superblock is (`drbd_md_ss`), after checking that the meta
+/// device is large enough for the kind of metadata (`drbd_adm_attach`'s
+/// `min_md_device_sectors`), before anything is read or written.
+fn superblock_sector(index: MetaIndex, backing_sectors: u64, meta_sectors: u64) -> AdmResult<u64> {
+    match index {
+        MetaIndex::Internal | MetaIndex::FlexInternal => (backing_sectors & !7)
             .checked_sub(md::MD_4KB_SECT)
-            .ok_or(AdmError::new(RetCode::MdDiskTooSmall, "device too small for meta data"))?;
+            .ok_or(AdmError::new(RetCode::MdDiskTooSmall, "device too small for meta data")),
+        MetaIndex::FlexExternal => {
+            if meta_sectors < FLEX_EXTERNAL_MIN_SECTORS {
+                pr_err!("refusing attach: meta device of {} sectors too small, flexible external meta data needs at least {}\n",
+                    meta_sectors, FLEX_EXTERNAL_MIN_SECTORS);
+                return Err(AdmError::new(RetCode::MdDiskTooSmall,
+                    "meta device too small: flexible external meta data needs at least 1 MiB"));
+            }
+            Ok(0)
+        }
+        MetaIndex::Indexed(slot) => {
+            let first = u64::from(slot).saturating_mul(md::MD_128MB_SECT);
+            let needed = first.saturating_add(md::MD_128MB_SECT);
+            if meta_sectors < needed {
+                pr_err!("refusing attach: meta device of {} sectors too small, meta data index {} needs at least {}\n",
+                    meta_sectors, slot, needed);
+                return Err(AdmError::new(RetCode::MdDiskTooSmall,
+                    "meta device too small for this index: indexed meta data needs (index + 1) x 128 MiB"));
+            }
+            Ok(first)
+        }
+    }
+}
+
+impl MetaData {
+    /// Reads and checks the metadata of a backing device of
+    /// `backing_sectors`: internal (on `dev`, the backing device), or
+    /// external on `external`, the opened meta device, which this keeps
+    /// (and releases when dropped). Nothing is written unless every check
+    /// passes.
+    pub(crate) fn load(
+        dev: BdevRef<'_>,
+        backing_sectors: u64,
+        external: Option<LowerDev>,
+        index: i32,
+        al_extents: u32,
+    ) -> AdmResult<Self> {
+        let index = MetaIndex::from_raw(index).map_err(|_| AdmError::new(RetCode::MdIdxInvalid, "invalid meta data index"))?;
+        let meta_sectors = match (&external, index.is_internal()) {
+            (None, true) => backing_sectors,
+            (Some(meta), false) => meta.nr_sectors(),
+            // The caller pairs them; a mismatch is a bug, refused all the same.
+            _ => return Err(AdmError::new(RetCode::MdIdxInvalid, "meta data index does not fit the meta device")),
+        };
+        let sb_sector = superblock_sector(index, backing_sectors, meta_sectors)?;
+        let mut io = MetaIo::new(external).map_err(nomem)?;
+        let mut block = KBox::new([0u8; MD_BLOCK_SIZE], GFP_KERNEL).map_err(nomem)?;
         io.read(dev, sb_sector, &mut block).map_err(io_error)?;
-        let sb = Superblock::decode(&block).map_err(|_| md_error("no valid meta data signature found (use 'drbdmeta create-md')"))?;
+        let mut sb = Superblock::decode(&block).map_err(|_| md_error("no valid meta data signature found (use 'drbdmeta create-md')"))?;
         let geometry = sb.al_geometry().map_err(|_| md_error("invalid activity log geometry in meta data"))?;
-        let layout = Layout::compute(index, backing_sectors, backing_sectors, geometry)
-            .map_err(|_| AdmError::new(RetCode::MdDiskTooSmall, "device too small for its meta data"))?;
+        let layout = Layout::compute(index, backing_sectors, meta_sectors, geometry).map_err(layout_error)?;
+        // check_offsets_and_sizes: flexible external metadata spans the
+        // whole meta device it was created on; a smaller one lost its end.
+        if index == MetaIndex::FlexExternal && u64::from(sb.md_size_sect) > meta_sectors {
+            return Err(md_error("meta device smaller than its meta data (was it shrunk?)"));
+        }
         sb.check_layout(&layout).map_err(|_| md_error("meta data does not match the device size (was it resized?)"))?;
         if sb.la_size_sect > layout.max_capacity {
             return Err(AdmError::new(RetCode::ImplicitShrink, "device smaller than the size recorded in the meta data"));
         }
+        if !index.is_internal() && layout.max_capacity < backing_sectors {
+            // drbd_get_max_capacity clips the device to what the bitmap covers.
+            pr_warn!("meta data covers only {} of the {} sectors of the backing device, the device is limited to that\n",
+                layout.max_capacity, backing_sectors);
+        }
+        // What drbd_md_set_sector_offsets makes of a flexible external meta
+        // device that grew: all of it.
+        sb.md_size_sect = layout.md_size_sect;
+        let (area_first, area_sectors) = layout.area();
+        io.confine_writes(area_first, area_sectors);
         let bitmap = BitmapMem::new(layout.max_capacity).map_err(nomem)?;
         let on_disk_blocks = usize::try_from(layout.bitmap_sectors() / 8).unwrap_or(0);
         for i in 0..bitmap.blocks().min(on_disk_blocks) {
@@ -79,6 +155,20 @@ impl MetaData {
         this.sb.al_nr_extents = u32::try_from(this.al.extents()).unwrap_or(al::AL_EXTENTS_DEFAULT);
         this.write_superblock(dev).map_err(io_error)?;
         Ok(this)
+    }
+
+    /// The indexed external metadata slot this occupies, if any: two
+    /// minors must never share one.
+    pub(crate) fn indexed_slot(&self) -> Option<u32> {
+        match self.layout.index {
+            MetaIndex::Indexed(slot) => Some(slot),
+            _ => None,
+        }
+    }
+
+    /// The device number of the external meta device, if any.
+    pub(crate) fn meta_device_number(&self) -> Option<u32> {
+        self.io.external_device_number()
     }
 
     /// Usable data size in sectors.

@@ -163,6 +163,20 @@ impl<T: DiskOps> Drop for GenDisk<T> {
 #[derive(Clone, Copy)]
 pub(crate) struct Holder(*mut c_void);
 
+/// The claim every minor shares on a meta device that holds indexed
+/// external metadata (`drbd_m_holder`): several minors may keep their
+/// metadata in slots of one meta device, while nobody else may claim it.
+/// Only its address matters; the text is what C DRBD uses.
+static SHARED_META_DEVICE_HOLDER: [u8; 44] = *b"Hands off! this is DRBD's meta data device.\0";
+
+impl Holder {
+    /// The claim for a meta device with indexed external metadata, shared
+    /// by all minors (see [`SHARED_META_DEVICE_HOLDER`]).
+    pub(crate) fn shared_meta_device() -> Self {
+        Holder(ptr::from_ref(&SHARED_META_DEVICE_HOLDER).cast_mut().cast::<c_void>())
+    }
+}
+
 /// A block device that is open for at least lifetime `'a`.
 #[derive(Clone, Copy)]
 pub(crate) struct BdevRef<'a> {
@@ -211,45 +225,98 @@ impl LowerDev {
         // SAFETY: the block device is open.
         unsafe { shim::rdrbd_bdev_nr_sectors(self.bdev.as_ptr()) }
     }
+
+    /// Whether `other` is the same block device (opened by another path,
+    /// or twice), as DRBD compares `backing_bdev` with `md_bdev`.
+    pub(crate) fn is_same_device(&self, other: &LowerDev) -> bool {
+        self.bdev == other.bdev
+    }
+
+    /// The device number (`dev_t`), to tell devices apart in messages and
+    /// bookkeeping.
+    pub(crate) fn device_number(&self) -> u32 {
+        // SAFETY: the block device is open, so its `bd_dev` (set when it
+        // was created, never changed) is readable.
+        unsafe { (*self.bdev.as_ptr()).bd_dev }
+    }
 }
 
 /// Size of one metadata I/O: a superblock, an AL transaction or a bitmap
 /// block.
 pub(crate) const MD_BLOCK_SIZE: usize = 4096;
 
-/// A page for synchronous metadata I/O on a backing (or meta) device,
-/// allocated up front so that the write path never allocates for it.
+/// Synchronous metadata I/O: a page allocated up front, so that the write
+/// path never allocates for it, and the device the metadata lives on.
+///
+/// Every call names the backing device. Internal metadata is on it; with
+/// external metadata (flexible or indexed) this owns the opened meta device
+/// and every read and write goes there instead, so callers never pick the
+/// device themselves. Writes are confined to the metadata area once it is
+/// known ([`MetaIo::confine_writes`]): a wrong offset can never reach user
+/// data.
 pub(crate) struct MetaIo {
     page: kernel::page::Page,
+    /// The external meta device; `None` for internal metadata.
+    external: Option<LowerDev>,
+    /// The sectors writes may touch: `[first, end)`; empty until confined.
+    writable: (u64, u64),
 }
 
 impl MetaIo {
-    /// Allocates the I/O page.
-    pub(crate) fn new() -> Result<Self> {
-        Ok(Self { page: kernel::page::Page::alloc_page(GFP_KERNEL)? })
+    /// Allocates the I/O page; `external` is the meta device of external
+    /// metadata (released when this is dropped).
+    pub(crate) fn new(external: Option<LowerDev>) -> Result<Self> {
+        Ok(Self { page: kernel::page::Page::alloc_page(GFP_KERNEL)?, external, writable: (0, 0) })
     }
 
-    /// Reads the 4 KiB block at `sector` of `dev` into `out`.
-    pub(crate) fn read(&mut self, dev: BdevRef<'_>, sector: u64, out: &mut [u8; MD_BLOCK_SIZE]) -> Result {
-        // SAFETY: the page is ours and exclusively borrowed; `dev` is open
-        // for its lifetime.
-        to_result(unsafe { shim::rdrbd_md_io(dev.bdev.as_ptr(), self.page.as_ptr(), sector, false, false) })?;
+    /// Allows writes to the `sectors` sectors from `first` on (the metadata
+    /// area of the layout), and nowhere else.
+    pub(crate) fn confine_writes(&mut self, first: u64, sectors: u64) {
+        self.writable = (first, first.saturating_add(sectors));
+    }
+
+    /// The device number of the external meta device, if there is one.
+    pub(crate) fn external_device_number(&self) -> Option<u32> {
+        self.external.as_ref().map(LowerDev::device_number)
+    }
+
+    /// The device metadata I/O goes to: the external meta device if there
+    /// is one, else the backing device.
+    fn target(&self, backing: BdevRef<'_>) -> NonNull<bindings::block_device> {
+        self.external.as_ref().map_or(backing.bdev, |meta| meta.bdev)
+    }
+
+    /// Reads the 4 KiB block at `sector` of the metadata (on `backing` or
+    /// the external meta device) into `out`.
+    pub(crate) fn read(&mut self, backing: BdevRef<'_>, sector: u64, out: &mut [u8; MD_BLOCK_SIZE]) -> Result {
+        let bdev = self.target(backing);
+        // SAFETY: the page is ours and exclusively borrowed; `bdev` is
+        // `backing`, open for its lifetime, or our own open meta device.
+        to_result(unsafe { shim::rdrbd_md_io(bdev.as_ptr(), self.page.as_ptr(), sector, false, false) })?;
         // SAFETY: `out` is valid for MD_BLOCK_SIZE bytes, the page's size.
         unsafe { self.page.read_raw(out.as_mut_ptr(), 0, MD_BLOCK_SIZE) }
     }
 
-    /// Writes `data` to the 4 KiB block at `sector` of `dev`; `durable`
-    /// makes it a flush + FUA write.
-    pub(crate) fn write(&mut self, dev: BdevRef<'_>, sector: u64, data: &[u8; MD_BLOCK_SIZE], durable: bool) -> Result {
+    /// Writes `data` to the 4 KiB block at `sector` of the metadata (on
+    /// `backing` or the external meta device); `durable` makes it a flush +
+    /// FUA write. A block outside the metadata area is refused (`EIO`).
+    pub(crate) fn write(&mut self, backing: BdevRef<'_>, sector: u64, data: &[u8; MD_BLOCK_SIZE], durable: bool) -> Result {
+        let (first, end) = self.writable;
+        if sector < first || sector.saturating_add(MD_BLOCK_SIZE as u64 / 512) > end {
+            pr_err!("refusing a meta data write at sector {} outside the meta data area [{}, {})\n", sector, first, end);
+            return Err(EIO);
+        }
+        let bdev = self.target(backing);
         // SAFETY: `data` is valid for MD_BLOCK_SIZE bytes, the page's size.
         unsafe { self.page.write_raw(data.as_ptr(), 0, MD_BLOCK_SIZE) }?;
-        // SAFETY: the page is ours and exclusively borrowed; `dev` is open
-        // for its lifetime.
-        to_result(unsafe { shim::rdrbd_md_io(dev.bdev.as_ptr(), self.page.as_ptr(), sector, true, durable) })
+        // SAFETY: the page is ours and exclusively borrowed; `bdev` is
+        // `backing`, open for its lifetime, or our own open meta device.
+        to_result(unsafe { shim::rdrbd_md_io(bdev.as_ptr(), self.page.as_ptr(), sector, true, durable) })
     }
 }
 
-// SAFETY: the page is only used through `&mut self`.
+// SAFETY: the page is only used through `&mut self`; the meta device is a
+// `LowerDev`, which is `Send`.
 unsafe impl Send for MetaIo {}
 
 impl Drop for LowerDev {
