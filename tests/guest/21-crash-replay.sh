@@ -56,7 +56,8 @@ if [ "$BOOT_INDEX" = 0 ]; then
   random_writes() {
     local e b
     while :; do
-      e=$((RANDOM % RANDOM_LIMIT)) b=$((RANDOM % 1024))
+      # Blocks 16.. only: the first 64 KiB of an extent may hold fixed data.
+      e=$((RANDOM % RANDOM_LIMIT)) b=$((16 + RANDOM % 1008))
       dd if=/dev/urandom of=/dev/drbd0 bs=4k count=1 seek=$((e * 1024 + b)) oflag=direct status=none || exit 1
       echo "$e done" >> "$STATE/random"   # "done": a line cut short never counts
     done
