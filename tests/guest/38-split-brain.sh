@@ -42,6 +42,14 @@ wait_synced() {
 step initial-sync wait_synced 600 || { dmesg | grep drbd | tail -30; exit 1; }
 [ "$GUEST_INDEX" = 0 ] && step secondary-after-sync "$S" secondary 0
 barrier synced || die "barrier synced"
+# The demotion reaches the peer (drbd_set_role sends the new state).
+both_secondary() {
+  local n=100
+  until grep -q 'ro:Secondary/Secondary' /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+  grep '^ *0:' /proc/drbd; grep -q 'ro:Secondary/Secondary' /proc/drbd
+}
+step peer-sees-demotion both_secondary
+barrier demoted || die "barrier demoted"
 
 # --- both sides go their own way --------------------------------------------------
 step disconnect "$S" disconnect "$LOCAL" "$PEER"
