@@ -10,8 +10,11 @@
 # their disks without create-md (guest 1 replays its activity log), guest 0
 # becomes Primary again without --force and both connect: guest 1 must come
 # back by a bitmap-based resync ("Began resync as SyncSource (will sync N
-# KB" on guest 0 with N far below the 256 MiB device), end UpToDate, and the
-# data areas of both backing disks must be identical.
+# KB" on guest 0 with N far below the 256 MiB device: guest 0's changes plus
+# the extents of guest 1's replayed activity log, which replicated writes
+# pass but resync writes must not, or the initial sync would leave every
+# extent hot), end UpToDate, and the data areas of both backing disks must
+# be identical.
 # guests: 2
 # disks: 256M
 # timeout: 900
