@@ -488,6 +488,25 @@ impl Registry {
         if let Some(Err(e)) = device.io.with_md(|md, dev| md.demote(dev, disk, pdsk, conn)) {
             pr_err!("drbd{}: writing meta data at demotion failed: error {}\n", minor, e.to_errno());
         }
+        // Tell a connected peer, as `drbd_set_role` does for either
+        // direction (drbd_send_current_state): otherwise it keeps seeing
+        // us as Primary (/proc/drbd, its own promotion, a later handshake).
+        if let Some(replica) = device.io.replica() {
+            let view = device.io.peer();
+            let _ = replica.send_state(api::State {
+                role: api::Role::Secondary,
+                peer: view.peer,
+                conn: view.conn,
+                disk,
+                pdsk: view.pdsk,
+                susp: false,
+                aftr_isp: false,
+                peer_isp: false,
+                user_isp: false,
+                susp_nod: false,
+                susp_fen: false,
+            });
+        }
         pr_info!("drbd{}: role( Primary -> Secondary )\n", minor);
         Ok(())
     }

@@ -597,7 +597,7 @@ fn receive_rs_data(
         shared.send_meta(ctx.meta, ctx.link, cmd, *volume, |out| a.encode(out))
     };
     io.count_net(size, false);
-    let result = match io.write_replicated(pages, head.sector, rest, false, false) {
+    let result = match io.write_resync(pages, head.sector, rest) {
         Ok(()) => {
             io.set_in_sync(head.sector, size);
             ack(Packet::RsWriteAck)

@@ -270,15 +270,35 @@ impl DeviceIo {
     /// replay marks the extents it may have torn, and the next handshake
     /// resyncs them.
     pub(crate) fn write_replicated(&self, pages: &mut BlockPages, sector: u64, data: &[u8], fua: bool, flush: bool) -> Result {
+        self.write_from_peer(pages, sector, data, fua, flush, true)
+    }
+
+    /// Writes resync data (P_RS_DATA_REPLY) to the backing disk. Unlike
+    /// replicated writes it does not pass the activity log (8.4's
+    /// `recv_resync_read` submits without `drbd_al_begin_io`): the resync
+    /// bitmap covers these blocks until they are acknowledged, and making
+    /// every resynced extent hot would turn a crash of a SyncTarget into a
+    /// full resync by AL replay.
+    pub(crate) fn write_resync(&self, pages: &mut BlockPages, sector: u64, data: &[u8]) -> Result {
+        self.write_from_peer(pages, sector, data, false, false, false)
+    }
+
+    fn write_from_peer(&self, pages: &mut BlockPages, sector: u64, data: &[u8], fua: bool, flush: bool, al: bool) -> Result {
         let lower = self.gate.enter().ok_or(EIO)?;
         let size = u32::try_from(data.len()).map_err(|_| EINVAL)?;
-        let tag = match self.begin_cold_write(&lower, sector, size) {
-            Ok(tag) => tag,
-            Err(AlError::Io(e)) => return Err(e),
-            Err(_) => return Err(EIO),
+        let tag = if al {
+            match self.begin_cold_write(&lower, sector, size) {
+                Ok(tag) => Some(tag),
+                Err(AlError::Io(e)) => return Err(e),
+                Err(_) => return Err(EIO),
+            }
+        } else {
+            None
         };
         let written = pages.write(lower.bdev_ref(), sector, data, fua, flush);
-        self.al_refs.complete(tag);
+        if let Some(tag) = tag {
+            self.al_refs.complete(tag);
+        }
         if written.is_ok() {
             self.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
