@@ -2,6 +2,7 @@
 #   make        build the guest kernel (cached), drbd.ko and the userspace tools
 #   make demo   boot guests and show /dev/drbd0 in use
 #   make check  run every host and guest test; ends with "N passed, N failed"
+#   make bench  write and resync throughput: raw disk, rdrbd, the C driver
 # Artifacts: build/out/{bzImage,drbd.ko,bin/}, kernel build tree build/kernel.
 
 SHELL := /bin/bash
@@ -11,7 +12,7 @@ OUT := $(ROOT)/build/out
 KMAKE_VARS := LLVM=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc BINDGEN=$(HOME)/.cargo/bin/bindgen HOSTRUSTC=/usr/bin/rustc
 TOOLS := drbdsetup drbdmeta drbdadm drbd-nl-fuzz drbd-hostile-peer
 
-.PHONY: all deps kernel module tools check demo clean
+.PHONY: all deps kernel module tools check demo bench clean
 
 all: module tools
 
@@ -36,6 +37,9 @@ check: all
 
 demo: all
 	@scripts/demo.sh
+
+bench: all
+	@scripts/bench.sh
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(ROOT) $(KMAKE_VARS) clean

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs, idempotently, everything rdrbd needs to build and test on Debian 12:
 # the kernel source, the Debian Rust toolchain that builds kernel code, LLVM 14,
-# QEMU, the guest userland and the reference drbd-utils. Safe to run again.
+# QEMU, the guest userland, the reference drbd-utils and the Pacemaker agent's
+# OCF shell library (resource-agents). Safe to run again.
 set -euo pipefail
 
 PACKAGES=(
   linux-source-6.12 rustc-web rust-web-src
   clang lld llvm libclang-dev
   bc flex bison libelf-dev libssl-dev cpio xz-utils kmod
-  qemu-system-x86 busybox-static e2fsprogs fio drbd-utils
+  qemu-system-x86 busybox-static e2fsprogs fio drbd-utils resource-agents
 )
 BINDGEN_VERSION=0.69.5
 

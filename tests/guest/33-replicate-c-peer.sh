@@ -57,14 +57,8 @@ barrier checked || die "barrier checked"
 
 step down "$S" down r0
 n=$(md_data_bytes "$(size_of /dev/vda)")
-share_put "md5.$GUEST_INDEX" "$(md5_head /dev/vda "$n")"
-barrier summed || die "barrier summed"
-same_data() {
-  local a b; a=$(share_get md5.0) b=$(share_get md5.1)
-  echo "rdrbd $a C $b (first $n bytes of /dev/vda)"
-  [ -n "$a" ] && [ "$a" = "$b" ]
-}
-step data-identical same_data
+share_data_md5 "$n" || die "barrier summed"
+step data-identical same_data "$n"
 step rmmod rmmod drbd
 step kernel-log-clean dmesg_clean
 finish

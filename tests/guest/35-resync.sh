@@ -21,17 +21,6 @@ step connect connect || exit 1
 step connected wait_cs Connected 90 || exit 1
 barrier connected || die "barrier connected"
 
-# wait_synced SECONDS: Connected and UpToDate on both sides; shows progress.
-wait_synced() {
-  local n=$(( $1 * 10 )) shown=0
-  until grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do
-    if [ $shown = 0 ] && grep -q "sync'ed" /proc/drbd; then grep -A3 '^ *0:' /proc/drbd; shown=1; fi
-    sleep 0.1; n=$((n - 1))
-  done
-  grep -A3 '^ *0:' /proc/drbd
-  grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
-}
-
 [ "$GUEST_INDEX" = 0 ] && step force-primary "$S" primary 0 --force
 step full-sync wait_synced 600 || { dmesg | grep drbd | tail -30; exit 1; }
 step oos-zero test "$(proc_field oos)" = 0
@@ -56,7 +45,7 @@ step resync wait_synced 300 || { dmesg | grep drbd | tail -30; exit 1; }
 if [ "$GUEST_INDEX" = 0 ]; then
   resync_size() {
     local kb
-    kb=$(dmesg | grep 'Began resync as SyncSource' | tail -1 | sed 's/.*will sync \([0-9]*\) KB.*/\1/')
+    kb=$(resynced_kb)
     echo "resynced $kb KB after 8192 KB changed"
     [ -n "$kb" ] && [ "$kb" -ge 8192 ] && [ "$kb" -le 9011 ]
   }
@@ -67,15 +56,8 @@ barrier done || die "barrier done"
 cat /proc/drbd
 step down "$S" down r0
 n=$(md_data_bytes "$(size_of /dev/vda)")
-sum=$(md5_head /dev/vda "$n")
-share_put "md5.$GUEST_INDEX" "$sum"
-barrier summed || die "barrier summed"
-same_data() {
-  local a b; a=$(share_get md5.0) b=$(share_get md5.1)
-  echo "guest0 $a guest1 $b (first $n bytes of /dev/vda)"
-  [ -n "$a" ] && [ "$a" = "$b" ]
-}
-step data-identical same_data
+share_data_md5 "$n" || die "barrier summed"
+step data-identical same_data "$n"
 step rmmod rmmod drbd
 step kernel-log-clean dmesg_clean
 finish

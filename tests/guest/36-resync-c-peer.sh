@@ -25,14 +25,6 @@ step connect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 || 
 step connected wait_cs Connected 90 || exit 1
 barrier connected || die "barrier connected"
 
-# wait_synced SECONDS: Connected and UpToDate on both sides.
-wait_synced() {
-  local n=$(( $1 * 10 ))
-  until grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
-  grep -A3 '^ *0:' /proc/drbd
-  grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
-}
-
 [ "$GUEST_INDEX" = 1 ] && step c-force-primary "$S" primary 0 --force
 step full-sync-from-c wait_synced 600 || { dmesg | grep -i drbd | tail -30; exit 1; }
 [ "$GUEST_INDEX" = 0 ] && step we-were-target sh -c "dmesg | grep 'Began resync as SyncTarget'"
@@ -57,7 +49,7 @@ step resync-to-c wait_synced 300 || { dmesg | grep -i drbd | tail -30; exit 1; }
 if [ "$GUEST_INDEX" = 0 ]; then
   resync_size() {
     local kb
-    kb=$(dmesg | grep 'Began resync as SyncSource' | tail -1 | sed 's/.*will sync \([0-9]*\) KB.*/\1/')
+    kb=$(resynced_kb)
     echo "resynced $kb KB after 8192 KB changed"
     [ -n "$kb" ] && [ "$kb" -ge 8192 ] && [ "$kb" -le 9011 ]
   }
@@ -68,15 +60,8 @@ barrier done || die "barrier done"
 cat /proc/drbd
 step down "$S" down r0
 n=$(md_data_bytes "$(size_of /dev/vda)")
-sum=$(md5_head /dev/vda "$n")
-share_put "md5.$GUEST_INDEX" "$sum"
-barrier summed || die "barrier summed"
-same_data() {
-  local a b; a=$(share_get md5.0) b=$(share_get md5.1)
-  echo "guest0 $a guest1 $b (first $n bytes of /dev/vda)"
-  [ -n "$a" ] && [ "$a" = "$b" ]
-}
-step data-identical same_data
+share_data_md5 "$n" || die "barrier summed"
+step data-identical same_data "$n"
 step rmmod rmmod drbd
 step kernel-log-clean dmesg_clean
 finish

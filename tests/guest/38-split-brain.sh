@@ -27,17 +27,6 @@ step connect connect || exit 1
 step connected wait_cs Connected 90 || exit 1
 barrier connected || die "barrier connected"
 
-# wait_synced SECONDS: Connected and UpToDate on both sides; shows progress.
-wait_synced() {
-  local n=$(( $1 * 10 )) shown=0
-  until grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do
-    if [ $shown = 0 ] && grep -q "sync'ed" /proc/drbd; then grep -A3 '^ *0:' /proc/drbd; shown=1; fi
-    sleep 0.1; n=$((n - 1))
-  done
-  grep -A3 '^ *0:' /proc/drbd
-  grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
-}
-
 [ "$GUEST_INDEX" = 0 ] && step force-primary "$S" primary 0 --force
 step initial-sync wait_synced 600 || { dmesg | grep drbd | tail -30; exit 1; }
 [ "$GUEST_INDEX" = 0 ] && step secondary-after-sync "$S" secondary 0
@@ -118,7 +107,7 @@ dmesg | grep -E 'drbd.*(uuid_compare|Split-Brain|Began resync|Resync done)' | ta
 if [ "$GUEST_INDEX" = 0 ]; then
   resync_size() {
     local kb
-    kb=$(dmesg | grep 'Began resync as SyncSource' | tail -1 | sed -n 's/.*will sync \([0-9]*\) KB.*/\1/p')
+    kb=$(resynced_kb)
     echo "resynced ${kb:-?} KB; the union of both sides' changes is 8192 KB"
     [ -n "$kb" ] && [ "$kb" -ge 8192 ] && [ "$kb" -le 9011 ]
   }
@@ -132,12 +121,12 @@ step down "$S" down r0
 sum=$(data_md5)
 share_put "md5.$GUEST_INDEX" "$sum"
 barrier summed || die "barrier summed"
-same_data() {
+same_data_as_before() {
   local a b a0; a=$(share_get md5.0) b=$(share_get md5.1) a0=$(share_get before.0)
   echo "guest0 $a guest1 $b, guest0 before the reconnect $a0 (first $N bytes of /dev/vda)"
   [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" = "$a0" ]
 }
-step data-identical same_data
+step data-identical same_data_as_before
 step rmmod rmmod drbd
 step kernel-log-clean dmesg_clean
 finish

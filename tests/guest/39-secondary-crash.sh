@@ -30,17 +30,6 @@ connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 "$@"
 STATE=$SHARED/secondary-crash
 mkdir -p "$STATE"
 
-# wait_synced SECONDS: Connected and UpToDate on both sides; shows progress.
-wait_synced() {
-  local n=$(( $1 * 10 )) shown=0
-  until grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do
-    if [ $shown = 0 ] && grep -q "sync'ed" /proc/drbd; then grep -A3 '^ *0:' /proc/drbd; shown=1; fi
-    sleep 0.1; n=$((n - 1))
-  done
-  grep -A3 '^ *0:' /proc/drbd
-  grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
-}
-
 if [ "$BOOT_INDEX" = 0 ]; then
   attach_rdrbd || exit 1
   barrier attached || die "peer never attached"
@@ -113,7 +102,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
   resync_size() {
     local kb oos0
     oos0=$(cat "$STATE/oos-boot0")
-    kb=$(dmesg | grep 'Began resync as SyncSource' | tail -1 | sed -n 's/.*will sync \([0-9]*\) KB.*/\1/p')
+    kb=$(resynced_kb)
     echo "resynced ${kb:-?} KB; guest 0 had $oos0 KiB out of sync; device $(( $(size_of /dev/drbd0) / 1024 )) KiB"
     # guest 0's own changes, plus at most guest 1's active AL extents
     # (64 MiB of stream area): far below the 256 MiB of a full sync.
@@ -130,15 +119,8 @@ barrier done || die "barrier done"
 cat /proc/drbd
 step down "$S" down r0
 N=$(md_data_bytes "$(size_of /dev/vda)")
-sum=$(md5_head /dev/vda "$N")
-share_put "md5.$GUEST_INDEX" "$sum"
-barrier summed || die "barrier summed"
-same_data() {
-  local a b; a=$(share_get md5.0) b=$(share_get md5.1)
-  echo "guest0 $a guest1 $b (first $N bytes of /dev/vda)"
-  [ -n "$a" ] && [ "$a" = "$b" ]
-}
-step data-identical same_data
+share_data_md5 "$N" || die "barrier summed"
+step data-identical same_data "$N"
 step rmmod rmmod drbd
 step kernel-log-clean dmesg_clean
 finish

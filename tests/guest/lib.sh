@@ -279,3 +279,38 @@ wait_cs() {
   grep -A1 '^ *0:' /proc/drbd
   [ "$(proc_field cs)" = "$1" ]
 }
+
+# --- two-node replication checks --------------------------------------------
+
+# wait_synced SECONDS: wait until minor 0 is Connected and UpToDate on both
+# sides; shows the resync progress lines once when a resync is seen running,
+# then the final /proc/drbd lines.
+wait_synced() {
+  local n=$(( $1 * 10 )) shown=0
+  until grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do
+    if [ $shown = 0 ] && grep -q "sync'ed" /proc/drbd; then grep -A3 '^ *0:' /proc/drbd; shown=1; fi
+    sleep 0.1; n=$((n - 1))
+  done
+  grep -A3 '^ *0:' /proc/drbd
+  grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
+}
+
+# resynced_kb: the size of the last resync this node began as SyncSource,
+# from its kernel log ("Began resync as SyncSource (will sync N KB ...").
+resynced_kb() {
+  dmesg | grep 'Began resync as SyncSource' | tail -1 | sed -n 's/.*will sync \([0-9]*\) KB.*/\1/p'
+}
+
+# share_data_md5 BYTES: publish the md5 of the first BYTES of /dev/vda (the
+# data area) as md5.<guest index>, then wait for the other guest's.
+share_data_md5() {
+  share_put "md5.$GUEST_INDEX" "$(md5_head /dev/vda "$1")"
+  barrier summed
+}
+
+# same_data BYTES: the two guests' published data-area md5 sums are equal.
+same_data() {
+  local a b; a=$(share_get md5.0) b=$(share_get md5.1)
+  echo "guest0 $a guest1 $b (first $1 bytes of /dev/vda)"
+  [ -n "$a" ] && [ "$a" = "$b" ]
+}

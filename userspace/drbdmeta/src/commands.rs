@@ -1197,9 +1197,14 @@ fn create_md(ctx: &mut Ctx<'_>) -> Result<u8> {
     println!("initializing activity log");
     ctx.write_initialized_al(&al)?;
     // Zero the bitmap for the whole device, as drbdmeta does, so set-gi
-    // can declare thinly provisioned all-zero devices in sync.
-    let zero_len = (bitmap_bytes(sectors).div_ceil(512) * 512).min(layout.bitmap_sectors() * 512);
-    eprintln!("initializing bitmap ({} KB) to all zero", zero_len >> 10);
+    // can declare thinly provisioned all-zero devices in sync. The message
+    // names drbd-utils' figure, the bitmap for the size of the device given.
+    let device_bitmap = (bitmap_bytes(sectors).div_ceil(512) * 512).min(layout.bitmap_sectors() * 512);
+    eprintln!("initializing bitmap ({} KB) to all zero", device_bitmap >> 10);
+    // On an external meta device that size is the meta device's own, not
+    // the backing device's, which drbdmeta never sees: clear the whole
+    // bitmap area, or stale bits of an earlier use survive.
+    let zero_len = if ctx.index.is_internal() { device_bitmap } else { layout.bitmap_sectors() * 512 };
     let mut done = 0;
     while done < zero_len {
         let n = (zero_len - done).min(dump::WINDOW_BYTES as u64);

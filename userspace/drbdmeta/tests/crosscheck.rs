@@ -189,6 +189,28 @@ fn create_md_is_byte_identical() {
     }
 }
 
+/// An external meta device says nothing of the backing device's size, so
+/// create-md clears its whole bitmap area: bits left by an earlier use of
+/// the device would otherwise come back as out-of-sync blocks.
+#[test]
+fn create_md_clears_the_whole_external_bitmap_area() {
+    let s = Scratch::new();
+    // (index, image size, first byte of the bitmap area, its length)
+    let cases = [
+        ("flex-external", 2 * MIB, 36 << 10, 2 * MIB - (36 << 10)),
+        ("1", 300 * MIB, 128 * MIB + (36 << 10), 128 * MIB - (36 << 10)),
+    ];
+    for (index, size, bm_start, bm_len) in cases {
+        let image = s.image(&format!("stale-{index}.img"), size);
+        std::fs::write(&image, vec![0xffu8; size as usize]).unwrap();
+        md(ours(), &s, &image, index, &["create-md"]);
+        let bytes = std::fs::read(&image).unwrap();
+        let area = &bytes[bm_start as usize..(bm_start + bm_len) as usize];
+        let stale = area.iter().position(|&b| b != 0);
+        assert_eq!(stale, None, "{index}: a stale bitmap byte survived create-md");
+    }
+}
+
 #[test]
 fn each_reads_what_the_other_created() {
     let Some(theirs) = reference() else { return };
