@@ -44,3 +44,6 @@ mod be;
 
 #[cfg(test)]
 mod test_rng;
+
+/// events2: which notifications a state change produces.
+pub mod events2;

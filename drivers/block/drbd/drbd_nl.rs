@@ -59,7 +59,7 @@ impl GenlHandler for Drbd {
         Ok(out.bytes().len())
     }
 
-    fn dump(&self, command: u8, request: &[u8], cursor: &mut i64, reply: &mut [u8]) -> Result<usize> {
+    fn dump(&self, command: u8, request: &[u8], cursor: &mut i64, reply_cmd: &mut u8, reply: &mut [u8]) -> Result<usize> {
         // A dump ends on a cursor past everything (after an error reply).
         if *cursor == i64::MAX {
             return Ok(0);
@@ -78,8 +78,13 @@ impl GenlHandler for Drbd {
             cmd::GET_DEVICES => dump_devices(&registry, filter, cursor, reply, false),
             cmd::GET_PEER_DEVICES => dump_devices(&registry, filter, cursor, reply, true),
             cmd::GET_CONNECTIONS => dump_connections(&registry, filter, cursor, reply),
-            // GET_INITIAL_STATE (events2) needs the notification broadcasts,
-            // which rdrbd does not send yet: nothing to list.
+            // events2: every object of every resource (the filter is the
+            // client's, as in 8.4).
+            cmd::GET_INITIAL_STATE => crate::drbd_events::dump_initial_state(&registry, cursor, reply)
+                .map(|(command, len)| {
+                    *reply_cmd = command;
+                    len
+                }),
             _ => Ok(0),
         };
         written.map_err(no_room)
