@@ -47,3 +47,6 @@ mod test_rng;
 
 /// events2: which notifications a state change produces.
 pub mod events2;
+
+/// Which net option changes a configured connection accepts.
+pub mod net_options;

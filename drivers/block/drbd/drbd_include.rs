@@ -48,3 +48,7 @@ pub(crate) mod bitmap_rle;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/events2.rs"]
 pub(crate) mod events2;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/net_options.rs"]
+pub(crate) mod net_options;
