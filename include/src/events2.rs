@@ -111,23 +111,17 @@ pub fn device_info(s: &State) -> DeviceInfo {
     DeviceInfo { disk_state: s.disk as u32 }
 }
 
-/// `peer_device_info` of a state word, as a state change reports it.
+/// `peer_device_info` of a state word. 8.4 shows the replication state
+/// from WFReportParams on (DRBD 9's "Off"): the states before belong to
+/// the connection.
 pub fn peer_device_info(s: &State) -> PeerDeviceInfo {
     PeerDeviceInfo {
-        repl_state: s.conn as u32,
+        repl_state: (s.conn as u32).max(ConnState::WfReportParams as u32),
         disk_state: s.pdsk as u32,
         resync_susp_user: u32::from(s.user_isp),
         resync_susp_peer: u32::from(s.peer_isp),
         resync_susp_dependency: u32::from(s.aftr_isp),
     }
-}
-
-/// `peer_device_to_info`: how a new or existing peer device is reported
-/// (create, initial state): 8.4 shows at least WFReportParams there.
-pub fn peer_device_info_now(s: &State) -> PeerDeviceInfo {
-    let mut info = peer_device_info(s);
-    info.repl_state = info.repl_state.max(ConnState::WfReportParams as u32);
-    info
 }
 
 /// The notifications for a change of a device's state from `old` to
@@ -212,14 +206,13 @@ mod tests {
         let new = state(ConnState::Unconnected, DiskState::Diskless);
         assert!(state_change(&old, &new, false).as_slice().is_empty());
         let n = state_change(&old, &new, true);
-        assert_eq!(
-            n.as_slice(),
-            &[
-                Notification { object: Object::Connection, nh_type: NOTIFY_CHANGE | NOTIFY_CONTINUES },
-                Notification { object: Object::PeerDevice, nh_type: NOTIFY_CHANGE },
-            ]
-        );
+        assert_eq!(n.as_slice(), &[Notification { object: Object::Connection, nh_type: NOTIFY_CHANGE }]);
         assert!(!n.ends_connection());
+        // The handshake's end is the peer device's (Established).
+        let old = state(ConnState::WfReportParams, DiskState::Diskless);
+        let new = state(ConnState::Connected, DiskState::Diskless);
+        let n = state_change(&old, &new, true);
+        assert_eq!(n.as_slice(), &[Notification { object: Object::PeerDevice, nh_type: NOTIFY_CHANGE }]);
     }
 
     #[test]
@@ -241,7 +234,6 @@ mod tests {
             n.as_slice(),
             &[
                 Notification { object: Object::Connection, nh_type: NOTIFY_CHANGE | c },
-                Notification { object: Object::PeerDevice, nh_type: NOTIFY_CHANGE | c },
                 Notification { object: Object::PeerDevice, nh_type: NOTIFY_DESTROY | c },
                 Notification { object: Object::Connection, nh_type: NOTIFY_DESTROY },
             ]
@@ -250,10 +242,10 @@ mod tests {
     }
 
     #[test]
-    fn new_peer_device_shows_at_least_wfreportparams() {
+    fn peer_device_shows_at_least_wfreportparams() {
         let s = state(ConnState::StandAlone, DiskState::UpToDate);
-        assert_eq!(peer_device_info_now(&s).repl_state, ConnState::WfReportParams as u32);
+        assert_eq!(peer_device_info(&s).repl_state, ConnState::WfReportParams as u32);
         let s = state(ConnState::SyncTarget, DiskState::Inconsistent);
-        assert_eq!(peer_device_info_now(&s).repl_state, ConnState::SyncTarget as u32);
+        assert_eq!(peer_device_info(&s).repl_state, ConnState::SyncTarget as u32);
     }
 }

@@ -198,7 +198,7 @@ impl StateEvents {
             device: Some((self.ident.minor, self.ident.volume)),
             addrs,
         };
-        let body = Body::of(object, state, nh_type, stats);
+        let body = Body::of(object, state, stats);
         send(&subject, &body, nh_type);
     }
 
@@ -343,20 +343,13 @@ enum Body {
 }
 
 impl Body {
-    /// `object`'s info and statistics in state `state`; a new peer device
-    /// is shown as `peer_device_to_info` shows it.
-    fn of(object: Object, state: &api::State, nh_type: u32, stats: &Statistics) -> Self {
+    /// `object`'s info and statistics in state `state`.
+    fn of(object: Object, state: &api::State, stats: &Statistics) -> Self {
         match object {
             Object::Resource => Body::Resource(events2::resource_info(state)),
             Object::Connection => Body::Connection(events2::connection_info(state)),
             Object::Device => Body::Device(events2::device_info(state), stats.device),
-            Object::PeerDevice => {
-                let info = match nh_type & !nh::NOTIFY_CONTINUES {
-                    nh::NOTIFY_CREATE => events2::peer_device_info_now(state),
-                    _ => events2::peer_device_info(state),
-                };
-                Body::PeerDevice(info, stats.peer_device)
-            }
+            Object::PeerDevice => Body::PeerDevice(events2::peer_device_info(state), stats.peer_device),
         }
     }
 }
@@ -493,13 +486,13 @@ fn initial_state_at(registry: &Registry, mut index: usize) -> InitialState<'_> {
         if let Some(device) = devices().nth(index) {
             let subject = Subject { resource: name, device: Some((device.minor, device.volume)), addrs: None };
             let state = device.state();
-            return InitialState::Object(subject, Body::of(Object::Device, &state, nh::NOTIFY_EXISTS, &statistics_of(device)));
+            return InitialState::Object(subject, Body::of(Object::Device, &state, &statistics_of(device)));
         }
         index -= count;
         if let Some(device) = devices().nth(index) {
             let subject = Subject { resource: name, device: Some((device.minor, device.volume)), addrs: addrs_of(device) };
             let state = device.state();
-            return InitialState::Object(subject, Body::of(Object::PeerDevice, &state, nh::NOTIFY_EXISTS, &statistics_of(device)));
+            return InitialState::Object(subject, Body::of(Object::PeerDevice, &state, &statistics_of(device)));
         }
         index -= count;
     }
