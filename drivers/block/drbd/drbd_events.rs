@@ -132,8 +132,9 @@ impl StateEvents {
             return;
         };
         let changes = events2::state_change(&old, &now, last.connection.is_some());
+        let stats = counters.statistics(&now);
         for n in changes.as_slice() {
-            self.notify(n.object, n.nh_type, &now, last.connection, &counters.statistics(&now));
+            self.notify(n.object, n.nh_type, &now, last.connection, &stats);
         }
         if changes.ends_connection() {
             last.connection = None;
@@ -406,6 +407,8 @@ fn write_notification(buf: &mut [u8], subject: &Subject<'_>, body: &Body, nh_typ
 }
 
 /// Multicasts one events2 message; failures are logged, as in C DRBD.
+/// Not inlined: its buffer stays off the callers' (state changers') frames.
+#[inline(never)]
 fn send(subject: &Subject<'_>, body: &Body, nh_type: u32) {
     let mut buf = [0u8; EVENT_BUF];
     let seq = EVENT_SEQ.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
