@@ -177,14 +177,16 @@ impl StateEvents {
 
     /// events2 destroys of this device's connection if a state change has
     /// not sent them yet (a connection torn down without passing through
-    /// StandAlone, or by `rmmod`).
-    pub(crate) fn connection_gone(&self, stats: &Statistics) {
+    /// StandAlone). Whether this device had the connection.
+    pub(crate) fn connection_gone(&self, stats: &Statistics) -> bool {
         let mut last = self.last.lock();
         let state = Self::published_state(&last);
-        if let Some(addrs) = last.connection.take() {
-            self.notify(Object::PeerDevice, nh::NOTIFY_DESTROY | nh::NOTIFY_CONTINUES, &state, Some(addrs), stats);
-            self.notify(Object::Connection, nh::NOTIFY_DESTROY, &state, Some(addrs), stats);
-        }
+        let Some(addrs) = last.connection.take() else {
+            return false;
+        };
+        self.notify(Object::PeerDevice, nh::NOTIFY_DESTROY | nh::NOTIFY_CONTINUES, &state, Some(addrs), stats);
+        self.notify(Object::Connection, nh::NOTIFY_DESTROY, &state, Some(addrs), stats);
+        true
     }
 
     /// Whether this device is the peer device of a configured connection.

@@ -545,8 +545,15 @@ impl Registry {
                 None
             }
         };
-        let conn = drbd_conn::Connection::start(*name, config, device)
-            .map_err(|_| AdmError::new(RetCode::NoMem, "cannot start the connection thread"))?;
+        let events_io = device.as_ref().map(|(_, io)| io.clone());
+        let conn = drbd_conn::Connection::start(*name, config, device).map_err(|_| {
+            // The connection never was: take its events2 objects back.
+            let gone = events_io.is_some_and(|io| io.events().connection_gone(&drbd_events::Statistics::default()));
+            if !gone {
+                drbd_events::connection_lifecycle(name, addrs, api::notification_header::NOTIFY_DESTROY);
+            }
+            AdmError::new(RetCode::NoMem, "cannot start the connection thread")
+        })?;
         resource.conn = Some(conn);
         pr_info!("{}: conn( StandAlone -> Unconnected )\n", name.as_str());
         Ok(())
@@ -578,8 +585,9 @@ impl Registry {
         let config = conn.config();
         let addrs = drbd_events::ConnAddrs { my_addr: config.my_addr, peer_addr: config.peer_addr };
         // Dropping the connection stops its threads and closes its sockets;
-        // its StandAlone state change destroys its events2 objects, unless
-        // it has no volume (or stopped before reaching StandAlone).
+        // its StandAlone state change destroys its events2 objects (or
+        // here, if it stopped before). A resource without volumes has no
+        // state change to do it.
         drop(conn);
         let mut volumes = 0;
         for device in self.devices.values().filter(|d| d.resource == *name) {
