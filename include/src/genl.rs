@@ -404,6 +404,8 @@ pub mod disk_conf {
     pub const ON_IO_ERROR_DEF: u32 = 2;
     /// `fencing` default: dont-care.
     pub const FENCING_DEF: u32 = 0;
+    /// `fencing` resource-and-stonith (`FP_STONITH`).
+    pub const FENCING_STONITH: u32 = 2;
     /// `resync_rate`, KiB/s.
     pub const RESYNC_RATE_LIMITS: Limits<u32> = Limits {
         min: 1,

@@ -44,3 +44,9 @@ mod be;
 
 #[cfg(test)]
 mod test_rng;
+
+/// events2: which notifications a state change produces.
+pub mod events2;
+
+/// Which net option changes a configured connection accepts.
+pub mod net_options;

@@ -6,7 +6,7 @@
 //! (`drbd_receiver.rs`). When the link breaks it starts over, until
 //! `disconnect` stops it.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -190,6 +190,9 @@ pub(crate) fn recv_header(sock: &TcpSocket, link: Link) -> core::result::Result<
 pub(crate) struct ConnShared {
     pub(crate) name: crate::ResourceName,
     pub(crate) config: NetConfig,
+    /// The ping and send timing in force: `net-options` changes it on the
+    /// live connection (8.4's threads read `net_conf` at every use).
+    pub(crate) timing: LiveTiming,
     /// Volume 0 of the resource, if it exists (rdrbd replicates one volume).
     pub(crate) device: Option<(u16, Arc<DeviceIo>)>,
     /// The connected sockets, so `disconnect` can shut them down.
@@ -246,6 +249,7 @@ impl Connection {
         let shared = Arc::pin_init(
             pin_init!(ConnShared {
                 name,
+                timing: LiveTiming::new(&config),
                 config,
                 device,
                 sockets <- new_mutex!(None, "rdrbd::ConnShared::sockets"),
@@ -272,6 +276,60 @@ impl Connection {
     /// Whether it gave up and is StandAlone.
     pub(crate) fn gave_up(&self) -> bool {
         self.shared.gave_up.load(Ordering::SeqCst)
+    }
+
+    /// The timing `net-options` set last.
+    pub(crate) fn timing(&self) -> &LiveTiming {
+        &self.shared.timing
+    }
+
+    /// The agreed protocol version once the handshake is done.
+    pub(crate) fn agreed_version(&self) -> Option<u32> {
+        let (_, io) = self.shared.device.as_ref()?;
+        io.replica().map(|replica| replica.link_version())
+    }
+}
+
+/// Ping and send timing of a live connection, changed by `net-options`.
+pub(crate) struct LiveTiming {
+    /// Seconds.
+    ping_int: AtomicU32,
+    /// Tenths of a second.
+    ping_timeo: AtomicU32,
+    /// Tenths of a second.
+    timeout: AtomicU32,
+}
+
+impl LiveTiming {
+    fn new(config: &NetConfig) -> Self {
+        Self {
+            ping_int: AtomicU32::new(config.ping_int),
+            ping_timeo: AtomicU32::new(config.ping_timeo),
+            timeout: AtomicU32::new(config.timeout),
+        }
+    }
+
+    /// Applies changed options (zero values are kept at 1, as at connect).
+    pub(crate) fn set(&self, ping_int: u32, ping_timeo: u32, timeout: u32) {
+        self.ping_int.store(ping_int.max(1), Ordering::Relaxed);
+        self.ping_timeo.store(ping_timeo.max(1), Ordering::Relaxed);
+        self.timeout.store(timeout.max(1), Ordering::Relaxed);
+    }
+
+    /// How long the meta socket may be quiet before we ping (ping-int), in
+    /// jiffies as [`deciseconds`].
+    pub(crate) fn idle(&self) -> i64 {
+        deciseconds(self.ping_int.load(Ordering::Relaxed).saturating_mul(10))
+    }
+
+    /// How long a PingAck may take (ping-timeout).
+    pub(crate) fn ping_timeout(&self) -> i64 {
+        deciseconds(self.ping_timeo.load(Ordering::Relaxed))
+    }
+
+    /// How long a send may block (timeout).
+    pub(crate) fn send_timeout(&self) -> i64 {
+        deciseconds(self.timeout.load(Ordering::Relaxed))
     }
 }
 

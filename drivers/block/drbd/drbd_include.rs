@@ -44,3 +44,11 @@ pub(crate) mod uuid;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/bitmap_rle.rs"]
 pub(crate) mod bitmap_rle;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/events2.rs"]
+pub(crate) mod events2;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/net_options.rs"]
+pub(crate) mod net_options;

@@ -197,6 +197,7 @@ impl Registry {
         self.resources
             .try_create_and_insert(name, Resource { conn: None, options: Default::default(), net_options: None }, GFP_KERNEL)
             .map_err(|_| AdmError::new(RetCode::NoMem, "out of memory"))?;
+        drbd_events::resource_lifecycle(&name, api::notification_header::NOTIFY_CREATE);
         Ok(())
     }
 
@@ -212,6 +213,7 @@ impl Registry {
             return Err(AdmError::new(RetCode::NetConfigured, "resource is still connected (disconnect first)"));
         }
         self.resources.remove(name);
+        drbd_events::resource_lifecycle(name, api::notification_header::NOTIFY_DESTROY);
         Ok(())
     }
 
@@ -252,6 +254,9 @@ impl Registry {
             disk,
         };
         self.devices.try_create_and_insert(minor, device, GFP_KERNEL).map_err(|_| nomem)?;
+        if let Some(device) = self.devices.get(&minor) {
+            device.io.events().device_created(&drbd_events::statistics_of(device));
+        }
         pr_info!("drbd{}: created as volume {} of {}\n", minor, volume, name.as_str());
         Ok(())
     }
@@ -265,6 +270,7 @@ impl Registry {
         if device.role == api::Role::Primary {
             return Err(AdmError::new(RetCode::MinorConfigured, "minor is still Primary (make it secondary first)"));
         }
+        device.io.events().device_destroyed(&drbd_events::statistics_of(device));
         self.devices.remove(&minor);
         pr_info!("drbd{}: deleted\n", minor);
         Ok(())
@@ -519,15 +525,35 @@ impl Registry {
             .values()
             .filter(|d| d.resource == *name)
             .min_by_key(|d| d.volume)
-            .and_then(|d| u16::try_from(d.volume).ok().map(|v| (v, d.io.clone())));
+            .and_then(|d| u16::try_from(d.volume).ok().map(|v| (v, d.io.clone(), drbd_events::statistics_of(d))));
         let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
         if resource.conn.as_ref().is_some_and(|c| !c.gave_up()) {
             return Err(AdmError::new(RetCode::NetConfigured, "resource is already connected (disconnect first)"));
         }
         // A connection that gave up (StandAlone) is replaced.
         drop(resource.conn.take());
-        let conn = drbd_conn::Connection::start(*name, config, device)
-            .map_err(|_| AdmError::new(RetCode::NoMem, "cannot start the connection thread"))?;
+        // Listeners see the connection and its peer device created before
+        // it starts (`drbd_adm_connect`).
+        let addrs = drbd_events::ConnAddrs { my_addr: config.my_addr, peer_addr: config.peer_addr };
+        let device = match device {
+            Some((volume, io, stats)) => {
+                io.events().connection_created(addrs, &stats);
+                Some((volume, io))
+            }
+            None => {
+                drbd_events::connection_lifecycle(name, addrs, api::notification_header::NOTIFY_CREATE);
+                None
+            }
+        };
+        let events_io = device.as_ref().map(|(_, io)| io.clone());
+        let conn = drbd_conn::Connection::start(*name, config, device).map_err(|_| {
+            // The connection never was: take its events2 objects back.
+            let gone = events_io.is_some_and(|io| io.events().connection_gone(&drbd_events::Statistics::default()));
+            if !gone {
+                drbd_events::connection_lifecycle(name, addrs, api::notification_header::NOTIFY_DESTROY);
+            }
+            AdmError::new(RetCode::NoMem, "cannot start the connection thread")
+        })?;
         resource.conn = Some(conn);
         pr_info!("{}: conn( StandAlone -> Unconnected )\n", name.as_str());
         Ok(())
@@ -556,8 +582,21 @@ impl Registry {
             let view = device.io.peer();
             device.io.set_peer(drbd_conn::PeerView { conn: api::ConnState::Disconnecting, ..view });
         }
-        // Dropping the connection stops its threads and closes its sockets.
+        let config = conn.config();
+        let addrs = drbd_events::ConnAddrs { my_addr: config.my_addr, peer_addr: config.peer_addr };
+        // Dropping the connection stops its threads and closes its sockets;
+        // its StandAlone state change destroys its events2 objects (or
+        // here, if it stopped before). A resource without volumes has no
+        // state change to do it.
         drop(conn);
+        let mut volumes = 0;
+        for device in self.devices.values().filter(|d| d.resource == *name) {
+            volumes += 1;
+            device.io.events().connection_gone(&drbd_events::statistics_of(device));
+        }
+        if volumes == 0 {
+            drbd_events::connection_lifecycle(name, addrs, api::notification_header::NOTIFY_DESTROY);
+        }
         Ok(())
     }
 

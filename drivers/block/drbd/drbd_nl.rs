@@ -59,7 +59,7 @@ impl GenlHandler for Drbd {
         Ok(out.bytes().len())
     }
 
-    fn dump(&self, command: u8, request: &[u8], cursor: &mut i64, reply: &mut [u8]) -> Result<usize> {
+    fn dump(&self, command: u8, request: &[u8], cursor: &mut i64, reply_cmd: &mut u8, reply: &mut [u8]) -> Result<usize> {
         // A dump ends on a cursor past everything (after an error reply).
         if *cursor == i64::MAX {
             return Ok(0);
@@ -78,8 +78,13 @@ impl GenlHandler for Drbd {
             cmd::GET_DEVICES => dump_devices(&registry, filter, cursor, reply, false),
             cmd::GET_PEER_DEVICES => dump_devices(&registry, filter, cursor, reply, true),
             cmd::GET_CONNECTIONS => dump_connections(&registry, filter, cursor, reply),
-            // GET_INITIAL_STATE (events2) needs the notification broadcasts,
-            // which rdrbd does not send yet: nothing to list.
+            // events2: every object of every resource (the filter is the
+            // client's, as in 8.4).
+            cmd::GET_INITIAL_STATE => crate::drbd_events::dump_initial_state(&registry, cursor, reply)
+                .map(|(command, len)| {
+                    *reply_cmd = command;
+                    len
+                }),
             _ => Ok(0),
         };
         written.map_err(no_room)
@@ -382,7 +387,7 @@ fn dump_devices(registry: &Registry, filter: Option<ResourceName>, cursor: &mut 
             disk_state: state.pdsk as u32,
             ..PeerDeviceInfo::default()
         })?;
-        let flags = disk.map_or(0, |(_, flags, _)| peer_flags(flags));
+        let flags = disk.map_or(0, |(_, flags, _)| crate::drbd_events::peer_flags(flags));
         out.put_peer_device_statistics(&PeerDeviceStatistics {
             out_of_sync: disk.map_or(0, |(_, _, oos)| oos << 3),
             bitmap_uuid: disk.map_or(0, |(uuids, _, _)| uuids.bitmap),
@@ -413,23 +418,6 @@ fn dump_devices(registry: &Registry, filter: Option<ResourceName>, cursor: &mut 
     }
     *cursor = i64::from(*minor) + 1;
     Ok(out.bytes().len())
-}
-
-/// `peer_device_to_statistics`: the peer flags derived from the metadata
-/// flags (connected, peer outdated, full sync).
-fn peer_flags(md_flags: u32) -> u32 {
-    use crate::drbd_include::md;
-    let mut flags = 0;
-    if md_flags & md::MDF_CONNECTED_IND != 0 {
-        flags |= 1;
-    }
-    if md_flags & md::MDF_CONSISTENT != 0 && md_flags & md::MDF_WAS_UP_TO_DATE == 0 {
-        flags |= 2;
-    }
-    if md_flags & md::MDF_FULL_SYNC != 0 {
-        flags |= 8;
-    }
-    flags
 }
 
 /// GET_CONNECTIONS (`drbd_adm_dump_connections`): every resource with a

@@ -13,6 +13,7 @@ use crate::drbd_include::genl::{
     self as api, disk_conf, net_conf, resource_opts, ConnState, DiskConf, DiskState, NetConf,
     ResourceOpts, RetCode, Role, StateChangeResult,
 };
+use crate::drbd_include::net_options;
 use crate::{AdmError, AdmResult, Registry, ResourceName};
 
 /// A digest or secret name of NET_CONF, as stored.
@@ -196,33 +197,59 @@ impl Registry {
         Ok(())
     }
 
-    /// `disk-options`: only with a disk; al-extents applies from the next
-    /// attach (the activity log is sized there).
+    /// `disk-options`: only with a disk; the resync rate and controller
+    /// settings apply at once (also to a running resync), al-extents from
+    /// the next attach (the activity log is sized there).
     pub(crate) fn disk_options(&mut self, minor: u32, change: impl FnOnce(DiskConf<'_>) -> AdmResult<DiskOptions>) -> AdmResult {
         let device = self.devices.get_mut(&minor).ok_or(AdmError::new(RetCode::MinorInvalid, "unknown minor"))?;
         let config = device.disk_config.as_mut().ok_or(AdmError::new(RetCode::NoDisk, "device has no disk (attach it first)"))?;
         let current = config.options.view(config.backing_dev.as_bytes(), config.meta_dev.as_bytes());
         let options = change(current)?;
+        if options.al_extents() != config.al_extents {
+            // 8.4 resizes the activity log here when no extent is in use;
+            // rdrbd sizes it at attach only.
+            pr_info!("drbd{}: al-extents {} applies from the next attach\n", minor, options.al_extents());
+        }
         config.al_extents = options.al_extents();
-        // Takes effect with the next resync.
+        // The resync worker re-reads the rate every tick: a running
+        // resync follows at once. on-io-error and fencing are read when
+        // they are needed.
         device.io.resync().set_rate(options.resync_rate());
         config.options = options;
         Ok(())
     }
 
-    /// `net-options`: only on a configured connection. The running
-    /// connection keeps the timing it started with until it reconnects.
+    /// `net-options` (`drbd_adm_net_opts`): only on a configured
+    /// connection, checked as `_check_net_options` does. ping-int,
+    /// ping-timeout and timeout apply to the live connection at once;
+    /// the settings 8.4 renegotiates with the peer (protocol,
+    /// allow-two-primaries, data-integrity-alg: P_PROTOCOL_UPDATE, which
+    /// rdrbd does not send) are refused on an established connection;
+    /// the rest is stored and applies at the next `connect`.
     pub(crate) fn net_options(&mut self, name: &ResourceName, change: impl FnOnce(NetConf<'_>) -> AdmResult<NetOptions>) -> AdmResult {
-        let primaries = self.devices.values().filter(|d| d.resource == *name && d.role == Role::Primary).count();
+        let volumes = || self.devices.values().filter(|d| d.resource == *name);
+        let local_primary = volumes().any(|d| d.role == Role::Primary);
+        let peer_primary = volumes().any(|d| d.io.peer().peer == Role::Primary);
+        let stonith = volumes().any(|d| {
+            d.disk_config.as_ref().is_some_and(|c| c.options.view(&[], &[]).fencing == disk_conf::FENCING_STONITH)
+        });
         let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
-        let current = match (&resource.conn, &resource.net_options) {
-            (Some(_), Some(net)) => *net,
+        let (conn, current) = match (&resource.conn, &resource.net_options) {
+            (Some(conn), Some(net)) => (conn, *net),
             _ => return Err(AdmError::state(StateChangeResult::NoNetConfig, "resource has no connection configured (connect first)")),
         };
         let options = change(current.view())?;
-        if options.view().discard_my_data && primaries > 0 {
-            return Err(AdmError::new(RetCode::DiscardImpossible, "--discard-my-data is not allowed on a Primary"));
+        let (old, new) = (current.view(), options.view());
+        let context = net_options::NetContext { agreed_version: conn.agreed_version(), local_primary, peer_primary, stonith };
+        if let Err(code) = net_options::check(Some(&old), &new, &context) {
+            // drbdsetup prints the code's own text, as for C DRBD.
+            return Err(AdmError::new(code, ""));
         }
+        if context.agreed_version.is_some() && net_options::protocol_settings_differ(&old, &new) {
+            return Err(AdmError::new(RetCode::InvalidRequest,
+                "rdrbd cannot change protocol, allow-two-primaries or data-integrity-alg on an established connection (disconnect, then connect with them)"));
+        }
+        conn.timing().set(new.ping_int, new.ping_timeo, new.timeout);
         resource.net_options = Some(options);
         Ok(())
     }

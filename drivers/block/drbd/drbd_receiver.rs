@@ -42,9 +42,11 @@ pub(crate) fn serve(
 ) -> core::result::Result<(), NetError> {
     let name = shared.name.as_str();
     let cfg = &shared.config;
-    let handshake_timeout = conn::deciseconds(cfg.ping_timeo.saturating_mul(4));
+    // The timing of the last net-options (a reconnect keeps it).
+    let timing = &shared.timing;
+    let handshake_timeout = timing.ping_timeout().saturating_mul(4);
     data.set_timeouts(handshake_timeout, handshake_timeout);
-    meta.set_timeouts(conn::deciseconds(cfg.ping_int.saturating_mul(10)), conn::deciseconds(cfg.timeout));
+    meta.set_timeouts(timing.idle(), timing.send_timeout());
     data.set_nodelay();
     meta.set_nodelay();
     let link = conn::exchange_features(name, data)?;
@@ -55,7 +57,7 @@ pub(crate) fn serve(
     conn::send_parameters(shared, data, link, local.as_ref())?;
     shared.set_view(ConnState::WfReportParams, Role::Unknown, DiskState::DUnknown);
     // Handshake done: from now on the data socket waits as long as it takes.
-    data.set_timeouts(0, conn::deciseconds(cfg.timeout));
+    data.set_timeouts(0, timing.send_timeout());
 
     let asender_meta = meta.clone();
     let asender_data = data.clone();
@@ -803,11 +805,10 @@ fn handshake(
 
 /// The meta socket (`drbd_ack_receiver`): answers pings, and pings the
 /// peer when it has been quiet for ping-int; no PingAck within
-/// ping-timeout ends the connection.
+/// ping-timeout ends the connection. The timing is read at every use:
+/// `net-options` changes it on the live connection.
 fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::result::Result<(), NetError> {
-    let cfg = &shared.config;
-    let idle = conn::deciseconds(cfg.ping_int.saturating_mul(10));
-    let send_timeout = conn::deciseconds(cfg.timeout);
+    let timing = &shared.timing;
     let mut buf = [0u8; 64];
     let mut ping_pending = false;
     loop {
@@ -823,7 +824,7 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
             }
             Ok((Packet::PingAck, _, _)) => {
                 ping_pending = false;
-                meta.set_timeouts(idle, send_timeout);
+                meta.set_timeouts(timing.idle(), timing.send_timeout());
             }
             Ok((cmd, _, payload)) => {
                 // Validate it even though nothing acts on it yet.
@@ -836,7 +837,7 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
                 }
                 shared.send_meta(meta, link, Packet::Ping, 0, |_| Ok(0))?;
                 ping_pending = true;
-                meta.set_timeouts(conn::deciseconds(cfg.ping_timeo), send_timeout);
+                meta.set_timeouts(timing.ping_timeout(), timing.send_timeout());
             }
             Err(e) => return Err(e),
         }

@@ -349,8 +349,16 @@ impl DeviceIo {
             capacity: 0,
             read_sectors: self.read_sectors(),
             written_sectors: self.written_sectors(),
+            size_sectors: self.capacity.load(Ordering::Relaxed),
+            sent_sectors: self.net_sent.load(Ordering::Relaxed) >> 9,
+            received_sectors: self.net_received.load(Ordering::Relaxed) >> 9,
         };
         self.events.publish(|| self.state().to_u32(), counters);
+    }
+
+    /// The state broadcasts of this device (`drbd_events.rs`).
+    pub(crate) fn events(&self) -> &StateEvents {
+        &self.events
     }
 
     /// Runs `change`, which may set several parts of the state, and

@@ -44,7 +44,7 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// How fast the SyncTarget may ask for data (from the disk options).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ResyncRate {
     /// KiB/s: `resync-rate` with a fixed rate, `c-max-rate` with the
     /// dynamic controller (`c-plan-ahead` > 0).
@@ -109,7 +109,8 @@ pub(crate) struct ResyncShared {
     /// Wakes the worker when a reply came in.
     #[pin]
     wake: CondVar,
-    /// Configured rate (from the disk options at attach).
+    /// Configured rate (from the disk options; `disk-options` changes it
+    /// while a resync runs, the worker re-reads it every tick).
     #[pin]
     rate: Mutex<ResyncRate>,
 }
@@ -292,11 +293,12 @@ impl SyncTargetWorker {
 fn run_target(mut job: TargetJob) {
     let io = job.io.clone();
     let rs = io.resync();
-    let rate = *rs.rate.lock();
+    let mut rate = *rs.rate.lock();
     rs.want_kib.store(rate.kib_per_sec, Ordering::Relaxed);
     // Bytes the rate allows per tick; unused budget does not pile up
     // beyond one tick, and a request may overdraw it (repaid later).
-    let per_tick = i64::from(rate.kib_per_sec).saturating_mul(1024) * i64::from(TICK_MS) / 1000;
+    let tick_budget = |rate: &ResyncRate| i64::from(rate.kib_per_sec).saturating_mul(1024) * i64::from(TICK_MS) / 1000;
+    let mut per_tick = tick_budget(&rate);
     let mut budget = per_tick;
     let mut tick_start = now_ms();
     let mut cursor = 0u64;
@@ -307,6 +309,14 @@ fn run_target(mut job: TargetJob) {
         }
         if now_ms().saturating_sub(tick_start) >= u64::from(TICK_MS) {
             tick_start = now_ms();
+            // As 8.4's controller reads the disk options at every step,
+            // a changed resync-rate/c-* applies to the running resync.
+            let configured = *rs.rate.lock();
+            if configured != rate {
+                rate = configured;
+                per_tick = tick_budget(&rate);
+                rs.want_kib.store(rate.kib_per_sec, Ordering::Relaxed);
+            }
             budget = budget.saturating_add(per_tick).min(per_tick);
         }
         while !rs.requests_done.load(Ordering::Acquire)

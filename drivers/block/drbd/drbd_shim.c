@@ -326,6 +326,7 @@ static int rdrbd_genl_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	const u8 *req = genlmsg_data(ghdr);
 	size_t req_len = genlmsg_len(ghdr);
 	u8 *user_hdr;
+	u8 reply_cmd;
 	long len;
 
 	for (;;) {
@@ -334,8 +335,9 @@ static int rdrbd_genl_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 				       NLM_F_MULTI, ghdr->cmd);
 		if (!user_hdr)
 			break;
+		reply_cmd = ghdr->cmd;
 		len = rdrbd_rs_genl_dump(rdrbd_genl_ctx, ghdr->cmd, req, req_len,
-					 &cb->args[0], user_hdr,
+					 &cb->args[0], &reply_cmd, user_hdr,
 					 RDRBD_GENL_USER_HDR + skb_tailroom(skb));
 		if (len < RDRBD_GENL_USER_HDR) {
 			/* 0: no more objects; negative: no room left in
@@ -344,6 +346,9 @@ static int rdrbd_genl_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 			break;
 		}
 		skb_put(skb, len - RDRBD_GENL_USER_HDR);
+		/* GET_INITIAL_STATE answers with notifications (RESOURCE_STATE,
+		 * ...): each message carries the command Rust chose. */
+		((struct genlmsghdr *)(user_hdr - GENL_HDRLEN))->cmd = reply_cmd;
 		genlmsg_end(skb, user_hdr);
 	}
 	return skb->len;

@@ -66,7 +66,7 @@ void rdrbd_proc_remove(void);
 long rdrbd_rs_genl_doit(void *ctx, u8 cmd, const u8 *req, size_t req_len,
 			u8 *reply, size_t reply_cap);
 long rdrbd_rs_genl_dump(void *ctx, u8 cmd, const u8 *req, size_t req_len,
-			long *cursor, u8 *reply, size_t reply_cap);
+			long *cursor, u8 *reply_cmd, u8 *reply, size_t reply_cap);
 void rdrbd_rs_submit_bio(void *private_data, struct bio *bio);
 int rdrbd_rs_open(void *private_data, bool write);
 void rdrbd_rs_release(void *private_data);

@@ -21,10 +21,12 @@ pub(crate) trait GenlHandler: Send + Sync {
     fn doit(&self, cmd: u8, request: &[u8], reply: &mut [u8]) -> Result<usize>;
 
     /// Writes the next object of a dump into `reply`, starting at position
-    /// `cursor` (0 on the first call; the handler advances it). Returns the
-    /// bytes written, `Ok(0)` when there is nothing more, or an error
-    /// (e.g. `EMSGSIZE`) to end this batch.
-    fn dump(&self, cmd: u8, request: &[u8], cursor: &mut i64, reply: &mut [u8]) -> Result<usize>;
+    /// `cursor` (0 on the first call; the handler advances it). The message
+    /// goes out as command `reply_cmd` (preset to `cmd`; GET_INITIAL_STATE
+    /// answers with notifications). Returns the bytes written, `Ok(0)`
+    /// when there is nothing more, or an error (e.g. `EMSGSIZE`) to end
+    /// this batch.
+    fn dump(&self, cmd: u8, request: &[u8], cursor: &mut i64, reply_cmd: &mut u8, reply: &mut [u8]) -> Result<usize>;
 }
 
 /// The driver type that owns the family (the shim's trampolines are not
@@ -102,16 +104,18 @@ unsafe extern "C" fn rdrbd_rs_genl_dump(
     req: *const u8,
     req_len: usize,
     cursor: *mut c_long,
+    reply_cmd: *mut u8,
     reply: *mut u8,
     reply_cap: usize,
 ) -> c_long {
     // SAFETY: as in `rdrbd_rs_genl_doit`; `cursor` points into the dump's
-    // netlink_callback, which outlives the call.
-    let (owner, (request, reply), cursor) = unsafe {
-        (&*ctx.cast_const().cast::<Owner>(), buffers(req, req_len, reply, reply_cap), &mut *cursor)
+    // netlink_callback, which outlives the call, `reply_cmd` to a local of
+    // the shim's dump loop.
+    let (owner, (request, reply), cursor, reply_cmd) = unsafe {
+        (&*ctx.cast_const().cast::<Owner>(), buffers(req, req_len, reply, reply_cap), &mut *cursor, &mut *reply_cmd)
     };
     let mut position = *cursor as i64;
-    let result = owner.dump(cmd, request, &mut position, reply);
+    let result = owner.dump(cmd, request, &mut position, reply_cmd, reply);
     *cursor = position as c_long;
     match result {
         Ok(len) => to_c_long(Ok(len)),
