@@ -8,7 +8,7 @@
 //! Every function is a pure decision on a [`Snapshot`] of one device, so
 //! the kernel driver only gathers the state and carries out the verdict.
 
-use crate::genl::{ConnState, DiskState, RetCode, Role, StateChangeResult};
+use super::genl::{ConnState, DiskState, RetCode, Role, StateChangeResult};
 
 /// The connection-state bits of a state word (`union drbd_state`).
 pub const CONN_MASK: u32 = 31 << 4;

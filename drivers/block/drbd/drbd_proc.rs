@@ -46,8 +46,13 @@ fn show_device(out: &mut SeqFile, device: &Device) -> fmt::Result {
         state.disk.name(), state.pdsk.name(), protocol)?;
     writeln!(out, "    ns:{} nr:{} dw:{} dr:{} al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:{}",
         device.io.net_sent_kib(), device.io.net_received_kib(), device.io.written_sectors() / 2, device.io.read_sectors() / 2, device.io.out_of_sync_kib())?;
-    if matches!(state.conn, api::ConnState::SyncSource | api::ConnState::SyncTarget) {
-        device.io.resync().show_progress(out, state.conn, device.io.out_of_sync_bits())?;
+    use api::ConnState::*;
+    match state.conn {
+        SyncSource | SyncTarget | PausedSyncS | PausedSyncT => {
+            device.io.resync().show_progress(out, state.conn, device.io.out_of_sync_bits())?;
+        }
+        VerifyS | VerifyT => device.io.resync().show_progress(out, state.conn, device.io.mgmt().verify.left())?,
+        _ => {}
     }
     Ok(())
 }
