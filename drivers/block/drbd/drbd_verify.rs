@@ -255,16 +255,30 @@ pub(crate) fn reply_done(name: &str, io: &DeviceIo, replica: &Replica) -> Result
     Ok(())
 }
 
-/// VerifyT: P_OV_RESULT (`got_OVResult`).
+/// VerifyT: P_OV_RESULT (`got_OVResult`). A block found different is
+/// marked even when the result comes after the verify ended (VerifyS's
+/// P_STATE on the data socket may overtake the last result on the meta
+/// socket): marking is always safe.
 pub(crate) fn got_result(name: &str, io: &DeviceIo, ack: proto::BlockAck) {
-    if io.peer().conn != ConnState::VerifyT {
-        pr_warn!("{}: OVResult for sector {} while not verifying; ignored\n", name, ack.sector);
+    let in_range = ack.blksize != 0
+        && ack.blksize <= 4096
+        && ack.sector.checked_add(u64::from(ack.blksize / 512)).is_some_and(|end| end <= io.capacity_sectors());
+    if !in_range {
+        pr_err!("{}: OVResult for sector {} size {} is out of range; ignored\n", name, ack.sector, ack.blksize);
         return;
     }
     let v = &io.mgmt().verify;
+    let verifying = io.peer().conn == ConnState::VerifyT;
     if ack.block_id == ID_OUT_OF_SYNC {
         io.set_out_of_sync(ack.sector, ack.blksize);
-        v.found_out_of_sync(name, ack.sector, ack.blksize);
+        if verifying {
+            v.found_out_of_sync(name, ack.sector, ack.blksize);
+        } else {
+            pr_info!("{}: Out of sync: start={}, size={} (sectors)\n", name, ack.sector, ack.blksize / 512);
+        }
+    }
+    if !verifying {
+        return;
     }
     io.resync().note_left(|| v.left());
     if v.block_done() {
