@@ -28,6 +28,14 @@ step connect connect || exit 1
 step connected wait_cs Connected 90 || exit 1
 barrier connected || die "barrier connected"
 
+# wait_resync N SECONDS: the Nth resync done here (rdrbd logs "Resync
+# done"; the C driver too), then both UpToDate.
+wait_resync() {
+  local n=$(( $2 * 10 ))
+  until [ "$(dmesg | grep -c 'Resync done')" -ge "$1" ] || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+  dmesg | grep 'Resync done' | tail -1
+  wait_synced 30
+}
 wait_synced() {
   local n=$(( $1 * 10 ))
   until grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
@@ -52,12 +60,12 @@ wait_verify_done() {
 if [ "$GUEST_INDEX" = 0 ]; then
   step force-primary "$S" primary 0 --force
 fi
-step initial-sync wait_synced 400 || { dmesg | grep -i drbd | tail -30; exit 1; }
+step initial-sync wait_resync 1 400 || { dmesg | grep -i drbd | tail -30; exit 1; }
 [ "$GUEST_INDEX" = 0 ] && step write dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=4 oflag=direct status=none
 barrier written || die "barrier written"
 
 # rdrbd VerifyS, C VerifyT: equal data.
-[ "$GUEST_INDEX" = 0 ] && step verify-from-rdrbd "$S" verify 0
+[ "$GUEST_INDEX" = 0 ] && step verify-from-rdrbd "$S" verify 0 --stop=16M
 step verify1-done wait_verify_done 1 300
 step verify1-connected wait_cs Connected 60
 step verify1-no-oos test "$(proc_field oos)" = 0
@@ -66,7 +74,7 @@ barrier verified1 || die "barrier verified1"
 # C VerifyS, rdrbd VerifyT: one block changed on the C node's disk.
 [ "$GUEST_INDEX" = 1 ] && step corrupt-block dd if=/dev/urandom of=/dev/vda bs=4096 count=1 seek=256 oflag=direct status=none
 barrier corrupted || die "barrier corrupted"
-[ "$GUEST_INDEX" = 1 ] && step verify-from-c "$S" verify 0
+[ "$GUEST_INDEX" = 1 ] && step verify-from-c "$S" verify 0 --stop=16M
 step verify2-done wait_verify_done 2 300
 step verify2-connected wait_cs Connected 60
 step verify2-found-one sh -c "dmesg | grep -q 'Online verify found 1 4k block out of sync'"
@@ -76,21 +84,21 @@ if [ "$GUEST_INDEX" = 1 ]; then
   step c-disconnect "$S" disconnect "$LOCAL" "$PEER"
   step c-reconnect connect
 fi
-step resync-after-verify wait_synced 120
+step resync-after-verify wait_resync 2 120
 barrier resynced || die "barrier resynced"
 step data-equal-after-verify same_data verify
 
 # invalidate on the C node: rdrbd becomes SyncSource.
 [ "$GUEST_INDEX" = 1 ] && step c-invalidate "$S" invalidate 0
 barrier c-invalidated || die "barrier c-invalidated"
-step c-invalidate-resync wait_synced 300 || { dmesg | grep -i drbd | tail -30; exit 1; }
+step c-invalidate-resync wait_resync 3 300 || { dmesg | grep -i drbd | tail -30; exit 1; }
 barrier synced2 || die "barrier synced2"
 step data-equal-after-c-invalidate same_data c-invalidate
 
 # invalidate-remote on rdrbd (Primary): the C node becomes SyncTarget.
 [ "$GUEST_INDEX" = 0 ] && step invalidate-remote "$S" invalidate-remote 0
 barrier invalidated-remote || die "barrier invalidated-remote"
-step invalidate-remote-resync wait_synced 300 || { dmesg | grep -i drbd | tail -30; exit 1; }
+step invalidate-remote-resync wait_resync 4 300 || { dmesg | grep -i drbd | tail -30; exit 1; }
 barrier synced3 || die "barrier synced3"
 step data-equal-after-invalidate-remote same_data remote
 
@@ -99,7 +107,7 @@ step data-equal-after-invalidate-remote same_data remote
 barrier secondary || die "barrier secondary"
 [ "$GUEST_INDEX" = 0 ] && step invalidate "$S" invalidate 0
 barrier invalidated || die "barrier invalidated"
-step invalidate-resync wait_synced 300 || { dmesg | grep -i drbd | tail -30; exit 1; }
+step invalidate-resync wait_resync 5 300 || { dmesg | grep -i drbd | tail -30; exit 1; }
 barrier synced4 || die "barrier synced4"
 step data-equal-after-invalidate same_data invalidate
 [ "$GUEST_INDEX" = 0 ] && step began-sync-target sh -c "dmesg | grep -q 'Began resync as SyncTarget'"
