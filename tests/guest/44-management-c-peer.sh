@@ -57,11 +57,17 @@ wait_verify_done() {
   [ "$(verify_count)" -ge "$1" ]
 }
 
-if [ "$GUEST_INDEX" = 0 ]; then
-  step force-primary "$S" primary 0 --force
-fi
+# The initial sync from the C node (as test 36: a C peer does not resync
+# after rdrbd's forced promotion, which is not cluster-wide yet), then
+# rdrbd is the Primary.
+[ "$GUEST_INDEX" = 1 ] && step c-force-primary "$S" primary 0 --force
 step initial-sync wait_resync 1 400 || { dmesg | grep -i drbd | tail -30; exit 1; }
-[ "$GUEST_INDEX" = 0 ] && step write dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=4 oflag=direct status=none
+[ "$GUEST_INDEX" = 1 ] && step c-secondary "$S" secondary 0
+barrier initial-synced || die "barrier initial-synced"
+if [ "$GUEST_INDEX" = 0 ]; then
+  step primary "$S" primary 0
+  step write dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=4 oflag=direct status=none
+fi
 barrier written || die "barrier written"
 
 # rdrbd VerifyS, C VerifyT: equal data.
