@@ -80,7 +80,8 @@ barrier verified1 || die "barrier verified1"
 # C VerifyS, rdrbd VerifyT: one block changed on the C node's disk.
 [ "$GUEST_INDEX" = 1 ] && step corrupt-block dd if=/dev/urandom of=/dev/vda bs=4096 count=1 seek=256 oflag=direct status=none
 barrier corrupted || die "barrier corrupted"
-[ "$GUEST_INDEX" = 1 ] && step verify-from-c "$S" verify 0 --stop=16M
+# The C driver resumes from its last verify position unless told.
+[ "$GUEST_INDEX" = 1 ] && step verify-from-c "$S" verify 0 --start=0 --stop=16M
 step verify2-done wait_verify_done 2 300
 step verify2-connected wait_cs Connected 60
 step verify2-found-one sh -c "dmesg | grep -q 'Online verify found 1 4k block out of sync'"
