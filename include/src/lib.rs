@@ -39,6 +39,10 @@ pub mod bitmap_rle;
 /// UUID comparison (resync decision) and UUID updates.
 pub mod uuid;
 
+/// The state rules of the management commands (invalidate, pause-sync,
+/// verify, resize) and their cluster-wide state change requests.
+pub mod mgmt;
+
 /// Big-endian fields of on-disk blocks.
 mod be;
 

@@ -20,7 +20,7 @@ use crate::drbd_include::protocol::{
 use crate::drbd_include::uuid::uuid_flags;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_include::fixed_str::FixedStr;
-use crate::kernel_glue::crypto::{Hmac, HMAC_MAX_DIGEST};
+use crate::kernel_glue::crypto::{Digest, Hmac, HMAC_MAX_DIGEST};
 use crate::kernel_glue::net::{SockAddr, TcpSocket};
 use crate::kernel_glue::thread::KThread;
 
@@ -64,6 +64,8 @@ pub(crate) struct NetConfig {
     /// `cram-hmac-alg` and `shared-secret`, when the peer must prove it
     /// knows the secret.
     pub(crate) auth: Option<AuthConfig>,
+    /// `verify-alg` of online verify, e.g. "crc32c".
+    pub(crate) verify_alg: Option<FixedStr<{ net_conf::SECRET_SIZE }>>,
 }
 
 /// Peer authentication settings.
@@ -83,6 +85,12 @@ impl AuthConfig {
 }
 
 impl NetConfig {
+    /// The `verify-alg` transform; `None` without a verify-alg.
+    pub(crate) fn verify_digest(&self) -> Option<Result<Digest>> {
+        let alg = self.verify_alg.as_ref()?;
+        Some(kernel::str::CStr::from_bytes_with_nul(alg.as_bytes_with_nul()).map_err(|_| EINVAL).and_then(Digest::new))
+    }
+
     /// Checks a CONNECT request's addresses and options.
     pub(crate) fn new(my_addr: &[u8], peer_addr: &[u8], nc: &NetConf<'_>) -> core::result::Result<Self, &'static str> {
         let auth = match nc.cram_hmac_alg {
@@ -97,6 +105,10 @@ impl NetConfig {
                 auth.hmac().map_err(|_| "cram-hmac-alg: the kernel has no such digest (rdrbd's kernel: sha256)")?;
                 Some(auth)
             }
+        };
+        let verify_alg = match nc.verify_alg {
+            [] => None,
+            alg => Some(FixedStr::new(alg).filter(|a| !a.as_bytes().contains(&0)).ok_or("invalid verify-alg")?),
         };
         if !nc.integrity_alg.is_empty() {
             return Err("data-integrity-alg is not supported by rdrbd yet");
@@ -121,6 +133,7 @@ impl NetConfig {
             two_primaries: nc.two_primaries,
             discard_my_data: nc.discard_my_data,
             auth,
+            verify_alg,
         })
     }
 }
@@ -593,7 +606,7 @@ pub(crate) fn send_parameters(
     let volume = *volume;
     let sync = SyncParams {
         resync_rate: api::disk_conf::RESYNC_RATE_LIMITS.default,
-        verify_alg: &[],
+        verify_alg: cfg.verify_alg.as_ref().map_or(&[][..], |a| a.as_bytes()),
         csums_alg: &[],
         controller: Some(RsController::DEFAULTS),
     };

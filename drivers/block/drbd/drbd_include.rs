@@ -52,3 +52,7 @@ pub(crate) mod events2;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/net_options.rs"]
 pub(crate) mod net_options;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/mgmt.rs"]
+pub(crate) mod mgmt;

@@ -18,6 +18,7 @@ mod drbd_conn;
 mod drbd_events;
 mod drbd_include;
 mod drbd_md;
+mod drbd_mgmt;
 mod drbd_nl;
 mod drbd_options;
 mod drbd_proc;
@@ -25,6 +26,7 @@ mod drbd_receiver;
 mod drbd_req;
 mod drbd_resync;
 mod drbd_sender;
+mod drbd_verify;
 mod kernel_glue;
 
 use drbd_include::fixed_str::FixedStr;
@@ -468,8 +470,8 @@ impl Registry {
                 pdsk: view.pdsk,
                 susp: false,
                 aftr_isp: false,
-                peer_isp: false,
-                user_isp: false,
+                peer_isp: device.io.mgmt().peer_isp(),
+                user_isp: device.io.mgmt().user_isp(),
                 susp_nod: false,
                 susp_fen: false,
             });
@@ -507,8 +509,8 @@ impl Registry {
                 pdsk: view.pdsk,
                 susp: false,
                 aftr_isp: false,
-                peer_isp: false,
-                user_isp: false,
+                peer_isp: device.io.mgmt().peer_isp(),
+                user_isp: device.io.mgmt().user_isp(),
                 susp_nod: false,
                 susp_fen: false,
             });

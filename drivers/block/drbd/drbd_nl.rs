@@ -157,6 +157,12 @@ impl Drbd {
                 let options = NetOptions::new(&nc)?;
                 let config = crate::drbd_conn::NetConfig::new(my_addr, peer_addr, &nc)
                     .map_err(|reason| AdmError::new(RetCode::InvalidRequest, reason))?;
+                // As C DRBD (ERR_VERIFY_ALG): a verify-alg the kernel lacks
+                // is refused now, not when verify starts.
+                if let Some(Err(_)) = config.verify_digest() {
+                    return Err(AdmError::new(RetCode::VerifyAlg,
+                        "verify-alg: the kernel has no such digest (rdrbd's kernel: crc32c, sha256)"));
+                }
                 registry.connect(&name, config)?;
                 if let Some(resource) = registry.resources.get_mut(&name) {
                     resource.net_options = Some(options);
@@ -182,6 +188,18 @@ impl Drbd {
                 registry.secondary(minor)?;
                 out.set_ret_code(api::StateChangeResult::Success)
                     .map_err(|_| AdmError::new(RetCode::NoMem, "reply does not fit"))
+            }
+            cmd::INVALIDATE => state_reply(out, registry.invalidate(minor)),
+            cmd::INVAL_PEER => state_reply(out, registry.invalidate_peer(minor)),
+            cmd::PAUSE_SYNC => registry.pause_sync(minor),
+            cmd::RESUME_SYNC => registry.resume_sync(minor),
+            cmd::START_OV => {
+                let parms = req.start_ov_parms(api::StartOvParms::default())?;
+                state_reply(out, registry.start_verify(minor, parms))
+            }
+            cmd::RESIZE => {
+                let parms = req.resize_parms(registry.resize_base(minor)?)?;
+                registry.resize(minor, parms)
             }
             cmd::GET_STATUS => {
                 let device = registry.device(minor)?;

@@ -41,13 +41,23 @@ fn show_device(out: &mut SeqFile, device: &Device) -> fmt::Result {
         3 => 'C',
         _ => ' ',
     };
-    writeln!(out, "{:2}: cs:{} ro:{}/{} ds:{}/{} {} r-----",
+    // The flags: suspended, resync paused by resync-after, by the peer,
+    // by the user (pause-sync); congestion and AL suspension not shown.
+    let flag = |on: bool, c: char| if on { c } else { '-' };
+    writeln!(out, "{:2}: cs:{} ro:{}/{} ds:{}/{} {} {}{}{}{}--",
         device.minor, state.conn.name(), state.role.name(), state.peer.name(),
-        state.disk.name(), state.pdsk.name(), protocol)?;
+        state.disk.name(), state.pdsk.name(), protocol,
+        if state.susp { 's' } else { 'r' }, flag(state.aftr_isp, 'a'), flag(state.peer_isp, 'p'),
+        flag(state.user_isp, 'u'))?;
     writeln!(out, "    ns:{} nr:{} dw:{} dr:{} al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:{}",
         device.io.net_sent_kib(), device.io.net_received_kib(), device.io.written_sectors() / 2, device.io.read_sectors() / 2, device.io.out_of_sync_kib())?;
-    if matches!(state.conn, api::ConnState::SyncSource | api::ConnState::SyncTarget) {
-        device.io.resync().show_progress(out, state.conn, device.io.out_of_sync_bits())?;
+    use api::ConnState::*;
+    match state.conn {
+        SyncSource | SyncTarget | PausedSyncS | PausedSyncT => {
+            device.io.resync().show_progress(out, state.conn, device.io.out_of_sync_bits())?;
+        }
+        VerifyS | VerifyT => device.io.resync().show_progress(out, state.conn, device.io.mgmt().verify.left())?,
+        _ => {}
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ use crate::drbd_include::uuid::{
     sync_handshake, HandshakeAbort, uuid_compare, uuid_flags, AfterSbPolicy, CompareContext, HandshakeInput,
     HandshakeResult, SplitBrainConfig, Uuids,
 };
+use crate::kernel_glue::crypto::Digest;
 use crate::kernel_glue::net::TcpSocket;
 use crate::kernel_glue::thread::KThread;
 
@@ -80,13 +81,16 @@ pub(crate) fn serve(
         worker: None,
         pages: BlockPages::new(proto::MAX_BIO_SIZE as usize)?,
         read_buf: KVVec::from_elem(0u8, proto::MAX_BIO_SIZE as usize, GFP_KERNEL).map_err(|_| ENOMEM)?,
+        verify_digest: None,
     };
     let ctx = LoopCtx { shared, data, meta, link, resolve_conflicts };
     let result = receive_loop(&ctx, &mut buf, &mut vs, local.as_ref());
     // The target's worker stops first: it sends on the data socket.
     drop(vs.worker.take());
     if let Some((_, io)) = &shared.device {
+        crate::drbd_verify::connection_lost(name, io);
         connection_lost(name, io);
+        io.change_state(|| io.mgmt().set_peer_isp(false));
     }
     // Stop the asender before the sockets go.
     meta.shutdown();
@@ -132,6 +136,8 @@ struct VolumeState {
     pages: BlockPages,
     /// Blocks read for the peer.
     read_buf: KVVec<u8>,
+    /// The `verify-alg` transform, from the first online verify packet on.
+    verify_digest: Option<Digest>,
 }
 
 fn log_error(name: &str, which: &str, e: &NetError) {
@@ -256,13 +262,10 @@ fn receive_loop(
                     io.set_out_of_sync(d.sector, d.blksize);
                 }
             }
-            Body::ReqState(r) => {
-                // A cluster-wide state change of the peer (promotion,
-                // graceful disconnect): rdrbd has nothing to object to.
-                let reply_cmd = if cmd == Packet::ConnStChgReq { Packet::ConnStChgReply } else { Packet::StateChgReply };
-                let reply = proto::StateReply { retcode: crate::drbd_include::genl::StateChangeResult::Success as i32 };
-                pr_info!("{}: peer requests state change (mask 0x{:x} val 0x{:x}): granted\n", name, r.mask, r.val);
-                shared.send_meta(ctx.meta, link, reply_cmd, volume, |out| reply.encode(out))?;
+            Body::ReqState(r) => receive_req_state(ctx, vs, cmd, volume, r)?,
+            Body::Request { req, .. } if cmd == Packet::OvRequest && vs.connected => serve_ov_request(ctx, vs, req)?,
+            Body::Request { req, digest } if cmd == Packet::OvReply && vs.connected => {
+                receive_ov_reply(ctx, vs, volume, req, digest)?
             }
             Body::Barrier(b) => {
                 // Every write before it is on disk already (written
@@ -281,16 +284,17 @@ fn receive_loop(
 
 /// Our state word as the peer should see it.
 fn our_state(io: &DeviceIo, view: &PeerView) -> api::State {
+    let (user_isp, peer_isp) = (io.mgmt().user_isp(), io.mgmt().peer_isp());
     api::State {
         role: if io.is_primary() { Role::Primary } else { Role::Secondary },
         peer: view.peer,
-        conn: view.conn,
+        conn: crate::drbd_include::mgmt::shown_conn(view.conn, user_isp || peer_isp),
         disk: io.disk_state(),
         pdsk: view.pdsk,
         susp: false,
         aftr_isp: false,
-        peer_isp: false,
-        user_isp: false,
+        peer_isp,
+        user_isp,
         susp_nod: false,
         susp_fen: false,
     }
@@ -328,9 +332,17 @@ fn receive_state(
         return begin_sync(ctx, vs, io, decision, true);
     }
     let old = io.peer();
-    io.update_peer(|v| PeerView { peer: st.role, pdsk, ..v });
+    io.change_state(|| {
+        io.update_peer(|v| PeerView { peer: st.role, pdsk, ..v });
+        io.mgmt().set_peer_isp(st.user_isp || st.aftr_isp)
+    });
     if old.conn == ConnState::SyncSource && st.conn == ConnState::Connected {
         return finish_source(ctx, vs, io);
+    }
+    // Explicit end of an online verify (stop sector reached, or done).
+    if old.conn == ConnState::VerifyT && st.conn == ConnState::Connected {
+        crate::drbd_verify::finish(shared.name.as_str(), io, ConnState::VerifyT);
+        return Ok(());
     }
     let peer_started_sync = (ConnState::StartingSyncS as u32..=ConnState::WfBitMapT as u32).contains(&(st.conn as u32));
     // The peer was forced UpToDate and Primary (CONSIDER_RESYNC).
@@ -441,21 +453,7 @@ fn receive_bitmap(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, payload:
     }
     // drbd_start_resync(C_SYNC_SOURCE), then the sync UUID (apv >= 96
     // order: before any state packet).
-    let primary = io.is_primary();
-    let sync_uuid = match io.with_md(|md, dev| md.begin_sync_source(dev, primary)) {
-        Some(Ok(uuid)) => uuid,
-        Some(Err(e)) => {
-            pr_err!("{}: writing meta data failed: error {}\n", name, e.to_errno());
-            return Err(NetError::Refused);
-        }
-        None => return Err(NetError::Refused),
-    };
-    let bits = io.out_of_sync_bits();
-    io.resync().begin(bits);
-    io.update_peer(|v| PeerView { conn: ConnState::SyncSource, pdsk: DiskState::Inconsistent, ..v });
-    pr_info!("{}: Began resync as SyncSource (will sync {} KB [{} bits set]).\n", name, bits * 4, bits);
-    let packet = proto::SyncUuid { uuid: sync_uuid };
-    replica.send_small(Packet::SyncUuid, |out| packet.encode(out)).map_err(NetError::Io)
+    crate::drbd_mgmt::start_sync_source(name, io, &replica).map_err(NetError::Io)
 }
 
 /// `receive_sync_uuid`: the source's sync UUID; the resync begins here as
@@ -464,6 +462,13 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
     let shared = ctx.shared;
     let name = shared.name.as_str();
     let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
+    // After invalidate, the source may answer before our bitmap is
+    // written (`receive_sync_uuid` waits for C_WF_SYNC_UUID too).
+    let mut waited_ms = 0u32;
+    while io.peer().conn == ConnState::StartingSyncT && waited_ms < 30_000 {
+        crate::kernel_glue::thread::sleep_ms(10);
+        waited_ms += 10;
+    }
     let conn = io.peer().conn;
     if conn != ConnState::WfSyncUuid {
         pr_err!("{}: ReportSyncUUID in connection state {}\n", name, conn.name());
@@ -822,6 +827,16 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
                     got_block_ack(shared, cmd, ack)?;
                 }
             }
+            Ok((Packet::OvResult, _, payload)) => {
+                if let (Body::Ack(ack), Some((_, io))) = (decode_body(Packet::OvResult, link, payload)?, &shared.device) {
+                    crate::drbd_verify::got_result(shared.name.as_str(), io, ack);
+                }
+            }
+            Ok((cmd @ (Packet::StateChgReply | Packet::ConnStChgReply), _, payload)) => {
+                if let (Body::StateReply(r), Some((_, io))) = (decode_body(cmd, link, payload)?, &shared.device) {
+                    io.mgmt().got_state_reply(r.retcode);
+                }
+            }
             Ok((Packet::PingAck, _, _)) => {
                 ping_pending = false;
                 meta.set_timeouts(timing.idle(), timing.send_timeout());
@@ -907,4 +922,114 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
         pr_warn!("{}: peer failed the write at sector {}\n", name, ack.sector);
     }
     Ok(())
+}
+
+/// `receive_req_state`: the peer's cluster-wide state change request.
+/// Invalidate, invalidate-remote and verify on the peer are checked by
+/// the 8.4 rules and carried out here after the reply; anything else
+/// (its promotion, its graceful disconnect) rdrbd grants.
+fn receive_req_state(
+    ctx: &LoopCtx<'_>,
+    vs: &mut VolumeState,
+    cmd: Packet,
+    volume: u16,
+    r: proto::ReqState,
+) -> core::result::Result<(), NetError> {
+    use crate::drbd_mgmt::{judge_peer_request, peer_request_granted, PeerRequest};
+    let shared = ctx.shared;
+    let name = shared.name.as_str();
+    let reply_cmd = if cmd == Packet::ConnStChgReq { Packet::ConnStChgReply } else { Packet::StateChgReply };
+    let send = |rv: api::StateChangeResult| {
+        let reply = proto::StateReply { retcode: rv as i32 };
+        shared.send_meta(ctx.meta, ctx.link, reply_cmd, volume, |out| reply.encode(out))
+    };
+    let judged = match &shared.device {
+        Some((_, io)) if cmd == Packet::StateChgReq && vs.connected => {
+            judge_peer_request(io, shared.config.verify_alg.is_some(), ctx.link.version, r.mask, r.val)
+        }
+        _ => PeerRequest::Other,
+    };
+    match judged {
+        PeerRequest::Other => {
+            pr_info!("{}: peer requests state change (mask 0x{:x} val 0x{:x}): granted\n", name, r.mask, r.val);
+            send(api::StateChangeResult::Success)
+        }
+        PeerRequest::Refused(rv) => {
+            pr_info!("{}: peer requests state change (mask 0x{:x} val 0x{:x}): refused: {}\n", name, r.mask, r.val, rv.text());
+            send(rv)
+        }
+        PeerRequest::Granted(conn) => {
+            send(api::StateChangeResult::Success)?;
+            let (Some((_, io)), Some(replica)) = (&shared.device, vs.replica.clone()) else {
+                return Err(NetError::Refused);
+            };
+            peer_request_granted(name, io, &replica, conn).map_err(NetError::Io)
+        }
+    }
+}
+
+/// The `verify-alg` transform, allocated at the first verify packet.
+fn verify_digest<'a>(shared: &ConnShared, slot: &'a mut Option<Digest>) -> core::result::Result<&'a Digest, NetError> {
+    if slot.is_none() {
+        match shared.config.verify_digest() {
+            Some(Ok(digest)) => *slot = Some(digest),
+            _ => {
+                pr_err!("{}: online verify packet, but no usable verify-alg is configured\n", shared.name.as_str());
+                return Err(NetError::Refused);
+            }
+        }
+    }
+    slot.as_ref().ok_or(NetError::Refused)
+}
+
+/// Checks an online verify packet: the connection state it belongs to
+/// and its range (at most one 4 KiB block, inside the device).
+fn check_verify_packet(shared: &ConnShared, io: &DeviceIo, cmd: Packet, want: ConnState, req: &proto::BlockRequest) -> bool {
+    let name = shared.name.as_str();
+    let conn = io.peer().conn;
+    if conn != want {
+        pr_err!("{}: {} in connection state {}\n", name, cmd.name(), conn.name());
+        return false;
+    }
+    if req.blksize > 4096 || !check_request_range(io, req.sector, req.blksize) {
+        pr_err!("{}: {} for sector {} size {} is out of range\n", name, cmd.name(), req.sector, req.blksize);
+        return false;
+    }
+    true
+}
+
+/// P_OV_REQUEST (we are VerifyT): answer with our block's digest.
+fn serve_ov_request(ctx: &LoopCtx<'_>, vs: &mut VolumeState, req: proto::BlockRequest) -> core::result::Result<(), NetError> {
+    let shared = ctx.shared;
+    let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
+    if !check_verify_packet(shared, io, Packet::OvRequest, ConnState::VerifyT, &req) {
+        return Err(NetError::Refused);
+    }
+    let Some(replica) = vs.replica.clone() else { return Err(NetError::Refused) };
+    let digest = verify_digest(shared, &mut vs.verify_digest)?;
+    io.count_net(req.blksize, true);
+    crate::drbd_verify::serve_request(shared.name.as_str(), io, &replica, digest, &mut vs.pages, &mut vs.read_buf, req)
+        .map_err(NetError::Io)
+}
+
+/// P_OV_REPLY (we are VerifyS): compare, answer P_OV_RESULT.
+fn receive_ov_reply(
+    ctx: &LoopCtx<'_>,
+    vs: &mut VolumeState,
+    volume: u16,
+    req: proto::BlockRequest,
+    peer_digest: &[u8],
+) -> core::result::Result<(), NetError> {
+    let shared = ctx.shared;
+    let name = shared.name.as_str();
+    let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
+    if !check_verify_packet(shared, io, Packet::OvReply, ConnState::VerifyS, &req) {
+        return Err(NetError::Refused);
+    }
+    let Some(replica) = vs.replica.clone() else { return Err(NetError::Refused) };
+    let digest = verify_digest(shared, &mut vs.verify_digest)?;
+    let ack = crate::drbd_verify::compare_reply(name, io, digest, &mut vs.pages, &mut vs.read_buf, req, peer_digest)
+        .map_err(NetError::Io)?;
+    shared.send_meta(ctx.meta, ctx.link, Packet::OvResult, volume, |out| ack.encode(out))?;
+    crate::drbd_verify::reply_done(name, io, &replica).map_err(NetError::Io)
 }

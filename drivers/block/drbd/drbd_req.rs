@@ -22,6 +22,7 @@ use crate::drbd_conn::PeerView;
 use crate::drbd_events::{DeviceIdent, EventCounters, StateEvents};
 use crate::drbd_include::genl as api;
 use crate::drbd_include::genl::DiskState;
+use crate::drbd_mgmt::MgmtShared;
 use crate::drbd_sender::Replica;
 use crate::drbd_md::MetaData;
 use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskOps, LowerDev, LowerGate, LowerRef, UpperBio};
@@ -64,6 +65,9 @@ pub(crate) struct DeviceIo {
     /// Resync progress, and the range a resync read holds writes off.
     #[pin]
     resync: ResyncShared,
+    /// Pause flags, cluster-wide state requests, online verify.
+    #[pin]
+    mgmt: MgmtShared,
     /// Usable size in sectors while attached (0 when diskless).
     capacity: AtomicU64,
     bytes_read: AtomicU64,
@@ -100,6 +104,7 @@ impl DeviceIo {
             replica <- new_mutex!(None, "rdrbd::DeviceIo::replica"),
             disk_state <- new_mutex!(DiskState::Diskless, "rdrbd::DeviceIo::disk_state"),
             resync <- ResyncShared::new(),
+            mgmt <- MgmtShared::new(),
             capacity: AtomicU64::new(0),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
@@ -166,6 +171,11 @@ impl DeviceIo {
     /// Resync progress and locking.
     pub(crate) fn resync(&self) -> &ResyncShared {
         &self.resync
+    }
+
+    /// Pause flags, state change requests and online verify.
+    pub(crate) fn mgmt(&self) -> &MgmtShared {
+        &self.mgmt
     }
 
     /// Out-of-sync 4 KiB blocks per the bitmap (0 when diskless).
@@ -327,16 +337,17 @@ impl DeviceIo {
     /// connection and configuration requests publish here.
     pub(crate) fn state(&self) -> api::State {
         let peer = self.peer();
+        let (user_isp, peer_isp) = (self.mgmt.user_isp(), self.mgmt.peer_isp());
         api::State {
             role: if self.is_primary() { api::Role::Primary } else { api::Role::Secondary },
             peer: peer.peer,
-            conn: peer.conn,
+            conn: crate::drbd_include::mgmt::shown_conn(peer.conn, user_isp || peer_isp),
             disk: self.disk_state(),
             pdsk: peer.pdsk,
             susp: self.is_suspended(),
             aftr_isp: false,
-            peer_isp: false,
-            user_isp: false,
+            peer_isp,
+            user_isp,
             susp_nod: false,
             susp_fen: false,
         }

@@ -229,7 +229,8 @@ impl ResyncShared {
         for _ in 0..20u64.saturating_sub(x) {
             out.write_char('.')?;
         }
-        out.write_str("] sync'ed:")?;
+        let verify = matches!(conn, ConnState::VerifyS | ConnState::VerifyT);
+        out.write_str(if verify { "] verified:" } else { "] sync'ed:" })?;
         write!(out, "{:3}.{}% ", res / 10, res % 10)?;
         if total > (4u64 << 18) {
             write!(out, "({}/{})M", (left >> 10) * 4, (total >> 10) * 4)?;
@@ -306,6 +307,13 @@ fn run_target(mut job: TargetJob) {
     loop {
         if KThread::should_stop() {
             return;
+        }
+        // pause-sync here or on the peer (PausedSyncT): no new requests;
+        // the ones in flight are still answered.
+        if io.mgmt().sync_paused() {
+            let mut guard = rs.wake_lock.lock();
+            let _ = rs.wake.wait_interruptible_timeout(&mut guard, kernel::time::msecs_to_jiffies(u32::from(TICK_MS)));
+            continue;
         }
         if now_ms().saturating_sub(tick_start) >= u64::from(TICK_MS) {
             tick_start = now_ms();
@@ -387,8 +395,8 @@ fn finish_target(job: &mut TargetJob) {
         pdsk,
         susp: false,
         aftr_isp: false,
-        peer_isp: false,
-        user_isp: false,
+        peer_isp: io.mgmt().peer_isp(),
+        user_isp: io.mgmt().user_isp(),
         susp_nod: false,
         susp_fen: false,
     };

@@ -491,6 +491,13 @@ struct crypto_shash *rdrbd_hmac_alloc(const char *alg)
 	return crypto_alloc_shash(name, 0, 0);
 }
 
+/* A plain digest ("crc32c", "sha256") for online verify; an ERR_PTR if
+ * the kernel lacks it. Freed, sized and used like the HMAC transforms. */
+struct crypto_shash *rdrbd_digest_alloc(const char *alg)
+{
+	return crypto_alloc_shash(alg, 0, 0);
+}
+
 void rdrbd_hmac_free(struct crypto_shash *tfm)
 {
 	crypto_free_shash(tfm);

@@ -74,6 +74,7 @@ int rdrbd_rs_proc_show(void *ctx, struct seq_file *seq);
 
 struct crypto_shash;
 struct crypto_shash *rdrbd_hmac_alloc(const char *alg);
+struct crypto_shash *rdrbd_digest_alloc(const char *alg);
 void rdrbd_hmac_free(struct crypto_shash *tfm);
 int rdrbd_hmac_setkey(struct crypto_shash *tfm, const u8 *key, unsigned int len);
 unsigned int rdrbd_hmac_digestsize(struct crypto_shash *tfm);

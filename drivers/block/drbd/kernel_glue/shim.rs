@@ -48,6 +48,7 @@ extern "C" {
     pub(super) fn rdrbd_proc_remove();
 
     pub(super) fn rdrbd_hmac_alloc(alg: *const c_char) -> *mut c_void;
+    pub(super) fn rdrbd_digest_alloc(alg: *const c_char) -> *mut c_void;
     pub(super) fn rdrbd_hmac_free(tfm: *mut c_void);
     pub(super) fn rdrbd_hmac_setkey(tfm: *mut c_void, key: *const u8, len: c_uint) -> c_int;
     pub(super) fn rdrbd_hmac_digestsize(tfm: *mut c_void) -> c_uint;

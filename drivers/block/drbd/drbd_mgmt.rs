@@ -1,0 +1,427 @@
+//! The management commands that start, pause or check a resync (8.4's
+//! `drbd_adm_invalidate`, `drbd_adm_invalidate_peer`,
+//! `drbd_adm_pause_sync`, `drbd_adm_resume_sync`, `drbd_adm_start_ov`,
+//! `drbd_adm_resize`), and the cluster-wide state change request
+//! (P_STATE_CHG_REQ / P_STATE_CHG_REPLY) the connected ones go through.
+//!
+//! The rules (which state allows what, with which error) are
+//! `drbd_include::mgmt`; this file gathers the state and carries out the
+//! verdict. Configuration requests hold the registry lock and may wait
+//! for the peer's reply: the connection threads never take that lock.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use kernel::prelude::*;
+use kernel::sync::{CondVar, Mutex};
+use kernel::{new_condvar, new_mutex};
+
+use crate::drbd_conn::PeerView;
+use crate::drbd_include::genl::{self as api, ConnState, DiskState, RetCode, StateChangeResult};
+use crate::drbd_include::mgmt::{self, Plan, ResizeRequest, ResizeVerdict, Snapshot};
+use crate::drbd_include::protocol::{self as proto, Packet};
+use crate::drbd_options::StateResult;
+use crate::drbd_req::DeviceIo;
+use crate::drbd_resync::now_ms;
+use crate::drbd_sender::Replica;
+use crate::drbd_verify::VerifyShared;
+use crate::{AdmError, AdmResult, Device, Registry};
+
+/// How long a cluster-wide state change waits for the peer's answer.
+const REPLY_TIMEOUT_MS: u64 = 30_000;
+
+/// Management state of a device, shared by the netlink requests and the
+/// connection threads.
+#[pin_data]
+pub(crate) struct MgmtShared {
+    /// `user_isp`: the user paused the resync (pause-sync).
+    user_isp: AtomicBool,
+    /// `peer_isp`: the peer paused it (its user_isp or aftr_isp).
+    peer_isp: AtomicBool,
+    /// The answer to our P_STATE_CHG_REQ, set by the meta-socket thread.
+    #[pin]
+    reply: Mutex<Option<i32>>,
+    #[pin]
+    reply_came: CondVar,
+    /// Online verify.
+    #[pin]
+    pub(crate) verify: VerifyShared,
+}
+
+impl MgmtShared {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            user_isp: AtomicBool::new(false),
+            peer_isp: AtomicBool::new(false),
+            reply <- new_mutex!(None, "rdrbd::MgmtShared::reply"),
+            reply_came <- new_condvar!("rdrbd::MgmtShared::reply_came"),
+            verify <- VerifyShared::new(),
+        })
+    }
+
+    pub(crate) fn user_isp(&self) -> bool {
+        self.user_isp.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn peer_isp(&self) -> bool {
+        self.peer_isp.load(Ordering::Acquire)
+    }
+
+    /// Whether the resync must not make progress (any pause flag).
+    pub(crate) fn sync_paused(&self) -> bool {
+        self.user_isp() || self.peer_isp()
+    }
+
+    /// The peer's pause flags, from its P_STATE; whether they changed.
+    pub(crate) fn set_peer_isp(&self, paused: bool) -> bool {
+        self.peer_isp.swap(paused, Ordering::AcqRel) != paused
+    }
+
+    /// The meta-socket thread got P_STATE_CHG_REPLY.
+    pub(crate) fn got_state_reply(&self, retcode: i32) {
+        *self.reply.lock() = Some(retcode);
+        self.reply_came.notify_all();
+    }
+}
+
+/// Our state word as the peer should see it (`drbd_send_state`): with
+/// the pause flags, and a paused resync shown as paused.
+pub(crate) fn wire_state(io: &DeviceIo) -> api::State {
+    io.state()
+}
+
+/// `_req_st_cond` after `drbd_send_state_req`: asks the peer for
+/// connection state `conn` (our view) and waits for its answer.
+fn request_cluster_wide(name: &str, io: &DeviceIo, replica: &Replica, conn: ConnState) -> AdmResult {
+    let m = io.mgmt();
+    *m.reply.lock() = None;
+    let (mask, val) = mgmt::conn_request(conn);
+    let req = proto::ReqState { mask, val };
+    let refused = AdmError::state(StateChangeResult::CwFailedByPeer, "state change was refused by the peer");
+    replica.send_small(Packet::StateChgReq, |out| req.encode(out)).map_err(|_| refused)?;
+    let deadline = now_ms().saturating_add(REPLY_TIMEOUT_MS);
+    let mut reply = m.reply.lock();
+    loop {
+        if let Some(rc) = reply.take() {
+            if rc >= StateChangeResult::Success as i32 {
+                return Ok(());
+            }
+            let why = StateChangeResult::from_raw(rc).map_or("unknown reason", StateChangeResult::text);
+            pr_err!("{}: Requested state change failed by peer: {} ({})\n", name, why, rc);
+            return Err(refused);
+        }
+        if (io.peer().conn as u32) < ConnState::Connected as u32 || now_ms() > deadline {
+            pr_err!("{}: no answer from the peer to the state change request\n", name);
+            return Err(refused);
+        }
+        let _ = m.reply_came.wait_interruptible_timeout(&mut reply, kernel::time::msecs_to_jiffies(100));
+    }
+}
+
+/// Sets every bit of the bitmap and writes it (`drbd_bmio_set_n_write`).
+pub(crate) fn set_all_out_of_sync(name: &str, io: &DeviceIo) -> Result {
+    match io.with_md(|md, dev| md.set_all_out_of_sync(dev)) {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => {
+            pr_err!("{}: writing the bitmap failed: error {}\n", name, e.to_errno());
+            Err(e)
+        }
+        None => Err(EIO),
+    }
+}
+
+/// `drbd_start_resync(C_SYNC_SOURCE)`: a new sync UUID, persisted and
+/// sent (P_SYNC_UUID), SyncSource with the peer's disk Inconsistent.
+pub(crate) fn start_sync_source(name: &str, io: &DeviceIo, replica: &Replica) -> Result {
+    let primary = io.is_primary();
+    let sync_uuid = match io.with_md(|md, dev| md.begin_sync_source(dev, primary)) {
+        Some(Ok(uuid)) => uuid,
+        Some(Err(e)) => {
+            pr_err!("{}: writing meta data failed: error {}\n", name, e.to_errno());
+            return Err(e);
+        }
+        None => return Err(EIO),
+    };
+    let bits = io.out_of_sync_bits();
+    io.resync().begin(bits);
+    io.update_peer(|v| PeerView { conn: ConnState::SyncSource, pdsk: DiskState::Inconsistent, ..v });
+    pr_info!("{}: Began resync as SyncSource (will sync {} KB [{} bits set]).\n", name, bits * 4, bits);
+    let packet = proto::SyncUuid { uuid: sync_uuid };
+    replica.send_small(Packet::SyncUuid, |out| packet.encode(out))
+}
+
+/// What the receiver does about the peer's P_STATE_CHG_REQ for a
+/// connection state (`receive_req_state`).
+pub(crate) enum PeerRequest {
+    /// Not a connection-state request this file handles (a promotion):
+    /// granted as before.
+    Other,
+    /// Refused with this code.
+    Refused(StateChangeResult),
+    /// Granted: after the reply, go to this state (StartingSyncS/T, VerifyT).
+    Granted(ConnState),
+}
+
+/// Decides on the peer's request `mask`/`val`.
+pub(crate) fn judge_peer_request(io: &DeviceIo, verify_alg: bool, link_version: u32, mask: u32, val: u32) -> PeerRequest {
+    let Some(peer_conn) = mgmt::requested_conn(mask, val) else {
+        return PeerRequest::Other;
+    };
+    let view = io.peer();
+    let s = Snapshot {
+        role: if io.is_primary() { api::Role::Primary } else { api::Role::Secondary },
+        peer: view.peer,
+        conn: view.conn,
+        disk: io.disk_state(),
+        pdsk: view.pdsk,
+        verify_alg,
+        link_version,
+    };
+    match mgmt::grant_peer_request(&s, peer_conn) {
+        Ok(ours) => PeerRequest::Granted(ours),
+        Err(rv) => PeerRequest::Refused(rv),
+    }
+}
+
+/// After granting the peer's request (the reply is sent): StartingSyncT
+/// sets every bit and waits for the source's sync UUID, StartingSyncS
+/// sets every bit and starts the resync, VerifyT waits for requests.
+pub(crate) fn peer_request_granted(name: &str, io: &DeviceIo, replica: &Replica, conn: ConnState) -> Result {
+    pr_info!("{}: conn( Connected -> {} ) (requested by the peer)\n", name, conn.name());
+    match conn {
+        ConnState::StartingSyncT => {
+            io.update_peer(|v| PeerView { conn, ..v });
+            set_all_out_of_sync(name, io)?;
+            io.update_peer(|v| PeerView { conn: ConnState::WfSyncUuid, ..v });
+            Ok(())
+        }
+        ConnState::StartingSyncS => {
+            io.update_peer(|v| PeerView { conn, ..v });
+            set_all_out_of_sync(name, io)?;
+            start_sync_source(name, io, replica)
+        }
+        ConnState::VerifyT => {
+            io.mgmt().verify.begin_target();
+            io.update_peer(|v| PeerView { conn, ..v });
+            Ok(())
+        }
+        _ => Err(EINVAL),
+    }
+}
+
+/// Tells a connected peer our state (after a pause flag changed).
+fn tell_peer(io: &DeviceIo) {
+    if let Some(replica) = io.replica() {
+        if (io.peer().conn as u32) >= ConnState::Connected as u32 {
+            let _ = replica.send_state(wire_state(io));
+        }
+    }
+}
+
+/// A state change refused by the rules.
+fn refused(rv: StateChangeResult) -> AdmError {
+    AdmError::state(rv, rv.text())
+}
+
+impl Registry {
+    fn snapshot(&self, device: &Device) -> Snapshot {
+        let io = &device.io;
+        let view = io.peer();
+        let verify_alg = self
+            .resources
+            .get(&device.resource)
+            .and_then(|r| r.conn.as_ref())
+            .is_some_and(|c| c.config().verify_alg.is_some());
+        Snapshot {
+            role: device.role,
+            peer: view.peer,
+            conn: view.conn,
+            disk: io.disk_state(),
+            pdsk: view.pdsk,
+            verify_alg,
+            link_version: io.replica().map_or(0, |r| r.link_version()),
+        }
+    }
+
+    fn attached_device(&self, minor: u32) -> AdmResult<&Device> {
+        let device = self.device(minor)?;
+        if device.disk_config.is_none() || device.io.disk_state() == DiskState::Diskless {
+            return Err(AdmError::new(RetCode::NoDisk, "device has no disk (attach it first)"));
+        }
+        Ok(device)
+    }
+
+    /// `invalidate`: our disk becomes Inconsistent and a full resync from
+    /// the peer follows (StandAlone Secondary: just Inconsistent, every
+    /// bit set, for the next connect).
+    pub(crate) fn invalidate(&mut self, minor: u32) -> StateResult {
+        let device = self.attached_device(minor)?;
+        let io = &device.io;
+        let name = device.resource;
+        let name = name.as_str();
+        match mgmt::invalidate(&self.snapshot(device)).map_err(refused)? {
+            Plan::LocalOnly => {
+                set_all_out_of_sync(name, io).map_err(|_| AdmError::new(RetCode::IoMdDisk, "writing the bitmap failed"))?;
+                io.set_disk_state(DiskState::Inconsistent);
+                let view = io.peer();
+                if let Some(Err(e)) = io.with_md(|md, dev| md.write_state(dev, false, DiskState::Inconsistent, view.pdsk, view.conn)) {
+                    pr_err!("drbd{}: writing meta data failed: error {}\n", minor, e.to_errno());
+                    return Err(AdmError::new(RetCode::IoMdDisk, "writing the meta data failed"));
+                }
+                pr_info!("drbd{}: invalidated: disk( -> Inconsistent ), every block out of sync\n", minor);
+            }
+            Plan::ClusterWide(conn) => {
+                let replica = io.replica().ok_or(refused(StateChangeResult::NeedConnection))?;
+                // The source's sync UUID may come before we are done here:
+                // the receiver waits while we are StartingSyncT.
+                io.update_peer(|v| PeerView { conn, ..v });
+                let back_to_connected = || {
+                    io.update_peer(|v| if v.conn == conn { PeerView { conn: ConnState::Connected, ..v } } else { v });
+                };
+                if let Err(e) = request_cluster_wide(name, io, &replica, conn) {
+                    back_to_connected();
+                    return Err(e);
+                }
+                pr_info!("drbd{}: conn( Connected -> StartingSyncT ): invalidated, full resync from the peer\n", minor);
+                if set_all_out_of_sync(name, io).is_err() {
+                    back_to_connected();
+                    return Err(AdmError::new(RetCode::IoMdDisk, "writing the bitmap failed"));
+                }
+                io.update_peer(|v| if v.conn == conn { PeerView { conn: ConnState::WfSyncUuid, ..v } } else { v });
+            }
+        }
+        Ok(StateChangeResult::Success)
+    }
+
+    /// `invalidate-remote`: the peer's disk becomes Inconsistent and a
+    /// full resync to it follows (StandAlone Primary: every bit set, for
+    /// the next connect).
+    pub(crate) fn invalidate_peer(&mut self, minor: u32) -> StateResult {
+        let device = self.attached_device(minor)?;
+        let io = &device.io;
+        let name = device.resource;
+        let name = name.as_str();
+        match mgmt::invalidate_peer(&self.snapshot(device)).map_err(refused)? {
+            Plan::LocalOnly => {
+                set_all_out_of_sync(name, io).map_err(|_| AdmError::new(RetCode::IoMdDisk, "writing the bitmap failed"))?;
+                pr_info!("drbd{}: peer invalidated: every block out of sync, full resync at the next connect\n", minor);
+            }
+            Plan::ClusterWide(conn) => {
+                let replica = io.replica().ok_or(refused(StateChangeResult::NeedConnection))?;
+                io.update_peer(|v| PeerView { conn, ..v });
+                let back_to_connected = || {
+                    io.update_peer(|v| if v.conn == conn { PeerView { conn: ConnState::Connected, ..v } } else { v });
+                };
+                if let Err(e) = request_cluster_wide(name, io, &replica, conn) {
+                    back_to_connected();
+                    return Err(e);
+                }
+                pr_info!("drbd{}: conn( Connected -> StartingSyncS ): full resync to the peer\n", minor);
+                if set_all_out_of_sync(name, io).is_err() {
+                    back_to_connected();
+                    return Err(AdmError::new(RetCode::IoMdDisk, "writing the bitmap failed"));
+                }
+                if start_sync_source(name, io, &replica).is_err() {
+                    return Err(AdmError::new(RetCode::IoMdDisk, "starting the resync failed"));
+                }
+            }
+        }
+        Ok(StateChangeResult::Success)
+    }
+
+    /// `pause-sync` (`NS(user_isp, 1)`).
+    pub(crate) fn pause_sync(&mut self, minor: u32) -> AdmResult {
+        let io = &self.device(minor)?.io;
+        mgmt::pause_sync(io.mgmt().user_isp()).map_err(|c| AdmError::new(c, "the resync is paused already"))?;
+        io.change_state(|| io.mgmt().user_isp.store(true, Ordering::Release));
+        pr_info!("drbd{}: user_isp( 0 -> 1 )\n", minor);
+        tell_peer(io);
+        Ok(())
+    }
+
+    /// `resume-sync` (`NS(user_isp, 0)`).
+    pub(crate) fn resume_sync(&mut self, minor: u32) -> AdmResult {
+        let io = &self.device(minor)?.io;
+        let m = io.mgmt();
+        mgmt::resume_sync(m.user_isp(), m.peer_isp(), io.peer().conn).map_err(|c| AdmError::new(c, match c {
+            RetCode::PicPeerDep => "the resync is paused by the peer",
+            _ => "the resync is not paused",
+        }))?;
+        io.change_state(|| m.user_isp.store(false, Ordering::Release));
+        pr_info!("drbd{}: user_isp( 1 -> 0 )\n", minor);
+        tell_peer(io);
+        Ok(())
+    }
+
+    /// `verify` (`drbd_adm_start_ov`): online verify as VerifyS from
+    /// `start` (rounded down to a block) to `stop` (exclusive, clipped to
+    /// the device).
+    pub(crate) fn start_verify(&mut self, minor: u32, parms: api::StartOvParms) -> StateResult {
+        let device = self.attached_device(minor)?;
+        let io = &device.io;
+        let name = device.resource;
+        let name = name.as_str();
+        let Plan::ClusterWide(conn) = mgmt::start_verify(&self.snapshot(device)).map_err(refused)? else {
+            return Err(refused(StateChangeResult::NotSupported));
+        };
+        let replica = io.replica().ok_or(refused(StateChangeResult::NeedConnection))?;
+        let capacity = io.capacity_sectors();
+        let start = (parms.ov_start_sector & !7).min(capacity);
+        let end = parms.ov_stop_sector.min(capacity);
+        request_cluster_wide(name, io, &replica, conn)?;
+        let job = crate::drbd_verify::SourceJob { io: device.io.clone(), replica, start, end };
+        crate::drbd_verify::start_source(name, job).map_err(|_| AdmError::new(RetCode::NoMem, "cannot start the verify thread"))?;
+        Ok(StateChangeResult::Success)
+    }
+
+    /// The current activity log layout (stripes, stripe size KiB); a
+    /// superblock without striping (0/0) has the default one.
+    fn al_layout(device: &Device) -> (u32, u32) {
+        device
+            .io
+            .with_md(|md, _| (md.sb.al_stripes, md.sb.al_stripe_size_4k.saturating_mul(4)))
+            .filter(|&(stripes, size)| stripes != 0 && size != 0)
+            .unwrap_or((1, 32))
+    }
+
+    /// What a resize request starts from: size 0, no flags, the device's
+    /// activity log layout (`drbd_adm_resize`).
+    pub(crate) fn resize_base(&self, minor: u32) -> AdmResult<api::ResizeParms> {
+        let (al_stripes, al_stripe_size) = Self::al_layout(self.attached_device(minor)?);
+        Ok(api::ResizeParms { al_stripes, al_stripe_size, ..api::ResizeParms::default() })
+    }
+
+    /// `resize` (`drbd_adm_resize`): its checks and error codes; rdrbd
+    /// cannot change the size of an attached device yet, so a request
+    /// that would is refused.
+    pub(crate) fn resize(&mut self, minor: u32, parms: api::ResizeParms) -> AdmResult {
+        let device = self.attached_device(minor)?;
+        let io = &device.io;
+        let usable = io.with_md(|md, _| md.capacity()).unwrap_or(0);
+        let al = Self::al_layout(device);
+        let req = ResizeRequest {
+            size: parms.resize_size,
+            no_resync: parms.no_resync,
+            force: parms.resize_force,
+            al_stripes: parms.al_stripes,
+            al_stripe_size: parms.al_stripe_size,
+        };
+        let reason = |c: RetCode| match c {
+            RetCode::MdLayoutNoFit => "changing the activity log layout is not supported by rdrbd yet",
+            _ => c.text(),
+        };
+        match mgmt::resize(&self.snapshot(device), &req, device.capacity, usable, al).map_err(|c| AdmError::new(c, reason(c)))? {
+            ResizeVerdict::Unchanged { too_big } => {
+                if too_big {
+                    pr_err!("drbd{}: Requested disk size is too big ({} > {})\n", minor, req.size >> 1, usable >> 1);
+                }
+                pr_info!("drbd{}: resize: size unchanged ({} sectors)\n", minor, device.capacity);
+                Ok(())
+            }
+            ResizeVerdict::Change(size) => {
+                pr_err!("drbd{}: resize from {} to {} sectors: online resize is not supported by rdrbd yet\n",
+                    minor, device.capacity, size);
+                Err(AdmError::new(RetCode::InvalidRequest, "online resize is not supported by rdrbd yet"))
+            }
+        }
+    }
+}

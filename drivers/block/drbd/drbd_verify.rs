@@ -1,0 +1,329 @@
+//! Online verify (`drbdsetup verify`, 8.4's `w_make_ov_request`,
+//! `w_e_end_ov_req`, `w_e_end_ov_reply`, `got_OVResult`).
+//!
+//! VerifyS walks the device in 4 KiB blocks and sends P_OV_REQUEST for
+//! each (a worker thread, a window of requests in flight). VerifyT reads
+//! the block and answers P_OV_REPLY with its digest (`verify-alg`).
+//! VerifyS reads its own block, compares the digests, marks a differing
+//! block out of sync and tells VerifyT the verdict in P_OV_RESULT, which
+//! marks it there too. Neither side changes data: as in 8.4 the blocks
+//! found different are resynced on the next disconnect/connect. Each side
+//! counts the blocks left and goes back to Connected at zero; VerifyS
+//! then sends P_STATE (which also ends a VerifyT whose count differs,
+//! e.g. after a stop sector).
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use kernel::prelude::*;
+use kernel::sync::{Arc, CondVar, Mutex};
+use kernel::{new_condvar, new_mutex};
+
+use crate::drbd_conn::PeerView;
+use crate::drbd_include::genl::ConnState;
+use crate::drbd_include::protocol::{self as proto, Packet, ID_IN_SYNC, ID_OUT_OF_SYNC, ID_SYNCER};
+use crate::drbd_req::DeviceIo;
+use crate::drbd_sender::Replica;
+use crate::kernel_glue::block::BlockPages;
+use crate::kernel_glue::crypto::Digest;
+use crate::kernel_glue::thread::KThread;
+
+/// Sectors of one verify request (`BM_BLOCK_SIZE`).
+const BLOCK_SECTORS: u64 = 8;
+/// Requests VerifyS keeps in flight.
+const WINDOW: u32 = 64;
+
+/// Verify progress a device shares between the netlink request, the
+/// VerifyS worker, the receiver and the meta-socket thread.
+#[pin_data]
+pub(crate) struct VerifyShared {
+    /// Blocks not yet compared (`ov_left`).
+    left: AtomicU64,
+    /// Blocks found different in this run.
+    out_of_sync: AtomicU64,
+    /// VerifyS: requests sent and not answered.
+    in_flight: AtomicU32,
+    /// VerifyT: the first request came (its sector is the start).
+    started: AtomicBool,
+    /// The run of differing sectors not yet logged: start, length.
+    #[pin]
+    run: Mutex<(u64, u64)>,
+    #[pin]
+    wake_lock: Mutex<()>,
+    /// Wakes the VerifyS worker when a reply came in.
+    #[pin]
+    wake: CondVar,
+    /// VerifyS: the request worker.
+    #[pin]
+    worker: Mutex<Option<KThread>>,
+}
+
+impl VerifyShared {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            left: AtomicU64::new(0),
+            out_of_sync: AtomicU64::new(0),
+            in_flight: AtomicU32::new(0),
+            started: AtomicBool::new(false),
+            run <- new_mutex!((0, 0), "rdrbd::VerifyShared::run"),
+            wake_lock <- new_mutex!((), "rdrbd::VerifyShared::wake_lock"),
+            wake <- new_condvar!("rdrbd::VerifyShared::wake"),
+            worker <- new_mutex!(None, "rdrbd::VerifyShared::worker"),
+        })
+    }
+
+    /// Blocks left to compare (for /proc/drbd).
+    pub(crate) fn left(&self) -> u64 {
+        self.left.load(Ordering::Relaxed)
+    }
+
+    fn reset(&self, left: u64) {
+        self.left.store(left, Ordering::Relaxed);
+        self.out_of_sync.store(0, Ordering::Relaxed);
+        self.in_flight.store(0, Ordering::Relaxed);
+        *self.run.lock() = (0, 0);
+    }
+
+    /// VerifyT from now on: the first request will give the start.
+    pub(crate) fn begin_target(&self) {
+        self.started.store(false, Ordering::Release);
+    }
+
+    /// Stops the VerifyS worker (connection lost, or a new verify).
+    pub(crate) fn stop_worker(&self) {
+        let worker = self.worker.lock().take();
+        drop(worker);
+    }
+
+    /// One block fewer to compare; whether it was the last.
+    fn block_done(&self) -> bool {
+        let prev = self.left.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)));
+        prev == Ok(1)
+    }
+
+    /// `drbd_ov_out_of_sync_found`: a differing block extends the run
+    /// being collected, or logs the previous run and starts a new one.
+    fn found_out_of_sync(&self, name: &str, sector: u64, size: u32) {
+        self.out_of_sync.fetch_add(1, Ordering::Relaxed);
+        let sectors = u64::from(size).div_ceil(512);
+        let mut run = self.run.lock();
+        if run.1 != 0 && run.0.saturating_add(run.1) == sector {
+            run.1 = run.1.saturating_add(sectors);
+            return;
+        }
+        log_run(name, *run);
+        *run = (sector, sectors);
+    }
+
+    /// `ov_out_of_sync_print`: logs the run being collected.
+    fn flush_run(&self, name: &str) {
+        let mut run = self.run.lock();
+        log_run(name, *run);
+        *run = (0, 0);
+    }
+}
+
+fn log_run(name: &str, (start, len): (u64, u64)) {
+    if len != 0 {
+        pr_info!("{}: Out of sync: start={}, size={} (sectors)\n", name, start, len);
+    }
+}
+
+/// What the VerifyS worker needs.
+pub(crate) struct SourceJob {
+    pub(crate) io: Arc<DeviceIo>,
+    pub(crate) replica: Arc<Replica>,
+    /// First sector (block aligned) and the sector to stop before.
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+}
+
+/// Starts online verify as VerifyS (the peer agreed to VerifyT).
+pub(crate) fn start_source(name: &str, job: SourceJob) -> Result {
+    let io = job.io.clone();
+    let v = &io.mgmt().verify;
+    v.stop_worker();
+    let blocks = job.end.saturating_sub(job.start).div_ceil(BLOCK_SECTORS);
+    v.reset(blocks);
+    io.resync().begin(blocks);
+    io.update_peer(|view| PeerView { conn: ConnState::VerifyS, ..view });
+    pr_info!("{}: Starting Online Verify from sector {}\n", name, job.start);
+    if blocks == 0 {
+        finish(name, &io, ConnState::VerifyS);
+        return Ok(());
+    }
+    let thread_name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_ov_{}", name))?;
+    let thread = KThread::spawn(&thread_name, move || run_source(job))?;
+    *v.worker.lock() = Some(thread);
+    Ok(())
+}
+
+fn run_source(job: SourceJob) {
+    let v = &job.io.mgmt().verify;
+    let mut sector = job.start;
+    while sector < job.end {
+        if KThread::should_stop() || job.io.peer().conn != ConnState::VerifyS {
+            return;
+        }
+        if v.in_flight.load(Ordering::Acquire) >= WINDOW {
+            let mut guard = v.wake_lock.lock();
+            let _ = v.wake.wait_interruptible_timeout(&mut guard, kernel::time::msecs_to_jiffies(10));
+            continue;
+        }
+        let sectors = job.end.saturating_sub(sector).min(BLOCK_SECTORS);
+        let req = proto::BlockRequest { sector, block_id: ID_SYNCER, blksize: (sectors * 512) as u32 };
+        v.in_flight.fetch_add(1, Ordering::AcqRel);
+        if job.replica.send_small(Packet::OvRequest, |out| req.encode(out)).is_err() {
+            // The receiver sees the broken connection.
+            return;
+        }
+        sector = sector.saturating_add(BLOCK_SECTORS);
+    }
+}
+
+/// VerifyT: P_OV_REQUEST. The first one gives the start sector
+/// (`ov_start_sector`); the block is read and its digest sent back in
+/// P_OV_REPLY.
+pub(crate) fn serve_request(
+    name: &str,
+    io: &DeviceIo,
+    replica: &Replica,
+    digest: &Digest,
+    pages: &mut BlockPages,
+    buf: &mut [u8],
+    req: proto::BlockRequest,
+) -> Result {
+    let v = &io.mgmt().verify;
+    if !v.started.swap(true, Ordering::AcqRel) {
+        let capacity = io.capacity_sectors();
+        let blocks = capacity.div_ceil(BLOCK_SECTORS).saturating_sub(req.sector / BLOCK_SECTORS);
+        v.reset(blocks);
+        io.resync().begin(blocks);
+        pr_info!("{}: Online Verify start sector: {}\n", name, req.sector);
+    }
+    let out = buf.get_mut(..req.blksize as usize).ok_or(EINVAL)?;
+    io.read_for_resync(pages, req.sector, out, |data| {
+        let (sum, n) = digest.digest(data)?;
+        let head = proto::BlockRequest { sector: req.sector, block_id: req.block_id, blksize: req.blksize };
+        let mut h = [0u8; proto::BlockRequest::SIZE];
+        let hn = head.encode(&mut h).map_err(|_| EINVAL)?;
+        replica.send_with_data(Packet::OvReply, h.get(..hn).unwrap_or(&[]), sum.get(..n).unwrap_or(&[]))
+    })
+}
+
+/// VerifyS: P_OV_REPLY. Compares the peer's digest with our block's,
+/// marks a differing block out of sync, and returns the P_OV_RESULT to
+/// send; ends the verify after the last block.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn compare_reply(
+    name: &str,
+    io: &DeviceIo,
+    digest: &Digest,
+    pages: &mut BlockPages,
+    buf: &mut [u8],
+    req: proto::BlockRequest,
+    peer_digest: &[u8],
+) -> Result<proto::BlockAck> {
+    let v = &io.mgmt().verify;
+    let out = buf.get_mut(..req.blksize as usize).ok_or(EINVAL)?;
+    let mut same = false;
+    io.read_for_resync(pages, req.sector, out, |data| {
+        let (sum, n) = digest.digest(data)?;
+        same = sum.get(..n) == Some(peer_digest);
+        Ok(())
+    })?;
+    if !same {
+        io.set_out_of_sync(req.sector, req.blksize);
+        v.found_out_of_sync(name, req.sector, req.blksize);
+    }
+    let _ = v.in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)));
+    {
+        let _guard = v.wake_lock.lock();
+        v.wake.notify_all();
+    }
+    let block_id = if same { ID_IN_SYNC } else { ID_OUT_OF_SYNC };
+    Ok(proto::BlockAck { sector: req.sector, block_id, blksize: req.blksize, seq_num: 0 })
+}
+
+/// VerifyS, after the P_OV_RESULT went out: counts the block and ends
+/// the verify after the last one, telling the peer (P_STATE Connected).
+pub(crate) fn reply_done(name: &str, io: &DeviceIo, replica: &Replica) -> Result {
+    let v = &io.mgmt().verify;
+    io.resync().note_left(|| v.left());
+    if v.block_done() && finish(name, io, ConnState::VerifyS) {
+        return replica.send_state(crate::drbd_mgmt::wire_state(io));
+    }
+    Ok(())
+}
+
+/// VerifyT: P_OV_RESULT (`got_OVResult`). A block found different is
+/// marked even when the result comes after the verify ended (VerifyS's
+/// P_STATE on the data socket may overtake the last result on the meta
+/// socket): marking is always safe.
+pub(crate) fn got_result(name: &str, io: &DeviceIo, ack: proto::BlockAck) {
+    let in_range = ack.blksize != 0
+        && ack.blksize <= 4096
+        && ack.sector.checked_add(u64::from(ack.blksize / 512)).is_some_and(|end| end <= io.capacity_sectors());
+    if !in_range {
+        pr_err!("{}: OVResult for sector {} size {} is out of range; ignored\n", name, ack.sector, ack.blksize);
+        return;
+    }
+    let v = &io.mgmt().verify;
+    let verifying = io.peer().conn == ConnState::VerifyT;
+    if ack.block_id == ID_OUT_OF_SYNC {
+        io.set_out_of_sync(ack.sector, ack.blksize);
+        if verifying {
+            v.found_out_of_sync(name, ack.sector, ack.blksize);
+        } else {
+            pr_info!("{}: Out of sync: start={}, size={} (sectors)\n", name, ack.sector, ack.blksize / 512);
+        }
+    }
+    if !verifying {
+        return;
+    }
+    io.resync().note_left(|| v.left());
+    if v.block_done() {
+        finish(name, io, ConnState::VerifyT);
+    }
+}
+
+/// `drbd_resync_finished` of a verify: back to Connected (if still in
+/// `side`), with the 8.4 log lines. Returns whether it ended here.
+pub(crate) fn finish(name: &str, io: &DeviceIo, side: ConnState) -> bool {
+    let mut ended = false;
+    io.update_peer(|view| {
+        if view.conn == side {
+            ended = true;
+            PeerView { conn: ConnState::Connected, ..view }
+        } else {
+            view
+        }
+    });
+    if !ended {
+        return false;
+    }
+    let v = &io.mgmt().verify;
+    v.flush_run(name);
+    v.started.store(false, Ordering::Release);
+    let rs = io.resync();
+    let dt = rs.elapsed_secs();
+    let done = rs.total().saturating_sub(v.left());
+    pr_info!("{}: Online verify done (total {} sec; paused 0 sec; {} K/sec)\n", name, dt, done * 4 / dt);
+    let oos = v.out_of_sync.load(Ordering::Relaxed);
+    if oos != 0 {
+        pr_info!("{}: Online verify found {} 4k block out of sync!\n", name, oos);
+    }
+    pr_info!("{}: conn( {} -> Connected )\n", name, side.name());
+    true
+}
+
+/// The connection is gone: a verify in progress ends without a result.
+pub(crate) fn connection_lost(name: &str, io: &DeviceIo) {
+    let v = &io.mgmt().verify;
+    v.stop_worker();
+    v.started.store(false, Ordering::Release);
+    let conn = io.peer().conn;
+    if matches!(conn, ConnState::VerifyS | ConnState::VerifyT) {
+        v.flush_run(name);
+        pr_info!("{}: online verify interrupted ({} blocks not compared)\n", name, v.left());
+    }
+}

@@ -1,0 +1,437 @@
+//! The state rules of DRBD 8.4's management commands (`drbd_state.c`'s
+//! `is_valid_state`, `is_valid_soft_transition`,
+//! `is_valid_conn_transition` and `sanitize_state`, narrowed to what
+//! invalidate, invalidate-remote, pause-sync/resume-sync, online verify
+//! and resize change), and the cluster-wide state change request they
+//! send (P_STATE_CHG_REQ with a mask and a value).
+//!
+//! Every function is a pure decision on a [`Snapshot`] of one device, so
+//! the kernel driver only gathers the state and carries out the verdict.
+
+use super::genl::{ConnState, DiskState, RetCode, Role, StateChangeResult};
+
+/// The connection-state bits of a state word (`union drbd_state`).
+pub const CONN_MASK: u32 = 31 << 4;
+
+/// The first protocol version with online verify (`is_valid_state`).
+pub const VERIFY_MIN_VERSION: u32 = 88;
+
+/// The first protocol version that can resize without a resync.
+pub const NO_RESYNC_RESIZE_MIN_VERSION: u32 = 93;
+
+/// What a management command looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Own role.
+    pub role: Role,
+    /// The peer's role (Unknown without a connection).
+    pub peer: Role,
+    /// The connection state (without the paused variants, see [`shown_conn`]).
+    pub conn: ConnState,
+    /// Own disk.
+    pub disk: DiskState,
+    /// The peer's disk.
+    pub pdsk: DiskState,
+    /// A verify-alg is configured in the net options.
+    pub verify_alg: bool,
+    /// Agreed protocol version (0 without a connection).
+    pub link_version: u32,
+}
+
+/// How a command is carried out once the rules allow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plan {
+    /// No peer involved: change the local state only (invalidate on a
+    /// StandAlone Secondary: disk Inconsistent and every bit set;
+    /// invalidate-remote on a StandAlone Primary: every bit set).
+    LocalOnly,
+    /// Ask the peer first: P_STATE_CHG_REQ for this connection state
+    /// (from our point of view), then change ours.
+    ClusterWide(ConnState),
+}
+
+/// The mask and value of P_STATE_CHG_REQ asking for connection state
+/// `conn` (as the requester sees it).
+pub fn conn_request(conn: ConnState) -> (u32, u32) {
+    (CONN_MASK, (conn as u32) << 4)
+}
+
+/// The connection state a P_STATE_CHG_REQ asks for, if it asks for a
+/// connection state and nothing else.
+pub fn requested_conn(mask: u32, val: u32) -> Option<ConnState> {
+    if mask != CONN_MASK {
+        return None;
+    }
+    ConnState::from_raw((val & CONN_MASK) >> 4)
+}
+
+/// `convert_state`: the peer's view of a connection state (source and
+/// target swap sides).
+pub fn as_seen_by_peer(conn: ConnState) -> ConnState {
+    use ConnState::*;
+    match conn {
+        StartingSyncS => StartingSyncT,
+        StartingSyncT => StartingSyncS,
+        WfBitMapS => WfBitMapT,
+        WfBitMapT => WfBitMapS,
+        SyncSource => SyncTarget,
+        SyncTarget => SyncSource,
+        VerifyS => VerifyT,
+        VerifyT => VerifyS,
+        PausedSyncS => PausedSyncT,
+        PausedSyncT => PausedSyncS,
+        Ahead => Behind,
+        Behind => Ahead,
+        other => other,
+    }
+}
+
+/// `sanitize_state`: a resync with any of the pause flags set shows as
+/// PausedSyncS / PausedSyncT.
+pub fn shown_conn(conn: ConnState, paused: bool) -> ConnState {
+    match conn {
+        ConnState::SyncSource if paused => ConnState::PausedSyncS,
+        ConnState::SyncTarget if paused => ConnState::PausedSyncT,
+        other => other,
+    }
+}
+
+/// Whether a resync or verify (or the way into one) is running.
+fn resync_running(conn: ConnState) -> bool {
+    conn as u32 > ConnState::Connected as u32
+}
+
+/// The checks of a change of the connection state to `ns_conn` with the
+/// other fields unchanged: `is_valid_conn_transition`, then
+/// `is_valid_state`, then `is_valid_soft_transition`, as `drbd_req_state`
+/// runs them.
+pub fn check_conn_change(s: &Snapshot, ns_conn: ConnState) -> Result<(), StateChangeResult> {
+    use ConnState::*;
+    let (oc, nc) = (s.conn as u32, ns_conn as u32);
+    // is_valid_conn_transition
+    if oc == nc {
+        return Err(StateChangeResult::NothingToDo);
+    }
+    if s.conn == StandAlone || oc < WfReportParams as u32 {
+        return Err(StateChangeResult::NeedConnection);
+    }
+    // is_valid_state
+    let starting = matches!(ns_conn, StartingSyncS | StartingSyncT);
+    let verify = matches!(ns_conn, VerifyS | VerifyT);
+    if nc > Connected as u32 {
+        if (s.disk as u32) < DiskState::Inconsistent as u32 {
+            return Err(StateChangeResult::NoLocalDisk);
+        }
+        if (s.pdsk as u32) < DiskState::Inconsistent as u32 {
+            return Err(StateChangeResult::NoRemoteDisk);
+        }
+        if s.disk != DiskState::UpToDate && s.pdsk != DiskState::UpToDate {
+            return Err(StateChangeResult::NoUpToDateDisk);
+        }
+    }
+    if verify && !s.verify_alg {
+        return Err(StateChangeResult::NoVerifyAlg);
+    }
+    if verify && s.link_version < VERIFY_MIN_VERSION {
+        return Err(StateChangeResult::NotSupported);
+    }
+    if starting && s.pdsk == DiskState::DUnknown {
+        return Err(StateChangeResult::NeedConnection);
+    }
+    // is_valid_soft_transition
+    if (starting || verify) && oc < Connected as u32 {
+        return Err(StateChangeResult::NeedConnection);
+    }
+    if (starting || verify) && resync_running(s.conn) {
+        return Err(StateChangeResult::ResyncRunning);
+    }
+    Ok(())
+}
+
+/// `drbd_adm_invalidate`: a StandAlone Secondary just invalidates its
+/// disk; otherwise a full resync as SyncTarget (C_STARTING_SYNC_T).
+///
+/// rdrbd refuses to become SyncTarget while Primary (8.4 would serve the
+/// reads from the peer meanwhile; rdrbd cannot yet).
+pub fn invalidate(s: &Snapshot) -> Result<Plan, StateChangeResult> {
+    if s.conn == ConnState::StandAlone && s.role == Role::Secondary {
+        return Ok(Plan::LocalOnly);
+    }
+    check_conn_change(s, ConnState::StartingSyncT)?;
+    if s.role == Role::Primary {
+        return Err(StateChangeResult::NoUpToDateDisk);
+    }
+    if s.pdsk != DiskState::UpToDate {
+        // The peer would be the source of a full sync.
+        return Err(StateChangeResult::NoUpToDateDisk);
+    }
+    Ok(Plan::ClusterWide(ConnState::StartingSyncT))
+}
+
+/// `drbd_adm_invalidate_peer`: a StandAlone Primary just marks every
+/// block for the next resync; otherwise a full resync as SyncSource
+/// (C_STARTING_SYNC_S).
+pub fn invalidate_peer(s: &Snapshot) -> Result<Plan, StateChangeResult> {
+    if s.conn == ConnState::StandAlone && s.role == Role::Primary {
+        return Ok(Plan::LocalOnly);
+    }
+    check_conn_change(s, ConnState::StartingSyncS)?;
+    if s.disk != DiskState::UpToDate {
+        return Err(StateChangeResult::NoUpToDateDisk);
+    }
+    Ok(Plan::ClusterWide(ConnState::StartingSyncS))
+}
+
+/// `drbd_adm_start_ov`: online verify as VerifyS.
+pub fn start_verify(s: &Snapshot) -> Result<Plan, StateChangeResult> {
+    check_conn_change(s, ConnState::VerifyS)?;
+    Ok(Plan::ClusterWide(ConnState::VerifyS))
+}
+
+/// `receive_req_state`: whether we grant the peer's request for
+/// connection state `peer_conn` (its point of view); `Ok` carries the
+/// state we go to.
+pub fn grant_peer_request(s: &Snapshot, peer_conn: ConnState) -> Result<ConnState, StateChangeResult> {
+    let ours = as_seen_by_peer(peer_conn);
+    check_conn_change(s, ours)?;
+    match ours {
+        ConnState::StartingSyncS if s.disk != DiskState::UpToDate => Err(StateChangeResult::NoUpToDateDisk),
+        // As for invalidate: rdrbd cannot be a Primary SyncTarget yet.
+        ConnState::StartingSyncT if s.role == Role::Primary => Err(StateChangeResult::NoUpToDateDisk),
+        ConnState::StartingSyncS | ConnState::StartingSyncT | ConnState::VerifyT => Ok(ours),
+        _ => Err(StateChangeResult::NotSupported),
+    }
+}
+
+/// `drbd_adm_pause_sync`: setting user_isp again is
+/// `ERR_PAUSE_IS_SET`.
+pub fn pause_sync(user_isp: bool) -> Result<(), RetCode> {
+    if user_isp {
+        Err(RetCode::PauseIsSet)
+    } else {
+        Ok(())
+    }
+}
+
+/// `drbd_adm_resume_sync`: clearing a clear user_isp is an error that
+/// says what else keeps the resync paused.
+pub fn resume_sync(user_isp: bool, peer_isp: bool, conn: ConnState) -> Result<(), RetCode> {
+    if user_isp {
+        return Ok(());
+    }
+    if peer_isp && matches!(conn, ConnState::SyncSource | ConnState::SyncTarget) {
+        Err(RetCode::PicPeerDep)
+    } else {
+        Err(RetCode::PauseIsClear)
+    }
+}
+
+/// What `resize` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResizeRequest {
+    /// Requested size in sectors, 0: as large as the backing disk allows.
+    pub size: u64,
+    /// `--assume-clean`.
+    pub no_resync: bool,
+    /// `--assume-peer-has-space`.
+    pub force: bool,
+    /// Activity log layout asked for.
+    pub al_stripes: u32,
+    /// KiB.
+    pub al_stripe_size: u32,
+}
+
+/// The outcome of a resize request rdrbd can carry out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResizeVerdict {
+    /// The size stays (also when the request asks for more than the
+    /// backing disk has: 8.4 logs "Requested disk size is too big").
+    Unchanged {
+        /// The request asked for more than the backing disk has.
+        too_big: bool,
+    },
+    /// The size would change: online resize is not implemented in rdrbd.
+    Change(u64),
+}
+
+/// `drbd_adm_resize`'s checks, in its order, then `drbd_new_dev_size`:
+/// `current` is the exposed size, `usable` what the backing disk offers,
+/// `al` the current activity log layout (stripes, stripe size KiB).
+pub fn resize(
+    s: &Snapshot,
+    req: &ResizeRequest,
+    current: u64,
+    usable: u64,
+    al: (u32, u32),
+) -> Result<ResizeVerdict, RetCode> {
+    if resync_running(s.conn) {
+        return Err(RetCode::ResizeResync);
+    }
+    if s.role == Role::Secondary && s.peer == Role::Secondary {
+        return Err(RetCode::NoPrimary);
+    }
+    if req.no_resync && s.link_version < NO_RESYNC_RESIZE_MIN_VERSION {
+        return Err(RetCode::NeedApv93);
+    }
+    if (req.al_stripes, req.al_stripe_size) != al {
+        let al_size_k = u64::from(req.al_stripes) * u64::from(req.al_stripe_size);
+        if al_size_k > 16 * 1024 * 1024 {
+            return Err(RetCode::MdLayoutTooBig);
+        }
+        if al_size_k < 32 {
+            return Err(RetCode::MdLayoutTooSmall);
+        }
+        if s.conn != ConnState::Connected && !req.force {
+            return Err(RetCode::MdLayoutConnected);
+        }
+        // A new layout moves the activity log: not implemented.
+        return Err(RetCode::MdLayoutNoFit);
+    }
+    let too_big = req.size > usable;
+    let wanted = if req.size == 0 || too_big { usable } else { req.size };
+    if wanted == current {
+        Ok(ResizeVerdict::Unchanged { too_big })
+    } else {
+        Ok(ResizeVerdict::Change(wanted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ConnState::*;
+    use DiskState::*;
+
+    fn connected() -> Snapshot {
+        Snapshot {
+            role: Role::Secondary,
+            peer: Role::Primary,
+            conn: Connected,
+            disk: UpToDate,
+            pdsk: UpToDate,
+            verify_alg: true,
+            link_version: 101,
+        }
+    }
+
+    #[test]
+    fn request_words_round_trip() {
+        let (mask, val) = conn_request(StartingSyncT);
+        assert_eq!(mask, 0x1f0);
+        assert_eq!(val, 12 << 4);
+        assert_eq!(requested_conn(mask, val), Some(StartingSyncT));
+        // A role change (mask 3) is no connection request.
+        assert_eq!(requested_conn(3, 1), None);
+        assert_eq!(requested_conn(mask | 3, val), None);
+        assert_eq!(requested_conn(mask, 31 << 4), None);
+    }
+
+    #[test]
+    fn peer_view_swaps_sides() {
+        for (a, b) in [(StartingSyncS, StartingSyncT), (VerifyS, VerifyT), (SyncSource, SyncTarget)] {
+            assert_eq!(as_seen_by_peer(a), b);
+            assert_eq!(as_seen_by_peer(b), a);
+        }
+        assert_eq!(as_seen_by_peer(Connected), Connected);
+    }
+
+    #[test]
+    fn paused_resync_shows_paused() {
+        assert_eq!(shown_conn(SyncSource, true), PausedSyncS);
+        assert_eq!(shown_conn(SyncTarget, true), PausedSyncT);
+        assert_eq!(shown_conn(SyncTarget, false), SyncTarget);
+        assert_eq!(shown_conn(Connected, true), Connected);
+    }
+
+    #[test]
+    fn invalidate_rules() {
+        let standalone = Snapshot { conn: StandAlone, peer: Role::Unknown, pdsk: DUnknown, ..connected() };
+        assert_eq!(invalidate(&standalone), Ok(Plan::LocalOnly));
+        let primary = Snapshot { role: Role::Primary, ..standalone };
+        assert_eq!(invalidate(&primary), Err(StateChangeResult::NeedConnection));
+        let waiting = Snapshot { conn: WfConnection, ..standalone };
+        assert_eq!(invalidate(&waiting), Err(StateChangeResult::NeedConnection));
+        assert_eq!(invalidate(&connected()), Ok(Plan::ClusterWide(StartingSyncT)));
+        let syncing = Snapshot { conn: SyncSource, ..connected() };
+        assert_eq!(invalidate(&syncing), Err(StateChangeResult::ResyncRunning));
+        let both_bad = Snapshot { disk: Inconsistent, pdsk: Inconsistent, ..connected() };
+        assert_eq!(invalidate(&both_bad), Err(StateChangeResult::NoUpToDateDisk));
+        let connected_primary = Snapshot { role: Role::Primary, peer: Role::Secondary, ..connected() };
+        assert_eq!(invalidate(&connected_primary), Err(StateChangeResult::NoUpToDateDisk));
+    }
+
+    #[test]
+    fn invalidate_peer_rules() {
+        let standalone = Snapshot { conn: StandAlone, peer: Role::Unknown, pdsk: DUnknown, ..connected() };
+        assert_eq!(invalidate_peer(&standalone), Err(StateChangeResult::NeedConnection));
+        let primary = Snapshot { role: Role::Primary, ..standalone };
+        assert_eq!(invalidate_peer(&primary), Ok(Plan::LocalOnly));
+        assert_eq!(invalidate_peer(&connected()), Ok(Plan::ClusterWide(StartingSyncS)));
+        let inconsistent = Snapshot { disk: Inconsistent, ..connected() };
+        assert_eq!(invalidate_peer(&inconsistent), Err(StateChangeResult::NoUpToDateDisk));
+        let diskless_peer = Snapshot { pdsk: Diskless, ..connected() };
+        assert_eq!(invalidate_peer(&diskless_peer), Err(StateChangeResult::NoRemoteDisk));
+    }
+
+    #[test]
+    fn verify_rules() {
+        assert_eq!(start_verify(&connected()), Ok(Plan::ClusterWide(VerifyS)));
+        let no_alg = Snapshot { verify_alg: false, ..connected() };
+        assert_eq!(start_verify(&no_alg), Err(StateChangeResult::NoVerifyAlg));
+        let running = Snapshot { conn: VerifyS, ..connected() };
+        assert_eq!(start_verify(&running), Err(StateChangeResult::NothingToDo));
+        let syncing = Snapshot { conn: SyncTarget, disk: Inconsistent, ..connected() };
+        assert_eq!(start_verify(&syncing), Err(StateChangeResult::ResyncRunning));
+        let standalone = Snapshot { conn: StandAlone, ..connected() };
+        assert_eq!(start_verify(&standalone), Err(StateChangeResult::NeedConnection));
+        let old = Snapshot { link_version: 87, ..connected() };
+        assert_eq!(start_verify(&old), Err(StateChangeResult::NotSupported));
+    }
+
+    #[test]
+    fn peer_requests() {
+        assert_eq!(grant_peer_request(&connected(), StartingSyncT), Ok(StartingSyncS));
+        assert_eq!(grant_peer_request(&connected(), StartingSyncS), Ok(StartingSyncT));
+        assert_eq!(grant_peer_request(&connected(), VerifyS), Ok(VerifyT));
+        let no_alg = Snapshot { verify_alg: false, ..connected() };
+        assert_eq!(grant_peer_request(&no_alg, VerifyS), Err(StateChangeResult::NoVerifyAlg));
+        let primary = Snapshot { role: Role::Primary, ..connected() };
+        assert_eq!(grant_peer_request(&primary, StartingSyncS), Err(StateChangeResult::NoUpToDateDisk));
+        let inconsistent = Snapshot { disk: Inconsistent, ..connected() };
+        assert_eq!(grant_peer_request(&inconsistent, StartingSyncT), Err(StateChangeResult::NoUpToDateDisk));
+        assert_eq!(grant_peer_request(&connected(), Connected), Err(StateChangeResult::NothingToDo));
+    }
+
+    #[test]
+    fn pause_and_resume() {
+        assert_eq!(pause_sync(false), Ok(()));
+        assert_eq!(pause_sync(true), Err(RetCode::PauseIsSet));
+        assert_eq!(resume_sync(true, false, SyncTarget), Ok(()));
+        assert_eq!(resume_sync(false, false, Connected), Err(RetCode::PauseIsClear));
+        assert_eq!(resume_sync(false, true, SyncTarget), Err(RetCode::PicPeerDep));
+    }
+
+    #[test]
+    fn resize_rules() {
+        let primary = Snapshot { role: Role::Primary, peer: Role::Secondary, ..connected() };
+        let req = ResizeRequest { size: 0, no_resync: false, force: false, al_stripes: 1, al_stripe_size: 32 };
+        let al = (1, 32);
+        assert_eq!(resize(&primary, &req, 1000, 1000, al), Ok(ResizeVerdict::Unchanged { too_big: false }));
+        let big = ResizeRequest { size: 5000, ..req };
+        assert_eq!(resize(&primary, &big, 1000, 1000, al), Ok(ResizeVerdict::Unchanged { too_big: true }));
+        let small = ResizeRequest { size: 800, ..req };
+        assert_eq!(resize(&primary, &small, 1000, 1000, al), Ok(ResizeVerdict::Change(800)));
+        let secondaries = Snapshot { peer: Role::Secondary, ..connected() };
+        assert_eq!(resize(&secondaries, &req, 1000, 1000, al), Err(RetCode::NoPrimary));
+        let syncing = Snapshot { conn: SyncSource, ..primary };
+        assert_eq!(resize(&syncing, &req, 1000, 1000, al), Err(RetCode::ResizeResync));
+        let old = Snapshot { link_version: 92, ..primary };
+        let clean = ResizeRequest { no_resync: true, ..req };
+        assert_eq!(resize(&old, &clean, 1000, 1000, al), Err(RetCode::NeedApv93));
+        let huge_al = ResizeRequest { al_stripes: 1024, al_stripe_size: 65536, ..req };
+        assert_eq!(resize(&primary, &huge_al, 1000, 1000, al), Err(RetCode::MdLayoutTooBig));
+        let standalone = Snapshot { conn: StandAlone, peer: Role::Unknown, ..primary };
+        let two = ResizeRequest { al_stripes: 2, ..req };
+        assert_eq!(resize(&standalone, &two, 1000, 1000, al), Err(RetCode::MdLayoutConnected));
+    }
+}

@@ -1,0 +1,126 @@
+#!/bin/bash
+# Management commands with the in-tree C DRBD 8.4 driver (guest 1,
+# drbdsetup-84) as the peer of rdrbd (guest 0), protocol C, verify-alg
+# crc32c: online verify in both directions (rdrbd VerifyS, then C VerifyS
+# finding one block changed on the C node's backing disk, resynced by a
+# reconnect); invalidate on the C node (rdrbd grants P_STATE_CHG_REQ and
+# becomes SyncSource); invalidate-remote on rdrbd (the C node grants and
+# becomes SyncTarget); invalidate on rdrbd (C becomes SyncSource). After
+# each resync the data areas of both backing disks are equal.
+# guests: 2
+# disks: 64M
+# timeout: 900
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_artifacts
+[ "$NGUESTS" = 2 ] || die "needs 2 guests"
+if [ "$GUEST_INDEX" = 0 ]; then
+  attach_rdrbd || exit 1
+else
+  attach_c_drbd || exit 1
+fi
+barrier attached || die "peer never attached"
+
+LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
+connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --verify-alg=crc32c; }
+step connect connect || exit 1
+step connected wait_cs Connected 90 || exit 1
+barrier connected || die "barrier connected"
+
+# wait_resync N SECONDS: the Nth resync done here (rdrbd logs "Resync
+# done"; the C driver too), then both UpToDate.
+wait_resync() {
+  local n=$(( $2 * 10 ))
+  until [ "$(dmesg | grep -c 'Resync done')" -ge "$1" ] || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+  dmesg | grep 'Resync done' | tail -1
+  wait_synced 30
+}
+wait_synced() {
+  local n=$(( $1 * 10 ))
+  until grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+  grep -A3 '^ *0:' /proc/drbd
+  grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
+}
+DATA_BYTES=$(md_data_bytes "$(size_of /dev/vda)")
+same_data() {
+  share_put "md5.$1.$GUEST_INDEX" "$(md5_head /dev/vda "$DATA_BYTES")"
+  local a b; a=$(share_get "md5.$1.0") b=$(share_get "md5.$1.1")
+  echo "guest0 $a guest1 $b"
+  [ -n "$a" ] && [ "$a" = "$b" ]
+}
+verify_count() { dmesg | grep -c 'Online verify done'; }
+wait_verify_done() {
+  local n=$(( $2 * 10 ))
+  until [ "$(verify_count)" -ge "$1" ] || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+  dmesg | grep -E 'Online verify|Out of sync' | tail -5
+  [ "$(verify_count)" -ge "$1" ]
+}
+
+# The initial sync from the C node (as test 36: a C peer does not resync
+# after rdrbd's forced promotion, which is not cluster-wide yet), then
+# rdrbd is the Primary.
+[ "$GUEST_INDEX" = 1 ] && step c-force-primary "$S" primary 0 --force
+step initial-sync wait_resync 1 400 || { dmesg | grep -i drbd | tail -30; exit 1; }
+[ "$GUEST_INDEX" = 1 ] && step c-secondary "$S" secondary 0
+barrier initial-synced || die "barrier initial-synced"
+if [ "$GUEST_INDEX" = 0 ]; then
+  step primary "$S" primary 0
+  step write dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=4 oflag=direct status=none
+fi
+barrier written || die "barrier written"
+
+# rdrbd VerifyS, C VerifyT: equal data.
+[ "$GUEST_INDEX" = 0 ] && step verify-from-rdrbd "$S" verify 0 --stop=16M
+step verify1-done wait_verify_done 1 300
+step verify1-connected wait_cs Connected 60
+step verify1-no-oos test "$(proc_field oos)" = 0
+barrier verified1 || die "barrier verified1"
+
+# C VerifyS, rdrbd VerifyT: one block changed on the C node's disk.
+[ "$GUEST_INDEX" = 1 ] && step corrupt-block dd if=/dev/urandom of=/dev/vda bs=4096 count=1 seek=256 oflag=direct status=none
+barrier corrupted || die "barrier corrupted"
+# The C driver resumes from its last verify position unless told.
+[ "$GUEST_INDEX" = 1 ] && step verify-from-c "$S" verify 0 --start=0 --stop=16M
+step verify2-done wait_verify_done 2 300
+step verify2-connected wait_cs Connected 60
+step verify2-found-one sh -c "dmesg | grep -q 'Online verify found 1 4k block out of sync'"
+step verify2-oos-4k test "$(proc_field oos)" = 4
+barrier verified2 || die "barrier verified2"
+if [ "$GUEST_INDEX" = 1 ]; then
+  step c-disconnect "$S" disconnect "$LOCAL" "$PEER"
+  step c-reconnect connect
+fi
+step resync-after-verify wait_resync 2 120
+barrier resynced || die "barrier resynced"
+step data-equal-after-verify same_data verify
+
+# invalidate on the C node: rdrbd becomes SyncSource.
+[ "$GUEST_INDEX" = 1 ] && step c-invalidate "$S" invalidate 0
+barrier c-invalidated || die "barrier c-invalidated"
+step c-invalidate-resync wait_resync 3 300 || { dmesg | grep -i drbd | tail -30; exit 1; }
+barrier synced2 || die "barrier synced2"
+step data-equal-after-c-invalidate same_data c-invalidate
+
+# invalidate-remote on rdrbd (Primary): the C node becomes SyncTarget.
+[ "$GUEST_INDEX" = 0 ] && step invalidate-remote "$S" invalidate-remote 0
+barrier invalidated-remote || die "barrier invalidated-remote"
+step invalidate-remote-resync wait_resync 4 300 || { dmesg | grep -i drbd | tail -30; exit 1; }
+barrier synced3 || die "barrier synced3"
+step data-equal-after-invalidate-remote same_data remote
+
+# invalidate on rdrbd (Secondary): the C node becomes SyncSource.
+[ "$GUEST_INDEX" = 0 ] && step secondary "$S" secondary 0
+barrier secondary || die "barrier secondary"
+[ "$GUEST_INDEX" = 0 ] && step invalidate "$S" invalidate 0
+barrier invalidated || die "barrier invalidated"
+step invalidate-resync wait_resync 5 300 || { dmesg | grep -i drbd | tail -30; exit 1; }
+barrier synced4 || die "barrier synced4"
+step data-equal-after-invalidate same_data invalidate
+[ "$GUEST_INDEX" = 0 ] && step began-sync-target sh -c "dmesg | grep -q 'Began resync as SyncTarget'"
+
+cat /proc/drbd
+step down "$S" down r0
+[ "$GUEST_INDEX" = 0 ] && step rmmod rmmod drbd
+step kernel-log-clean dmesg_clean
+finish
