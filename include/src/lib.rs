@@ -39,6 +39,9 @@ pub mod bitmap_rle;
 /// UUID comparison (resync decision) and UUID updates.
 pub mod uuid;
 
+/// The Primary's transfer log: epochs, barriers and their acks.
+pub mod transfer_log;
+
 /// Big-endian fields of on-disk blocks.
 mod be;
 

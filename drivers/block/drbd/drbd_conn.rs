@@ -61,6 +61,8 @@ pub(crate) struct NetConfig {
     pub(crate) always_asbp: bool,
     pub(crate) two_primaries: bool,
     pub(crate) discard_my_data: bool,
+    /// Writes after which the Primary closes an epoch (P_BARRIER).
+    pub(crate) max_epoch_size: u32,
     /// `cram-hmac-alg` and `shared-secret`, when the peer must prove it
     /// knows the secret.
     pub(crate) auth: Option<AuthConfig>,
@@ -120,6 +122,7 @@ impl NetConfig {
             always_asbp: nc.always_asbp,
             two_primaries: nc.two_primaries,
             discard_my_data: nc.discard_my_data,
+            max_epoch_size: nc.max_epoch_size.max(1),
             auth,
         })
     }

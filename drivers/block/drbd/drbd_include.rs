@@ -44,3 +44,7 @@ pub(crate) mod uuid;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/bitmap_rle.rs"]
 pub(crate) mod bitmap_rle;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/transfer_log.rs"]
+pub(crate) mod transfer_log;

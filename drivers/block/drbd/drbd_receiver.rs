@@ -263,8 +263,19 @@ fn receive_loop(
                 shared.send_meta(ctx.meta, link, reply_cmd, volume, |out| reply.encode(out))?;
             }
             Body::Barrier(b) => {
-                // Every write before it is on disk already (written
-                // synchronously): the epoch is complete.
+                // `receive_Barrier` with flush write ordering: every write
+                // of the epoch has completed (they are written
+                // synchronously); a flush puts them on stable storage
+                // before the ack says so, and before any write of the
+                // next epoch is read.
+                if epoch_size > 0 {
+                    if let Some((_, io)) = &shared.device {
+                        if let Err(e) = io.flush_backing() {
+                            pr_err!("{}: flushing the backing disk for barrier #{} failed: error {}\n",
+                                name, b.barrier, e.to_errno());
+                        }
+                    }
+                }
                 let ack = proto::BarrierAck { barrier: b.barrier, set_size: epoch_size };
                 shared.send_meta(ctx.meta, link, Packet::BarrierAck, 0, |out| ack.encode(out))?;
                 epoch_size = 0;
@@ -317,7 +328,8 @@ fn receive_state(
         return Ok(());
     };
     if !vs.connected {
-        let replica = Arc::pin_init(Replica::new(ctx.data.clone(), ctx.link, *volume, shared.config.wire_protocol), GFP_KERNEL)?;
+        let cfg = &shared.config;
+        let replica = Replica::new(ctx.data.clone(), ctx.link, *volume, cfg.wire_protocol, cfg.max_epoch_size)?;
         replica.reserve(256)?;
         let decision = handshake(shared, ctx.link, local, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         vs.connected = true;
@@ -821,6 +833,11 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
                     got_block_ack(shared, cmd, ack)?;
                 }
             }
+            Ok((Packet::BarrierAck, _, payload)) => {
+                if let Body::BarrierAck(ack) = decode_body(Packet::BarrierAck, link, payload)? {
+                    got_barrier_ack(shared, ack)?;
+                }
+            }
             Ok((Packet::PingAck, _, _)) => {
                 ping_pending = false;
                 meta.set_timeouts(idle, send_timeout);
@@ -889,9 +906,21 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
         return Ok(());
     }
     let Some(replica) = io.replica() else { return Err(NetError::Refused) };
+    if cmd == Packet::NegAck {
+        // Its epoch's barrier ack must not clear it (protocol B: the
+        // P_RECV_ACK came first and released the ack token already).
+        let in_log = replica.write_failed(ack.block_id);
+        if !replica.got_ack(ack.block_id, |sector, size| io.set_out_of_sync(sector, size)) && !in_log {
+            pr_err!("{}: {} for an unknown request\n", name, cmd.name());
+            return Err(NetError::Refused);
+        }
+        io.set_out_of_sync(ack.sector, ack.blksize);
+        pr_warn!("{}: peer failed the write at sector {}\n", name, ack.sector);
+        return Ok(());
+    }
     let known = replica.got_ack(ack.block_id, |sector, size| match cmd {
         // Protocol C: on the peer's disk. (Protocol A and B writes stay
-        // marked until a resync: the peer may not have written them.)
+        // marked until their epoch's barrier ack.)
         Packet::WriteAck => {
             io.set_in_sync(sector, size);
         }
@@ -902,8 +931,34 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
         pr_err!("{}: {} for an unknown request\n", name, cmd.name());
         return Err(NetError::Refused);
     }
-    if cmd == Packet::NegAck {
-        pr_warn!("{}: peer failed the write at sector {}\n", name, ack.sector);
-    }
     Ok(())
+}
+
+/// P_BARRIER_ACK (`got_BarrierAck` → `tl_release`): every write of the
+/// acked epoch is on the peer's stable storage. Protocol A and B writes
+/// are marked in sync now (protocol C ones were at their P_WRITE_ACK);
+/// writes the peer failed stay out of sync. An ack that does not match
+/// the oldest epoch we sent is a protocol error.
+fn got_barrier_ack(shared: &ConnShared, ack: proto::BarrierAck) -> core::result::Result<(), NetError> {
+    let name = shared.name.as_str();
+    let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
+    let Some(replica) = io.replica() else {
+        pr_err!("{}: BarrierAck #{} while not replicating\n", name, ack.barrier);
+        return Err(NetError::Refused);
+    };
+    let clear = replica.protocol() != net_conf::PROT_C;
+    let released = replica.got_barrier_ack(ack.barrier, ack.set_size, |w| {
+        if w.failed {
+            io.set_out_of_sync(w.sector, w.size);
+        } else if clear {
+            io.set_in_sync(w.sector, w.size);
+        }
+    });
+    match released {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            pr_err!("{}: {}\n", name, e);
+            Err(NetError::Refused)
+        }
+    }
 }

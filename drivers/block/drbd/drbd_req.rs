@@ -273,6 +273,13 @@ impl DeviceIo {
         self.write_from_peer(pages, sector, data, fua, flush, true)
     }
 
+    /// Puts every write done so far on the backing disk's stable storage
+    /// (before a P_BARRIER_ACK: 8.4's flush write ordering).
+    pub(crate) fn flush_backing(&self) -> Result {
+        let lower = self.gate.enter().ok_or(EIO)?;
+        lower.bdev_ref().flush()
+    }
+
     /// Writes resync data (P_RS_DATA_REPLY) to the backing disk. Unlike
     /// replicated writes it does not pass the activity log (8.4's
     /// `recv_resync_read` submits without `drbd_al_begin_io`): the resync

@@ -184,6 +184,15 @@ pub(crate) struct BdevRef<'a> {
     _open: core::marker::PhantomData<&'a ()>,
 }
 
+impl BdevRef<'_> {
+    /// Flushes the device's volatile write cache (an empty PREFLUSH
+    /// bio), synchronously: what was written before is on stable storage.
+    pub(crate) fn flush(&self) -> Result {
+        // SAFETY: the device is open for `'a`; the call waits for the flush.
+        to_result(unsafe { bindings::blkdev_issue_flush(self.bdev.as_ptr()) })
+    }
+}
+
 /// An opened and exclusively claimed backing block device.
 pub(crate) struct LowerDev {
     file: NonNull<bindings::file>,
