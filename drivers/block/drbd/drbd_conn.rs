@@ -413,11 +413,12 @@ fn established(cfg: &NetConfig, data: &mut Option<TcpSocket>, meta: &mut Option<
     data.is_some() && meta.is_some()
 }
 
-/// What rdrbd offers in P_CONNECTION_FEATURES: 8.4's versions, but none of
-/// the optional features yet (TRIM, THIN_RESYNC, WSAME, WZEROES): without
-/// TRIM a C peer disables discards instead of sending P_TRIM, which the
-/// receiver does not handle yet.
-const OUR_FEATURES: ConnectionFeatures = ConnectionFeatures { feature_flags: 0, ..ConnectionFeatures::OURS };
+/// What rdrbd offers in P_CONNECTION_FEATURES: 8.4's versions and TRIM
+/// (discards travel as P_TRIM and are applied as zero-out), but not
+/// THIN_RESYNC, WSAME or WZEROES: without WZEROES a peer sends no
+/// P_ZEROES, and P_TRIM stays within 4 MiB without WSAME.
+const OUR_FEATURES: ConnectionFeatures =
+    ConnectionFeatures { feature_flags: proto::feature::TRIM, ..ConnectionFeatures::OURS };
 
 /// `drbd_do_features` on the data socket: both send P_CONNECTION_FEATURES
 /// with an h80 header, then agree.

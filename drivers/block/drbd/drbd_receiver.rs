@@ -239,6 +239,10 @@ fn receive_loop(
                 receive_data(ctx, &mut vs.pages, head, rest)?;
                 epoch_size = epoch_size.saturating_add(1);
             }
+            Body::Trim(t) if cmd == Packet::Trim && vs.connected => {
+                receive_trim(ctx, t)?;
+                epoch_size = epoch_size.saturating_add(1);
+            }
             Body::Data { head, rest } if cmd == Packet::RsDataReply && vs.connected => {
                 receive_rs_data(ctx, &mut vs.pages, head, rest)?;
             }
@@ -674,6 +678,50 @@ fn receive_data(
         Err(e) => {
             pr_err!("{}: writing a replicated block at sector {} failed: error {}\n",
                 shared.name.as_str(), head.sector, e.to_errno());
+            if write_ack || recv_ack {
+                ack(Packet::NegAck)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Largest P_TRIM we take: without FF_WSAME (we do not offer it) 8.4
+/// sends at most 4 MiB, one activity-log extent's worth.
+const MAX_TRIM_SIZE: u32 = 4 << 20;
+
+/// `receive_Data` for P_TRIM: the peer discarded a range; zero it on our
+/// disk (8.4 does so when FF_WZEROES is not agreed, so both disks read
+/// the same) and ack it as the peer asked, like P_DATA.
+fn receive_trim(ctx: &LoopCtx<'_>, t: proto::Trim) -> core::result::Result<(), NetError> {
+    let shared = ctx.shared;
+    let name = shared.name.as_str();
+    let Some((volume, io)) = &shared.device else { return Err(NetError::Refused) };
+    let head = t.data;
+    let capacity = io.capacity_sectors();
+    let in_range = head.sector.checked_add(u64::from(t.size / 512)).is_some_and(|end| end <= capacity);
+    if t.size == 0 || t.size % 512 != 0 || t.size > MAX_TRIM_SIZE || (capacity != 0 && !in_range) {
+        pr_err!("{}: refusing P_TRIM of {} bytes at sector {} (capacity {} sectors, at most {} bytes)\n",
+            name, t.size, head.sector, capacity, MAX_TRIM_SIZE);
+        return Err(NetError::Refused);
+    }
+    let (recv_ack, write_ack) = if ctx.link.version >= 100 {
+        (head.dp_flags & proto::dp::SEND_RECEIVE_ACK != 0, head.dp_flags & proto::dp::SEND_WRITE_ACK != 0)
+    } else {
+        (shared.config.wire_protocol == net_conf::PROT_B, shared.config.wire_protocol == net_conf::PROT_C)
+    };
+    let ack = |cmd: Packet| {
+        let a = proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: t.size, seq_num: head.seq_num };
+        shared.send_meta(ctx.meta, ctx.link, cmd, *volume, |out| a.encode(out))
+    };
+    if recv_ack {
+        ack(Packet::RecvAck)?;
+    }
+    match io.zero_replicated(head.sector, t.size) {
+        Ok(()) if write_ack => ack(Packet::WriteAck),
+        Ok(()) => Ok(()),
+        Err(e) => {
+            pr_err!("{}: zeroing a discarded range at sector {} failed: error {}\n", name, head.sector, e.to_errno());
             if write_ack || recv_ack {
                 ack(Packet::NegAck)?;
             }

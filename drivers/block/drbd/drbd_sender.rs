@@ -14,7 +14,7 @@ use kernel::sync::{Arc, Mutex};
 use crate::drbd_include::genl::net_conf;
 use crate::drbd_conn::SMALL_PACKET;
 use crate::drbd_include::protocol::{
-    dp, encode_packet, Barrier, BlockRequest, DataPacket, Header, HeaderKind, Link, Packet, ProtocolError, StatePacket,
+    dp, encode_packet, feature, Barrier, Trim, BlockRequest, DataPacket, Header, HeaderKind, Link, Packet, ProtocolError, StatePacket,
     UuidsPacket, ID_SYNCER,
 };
 use crate::drbd_include::uuid::{uuid_flags, Uuids};
@@ -164,12 +164,18 @@ impl Replica {
         self.send_small(Packet::State, |out| StatePacket { state }.encode(out))
     }
 
+    /// Whether discards can go to the peer as P_TRIM (it announced
+    /// FF_TRIM); if not, a discarded range stays out of sync.
+    pub(crate) fn sends_trim(&self) -> bool {
+        self.link.has(feature::TRIM)
+    }
+
     /// Whether writes wait for an ack (protocols B and C).
     pub(crate) fn wants_ack(&self) -> bool {
         self.protocol != net_conf::PROT_A
     }
 
-    /// Sends one write: `sent` is given once the packet is out, `ack`
+    /// Sends one write (P_DATA, or P_TRIM for a discard): `sent` is given once the packet is out, `ack`
     /// (protocols B/C) when the peer acknowledges it or the connection
     /// goes. On a send error the connection is shut down. Returns whether
     /// the packet went out.
@@ -286,6 +292,14 @@ impl Replica {
             return Err(ENOMEM);
         }
         let head = DataPacket { sector, block_id, seq_num, dp_flags };
+        if sent.is_discard() {
+            // P_TRIM: the range and its size, no data.
+            let trim = Trim { data: head, size };
+            let mut buf = [0u8; 16 + Trim::SIZE];
+            let len = encode_packet(self.link, Packet::Trim, self.volume, &mut buf, |out| trim.encode(out))
+                .map_err(|_| EINVAL)?;
+            return self.send_or_break(buf.get(..len).ok_or(EINVAL)?);
+        }
         let length = (DataPacket::SIZE as u32).saturating_add(size);
         let header = Header { cmd: Packet::Data, volume: self.volume, length };
         let mut buf = [0u8; 16 + DataPacket::SIZE];
