@@ -104,6 +104,11 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
         Self { slots, head: 0, len: 0, epoch: 1, epoch_writes: 0, max_epoch_writes: max_epoch_writes.max(1) }
     }
 
+    /// The slot of the `i`-th oldest write (`None` without slots).
+    fn slot(&self, i: usize) -> Option<usize> {
+        self.head.wrapping_add(i).checked_rem(self.slots.len())
+    }
+
     /// Writes in the log (sent, not yet released by a barrier ack).
     pub fn len(&self) -> usize {
         self.len
@@ -159,11 +164,10 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
         if self.is_full() {
             return Err(LogFull);
         }
-        let cap = self.slots.len();
-        let index = (self.head + self.len) % cap;
+        let index = self.slot(self.len).ok_or(LogFull)?;
         let slot = self.slots.get_mut(index).ok_or(LogFull)?;
         *slot = TlWrite { block_id, sector, size, epoch: self.epoch, failed: false };
-        self.len += 1;
+        self.len = self.len.saturating_add(1);
         self.epoch_writes = self.epoch_writes.saturating_add(1);
         Ok(())
     }
@@ -171,10 +175,9 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
     /// The peer failed write `block_id` (P_NEG_ACK); returns whether the
     /// log has it.
     pub fn mark_failed(&mut self, block_id: u64) -> bool {
-        let (head, len) = (self.head, self.len);
-        let cap = self.slots.len();
-        for i in 0..len {
-            if let Some(w) = self.slots.get_mut((head + i) % cap) {
+        for i in 0..self.len {
+            let Some(index) = self.slot(i) else { break };
+            if let Some(w) = self.slots.get_mut(index) {
                 if w.block_id == block_id {
                     w.failed = true;
                     return true;
@@ -195,7 +198,6 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
         set_size: u32,
         mut release: impl FnMut(&TlWrite),
     ) -> Result<u32, BarrierAckError> {
-        let cap = self.slots.len();
         let oldest = match self.slots.get(self.head) {
             Some(w) if self.len > 0 => w.epoch,
             _ => return Err(BarrierAckError::NoEpoch { barrier }),
@@ -208,7 +210,7 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
             return Err(BarrierAckError::WrongEpoch { barrier, expected: oldest });
         }
         let in_epoch = (0..self.len)
-            .take_while(|i| self.slots.get((self.head + i) % cap).is_some_and(|w| w.epoch == oldest))
+            .take_while(|&i| self.slot(i).and_then(|x| self.slots.get(x)).is_some_and(|w| w.epoch == oldest))
             .count();
         let expected = u32::try_from(in_epoch).unwrap_or(u32::MAX);
         if set_size != expected {
@@ -218,8 +220,8 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
             if let Some(w) = self.slots.get(self.head) {
                 release(w);
             }
-            self.head = (self.head + 1) % cap;
-            self.len -= 1;
+            self.head = self.slot(1).unwrap_or(0);
+            self.len = self.len.saturating_sub(1);
         }
         Ok(expected)
     }
@@ -227,9 +229,8 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
     /// The connection is gone (`tl_clear`): hands every write still in the
     /// log to `f` (the peer may not have it) and empties the log.
     pub fn drain(&mut self, mut f: impl FnMut(&TlWrite)) {
-        let cap = self.slots.len();
         for i in 0..self.len {
-            if let Some(w) = self.slots.get((self.head + i) % cap) {
+            if let Some(w) = self.slot(i).and_then(|x| self.slots.get(x)) {
                 f(w);
             }
         }
@@ -240,6 +241,7 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
@@ -356,6 +358,15 @@ mod tests {
         assert_eq!(ids, [(1, 1), (2, 2)]);
         assert!(tl.is_empty());
         assert_eq!(tl.close_epoch(), None);
+    }
+
+    #[test]
+    fn no_slots_means_always_full() {
+        let mut tl = TransferLog::new(Vec::new(), 100);
+        assert!(tl.is_full());
+        assert_eq!(tl.record(1, 0, 4096), Err(LogFull));
+        assert_eq!(tl.close_epoch(), None);
+        assert_eq!(tl.barrier_acked(1, 0, |_| {}), Err(BarrierAckError::NoEpoch { barrier: 1 }));
     }
 
     #[test]

@@ -60,10 +60,13 @@ pub(crate) fn serve(
     let asender_meta = meta.clone();
     let asender_data = data.clone();
     let asender_shared = shared.clone();
+    shared.ending.store(false, core::sync::atomic::Ordering::SeqCst);
     let thread_name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_a_{}", name))?;
     let _asender = KThread::spawn(&thread_name, move || {
         if let Err(e) = run_asender(&asender_shared, &asender_meta, link) {
-            log_error(asender_shared.name.as_str(), "meta", &e);
+            if !asender_shared.closing_on_purpose() {
+                log_error(asender_shared.name.as_str(), "meta", &e);
+            }
         }
         // Wake the receiver: the connection is over.
         asender_data.shutdown();
@@ -263,8 +266,21 @@ fn receive_loop(
                 // graceful disconnect): rdrbd has nothing to object to.
                 let reply_cmd = if cmd == Packet::ConnStChgReq { Packet::ConnStChgReply } else { Packet::StateChgReply };
                 let reply = proto::StateReply { retcode: crate::drbd_include::genl::StateChangeResult::Success as i32 };
-                pr_info!("{}: peer requests state change (mask 0x{:x} val 0x{:x}): granted\n", name, r.mask, r.val);
+                let leaving = cmd == Packet::ConnStChgReq && r.requested_conn() == Some(ConnState::Disconnecting);
+                if leaving {
+                    // `receive_req_conn_state`: Disconnecting is TearDown
+                    // for us; the sockets closing after the reply is
+                    // expected, not a network failure.
+                    shared.ending.store(true, core::sync::atomic::Ordering::SeqCst);
+                    pr_info!("{}: peer is disconnecting: conn( {} -> TearDown )\n", name,
+                        shared.device.as_ref().map_or(ConnState::Connected, |(_, io)| io.peer().conn).name());
+                } else {
+                    pr_info!("{}: peer requests state change (mask 0x{:x} val 0x{:x}): granted\n", name, r.mask, r.val);
+                }
                 shared.send_meta(ctx.meta, link, reply_cmd, volume, |out| reply.encode(out))?;
+                if leaving {
+                    return Ok(());
+                }
             }
             Body::Barrier(b) => {
                 // `receive_Barrier` with flush write ordering: every write
@@ -885,6 +901,11 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
                 if let Body::BarrierAck(ack) = decode_body(Packet::BarrierAck, link, payload)? {
                     got_barrier_ack(shared, ack)?;
                 }
+            }
+            Ok((Packet::ConnStChgReply, _, payload)) => {
+                // The peer lets us go (our graceful disconnect waits for it).
+                decode_body(Packet::ConnStChgReply, link, payload)?;
+                shared.peer_replied.store(true, core::sync::atomic::Ordering::SeqCst);
             }
             Ok((Packet::PingAck, _, _)) => {
                 ping_pending = false;
