@@ -299,9 +299,8 @@ impl Connection {
     /// to ping-timeout (at least half a second); we disconnect either way.
     fn say_goodbye(&self) {
         let Some((_, io)) = &self.shared.device else { return };
-        if (io.peer().conn as u32) < ConnState::Connected as u32 {
-            return;
-        }
+        // The replica exists from the handshake on until the connection
+        // is lost (the view already says Disconnecting here).
         let Some(replica) = io.replica() else { return };
         self.shared.peer_replied.store(false, Ordering::SeqCst);
         let request = proto::ReqState::conn_change(ConnState::Disconnecting);
