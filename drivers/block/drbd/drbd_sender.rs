@@ -3,7 +3,9 @@
 //! local write is done, the packet is sent, and (protocol B/C) the peer's
 //! P_RECV_ACK / P_WRITE_ACK is in. Each of these is one completion of the
 //! upper bio (`UpperBio::peer_completion`), so the bio lives exactly as
-//! long as someone still needs it.
+//! long as someone still needs it. Writes travel in epochs closed by
+//! P_BARRIER; the peer's P_BARRIER_ACK releases them from the transfer
+//! log (`drbd_include::transfer_log`).
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -14,8 +16,8 @@ use kernel::sync::{Arc, Mutex};
 use crate::drbd_include::genl::net_conf;
 use crate::drbd_conn::SMALL_PACKET;
 use crate::drbd_include::protocol::{
-    dp, encode_packet, feature, Barrier, Trim, BlockRequest, DataPacket, Header, HeaderKind, Link, Packet, ProtocolError, StatePacket,
-    UuidsPacket, ID_SYNCER,
+    dp, encode_packet, feature, Barrier, BlockRequest, DataPacket, Header, HeaderKind, Link, Packet, ProtocolError,
+    StatePacket, Trim, UuidsPacket, ID_SYNCER,
 };
 use crate::drbd_include::uuid::{uuid_flags, Uuids};
 use crate::drbd_include::transfer_log::{BarrierAckError, TlWrite, TransferLog};
@@ -175,10 +177,10 @@ impl Replica {
         self.protocol != net_conf::PROT_A
     }
 
-    /// Sends one write (P_DATA, or P_TRIM for a discard): `sent` is given once the packet is out, `ack`
-    /// (protocols B/C) when the peer acknowledges it or the connection
-    /// goes. On a send error the connection is shut down. Returns whether
-    /// the packet went out.
+    /// Sends one write (P_DATA, or P_TRIM for a discard): `sent` is given
+    /// once the packet is out, `ack` (protocols B/C) when the peer
+    /// acknowledges it or the connection goes. On a send error the
+    /// connection is shut down. Returns whether the packet went out.
     ///
     /// The write is recorded in the open epoch of the transfer log. When
     /// no other write is on its way to the socket, the sender is idle and
