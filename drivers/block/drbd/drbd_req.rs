@@ -1,8 +1,9 @@
 //! The request path: what happens to each bio submitted to `/dev/drbdN`.
 //!
 //! Reads go straight to the backing disk. A write is marked out of sync in
-//! the bitmap first (the mark is cleared when the peer has it: sent under
-//! protocol A, acked under B and C) and passes the activity log: if its
+//! the bitmap first (the mark is cleared when the peer has it on disk: its
+//! P_WRITE_ACK under protocol C, its epoch's P_BARRIER_ACK under A and B)
+//! and passes the activity log: if its
 //! extents are hot it goes straight on; if not, it waits for the device's
 //! submitter thread, which commits an AL transaction first. (Metadata I/O
 //! cannot be waited for in `submit_bio` itself: bios submitted there are
