@@ -43,6 +43,9 @@ pub mod uuid;
 /// verify, resize) and their cluster-wide state change requests.
 pub mod mgmt;
 
+/// The Primary's transfer log: epochs, barriers and their acks.
+pub mod transfer_log;
+
 /// Big-endian fields of on-disk blocks.
 mod be;
 

@@ -1226,6 +1226,25 @@ impl ReqState {
         w.u32(self.val)?;
         Ok(w.len())
     }
+
+    /// Bits of the connection state in a state word (`conn:5` at bit 4).
+    const CONN_SHIFT: u32 = 4;
+    const CONN_BITS: u32 = 31;
+
+    /// A request that changes only the connection state to `conn`, as
+    /// `conn_request_state(NS(conn, ...))` sends it in P_CONN_ST_CHG_REQ.
+    pub fn conn_change(conn: super::genl::ConnState) -> Self {
+        Self { mask: Self::CONN_BITS << Self::CONN_SHIFT, val: (conn as u32) << Self::CONN_SHIFT }
+    }
+
+    /// The connection state the request asks for, if it changes it (a
+    /// graceful disconnect asks for Disconnecting).
+    pub fn requested_conn(&self) -> Option<super::genl::ConnState> {
+        if (self.mask >> Self::CONN_SHIFT) & Self::CONN_BITS == 0 {
+            return None;
+        }
+        super::genl::ConnState::from_raw((self.val >> Self::CONN_SHIFT) & Self::CONN_BITS)
+    }
 }
 
 /// P_STATE_CHG_REPLY and P_CONN_ST_CHG_REPLY (`p_req_state_reply`).
@@ -1811,6 +1830,18 @@ mod tests {
     use super::*;
     use std::vec;
     use std::vec::Vec;
+
+    #[test]
+    fn graceful_disconnect_request() {
+        let req = ReqState::conn_change(ConnState::Disconnecting);
+        // What 8.4 sends: mask conn (0x1f << 4), val C_DISCONNECTING (1).
+        assert_eq!(req, ReqState { mask: 0x1f0, val: 0x10 });
+        assert_eq!(req.requested_conn(), Some(ConnState::Disconnecting));
+        // A promotion request (role mask only) does not touch conn.
+        assert_eq!(ReqState { mask: 3, val: 1 }.requested_conn(), None);
+        // A conn value 8.4 does not define.
+        assert_eq!(ReqState { mask: 0x1f0, val: 0x1f0 }.requested_conn(), None);
+    }
 
     const L80: Link = Link::HANDSHAKE;
     const L86: Link = Link {

@@ -2,7 +2,8 @@
 # Two rdrbd nodes connect (conn_connect, feature handshake, drbd_connected,
 # sync handshake on fresh metadata: rule 10, no resync) and both show
 # cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent; a
-# disconnect on one side brings both back, reconnect works, down is clean.
+# graceful disconnect on one side (the peer logs no network error) brings
+# both back, reconnect works, down is clean.
 # guests: 2
 # disks: 256M
 # timeout: 600
@@ -35,6 +36,12 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step standalone wait_cs StandAlone 10
 else
   step peer-lost wait_cs WFConnection 60
+  # A graceful disconnect (P_CONN_ST_CHG_REQ): no network error here.
+  quiet_disconnect() {
+    dmesg | grep -E 'peer is disconnecting' || return 1
+    ! dmesg | grep -E 'socket: error|connection lost|PingAck did not arrive'
+  }
+  step peer-left-gracefully quiet_disconnect
 fi
 barrier disconnected || die "barrier disconnected"
 [ "$GUEST_INDEX" = 0 ] && step reconnect connect

@@ -1,9 +1,12 @@
 #!/bin/bash
-# Protocol C replication between two rdrbd nodes: fresh metadata on both
-# (rule 10: no resync), connect, `new-current-uuid --clear-bitmap` on guest 0
-# skips the initial sync (both UpToDate), guest 0 becomes Primary, fio
-# writes with verification through /dev/drbd0, then both go down and the
-# data areas of both backing disks must be identical.
+# Replication between two rdrbd nodes with protocols A, B and C: fresh
+# metadata on both (rule 10: no resync), connect, `new-current-uuid
+# --clear-bitmap` on guest 0 skips the initial sync (both UpToDate). Then
+# for each protocol: connect with it, guest 0 becomes Primary, fio writes
+# with verification through /dev/drbd0; the Primary's out-of-sync count
+# must then be 0 (P_WRITE_ACK under C, P_BARRIER_ACK under A and B cleared
+# the bits), also after a blkdiscard (zeroed here, sent as P_TRIM); both
+# disconnect and the data areas of both backing disks must be identical.
 # guests: 2
 # disks: 256M
 # timeout: 900
@@ -15,40 +18,81 @@ need_artifacts
 attach_rdrbd || exit 1
 barrier attached || die "peer never attached"
 
-step connect "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C || exit 1
-step connected wait_cs Connected 90 || exit 1
-barrier connected || die "barrier connected"
-[ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
+# One round per protocol: connect, write through the Primary, check that
+# every write was confirmed by the peer, disconnect, compare the disks.
+round() {
+  local p=$1 first=$2
+  step "connect-$p" "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol="$p" --ping-timeout=20 || return 1
+  step "connected-$p" wait_cs Connected 90 || return 1
+  barrier "connected-$p" || die "barrier connected-$p"
+  [ "$first" = 1 ] && [ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
+  step "both-uptodate-$p" both_uptodate || return 1
+  barrier "uptodate-$p" || die "barrier uptodate-$p"
+
+  if [ "$GUEST_INDEX" = 0 ]; then
+    step "primary-$p" "$S" primary 0 || return 1
+    FIO="fio --name=t --filename=/dev/drbd0 --size=8M"
+    step "fio-randwrite-verify-$p" $FIO --rw=randwrite --bs=4k --verify=crc32c --ioengine=libaio --iodepth=8 --direct=1 --offset=$((RANDOM_BASE))M
+    step "fio-seq-verify-$p" $FIO --rw=write --bs=1M --verify=crc32c --ioengine=libaio --iodepth=4 --direct=1 --offset=$((RANDOM_BASE + 64))M
+    step "fua-write-$p" dd if=/dev/urandom of=/dev/drbd0 bs=64k count=16 seek=2000 oflag=direct,dsync conv=fsync status=none
+    # A discard over written data, across an activity-log extent
+    # boundary: zeroed here, P_TRIM to the peer. (Whole 4 KiB blocks: the
+    # bits of a partly covered block stay set after the ack, see
+    # Documentation/design.md.)
+    step "blkdiscard-$p" discard_zeroes $((RANDOM_BASE * 1024 * 1024 + 3 * 1024 * 1024 + 4096)) $((2 * 1024 * 1024 + 8192))
+    step "still-connected-$p" wait_cs Connected 5
+    # Protocol C clears bits on each P_WRITE_ACK, A and B on the barrier
+    # acks; none may stay set while connected with every write done.
+    step "no-out-of-sync-$p" oos_zero
+    step "secondary-$p" "$S" secondary 0
+  fi
+  barrier "written-$p" || die "barrier written-$p"
+  cat /proc/drbd
+  step "disconnect-$p" "$S" disconnect "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789"
+  local n sum
+  n=$(md_data_bytes "$(size_of /dev/vda)")
+  sum=$(md5_head /dev/vda "$n")
+  share_put "md5.$p.$GUEST_INDEX" "$sum"
+  barrier "summed-$p" || die "barrier summed-$p"
+  same_data() {
+    local a b; a=$(share_get "md5.$p.0") b=$(share_get "md5.$p.1")
+    echo "protocol $p: guest0 $a guest1 $b (first $n bytes of /dev/vda)"
+    [ -n "$a" ] && [ "$a" = "$b" ]
+  }
+  step "data-identical-$p" same_data
+}
+# discard_zeroes OFFSET LENGTH: blkdiscard on /dev/drbd0, which must then
+# read back zeroes there.
+discard_zeroes() {
+  local max; max=$(cat /sys/block/drbd0/queue/discard_max_bytes)
+  echo "discard_max_bytes $max"
+  [ "$max" -gt 0 ] || return 1
+  blkdiscard -o "$1" -l "$2" /dev/drbd0 || return 1
+  local got want
+  got=$(dd if=/dev/drbd0 bs=512 skip=$(($1 / 512)) count=$(($2 / 512)) iflag=direct status=none | md5sum)
+  want=$(head -c "$2" /dev/zero | md5sum)
+  echo "discarded range: $got, zeroes: $want"
+  [ "$got" = "$want" ]
+}
+# oos_zero: /proc/drbd shows oos:0 (barrier acks may still be on the way).
+oos_zero() {
+  local n=100
+  until [ "$(proc_field oos)" = 0 ] || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+  grep -A2 '^ *0:' /proc/drbd
+  [ "$(proc_field oos)" = 0 ]
+}
 both_uptodate() {
   local n=300
   until grep -q 'ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
   grep '^ *0:' /proc/drbd; grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
 }
-step both-uptodate both_uptodate || exit 1
-barrier uptodate || die "barrier uptodate"
 
-if [ "$GUEST_INDEX" = 0 ]; then
-  step primary "$S" primary 0 || exit 1
-  FIO="fio --name=t --filename=/dev/drbd0 --size=32M"
-  step fio-randwrite-verify $FIO --rw=randwrite --bs=4k --verify=crc32c --ioengine=libaio --iodepth=8 --direct=1
-  step fio-seq-verify $FIO --rw=write --bs=1M --verify=crc32c --ioengine=libaio --iodepth=4 --direct=1 --offset=64M
-  step fua-write dd if=/dev/urandom of=/dev/drbd0 bs=64k count=16 seek=2000 oflag=direct,dsync conv=fsync status=none
-  step still-connected wait_cs Connected 5
-  step secondary "$S" secondary 0
-fi
-barrier written || die "barrier written"
-cat /proc/drbd
+first=1 RANDOM_BASE=0
+for p in A B C; do
+  round "$p" "$first" || exit 1
+  first=0 RANDOM_BASE=$((RANDOM_BASE + 8))
+done
 step down "$S" down r0
-n=$(md_data_bytes "$(size_of /dev/vda)")
-sum=$(md5_head /dev/vda "$n")
-share_put "md5.$GUEST_INDEX" "$sum"
-barrier summed || die "barrier summed"
-same_data() {
-  local a b; a=$(share_get md5.0) b=$(share_get md5.1)
-  echo "guest0 $a guest1 $b (first $n bytes of /dev/vda)"
-  [ -n "$a" ] && [ "$a" = "$b" ]
-}
-step data-identical same_data
 step rmmod rmmod drbd
 step kernel-log-clean dmesg_clean
 finish

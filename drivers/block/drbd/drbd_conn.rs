@@ -61,6 +61,8 @@ pub(crate) struct NetConfig {
     pub(crate) always_asbp: bool,
     pub(crate) two_primaries: bool,
     pub(crate) discard_my_data: bool,
+    /// Writes after which the Primary closes an epoch (P_BARRIER).
+    pub(crate) max_epoch_size: u32,
     /// `cram-hmac-alg` and `shared-secret`, when the peer must prove it
     /// knows the secret.
     pub(crate) auth: Option<AuthConfig>,
@@ -132,6 +134,7 @@ impl NetConfig {
             always_asbp: nc.always_asbp,
             two_primaries: nc.two_primaries,
             discard_my_data: nc.discard_my_data,
+            max_epoch_size: nc.max_epoch_size.max(1),
             auth,
             verify_alg,
         })
@@ -218,6 +221,11 @@ pub(crate) struct ConnShared {
     /// pings from the asender).
     #[pin]
     pub(crate) meta_lock: Mutex<()>,
+    /// The current connection is ending on purpose (the peer's graceful
+    /// disconnect): its sockets closing is no network error to log.
+    pub(crate) ending: AtomicBool,
+    /// The peer answered our P_CONN_ST_CHG_REQ (graceful disconnect).
+    pub(crate) peer_replied: AtomicBool,
 }
 
 impl ConnShared {
@@ -244,6 +252,12 @@ impl ConnShared {
     fn stop_requested(&self) -> bool {
         self.stopping.load(Ordering::SeqCst) || KThread::should_stop()
     }
+
+    /// Whether the sockets are closing on purpose (our disconnect, or the
+    /// peer's graceful one): errors they report then are not logged.
+    pub(crate) fn closing_on_purpose(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst) || self.ending.load(Ordering::SeqCst)
+    }
 }
 
 /// A configured connection: its thread runs until this is dropped.
@@ -269,6 +283,8 @@ impl Connection {
                 stopping: AtomicBool::new(false),
                 gave_up: AtomicBool::new(false),
                 meta_lock <- new_mutex!((), "rdrbd::ConnShared::meta_lock"),
+                ending: AtomicBool::new(false),
+                peer_replied: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )?;
@@ -346,9 +362,40 @@ impl LiveTiming {
     }
 }
 
+impl Connection {
+    /// Our graceful disconnect (`conn_try_disconnect`): a connected peer
+    /// is asked to let us go (P_CONN_ST_CHG_REQ conn Disconnecting, which
+    /// it takes as TearDown), so that it goes back to WFConnection without
+    /// seeing a network failure. Its P_CONN_ST_CHG_REPLY is awaited for up
+    /// to ping-timeout (at least half a second); we disconnect either way.
+    fn say_goodbye(&self) {
+        let Some((_, io)) = &self.shared.device else { return };
+        // The replica exists from the handshake on until the connection
+        // is lost (the view already says Disconnecting here).
+        let Some(replica) = io.replica() else { return };
+        self.shared.peer_replied.store(false, Ordering::SeqCst);
+        let request = proto::ReqState::conn_change(ConnState::Disconnecting);
+        if replica.send_small(Packet::ConnStChgReq, |out| request.encode(out)).is_err() {
+            return;
+        }
+        let limit_ms = self.shared.config.ping_timeo.saturating_mul(100).max(500);
+        let mut waited_ms = 0;
+        while !self.shared.peer_replied.load(Ordering::SeqCst) && waited_ms < limit_ms {
+            crate::kernel_glue::thread::sleep_ms(10);
+            waited_ms += 10;
+        }
+        if !self.shared.peer_replied.load(Ordering::SeqCst) {
+            pr_info!("{}: peer did not answer the disconnect request in time\n", self.shared.name.as_str());
+        }
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
+        // Stopping first: the connection thread must not reconnect once
+        // the peer lets us go.
         self.shared.stopping.store(true, Ordering::SeqCst);
+        self.say_goodbye();
         if let Some((data, meta)) = self.shared.sockets.lock().as_ref() {
             data.shutdown();
             meta.shutdown();
@@ -375,6 +422,8 @@ fn run(shared: Arc<ConnShared>) {
         *shared.sockets.lock() = Some((data.clone(), meta.clone()));
         match crate::drbd_receiver::serve(&shared, &data, &meta, resolve_conflicts) {
             Ok(()) => {}
+            // Our own disconnect closed the sockets.
+            Err(NetError::Io(_)) if shared.stop_requested() => {}
             Err(NetError::Io(e)) => pr_info!("{}: connection lost: error {}\n", shared.name.as_str(), e.to_errno()),
             Err(NetError::Protocol(e)) => pr_err!("{}: protocol error from peer: {}; dropping the connection\n",
                 shared.name.as_str(), e.reason()),
@@ -481,11 +530,12 @@ fn established(cfg: &NetConfig, data: &mut Option<TcpSocket>, meta: &mut Option<
     data.is_some() && meta.is_some()
 }
 
-/// What rdrbd offers in P_CONNECTION_FEATURES: 8.4's versions, but none of
-/// the optional features yet (TRIM, THIN_RESYNC, WSAME, WZEROES): without
-/// TRIM a C peer disables discards instead of sending P_TRIM, which the
-/// receiver does not handle yet.
-const OUR_FEATURES: ConnectionFeatures = ConnectionFeatures { feature_flags: 0, ..ConnectionFeatures::OURS };
+/// What rdrbd offers in P_CONNECTION_FEATURES: 8.4's versions and TRIM
+/// (discards travel as P_TRIM and are applied as zero-out), but not
+/// THIN_RESYNC, WSAME or WZEROES: without WZEROES a peer sends no
+/// P_ZEROES, and P_TRIM stays within 4 MiB without WSAME.
+const OUR_FEATURES: ConnectionFeatures =
+    ConnectionFeatures { feature_flags: proto::feature::TRIM, ..ConnectionFeatures::OURS };
 
 /// `drbd_do_features` on the data socket: both send P_CONNECTION_FEATURES
 /// with an h80 header, then agree.

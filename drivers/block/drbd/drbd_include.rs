@@ -56,3 +56,7 @@ pub(crate) mod net_options;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/mgmt.rs"]
 pub(crate) mod mgmt;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/transfer_log.rs"]
+pub(crate) mod transfer_log;

@@ -63,10 +63,13 @@ pub(crate) fn serve(
     let asender_meta = meta.clone();
     let asender_data = data.clone();
     let asender_shared = shared.clone();
+    shared.ending.store(false, core::sync::atomic::Ordering::SeqCst);
     let thread_name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_a_{}", name))?;
     let _asender = KThread::spawn(&thread_name, move || {
         if let Err(e) = run_asender(&asender_shared, &asender_meta, link) {
-            log_error(asender_shared.name.as_str(), "meta", &e);
+            if !asender_shared.closing_on_purpose() {
+                log_error(asender_shared.name.as_str(), "meta", &e);
+            }
         }
         // Wake the receiver: the connection is over.
         asender_data.shutdown();
@@ -247,6 +250,10 @@ fn receive_loop(
                 receive_data(ctx, &mut vs.pages, head, rest)?;
                 epoch_size = epoch_size.saturating_add(1);
             }
+            Body::Trim(t) if cmd == Packet::Trim && vs.connected => {
+                receive_trim(ctx, t)?;
+                epoch_size = epoch_size.saturating_add(1);
+            }
             Body::Data { head, rest } if cmd == Packet::RsDataReply && vs.connected => {
                 receive_rs_data(ctx, &mut vs.pages, head, rest)?;
             }
@@ -262,14 +269,30 @@ fn receive_loop(
                     io.set_out_of_sync(d.sector, d.blksize);
                 }
             }
-            Body::ReqState(r) => receive_req_state(ctx, vs, cmd, volume, r)?,
+            Body::ReqState(r) => {
+                if receive_req_state(ctx, vs, cmd, volume, r)? {
+                    // The peer disconnects gracefully: TearDown.
+                    return Ok(());
+                }
+            }
             Body::Request { req, .. } if cmd == Packet::OvRequest && vs.connected => serve_ov_request(ctx, vs, req)?,
             Body::Request { req, digest } if cmd == Packet::OvReply && vs.connected => {
                 receive_ov_reply(ctx, vs, volume, req, digest)?
             }
             Body::Barrier(b) => {
-                // Every write before it is on disk already (written
-                // synchronously): the epoch is complete.
+                // `receive_Barrier` with flush write ordering: every write
+                // of the epoch has completed (they are written
+                // synchronously); a flush puts them on stable storage
+                // before the ack says so, and before any write of the
+                // next epoch is read.
+                if epoch_size > 0 {
+                    if let Some((_, io)) = &shared.device {
+                        if let Err(e) = io.flush_backing() {
+                            pr_err!("{}: flushing the backing disk for barrier #{} failed: error {}\n",
+                                name, b.barrier, e.to_errno());
+                        }
+                    }
+                }
                 let ack = proto::BarrierAck { barrier: b.barrier, set_size: epoch_size };
                 shared.send_meta(ctx.meta, link, Packet::BarrierAck, 0, |out| ack.encode(out))?;
                 epoch_size = 0;
@@ -323,7 +346,8 @@ fn receive_state(
         return Ok(());
     };
     if !vs.connected {
-        let replica = Arc::pin_init(Replica::new(ctx.data.clone(), ctx.link, *volume, shared.config.wire_protocol), GFP_KERNEL)?;
+        let cfg = &shared.config;
+        let replica = Replica::new(ctx.data.clone(), ctx.link, *volume, cfg.wire_protocol, cfg.max_epoch_size)?;
         replica.reserve(256)?;
         let decision = handshake(shared, ctx.link, local, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         vs.connected = true;
@@ -677,6 +701,50 @@ fn receive_data(
     }
 }
 
+/// Largest P_TRIM we take: without FF_WSAME (we do not offer it) 8.4
+/// sends at most 4 MiB, one activity-log extent's worth.
+const MAX_TRIM_SIZE: u32 = 4 << 20;
+
+/// `receive_Data` for P_TRIM: the peer discarded a range; zero it on our
+/// disk (8.4 does so when FF_WZEROES is not agreed, so both disks read
+/// the same) and ack it as the peer asked, like P_DATA.
+fn receive_trim(ctx: &LoopCtx<'_>, t: proto::Trim) -> core::result::Result<(), NetError> {
+    let shared = ctx.shared;
+    let name = shared.name.as_str();
+    let Some((volume, io)) = &shared.device else { return Err(NetError::Refused) };
+    let head = t.data;
+    let capacity = io.capacity_sectors();
+    let in_range = head.sector.checked_add(u64::from(t.size / 512)).is_some_and(|end| end <= capacity);
+    if t.size == 0 || t.size % 512 != 0 || t.size > MAX_TRIM_SIZE || (capacity != 0 && !in_range) {
+        pr_err!("{}: refusing P_TRIM of {} bytes at sector {} (capacity {} sectors, at most {} bytes)\n",
+            name, t.size, head.sector, capacity, MAX_TRIM_SIZE);
+        return Err(NetError::Refused);
+    }
+    let (recv_ack, write_ack) = if ctx.link.version >= 100 {
+        (head.dp_flags & proto::dp::SEND_RECEIVE_ACK != 0, head.dp_flags & proto::dp::SEND_WRITE_ACK != 0)
+    } else {
+        (shared.config.wire_protocol == net_conf::PROT_B, shared.config.wire_protocol == net_conf::PROT_C)
+    };
+    let ack = |cmd: Packet| {
+        let a = proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: t.size, seq_num: head.seq_num };
+        shared.send_meta(ctx.meta, ctx.link, cmd, *volume, |out| a.encode(out))
+    };
+    if recv_ack {
+        ack(Packet::RecvAck)?;
+    }
+    match io.zero_replicated(head.sector, t.size) {
+        Ok(()) if write_ack => ack(Packet::WriteAck),
+        Ok(()) => Ok(()),
+        Err(e) => {
+            pr_err!("{}: zeroing a discarded range at sector {} failed: error {}\n", name, head.sector, e.to_errno());
+            if write_ack || recv_ack {
+                ack(Packet::NegAck)?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// `receive_uuids` with SKIP_INITIAL_SYNC on a just-created node: take
 /// the peer's current UUID, clear the bitmap, both disks UpToDate.
 fn skip_initial_sync(shared: &ConnShared, peer_current: u64) -> core::result::Result<(), NetError> {
@@ -827,13 +895,24 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
                     got_block_ack(shared, cmd, ack)?;
                 }
             }
+            Ok((Packet::BarrierAck, _, payload)) => {
+                if let Body::BarrierAck(ack) = decode_body(Packet::BarrierAck, link, payload)? {
+                    got_barrier_ack(shared, ack)?;
+                }
+            }
+            Ok((Packet::ConnStChgReply, _, payload)) => {
+                // The peer lets us go (our graceful disconnect waits for it).
+                decode_body(Packet::ConnStChgReply, link, payload)?;
+                shared.peer_replied.store(true, core::sync::atomic::Ordering::SeqCst);
+            }
             Ok((Packet::OvResult, _, payload)) => {
                 if let (Body::Ack(ack), Some((_, io))) = (decode_body(Packet::OvResult, link, payload)?, &shared.device) {
                     crate::drbd_verify::got_result(shared.name.as_str(), io, ack);
                 }
             }
-            Ok((cmd @ (Packet::StateChgReply | Packet::ConnStChgReply), _, payload)) => {
-                if let (Body::StateReply(r), Some((_, io))) = (decode_body(cmd, link, payload)?, &shared.device) {
+            Ok((Packet::StateChgReply, _, payload)) => {
+                // The answer to our cluster-wide request (drbd_mgmt).
+                if let (Body::StateReply(r), Some((_, io))) = (decode_body(Packet::StateChgReply, link, payload)?, &shared.device) {
                     io.mgmt().got_state_reply(r.retcode);
                 }
             }
@@ -905,9 +984,21 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
         return Ok(());
     }
     let Some(replica) = io.replica() else { return Err(NetError::Refused) };
+    if cmd == Packet::NegAck {
+        // Its epoch's barrier ack must not clear it (protocol B: the
+        // P_RECV_ACK came first and released the ack token already).
+        let in_log = replica.write_failed(ack.block_id);
+        if !replica.got_ack(ack.block_id, |sector, size| io.set_out_of_sync(sector, size)) && !in_log {
+            pr_err!("{}: {} for an unknown request\n", name, cmd.name());
+            return Err(NetError::Refused);
+        }
+        io.set_out_of_sync(ack.sector, ack.blksize);
+        pr_warn!("{}: peer failed the write at sector {}\n", name, ack.sector);
+        return Ok(());
+    }
     let known = replica.got_ack(ack.block_id, |sector, size| match cmd {
         // Protocol C: on the peer's disk. (Protocol A and B writes stay
-        // marked until a resync: the peer may not have written them.)
+        // marked until their epoch's barrier ack.)
         Packet::WriteAck => {
             io.set_in_sync(sector, size);
         }
@@ -918,23 +1009,23 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
         pr_err!("{}: {} for an unknown request\n", name, cmd.name());
         return Err(NetError::Refused);
     }
-    if cmd == Packet::NegAck {
-        pr_warn!("{}: peer failed the write at sector {}\n", name, ack.sector);
-    }
     Ok(())
 }
 
 /// `receive_req_state`: the peer's cluster-wide state change request.
 /// Invalidate, invalidate-remote and verify on the peer are checked by
 /// the 8.4 rules and carried out here after the reply; anything else
-/// (its promotion, its graceful disconnect) rdrbd grants.
+/// (its promotion) rdrbd grants. Returns true when the peer disconnects
+/// gracefully (`receive_req_conn_state`: Disconnecting is TearDown for
+/// us; the sockets closing after the reply are expected, not a network
+/// failure), and the receive loop ends.
 fn receive_req_state(
     ctx: &LoopCtx<'_>,
     vs: &mut VolumeState,
     cmd: Packet,
     volume: u16,
     r: proto::ReqState,
-) -> core::result::Result<(), NetError> {
+) -> core::result::Result<bool, NetError> {
     use crate::drbd_mgmt::{judge_peer_request, peer_request_granted, PeerRequest};
     let shared = ctx.shared;
     let name = shared.name.as_str();
@@ -943,6 +1034,13 @@ fn receive_req_state(
         let reply = proto::StateReply { retcode: rv as i32 };
         shared.send_meta(ctx.meta, ctx.link, reply_cmd, volume, |out| reply.encode(out))
     };
+    if cmd == Packet::ConnStChgReq && r.requested_conn() == Some(ConnState::Disconnecting) {
+        shared.ending.store(true, core::sync::atomic::Ordering::SeqCst);
+        pr_info!("{}: peer is disconnecting: conn( {} -> TearDown )\n", name,
+            shared.device.as_ref().map_or(ConnState::Connected, |(_, io)| io.peer().conn).name());
+        send(api::StateChangeResult::Success)?;
+        return Ok(true);
+    }
     let judged = match &shared.device {
         Some((_, io)) if cmd == Packet::StateChgReq && vs.connected => {
             judge_peer_request(io, shared.config.verify_alg.is_some(), ctx.link.version, r.mask, r.val)
@@ -952,18 +1050,19 @@ fn receive_req_state(
     match judged {
         PeerRequest::Other => {
             pr_info!("{}: peer requests state change (mask 0x{:x} val 0x{:x}): granted\n", name, r.mask, r.val);
-            send(api::StateChangeResult::Success)
+            send(api::StateChangeResult::Success).map(|()| false)
         }
         PeerRequest::Refused(rv) => {
             pr_info!("{}: peer requests state change (mask 0x{:x} val 0x{:x}): refused: {}\n", name, r.mask, r.val, rv.text());
-            send(rv)
+            send(rv).map(|()| false)
         }
         PeerRequest::Granted(conn) => {
             send(api::StateChangeResult::Success)?;
             let (Some((_, io)), Some(replica)) = (&shared.device, vs.replica.clone()) else {
                 return Err(NetError::Refused);
             };
-            peer_request_granted(name, io, &replica, conn).map_err(NetError::Io)
+            peer_request_granted(name, io, &replica, conn).map_err(NetError::Io)?;
+            Ok(false)
         }
     }
 }
@@ -1032,4 +1131,33 @@ fn receive_ov_reply(
         .map_err(NetError::Io)?;
     shared.send_meta(ctx.meta, ctx.link, Packet::OvResult, volume, |out| ack.encode(out))?;
     crate::drbd_verify::reply_done(name, io, &replica).map_err(NetError::Io)
+}
+
+/// P_BARRIER_ACK (`got_BarrierAck` → `tl_release`): every write of the
+/// acked epoch is on the peer's stable storage. Protocol A and B writes
+/// are marked in sync now (protocol C ones were at their P_WRITE_ACK);
+/// writes the peer failed stay out of sync. An ack that does not match
+/// the oldest epoch we sent is a protocol error.
+fn got_barrier_ack(shared: &ConnShared, ack: proto::BarrierAck) -> core::result::Result<(), NetError> {
+    let name = shared.name.as_str();
+    let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
+    let Some(replica) = io.replica() else {
+        pr_err!("{}: BarrierAck #{} while not replicating\n", name, ack.barrier);
+        return Err(NetError::Refused);
+    };
+    let clear = replica.protocol() != net_conf::PROT_C;
+    let released = replica.got_barrier_ack(ack.barrier, ack.set_size, |w| {
+        if w.failed {
+            io.set_out_of_sync(w.sector, w.size);
+        } else if clear {
+            io.set_in_sync(w.sector, w.size);
+        }
+    });
+    match released {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            pr_err!("{}: {}\n", name, e);
+            Err(NetError::Refused)
+        }
+    }
 }

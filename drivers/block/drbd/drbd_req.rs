@@ -1,8 +1,9 @@
 //! The request path: what happens to each bio submitted to `/dev/drbdN`.
 //!
 //! Reads go straight to the backing disk. A write is marked out of sync in
-//! the bitmap first (the mark is cleared when the peer has it: sent under
-//! protocol A, acked under B and C) and passes the activity log: if its
+//! the bitmap first (the mark is cleared when the peer has it on disk: its
+//! P_WRITE_ACK under protocol C, its epoch's P_BARRIER_ACK under A and B)
+//! and passes the activity log: if its
 //! extents are hot it goes straight on; if not, it waits for the device's
 //! submitter thread, which commits an AL transaction first. (Metadata I/O
 //! cannot be waited for in `submit_bio` itself: bios submitted there are
@@ -283,6 +284,28 @@ impl DeviceIo {
         self.write_from_peer(pages, sector, data, fua, flush, true)
     }
 
+    /// Zeroes `size` bytes at `sector` for the peer (a received P_TRIM),
+    /// through the activity log as a replicated write.
+    pub(crate) fn zero_replicated(&self, sector: u64, size: u32) -> Result {
+        let lower = self.gate.enter().ok_or(EIO)?;
+        let tag = match self.begin_cold_write(&lower, sector, size) {
+            Ok(tag) => tag,
+            Err(AlError::Io(e)) => return Err(e),
+            Err(_) => return Err(EIO),
+        };
+        let zeroed = lower.bdev_ref().zero_out(sector, u64::from(size) >> 9);
+        self.al_refs.complete(tag);
+        zeroed
+    }
+
+    /// Puts every write done so far on the backing disk's stable storage
+    /// (before a P_BARRIER_ACK: 8.4's flush write ordering).
+    pub(crate) fn flush_backing(&self) -> Result {
+        // Diskless: nothing was written (every write was nacked).
+        let Some(lower) = self.gate.enter() else { return Ok(()) };
+        lower.bdev_ref().flush()
+    }
+
     /// Writes resync data (P_RS_DATA_REPLY) to the backing disk. Unlike
     /// replicated writes it does not pass the activity log (8.4's
     /// `recv_resync_read` submits without `drbd_al_begin_io`): the resync
@@ -480,7 +503,17 @@ impl DeviceIo {
         };
         let (sector, size) = (bio.sector(), bio.size());
         match self.begin_cold_write(&lower, sector, size) {
-            Ok(tag) => self.forward(lower, bio, tag),
+            Ok(tag) => {
+                // Out of sync until the peer has it (the hot path marks
+                // before it finds an extent cold; a write held off by a
+                // resync read and a discard come here unmarked).
+                self.set_out_of_sync(sector, size);
+                if bio.op() == BioOp::Discard {
+                    self.discard(lower, bio, tag)
+                } else {
+                    self.forward(lower, bio, tag)
+                }
+            }
             Err(AlError::Io(e)) => {
                 pr_err!("activity log write failed: error {}; failing the write\n", e.to_errno());
                 bio.fail();
@@ -523,6 +556,35 @@ impl DeviceIo {
         // Out of sync until the peer has it (cleared on its ack).
         md.bitmap.set_sectors(sector, size);
         md.al.begin_hot_write(&self.al_refs, sector, size).map(Some).ok_or(())
+    }
+
+    /// A discard, in the submitter thread (after the activity log): the
+    /// range is zeroed on the backing disk, and sent to the peer as P_TRIM
+    /// if it takes them, which zeroes it too (8.4's receiver does without
+    /// FF_WZEROES), so both disks read the same afterwards. A peer without
+    /// FF_TRIM does not get it: the range stays out of sync for a resync.
+    fn discard(&self, lower: LowerRef<'_>, bio: UpperBio, tag: u64) {
+        let (sector, size) = (bio.sector(), bio.size());
+        let replicate = match self.replica() {
+            Some(r) if peer_has_disk(&self.peer()) && r.sends_trim() => {
+                let sent = bio.peer_completion();
+                let ack = r.wants_ack().then(|| bio.peer_completion());
+                Some((r, sent, ack))
+            }
+            _ => None,
+        };
+        let zeroed = lower.bdev_ref().zero_out(sector, u64::from(size) >> 9);
+        self.al_refs.complete(tag);
+        drop(lower);
+        if let Err(e) = &zeroed {
+            pr_err!("discard at sector {} failed on the backing disk: error {}\n", sector, e.to_errno());
+        }
+        if let Some((replica, sent, ack)) = replicate {
+            if !replica.send_write(sent, ack) {
+                self.set_out_of_sync(sector, size);
+            }
+        }
+        bio.end(zeroed);
     }
 
     fn forward(&self, lower: LowerRef<'_>, bio: UpperBio, tag: u64) {
@@ -586,6 +648,13 @@ impl DiskOps for DeviceIo {
         let (op, sector, size) = (bio.op(), bio.sector(), bio.size());
         if op == BioOp::Read || size == 0 {
             return self.forward(lower, bio, 0);
+        }
+        if op == BioOp::Discard {
+            // Zeroing waits for its bios: not here, in the submitter.
+            drop(lower);
+            self.cold_writes.lock().push(bio);
+            self.cold_writes_added.notify_one();
+            return;
         }
         match self.begin_hot_write(sector, size) {
             Ok(tag) => self.forward(lower, bio, tag.unwrap_or(0)),

@@ -3,7 +3,9 @@
 //! local write is done, the packet is sent, and (protocol B/C) the peer's
 //! P_RECV_ACK / P_WRITE_ACK is in. Each of these is one completion of the
 //! upper bio (`UpperBio::peer_completion`), so the bio lives exactly as
-//! long as someone still needs it.
+//! long as someone still needs it. Writes travel in epochs closed by
+//! P_BARRIER; the peer's P_BARRIER_ACK releases them from the transfer
+//! log (`drbd_include::transfer_log`).
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -14,11 +16,13 @@ use kernel::sync::{Arc, Mutex};
 use crate::drbd_include::genl::net_conf;
 use crate::drbd_conn::SMALL_PACKET;
 use crate::drbd_include::protocol::{
-    dp, encode_packet, BlockRequest, DataPacket, Header, HeaderKind, Link, Packet, ProtocolError, StatePacket,
-    UuidsPacket, ID_SYNCER,
+    dp, encode_packet, feature, Barrier, BlockRequest, DataPacket, Header, HeaderKind, Link, Packet, ProtocolError,
+    StatePacket, Trim, UuidsPacket, ID_SYNCER,
 };
 use crate::drbd_include::uuid::{uuid_flags, Uuids};
+use crate::drbd_include::transfer_log::{BarrierAckError, TlWrite, TransferLog};
 use crate::kernel_glue::block::PeerToken;
+use crate::kernel_glue::thread::sleep_ms;
 use crate::kernel_glue::net::TcpSocket;
 
 /// A write sent to the peer and not acknowledged yet.
@@ -43,25 +47,38 @@ pub(crate) struct Replica {
     #[pin]
     /// Slots of writes waiting for an ack; `None` slots are reused.
     pending: Mutex<KVec<Option<Pending>>>,
+    /// Writes sent and not yet covered by a barrier ack, in epochs.
+    #[pin]
+    tl: Mutex<TransferLog<KVVec<TlWrite>>>,
+    /// Writes on their way to the socket; 0 means the sender is idle.
+    senders: AtomicU32,
     next_id: AtomicU64,
     seq: AtomicU32,
     broken: AtomicBool,
 }
 
+/// Writes the transfer log can hold (about twice the default
+/// max-epoch-size): past that, the sender waits for a barrier ack.
+const TL_SLOTS: usize = 4096;
+
 impl Replica {
-    /// The peer reached over `data`, replicating `volume` with `protocol`.
-    pub(crate) fn new(data: Arc<TcpSocket>, link: Link, volume: u16, protocol: u32) -> impl PinInit<Self> {
-        pin_init!(Self {
+    /// The peer reached over `data`, replicating `volume` with `protocol`;
+    /// epochs close after at most `max_epoch_size` writes.
+    pub(crate) fn new(data: Arc<TcpSocket>, link: Link, volume: u16, protocol: u32, max_epoch_size: u32) -> Result<Arc<Self>> {
+        let slots = KVVec::from_elem(TlWrite::default(), TL_SLOTS, GFP_KERNEL)?;
+        Arc::pin_init(pin_init!(Self {
             data,
             link,
             volume,
             protocol,
             send_lock <- new_mutex!((), "rdrbd::Replica::send_lock"),
             pending <- new_mutex!(KVec::new(), "rdrbd::Replica::pending"),
+            tl <- new_mutex!(TransferLog::new(slots, max_epoch_size), "rdrbd::Replica::tl"),
+            senders: AtomicU32::new(0),
             next_id: AtomicU64::new(0),
             seq: AtomicU32::new(0),
             broken: AtomicBool::new(false),
-        })
+        }), GFP_KERNEL)
     }
 
     /// Reserves tracking slots up front, so the write path rarely needs
@@ -149,18 +166,95 @@ impl Replica {
         self.send_small(Packet::State, |out| StatePacket { state }.encode(out))
     }
 
+    /// Whether discards can go to the peer as P_TRIM (it announced
+    /// FF_TRIM); if not, a discarded range stays out of sync.
+    pub(crate) fn sends_trim(&self) -> bool {
+        self.link.has(feature::TRIM)
+    }
+
     /// Whether writes wait for an ack (protocols B and C).
     pub(crate) fn wants_ack(&self) -> bool {
         self.protocol != net_conf::PROT_A
     }
 
-    /// Sends one write: `sent` is given once the packet is out, `ack`
-    /// (protocols B/C) when the peer acknowledges it or the connection
-    /// goes. On a send error the connection is shut down. Returns whether
-    /// the packet went out.
+    /// Sends one write (P_DATA, or P_TRIM for a discard): `sent` is given
+    /// once the packet is out, `ack` (protocols B/C) when the peer
+    /// acknowledges it or the connection goes. On a send error the
+    /// connection is shut down. Returns whether the packet went out.
+    ///
+    /// The write is recorded in the open epoch of the transfer log. When
+    /// no other write is on its way to the socket, the sender is idle and
+    /// closes the epoch with a P_BARRIER right away, before `sent` may
+    /// complete the bio: a write submitted after this one completed (and
+    /// so maybe depending on it) always lands in a later epoch, which the
+    /// peer writes only after this one is on its disk (8.4 closes the
+    /// epoch when one of its writes completes, and sends the barrier when
+    /// its sender goes idle). The barrier ack then clears the bits of
+    /// protocol A and B writes.
     pub(crate) fn send_write(&self, sent: PeerToken, ack: Option<PeerToken>) -> bool {
-        if self.broken.load(Ordering::SeqCst) {
+        self.senders.fetch_add(1, Ordering::SeqCst);
+        let Some(guard) = self.lock_with_log_room() else {
+            self.senders.fetch_sub(1, Ordering::SeqCst);
             return false;
+        };
+        let sent_ok = self.send_data_locked(&sent, ack);
+        let idle = self.senders.fetch_sub(1, Ordering::SeqCst) == 1;
+        if sent_ok.is_ok() && idle {
+            // A failed barrier breaks the connection; the write's fate is
+            // then decided by the transfer log's drain.
+            let _ = self.close_epoch_locked();
+        }
+        drop(guard);
+        drop(sent);
+        sent_ok.is_ok()
+    }
+
+    /// Takes the send lock once the transfer log has room for a write.
+    /// While it is full, the open epoch is closed so that the peer's
+    /// barrier ack frees slots. `None`: the connection broke meanwhile.
+    fn lock_with_log_room(&self) -> Option<kernel::sync::lock::Guard<'_, (), kernel::sync::lock::mutex::MutexBackend>> {
+        loop {
+            if self.broken.load(Ordering::SeqCst) {
+                return None;
+            }
+            let guard = self.send_lock.lock();
+            if !self.tl.lock().is_full() {
+                return Some(guard);
+            }
+            if self.close_epoch_locked().is_err() {
+                return None;
+            }
+            drop(guard);
+            sleep_ms(1);
+        }
+    }
+
+    /// Closes the open epoch if it holds writes, sending its P_BARRIER
+    /// (`drbd_send_barrier`). The caller holds the send lock.
+    fn close_epoch_locked(&self) -> Result {
+        let closed = self.tl.lock().close_epoch();
+        match closed {
+            Some(barrier) => self.send_barrier_locked(barrier),
+            None => Ok(()),
+        }
+    }
+
+    /// P_BARRIER `barrier` (volume 0, as `conn_send_command` sends it).
+    /// The caller holds the send lock.
+    fn send_barrier_locked(&self, barrier: u32) -> Result {
+        let mut buf = [0u8; 16 + Barrier::SIZE];
+        let len = encode_packet(self.link, Packet::Barrier, 0, &mut buf, |out| Barrier { barrier }.encode(out))
+            .map_err(|_| EINVAL)?;
+        self.send_or_break(buf.get(..len).ok_or(EINVAL)?)
+    }
+
+    /// Sends the P_DATA of `sent` in the open epoch (a P_BARRIER first if
+    /// that epoch is full). The caller holds the send lock and made sure
+    /// the transfer log has room.
+    fn send_data_locked(&self, sent: &PeerToken, ack: Option<PeerToken>) -> Result {
+        let barrier = self.tl.lock().barrier_before_write();
+        if let Some(barrier) = barrier {
+            self.send_barrier_locked(barrier)?;
         }
         let block_id = self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let seq_num = self.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
@@ -182,7 +276,6 @@ impl Replica {
                 _ => {}
             }
         }
-        let _guard = self.send_lock.lock();
         if let Some(ack) = ack {
             let mut pending = self.pending.lock();
             let entry = Some(Pending { block_id, sector, size, _ack: ack });
@@ -191,27 +284,63 @@ impl Replica {
             } else if pending.push(entry, GFP_NOWAIT).is_err() {
                 // No memory to track it: the write completes locally only.
                 pr_err!("drbd: out of memory tracking a replicated write\n");
-                return false;
+                return Err(ENOMEM);
             }
         }
+        if self.tl.lock().record(block_id, sector, size).is_err() {
+            // Cannot happen (the caller made room); the write is not sent
+            // and its upper bio's ack completes when the connection goes.
+            pr_err!("drbd: transfer log full; write at sector {} not replicated\n", sector);
+            return Err(ENOMEM);
+        }
         let head = DataPacket { sector, block_id, seq_num, dp_flags };
+        if sent.is_discard() {
+            // P_TRIM: the range and its size, no data.
+            let trim = Trim { data: head, size };
+            let mut buf = [0u8; 16 + Trim::SIZE];
+            let len = encode_packet(self.link, Packet::Trim, self.volume, &mut buf, |out| trim.encode(out))
+                .map_err(|_| EINVAL)?;
+            return self.send_or_break(buf.get(..len).ok_or(EINVAL)?);
+        }
         let length = (DataPacket::SIZE as u32).saturating_add(size);
         let header = Header { cmd: Packet::Data, volume: self.volume, length };
         let mut buf = [0u8; 16 + DataPacket::SIZE];
-        let sent_ok = (|| -> Result {
-            let hs = header.encode_as(HeaderKind::for_payload(self.link, length), &mut buf).map_err(|_| EINVAL)?;
-            let body = buf.get_mut(hs..).ok_or(EINVAL)?;
-            let n = head.encode(body).map_err(|_| EINVAL)?;
-            self.data.send_all(buf.get(..hs.saturating_add(n)).ok_or(EINVAL)?)?;
-            self.data.send_bio(&sent)
-        })();
-        drop(sent);
-        if sent_ok.is_err() {
+        let hs = header.encode_as(HeaderKind::for_payload(self.link, length), &mut buf).map_err(|_| EINVAL)?;
+        let body = buf.get_mut(hs..).ok_or(EINVAL)?;
+        let n = head.encode(body).map_err(|_| EINVAL)?;
+        self.send_or_break(buf.get(..hs.saturating_add(n)).ok_or(EINVAL)?)?;
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(EPIPE);
+        }
+        self.data.send_bio(sent).inspect_err(|_| {
             self.broken.store(true, Ordering::SeqCst);
             // The receiver sees the shutdown and tears the connection down.
             self.data.shutdown();
-        }
-        sent_ok.is_ok()
+        })
+    }
+
+    /// P_BARRIER_ACK `barrier` for `set_size` writes (`tl_release`): each
+    /// write of that epoch is handed to `release` (on the peer's stable
+    /// storage unless the peer failed it). A mismatch is the peer's
+    /// protocol error; nothing is released then.
+    pub(crate) fn got_barrier_ack(
+        &self,
+        barrier: u32,
+        set_size: u32,
+        release: impl FnMut(&TlWrite),
+    ) -> core::result::Result<u32, BarrierAckError> {
+        self.tl.lock().barrier_acked(barrier, set_size, release)
+    }
+
+    /// The peer failed write `block_id` (P_NEG_ACK): its epoch's barrier
+    /// ack must not mark it in sync. Returns whether the log has it.
+    pub(crate) fn write_failed(&self, block_id: u64) -> bool {
+        self.tl.lock().mark_failed(block_id)
+    }
+
+    /// The agreed wire protocol (`net_conf::PROT_*`).
+    pub(crate) fn protocol(&self) -> u32 {
+        self.protocol
     }
 
     /// The peer acknowledged `block_id` (P_WRITE_ACK, P_RECV_ACK, or
@@ -229,11 +358,13 @@ impl Replica {
         true
     }
 
-    /// The connection is gone: every write still waiting for the peer is
+    /// The connection is gone: every write the peer may not have on its
+    /// disk (still waiting for its ack, or for its epoch's barrier ack) is
     /// marked out of sync by `mark`, then completes.
     pub(crate) fn abort(&self, mark: impl Fn(u64, u32)) {
         self.broken.store(true, Ordering::SeqCst);
         let _guard = self.send_lock.lock();
+        self.tl.lock().drain(|w| mark(w.sector, w.size));
         let drained = core::mem::take(&mut *self.pending.lock());
         for p in drained.iter().flatten() {
             mark(p.sector, p.size);

@@ -104,6 +104,10 @@ int rdrbd_disk_stack_limits(struct gendisk *disk, struct block_device *backing)
 	 * log extent, so a write never spans more than two extents. */
 	lim.max_hw_sectors = min(lim.max_hw_sectors, 1024U * 1024 / 512);
 	lim.max_hw_discard_sectors = min(lim.max_hw_discard_sectors, 4096U * 1024 / 512);
+	/* Write-zeroes and secure erase are not replicated: without them the
+	 * block layer writes zeroed pages instead, which are. */
+	lim.max_write_zeroes_sectors = 0;
+	lim.max_secure_erase_sectors = 0;
 	return queue_limits_commit_update(disk->queue, &lim);
 }
 

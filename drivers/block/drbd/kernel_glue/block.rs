@@ -184,6 +184,31 @@ pub(crate) struct BdevRef<'a> {
     _open: core::marker::PhantomData<&'a ()>,
 }
 
+/// `GFP_NOIO` (a macro in C: `__GFP_RECLAIM`): may sleep, but reclaim
+/// must not issue I/O, which could wait for this very device.
+const GFP_NOIO: bindings::gfp_t =
+    (1 << bindings::___GFP_DIRECT_RECLAIM_BIT) | (1 << bindings::___GFP_KSWAPD_RECLAIM_BIT);
+
+impl BdevRef<'_> {
+    /// Flushes the device's volatile write cache (an empty PREFLUSH
+    /// bio), synchronously: what was written before is on stable storage.
+    pub(crate) fn flush(&self) -> Result {
+        // SAFETY: the device is open for `'a`; the call waits for the flush.
+        to_result(unsafe { bindings::blkdev_issue_flush(self.bdev.as_ptr()) })
+    }
+
+    /// Zeroes `sectors` sectors from `sector`, synchronously; the device
+    /// may deallocate them (REQ_OP_WRITE_ZEROES with unmap) as long as
+    /// they read back as zeroes. Process context, never from within
+    /// `submit_bio` (the bios it waits for would only be queued).
+    pub(crate) fn zero_out(&self, sector: u64, sectors: u64) -> Result {
+        // SAFETY: the device is open for `'a`; the call waits for its bios.
+        to_result(unsafe {
+            bindings::blkdev_issue_zeroout(self.bdev.as_ptr(), sector, sectors, GFP_NOIO, 0)
+        })
+    }
+}
+
 /// An opened and exclusively claimed backing block device.
 pub(crate) struct LowerDev {
     file: NonNull<bindings::file>,
@@ -521,6 +546,22 @@ impl UpperBio {
         PeerToken(self.0)
     }
 
+    /// Completes the bio (its own completion; tokens taken with
+    /// [`Self::peer_completion`] still hold it) with `result`'s status.
+    pub(crate) fn end(self, result: Result) {
+        let bio = self.into_raw();
+        let errno = match result {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        };
+        // SAFETY: we owned the bio's completion (`into_raw` handed it to
+        // us) and end it exactly once here.
+        unsafe {
+            (*bio).bi_status = bindings::errno_to_blk_status(errno);
+            bindings::bio_endio(bio);
+        }
+    }
+
     /// Completes the bio with an I/O error.
     pub(crate) fn fail(self) {
         // Dropping an undecided bio fails it.
@@ -583,6 +624,12 @@ impl PeerToken {
     /// REQ_FUA, REQ_PREFLUSH, REQ_SYNC.
     pub(crate) fn flags(&self) -> BioFlags {
         bio_flags(self.0)
+    }
+
+    /// Whether the bio is a discard (sent as P_TRIM, without data).
+    pub(crate) fn is_discard(&self) -> bool {
+        // SAFETY: the bio cannot complete while this token lives.
+        unsafe { shim::rdrbd_bio_op(self.0.as_ptr()) == bindings::req_op_REQ_OP_DISCARD }
     }
 
     pub(super) fn as_ptr(&self) -> *mut bindings::bio {

@@ -1,0 +1,383 @@
+//! The Primary's transfer log: which replicated writes belong to which
+//! epoch, when an epoch is closed by a P_BARRIER, and what a
+//! P_BARRIER_ACK releases (8.4's `transfer_log`, `start_new_tl_epoch`,
+//! `maybe_send_barrier` and `tl_release`).
+//!
+//! Every write sent to the peer (P_DATA, P_TRIM) is recorded in the epoch
+//! that is open when it is sent. Closing an epoch gives the barrier number
+//! to send; from then on new writes go into the next epoch. The peer
+//! answers each barrier with P_BARRIER_ACK once every write of that epoch
+//! is on its stable storage; the ack must name the oldest epoch still in
+//! the log and count exactly the writes sent in it, or the peer and we
+//! disagree about what is safe, which is a protocol error.
+//!
+//! The log lives in caller-provided slots (a ring), so it never allocates;
+//! when all slots are taken the sender must close the epoch and wait for
+//! an ack to free some.
+
+use core::fmt;
+use core::ops::DerefMut;
+
+/// One write sent to the peer and not yet covered by a barrier ack.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlWrite {
+    /// The handle the peer's per-write acks name.
+    pub block_id: u64,
+    /// First sector.
+    pub sector: u64,
+    /// Bytes.
+    pub size: u32,
+    /// Epoch the write was sent in.
+    pub epoch: u32,
+    /// The peer reported it could not write it (P_NEG_ACK): it stays out
+    /// of sync even when its epoch is acked.
+    pub failed: bool,
+}
+
+/// A P_BARRIER_ACK that does not fit what we sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BarrierAckError {
+    /// No epoch has been closed by a barrier and is waiting for its ack.
+    NoEpoch {
+        /// The barrier number the peer acked.
+        barrier: u32,
+    },
+    /// The ack names another epoch than the oldest one waiting.
+    WrongEpoch {
+        /// The barrier number the peer acked.
+        barrier: u32,
+        /// The oldest epoch waiting for its ack.
+        expected: u32,
+    },
+    /// The ack counts another number of writes than we sent in the epoch.
+    WrongSize {
+        /// The barrier number the peer acked.
+        barrier: u32,
+        /// The count of writes the peer reported.
+        set_size: u32,
+        /// The writes we sent in that epoch.
+        expected: u32,
+    },
+}
+
+impl fmt::Display for BarrierAckError {
+    /// The wording of 8.4's `tl_release` ("BAD! BarrierAck ...").
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::NoEpoch { barrier } => write!(f, "BAD! BarrierAck #{} received, but no epoch in tl!?", barrier),
+            Self::WrongEpoch { barrier, expected } => {
+                write!(f, "BAD! BarrierAck #{} received, expected #{}!", barrier, expected)
+            }
+            Self::WrongSize { barrier, set_size, expected } => write!(
+                f,
+                "BAD! BarrierAck #{} received with n_writes={}, expected n_writes={}!",
+                barrier, set_size, expected
+            ),
+        }
+    }
+}
+
+/// Every slot of the log is taken: close the epoch and wait for its ack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogFull;
+
+/// The transfer log over the slots `S` (any mutable slice of [`TlWrite`]).
+pub struct TransferLog<S> {
+    slots: S,
+    /// Index of the oldest write.
+    head: usize,
+    /// Writes in the log.
+    len: usize,
+    /// The epoch writes are sent in now (`send.current_epoch_nr`).
+    epoch: u32,
+    /// Writes sent in that epoch so far.
+    epoch_writes: u32,
+    /// An epoch is closed once it has this many writes (`max-epoch-size`).
+    max_epoch_writes: u32,
+}
+
+impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
+    /// An empty log over `slots`; epochs are closed after at most
+    /// `max_epoch_writes` writes (at least 1). The first epoch is 1 (any
+    /// number works: the peer only echoes it).
+    pub fn new(slots: S, max_epoch_writes: u32) -> Self {
+        Self { slots, head: 0, len: 0, epoch: 1, epoch_writes: 0, max_epoch_writes: max_epoch_writes.max(1) }
+    }
+
+    /// The slot of the `i`-th oldest write (`None` without slots).
+    fn slot(&self, i: usize) -> Option<usize> {
+        self.head.wrapping_add(i).checked_rem(self.slots.len())
+    }
+
+    /// Writes in the log (sent, not yet released by a barrier ack).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the log holds no write.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether another write can be recorded.
+    pub fn is_full(&self) -> bool {
+        self.len >= self.slots.len()
+    }
+
+    /// The epoch the next write goes into.
+    pub fn current_epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Writes recorded in the open epoch.
+    pub fn current_epoch_writes(&self) -> u32 {
+        self.epoch_writes
+    }
+
+    /// Closes the open epoch if it holds a write; returns the number the
+    /// P_BARRIER that must be sent now carries (before any later write).
+    /// An empty epoch is not closed (`start_new_tl_epoch`: "no point
+    /// closing an epoch, if it is empty").
+    pub fn close_epoch(&mut self) -> Option<u32> {
+        if self.epoch_writes == 0 {
+            return None;
+        }
+        let closed = self.epoch;
+        self.epoch = self.epoch.wrapping_add(1);
+        self.epoch_writes = 0;
+        Some(closed)
+    }
+
+    /// Before a write is sent: closes the open epoch if it is full
+    /// (max-epoch-size); `Some(n)`: send P_BARRIER n first.
+    pub fn barrier_before_write(&mut self) -> Option<u32> {
+        if self.epoch_writes >= self.max_epoch_writes {
+            self.close_epoch()
+        } else {
+            None
+        }
+    }
+
+    /// Records a write sent in the open epoch (call before the write goes
+    /// out, so that its acks always find it).
+    pub fn record(&mut self, block_id: u64, sector: u64, size: u32) -> Result<(), LogFull> {
+        if self.is_full() {
+            return Err(LogFull);
+        }
+        let index = self.slot(self.len).ok_or(LogFull)?;
+        let slot = self.slots.get_mut(index).ok_or(LogFull)?;
+        *slot = TlWrite { block_id, sector, size, epoch: self.epoch, failed: false };
+        self.len = self.len.saturating_add(1);
+        self.epoch_writes = self.epoch_writes.saturating_add(1);
+        Ok(())
+    }
+
+    /// The peer failed write `block_id` (P_NEG_ACK); returns whether the
+    /// log has it.
+    pub fn mark_failed(&mut self, block_id: u64) -> bool {
+        for i in 0..self.len {
+            let Some(index) = self.slot(i) else { break };
+            if let Some(w) = self.slots.get_mut(index) {
+                if w.block_id == block_id {
+                    w.failed = true;
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// P_BARRIER_ACK `barrier` with `set_size` writes (`tl_release`): it
+    /// must name the oldest closed epoch and count its writes. On success
+    /// each write of the epoch is handed to `release` (now on the peer's
+    /// stable storage unless `failed`) and leaves the log; returns the
+    /// number released. On error nothing changes.
+    pub fn barrier_acked(
+        &mut self,
+        barrier: u32,
+        set_size: u32,
+        mut release: impl FnMut(&TlWrite),
+    ) -> Result<u32, BarrierAckError> {
+        let oldest = match self.slots.get(self.head) {
+            Some(w) if self.len > 0 => w.epoch,
+            _ => return Err(BarrierAckError::NoEpoch { barrier }),
+        };
+        if oldest == self.epoch {
+            // The oldest epoch is still open: no barrier was sent for it.
+            return Err(BarrierAckError::NoEpoch { barrier });
+        }
+        if barrier != oldest {
+            return Err(BarrierAckError::WrongEpoch { barrier, expected: oldest });
+        }
+        let in_epoch = (0..self.len)
+            .take_while(|&i| self.slot(i).and_then(|x| self.slots.get(x)).is_some_and(|w| w.epoch == oldest))
+            .count();
+        let expected = u32::try_from(in_epoch).unwrap_or(u32::MAX);
+        if set_size != expected {
+            return Err(BarrierAckError::WrongSize { barrier, set_size, expected });
+        }
+        for _ in 0..in_epoch {
+            if let Some(w) = self.slots.get(self.head) {
+                release(w);
+            }
+            self.head = self.slot(1).unwrap_or(0);
+            self.len = self.len.saturating_sub(1);
+        }
+        Ok(expected)
+    }
+
+    /// The connection is gone (`tl_clear`): hands every write still in the
+    /// log to `f` (the peer may not have it) and empties the log.
+    pub fn drain(&mut self, mut f: impl FnMut(&TlWrite)) {
+        for i in 0..self.len {
+            if let Some(w) = self.slot(i).and_then(|x| self.slots.get(x)) {
+                f(w);
+            }
+        }
+        self.head = 0;
+        self.len = 0;
+        self.epoch_writes = 0;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::arithmetic_side_effects)]
+mod tests {
+    use super::*;
+
+    extern crate std;
+    use std::vec::Vec;
+
+    fn log(slots: usize, max: u32) -> TransferLog<Vec<TlWrite>> {
+        TransferLog::new(std::vec![TlWrite::default(); slots], max)
+    }
+
+    fn released(tl: &mut TransferLog<Vec<TlWrite>>, barrier: u32, size: u32) -> Result<Vec<u64>, BarrierAckError> {
+        let mut ids = Vec::new();
+        tl.barrier_acked(barrier, size, |w| ids.push(w.block_id)).map(|_| ids)
+    }
+
+    #[test]
+    fn empty_epoch_is_not_closed() {
+        let mut tl = log(8, 100);
+        assert_eq!(tl.close_epoch(), None);
+        assert_eq!(tl.current_epoch(), 1);
+    }
+
+    #[test]
+    fn ack_releases_exactly_its_epoch() {
+        let mut tl = log(8, 100);
+        tl.record(1, 0, 4096).unwrap();
+        tl.record(2, 8, 4096).unwrap();
+        assert_eq!(tl.close_epoch(), Some(1));
+        tl.record(3, 16, 4096).unwrap();
+        assert_eq!(tl.close_epoch(), Some(2));
+        assert_eq!(released(&mut tl, 1, 2).unwrap(), [1, 2]);
+        assert_eq!(tl.len(), 1);
+        assert_eq!(released(&mut tl, 2, 1).unwrap(), [3]);
+        assert!(tl.is_empty());
+    }
+
+    #[test]
+    fn ack_for_open_epoch_is_refused() {
+        let mut tl = log(8, 100);
+        assert_eq!(released(&mut tl, 1, 0), Err(BarrierAckError::NoEpoch { barrier: 1 }));
+        tl.record(1, 0, 4096).unwrap();
+        // No barrier sent yet for epoch 1.
+        assert_eq!(released(&mut tl, 1, 1), Err(BarrierAckError::NoEpoch { barrier: 1 }));
+        assert_eq!(tl.len(), 1);
+    }
+
+    #[test]
+    fn wrong_number_or_size_changes_nothing() {
+        let mut tl = log(8, 100);
+        tl.record(1, 0, 4096).unwrap();
+        tl.record(2, 8, 4096).unwrap();
+        tl.close_epoch();
+        tl.record(3, 16, 4096).unwrap();
+        tl.close_epoch();
+        assert_eq!(released(&mut tl, 2, 1), Err(BarrierAckError::WrongEpoch { barrier: 2, expected: 1 }));
+        assert_eq!(released(&mut tl, 1, 3), Err(BarrierAckError::WrongSize { barrier: 1, set_size: 3, expected: 2 }));
+        assert_eq!(released(&mut tl, 1, 1), Err(BarrierAckError::WrongSize { barrier: 1, set_size: 1, expected: 2 }));
+        assert_eq!(tl.len(), 3);
+        assert_eq!(released(&mut tl, 1, 2).unwrap(), [1, 2]);
+    }
+
+    #[test]
+    fn max_epoch_size_closes_before_the_next_write() {
+        let mut tl = log(8, 2);
+        assert_eq!(tl.barrier_before_write(), None);
+        tl.record(1, 0, 512).unwrap();
+        assert_eq!(tl.barrier_before_write(), None);
+        tl.record(2, 0, 512).unwrap();
+        assert_eq!(tl.barrier_before_write(), Some(1));
+        tl.record(3, 0, 512).unwrap();
+        assert_eq!(tl.current_epoch(), 2);
+        assert_eq!(tl.current_epoch_writes(), 1);
+    }
+
+    #[test]
+    fn full_log_refuses_until_an_ack_frees_slots() {
+        let mut tl = log(3, 100);
+        for id in 0..3 {
+            tl.record(id, id * 8, 4096).unwrap();
+        }
+        assert!(tl.is_full());
+        assert_eq!(tl.record(9, 0, 4096), Err(LogFull));
+        assert_eq!(tl.close_epoch(), Some(1));
+        assert_eq!(released(&mut tl, 1, 3).unwrap(), [0, 1, 2]);
+        // The ring wraps around.
+        for id in 10..13 {
+            tl.record(id, 0, 4096).unwrap();
+        }
+        tl.close_epoch();
+        assert_eq!(released(&mut tl, 2, 3).unwrap(), [10, 11, 12]);
+    }
+
+    #[test]
+    fn failed_writes_are_flagged_for_release() {
+        let mut tl = log(4, 100);
+        tl.record(7, 0, 4096).unwrap();
+        tl.record(8, 8, 4096).unwrap();
+        assert!(tl.mark_failed(8));
+        assert!(!tl.mark_failed(99));
+        tl.close_epoch();
+        let mut failed = Vec::new();
+        tl.barrier_acked(1, 2, |w| failed.push(w.failed)).unwrap();
+        assert_eq!(failed, [false, true]);
+    }
+
+    #[test]
+    fn drain_hands_back_everything_unacked() {
+        let mut tl = log(4, 100);
+        tl.record(1, 0, 4096).unwrap();
+        tl.close_epoch();
+        tl.record(2, 8, 4096).unwrap();
+        let mut ids = Vec::new();
+        tl.drain(|w| ids.push((w.block_id, w.epoch)));
+        assert_eq!(ids, [(1, 1), (2, 2)]);
+        assert!(tl.is_empty());
+        assert_eq!(tl.close_epoch(), None);
+    }
+
+    #[test]
+    fn no_slots_means_always_full() {
+        let mut tl = TransferLog::new(Vec::new(), 100);
+        assert!(tl.is_full());
+        assert_eq!(tl.record(1, 0, 4096), Err(LogFull));
+        assert_eq!(tl.close_epoch(), None);
+        assert_eq!(tl.barrier_acked(1, 0, |_| {}), Err(BarrierAckError::NoEpoch { barrier: 1 }));
+    }
+
+    #[test]
+    fn epoch_numbers_wrap() {
+        let mut tl = log(4, 100);
+        tl.epoch = u32::MAX;
+        tl.record(1, 0, 4096).unwrap();
+        assert_eq!(tl.close_epoch(), Some(u32::MAX));
+        tl.record(2, 0, 4096).unwrap();
+        assert_eq!(tl.close_epoch(), Some(0));
+        assert_eq!(released(&mut tl, u32::MAX, 1).unwrap(), [1]);
+        assert_eq!(released(&mut tl, 0, 1).unwrap(), [2]);
+    }
+}
