@@ -117,6 +117,27 @@ fn request_cluster_wide(name: &str, io: &DeviceIo, replica: &Replica, conn: Conn
     }
 }
 
+/// The common start of invalidate and invalidate-remote while connected:
+/// enter `conn` (StartingSyncT/S), have the peer agree, then set and write
+/// every bit. Any failure returns to Connected. Returns the replica the
+/// resync runs over.
+fn begin_full_sync(name: &str, io: &DeviceIo, conn: ConnState) -> Result<kernel::sync::Arc<Replica>, AdmError> {
+    let replica = io.replica().ok_or(refused(StateChangeResult::NeedConnection))?;
+    io.update_peer(|v| PeerView { conn, ..v });
+    let back_to_connected = || {
+        io.update_peer(|v| if v.conn == conn { PeerView { conn: ConnState::Connected, ..v } } else { v });
+    };
+    if let Err(e) = request_cluster_wide(name, io, &replica, conn) {
+        back_to_connected();
+        return Err(e);
+    }
+    if set_all_out_of_sync(name, io).is_err() {
+        back_to_connected();
+        return Err(AdmError::new(RetCode::IoMdDisk, "writing the bitmap failed"));
+    }
+    Ok(replica)
+}
+
 /// Sets every bit of the bitmap and writes it (`drbd_bmio_set_n_write`).
 pub(crate) fn set_all_out_of_sync(name: &str, io: &DeviceIo) -> Result {
     match io.with_md(|md, dev| md.set_all_out_of_sync(dev)) {
@@ -270,22 +291,10 @@ impl Registry {
                 pr_info!("drbd{}: invalidated: disk( -> Inconsistent ), every block out of sync\n", minor);
             }
             Plan::ClusterWide(conn) => {
-                let replica = io.replica().ok_or(refused(StateChangeResult::NeedConnection))?;
                 // The source's sync UUID may come before we are done here:
                 // the receiver waits while we are StartingSyncT.
-                io.update_peer(|v| PeerView { conn, ..v });
-                let back_to_connected = || {
-                    io.update_peer(|v| if v.conn == conn { PeerView { conn: ConnState::Connected, ..v } } else { v });
-                };
-                if let Err(e) = request_cluster_wide(name, io, &replica, conn) {
-                    back_to_connected();
-                    return Err(e);
-                }
+                begin_full_sync(name, io, conn)?;
                 pr_info!("drbd{}: conn( Connected -> StartingSyncT ): invalidated, full resync from the peer\n", minor);
-                if set_all_out_of_sync(name, io).is_err() {
-                    back_to_connected();
-                    return Err(AdmError::new(RetCode::IoMdDisk, "writing the bitmap failed"));
-                }
                 io.update_peer(|v| if v.conn == conn { PeerView { conn: ConnState::WfSyncUuid, ..v } } else { v });
             }
         }
@@ -306,20 +315,8 @@ impl Registry {
                 pr_info!("drbd{}: peer invalidated: every block out of sync, full resync at the next connect\n", minor);
             }
             Plan::ClusterWide(conn) => {
-                let replica = io.replica().ok_or(refused(StateChangeResult::NeedConnection))?;
-                io.update_peer(|v| PeerView { conn, ..v });
-                let back_to_connected = || {
-                    io.update_peer(|v| if v.conn == conn { PeerView { conn: ConnState::Connected, ..v } } else { v });
-                };
-                if let Err(e) = request_cluster_wide(name, io, &replica, conn) {
-                    back_to_connected();
-                    return Err(e);
-                }
+                let replica = begin_full_sync(name, io, conn)?;
                 pr_info!("drbd{}: conn( Connected -> StartingSyncS ): full resync to the peer\n", minor);
-                if set_all_out_of_sync(name, io).is_err() {
-                    back_to_connected();
-                    return Err(AdmError::new(RetCode::IoMdDisk, "writing the bitmap failed"));
-                }
                 if start_sync_source(name, io, &replica).is_err() {
                     return Err(AdmError::new(RetCode::IoMdDisk, "starting the resync failed"));
                 }
