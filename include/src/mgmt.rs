@@ -10,8 +10,14 @@
 
 use super::genl::{ConnState, DiskState, RetCode, Role, StateChangeResult};
 
-/// The connection-state bits of a state word (`union drbd_state`).
+/// The role bits of a state word (`union drbd_state`).
+pub const ROLE_MASK: u32 = 3;
+
+/// The connection-state bits of a state word.
 pub const CONN_MASK: u32 = 31 << 4;
+
+/// The disk-state bits of a state word.
+pub const DISK_MASK: u32 = 15 << 9;
 
 /// The first protocol version with online verify (`is_valid_state`).
 pub const VERIFY_MIN_VERSION: u32 = 88;
@@ -84,6 +90,45 @@ pub fn as_seen_by_peer(conn: ConnState) -> ConnState {
         Behind => Ahead,
         other => other,
     }
+}
+
+/// The P_STATE_CHG_REQ of a promotion while connected (`drbd_set_role`
+/// makes it cluster-wide, `cl_wide_st_chg`): role Primary, and with
+/// `--force` also the disk UpToDate. A C peer that sees both of us
+/// Inconsistent then considers a resync at our next P_STATE.
+pub fn promote_request(forced: bool) -> (u32, u32) {
+    let (mut mask, mut val) = (ROLE_MASK, Role::Primary as u32);
+    if forced {
+        mask |= DISK_MASK;
+        val |= (DiskState::UpToDate as u32) << 9;
+    }
+    (mask, val)
+}
+
+/// Whether the peer's P_STATE_CHG_REQ asks for its promotion.
+pub fn requests_promotion(mask: u32, val: u32) -> bool {
+    mask & ROLE_MASK == ROLE_MASK && val & ROLE_MASK == Role::Primary as u32
+}
+
+/// `is_valid_state`'s rule for two Primaries, from the promoting side
+/// (our own promotion while the peer is Primary) and from the granting
+/// side (the peer's promotion while we are Primary).
+pub fn check_promotion(role: Role, peer: Role, conn: ConnState, two_primaries: bool) -> Result<(), StateChangeResult> {
+    let connected = conn as u32 >= ConnState::Connected as u32;
+    if connected && role == Role::Primary && peer == Role::Primary && !two_primaries {
+        return Err(StateChangeResult::TwoPrimaries);
+    }
+    Ok(())
+}
+
+/// `receive_req_state` for the peer's promotion: refused if it would make
+/// two Primaries without allow-two-primaries; `Ok(true)` when both disks
+/// are Inconsistent and the peer was Secondary, which means the peer was
+/// forced UpToDate and a resync must be considered at its next P_STATE
+/// (`after_state_ch`'s CONSIDER_RESYNC).
+pub fn grant_peer_promotion(s: &Snapshot, two_primaries: bool) -> Result<bool, StateChangeResult> {
+    check_promotion(s.role, Role::Primary, s.conn, two_primaries)?;
+    Ok(s.disk == DiskState::Inconsistent && s.pdsk == DiskState::Inconsistent && s.peer == Role::Secondary)
 }
 
 /// `sanitize_state`: a resync with any of the pause flags set shows as
@@ -324,6 +369,39 @@ mod tests {
         assert_eq!(requested_conn(3, 1), None);
         assert_eq!(requested_conn(mask | 3, val), None);
         assert_eq!(requested_conn(mask, 31 << 4), None);
+    }
+
+    #[test]
+    fn promotion_request_words() {
+        assert_eq!(promote_request(false), (3, 1));
+        // --force: role Primary and disk UpToDate (8) at bit 9.
+        assert_eq!(promote_request(true), (3 | 0xf << 9, 1 | 8 << 9));
+        let (m, v) = promote_request(true);
+        assert!(requests_promotion(m, v));
+        assert!(!requests_promotion(3, 2));
+        assert!(!requests_promotion(CONN_MASK, 1));
+        assert!(!requests_promotion(conn_request(StartingSyncT).0, conn_request(StartingSyncT).1));
+    }
+
+    #[test]
+    fn two_primaries_need_the_option() {
+        let s = Snapshot { role: Role::Primary, peer: Role::Secondary, ..connected() };
+        assert_eq!(grant_peer_promotion(&s, false), Err(StateChangeResult::TwoPrimaries));
+        assert_eq!(grant_peer_promotion(&s, true), Ok(false));
+        assert_eq!(check_promotion(Role::Primary, Role::Primary, Connected, false), Err(StateChangeResult::TwoPrimaries));
+        assert_eq!(check_promotion(Role::Primary, Role::Primary, SyncSource, true), Ok(()));
+        // Not connected: the peer's role is no concern.
+        assert_eq!(check_promotion(Role::Primary, Role::Primary, WfConnection, false), Ok(()));
+    }
+
+    #[test]
+    fn forced_peer_promotion_between_inconsistent_disks_considers_resync() {
+        let both_inconsistent = Snapshot { peer: Role::Secondary, disk: Inconsistent, pdsk: Inconsistent, ..connected() };
+        assert_eq!(grant_peer_promotion(&both_inconsistent, false), Ok(true));
+        let ours_uptodate = Snapshot { disk: UpToDate, ..both_inconsistent };
+        assert_eq!(grant_peer_promotion(&ours_uptodate, false), Ok(false));
+        let peer_was_primary = Snapshot { peer: Role::Primary, ..both_inconsistent };
+        assert_eq!(grant_peer_promotion(&peer_was_primary, false), Ok(false));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Management commands with the in-tree C DRBD 8.4 driver (guest 1,
 # drbdsetup-84) as the peer of rdrbd (guest 0), protocol C, verify-alg
-# crc32c: online verify in both directions (rdrbd VerifyS, then C VerifyS
+# crc32c: the initial full sync after rdrbd's forced promotion; online
+# verify in both directions (rdrbd VerifyS, then C VerifyS
 # finding one block changed on the C node's backing disk, resynced by a
 # reconnect); invalidate on the C node (rdrbd grants P_STATE_CHG_REQ and
 # becomes SyncSource); invalidate-remote on rdrbd (the C node grants and
@@ -57,17 +58,15 @@ wait_verify_done() {
   [ "$(verify_count)" -ge "$1" ]
 }
 
-# The initial sync from the C node (as test 36: a C peer does not resync
-# after rdrbd's forced promotion, which is not cluster-wide yet), then
-# rdrbd is the Primary.
-[ "$GUEST_INDEX" = 1 ] && step c-force-primary "$S" primary 0 --force
+# The initial sync from rdrbd, forced Primary (its promotion request is
+# cluster-wide, so the C node considers a resync and becomes SyncTarget;
+# test 36 covers the other direction).
+[ "$GUEST_INDEX" = 0 ] && step rdrbd-force-primary "$S" primary 0 --force
 step initial-sync wait_resync 1 400 || { dmesg | grep -i drbd | tail -30; exit 1; }
-[ "$GUEST_INDEX" = 1 ] && step c-secondary "$S" secondary 0
+[ "$GUEST_INDEX" = 1 ] && step c-was-sync-target sh -c "dmesg | grep -q 'Began resync as SyncTarget'"
 barrier initial-synced || die "barrier initial-synced"
-if [ "$GUEST_INDEX" = 0 ]; then
-  step primary "$S" primary 0
-  step write dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=4 oflag=direct status=none
-fi
+step initial-data-equal same_data initial
+[ "$GUEST_INDEX" = 0 ] && step write dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=4 oflag=direct status=none
 barrier written || die "barrier written"
 
 # rdrbd VerifyS, C VerifyT: equal data.
@@ -118,6 +117,20 @@ step invalidate-resync wait_resync 5 300 || { dmesg | grep -i drbd | tail -30; e
 barrier synced4 || die "barrier synced4"
 step data-equal-after-invalidate same_data invalidate
 [ "$GUEST_INDEX" = 0 ] && step began-sync-target sh -c "dmesg | grep -q 'Began resync as SyncTarget'"
+# Two Primaries without allow-two-primaries: the C node's promotion is
+# refused by rdrbd (Primary again), and rdrbd's by the C node.
+[ "$GUEST_INDEX" = 0 ] && step primary-again "$S" primary 0
+barrier primary-again || die "barrier primary-again"
+[ "$GUEST_INDEX" = 1 ] && step c-promotion-refused sh -c "! $S primary 0"
+barrier c-refused || die "barrier c-refused"
+[ "$GUEST_INDEX" = 0 ] && step secondary-again "$S" secondary 0
+barrier secondary-again || die "barrier secondary-again"
+[ "$GUEST_INDEX" = 1 ] && step c-primary "$S" primary 0
+barrier c-primary || die "barrier c-primary"
+[ "$GUEST_INDEX" = 0 ] && step rdrbd-promotion-refused sh -c "! $S primary 0"
+barrier rdrbd-refused || die "barrier rdrbd-refused"
+[ "$GUEST_INDEX" = 1 ] && step c-secondary "$S" secondary 0
+step still-connected wait_cs Connected 10
 
 cat /proc/drbd
 step down "$S" down r0

@@ -422,6 +422,12 @@ impl Registry {
     /// Inconsistent, Outdated or Consistent disk UpToDate (`drbd_set_role`),
     /// with a new current UUID and the flags persisted.
     pub(crate) fn primary(&mut self, minor: u32, force: bool) -> AdmResult {
+        let two_primaries = self
+            .devices
+            .get(&minor)
+            .and_then(|d| self.resources.get(&d.resource))
+            .and_then(|r| r.conn.as_ref())
+            .is_some_and(|c| c.config().two_primaries);
         let device = self.device_mut(minor)?;
         if device.role == api::Role::Primary {
             return Ok(());
@@ -435,6 +441,18 @@ impl Registry {
                     "no UpToDate disk to become Primary with (use --force to declare it UpToDate)"))
             }
         };
+        // Connected, the promotion is cluster-wide (`cl_wide_st_chg`): the
+        // peer may refuse (two Primaries), and a C peer learns from it that
+        // a forced promotion between Inconsistent disks needs a resync.
+        if let Some(replica) = device.io.replica() {
+            let peer = device.io.peer();
+            drbd_include::mgmt::check_promotion(api::Role::Primary, peer.peer, peer.conn, two_primaries)
+                .map_err(|rv| AdmError::state(rv, rv.text()))?;
+            if peer.conn as u32 >= api::ConnState::Connected as u32 {
+                let (mask, val) = drbd_include::mgmt::promote_request(forced);
+                crate::drbd_mgmt::request_state_change(device.resource.as_str(), &device.io, &replica, mask, val)?;
+            }
+        }
         let peer = device.io.peer();
         let (conn, pdsk) = (peer.conn, peer.pdsk);
         match device.io.with_md(|md, dev| md.promote(dev, conn, pdsk, forced)) {

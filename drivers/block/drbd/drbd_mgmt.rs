@@ -92,9 +92,15 @@ pub(crate) fn wire_state(io: &DeviceIo) -> api::State {
 /// `_req_st_cond` after `drbd_send_state_req`: asks the peer for
 /// connection state `conn` (our view) and waits for its answer.
 fn request_cluster_wide(name: &str, io: &DeviceIo, replica: &Replica, conn: ConnState) -> AdmResult {
+    let (mask, val) = mgmt::conn_request(conn);
+    request_state_change(name, io, replica, mask, val)
+}
+
+/// Sends P_STATE_CHG_REQ `mask`/`val` and waits for the peer's reply
+/// (`_drbd_request_state` of a cluster-wide change).
+pub(crate) fn request_state_change(name: &str, io: &DeviceIo, replica: &Replica, mask: u32, val: u32) -> AdmResult {
     let m = io.mgmt();
     *m.reply.lock() = None;
-    let (mask, val) = mgmt::conn_request(conn);
     let req = proto::ReqState { mask, val };
     let refused = AdmError::state(StateChangeResult::CwFailedByPeer, "state change was refused by the peer");
     replica.send_small(Packet::StateChgReq, |out| req.encode(out)).map_err(|_| refused)?;
@@ -173,9 +179,11 @@ pub(crate) fn start_sync_source(name: &str, io: &DeviceIo, replica: &Replica) ->
 /// What the receiver does about the peer's P_STATE_CHG_REQ for a
 /// connection state (`receive_req_state`).
 pub(crate) enum PeerRequest {
-    /// Not a connection-state request this file handles (a promotion):
-    /// granted as before.
+    /// Not a request this file handles: granted as before.
     Other,
+    /// The peer's promotion, granted; `true`: consider a resync at its
+    /// next P_STATE (it was forced UpToDate while both were Inconsistent).
+    Promotion(bool),
     /// Refused with this code.
     Refused(StateChangeResult),
     /// Granted: after the reply, go to this state (StartingSyncS/T, VerifyT).
@@ -183,11 +191,9 @@ pub(crate) enum PeerRequest {
 }
 
 /// Decides on the peer's request `mask`/`val`.
-pub(crate) fn judge_peer_request(io: &DeviceIo, verify_alg: bool, link_version: u32, mask: u32, val: u32) -> PeerRequest {
-    let Some(peer_conn) = mgmt::requested_conn(mask, val) else {
-        return PeerRequest::Other;
-    };
+pub(crate) fn judge_peer_request(io: &DeviceIo, cfg: &crate::drbd_conn::NetConfig, link_version: u32, mask: u32, val: u32) -> PeerRequest {
     let view = io.peer();
+    let verify_alg = cfg.verify_alg.is_some();
     let s = Snapshot {
         role: if io.is_primary() { api::Role::Primary } else { api::Role::Secondary },
         peer: view.peer,
@@ -196,6 +202,15 @@ pub(crate) fn judge_peer_request(io: &DeviceIo, verify_alg: bool, link_version: 
         pdsk: view.pdsk,
         verify_alg,
         link_version,
+    };
+    if mgmt::requests_promotion(mask, val) {
+        return match mgmt::grant_peer_promotion(&s, cfg.two_primaries) {
+            Ok(consider_resync) => PeerRequest::Promotion(consider_resync),
+            Err(rv) => PeerRequest::Refused(rv),
+        };
+    }
+    let Some(peer_conn) = mgmt::requested_conn(mask, val) else {
+        return PeerRequest::Other;
     };
     match mgmt::grant_peer_request(&s, peer_conn) {
         Ok(ours) => PeerRequest::Granted(ours),

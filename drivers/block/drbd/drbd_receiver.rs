@@ -85,6 +85,7 @@ pub(crate) fn serve(
         pages: BlockPages::new(proto::MAX_BIO_SIZE as usize)?,
         read_buf: KVVec::from_elem(0u8, proto::MAX_BIO_SIZE as usize, GFP_KERNEL).map_err(|_| ENOMEM)?,
         verify_digest: None,
+        consider_resync: false,
     };
     let ctx = LoopCtx { shared, data, meta, link, resolve_conflicts };
     let result = receive_loop(&ctx, &mut buf, &mut vs, local.as_ref());
@@ -141,6 +142,10 @@ struct VolumeState {
     read_buf: KVVec<u8>,
     /// The `verify-alg` transform, from the first online verify packet on.
     verify_digest: Option<Digest>,
+    /// The peer asked to be promoted while both disks were Inconsistent
+    /// (it was forced UpToDate): run the sync handshake at its next
+    /// P_STATE (CONSIDER_RESYNC).
+    consider_resync: bool,
 }
 
 fn log_error(name: &str, which: &str, e: &NetError) {
@@ -369,8 +374,11 @@ fn receive_state(
         return Ok(());
     }
     let peer_started_sync = (ConnState::StartingSyncS as u32..=ConnState::WfBitMapT as u32).contains(&(st.conn as u32));
-    // The peer was forced UpToDate and Primary (CONSIDER_RESYNC).
-    let peer_forced = io.disk_state() == DiskState::Inconsistent
+    // The peer was forced UpToDate and Primary (CONSIDER_RESYNC): announced
+    // by its promotion request (C DRBD, rdrbd), or seen in this P_STATE.
+    let asked_before = core::mem::take(&mut vs.consider_resync);
+    let peer_forced = asked_before
+        || io.disk_state() == DiskState::Inconsistent
         && old.pdsk == DiskState::Inconsistent
         && old.peer == Role::Secondary
         && st.role == Role::Primary;
@@ -1043,13 +1051,18 @@ fn receive_req_state(
     }
     let judged = match &shared.device {
         Some((_, io)) if cmd == Packet::StateChgReq && vs.connected => {
-            judge_peer_request(io, shared.config.verify_alg.is_some(), ctx.link.version, r.mask, r.val)
+            judge_peer_request(io, &shared.config, ctx.link.version, r.mask, r.val)
         }
         _ => PeerRequest::Other,
     };
     match judged {
         PeerRequest::Other => {
             pr_info!("{}: peer requests state change (mask 0x{:x} val 0x{:x}): granted\n", name, r.mask, r.val);
+            send(api::StateChangeResult::Success).map(|()| false)
+        }
+        PeerRequest::Promotion(consider_resync) => {
+            pr_info!("{}: peer requests promotion: granted\n", name);
+            vs.consider_resync = consider_resync;
             send(api::StateChangeResult::Success).map(|()| false)
         }
         PeerRequest::Refused(rv) => {
