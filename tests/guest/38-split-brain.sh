@@ -9,7 +9,9 @@
 # connect on guest 0 if it went StandAlone too) resolves it: guest 1 becomes
 # SyncTarget of a bitmap-based resync of the union of both sides' changes
 # (8 MiB, not the device), guest 0's data stays as it was, and the data
-# areas of both backing disks end identical.
+# areas of both backing disks end identical. Each side that detects the
+# split brain runs the usermode helper (initial-split-brain, split-brain),
+# and events2 listeners (ours and drbd-utils') see the calls.
 # guests: 2
 # disks: 256M
 # timeout: 900
@@ -21,6 +23,12 @@ need_artifacts
 attach_rdrbd || exit 1
 barrier attached || die "peer never attached"
 wait_for_dev /dev/drbd0
+# The usermode helper (module parameter usermode_helper, normally drbdadm)
+# records how it is called.
+HELPER_LOG=/tmp/helper-calls
+printf '#!/bin/sh\necho "$* $DRBD_PEER_AF $DRBD_PEER_ADDRESS" >> %s\n' "$HELPER_LOG" > /tmp/helper.sh
+chmod +x /tmp/helper.sh
+step set-usermode-helper sh -c 'echo /tmp/helper.sh > /sys/module/drbd/parameters/usermode_helper'
 LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
 connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 "$@"; }
 step connect connect || exit 1
@@ -66,6 +74,12 @@ differ() { local a b; a=$(share_get before.0) b=$(share_get before.1); echo "gue
 step data-diverged differ
 
 # --- reconnect: split brain, refused ----------------------------------------------
+# Both events2 listeners (ours and drbd-utils') must see the helper calls.
+"$S" events2 all > /tmp/events-ours 2>&1 &
+EV_OURS=$!
+/lib/drbd/drbdsetup-84 events2 all > /tmp/events-utils 2>&1 &
+EV_UTILS=$!
+sleep 1
 step reconnect connect
 split_brain_reported() {
   local n=600
@@ -87,6 +101,23 @@ some_standalone() {
   [ "$a" = StandAlone ] || [ "$b" = StandAlone ]
 }
 step connection-refused some_standalone
+# Each side that detected the split brain ran the helper for
+# initial-split-brain and, with the default after-sb policy (disconnect),
+# split-brain: `<helper> <event> minor-0` with the peer's address.
+helpers_called() {
+  cat "$HELPER_LOG"
+  grep -qx "initial-split-brain minor-0 ipv4 $PEER_ADDR" "$HELPER_LOG" &&
+    grep -qx "split-brain minor-0 ipv4 $PEER_ADDR" "$HELPER_LOG"
+}
+[ "$CS" = StandAlone ] && step split-brain-helpers-called helpers_called
+kill $EV_OURS $EV_UTILS 2>/dev/null
+helper_events_match() {
+  grep helper /tmp/events-ours > /tmp/helper-ours; grep helper /tmp/events-utils > /tmp/helper-utils
+  cat /tmp/helper-ours
+  diff /tmp/helper-utils /tmp/helper-ours && grep -q '^call helper name:r0 .*helper:split-brain$' /tmp/helper-ours &&
+    grep -q '^response helper name:r0 .*helper:split-brain status:0$' /tmp/helper-ours
+}
+[ "$CS" = StandAlone ] && step helper-events helper_events_match
 never_connected() { local c; c=$(proc_field cs); echo "cs:$c"; case $c in Connected|Sync*|WFBitMap*|WFSyncUUID) return 1;; esac; }
 step not-connected never_connected
 unchanged() { local now; now=$(data_md5); echo "data area md5 $now, before $BEFORE"; [ -n "$now" ] && [ "$now" = "$BEFORE" ]; }

@@ -23,7 +23,7 @@ use kernel::sync::Mutex;
 use crate::drbd_include::events2::{self, Object};
 use crate::drbd_include::genl::{
     self as api, cmd, notification_header as nh, state_info, CfgContext, ConnectionInfo, ConnectionStatistics,
-    DeviceInfo, DeviceStatistics, PeerDeviceInfo, PeerDeviceStatistics, ReplyBuilder, ResourceInfo,
+    DeviceInfo, DeviceStatistics, HelperInfo, PeerDeviceInfo, PeerDeviceStatistics, ReplyBuilder, ResourceInfo,
     ResourceStatistics, StateInfo,
 };
 use crate::drbd_include::nla::NlaError;
@@ -203,6 +203,65 @@ impl StateEvents {
         };
         let body = Body::of(object, state, stats);
         send(&subject, &body, nh_type);
+    }
+
+    /// A usermode helper is about to run (`status` None) or returned:
+    /// DRBD_EVENT with SIB_HELPER_PRE/POST (`drbd_bcast_event`) and the
+    /// events2 HELPER call/response (`notify_helper`).
+    pub(crate) fn helper(&self, name: &str, status: Option<i32>, addrs: Option<ConnAddrs>) {
+        let state = self.last.lock().state;
+        let seq = EVENT_SEQ.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let mut buf = [0u8; EVENT_BUF];
+        let legacy = (|| -> Result<usize, NlaError> {
+            let mut msg = ReplyBuilder::new(&mut buf, self.ident.minor)?;
+            msg.put_cfg_context(&CfgContext {
+                volume: Some(self.ident.volume),
+                resource_name: Some(self.ident.resource.as_bytes()),
+                my_addr: None,
+                peer_addr: None,
+            })?;
+            msg.put_state_info(&StateInfo {
+                sib_reason: if status.is_some() { state_info::SIB_HELPER_POST } else { state_info::SIB_HELPER_PRE },
+                current_state: state,
+                helper: Some(name.as_bytes()),
+                helper_exit_code: status.map(|s| s as u32),
+                ..StateInfo::default()
+            })?;
+            Ok(msg.bytes().len())
+        })();
+        let sent = match legacy {
+            Ok(len) => multicast_event(cmd::EVENT, seq, buf.get(..len).unwrap_or(&[])),
+            Err(_) => Err(EINVAL),
+        };
+        if let Err(e) = sent {
+            pr_err!("{}: error {} while broadcasting event. Event seq:{}\n", self.ident.resource.as_str(), e.to_errno(), seq);
+        }
+        let seq = EVENT_SEQ.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let mut buf = [0u8; EVENT_BUF];
+        let notification = (|| -> Result<usize, NlaError> {
+            let mut msg = ReplyBuilder::new(&mut buf, self.ident.minor)?;
+            msg.put_cfg_context(&CfgContext {
+                volume: Some(self.ident.volume),
+                resource_name: Some(self.ident.resource.as_bytes()),
+                my_addr: addrs.as_ref().map(|a| a.my_addr.as_bytes()),
+                peer_addr: addrs.as_ref().map(|a| a.peer_addr.as_bytes()),
+            })?;
+            msg.put_notification_header(if status.is_some() { nh::NOTIFY_RESPONSE } else { nh::NOTIFY_CALL })?;
+            msg.put_helper_info(&HelperInfo { name: name.as_bytes(), status: status.map_or(0, |s| s as u32) })?;
+            Ok(msg.bytes().len())
+        })();
+        let sent = match notification {
+            Ok(len) => multicast_event(cmd::HELPER, seq, buf.get(..len).unwrap_or(&[])),
+            Err(_) => Err(EINVAL),
+        };
+        if let Err(e) = sent {
+            pr_err!("{}: error {} while broadcasting event. Event seq:{}\n", self.ident.resource.as_str(), e.to_errno(), seq);
+        }
+    }
+
+    /// The minor this device broadcasts as.
+    pub(crate) fn minor(&self) -> u32 {
+        self.ident.minor
     }
 
     fn broadcast(&self, prev: u32, new: u32, counters: EventCounters) -> Result {

@@ -16,6 +16,7 @@ mod drbd_actlog;
 mod drbd_bitmap;
 mod drbd_conn;
 mod drbd_events;
+mod drbd_helpers;
 mod drbd_include;
 mod drbd_md;
 mod drbd_mgmt;

@@ -18,7 +18,7 @@ use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
 use crate::drbd_include::uuid::{
     sync_handshake, HandshakeAbort, uuid_compare, uuid_flags, AfterSbPolicy, CompareContext, HandshakeInput,
-    HandshakeResult, SplitBrainConfig, Uuids,
+    HandshakeResult, HelperCalls, SplitBrainConfig, Uuids,
 };
 use crate::kernel_glue::crypto::Digest;
 use crate::kernel_glue::net::TcpSocket;
@@ -848,6 +848,7 @@ fn handshake(
         };
         let outcome = sync_handshake(&input, || false);
         pr_info!("{}: uuid_compare()={} by rule {}\n", name, outcome.hg, comparison.rule);
+        run_handshake_helpers(shared, &outcome.helpers);
         match outcome.result {
             HandshakeResult::Connected => {}
             HandshakeResult::Abort(why) => {
@@ -882,6 +883,23 @@ fn handshake(
     shared.set_view(conn_now, peer_role, pdsk);
     pr_info!("{}: peer( {} ) pdsk( {} )\n", name, peer_role.name(), pdsk.name());
     Ok(decision)
+}
+
+/// The usermode helpers the handshake asks for, in the order
+/// `drbd_sync_handshake` runs them: on detecting a split brain, when the
+/// recovery demoted us, when it stays unresolved, on rr-conflict.
+fn run_handshake_helpers(shared: &ConnShared, calls: &HelperCalls) {
+    let Some((_, io)) = &shared.device else { return };
+    let addrs = crate::drbd_events::ConnAddrs { my_addr: shared.config.my_addr, peer_addr: shared.config.peer_addr };
+    let events = [
+        (calls.initial_split_brain, "initial-split-brain"),
+        (calls.pri_lost_after_sb, "pri-lost-after-sb"),
+        (calls.split_brain, "split-brain"),
+        (calls.pri_lost, "pri-lost"),
+    ];
+    for (_, event) in events.iter().filter(|(wanted, _)| *wanted) {
+        crate::drbd_helpers::run(io, Some(addrs), event);
+    }
 }
 
 /// The meta socket (`drbd_ack_receiver`): answers pings, and pings the

@@ -15,6 +15,8 @@
 #include <linux/mutex.h>
 #include <linux/capability.h>
 #include <crypto/hash.h>
+#include <linux/umh.h>
+#include <linux/moduleparam.h>
 
 #include "drbd_shim.h"
 
@@ -527,4 +529,25 @@ int rdrbd_hmac_digest(struct crypto_shash *tfm, const u8 *data, unsigned int len
 	err = crypto_shash_digest(desc, data, len, out);
 	shash_desc_zero(desc);
 	return err;
+}
+
+/* ---- usermode helper --------------------------------------------------- */
+
+/*
+ * DRBD's module parameter usermode_helper (/sys/module/drbd/parameters/):
+ * the program run on events such as a split brain, normally drbdadm.
+ */
+static char rdrbd_usermode_helper[80] = "/sbin/drbdadm";
+module_param_string(usermode_helper, rdrbd_usermode_helper, sizeof(rdrbd_usermode_helper), 0644);
+
+void rdrbd_usermode_helper_path(char *buf, unsigned int len)
+{
+	kernel_param_lock(THIS_MODULE);
+	strscpy(buf, rdrbd_usermode_helper, len);
+	kernel_param_unlock(THIS_MODULE);
+}
+
+int rdrbd_call_usermode_helper(char *path, char **argv, char **envp)
+{
+	return call_usermodehelper(path, argv, envp, UMH_WAIT_PROC);
 }

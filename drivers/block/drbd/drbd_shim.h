@@ -80,4 +80,8 @@ int rdrbd_hmac_setkey(struct crypto_shash *tfm, const u8 *key, unsigned int len)
 unsigned int rdrbd_hmac_digestsize(struct crypto_shash *tfm);
 int rdrbd_hmac_digest(struct crypto_shash *tfm, const u8 *data, unsigned int len, u8 *out);
 
+/* Usermode helper (the usermode_helper module parameter). */
+void rdrbd_usermode_helper_path(char *buf, unsigned int len);
+int rdrbd_call_usermode_helper(char *path, char **argv, char **envp);
+
 #endif

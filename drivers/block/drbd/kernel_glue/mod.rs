@@ -12,6 +12,7 @@ pub(crate) mod genl;
 pub(crate) mod net;
 pub(crate) mod procfs;
 pub(crate) mod thread;
+pub(crate) mod umh;
 mod shim;
 
 /// A random 64-bit value (`get_random_u64`), e.g. for new data UUIDs.

@@ -59,6 +59,11 @@ impl SockAddr {
         u16::from_be_bytes([self.bytes[2], self.bytes[3]])
     }
 
+    /// "ipv4" or "ipv6", as drbd.conf and DRBD_PEER_AF name the family.
+    pub(crate) fn family_name(&self) -> &'static str {
+        if self.family() == AF_INET { "ipv4" } else { "ipv6" }
+    }
+
     /// The address part (4 bytes for IPv4, 16 for IPv6), for logging and
     /// comparing peers.
     pub(crate) fn ip_bytes(&self) -> &[u8] {
