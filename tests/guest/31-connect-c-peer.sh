@@ -12,12 +12,7 @@ set -uo pipefail
 need_artifacts
 [ "$NGUESTS" = 2 ] || die "needs 2 guests"
 
-if [ "$GUEST_INDEX" = 0 ]; then
-  attach_rdrbd || exit 1
-else
-  attach_c_drbd || exit 1
-fi
-barrier attached || die "peer never attached"
+attach_mixed_pair || exit 1
 
 connected_view() {
   wait_cs Connected 90 || return 1

@@ -16,16 +16,9 @@ set -uo pipefail
 need_artifacts
 [ "$NGUESTS" = 2 ] || die "needs 2 guests"
 
-if [ "$GUEST_INDEX" = 0 ]; then
-  attach_rdrbd || exit 1
-else
-  attach_c_drbd || exit 1
-fi
-barrier attached || die "peer never attached"
+attach_mixed_pair || exit 1
 
-step connect "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C || exit 1
-step connected wait_cs Connected 90 || exit 1
-barrier connected || die "barrier connected"
+connect_pair || exit 1
 [ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
 both_uptodate() {
   local n=300

@@ -13,17 +13,9 @@ set -uo pipefail
 
 need_artifacts
 [ "$NGUESTS" = 2 ] || die "needs 2 guests"
-if [ "$GUEST_INDEX" = 0 ]; then
-  attach_rdrbd || exit 1
-else
-  attach_c_drbd || exit 1
-fi
-barrier attached || die "peer never attached"
+attach_mixed_pair || exit 1
 
-LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
-step connect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 || exit 1
-step connected wait_cs Connected 90 || exit 1
-barrier connected || die "barrier connected"
+connect_pair --ping-timeout=20 || exit 1
 
 [ "$GUEST_INDEX" = 1 ] && step c-force-primary "$S" primary 0 --force
 step full-sync-from-c wait_synced 600 || { dmesg | grep -i drbd | tail -30; exit 1; }

@@ -16,18 +16,10 @@ set -uo pipefail
 
 need_artifacts
 [ "$NGUESTS" = 2 ] || die "needs 2 guests"
-if [ "$GUEST_INDEX" = 0 ]; then
-  attach_rdrbd || exit 1
-else
-  attach_c_drbd || exit 1
-fi
-barrier attached || die "peer never attached"
+attach_mixed_pair || exit 1
 
-LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
-connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --verify-alg=crc32c; }
-step connect connect || exit 1
-step connected wait_cs Connected 90 || exit 1
-barrier connected || die "barrier connected"
+NET_OPTIONS="--ping-timeout=20 --verify-alg=crc32c"
+connect_pair $NET_OPTIONS || exit 1
 
 # wait_resync N SECONDS: the Nth resync done here (rdrbd logs "Resync
 # done"; the C driver too), then both UpToDate.
@@ -88,7 +80,7 @@ step verify2-oos-4k test "$(proc_field oos)" = 4
 barrier verified2 || die "barrier verified2"
 if [ "$GUEST_INDEX" = 1 ]; then
   step c-disconnect "$S" disconnect "$LOCAL" "$PEER"
-  step c-reconnect connect
+  step c-reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C $NET_OPTIONS
 fi
 step resync-after-verify wait_resync 2 120
 barrier resynced || die "barrier resynced"

@@ -271,6 +271,28 @@ attach_c_drbd() {
     step attach "$S" attach 0 /dev/vda /dev/vda internal
 }
 
+# attach_mixed_pair: the interoperability setup, rdrbd on guest 0 and the
+# in-tree C driver on guest 1, each attached on /dev/vda; then both wait
+# for each other.
+attach_mixed_pair() {
+  if [ "$GUEST_INDEX" = 0 ]; then
+    attach_rdrbd || return 1
+  else
+    attach_c_drbd || return 1
+  fi
+  barrier attached || die "peer never attached"
+}
+
+# connect_pair [OPTIONS...]: connect r0 to the other guest with protocol C
+# and OPTIONS (each side's own drbdsetup, $S), wait for Connected on both.
+# Sets LOCAL and PEER (the two endpoints).
+connect_pair() {
+  LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
+  step connect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C "$@" || return 1
+  step connected wait_cs Connected 90 || return 1
+  barrier connected || die "barrier connected"
+}
+
 # wait_cs STATE [SECONDS]: wait until minor 0's connection state is STATE
 # (default 60 s), then show its /proc/drbd lines.
 wait_cs() {
