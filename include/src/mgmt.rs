@@ -131,6 +131,58 @@ pub fn grant_peer_promotion(s: &Snapshot, two_primaries: bool) -> Result<bool, S
     Ok(s.disk == DiskState::Inconsistent && s.pdsk == DiskState::Inconsistent && s.peer == Role::Secondary)
 }
 
+/// `fencing` disk option: resource-only (fence-peer helper).
+pub const FENCING_RESOURCE_ONLY: u32 = 1;
+/// `fencing` disk option: resource-and-stonith.
+pub const FENCING_STONITH: u32 = 2;
+
+/// `sanitize_state` without a connection: the peer's disk stays known
+/// only as Inconsistent or Outdated (e.g. after fence-peer outdated it).
+pub fn pdsk_while_unconnected(pdsk: DiskState) -> DiskState {
+    match pdsk {
+        DiskState::Inconsistent | DiskState::Outdated => pdsk,
+        _ => DiskState::DUnknown,
+    }
+}
+
+/// `is_valid_state`'s SS_PRIMARY_NOP: with a fencing policy, promotion
+/// without a connection needs the peer known outdated; the caller runs
+/// the fence-peer helper first (`drbd_set_role` → `conn_try_outdate_peer`).
+pub fn promotion_needs_fencing(fencing: u32, conn: ConnState, pdsk: DiskState) -> bool {
+    fencing >= FENCING_RESOURCE_ONLY
+        && (conn as u32) < ConnState::Connected as u32
+        && pdsk as u32 >= DiskState::DUnknown as u32
+}
+
+/// What the fence-peer helper's exit code means (`conn_try_outdate_peer`,
+/// `enum drbd_peer_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FenceVerdict {
+    /// The peer's disk is now known to be this (Inconsistent or Outdated).
+    PeerDisk(DiskState, &'static str),
+    /// The peer is Primary: outdate our own disk.
+    OutdateSelf,
+    /// Nothing learned (the peer is unreachable and we are not UpToDate).
+    Nothing(&'static str),
+    /// The helper failed or returned nonsense.
+    Broken,
+}
+
+/// Reads the fence-peer helper's exit code `code`; `own_disk` is our disk.
+pub fn fence_peer_verdict(code: u8, own_disk: DiskState) -> FenceVerdict {
+    match code {
+        3 => FenceVerdict::PeerDisk(DiskState::Inconsistent, "peer is inconsistent or worse"),
+        4 => FenceVerdict::PeerDisk(DiskState::Outdated, "peer was fenced"),
+        5 if own_disk == DiskState::UpToDate => {
+            FenceVerdict::PeerDisk(DiskState::Outdated, "peer is unreachable, assumed to be dead")
+        }
+        5 => FenceVerdict::Nothing("peer unreachable, doing nothing since disk != UpToDate"),
+        6 => FenceVerdict::OutdateSelf,
+        7 => FenceVerdict::PeerDisk(DiskState::Outdated, "peer was stonithed"),
+        _ => FenceVerdict::Broken,
+    }
+}
+
 /// `sanitize_state`: a resync with any of the pause flags set shows as
 /// PausedSyncS / PausedSyncT.
 pub fn shown_conn(conn: ConnState, paused: bool) -> ConnState {
@@ -402,6 +454,31 @@ mod tests {
         assert_eq!(grant_peer_promotion(&ours_uptodate, false), Ok(false));
         let peer_was_primary = Snapshot { peer: Role::Primary, ..both_inconsistent };
         assert_eq!(grant_peer_promotion(&peer_was_primary, false), Ok(false));
+    }
+
+    #[test]
+    fn fencing_rules() {
+        assert!(promotion_needs_fencing(FENCING_RESOURCE_ONLY, StandAlone, DUnknown));
+        assert!(promotion_needs_fencing(FENCING_STONITH, WfConnection, DUnknown));
+        assert!(!promotion_needs_fencing(0, StandAlone, DUnknown));
+        assert!(!promotion_needs_fencing(FENCING_RESOURCE_ONLY, StandAlone, Outdated));
+        assert!(!promotion_needs_fencing(FENCING_RESOURCE_ONLY, Connected, UpToDate));
+        assert_eq!(pdsk_while_unconnected(UpToDate), DUnknown);
+        assert_eq!(pdsk_while_unconnected(Outdated), Outdated);
+        assert_eq!(pdsk_while_unconnected(Inconsistent), Inconsistent);
+        assert_eq!(pdsk_while_unconnected(Diskless), DUnknown);
+    }
+
+    #[test]
+    fn fence_peer_exit_codes() {
+        assert!(matches!(fence_peer_verdict(4, UpToDate), FenceVerdict::PeerDisk(Outdated, _)));
+        assert!(matches!(fence_peer_verdict(3, UpToDate), FenceVerdict::PeerDisk(Inconsistent, _)));
+        assert!(matches!(fence_peer_verdict(5, UpToDate), FenceVerdict::PeerDisk(Outdated, _)));
+        assert!(matches!(fence_peer_verdict(5, Consistent), FenceVerdict::Nothing(_)));
+        assert_eq!(fence_peer_verdict(6, UpToDate), FenceVerdict::OutdateSelf);
+        assert!(matches!(fence_peer_verdict(7, UpToDate), FenceVerdict::PeerDisk(Outdated, _)));
+        assert_eq!(fence_peer_verdict(0, UpToDate), FenceVerdict::Broken);
+        assert_eq!(fence_peer_verdict(1, UpToDate), FenceVerdict::Broken);
     }
 
     #[test]

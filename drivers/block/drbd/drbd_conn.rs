@@ -249,6 +249,28 @@ impl ConnShared {
         }
     }
 
+    /// A state without a connection: the peer's role is unknown and its
+    /// disk only known if Inconsistent or Outdated (`sanitize_state`).
+    fn set_unconnected(&self, conn: ConnState) {
+        if let Some((_, io)) = &self.device {
+            let pdsk = crate::drbd_include::mgmt::pdsk_while_unconnected(io.peer().pdsk);
+            io.set_peer(PeerView { conn, peer: Role::Unknown, pdsk, protocol: self.config.wire_protocol });
+        }
+    }
+
+    /// After losing the connection as Primary with a fencing policy and the
+    /// peer's disk not known outdated: the fence-peer helper
+    /// (`conn_disconnect` → `conn_try_outdate_peer_async`; here in the
+    /// connection thread, before it reconnects).
+    fn fence_lost_peer(&self) {
+        let Some((_, io)) = &self.device else { return };
+        let pdsk = crate::drbd_include::mgmt::pdsk_while_unconnected(io.peer().pdsk);
+        if io.is_primary() && io.mgmt().fencing() >= crate::drbd_include::mgmt::FENCING_RESOURCE_ONLY && pdsk == DiskState::DUnknown {
+            let addrs = crate::drbd_events::ConnAddrs { my_addr: self.config.my_addr, peer_addr: self.config.peer_addr };
+            crate::drbd_helpers::try_outdate_peer(self.name.as_str(), io, Some(addrs));
+        }
+    }
+
     fn stop_requested(&self) -> bool {
         self.stopping.load(Ordering::SeqCst) || KThread::should_stop()
     }
@@ -411,7 +433,7 @@ impl Drop for Connection {
 /// The connection thread (`drbd_receiver` in C): connect, serve, retry.
 fn run(shared: Arc<ConnShared>) {
     while !shared.stop_requested() {
-        shared.set_view(ConnState::WfConnection, Role::Unknown, DiskState::DUnknown);
+        shared.set_unconnected(ConnState::WfConnection);
         let Some((data, meta, resolve_conflicts)) = establish(&shared) else {
             continue;
         };
@@ -434,12 +456,16 @@ fn run(shared: Arc<ConnShared>) {
         meta.shutdown();
         shared.sockets.lock().take();
         if shared.gave_up.load(Ordering::SeqCst) {
-            shared.set_view(ConnState::StandAlone, Role::Unknown, DiskState::DUnknown);
+            shared.set_unconnected(ConnState::StandAlone);
             pr_info!("{}: conn( Disconnecting -> StandAlone )\n", shared.name.as_str());
+            shared.fence_lost_peer();
             return;
         }
-        shared.set_view(ConnState::NetworkFailure, Role::Unknown, DiskState::DUnknown);
+        shared.set_unconnected(ConnState::NetworkFailure);
         pr_info!("{}: conn( Connected -> Unconnected )\n", shared.name.as_str());
+        if !shared.stop_requested() {
+            shared.fence_lost_peer();
+        }
     }
 }
 

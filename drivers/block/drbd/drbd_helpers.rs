@@ -11,6 +11,9 @@ use kernel::prelude::*;
 use kernel::str::CString;
 
 use crate::drbd_events::ConnAddrs;
+use crate::drbd_include::genl::DiskState;
+use crate::drbd_include::mgmt::{self, FenceVerdict};
+use crate::drbd_conn::PeerView;
 use crate::drbd_req::DeviceIo;
 use crate::kernel_glue::net::SockAddr;
 use crate::kernel_glue::umh::{call_usermode_helper, HelperPath};
@@ -34,14 +37,63 @@ fn address_text(addr: &SockAddr) -> Result<CString> {
 /// worker thread, never with a lock held that a helper's own drbdsetup
 /// call would need.
 pub(crate) fn run(io: &DeviceIo, addrs: Option<ConnAddrs>, event: &str) -> i32 {
+    match CString::try_from_fmt(fmt!("minor-{}", io.events().minor())) {
+        Ok(subject) => run_for(io, addrs, event, &subject),
+        Err(_) => 0,
+    }
+}
+
+/// `conn_try_outdate_peer`: runs fence-peer for `resource` (as
+/// `conn_khelper`, with the resource name as argument) and applies what
+/// its exit code says: the peer's disk is Outdated or Inconsistent (kept
+/// while unconnected and persisted as MDF_PEER_OUT_DATED), or the peer is
+/// Primary and our own disk becomes Outdated. Returns whether the peer is
+/// now known to be outdated (or worse).
+pub(crate) fn try_outdate_peer(resource: &str, io: &DeviceIo, addrs: Option<ConnAddrs>) -> bool {
+    let Ok(subject) = CString::try_from_fmt(fmt!("{}", resource)) else { return false };
+    let ret = run_for(io, addrs, "fence-peer", &subject);
+    let code = ((ret >> 8) & 0xff) as u8;
+    let persist = |pdsk: DiskState| {
+        let (primary, disk, conn) = (io.is_primary(), io.disk_state(), io.peer().conn);
+        if let Some(Err(e)) = io.with_md(|md, dev| md.persist_state(dev, primary, disk, pdsk, conn)) {
+            pr_err!("{}: writing meta data failed: error {}\n", resource, e.to_errno());
+        }
+    };
+    match mgmt::fence_peer_verdict(code, io.disk_state()) {
+        FenceVerdict::PeerDisk(pdsk, why) => {
+            pr_info!("{}: fence-peer helper returned {} ({})\n", resource, code, why);
+            io.change_state(|| {
+                io.update_peer(|v| PeerView { pdsk, ..v });
+            });
+            persist(pdsk);
+            true
+        }
+        FenceVerdict::OutdateSelf => {
+            pr_info!("{}: fence-peer helper returned {} (peer is active)\n", resource, code);
+            pr_warn!("{}: Peer is primary, outdating myself.\n", resource);
+            io.change_state(|| io.set_disk_state(DiskState::Outdated));
+            persist(io.peer().pdsk);
+            false
+        }
+        FenceVerdict::Nothing(why) => {
+            pr_info!("{}: fence-peer helper returned {} ({})\n", resource, code, why);
+            false
+        }
+        FenceVerdict::Broken => {
+            pr_err!("{}: fence-peer helper broken, returned {}\n", resource, code);
+            false
+        }
+    }
+}
+
+/// Runs helper `event` with argument `subject` (see [`run`]).
+fn run_for(io: &DeviceIo, addrs: Option<ConnAddrs>, event: &str, subject: &CString) -> i32 {
     let events = io.events();
     let minor = events.minor();
-    let (Ok(event_arg), Ok(minor_arg)) = (
-        CString::try_from_fmt(fmt!("{}", event)),
-        CString::try_from_fmt(fmt!("minor-{}", minor)),
-    ) else {
+    let Ok(event_arg) = CString::try_from_fmt(fmt!("{}", event)) else {
         return 0;
     };
+    let minor_arg = subject;
     let peer_env = addrs.and_then(|a| {
         let af = CString::try_from_fmt(fmt!("DRBD_PEER_AF={}", a.peer_addr.family_name())).ok()?;
         Some((af, address_text(&a.peer_addr).ok()?))
@@ -55,7 +107,8 @@ pub(crate) fn run(io: &DeviceIo, addrs: Option<ConnAddrs>, event: &str) -> i32 {
     }
     let path = HelperPath::get();
     let helper = path.as_str();
-    pr_info!("drbd{}: helper command: {} {} minor-{}\n", minor, helper, event, minor);
+    let shown = subject.to_str().unwrap_or("?");
+    pr_info!("drbd{}: helper command: {} {} {}\n", minor, helper, event, shown);
     events.helper(event, None, addrs);
     let ret = call_usermode_helper(
         &path,
@@ -64,9 +117,9 @@ pub(crate) fn run(io: &DeviceIo, addrs: Option<ConnAddrs>, event: &str) -> i32 {
     );
     let code = (ret >> 8) & 0xff;
     if ret != 0 {
-        pr_warn!("drbd{}: helper command: {} {} minor-{} exit code {} (0x{:x})\n", minor, helper, event, minor, code, ret);
+        pr_warn!("drbd{}: helper command: {} {} {} exit code {} (0x{:x})\n", minor, helper, event, shown, code, ret);
     } else {
-        pr_info!("drbd{}: helper command: {} {} minor-{} exit code 0 (0x0)\n", minor, helper, event, minor);
+        pr_info!("drbd{}: helper command: {} {} {} exit code 0 (0x0)\n", minor, helper, event, shown);
     }
     events.helper(event, Some(ret), addrs);
     if ret < 0 { 0 } else { ret }

@@ -314,6 +314,7 @@ impl Registry {
         device.capacity = sectors;
         device.io.set_disk_state(disk_state);
         device.io.resync().set_rate(config.options.resync_rate());
+        device.io.mgmt().set_fencing(config.options.view(&[], &[]).fencing);
         if MetaIndex::from_raw(config.meta_dev_idx).is_ok_and(|index| !index.is_internal()) {
             pr_info!("drbd{}: attached to {} (meta data on {}, index {}), {} sectors\n", minor,
                 config.backing_dev.as_str(), config.meta_dev.as_str(), config.meta_dev_idx, sectors);
@@ -423,13 +424,34 @@ impl Registry {
     /// Inconsistent, Outdated or Consistent disk UpToDate (`drbd_set_role`),
     /// with a new current UUID and the flags persisted.
     pub(crate) fn primary(&mut self, minor: u32, force: bool) -> AdmResult {
-        let two_primaries = self
+        let conn_config = self
             .devices
             .get(&minor)
             .and_then(|d| self.resources.get(&d.resource))
             .and_then(|r| r.conn.as_ref())
-            .is_some_and(|c| c.config().two_primaries);
+            .map(|c| c.config())
+            .map(|c| (c.two_primaries, drbd_events::ConnAddrs { my_addr: c.my_addr, peer_addr: c.peer_addr }));
+        let two_primaries = conn_config.is_some_and(|(two, _)| two);
+        let addrs = conn_config.map(|(_, addrs)| addrs);
         let device = self.device_mut(minor)?;
+        // A fencing policy wants the peer outdated before we promote
+        // without it (SS_PRIMARY_NOP): ask the fence-peer helper.
+        let view = device.io.peer();
+        if drbd_include::mgmt::promotion_needs_fencing(device.io.mgmt().fencing(), view.conn, view.pdsk)
+            && device.io.disk_state() as u32 >= api::DiskState::Inconsistent as u32
+        {
+            let outdated = drbd_helpers::try_outdate_peer(device.resource.as_str(), &device.io, addrs);
+            if !outdated && !force {
+                return Err(AdmError::state(api::StateChangeResult::PrimaryNop,
+                    "Refusing to be Primary while peer is not outdated"));
+            }
+            if !outdated {
+                pr_warn!("drbd{}: Forced into split brain situation!\n", minor);
+                device.io.change_state(|| {
+                    device.io.update_peer(|v| drbd_conn::PeerView { pdsk: api::DiskState::Outdated, ..v });
+                });
+            }
+        }
         if device.role == api::Role::Primary {
             return Ok(());
         }

@@ -9,7 +9,7 @@
 //! verdict. Configuration requests hold the registry lock and may wait
 //! for the peer's reply: the connection threads never take that lock.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{CondVar, Mutex};
@@ -45,6 +45,9 @@ pub(crate) struct MgmtShared {
     /// Online verify.
     #[pin]
     pub(crate) verify: VerifyShared,
+    /// The `fencing` disk option (read by the connection thread when the
+    /// connection is lost while Primary).
+    fencing: AtomicU32,
 }
 
 impl MgmtShared {
@@ -55,7 +58,16 @@ impl MgmtShared {
             reply <- new_mutex!(None, "rdrbd::MgmtShared::reply"),
             reply_came <- new_condvar!("rdrbd::MgmtShared::reply_came"),
             verify <- VerifyShared::new(),
+            fencing: AtomicU32::new(0),
         })
+    }
+
+    pub(crate) fn fencing(&self) -> u32 {
+        self.fencing.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_fencing(&self, policy: u32) {
+        self.fencing.store(policy, Ordering::Relaxed);
     }
 
     pub(crate) fn user_isp(&self) -> bool {

@@ -215,6 +215,7 @@ impl Registry {
         // resync follows at once. on-io-error and fencing are read when
         // they are needed.
         device.io.resync().set_rate(options.resync_rate());
+        device.io.mgmt().set_fencing(options.view(&[], &[]).fencing);
         config.options = options;
         Ok(())
     }
