@@ -21,6 +21,14 @@ impl HelperPath {
         // SAFETY: `path` is writable for its whole length, which is passed;
         // the shim NUL-terminates within it.
         unsafe { shim::rdrbd_usermode_helper_path(path.as_mut_ptr().cast::<c_char>(), PATH_SIZE as c_uint) };
+        // `echo path > .../usermode_helper` stores the newline too.
+        let len = path.iter().position(|&b| b == 0).unwrap_or(PATH_SIZE);
+        for b in path.iter_mut().take(len).rev() {
+            if !b.is_ascii_whitespace() {
+                break;
+            }
+            *b = 0;
+        }
         Self(path)
     }
 
