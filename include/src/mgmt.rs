@@ -300,6 +300,19 @@ pub fn new_dev_size(i: &SizeInputs) -> NewSize {
     NewSize { size, too_big, forced_unconnected }
 }
 
+/// DRBD's `ppsize`: `kib` KiB as a number below 10000 and its unit
+/// (K, M, G, T, P, E), rounded as 8.4's log lines show sizes.
+pub fn ppsize(kib: u64) -> (u64, char) {
+    const UNITS: [char; 6] = ['K', 'M', 'G', 'T', 'P', 'E'];
+    let mut size = kib;
+    let mut base = 0;
+    while size >= 10000 && base < UNITS.len() - 1 {
+        size = (size >> 10) + u64::from(size & (1 << 9) != 0);
+        base += 1;
+    }
+    (size, UNITS.get(base).copied().unwrap_or('E'))
+}
+
 /// The outcome of a resize request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResizeVerdict {
@@ -583,6 +596,15 @@ mod tests {
         assert_eq!(resize(&standalone, &sized, &shrunk, al).map(|(_, v)| v), Ok(ResizeVerdict::Shrink(800)));
         let not_there = ResizeRequest { size: 950, ..req };
         assert_eq!(resize(&standalone, &not_there, &shrunk, al).map(|(_, v)| v), Err(RetCode::MdLayoutNoFit));
+    }
+
+    #[test]
+    fn ppsize_as_8_4_prints_it() {
+        assert_eq!(ppsize(9999), (9999, 'K'));
+        assert_eq!(ppsize(98_300), (96, 'M'));
+        assert_eq!(ppsize(65_532), (64, 'M'));
+        assert_eq!(ppsize(10 << 20), (10, 'G'));
+        assert_eq!(ppsize(u64::MAX).1, 'E');
     }
 
     #[test]

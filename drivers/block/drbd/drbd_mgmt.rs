@@ -387,14 +387,27 @@ impl Registry {
         Ok(api::ResizeParms { al_stripes, al_stripe_size, ..api::ResizeParms::default() })
     }
 
-    /// `resize` (`drbd_adm_resize`): its checks and error codes; rdrbd
-    /// cannot change the size of an attached device yet, so a request
-    /// that would is refused.
+    /// `resize` (`drbd_adm_resize`, `drbd_determine_dev_size`): the
+    /// checks with their codes, then the size as `drbd_new_dev_size`
+    /// decides it from the backing device as large as it is now; a new
+    /// size relocates the metadata, resizes the bitmap (the new area out
+    /// of sync unless `--assume-clean`) and the disk.
     pub(crate) fn resize(&mut self, minor: u32, parms: api::ResizeParms) -> AdmResult {
         let device = self.attached_device(minor)?;
         let io = &device.io;
-        let usable = io.with_md(|md, _| md.capacity()).unwrap_or(0);
+        let snapshot = self.snapshot(device);
         let al = Self::al_layout(device);
+        let no_disk = || AdmError::new(RetCode::NoDisk, "device has no disk (attach it first)");
+        let layout = io.with_md(|md, dev| md.layout_now(dev)).ok_or_else(no_disk)??;
+        let connected = snapshot.conn as u32 >= ConnState::Connected as u32;
+        let sizes = mgmt::SizeInputs {
+            peer_size: 0,
+            last_agreed: device.capacity,
+            my_max: layout.max_capacity,
+            user_size: 0,
+            connected,
+            assume_peer_has_space: false,
+        };
         let req = ResizeRequest {
             size: parms.resize_size,
             no_resync: parms.no_resync,
@@ -403,22 +416,50 @@ impl Registry {
             al_stripe_size: parms.al_stripe_size,
         };
         let reason = |c: RetCode| match c {
-            RetCode::MdLayoutNoFit => "changing the activity log layout is not supported by rdrbd yet",
+            RetCode::MdLayoutNoFit if (req.al_stripes, req.al_stripe_size) != al => {
+                "changing the activity log layout is not supported by rdrbd yet"
+            }
+            RetCode::ImplicitShrink => "the backing device shrank: shrink explicitly with --size",
             _ => c.text(),
         };
-        match mgmt::resize(&self.snapshot(device), &req, device.capacity, usable, al).map_err(|c| AdmError::new(c, reason(c)))? {
-            ResizeVerdict::Unchanged { too_big } => {
-                if too_big {
-                    pr_err!("drbd{}: Requested disk size is too big ({} > {})\n", minor, req.size >> 1, usable >> 1);
-                }
-                pr_info!("drbd{}: resize: size unchanged ({} sectors)\n", minor, device.capacity);
-                Ok(())
-            }
-            ResizeVerdict::Change(size) => {
-                pr_err!("drbd{}: resize from {} to {} sectors: online resize is not supported by rdrbd yet\n",
-                    minor, device.capacity, size);
-                Err(AdmError::new(RetCode::InvalidRequest, "online resize is not supported by rdrbd yet"))
-            }
+        let (new, verdict) = mgmt::resize(&snapshot, &req, &sizes, al).map_err(|c| AdmError::new(c, reason(c)))?;
+        if new.forced_unconnected {
+            pr_warn!("drbd{}: Resize while not connected was forced by the user!\n", minor);
         }
+        if new.too_big {
+            pr_err!("drbd{}: Requested disk size is too big ({} > {})\n", minor, req.size >> 1, new.size >> 1);
+        }
+        let size = match verdict {
+            ResizeVerdict::Unchanged { .. } => {
+                pr_info!("drbd{}: resize: size unchanged ({} sectors)\n", minor, device.capacity);
+                return Ok(());
+            }
+            ResizeVerdict::Grow(size) | ResizeVerdict::Shrink(size) => size,
+        };
+        if connected {
+            return Err(AdmError::new(RetCode::InvalidRequest, "online resize of a connected device is not supported by rdrbd yet"));
+        }
+        let old = device.capacity;
+        let mark_new = !req.no_resync;
+        io.with_md(|md, dev| md.resize(dev, layout, old, size, mark_new))
+            .ok_or_else(no_disk)?
+            .map_err(|e| {
+                pr_err!("drbd{}: resize from {} to {} sectors failed: error {}\n", minor, old, size, e.to_errno());
+                if e == ENOMEM {
+                    AdmError::new(RetCode::NoMemBitmap, "out of memory for the bitmap")
+                } else {
+                    AdmError::new(RetCode::IoMdDisk, "I/O error writing the meta data at its new place")
+                }
+            })?;
+        io.refresh_capacity();
+        let device = self.device_mut(minor)?;
+        if let Some(config) = device.disk_config.as_mut() {
+            config.disk_size = req.size;
+        }
+        device.disk.set_capacity(size);
+        device.capacity = size;
+        let (shown, unit) = mgmt::ppsize(size >> 1);
+        pr_info!("drbd{}: size = {} {}B ({} KB)\n", minor, shown, unit, size >> 1);
+        Ok(())
     }
 }

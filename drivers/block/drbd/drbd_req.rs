@@ -169,6 +169,14 @@ impl DeviceIo {
         self.capacity.load(Ordering::Relaxed)
     }
 
+    /// Takes the usable size from the metadata again (after an online
+    /// resize), for the checks of the peer's requests and the resync.
+    pub(crate) fn refresh_capacity(&self) {
+        if let Some(capacity) = self.md.lock().as_ref().map(MetaData::capacity) {
+            self.capacity.store(capacity, Ordering::Relaxed);
+        }
+    }
+
     /// Resync progress and locking.
     pub(crate) fn resync(&self) -> &ResyncShared {
         &self.resync

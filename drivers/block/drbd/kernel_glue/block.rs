@@ -190,6 +190,13 @@ const GFP_NOIO: bindings::gfp_t =
     (1 << bindings::___GFP_DIRECT_RECLAIM_BIT) | (1 << bindings::___GFP_KSWAPD_RECLAIM_BIT);
 
 impl BdevRef<'_> {
+    /// The device's current size in sectors (it may have grown since it
+    /// was opened: an online resize reads it again).
+    pub(crate) fn nr_sectors(&self) -> u64 {
+        // SAFETY: the device is open for `'a`.
+        unsafe { shim::rdrbd_bdev_nr_sectors(self.bdev.as_ptr()) }
+    }
+
     /// Flushes the device's volatile write cache (an empty PREFLUSH
     /// bio), synchronously: what was written before is on stable storage.
     pub(crate) fn flush(&self) -> Result {
@@ -298,6 +305,11 @@ impl MetaIo {
     /// area of the layout), and nowhere else.
     pub(crate) fn confine_writes(&mut self, first: u64, sectors: u64) {
         self.writable = (first, first.saturating_add(sectors));
+    }
+
+    /// The current size of the external meta device, if there is one.
+    pub(crate) fn external_sectors(&self) -> Option<u64> {
+        self.external.as_ref().map(LowerDev::nr_sectors)
     }
 
     /// The device number of the external meta device, if there is one.
