@@ -45,6 +45,8 @@ pub(crate) struct MgmtShared {
     /// Online verify.
     #[pin]
     pub(crate) verify: VerifyShared,
+    /// Online resize.
+    pub(crate) resize: crate::drbd_resize::ResizeShared,
 }
 
 impl MgmtShared {
@@ -55,6 +57,7 @@ impl MgmtShared {
             reply <- new_mutex!(None, "rdrbd::MgmtShared::reply"),
             reply_came <- new_condvar!("rdrbd::MgmtShared::reply_came"),
             verify <- VerifyShared::new(),
+            resize: crate::drbd_resize::ResizeShared::new(),
         })
     }
 
@@ -389,20 +392,25 @@ impl Registry {
 
     /// `resize` (`drbd_adm_resize`, `drbd_determine_dev_size`): the
     /// checks with their codes, then the size as `drbd_new_dev_size`
-    /// decides it from the backing device as large as it is now; a new
-    /// size relocates the metadata, resizes the bitmap (the new area out
-    /// of sync unless `--assume-clean`) and the disk.
+    /// decides it from the backing device as large as it is now and the
+    /// peer's last known size. The metadata moves to the new layout (also
+    /// when the size stays: the peer learns our new disk size), the bitmap
+    /// follows (the new area out of sync unless `--assume-clean`), the
+    /// disk gets its size. Connected, the peer gets P_SIZES and answers
+    /// with its own; both then agree on the smaller disk, and the new area
+    /// is resynced from the Primary (`drbd_resize.rs`).
     pub(crate) fn resize(&mut self, minor: u32, parms: api::ResizeParms) -> AdmResult {
         let device = self.attached_device(minor)?;
         let io = &device.io;
         let snapshot = self.snapshot(device);
         let al = Self::al_layout(device);
         let no_disk = || AdmError::new(RetCode::NoDisk, "device has no disk (attach it first)");
-        let layout = io.with_md(|md, dev| md.layout_now(dev)).ok_or_else(no_disk)??;
-        let connected = snapshot.conn as u32 >= ConnState::Connected as u32;
+        let layout = crate::drbd_resize::layout_now(io).ok_or_else(no_disk)??;
+        let connected = snapshot.conn == ConnState::Connected;
+        let current = device.capacity();
         let sizes = mgmt::SizeInputs {
-            peer_size: 0,
-            last_agreed: device.capacity,
+            peer_size: io.mgmt().resize.peer_size(),
+            last_agreed: current,
             my_max: layout.max_capacity,
             user_size: 0,
             connected,
@@ -419,7 +427,7 @@ impl Registry {
             RetCode::MdLayoutNoFit if (req.al_stripes, req.al_stripe_size) != al => {
                 "changing the activity log layout is not supported by rdrbd yet"
             }
-            RetCode::ImplicitShrink => "the backing device shrank: shrink explicitly with --size",
+            RetCode::ImplicitShrink => "the device would shrink: shrink explicitly with --size",
             _ => c.text(),
         };
         let (new, verdict) = mgmt::resize(&snapshot, &req, &sizes, al).map_err(|c| AdmError::new(c, reason(c)))?;
@@ -429,37 +437,45 @@ impl Registry {
         if new.too_big {
             pr_err!("drbd{}: Requested disk size is too big ({} > {})\n", minor, req.size >> 1, new.size >> 1);
         }
-        let size = match verdict {
-            ResizeVerdict::Unchanged { .. } => {
-                pr_info!("drbd{}: resize: size unchanged ({} sectors)\n", minor, device.capacity);
-                return Ok(());
-            }
-            ResizeVerdict::Grow(size) | ResizeVerdict::Shrink(size) => size,
-        };
-        if connected {
-            return Err(AdmError::new(RetCode::InvalidRequest, "online resize of a connected device is not supported by rdrbd yet"));
+        if connected && matches!(verdict, ResizeVerdict::Shrink(_)) {
+            // The peer would have to follow (receive_sizes); rdrbd does
+            // not shrink on the peer's word.
+            return Err(AdmError::new(RetCode::InvalidRequest,
+                "shrinking a connected device is not supported by rdrbd (disconnect, shrink both nodes with --size)"));
         }
-        let old = device.capacity;
-        let mark_new = !req.no_resync;
-        io.with_md(|md, dev| md.resize(dev, layout, old, size, mark_new))
-            .ok_or_else(no_disk)?
-            .map_err(|e| {
-                pr_err!("drbd{}: resize from {} to {} sectors failed: error {}\n", minor, old, size, e.to_errno());
-                if e == ENOMEM {
-                    AdmError::new(RetCode::NoMemBitmap, "out of memory for the bitmap")
-                } else {
-                    AdmError::new(RetCode::IoMdDisk, "I/O error writing the meta data at its new place")
+        let name = device.resource;
+        let name = name.as_str();
+        crate::drbd_resize::apply(name, io, layout, new.size, !req.no_resync).map_err(|e| {
+            pr_err!("drbd{}: resize from {} to {} sectors failed: error {}\n", minor, current, new.size, e.to_errno());
+            if e == ENOMEM {
+                AdmError::new(RetCode::NoMemBitmap, "out of memory for the bitmap")
+            } else {
+                AdmError::new(RetCode::IoMdDisk, "I/O error writing the meta data at its new place")
+            }
+        })?;
+        io.mgmt().resize.set_user_size(req.size);
+        if let ResizeVerdict::Unchanged { .. } = verdict {
+            pr_info!("drbd{}: resize: size unchanged ({} sectors)\n", minor, current);
+        }
+        if connected {
+            if let Some(replica) = io.replica() {
+                if matches!(verdict, ResizeVerdict::Grow(_)) {
+                    io.mgmt().resize.set_pending();
                 }
-            })?;
-        io.refresh_capacity();
-        let device = self.device_mut(minor)?;
-        if let Some(config) = device.disk_config.as_mut() {
+                let mut flags = 0;
+                if req.force {
+                    flags |= proto::dds_flags::FORCED;
+                }
+                if req.no_resync {
+                    flags |= proto::dds_flags::NO_RESYNC;
+                }
+                crate::drbd_resize::send_sizes(io, &replica, req.size, flags)
+                    .map_err(|_| AdmError::new(RetCode::InvalidRequest, "sending the new sizes to the peer failed"))?;
+            }
+        }
+        if let Some(config) = self.device_mut(minor)?.disk_config.as_mut() {
             config.disk_size = req.size;
         }
-        device.disk.set_capacity(size);
-        device.capacity = size;
-        let (shown, unit) = mgmt::ppsize(size >> 1);
-        pr_info!("drbd{}: size = {} {}B ({} KB)\n", minor, shown, unit, size >> 1);
         Ok(())
     }
 }

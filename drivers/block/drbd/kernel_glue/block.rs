@@ -119,10 +119,14 @@ impl GenDisk<Owner> {
 }
 
 impl<T: DiskOps> GenDisk<T> {
-    /// Sets the size in 512-byte sectors and tells userspace (uevent).
-    pub(crate) fn set_capacity(&self, sectors: u64) {
-        // SAFETY: `self.disk` is a live, added gendisk.
-        unsafe { bindings::set_capacity_and_notify(self.disk.as_ptr(), sectors) };
+    /// A handle that sets this disk's size, usable from threads that
+    /// cannot reach the `GenDisk` (the receiver resizes on the peer's
+    /// P_SIZES).
+    pub(crate) fn capacity_handle(&self) -> DiskCapacity {
+        // SAFETY: `self.disk` is a live gendisk; the reference taken here
+        // is dropped by `DiskCapacity::drop`.
+        unsafe { shim::rdrbd_disk_get(self.disk.as_ptr()) };
+        DiskCapacity { disk: self.disk }
     }
 
     /// Takes over the queue limits (discard, sizes) of `lower`.
@@ -156,6 +160,36 @@ impl<T: DiskOps> Drop for GenDisk<T> {
         drop(self.owner.lower_gate().detach());
         // SAFETY: the disk was added in `new` and is removed exactly once.
         unsafe { shim::rdrbd_disk_remove(self.disk.as_ptr()) };
+    }
+}
+
+/// Sets the size of a gendisk; holds a reference on it, so the gendisk
+/// stays valid (if possibly removed already) while this lives.
+pub(crate) struct DiskCapacity {
+    disk: NonNull<bindings::gendisk>,
+}
+
+// SAFETY: set_capacity_and_notify may be called from any thread in process
+// context; the pointer stays valid for the lifetime of the reference held.
+unsafe impl Send for DiskCapacity {}
+// SAFETY: as above; `&DiskCapacity` only allows that call.
+unsafe impl Sync for DiskCapacity {}
+
+impl DiskCapacity {
+    /// Sets the size in 512-byte sectors and tells userspace (uevent;
+    /// the block layer logs "detected capacity change").
+    pub(crate) fn set(&self, sectors: u64) {
+        // SAFETY: we hold a reference on the gendisk (taken in
+        // `GenDisk::capacity_handle`); after del_gendisk the call only
+        // updates the size of a disk nobody can open any more.
+        unsafe { bindings::set_capacity_and_notify(self.disk.as_ptr(), sectors) };
+    }
+}
+
+impl Drop for DiskCapacity {
+    fn drop(&mut self) {
+        // SAFETY: drops the reference taken in `GenDisk::capacity_handle`.
+        unsafe { bindings::put_disk(self.disk.as_ptr()) };
     }
 }
 
