@@ -59,7 +59,7 @@ step resize-unforced "$S" resize 0
 step size-unchanged size_is "$SIZE64"
 step resize-grow "$S" resize 0 --assume-peer-has-space
 step size-96M size_is "$SIZE96"
-step size-logged sh -c "dmesg | grep 'drbd0: size = '"
+step size-logged sh -c "dmesg | grep ': size = 96 MB ($(( SIZE96 / 1024 )) KB)'"
 step data-intact test "$(md5_head /dev/drbd0 $((8 * MIB)))" = "$HEAD"
 new_area_oos() {
   local want=$(( OOS_BEFORE + (SIZE96 - SIZE64) / 1024 )) oos
@@ -80,13 +80,16 @@ step data-after-regrow test "$(md5_of /dev/drbd0)" = "$TAIL_MD5"
 
 step secondary drbd_secondary 0
 step detach "$S" detach 0
+# drbd-utils' drbdmeta (the reference) and ours find the metadata at the
+# new end of the device, with the new size.
 check_dump() {
   local dump
-  dump=$(dump_md "$LO") || { echo "$dump"; return 1; }
+  dump=$(dump_md "$LO" "$1") || { echo "$dump"; return 1; }
   grep -E '^la-size-sect' <<<"$dump"
   grep -qx "la-size-sect $((SIZE96 / 512));" <<<"$dump"
 }
-step dump-md-new-layout check_dump
+step dump-md-new-layout check_dump "$DEBIAN_DRBDMETA"
+step our-dump-md-new-layout check_dump "$OUR_DRBDMETA"
 step reattach "$S" attach 0 "$LO"
 step size-after-reattach size_is "$SIZE96"
 step primary-again drbd_primary 0
