@@ -305,10 +305,11 @@ pub fn new_dev_size(i: &SizeInputs) -> NewSize {
 pub fn ppsize(kib: u64) -> (u64, char) {
     const UNITS: [char; 6] = ['K', 'M', 'G', 'T', 'P', 'E'];
     let mut size = kib;
-    let mut base = 0;
-    while size >= 10000 && base < UNITS.len() - 1 {
-        size = (size >> 10) + u64::from(size & (1 << 9) != 0);
-        base += 1;
+    let mut base = 0usize;
+    while size >= 10000 && base < UNITS.len().saturating_sub(1) {
+        // Shift and round (size >> 10 is far from overflowing).
+        size = (size >> 10).saturating_add(u64::from(size & (1 << 9) != 0));
+        base = base.saturating_add(1);
     }
     (size, UNITS.get(base).copied().unwrap_or('E'))
 }
