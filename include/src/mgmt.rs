@@ -568,9 +568,8 @@ mod tests {
         // drbd_new_dev_size keeps the last agreed size without a peer.
         assert_eq!(resize(&standalone, &req, &sizes, al).map(|(_, v)| v), Ok(ResizeVerdict::Unchanged { too_big: false }));
         let forced = ResizeRequest { force: true, ..req };
-        let (new, verdict) = resize(&standalone, &forced, &sizes, al).unwrap();
-        assert_eq!(verdict, ResizeVerdict::Grow(2000));
-        assert!(new.forced_unconnected);
+        let grown = NewSize { size: 2000, too_big: false, forced_unconnected: true };
+        assert_eq!(resize(&standalone, &forced, &sizes, al), Ok((grown, ResizeVerdict::Grow(2000))));
         let sized = ResizeRequest { size: 1500, ..forced };
         assert_eq!(resize(&standalone, &sized, &sizes, al).map(|(_, v)| v), Ok(ResizeVerdict::Grow(1500)));
         // A stale peer size from an earlier connection is overridden too.
