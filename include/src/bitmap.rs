@@ -47,6 +47,20 @@ pub fn al_extent_bits(extent: u32) -> (u64, u64) {
     (first, first.saturating_add(BM_BITS_PER_AL_EXTENT - 1))
 }
 
+/// The bits (first, last, inclusive) a device growing from `old_sectors`
+/// to `new_sectors` marks out of sync (`drbd_bm_resize` with
+/// `set_new_bits`): every block of the new area, including the block the
+/// old end falls in when that end is not 4 KiB aligned (its tail is new).
+/// `None` when the device does not grow.
+pub fn grown_bits(old_sectors: u64, new_sectors: u64) -> Option<(u64, u64)> {
+    if new_sectors <= old_sectors {
+        return None;
+    }
+    let first = sector_to_bit(old_sectors);
+    let last = bits_for_sectors(new_sectors).checked_sub(1)?;
+    (first <= last).then_some((first, last))
+}
+
 /// Mask of bits `lo..=hi` (both < 64) of a word.
 fn word_mask(lo: u64, hi: u64) -> u64 {
     let upper = u64::MAX
@@ -276,6 +290,18 @@ impl<'a> Bitmap<'a> {
     clippy::arithmetic_side_effects
 )]
 mod tests {
+    #[test]
+    fn grown_bits_cover_the_new_area() {
+        assert_eq!(grown_bits(1000, 1000), None);
+        assert_eq!(grown_bits(1000, 800), None);
+        // 4 KiB aligned: exactly the new blocks.
+        assert_eq!(grown_bits(8 * 100, 8 * 150), Some((100, 149)));
+        // The old end inside block 124: that block's tail is new.
+        assert_eq!(grown_bits(1000, 1600), Some((125, 199)));
+        assert_eq!(grown_bits(1001, 1600), Some((125, 199)));
+        assert_eq!(grown_bits(0, 9), Some((0, 1)));
+    }
+
     extern crate std;
     use super::*;
     use std::vec;

@@ -363,6 +363,16 @@ impl Layout {
         bitmap_sectors(self.md_size_sect, self.al_offset, self.bm_offset)
     }
 
+    /// Whether the metadata lies elsewhere than in `old` (an online
+    /// resize of internal metadata moves it to the new end of the
+    /// backing device): it must then be written out in full.
+    pub fn moved_from(&self, old: &Layout) -> bool {
+        self.md_offset != old.md_offset
+            || self.md_size_sect != old.md_size_sect
+            || self.al_offset != old.al_offset
+            || self.bm_offset != old.bm_offset
+    }
+
     /// The whole metadata area on the meta device: (first sector, sectors).
     pub fn area(&self) -> (u64, u64) {
         let first = self.md_offset.min(self.bm_sector()).min(self.al_sector());
@@ -599,6 +609,28 @@ impl Superblock {
     clippy::arithmetic_side_effects
 )]
 mod tests {
+    #[test]
+    fn internal_metadata_moves_when_the_backing_device_grows() {
+        let al = AlGeometry::DEFAULT;
+        let old = Layout::compute(MetaIndex::Internal, 64 << 11, 0, al).unwrap();
+        let new = Layout::compute(MetaIndex::Internal, 96 << 11, 0, al).unwrap();
+        assert!(new.moved_from(&old));
+        assert!(new.max_capacity > old.max_capacity);
+        assert_eq!(new.md_offset, (96 << 11) - 8);
+        // The new area lies behind the old data: growing never moves
+        // metadata into data that is exposed already.
+        assert!(new.area().0 >= old.max_capacity);
+        assert!(!old.moved_from(&old));
+        // Flexible external metadata stays where it is; only what its
+        // bitmap covers limits the size.
+        let ext_old = Layout::compute(MetaIndex::FlexExternal, 64 << 11, 1 << 11, al).unwrap();
+        let ext_new = Layout::compute(MetaIndex::FlexExternal, 96 << 11, 1 << 11, al).unwrap();
+        assert!(!ext_new.moved_from(&ext_old));
+        assert_eq!(ext_new.max_capacity, 96 << 11);
+        let ext_tight = Layout::compute(MetaIndex::FlexExternal, 1 << 40, 1 << 11, al).unwrap();
+        assert!(ext_tight.max_capacity < 1 << 40);
+    }
+
     use super::*;
 
     use crate::test_rng::XorShift;

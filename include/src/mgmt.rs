@@ -338,29 +338,106 @@ pub struct ResizeRequest {
     pub al_stripe_size: u32,
 }
 
-/// The outcome of a resize request rdrbd can carry out.
+/// What the size of a device is decided from (`drbd_new_dev_size`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResizeVerdict {
-    /// The size stays (also when the request asks for more than the
-    /// backing disk has: 8.4 logs "Requested disk size is too big").
-    Unchanged {
-        /// The request asked for more than the backing disk has.
-        too_big: bool,
-    },
-    /// The size would change: online resize is not implemented in rdrbd.
-    Change(u64),
+pub struct SizeInputs {
+    /// The peer's disk size, 0 when unknown (never connected, diskless).
+    pub peer_size: u64,
+    /// The last agreed size (the size exposed now).
+    pub last_agreed: u64,
+    /// The largest size our backing disk and metadata allow.
+    pub my_max: u64,
+    /// `--size`, 0 for "as large as possible".
+    pub user_size: u64,
+    /// Connected to the peer.
+    pub connected: bool,
+    /// `--assume-peer-has-space`.
+    pub assume_peer_has_space: bool,
 }
 
-/// `drbd_adm_resize`'s checks, in its order, then `drbd_new_dev_size`:
-/// `current` is the exposed size, `usable` what the backing disk offers,
-/// `al` the current activity log layout (stripes, stripe size KiB).
+/// The size `drbd_new_dev_size` decides on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewSize {
+    /// Sectors.
+    pub size: u64,
+    /// `--size` asked for more than is available ("Requested disk size
+    /// is too big"); the size is then what is available.
+    pub too_big: bool,
+    /// Not connected, but the user forced growing as if the peer had
+    /// the space ("Resize while not connected was forced by the user!").
+    pub forced_unconnected: bool,
+}
+
+/// `drbd_new_dev_size`: the minimum of both disks when both are known;
+/// otherwise the last agreed size, clipped by what is known (so an
+/// unconnected device does not grow unless the user assumes the peer has
+/// the space); then `--size` if it fits.
+pub fn new_dev_size(i: &SizeInputs) -> NewSize {
+    let forced_unconnected = !i.connected && i.assume_peer_has_space;
+    let peer = if forced_unconnected { i.my_max } else { i.peer_size };
+    let mine = i.my_max;
+    let size = if peer != 0 && mine != 0 {
+        peer.min(mine)
+    } else if i.last_agreed != 0 {
+        let mut size = i.last_agreed;
+        if mine != 0 {
+            size = size.min(mine);
+        }
+        if peer != 0 {
+            size = size.min(peer);
+        }
+        size
+    } else if peer != 0 {
+        peer
+    } else {
+        mine
+    };
+    let too_big = i.user_size > size;
+    let size = if i.user_size != 0 && !too_big { i.user_size } else { size };
+    NewSize { size, too_big, forced_unconnected }
+}
+
+/// DRBD's `ppsize`: `kib` KiB as a number below 10000 and its unit
+/// (K, M, G, T, P, E), rounded as 8.4's log lines show sizes.
+pub fn ppsize(kib: u64) -> (u64, char) {
+    const UNITS: [char; 6] = ['K', 'M', 'G', 'T', 'P', 'E'];
+    let mut size = kib;
+    let mut base = 0usize;
+    while size >= 10000 && base < UNITS.len().saturating_sub(1) {
+        // Shift and round (size >> 10 is far from overflowing).
+        size = (size >> 10).saturating_add(u64::from(size & (1 << 9) != 0));
+        base = base.saturating_add(1);
+    }
+    (size, UNITS.get(base).copied().unwrap_or('E'))
+}
+
+/// The outcome of a resize request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResizeVerdict {
+    /// The size stays (also when the request asks for more than there
+    /// is: 8.4 logs "Requested disk size is too big").
+    Unchanged {
+        /// The request asked for more than there is.
+        too_big: bool,
+    },
+    /// The device grows to this many sectors.
+    Grow(u64),
+    /// The device shrinks to this many sectors (only with `--size`).
+    Shrink(u64),
+}
+
+/// `drbd_adm_resize`'s checks, in its order, then the size decision of
+/// `drbd_determine_dev_size`: `sizes` carries the current (last agreed)
+/// size, what the backing disk and metadata allow once relocated, and the
+/// peer's size; `al` is the current activity log layout (stripes, stripe
+/// size KiB). Shrinking needs an explicit `--size` (`ERR_IMPLICIT_SHRINK`;
+/// a `--size` that does not fit then is `ERR_MD_LAYOUT_NO_FIT`).
 pub fn resize(
     s: &Snapshot,
     req: &ResizeRequest,
-    current: u64,
-    usable: u64,
+    sizes: &SizeInputs,
     al: (u32, u32),
-) -> Result<ResizeVerdict, RetCode> {
+) -> Result<(NewSize, ResizeVerdict), RetCode> {
     if resync_running(s.conn) {
         return Err(RetCode::ResizeResync);
     }
@@ -384,13 +461,21 @@ pub fn resize(
         // A new layout moves the activity log: not implemented.
         return Err(RetCode::MdLayoutNoFit);
     }
-    let too_big = req.size > usable;
-    let wanted = if req.size == 0 || too_big { usable } else { req.size };
-    if wanted == current {
-        Ok(ResizeVerdict::Unchanged { too_big })
+    let inputs = SizeInputs { user_size: req.size, assume_peer_has_space: req.force, ..*sizes };
+    let new = new_dev_size(&inputs);
+    let current = sizes.last_agreed;
+    let verdict = if new.size == current {
+        ResizeVerdict::Unchanged { too_big: new.too_big }
+    } else if new.size > current {
+        ResizeVerdict::Grow(new.size)
+    } else if req.size == 0 {
+        return Err(RetCode::ImplicitShrink);
+    } else if new.too_big {
+        return Err(RetCode::MdLayoutNoFit);
     } else {
-        Ok(ResizeVerdict::Change(wanted))
-    }
+        ResizeVerdict::Shrink(new.size)
+    };
+    Ok((new, verdict))
 }
 
 #[cfg(test)]
@@ -571,22 +656,127 @@ mod tests {
         let primary = Snapshot { role: Role::Primary, peer: Role::Secondary, ..connected() };
         let req = ResizeRequest { size: 0, no_resync: false, force: false, al_stripes: 1, al_stripe_size: 32 };
         let al = (1, 32);
-        assert_eq!(resize(&primary, &req, 1000, 1000, al), Ok(ResizeVerdict::Unchanged { too_big: false }));
+        let sizes = SizeInputs {
+            peer_size: 1000,
+            last_agreed: 1000,
+            my_max: 1000,
+            user_size: 0,
+            connected: true,
+            assume_peer_has_space: false,
+        };
+        let verdict = |s: &Snapshot, r: &ResizeRequest, z: &SizeInputs| resize(s, r, z, al).map(|(_, v)| v);
+        assert_eq!(verdict(&primary, &req, &sizes), Ok(ResizeVerdict::Unchanged { too_big: false }));
         let big = ResizeRequest { size: 5000, ..req };
-        assert_eq!(resize(&primary, &big, 1000, 1000, al), Ok(ResizeVerdict::Unchanged { too_big: true }));
+        assert_eq!(verdict(&primary, &big, &sizes), Ok(ResizeVerdict::Unchanged { too_big: true }));
         let small = ResizeRequest { size: 800, ..req };
-        assert_eq!(resize(&primary, &small, 1000, 1000, al), Ok(ResizeVerdict::Change(800)));
+        assert_eq!(verdict(&primary, &small, &sizes), Ok(ResizeVerdict::Shrink(800)));
         let secondaries = Snapshot { peer: Role::Secondary, ..connected() };
-        assert_eq!(resize(&secondaries, &req, 1000, 1000, al), Err(RetCode::NoPrimary));
+        assert_eq!(verdict(&secondaries, &req, &sizes), Err(RetCode::NoPrimary));
         let syncing = Snapshot { conn: SyncSource, ..primary };
-        assert_eq!(resize(&syncing, &req, 1000, 1000, al), Err(RetCode::ResizeResync));
+        assert_eq!(verdict(&syncing, &req, &sizes), Err(RetCode::ResizeResync));
         let old = Snapshot { link_version: 92, ..primary };
         let clean = ResizeRequest { no_resync: true, ..req };
-        assert_eq!(resize(&old, &clean, 1000, 1000, al), Err(RetCode::NeedApv93));
+        assert_eq!(verdict(&old, &clean, &sizes), Err(RetCode::NeedApv93));
         let huge_al = ResizeRequest { al_stripes: 1024, al_stripe_size: 65536, ..req };
-        assert_eq!(resize(&primary, &huge_al, 1000, 1000, al), Err(RetCode::MdLayoutTooBig));
+        assert_eq!(verdict(&primary, &huge_al, &sizes), Err(RetCode::MdLayoutTooBig));
         let standalone = Snapshot { conn: StandAlone, peer: Role::Unknown, ..primary };
         let two = ResizeRequest { al_stripes: 2, ..req };
-        assert_eq!(resize(&standalone, &two, 1000, 1000, al), Err(RetCode::MdLayoutConnected));
+        assert_eq!(verdict(&standalone, &two, &sizes), Err(RetCode::MdLayoutConnected));
     }
+
+    #[test]
+    fn resize_grows_to_the_smaller_disk() {
+        let primary = Snapshot { role: Role::Primary, peer: Role::Secondary, ..connected() };
+        let req = ResizeRequest { size: 0, no_resync: false, force: false, al_stripes: 1, al_stripe_size: 32 };
+        let al = (1, 32);
+        // Both grew, the peer less: the smaller one wins.
+        let both = SizeInputs {
+            peer_size: 1500,
+            last_agreed: 1000,
+            my_max: 2000,
+            user_size: 0,
+            connected: true,
+            assume_peer_has_space: false,
+        };
+        assert_eq!(resize(&primary, &req, &both, al).map(|(_, v)| v), Ok(ResizeVerdict::Grow(1500)));
+        // Only we grew: the peer's old size keeps it.
+        let mine = SizeInputs { peer_size: 1000, ..both };
+        assert_eq!(resize(&primary, &req, &mine, al).map(|(_, v)| v), Ok(ResizeVerdict::Unchanged { too_big: false }));
+        // --size within what both have.
+        let sized = ResizeRequest { size: 1200, ..req };
+        assert_eq!(resize(&primary, &sized, &both, al).map(|(_, v)| v), Ok(ResizeVerdict::Grow(1200)));
+    }
+
+    #[test]
+    fn unconnected_resize_needs_assume_peer_has_space() {
+        let standalone = Snapshot { role: Role::Primary, peer: Role::Unknown, conn: StandAlone, ..connected() };
+        let req = ResizeRequest { size: 0, no_resync: false, force: false, al_stripes: 1, al_stripe_size: 32 };
+        let al = (1, 32);
+        let sizes = SizeInputs {
+            peer_size: 0,
+            last_agreed: 1000,
+            my_max: 2000,
+            user_size: 0,
+            connected: false,
+            assume_peer_has_space: false,
+        };
+        // drbd_new_dev_size keeps the last agreed size without a peer.
+        assert_eq!(resize(&standalone, &req, &sizes, al).map(|(_, v)| v), Ok(ResizeVerdict::Unchanged { too_big: false }));
+        let forced = ResizeRequest { force: true, ..req };
+        let grown = NewSize { size: 2000, too_big: false, forced_unconnected: true };
+        assert_eq!(resize(&standalone, &forced, &sizes, al), Ok((grown, ResizeVerdict::Grow(2000))));
+        let sized = ResizeRequest { size: 1500, ..forced };
+        assert_eq!(resize(&standalone, &sized, &sizes, al).map(|(_, v)| v), Ok(ResizeVerdict::Grow(1500)));
+        // A stale peer size from an earlier connection is overridden too.
+        let stale = SizeInputs { peer_size: 1000, ..sizes };
+        assert_eq!(resize(&standalone, &forced, &stale, al).map(|(_, v)| v), Ok(ResizeVerdict::Grow(2000)));
+    }
+
+    #[test]
+    fn shrinking_needs_an_explicit_size() {
+        let standalone = Snapshot { role: Role::Primary, peer: Role::Unknown, conn: StandAlone, ..connected() };
+        let req = ResizeRequest { size: 0, no_resync: false, force: false, al_stripes: 1, al_stripe_size: 32 };
+        let al = (1, 32);
+        // The backing disk shrank under us.
+        let shrunk = SizeInputs {
+            peer_size: 0,
+            last_agreed: 1000,
+            my_max: 900,
+            user_size: 0,
+            connected: false,
+            assume_peer_has_space: false,
+        };
+        assert_eq!(resize(&standalone, &req, &shrunk, al).map(|(_, v)| v), Err(RetCode::ImplicitShrink));
+        let sized = ResizeRequest { size: 800, ..req };
+        assert_eq!(resize(&standalone, &sized, &shrunk, al).map(|(_, v)| v), Ok(ResizeVerdict::Shrink(800)));
+        let not_there = ResizeRequest { size: 950, ..req };
+        assert_eq!(resize(&standalone, &not_there, &shrunk, al).map(|(_, v)| v), Err(RetCode::MdLayoutNoFit));
+    }
+
+    #[test]
+    fn ppsize_as_8_4_prints_it() {
+        assert_eq!(ppsize(9999), (9999, 'K'));
+        assert_eq!(ppsize(98_300), (96, 'M'));
+        assert_eq!(ppsize(65_532), (64, 'M'));
+        assert_eq!(ppsize(10 << 20), (10, 'G'));
+        assert_eq!(ppsize(u64::MAX).1, 'E');
+    }
+
+    #[test]
+    fn new_dev_size_without_any_agreement() {
+        let fresh = SizeInputs {
+            peer_size: 0,
+            last_agreed: 0,
+            my_max: 700,
+            user_size: 0,
+            connected: false,
+            assume_peer_has_space: false,
+        };
+        assert_eq!(new_dev_size(&fresh).size, 700);
+        let peer_only = SizeInputs { peer_size: 600, my_max: 0, ..fresh };
+        assert_eq!(new_dev_size(&peer_only).size, 600);
+        let too_big = SizeInputs { user_size: 800, ..fresh };
+        assert_eq!(new_dev_size(&too_big), NewSize { size: 700, too_big: true, forced_unconnected: false });
+    }
+
 }

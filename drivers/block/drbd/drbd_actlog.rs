@@ -183,6 +183,26 @@ impl ActivityLog {
         Ok(tag)
     }
 
+    /// Moves the ring and the bitmap this writes to (an online resize
+    /// moved the metadata, `drbd_al_initialize`): the new ring is filled
+    /// with "initialized" blocks, then the whole active set is committed
+    /// there in as many transactions as its context needs, so a crash
+    /// afterwards replays the extents hot now. The caller holds the
+    /// metadata lock, so no write is admitted meanwhile.
+    pub(crate) fn relocate(&mut self, io: &mut MetaIo, dev: BdevRef<'_>, ring_sector: u64, bm_sector: u64) -> Result {
+        self.ring_sector = ring_sector;
+        self.bm_sector = bm_sector;
+        al::encode_initialized(&mut self.block);
+        for i in 0..u64::from(self.geometry.size_4k()) {
+            io.write(dev, self.ring_sector.saturating_add(i * 8), &self.block, false)?;
+        }
+        self.context_start = 0;
+        for _ in 0..self.slots.len().div_ceil(AL_CONTEXT_PER_TRANSACTION) {
+            self.commit(io, dev, &[])?;
+        }
+        Ok(())
+    }
+
     /// Writes the bitmap blocks of extents leaving the active set: their
     /// out-of-sync bits must be on disk before the AL forgets them.
     fn write_evicted_bitmap(&mut self, bitmap: &BitmapMem, io: &mut MetaIo, dev: BdevRef<'_>, evicted: &[u32]) -> Result {

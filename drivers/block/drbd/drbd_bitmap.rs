@@ -42,6 +42,35 @@ impl BitmapMem {
         Ok(this)
     }
 
+    /// A copy of this bitmap for `capacity_sectors` of data (an online
+    /// resize, `drbd_bm_resize`): the bits both cover are kept, bits
+    /// `first..=last` of `mark` are set (the new area, unless the user
+    /// declared it clean), every block is dirty (it is written in full at
+    /// its new place).
+    pub(crate) fn resized(&self, capacity_sectors: u64, mark: Option<(u64, u64)>) -> Result<Self> {
+        let new = Self::new(capacity_sectors)?;
+        for (to, from) in new.words.iter().zip(self.words.iter()) {
+            to.store(from.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
+        // A shrunk bitmap keeps no bits beyond its end.
+        if let Some(last_word) = usize::try_from(layout::words_for_bits(new.bits)).ok().and_then(|n| n.checked_sub(1)) {
+            let tail = new.bits % 64;
+            if let (Some(w), true) = (new.words.get(last_word), tail != 0) {
+                w.fetch_and((1u64 << tail) - 1, Ordering::Relaxed);
+            }
+            for w in new.words.iter().skip(last_word + 1) {
+                w.store(0, Ordering::Relaxed);
+            }
+        }
+        if let Some((first, last)) = mark {
+            new.set_bits(first, last);
+        }
+        for d in new.dirty.iter() {
+            d.store(true, Ordering::Relaxed);
+        }
+        Ok(new)
+    }
+
     /// On-disk blocks the bitmap occupies.
     pub(crate) fn blocks(&self) -> usize {
         self.dirty.len()

@@ -348,7 +348,7 @@ pub(crate) fn statistics_of(device: &Device) -> Statistics {
     let disk = io.with_md(|md, _| (md.uuids(), md.sb.flags, md.bitmap.count()));
     Statistics {
         device: DeviceStatistics {
-            size: device.capacity,
+            size: device.capacity(),
             read: io.read_sectors(),
             write: io.written_sectors(),
             upper_blocked: io.is_suspended(),

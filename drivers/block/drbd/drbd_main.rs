@@ -25,6 +25,7 @@ mod drbd_options;
 mod drbd_proc;
 mod drbd_receiver;
 mod drbd_req;
+mod drbd_resize;
 mod drbd_resync;
 mod drbd_sender;
 mod drbd_verify;
@@ -117,8 +118,6 @@ pub(crate) struct Device {
     pub(crate) volume: u32,
     pub(crate) resource: ResourceName,
     pub(crate) disk_config: Option<DiskConfig>,
-    /// Capacity exposed to users, in 512-byte sectors.
-    pub(crate) capacity: u64,
     /// Primary or Secondary.
     pub(crate) role: api::Role,
     pub(crate) io: Arc<DeviceIo>,
@@ -132,6 +131,11 @@ impl Device {
     /// StandAlone Secondary.
     pub(crate) fn state(&self) -> api::State {
         self.io.state()
+    }
+
+    /// Capacity exposed to users, in 512-byte sectors.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.io.exposed_sectors()
     }
 }
 
@@ -245,12 +249,12 @@ impl Registry {
         let thread_name = CString::try_from_fmt(fmt!("drbd{}_submit", minor)).map_err(|_| nomem)?;
         let submitter_io = io.clone();
         let submitter = KThread::spawn(&thread_name, move || submitter_io.run_submitter()).map_err(|_| nomem)?;
+        io.set_disk_capacity_handle(disk.capacity_handle());
         let device = Device {
             minor,
             volume,
             resource: *name,
             disk_config: None,
-            capacity: 0,
             role: api::Role::Secondary,
             io,
             _submitter: submitter,
@@ -310,8 +314,8 @@ impl Registry {
         if device.io.attach_lower(lower, md).is_err() {
             return Err(AdmError::new(RetCode::DiskConfigured, "minor is already attached"));
         }
-        device.disk.set_capacity(sectors);
-        device.capacity = sectors;
+        device.io.set_exposed_sectors(sectors);
+        device.io.mgmt().resize.set_user_size(config.disk_size);
         device.io.set_disk_state(disk_state);
         device.io.resync().set_rate(config.options.resync_rate());
         device.io.mgmt().set_fencing(config.options.view(&[], &[]).fencing);
@@ -388,8 +392,7 @@ impl Registry {
                 "a StandAlone Primary cannot give up its disk (make it secondary first, or detach --force)"));
         }
         device.disk_config = None;
-        device.disk.set_capacity(0);
-        device.capacity = 0;
+        device.io.set_exposed_sectors(0);
         // As in C DRBD, listeners see the disk go through Failed.
         device.io.set_disk_state(api::DiskState::Failed);
         device.io.set_disk_state(api::DiskState::Diskless);

@@ -339,6 +339,63 @@ impl MetaData {
     }
 }
 
+/// Online resize (`drbd_determine_dev_size`, `drbd_bm_resize`).
+impl MetaData {
+    /// The layout the metadata gets for the backing (and meta) device as
+    /// large as it is now (`drbd_md_set_sector_offsets`): internal
+    /// metadata moves to the new end of a grown backing device.
+    pub(crate) fn layout_now(&self, dev: BdevRef<'_>) -> AdmResult<Layout> {
+        let backing = dev.nr_sectors();
+        let meta = self.io.external_sectors().unwrap_or(backing);
+        Layout::compute(self.layout.index, backing, meta, self.layout.al).map_err(layout_error)
+    }
+
+    /// Carries out a resize from `old_size` to `new_size` sectors of data over
+    /// `new_layout`: the bitmap follows what the layout covers (the new
+    /// area out of sync when `mark_new`), and when the metadata moved or
+    /// the size changed it is written in full as 8.4 does: the superblock
+    /// first with FULL_SYNC and AL_DISABLED (a crash in between leaves
+    /// metadata that asks for a full sync), the activity log and the
+    /// bitmap at their new place, then the superblock with the old flags.
+    /// The caller holds the metadata lock, so no write passes the
+    /// activity log meanwhile.
+    pub(crate) fn resize(&mut self, dev: BdevRef<'_>, new_layout: Layout, old_size: u64, new_size: u64, mark_new: bool) -> Result {
+        let mark = if mark_new { bm_layout::grown_bits(old_size, new_size) } else { None };
+        let moved = new_layout.moved_from(&self.layout);
+        if new_layout.max_capacity != self.layout.max_capacity {
+            // Allocated before anything changes: out of memory leaves all as it was.
+            self.bitmap = self.bitmap.resized(new_layout.max_capacity, mark)?;
+        } else if let Some((first, last)) = mark {
+            self.bitmap.set_bits(first, last);
+        }
+        let size_changed = self.sb.la_size_sect != new_size;
+        self.layout = new_layout;
+        let (area_first, area_sectors) = self.layout.area();
+        self.io.confine_writes(area_first, area_sectors);
+        self.sb.md_size_sect = self.layout.md_size_sect;
+        self.sb.al_offset = self.layout.al_offset;
+        self.sb.bm_offset = self.layout.bm_offset;
+        self.sb.la_size_sect = new_size;
+        if !(moved || size_changed) {
+            return Ok(());
+        }
+        let flags = self.sb.flags;
+        self.sb.flags |= md::MDF_FULL_SYNC | md::MDF_AL_DISABLED;
+        self.write_superblock(dev)?;
+        if moved {
+            self.al.relocate(&mut self.io, dev, self.layout.al_sector(), self.layout.bm_sector())?;
+        }
+        pr_info!("Writing the whole bitmap, {}\n", match (size_changed, moved) {
+            (true, true) => "size changed and md moved",
+            (true, false) => "size changed",
+            _ => "md moved",
+        });
+        self.write_bitmap(dev, true)?;
+        self.sb.flags = flags;
+        self.write_superblock(dev)
+    }
+}
+
 /// Metadata updates of replication and resync (`drbd_receiver.c`,
 /// `drbd_worker.c`), each persisted before it returns.
 impl MetaData {

@@ -48,6 +48,8 @@ pub(crate) struct MgmtShared {
     /// The `fencing` disk option (read by the connection thread when the
     /// connection is lost while Primary).
     fencing: AtomicU32,
+    /// Online resize.
+    pub(crate) resize: crate::drbd_resize::ResizeShared,
 }
 
 impl MgmtShared {
@@ -59,6 +61,7 @@ impl MgmtShared {
             reply_came <- new_condvar!("rdrbd::MgmtShared::reply_came"),
             verify <- VerifyShared::new(),
             fencing: AtomicU32::new(0),
+            resize: crate::drbd_resize::ResizeShared::new(),
         })
     }
 
@@ -414,14 +417,32 @@ impl Registry {
         Ok(api::ResizeParms { al_stripes, al_stripe_size, ..api::ResizeParms::default() })
     }
 
-    /// `resize` (`drbd_adm_resize`): its checks and error codes; rdrbd
-    /// cannot change the size of an attached device yet, so a request
-    /// that would is refused.
+    /// `resize` (`drbd_adm_resize`, `drbd_determine_dev_size`): the
+    /// checks with their codes, then the size as `drbd_new_dev_size`
+    /// decides it from the backing device as large as it is now and the
+    /// peer's last known size. The metadata moves to the new layout (also
+    /// when the size stays: the peer learns our new disk size), the bitmap
+    /// follows (the new area out of sync unless `--assume-clean`), the
+    /// disk gets its size. Connected, the peer gets P_SIZES and answers
+    /// with its own; both then agree on the smaller disk, and the new area
+    /// is resynced from the Primary (`drbd_resize.rs`).
     pub(crate) fn resize(&mut self, minor: u32, parms: api::ResizeParms) -> AdmResult {
         let device = self.attached_device(minor)?;
         let io = &device.io;
-        let usable = io.with_md(|md, _| md.capacity()).unwrap_or(0);
+        let snapshot = self.snapshot(device);
         let al = Self::al_layout(device);
+        let no_disk = || AdmError::new(RetCode::NoDisk, "device has no disk (attach it first)");
+        let layout = crate::drbd_resize::layout_now(io).ok_or_else(no_disk)??;
+        let connected = snapshot.conn == ConnState::Connected;
+        let current = device.capacity();
+        let sizes = mgmt::SizeInputs {
+            peer_size: io.mgmt().resize.peer_size(),
+            last_agreed: current,
+            my_max: layout.max_capacity,
+            user_size: 0,
+            connected,
+            assume_peer_has_space: false,
+        };
         let req = ResizeRequest {
             size: parms.resize_size,
             no_resync: parms.no_resync,
@@ -430,22 +451,58 @@ impl Registry {
             al_stripe_size: parms.al_stripe_size,
         };
         let reason = |c: RetCode| match c {
-            RetCode::MdLayoutNoFit => "changing the activity log layout is not supported by rdrbd yet",
+            RetCode::MdLayoutNoFit if (req.al_stripes, req.al_stripe_size) != al => {
+                "changing the activity log layout is not supported by rdrbd yet"
+            }
+            RetCode::ImplicitShrink => "the device would shrink: shrink explicitly with --size",
             _ => c.text(),
         };
-        match mgmt::resize(&self.snapshot(device), &req, device.capacity, usable, al).map_err(|c| AdmError::new(c, reason(c)))? {
-            ResizeVerdict::Unchanged { too_big } => {
-                if too_big {
-                    pr_err!("drbd{}: Requested disk size is too big ({} > {})\n", minor, req.size >> 1, usable >> 1);
-                }
-                pr_info!("drbd{}: resize: size unchanged ({} sectors)\n", minor, device.capacity);
-                Ok(())
+        let (new, verdict) = mgmt::resize(&snapshot, &req, &sizes, al).map_err(|c| AdmError::new(c, reason(c)))?;
+        if new.forced_unconnected {
+            pr_warn!("drbd{}: Resize while not connected was forced by the user!\n", minor);
+        }
+        if new.too_big {
+            pr_err!("drbd{}: Requested disk size is too big ({} > {})\n", minor, req.size >> 1, new.size >> 1);
+        }
+        if connected && matches!(verdict, ResizeVerdict::Shrink(_)) {
+            // The peer would have to follow (receive_sizes); rdrbd does
+            // not shrink on the peer's word.
+            return Err(AdmError::new(RetCode::InvalidRequest,
+                "shrinking a connected device is not supported by rdrbd (disconnect, shrink both nodes with --size)"));
+        }
+        let name = device.resource;
+        let name = name.as_str();
+        crate::drbd_resize::apply(name, io, layout, new.size, !req.no_resync).map_err(|e| {
+            pr_err!("drbd{}: resize from {} to {} sectors failed: error {}\n", minor, current, new.size, e.to_errno());
+            if e == ENOMEM {
+                AdmError::new(RetCode::NoMemBitmap, "out of memory for the bitmap")
+            } else {
+                AdmError::new(RetCode::IoMdDisk, "I/O error writing the meta data at its new place")
             }
-            ResizeVerdict::Change(size) => {
-                pr_err!("drbd{}: resize from {} to {} sectors: online resize is not supported by rdrbd yet\n",
-                    minor, device.capacity, size);
-                Err(AdmError::new(RetCode::InvalidRequest, "online resize is not supported by rdrbd yet"))
+        })?;
+        io.mgmt().resize.set_user_size(req.size);
+        if let ResizeVerdict::Unchanged { .. } = verdict {
+            pr_info!("drbd{}: resize: size unchanged ({} sectors)\n", minor, current);
+        }
+        if connected {
+            if let Some(replica) = io.replica() {
+                if matches!(verdict, ResizeVerdict::Grow(_)) {
+                    io.mgmt().resize.set_pending();
+                }
+                let mut flags = 0;
+                if req.force {
+                    flags |= proto::dds_flags::FORCED;
+                }
+                if req.no_resync {
+                    flags |= proto::dds_flags::NO_RESYNC;
+                }
+                crate::drbd_resize::send_sizes(io, &replica, req.size, flags)
+                    .map_err(|_| AdmError::new(RetCode::InvalidRequest, "sending the new sizes to the peer failed"))?;
             }
         }
+        if let Some(config) = self.device_mut(minor)?.disk_config.as_mut() {
+            config.disk_size = req.size;
+        }
+        Ok(())
     }
 }

@@ -301,13 +301,13 @@ fn put_status(out: &mut ReplyBuilder<'_>, registry: &Registry, device: &Device) 
     out.put_state_info(&StateInfo {
         sib_reason: api::state_info::SIB_GET_STATUS_REPLY,
         current_state: state.to_u32(),
-        capacity: device.capacity,
+        capacity: device.capacity(),
         ed_uuid: disk.map_or(0, |(uuids, _, _)| uuids[0]),
         read_cnt: device.io.read_sectors(),
         writ_cnt: device.io.written_sectors(),
         uuids: disk.map(|(uuids, _, _)| uuids),
         disk_flags: disk.map(|(_, flags, _)| flags),
-        bits_total: disk.map(|_| device.capacity.div_ceil(8)),
+        bits_total: disk.map(|_| device.capacity().div_ceil(8)),
         bits_oos: disk.map(|(_, _, oos)| oos),
         ..StateInfo::default()
     })
@@ -423,7 +423,7 @@ fn dump_devices(registry: &Registry, filter: Option<ResourceName>, cursor: &mut 
         }
         out.put_device_info(&DeviceInfo { disk_state: state.disk as u32 })?;
         out.put_device_statistics(&DeviceStatistics {
-            size: device.capacity,
+            size: device.capacity(),
             read: device.io.read_sectors(),
             write: device.io.written_sectors(),
             upper_blocked: state.susp,

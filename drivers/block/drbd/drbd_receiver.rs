@@ -238,6 +238,13 @@ fn receive_loop(
             Body::SyncParams(_) | Body::DelayProbe(_) | Body::Empty => {}
             Body::Sizes(s) => {
                 vs.peer.size = s.d_size;
+                if let Some((_, io)) = &shared.device {
+                    io.mgmt().resize.set_peer_size(s.d_size);
+                    // After the handshake: the peer resized (drbd_resize.rs).
+                    if let (true, Some(replica)) = (vs.connected, vs.replica.as_ref()) {
+                        crate::drbd_resize::receive_sizes(name, io, replica, &s, ctx.resolve_conflicts).map_err(NetError::Io)?;
+                    }
+                }
                 if let Some(local) = local {
                     if s.d_size != 0 && local.capacity != 0 && s.d_size < local.capacity {
                         pr_warn!("{}: peer's disk is smaller ({} < {} sectors)\n", name, s.d_size, local.capacity);

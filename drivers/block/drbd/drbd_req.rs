@@ -26,7 +26,7 @@ use crate::drbd_include::genl::DiskState;
 use crate::drbd_mgmt::MgmtShared;
 use crate::drbd_sender::Replica;
 use crate::drbd_md::MetaData;
-use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskOps, LowerDev, LowerGate, LowerRef, UpperBio};
+use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskCapacity, DiskOps, LowerDev, LowerGate, LowerRef, UpperBio};
 use crate::kernel_glue::thread::{sleep_ms, KThread};
 
 /// What `drbd_open` decides on: the role, and the outstanding opens.
@@ -71,6 +71,10 @@ pub(crate) struct DeviceIo {
     mgmt: MgmtShared,
     /// Usable size in sectors while attached (0 when diskless).
     capacity: AtomicU64,
+    /// The size `/dev/drbdN` exposes, and the handle that sets it:
+    /// attach, detach and online resize (also the receiver's) change it.
+    #[pin]
+    exposed: Mutex<ExposedSize>,
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
     /// Data sent to and received from the peer ("ns", "nr").
@@ -83,6 +87,12 @@ pub(crate) struct DeviceIo {
     /// `resume-io` cannot miss one) and are submitted again on resume.
     #[pin]
     suspended: Mutex<Suspended>,
+}
+
+/// The size of `/dev/drbdN` (sectors) and what sets it on the gendisk.
+pub(crate) struct ExposedSize {
+    sectors: u64,
+    disk: Option<DiskCapacity>,
 }
 
 /// The user's I/O suspension (`susp` of the state word).
@@ -107,6 +117,7 @@ impl DeviceIo {
             resync <- ResyncShared::new(),
             mgmt <- MgmtShared::new(),
             capacity: AtomicU64::new(0),
+            exposed <- new_mutex!(ExposedSize { sectors: 0, disk: None }, "rdrbd::DeviceIo::exposed"),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             net_sent: AtomicU64::new(0),
@@ -167,6 +178,33 @@ impl DeviceIo {
             return 0;
         }
         self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Hands over what sets the gendisk's size (once, at new-minor).
+    pub(crate) fn set_disk_capacity_handle(&self, handle: DiskCapacity) {
+        self.exposed.lock().disk = Some(handle);
+    }
+
+    /// The size `/dev/drbdN` exposes, in sectors.
+    pub(crate) fn exposed_sectors(&self) -> u64 {
+        self.exposed.lock().sectors
+    }
+
+    /// Sets the size `/dev/drbdN` exposes (and tells userspace).
+    pub(crate) fn set_exposed_sectors(&self, sectors: u64) {
+        let mut exposed = self.exposed.lock();
+        exposed.sectors = sectors;
+        if let Some(disk) = exposed.disk.as_ref() {
+            disk.set(sectors);
+        }
+    }
+
+    /// Takes the usable size from the metadata again (after an online
+    /// resize), for the checks of the peer's requests and the resync.
+    pub(crate) fn refresh_capacity(&self) {
+        if let Some(capacity) = self.md.lock().as_ref().map(MetaData::capacity) {
+            self.capacity.store(capacity, Ordering::Relaxed);
+        }
     }
 
     /// Resync progress and locking.

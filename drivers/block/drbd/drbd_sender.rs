@@ -96,6 +96,11 @@ impl Replica {
         self.link.version
     }
 
+    /// The agreed protocol version and features.
+    pub(crate) fn link(&self) -> Link {
+        self.link
+    }
+
     /// Sends one packet whose payload `payload` encodes (at most
     /// [`SMALL_PACKET`] bytes), between other senders' packets.
     pub(crate) fn send_small(

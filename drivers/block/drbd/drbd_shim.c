@@ -86,6 +86,13 @@ int rdrbd_disk_add(struct gendisk *disk)
 	return add_disk(disk);
 }
 
+/* One more reference on the gendisk (disk_to_dev is a macro); put_disk
+ * drops it. */
+void rdrbd_disk_get(struct gendisk *disk)
+{
+	get_device(disk_to_dev(disk));
+}
+
 void rdrbd_disk_remove(struct gendisk *disk)
 {
 	del_gendisk(disk);

@@ -23,6 +23,7 @@ struct page;
 struct gendisk *rdrbd_disk_alloc(int major, int minor, void *private_data);
 int rdrbd_disk_add(struct gendisk *disk);
 void rdrbd_disk_remove(struct gendisk *disk);
+void rdrbd_disk_get(struct gendisk *disk);
 int rdrbd_disk_stack_limits(struct gendisk *disk, struct block_device *backing);
 int rdrbd_disk_reset_limits(struct gendisk *disk);
 void rdrbd_disk_set_ro(struct gendisk *disk, bool read_only);

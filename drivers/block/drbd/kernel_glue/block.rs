@@ -119,10 +119,14 @@ impl GenDisk<Owner> {
 }
 
 impl<T: DiskOps> GenDisk<T> {
-    /// Sets the size in 512-byte sectors and tells userspace (uevent).
-    pub(crate) fn set_capacity(&self, sectors: u64) {
-        // SAFETY: `self.disk` is a live, added gendisk.
-        unsafe { bindings::set_capacity_and_notify(self.disk.as_ptr(), sectors) };
+    /// A handle that sets this disk's size, usable from threads that
+    /// cannot reach the `GenDisk` (the receiver resizes on the peer's
+    /// P_SIZES).
+    pub(crate) fn capacity_handle(&self) -> DiskCapacity {
+        // SAFETY: `self.disk` is a live gendisk; the reference taken here
+        // is dropped by `DiskCapacity::drop`.
+        unsafe { shim::rdrbd_disk_get(self.disk.as_ptr()) };
+        DiskCapacity { disk: self.disk }
     }
 
     /// Takes over the queue limits (discard, sizes) of `lower`.
@@ -159,6 +163,36 @@ impl<T: DiskOps> Drop for GenDisk<T> {
     }
 }
 
+/// Sets the size of a gendisk; holds a reference on it, so the gendisk
+/// stays valid (if possibly removed already) while this lives.
+pub(crate) struct DiskCapacity {
+    disk: NonNull<bindings::gendisk>,
+}
+
+// SAFETY: set_capacity_and_notify may be called from any thread in process
+// context; the pointer stays valid for the lifetime of the reference held.
+unsafe impl Send for DiskCapacity {}
+// SAFETY: as above; `&DiskCapacity` only allows that call.
+unsafe impl Sync for DiskCapacity {}
+
+impl DiskCapacity {
+    /// Sets the size in 512-byte sectors and tells userspace (uevent;
+    /// the block layer logs "detected capacity change").
+    pub(crate) fn set(&self, sectors: u64) {
+        // SAFETY: we hold a reference on the gendisk (taken in
+        // `GenDisk::capacity_handle`); after del_gendisk the call only
+        // updates the size of a disk nobody can open any more.
+        unsafe { bindings::set_capacity_and_notify(self.disk.as_ptr(), sectors) };
+    }
+}
+
+impl Drop for DiskCapacity {
+    fn drop(&mut self) {
+        // SAFETY: drops the reference taken in `GenDisk::capacity_handle`.
+        unsafe { bindings::put_disk(self.disk.as_ptr()) };
+    }
+}
+
 /// The opaque identity with which a backing device is claimed exclusively.
 #[derive(Clone, Copy)]
 pub(crate) struct Holder(*mut c_void);
@@ -190,6 +224,13 @@ const GFP_NOIO: bindings::gfp_t =
     (1 << bindings::___GFP_DIRECT_RECLAIM_BIT) | (1 << bindings::___GFP_KSWAPD_RECLAIM_BIT);
 
 impl BdevRef<'_> {
+    /// The device's current size in sectors (it may have grown since it
+    /// was opened: an online resize reads it again).
+    pub(crate) fn nr_sectors(&self) -> u64 {
+        // SAFETY: the device is open for `'a`.
+        unsafe { shim::rdrbd_bdev_nr_sectors(self.bdev.as_ptr()) }
+    }
+
     /// Flushes the device's volatile write cache (an empty PREFLUSH
     /// bio), synchronously: what was written before is on stable storage.
     pub(crate) fn flush(&self) -> Result {
@@ -298,6 +339,11 @@ impl MetaIo {
     /// area of the layout), and nowhere else.
     pub(crate) fn confine_writes(&mut self, first: u64, sectors: u64) {
         self.writable = (first, first.saturating_add(sectors));
+    }
+
+    /// The current size of the external meta device, if there is one.
+    pub(crate) fn external_sectors(&self) -> Option<u64> {
+        self.external.as_ref().map(LowerDev::nr_sectors)
     }
 
     /// The device number of the external meta device, if there is one.

@@ -12,6 +12,7 @@ extern "C" {
     pub(super) fn rdrbd_disk_alloc(major: c_int, minor: c_int, private_data: *mut c_void)
         -> *mut gendisk;
     pub(super) fn rdrbd_disk_add(disk: *mut gendisk) -> c_int;
+    pub(super) fn rdrbd_disk_get(disk: *mut gendisk);
     pub(super) fn rdrbd_disk_remove(disk: *mut gendisk);
     pub(super) fn rdrbd_disk_stack_limits(disk: *mut gendisk, lower: *mut block_device) -> c_int;
     pub(super) fn rdrbd_disk_reset_limits(disk: *mut gendisk) -> c_int;

@@ -1,0 +1,191 @@
+//! Online resize: carrying out a new size (8.4's `drbd_determine_dev_size`
+//! after `drbd_new_dev_size` decided), telling the peer (`drbd_send_sizes`),
+//! the peer's P_SIZES on a live connection (`receive_sizes`) and the resync
+//! of the new area (`resync_after_online_grow`).
+//!
+//! The size decisions are `drbd_include::mgmt` (`new_dev_size`, `resize`);
+//! the new metadata layout is `Layout::compute`, carried out by
+//! `MetaData::resize`. `resize` (netlink, `drbd_mgmt.rs`) and the receiver
+//! both come here; neither takes the registry lock, so the gendisk's size
+//! is set through `DeviceIo`.
+
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use kernel::prelude::*;
+
+use crate::drbd_conn::PeerView;
+use crate::drbd_include::genl::{ConnState, DiskState};
+use crate::drbd_include::md::Layout;
+use crate::drbd_include::mgmt::{self, SizeInputs};
+use crate::drbd_include::protocol::{self as proto, dds_flags, Packet, QueueLimits, Sizes};
+use crate::drbd_req::DeviceIo;
+use crate::drbd_sender::Replica;
+
+/// What resize remembers between the command and the peer's answers.
+pub(crate) struct ResizeShared {
+    /// The peer's disk size from its last P_SIZES (`device->p_size`),
+    /// 0 before any.
+    peer_size: AtomicU64,
+    /// The user's size (`disk_conf->disk_size`), sectors, 0: all.
+    user_size: AtomicU64,
+    /// We grew and the resync of the new area waits for the peer's
+    /// answer (`RESIZE_PENDING`).
+    pending: AtomicBool,
+}
+
+impl ResizeShared {
+    pub(crate) const fn new() -> Self {
+        Self { peer_size: AtomicU64::new(0), user_size: AtomicU64::new(0), pending: AtomicBool::new(false) }
+    }
+
+    pub(crate) fn peer_size(&self) -> u64 {
+        self.peer_size.load(Ordering::Relaxed)
+    }
+
+    /// The peer's P_SIZES, at the handshake or later.
+    pub(crate) fn set_peer_size(&self, sectors: u64) {
+        self.peer_size.store(sectors, Ordering::Relaxed);
+    }
+
+    pub(crate) fn user_size(&self) -> u64 {
+        self.user_size.load(Ordering::Relaxed)
+    }
+
+    /// The user's size as configured (attach's `--size`, resize's).
+    pub(crate) fn set_user_size(&self, sectors: u64) {
+        self.user_size.store(sectors, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_pending(&self) {
+        self.pending.store(true, Ordering::Relaxed);
+    }
+
+    fn take_pending(&self) -> bool {
+        self.pending.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// The layout the metadata gets for the backing device as large as it is
+/// now; `None` without a disk.
+pub(crate) fn layout_now(io: &DeviceIo) -> Option<Result<Layout, crate::AdmError>> {
+    io.with_md(|md, dev| md.layout_now(dev))
+}
+
+/// Carries out `size` over `layout` (`drbd_determine_dev_size` after the
+/// decision): the metadata moves if the layout did, the bitmap follows
+/// (the new area out of sync when `mark_new`), the disk gets its size.
+/// Nothing happens when neither changed.
+pub(crate) fn apply(name: &str, io: &DeviceIo, layout: Layout, size: u64, mark_new: bool) -> Result {
+    let old = io.exposed_sectors();
+    io.with_md(|md, dev| md.resize(dev, layout, old, size, mark_new)).ok_or(EIO)??;
+    io.refresh_capacity();
+    if size != old {
+        io.set_exposed_sectors(size);
+        let (shown, unit) = mgmt::ppsize(size >> 1);
+        pr_info!("{}: size = {} {}B ({} KB)\n", name, shown, unit, size >> 1);
+    }
+    Ok(())
+}
+
+/// `drbd_send_sizes`: our disk's size (what the metadata allows now), the
+/// user's size, the size exposed, and the resize flags (`dds_flags`).
+pub(crate) fn send_sizes(io: &DeviceIo, replica: &Replica, user_size: u64, flags: u16) -> Result {
+    let link = replica.link();
+    let d_size = io.with_md(|md, _| md.capacity()).unwrap_or(0);
+    // The queue limits go exactly when FF_WSAME is agreed (as at connect).
+    let qlim = link.has(proto::feature::WSAME).then_some(QueueLimits {
+        physical_block_size: 512,
+        logical_block_size: 512,
+        alignment_offset: 0,
+        io_min: 512,
+        io_opt: 0,
+        discard_enabled: false,
+        discard_zeroes_data: false,
+        write_same_capable: false,
+    });
+    let sizes = Sizes {
+        d_size,
+        u_size: user_size,
+        c_size: io.exposed_sectors(),
+        max_bio_size: link.max_bio_size(),
+        queue_order_type: 0,
+        dds_flags: flags,
+        qlim,
+    };
+    replica.send_small(Packet::Sizes, |out| sizes.encode(link, out))
+}
+
+/// The peer's P_SIZES on an established connection (`receive_sizes`):
+/// the size becomes the smaller of both disks (and the user's size, which
+/// the peer passes on); a grown device answers with its own sizes and
+/// resyncs the new area. The peer asking us to shrink is not followed
+/// (rdrbd shrinks only by its own `resize --size`): logged, size kept.
+pub(crate) fn receive_sizes(name: &str, io: &DeviceIo, replica: &Replica, peer: &Sizes, resolve_conflicts: bool) -> Result {
+    let shared = &io.mgmt().resize;
+    if io.disk_state() == DiskState::Diskless {
+        return Ok(());
+    }
+    let layout = match layout_now(io) {
+        Some(Ok(layout)) => layout,
+        Some(Err(e)) => {
+            pr_err!("{}: peer's sizes: cannot place the meta data: {}\n", name, e.reason);
+            return Ok(());
+        }
+        None => return Ok(()),
+    };
+    // 8.4 takes over the peer's user size on a live connection.
+    shared.set_user_size(peer.u_size);
+    let old = io.exposed_sectors();
+    let new = mgmt::new_dev_size(&SizeInputs {
+        peer_size: peer.d_size,
+        last_agreed: old,
+        my_max: layout.max_capacity,
+        user_size: peer.u_size,
+        connected: true,
+        assume_peer_has_space: peer.dds_flags & dds_flags::FORCED != 0,
+    });
+    if new.too_big {
+        pr_err!("{}: Requested disk size is too big ({} > {})\n", name, peer.u_size >> 1, new.size >> 1);
+    }
+    if new.size < old {
+        pr_warn!("{}: peer's sizes would shrink the device from {} to {} sectors: not followed (shrink with resize --size on this node)\n",
+            name, old, new.size);
+        return Ok(());
+    }
+    let mark_new = peer.dds_flags & dds_flags::NO_RESYNC == 0;
+    let moved = io.with_md(|md, _| layout.moved_from(&md.layout)).unwrap_or(false);
+    apply(name, io, layout, new.size, mark_new)?;
+    let grew = new.size > old;
+    if peer.c_size != io.exposed_sectors() || moved {
+        // The peer should know our new size.
+        send_sizes(io, replica, shared.user_size(), peer.dds_flags)?;
+    }
+    let view = io.peer();
+    if (shared.take_pending() || grew) && view.conn == ConnState::Connected {
+        let usable = |d: DiskState| d as u32 >= DiskState::Inconsistent as u32;
+        if !(usable(view.pdsk) && usable(io.disk_state())) {
+            pr_info!("{}: new storage is resynced with the next resync\n", name);
+        } else if !mark_new {
+            pr_info!("{}: Resync of new storage suppressed with --assume-clean\n", name);
+        } else {
+            resync_after_online_grow(name, io, replica, &view, resolve_conflicts)?;
+        }
+    }
+    Ok(())
+}
+
+/// `resync_after_online_grow`: the Primary (between two Secondaries, the
+/// node that resolves conflicts) resyncs the new area as SyncSource; the
+/// other waits for its sync UUID.
+fn resync_after_online_grow(name: &str, io: &DeviceIo, replica: &Replica, view: &PeerView, resolve_conflicts: bool) -> Result {
+    pr_info!("{}: Resync of new storage after online grow\n", name);
+    let primary = io.is_primary();
+    let we_are_primary = if primary { crate::drbd_include::genl::Role::Primary } else { crate::drbd_include::genl::Role::Secondary };
+    let source = if view.peer != we_are_primary { primary } else { resolve_conflicts };
+    if source {
+        crate::drbd_mgmt::start_sync_source(name, io, replica)
+    } else {
+        io.update_peer(|v| PeerView { conn: ConnState::WfSyncUuid, ..v });
+        Ok(())
+    }
+}
