@@ -17,6 +17,7 @@ use crate::drbd_include::protocol::{
     self as proto, encode_packet, ConnectionFeatures, Header, Link, Packet, ProtocolError,
     ProtocolParams, QueueLimits, RsController, Sizes, StatePacket, SyncParams, UuidsPacket,
 };
+use crate::drbd_include::request_timer::NetTimeouts;
 use crate::drbd_include::uuid::uuid_flags;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_include::fixed_str::FixedStr;
@@ -54,6 +55,9 @@ pub(crate) struct NetConfig {
     pub(crate) ping_timeo: u32,
     /// Tenths of a second.
     pub(crate) timeout: u32,
+    /// Send timeouts tolerated in a row, and with `timeout` the request
+    /// timer (0: off).
+    pub(crate) ko_count: u32,
     /// Tenths of a second; 0: ping_timeo.
     pub(crate) sock_check_timeo: u32,
     pub(crate) after_sb: [u32; 3],
@@ -128,6 +132,7 @@ impl NetConfig {
             ping_int: nc.ping_int.max(1),
             ping_timeo: nc.ping_timeo.max(1),
             timeout: nc.timeout.max(1),
+            ko_count: nc.ko_count,
             sock_check_timeo: nc.sock_check_timeo,
             after_sb: [nc.after_sb_0p, nc.after_sb_1p, nc.after_sb_2p],
             rr_conflict: nc.rr_conflict,
@@ -139,6 +144,17 @@ impl NetConfig {
             verify_alg,
         })
     }
+}
+
+/// Milliseconds of the monotonic clock: the request timer's time base.
+pub(crate) fn now_ms() -> u64 {
+    u64::try_from(kernel::time::Ktime::ktime_get().to_ms()).unwrap_or(0)
+}
+
+/// Jiffies for `ms` milliseconds (at least one).
+pub(crate) fn ms_to_jiffies(ms: u64) -> i64 {
+    let ms = u32::try_from(ms).unwrap_or(u32::MAX).max(1);
+    i64::try_from(kernel::time::msecs_to_jiffies(ms)).unwrap_or(i64::MAX)
 }
 
 /// Jiffies for `tenths` of a second.
@@ -208,7 +224,8 @@ pub(crate) struct ConnShared {
     pub(crate) config: NetConfig,
     /// The ping and send timing in force: `net-options` changes it on the
     /// live connection (8.4's threads read `net_conf` at every use).
-    pub(crate) timing: LiveTiming,
+    /// Shared with the connection's `Replica`, whose sends count ko-count.
+    pub(crate) timing: Arc<LiveTiming>,
     /// Volume 0 of the resource, if it exists (rdrbd replicates one volume).
     pub(crate) device: Option<(u16, Arc<DeviceIo>)>,
     /// The connected sockets, so `disconnect` can shut them down.
@@ -273,10 +290,11 @@ impl Connection {
         config: NetConfig,
         device: Option<(u16, Arc<DeviceIo>)>,
     ) -> Result<Self> {
+        let timing = Arc::new(LiveTiming::new(&config), GFP_KERNEL)?;
         let shared = Arc::pin_init(
             pin_init!(ConnShared {
                 name,
-                timing: LiveTiming::new(&config),
+                timing,
                 config,
                 device,
                 sockets <- new_mutex!(None, "rdrbd::ConnShared::sockets"),
@@ -327,6 +345,8 @@ pub(crate) struct LiveTiming {
     ping_timeo: AtomicU32,
     /// Tenths of a second.
     timeout: AtomicU32,
+    /// Blocked sends tolerated; with `timeout` the request timer.
+    ko_count: AtomicU32,
 }
 
 impl LiveTiming {
@@ -335,14 +355,33 @@ impl LiveTiming {
             ping_int: AtomicU32::new(config.ping_int),
             ping_timeo: AtomicU32::new(config.ping_timeo),
             timeout: AtomicU32::new(config.timeout),
+            ko_count: AtomicU32::new(config.ko_count),
         }
     }
 
-    /// Applies changed options (zero values are kept at 1, as at connect).
-    pub(crate) fn set(&self, ping_int: u32, ping_timeo: u32, timeout: u32) {
+    /// Applies changed options (zero values are kept at 1, as at connect,
+    /// except ko-count, where 0 means off).
+    pub(crate) fn set(&self, ping_int: u32, ping_timeo: u32, timeout: u32, ko_count: u32) {
         self.ping_int.store(ping_int.max(1), Ordering::Relaxed);
         self.ping_timeo.store(ping_timeo.max(1), Ordering::Relaxed);
         self.timeout.store(timeout.max(1), Ordering::Relaxed);
+        self.ko_count.store(ko_count, Ordering::Relaxed);
+    }
+
+    /// `timeout` and `ko-count` as the request timer and the ko-count of
+    /// blocked sends use them.
+    pub(crate) fn net_timeouts(&self) -> NetTimeouts {
+        NetTimeouts { timeout_ds: self.timeout.load(Ordering::Relaxed), ko_count: self.ko_count.load(Ordering::Relaxed) }
+    }
+
+    /// ping-int in milliseconds.
+    pub(crate) fn idle_ms(&self) -> u64 {
+        u64::from(self.ping_int.load(Ordering::Relaxed)).saturating_mul(1000)
+    }
+
+    /// ping-timeout in milliseconds.
+    pub(crate) fn ping_timeout_ms(&self) -> u64 {
+        u64::from(self.ping_timeo.load(Ordering::Relaxed)).saturating_mul(100)
     }
 
     /// How long the meta socket may be quiet before we ping (ping-int), in

@@ -26,6 +26,7 @@ mod drbd_receiver;
 mod drbd_req;
 mod drbd_resync;
 mod drbd_sender;
+mod drbd_timeout;
 mod drbd_verify;
 mod kernel_glue;
 

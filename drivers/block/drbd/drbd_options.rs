@@ -249,7 +249,7 @@ impl Registry {
             return Err(AdmError::new(RetCode::InvalidRequest,
                 "rdrbd cannot change protocol, allow-two-primaries or data-integrity-alg on an established connection (disconnect, then connect with them)"));
         }
-        conn.timing().set(new.ping_int, new.ping_timeo, new.timeout);
+        conn.timing().set(new.ping_int, new.ping_timeo, new.timeout, new.ko_count);
         resource.net_options = Some(options);
         Ok(())
     }

@@ -11,6 +11,7 @@ use kernel::sync::Arc;
 use crate::drbd_conn::{self as conn, ConnShared, LocalView, NetError, PeerView};
 use crate::drbd_include::bitmap_rle::BitmapXfer;
 use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, Role};
+use crate::drbd_include::request_timer;
 use crate::drbd_include::protocol::{self as proto, decode_body, Body, Link, Packet, Socket, ID_SYNCER};
 use crate::drbd_req::DeviceIo;
 use crate::drbd_resync::{SyncTargetWorker, TargetJob};
@@ -347,7 +348,8 @@ fn receive_state(
     };
     if !vs.connected {
         let cfg = &shared.config;
-        let replica = Replica::new(ctx.data.clone(), ctx.link, *volume, cfg.wire_protocol, cfg.max_epoch_size)?;
+        let replica = Replica::new(ctx.data.clone(), ctx.link, *volume, cfg.wire_protocol, cfg.max_epoch_size,
+            shared.timing.clone())?;
         replica.reserve(256)?;
         let decision = handshake(shared, ctx.link, local, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         vs.connected = true;
@@ -878,17 +880,42 @@ fn handshake(
 
 /// The meta socket (`drbd_ack_receiver`): answers pings, and pings the
 /// peer when it has been quiet for ping-int; no PingAck within
-/// ping-timeout ends the connection. The timing is read at every use:
+/// ping-timeout ends the connection. It also runs the request timer
+/// (`crate::drbd_timeout`): a write the peer has not finished within
+/// ko-count * timeout ends the connection too (conn Timeout), although
+/// the peer still answers pings. The timing is read at every use:
 /// `net-options` changes it on the live connection.
 fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::result::Result<(), NetError> {
     let timing = &shared.timing;
     let mut buf = [0u8; 64];
     let mut ping_pending = false;
+    // The last packet received, or our ping: the ping timing counts from it.
+    let mut quiet_since = conn::now_ms();
+    let mut request_timer = crate::drbd_timeout::RequestTimer::new(quiet_since);
     loop {
         if KThread::should_stop() {
             return Ok(());
         }
-        match recv_packet(meta, link, Socket::Meta, &mut buf) {
+        let now = conn::now_ms();
+        let ping_due = quiet_since.wrapping_add(if ping_pending { timing.ping_timeout_ms() } else { timing.idle_ms() });
+        if !request_timer::time_after(ping_due, now) {
+            if ping_pending {
+                pr_err!("{}: PingAck did not arrive in time.\n", shared.name.as_str());
+                return Err(NetError::Refused);
+            }
+            shared.send_meta(meta, link, Packet::Ping, 0, |_| Ok(0))?;
+            ping_pending = true;
+            quiet_since = now;
+            continue;
+        }
+        let check_due = request_timer.check(shared, now)?;
+        let wake = if request_timer::time_after(ping_due, check_due) { check_due } else { ping_due };
+        meta.set_timeouts(conn::ms_to_jiffies(request_timer::elapsed_ms(wake, now)), timing.send_timeout());
+        let received = recv_packet(meta, link, Socket::Meta, &mut buf);
+        if received.is_ok() {
+            quiet_since = conn::now_ms();
+        }
+        match received {
             Ok((Packet::Ping, _, _)) => shared.send_meta(meta, link, Packet::PingAck, 0, |_| Ok(0))?,
             Ok((cmd, _, payload)) if is_block_ack(cmd) => {
                 if let Body::Ack(ack) = decode_body(cmd, link, payload)? {
@@ -916,23 +943,13 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
                     io.mgmt().got_state_reply(r.retcode);
                 }
             }
-            Ok((Packet::PingAck, _, _)) => {
-                ping_pending = false;
-                meta.set_timeouts(timing.idle(), timing.send_timeout());
-            }
+            Ok((Packet::PingAck, _, _)) => ping_pending = false,
             Ok((cmd, _, payload)) => {
                 // Validate it even though nothing acts on it yet.
                 decode_body(cmd, link, payload)?;
             }
-            Err(NetError::Io(e)) if e == EAGAIN => {
-                if ping_pending {
-                    pr_err!("{}: PingAck did not arrive in time.\n", shared.name.as_str());
-                    return Err(NetError::Refused);
-                }
-                shared.send_meta(meta, link, Packet::Ping, 0, |_| Ok(0))?;
-                ping_pending = true;
-                meta.set_timeouts(timing.ping_timeout(), timing.send_timeout());
-            }
+            // A deadline passed: the top of the loop sees which.
+            Err(NetError::Io(e)) if e == EAGAIN => {}
             Err(e) => return Err(e),
         }
     }
