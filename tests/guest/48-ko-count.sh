@@ -7,8 +7,11 @@
 # pings. Guest 0's (Primary) 4 KiB write must complete locally after about
 # ko-count * timeout (here 3 * 2 s), with 8.4's "Remote failed to finish a
 # request within ..." and conn Timeout, the block out of sync. After the
-# thaw guest 1 reconnects by itself, the block is resynced, and the data
-# areas of both backing devices are identical.
+# thaw guest 1 reconnects by itself and the block is resynced. Then
+# net-options switches the protocol on the live connection (C -> A from
+# the Primary, back from the Secondary: P_PROTOCOL_UPDATE), both sides
+# show it, writes replicate under it; at the end the data areas of both
+# backing devices are identical.
 # guests: 2
 # disks: 256M
 # timeout: 900
@@ -78,6 +81,40 @@ barrier timed-out || die "barrier timed-out"
 
 [ "$GUEST_INDEX" = 1 ] && step thaw fsfreeze -u "$LOWER"
 step resync wait_synced 300 || { dmesg | grep drbd | tail -30; exit 1; }
+barrier resynced || die "barrier resynced"
+
+# P_PROTOCOL_UPDATE: net-options changes the protocol on the live
+# connection; the peer adopts it (show and /proc/drbd on both sides) and
+# writes replicate under it. C -> A from the Primary, back to C from the
+# Secondary.
+shows_protocol() { "$S" show --show-defaults r0 | grep -E "^[[:space:]]*protocol[[:space:]]+$1;"; }
+proc_protocol() { grep '^ *0:' /proc/drbd | grep " $1 r"; }
+eventually() { local n=50; until "$@"; do n=$((n - 1)); [ $n -gt 0 ] || return 1; sleep 0.2; done; }
+oos_zero() { test "$(proc_field oos)" = 0; }
+change_protocol() {
+  step "net-options-protocol-$1" "$S" net-options "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol="$1"
+}
+[ "$GUEST_INDEX" = 0 ] && change_protocol A
+barrier protocol-a || die "barrier protocol-a"
+step shows-protocol-A eventually shows_protocol A
+step proc-protocol-A eventually proc_protocol A
+[ "$GUEST_INDEX" = 1 ] && step peer-logged-update-A sh -c "dmesg | grep 'peer changed the connection settings: protocol C -> A'"
+if [ "$GUEST_INDEX" = 0 ]; then
+  step write-protocol-A dd if=/dev/urandom of=/dev/drbd0 bs=64k count=16 seek=200 oflag=direct status=none
+  step in-sync-after-barrier-ack-A eventually oos_zero
+  step still-connected-A wait_cs Connected 5
+fi
+barrier written-a || die "barrier written-a"
+[ "$GUEST_INDEX" = 1 ] && change_protocol C
+barrier protocol-c || die "barrier protocol-c"
+step shows-protocol-C eventually shows_protocol C
+step proc-protocol-C eventually proc_protocol C
+[ "$GUEST_INDEX" = 0 ] && step peer-logged-update-C sh -c "dmesg | grep 'peer changed the connection settings: protocol A -> C'"
+if [ "$GUEST_INDEX" = 0 ]; then
+  step write-protocol-C dd if=/dev/urandom of=/dev/drbd0 bs=64k count=16 seek=300 oflag=direct status=none
+  step in-sync-after-ack-C oos_zero
+  step still-connected-C wait_cs Connected 5
+fi
 if [ "$GUEST_INDEX" = 0 ]; then
   step resynced-the-block sh -c "dmesg | grep 'Began resync as SyncSource' | tail -1"
   step secondary "$S" secondary 0

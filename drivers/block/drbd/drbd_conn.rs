@@ -15,8 +15,9 @@ use kernel::new_mutex;
 use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, NetConf, Role};
 use crate::drbd_include::protocol::{
     self as proto, encode_packet, ConnectionFeatures, Header, Link, Packet, ProtocolError,
-    ProtocolParams, QueueLimits, RsController, Sizes, StatePacket, SyncParams, UuidsPacket,
+    QueueLimits, RsController, Sizes, StatePacket, SyncParams, UuidsPacket,
 };
+use crate::drbd_include::protocol_settings::ProtocolSettings;
 use crate::drbd_include::request_timer::NetTimeouts;
 use crate::drbd_include::uuid::uuid_flags;
 use crate::drbd_req::DeviceIo;
@@ -91,6 +92,11 @@ impl AuthConfig {
 }
 
 impl NetConfig {
+    /// The protocol settings given at `connect`.
+    pub(crate) fn protocol_settings(&self) -> ProtocolSettings {
+        ProtocolSettings { wire_protocol: self.wire_protocol, after_sb: self.after_sb, two_primaries: self.two_primaries }
+    }
+
     /// The `verify-alg` transform; `None` without a verify-alg.
     pub(crate) fn verify_digest(&self) -> Option<Result<Digest>> {
         let alg = self.verify_alg.as_ref()?;
@@ -243,6 +249,11 @@ pub(crate) struct ConnShared {
     pub(crate) ending: AtomicBool,
     /// The peer answered our P_CONN_ST_CHG_REQ (graceful disconnect).
     pub(crate) peer_replied: AtomicBool,
+    /// Protocol, after-sb policies and allow-two-primaries in force:
+    /// `net-options` and the peer's P_PROTOCOL_UPDATE change them on the
+    /// live connection, and a reconnect uses them.
+    #[pin]
+    protocol: Mutex<ProtocolSettings>,
 }
 
 impl ConnShared {
@@ -262,7 +273,24 @@ impl ConnShared {
     /// Publishes the connection state to the device.
     pub(crate) fn set_view(&self, conn: ConnState, peer: Role, pdsk: DiskState) {
         if let Some((_, io)) = &self.device {
-            io.set_peer(PeerView { conn, peer, pdsk, protocol: self.config.wire_protocol });
+            io.set_peer(PeerView { conn, peer, pdsk, protocol: self.protocol_settings().wire_protocol });
+        }
+    }
+
+    /// The protocol settings in force.
+    pub(crate) fn protocol_settings(&self) -> ProtocolSettings {
+        *self.protocol.lock()
+    }
+
+    /// New protocol settings in force (ours from `net-options`, or the
+    /// peer's P_PROTOCOL_UPDATE): the replica's writes and the view follow.
+    pub(crate) fn set_protocol_settings(&self, settings: ProtocolSettings) {
+        *self.protocol.lock() = settings;
+        if let Some((_, io)) = &self.device {
+            if let Some(replica) = io.replica() {
+                replica.set_protocol(settings.wire_protocol);
+            }
+            io.update_peer(|v| PeerView { protocol: settings.wire_protocol, ..v });
         }
     }
 
@@ -303,6 +331,7 @@ impl Connection {
                 meta_lock <- new_mutex!((), "rdrbd::ConnShared::meta_lock"),
                 ending: AtomicBool::new(false),
                 peer_replied: AtomicBool::new(false),
+                protocol <- new_mutex!(config.protocol_settings(), "rdrbd::ConnShared::protocol"),
             }),
             GFP_KERNEL,
         )?;
@@ -334,6 +363,35 @@ impl Connection {
     pub(crate) fn agreed_version(&self) -> Option<u32> {
         let (_, io) = self.shared.device.as_ref()?;
         io.replica().map(|replica| replica.link_version())
+    }
+
+    /// The protocol settings in force (the peer may have changed them).
+    pub(crate) fn protocol_settings(&self) -> ProtocolSettings {
+        self.shared.protocol_settings()
+    }
+
+    /// `net-options` changed protocol, after-sb policies or
+    /// allow-two-primaries (`drbd_adm_net_opts`): on an established
+    /// connection (protocol 100 or later) the peer is told with
+    /// P_PROTOCOL_UPDATE, sent on the data socket between two writes, and
+    /// writes sent after it use the new protocol; otherwise they apply at
+    /// the next handshake.
+    pub(crate) fn change_protocol_settings(&self, settings: ProtocolSettings) -> Result {
+        let replica = self.shared.device.as_ref().and_then(|(_, io)| io.replica());
+        match replica {
+            Some(replica) if replica.link_version() >= 100 => {
+                let sent = replica.send_protocol_update(settings.params(0), || self.shared.set_protocol_settings(settings));
+                if sent.is_err() {
+                    // The connection breaks; the next handshake uses them.
+                    self.shared.set_protocol_settings(settings);
+                }
+                sent
+            }
+            _ => {
+                self.shared.set_protocol_settings(settings);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -679,15 +737,7 @@ pub(crate) fn send_parameters(
     if cfg.discard_my_data {
         conn_flags |= proto::conn_flags::DISCARD_MY_DATA;
     }
-    let params = ProtocolParams {
-        wire_protocol: cfg.wire_protocol,
-        after_sb_0p: cfg.after_sb[0],
-        after_sb_1p: cfg.after_sb[1],
-        after_sb_2p: cfg.after_sb[2],
-        conn_flags,
-        two_primaries: u32::from(cfg.two_primaries),
-        integrity_alg: &[],
-    };
+    let params = shared.protocol_settings().params(conn_flags);
     send_packet(data, link, Packet::Protocol, 0, |out| params.encode(link, out))?;
     let (Some(local), Some((volume, _))) = (local, &shared.device) else {
         return Ok(());

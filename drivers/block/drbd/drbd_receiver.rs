@@ -11,6 +11,7 @@ use kernel::sync::Arc;
 use crate::drbd_conn::{self as conn, ConnShared, LocalView, NetError, PeerView};
 use crate::drbd_include::bitmap_rle::BitmapXfer;
 use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, Role};
+use crate::drbd_include::protocol_settings::{protocol_name, Incompatible, PeerProtocol};
 use crate::drbd_include::request_timer;
 use crate::drbd_include::protocol::{self as proto, decode_body, Body, Link, Packet, Socket, ID_SYNCER};
 use crate::drbd_req::DeviceIo;
@@ -208,7 +209,6 @@ fn receive_loop(
 ) -> core::result::Result<(), NetError> {
     let (shared, link) = (ctx.shared, ctx.link);
     let name = shared.name.as_str();
-    let cfg = &shared.config;
     // Writes of the current epoch (answered in P_BARRIER_ACK).
     let mut epoch_size: u32 = 0;
     loop {
@@ -221,16 +221,7 @@ fn receive_loop(
             return Err(NetError::Refused);
         }
         match body {
-            Body::Protocol(p) => {
-                if p.wire_protocol != cfg.wire_protocol {
-                    pr_err!("{}: incompatible communication protocols\n", name);
-                    return Err(NetError::Refused);
-                }
-                if (p.two_primaries != 0) != cfg.two_primaries {
-                    pr_err!("{}: incompatible setting of the two-primaries options\n", name);
-                    return Err(NetError::Refused);
-                }
-            }
+            Body::Protocol(p) => receive_protocol(shared, cmd, &p)?,
             Body::SyncParams(_) | Body::DelayProbe(_) | Body::Empty => {}
             Body::Sizes(s) => {
                 vs.peer.size = s.d_size;
@@ -306,6 +297,36 @@ fn receive_loop(
     }
 }
 
+/// `receive_protocol`: the handshake's P_PROTOCOL must match our
+/// settings; a P_PROTOCOL_UPDATE (the peer's `net-options` on the live
+/// connection) becomes our settings. It arrives on the data socket in
+/// order with the peer's writes, which carry their own ack requests.
+fn receive_protocol(shared: &ConnShared, cmd: Packet, peer: &proto::ProtocolParams<'_>) -> core::result::Result<(), NetError> {
+    let name = shared.name.as_str();
+    let ours = shared.protocol_settings();
+    match ours.receive(peer, cmd == Packet::ProtocolUpdate) {
+        PeerProtocol::Agreed => Ok(()),
+        PeerProtocol::Adopt(new) => {
+            shared.set_protocol_settings(new);
+            if new != ours {
+                pr_info!("{}: peer changed the connection settings: protocol {} -> {}, allow-two-primaries {} -> {}\n",
+                    name, protocol_name(ours.wire_protocol), protocol_name(new.wire_protocol),
+                    ours.two_primaries, new.two_primaries);
+            }
+            Ok(())
+        }
+        PeerProtocol::Refuse(Incompatible(what)) => {
+            pr_err!("{}: incompatible {} settings\n", name, what);
+            Err(NetError::Refused)
+        }
+        PeerProtocol::IntegrityUnsupported => {
+            pr_err!("{}: peer data-integrity-alg {} not supported\n", name,
+                core::str::from_utf8(peer.integrity_alg).unwrap_or("(invalid)"));
+            Err(NetError::Refused)
+        }
+    }
+}
+
 /// Our state word as the peer should see it.
 fn our_state(io: &DeviceIo, view: &PeerView) -> api::State {
     let (user_isp, peer_isp) = (io.mgmt().user_isp(), io.mgmt().peer_isp());
@@ -348,7 +369,8 @@ fn receive_state(
     };
     if !vs.connected {
         let cfg = &shared.config;
-        let replica = Replica::new(ctx.data.clone(), ctx.link, *volume, cfg.wire_protocol, cfg.max_epoch_size,
+        let protocol = shared.protocol_settings().wire_protocol;
+        let replica = Replica::new(ctx.data.clone(), ctx.link, *volume, protocol, cfg.max_epoch_size,
             shared.timing.clone())?;
         replica.reserve(256)?;
         let decision = handshake(shared, ctx.link, local, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
@@ -673,7 +695,7 @@ fn receive_data(
             shared.name.as_str(), capacity, head.sector, size);
         return Err(NetError::Refused);
     }
-    let prot = shared.config.wire_protocol;
+    let prot = shared.protocol_settings().wire_protocol;
     let (recv_ack, write_ack) = if link.version >= 100 {
         (head.dp_flags & proto::dp::SEND_RECEIVE_ACK != 0, head.dp_flags & proto::dp::SEND_WRITE_ACK != 0)
     } else {
@@ -725,7 +747,8 @@ fn receive_trim(ctx: &LoopCtx<'_>, t: proto::Trim) -> core::result::Result<(), N
     let (recv_ack, write_ack) = if ctx.link.version >= 100 {
         (head.dp_flags & proto::dp::SEND_RECEIVE_ACK != 0, head.dp_flags & proto::dp::SEND_WRITE_ACK != 0)
     } else {
-        (shared.config.wire_protocol == net_conf::PROT_B, shared.config.wire_protocol == net_conf::PROT_C)
+        let prot = shared.protocol_settings().wire_protocol;
+        (prot == net_conf::PROT_B, prot == net_conf::PROT_C)
     };
     let ack = |cmd: Packet| {
         let a = proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: t.size, seq_num: head.seq_num };
@@ -794,6 +817,7 @@ fn handshake(
 ) -> core::result::Result<Decision, NetError> {
     let name = shared.name.as_str();
     let cfg = &shared.config;
+    let after_sb = shared.protocol_settings().after_sb;
     let Some(local) = local else {
         shared.set_view(ConnState::Connected, peer_role, pdsk);
         return Ok(Decision::Connected);
@@ -833,9 +857,9 @@ fn handshake(
             resolve_conflicts,
             dry_run: false,
             config: SplitBrainConfig {
-                after_sb_0p: policy(cfg.after_sb[0]),
-                after_sb_1p: policy(cfg.after_sb[1]),
-                after_sb_2p: policy(cfg.after_sb[2]),
+                after_sb_0p: policy(after_sb[0]),
+                after_sb_1p: policy(after_sb[1]),
+                after_sb_2p: policy(after_sb[2]),
                 rr_conflict: policy(cfg.rr_conflict),
                 always_asbp: cfg.always_asbp,
             },

@@ -18,7 +18,7 @@ use crate::drbd_conn::{now_ms, LiveTiming, SMALL_PACKET};
 use crate::drbd_include::request_timer::{net_timeout_reached, next_check_ms, KoCounter, NetVerdict, OldestWrite, SendTimeout, SenderView};
 use crate::drbd_include::protocol::{
     dp, encode_packet, feature, Barrier, BlockRequest, DataPacket, Header, HeaderKind, Link, Packet, ProtocolError,
-    StatePacket, Trim, UuidsPacket, ID_SYNCER,
+    ProtocolParams, StatePacket, Trim, UuidsPacket, ID_SYNCER,
 };
 use crate::drbd_include::uuid::{uuid_flags, Uuids};
 use crate::drbd_include::transfer_log::{BarrierAckError, TlWrite, TransferLog};
@@ -41,7 +41,8 @@ pub(crate) struct Replica {
     data: Arc<TcpSocket>,
     link: Link,
     volume: u16,
-    protocol: u32,
+    /// The wire protocol (`net_conf::PROT_*`); P_PROTOCOL_UPDATE changes it.
+    protocol: AtomicU32,
     /// One packet at a time on the data socket.
     #[pin]
     send_lock: Mutex<()>,
@@ -86,7 +87,7 @@ impl Replica {
             data,
             link,
             volume,
-            protocol,
+            protocol: AtomicU32::new(protocol),
             send_lock <- new_mutex!((), "rdrbd::Replica::send_lock"),
             pending <- new_mutex!(KVec::new(), "rdrbd::Replica::pending"),
             tl <- new_mutex!(TransferLog::new(slots, max_epoch_size), "rdrbd::Replica::tl"),
@@ -225,7 +226,25 @@ impl Replica {
 
     /// Whether writes wait for an ack (protocols B and C).
     pub(crate) fn wants_ack(&self) -> bool {
-        self.protocol != net_conf::PROT_A
+        self.protocol() != net_conf::PROT_A
+    }
+
+    /// Writes sent from now on use `protocol`.
+    pub(crate) fn set_protocol(&self, protocol: u32) {
+        self.protocol.store(protocol, Ordering::SeqCst);
+    }
+
+    /// P_PROTOCOL_UPDATE with `params`; `apply` switches our side over
+    /// while no write is being sent, so every write before the packet
+    /// uses the old settings and every one after it the new ones.
+    pub(crate) fn send_protocol_update(&self, params: ProtocolParams<'_>, apply: impl FnOnce()) -> Result {
+        let mut buf = [0u8; SMALL_PACKET];
+        let len = encode_packet(self.link, Packet::ProtocolUpdate, 0, &mut buf, |out| params.encode(self.link, out))
+            .map_err(|_| EINVAL)?;
+        let _guard = self.send_lock.lock();
+        self.send_or_break(buf.get(..len).ok_or(EINVAL)?)?;
+        apply();
+        Ok(())
     }
 
     /// Sends one write (P_DATA, or P_TRIM for a discard): `sent` is given
@@ -322,11 +341,12 @@ impl Replica {
         if flags.sync {
             dp_flags |= dp::RW_SYNC;
         }
-        if self.link.version >= 100 {
-            match self.protocol {
-                net_conf::PROT_C => dp_flags |= dp::SEND_WRITE_ACK,
+        if self.link.version >= 100 && ack.is_some() {
+            // A write holding an ack token asks for an ack even if the
+            // protocol changed to A since the token was taken.
+            match self.protocol() {
                 net_conf::PROT_B => dp_flags |= dp::SEND_RECEIVE_ACK,
-                _ => {}
+                _ => dp_flags |= dp::SEND_WRITE_ACK,
             }
         }
         if let Some(ack) = ack {
@@ -412,7 +432,7 @@ impl Replica {
 
     /// The agreed wire protocol (`net_conf::PROT_*`).
     pub(crate) fn protocol(&self) -> u32 {
-        self.protocol
+        self.protocol.load(Ordering::SeqCst)
     }
 
     /// The peer acknowledged `block_id` (P_WRITE_ACK, P_RECV_ACK, or
