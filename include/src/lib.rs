@@ -57,3 +57,11 @@ pub mod events2;
 
 /// Which net option changes a configured connection accepts.
 pub mod net_options;
+
+/// The request timer and ko-count: when a peer that still pings has
+/// stopped finishing writes.
+pub mod request_timer;
+
+/// The settings both peers agree on (protocol, after-sb, two primaries)
+/// and P_PROTOCOL_UPDATE.
+pub mod protocol_settings;

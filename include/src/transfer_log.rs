@@ -29,6 +29,9 @@ pub struct TlWrite {
     pub size: u32,
     /// Epoch the write was sent in.
     pub epoch: u32,
+    /// When it was sent (milliseconds of a monotonic clock), for the
+    /// request timer (`pre_send_jif`).
+    pub sent_at_ms: u64,
     /// The peer reported it could not write it (P_NEG_ACK): it stays out
     /// of sync even when its epoch is acked.
     pub failed: bool,
@@ -158,15 +161,24 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
         }
     }
 
-    /// Records a write sent in the open epoch (call before the write goes
-    /// out, so that its acks always find it).
-    pub fn record(&mut self, block_id: u64, sector: u64, size: u32) -> Result<(), LogFull> {
+    /// The oldest write not yet released by a barrier ack (8.4's
+    /// `req_not_net_done`), which the request timer watches.
+    pub fn oldest(&self) -> Option<&TlWrite> {
+        if self.len == 0 {
+            return None;
+        }
+        self.slots.get(self.head)
+    }
+
+    /// Records a write sent at `sent_at_ms` in the open epoch (call before
+    /// the write goes out, so that its acks always find it).
+    pub fn record(&mut self, block_id: u64, sector: u64, size: u32, sent_at_ms: u64) -> Result<(), LogFull> {
         if self.is_full() {
             return Err(LogFull);
         }
         let index = self.slot(self.len).ok_or(LogFull)?;
         let slot = self.slots.get_mut(index).ok_or(LogFull)?;
-        *slot = TlWrite { block_id, sector, size, epoch: self.epoch, failed: false };
+        *slot = TlWrite { block_id, sector, size, epoch: self.epoch, sent_at_ms, failed: false };
         self.len = self.len.saturating_add(1);
         self.epoch_writes = self.epoch_writes.saturating_add(1);
         Ok(())
@@ -267,10 +279,10 @@ mod tests {
     #[test]
     fn ack_releases_exactly_its_epoch() {
         let mut tl = log(8, 100);
-        tl.record(1, 0, 4096).unwrap();
-        tl.record(2, 8, 4096).unwrap();
+        tl.record(1, 0, 4096, 0).unwrap();
+        tl.record(2, 8, 4096, 0).unwrap();
         assert_eq!(tl.close_epoch(), Some(1));
-        tl.record(3, 16, 4096).unwrap();
+        tl.record(3, 16, 4096, 0).unwrap();
         assert_eq!(tl.close_epoch(), Some(2));
         assert_eq!(released(&mut tl, 1, 2).unwrap(), [1, 2]);
         assert_eq!(tl.len(), 1);
@@ -282,7 +294,7 @@ mod tests {
     fn ack_for_open_epoch_is_refused() {
         let mut tl = log(8, 100);
         assert_eq!(released(&mut tl, 1, 0), Err(BarrierAckError::NoEpoch { barrier: 1 }));
-        tl.record(1, 0, 4096).unwrap();
+        tl.record(1, 0, 4096, 0).unwrap();
         // No barrier sent yet for epoch 1.
         assert_eq!(released(&mut tl, 1, 1), Err(BarrierAckError::NoEpoch { barrier: 1 }));
         assert_eq!(tl.len(), 1);
@@ -291,10 +303,10 @@ mod tests {
     #[test]
     fn wrong_number_or_size_changes_nothing() {
         let mut tl = log(8, 100);
-        tl.record(1, 0, 4096).unwrap();
-        tl.record(2, 8, 4096).unwrap();
+        tl.record(1, 0, 4096, 0).unwrap();
+        tl.record(2, 8, 4096, 0).unwrap();
         tl.close_epoch();
-        tl.record(3, 16, 4096).unwrap();
+        tl.record(3, 16, 4096, 0).unwrap();
         tl.close_epoch();
         assert_eq!(released(&mut tl, 2, 1), Err(BarrierAckError::WrongEpoch { barrier: 2, expected: 1 }));
         assert_eq!(released(&mut tl, 1, 3), Err(BarrierAckError::WrongSize { barrier: 1, set_size: 3, expected: 2 }));
@@ -307,11 +319,11 @@ mod tests {
     fn max_epoch_size_closes_before_the_next_write() {
         let mut tl = log(8, 2);
         assert_eq!(tl.barrier_before_write(), None);
-        tl.record(1, 0, 512).unwrap();
+        tl.record(1, 0, 512, 0).unwrap();
         assert_eq!(tl.barrier_before_write(), None);
-        tl.record(2, 0, 512).unwrap();
+        tl.record(2, 0, 512, 0).unwrap();
         assert_eq!(tl.barrier_before_write(), Some(1));
-        tl.record(3, 0, 512).unwrap();
+        tl.record(3, 0, 512, 0).unwrap();
         assert_eq!(tl.current_epoch(), 2);
         assert_eq!(tl.current_epoch_writes(), 1);
     }
@@ -320,15 +332,15 @@ mod tests {
     fn full_log_refuses_until_an_ack_frees_slots() {
         let mut tl = log(3, 100);
         for id in 0..3 {
-            tl.record(id, id * 8, 4096).unwrap();
+            tl.record(id, id * 8, 4096, 0).unwrap();
         }
         assert!(tl.is_full());
-        assert_eq!(tl.record(9, 0, 4096), Err(LogFull));
+        assert_eq!(tl.record(9, 0, 4096, 0), Err(LogFull));
         assert_eq!(tl.close_epoch(), Some(1));
         assert_eq!(released(&mut tl, 1, 3).unwrap(), [0, 1, 2]);
         // The ring wraps around.
         for id in 10..13 {
-            tl.record(id, 0, 4096).unwrap();
+            tl.record(id, 0, 4096, 0).unwrap();
         }
         tl.close_epoch();
         assert_eq!(released(&mut tl, 2, 3).unwrap(), [10, 11, 12]);
@@ -337,8 +349,8 @@ mod tests {
     #[test]
     fn failed_writes_are_flagged_for_release() {
         let mut tl = log(4, 100);
-        tl.record(7, 0, 4096).unwrap();
-        tl.record(8, 8, 4096).unwrap();
+        tl.record(7, 0, 4096, 0).unwrap();
+        tl.record(8, 8, 4096, 0).unwrap();
         assert!(tl.mark_failed(8));
         assert!(!tl.mark_failed(99));
         tl.close_epoch();
@@ -350,9 +362,9 @@ mod tests {
     #[test]
     fn drain_hands_back_everything_unacked() {
         let mut tl = log(4, 100);
-        tl.record(1, 0, 4096).unwrap();
+        tl.record(1, 0, 4096, 0).unwrap();
         tl.close_epoch();
-        tl.record(2, 8, 4096).unwrap();
+        tl.record(2, 8, 4096, 0).unwrap();
         let mut ids = Vec::new();
         tl.drain(|w| ids.push((w.block_id, w.epoch)));
         assert_eq!(ids, [(1, 1), (2, 2)]);
@@ -361,10 +373,23 @@ mod tests {
     }
 
     #[test]
+    fn oldest_is_the_head_until_its_epoch_is_acked() {
+        let mut tl = log(4, 100);
+        assert_eq!(tl.oldest(), None);
+        tl.record(1, 0, 4096, 500).unwrap();
+        tl.record(2, 8, 4096, 700).unwrap();
+        assert_eq!(tl.oldest().map(|w| (w.block_id, w.sent_at_ms, w.epoch)), Some((1, 500, 1)));
+        tl.close_epoch();
+        tl.record(3, 16, 4096, 900).unwrap();
+        released(&mut tl, 1, 2).unwrap();
+        assert_eq!(tl.oldest().map(|w| (w.block_id, w.epoch)), Some((3, 2)));
+    }
+
+    #[test]
     fn no_slots_means_always_full() {
         let mut tl = TransferLog::new(Vec::new(), 100);
         assert!(tl.is_full());
-        assert_eq!(tl.record(1, 0, 4096), Err(LogFull));
+        assert_eq!(tl.record(1, 0, 4096, 0), Err(LogFull));
         assert_eq!(tl.close_epoch(), None);
         assert_eq!(tl.barrier_acked(1, 0, |_| {}), Err(BarrierAckError::NoEpoch { barrier: 1 }));
     }
@@ -373,9 +398,9 @@ mod tests {
     fn epoch_numbers_wrap() {
         let mut tl = log(4, 100);
         tl.epoch = u32::MAX;
-        tl.record(1, 0, 4096).unwrap();
+        tl.record(1, 0, 4096, 0).unwrap();
         assert_eq!(tl.close_epoch(), Some(u32::MAX));
-        tl.record(2, 0, 4096).unwrap();
+        tl.record(2, 0, 4096, 0).unwrap();
         assert_eq!(tl.close_epoch(), Some(0));
         assert_eq!(released(&mut tl, u32::MAX, 1).unwrap(), [1]);
         assert_eq!(released(&mut tl, 0, 1).unwrap(), [2]);

@@ -4,8 +4,9 @@
 # --clear-bitmap makes both UpToDate (skip initial sync, P_UUIDS flag 8);
 # the rdrbd Primary writes (fio with verification) and the C Secondary
 # receives every byte (nr); then the C node is promoted and demoted while
-# connected (cluster-wide state changes rdrbd grants). The data areas of
-# both disks must end equal. (C Primary writing to rdrbd works too, see
+# connected (cluster-wide state changes rdrbd grants). Then the protocol
+# changes on the live connection both ways (P_PROTOCOL_UPDATE: C node to
+# A, rdrbd back to C). The data areas of both disks must end equal. (C Primary writing to rdrbd works too, see
 # tests/guest-extra/34-replicate-c-both-ways.sh for why it is not here.)
 # guests: 2
 # disks: 256M
@@ -47,6 +48,32 @@ fi
 barrier c-wrote || die "barrier c-wrote"
 step still-connected wait_cs Connected 5
 barrier checked || die "barrier checked"
+
+# P_PROTOCOL_UPDATE both ways: the C node switches the live connection to
+# protocol A (rdrbd adopts it and replicates a write under it), rdrbd
+# switches it back to C (the C node adopts it).
+ADDRS=("ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789")
+shows_protocol() { "$S" show --show-defaults r0 | grep -E "^[[:space:]]*protocol[[:space:]]+$1;"; }
+proc_protocol() { grep '^ *0:' /proc/drbd | grep " $1 r"; }
+oos_zero() { test "$(proc_field oos)" = 0; }
+eventually() { local n=50; until "$@"; do n=$((n - 1)); [ $n -gt 0 ] || return 1; sleep 0.2; done; }
+[ "$GUEST_INDEX" = 1 ] && step c-net-options-protocol-A "$S" net-options "${ADDRS[@]}" --protocol=A
+barrier protocol-a || die "barrier protocol-a"
+step shows-protocol-A eventually shows_protocol A
+step proc-protocol-A eventually proc_protocol A
+if [ "$GUEST_INDEX" = 0 ]; then
+  step rdrbd-adopted-A sh -c "dmesg | grep 'peer changed the connection settings: protocol C -> A'"
+  step rdrbd-primary-A "$S" primary 0
+  step rdrbd-write-A dd if=/dev/urandom of=/dev/drbd0 bs=64k count=16 oflag=direct status=none
+  step rdrbd-in-sync-A eventually oos_zero
+  step rdrbd-secondary-A "$S" secondary 0
+  step rdrbd-net-options-protocol-C "$S" net-options "${ADDRS[@]}" --protocol=C
+fi
+barrier protocol-c || die "barrier protocol-c"
+step shows-protocol-C eventually shows_protocol C
+step proc-protocol-C eventually proc_protocol C
+step still-connected-after-updates wait_cs Connected 5
+barrier updated || die "barrier updated"
 
 step down "$S" down r0
 n=$(md_data_bytes "$(size_of /dev/vda)")

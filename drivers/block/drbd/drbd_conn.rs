@@ -15,8 +15,10 @@ use kernel::new_mutex;
 use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, NetConf, Role};
 use crate::drbd_include::protocol::{
     self as proto, encode_packet, ConnectionFeatures, Header, Link, Packet, ProtocolError,
-    ProtocolParams, QueueLimits, RsController, Sizes, StatePacket, SyncParams, UuidsPacket,
+    QueueLimits, RsController, Sizes, StatePacket, SyncParams, UuidsPacket,
 };
+use crate::drbd_include::protocol_settings::ProtocolSettings;
+use crate::drbd_include::request_timer::NetTimeouts;
 use crate::drbd_include::uuid::uuid_flags;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_include::fixed_str::FixedStr;
@@ -54,6 +56,9 @@ pub(crate) struct NetConfig {
     pub(crate) ping_timeo: u32,
     /// Tenths of a second.
     pub(crate) timeout: u32,
+    /// Send timeouts tolerated in a row, and with `timeout` the request
+    /// timer (0: off).
+    pub(crate) ko_count: u32,
     /// Tenths of a second; 0: ping_timeo.
     pub(crate) sock_check_timeo: u32,
     pub(crate) after_sb: [u32; 3],
@@ -87,6 +92,11 @@ impl AuthConfig {
 }
 
 impl NetConfig {
+    /// The protocol settings given at `connect`.
+    pub(crate) fn protocol_settings(&self) -> ProtocolSettings {
+        ProtocolSettings { wire_protocol: self.wire_protocol, after_sb: self.after_sb, two_primaries: self.two_primaries }
+    }
+
     /// The `verify-alg` transform; `None` without a verify-alg.
     pub(crate) fn verify_digest(&self) -> Option<Result<Digest>> {
         let alg = self.verify_alg.as_ref()?;
@@ -128,6 +138,7 @@ impl NetConfig {
             ping_int: nc.ping_int.max(1),
             ping_timeo: nc.ping_timeo.max(1),
             timeout: nc.timeout.max(1),
+            ko_count: nc.ko_count,
             sock_check_timeo: nc.sock_check_timeo,
             after_sb: [nc.after_sb_0p, nc.after_sb_1p, nc.after_sb_2p],
             rr_conflict: nc.rr_conflict,
@@ -139,6 +150,17 @@ impl NetConfig {
             verify_alg,
         })
     }
+}
+
+/// Milliseconds of the monotonic clock: the request timer's time base.
+pub(crate) fn now_ms() -> u64 {
+    u64::try_from(kernel::time::Ktime::ktime_get().to_ms()).unwrap_or(0)
+}
+
+/// Jiffies for `ms` milliseconds (at least one).
+pub(crate) fn ms_to_jiffies(ms: u64) -> i64 {
+    let ms = u32::try_from(ms).unwrap_or(u32::MAX).max(1);
+    i64::try_from(kernel::time::msecs_to_jiffies(ms)).unwrap_or(i64::MAX)
 }
 
 /// Jiffies for `tenths` of a second.
@@ -208,7 +230,8 @@ pub(crate) struct ConnShared {
     pub(crate) config: NetConfig,
     /// The ping and send timing in force: `net-options` changes it on the
     /// live connection (8.4's threads read `net_conf` at every use).
-    pub(crate) timing: LiveTiming,
+    /// Shared with the connection's `Replica`, whose sends count ko-count.
+    pub(crate) timing: Arc<LiveTiming>,
     /// Volume 0 of the resource, if it exists (rdrbd replicates one volume).
     pub(crate) device: Option<(u16, Arc<DeviceIo>)>,
     /// The connected sockets, so `disconnect` can shut them down.
@@ -226,6 +249,11 @@ pub(crate) struct ConnShared {
     pub(crate) ending: AtomicBool,
     /// The peer answered our P_CONN_ST_CHG_REQ (graceful disconnect).
     pub(crate) peer_replied: AtomicBool,
+    /// Protocol, after-sb policies and allow-two-primaries in force:
+    /// `net-options` and the peer's P_PROTOCOL_UPDATE change them on the
+    /// live connection, and a reconnect uses them.
+    #[pin]
+    protocol: Mutex<ProtocolSettings>,
 }
 
 impl ConnShared {
@@ -245,7 +273,24 @@ impl ConnShared {
     /// Publishes the connection state to the device.
     pub(crate) fn set_view(&self, conn: ConnState, peer: Role, pdsk: DiskState) {
         if let Some((_, io)) = &self.device {
-            io.set_peer(PeerView { conn, peer, pdsk, protocol: self.config.wire_protocol });
+            io.set_peer(PeerView { conn, peer, pdsk, protocol: self.protocol_settings().wire_protocol });
+        }
+    }
+
+    /// The protocol settings in force.
+    pub(crate) fn protocol_settings(&self) -> ProtocolSettings {
+        *self.protocol.lock()
+    }
+
+    /// New protocol settings in force (ours from `net-options`, or the
+    /// peer's P_PROTOCOL_UPDATE): the replica's writes and the view follow.
+    pub(crate) fn set_protocol_settings(&self, settings: ProtocolSettings) {
+        *self.protocol.lock() = settings;
+        if let Some((_, io)) = &self.device {
+            if let Some(replica) = io.replica() {
+                replica.set_protocol(settings.wire_protocol);
+            }
+            io.update_peer(|v| PeerView { protocol: settings.wire_protocol, ..v });
         }
     }
 
@@ -295,10 +340,11 @@ impl Connection {
         config: NetConfig,
         device: Option<(u16, Arc<DeviceIo>)>,
     ) -> Result<Self> {
+        let timing = Arc::new(LiveTiming::new(&config), GFP_KERNEL)?;
         let shared = Arc::pin_init(
             pin_init!(ConnShared {
                 name,
-                timing: LiveTiming::new(&config),
+                timing,
                 config,
                 device,
                 sockets <- new_mutex!(None, "rdrbd::ConnShared::sockets"),
@@ -307,6 +353,7 @@ impl Connection {
                 meta_lock <- new_mutex!((), "rdrbd::ConnShared::meta_lock"),
                 ending: AtomicBool::new(false),
                 peer_replied: AtomicBool::new(false),
+                protocol <- new_mutex!(config.protocol_settings(), "rdrbd::ConnShared::protocol"),
             }),
             GFP_KERNEL,
         )?;
@@ -339,6 +386,35 @@ impl Connection {
         let (_, io) = self.shared.device.as_ref()?;
         io.replica().map(|replica| replica.link_version())
     }
+
+    /// The protocol settings in force (the peer may have changed them).
+    pub(crate) fn protocol_settings(&self) -> ProtocolSettings {
+        self.shared.protocol_settings()
+    }
+
+    /// `net-options` changed protocol, after-sb policies or
+    /// allow-two-primaries (`drbd_adm_net_opts`): on an established
+    /// connection (protocol 100 or later) the peer is told with
+    /// P_PROTOCOL_UPDATE, sent on the data socket between two writes, and
+    /// writes sent after it use the new protocol; otherwise they apply at
+    /// the next handshake.
+    pub(crate) fn change_protocol_settings(&self, settings: ProtocolSettings) -> Result {
+        let replica = self.shared.device.as_ref().and_then(|(_, io)| io.replica());
+        match replica {
+            Some(replica) if replica.link_version() >= 100 => {
+                let sent = replica.send_protocol_update(settings.params(0), || self.shared.set_protocol_settings(settings));
+                if sent.is_err() {
+                    // The connection breaks; the next handshake uses them.
+                    self.shared.set_protocol_settings(settings);
+                }
+                sent
+            }
+            _ => {
+                self.shared.set_protocol_settings(settings);
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Ping and send timing of a live connection, changed by `net-options`.
@@ -349,6 +425,8 @@ pub(crate) struct LiveTiming {
     ping_timeo: AtomicU32,
     /// Tenths of a second.
     timeout: AtomicU32,
+    /// Blocked sends tolerated; with `timeout` the request timer.
+    ko_count: AtomicU32,
 }
 
 impl LiveTiming {
@@ -357,14 +435,33 @@ impl LiveTiming {
             ping_int: AtomicU32::new(config.ping_int),
             ping_timeo: AtomicU32::new(config.ping_timeo),
             timeout: AtomicU32::new(config.timeout),
+            ko_count: AtomicU32::new(config.ko_count),
         }
     }
 
-    /// Applies changed options (zero values are kept at 1, as at connect).
-    pub(crate) fn set(&self, ping_int: u32, ping_timeo: u32, timeout: u32) {
+    /// Applies changed options (zero values are kept at 1, as at connect,
+    /// except ko-count, where 0 means off).
+    pub(crate) fn set(&self, ping_int: u32, ping_timeo: u32, timeout: u32, ko_count: u32) {
         self.ping_int.store(ping_int.max(1), Ordering::Relaxed);
         self.ping_timeo.store(ping_timeo.max(1), Ordering::Relaxed);
         self.timeout.store(timeout.max(1), Ordering::Relaxed);
+        self.ko_count.store(ko_count, Ordering::Relaxed);
+    }
+
+    /// `timeout` and `ko-count` as the request timer and the ko-count of
+    /// blocked sends use them.
+    pub(crate) fn net_timeouts(&self) -> NetTimeouts {
+        NetTimeouts { timeout_ds: self.timeout.load(Ordering::Relaxed), ko_count: self.ko_count.load(Ordering::Relaxed) }
+    }
+
+    /// ping-int in milliseconds.
+    pub(crate) fn idle_ms(&self) -> u64 {
+        u64::from(self.ping_int.load(Ordering::Relaxed)).saturating_mul(1000)
+    }
+
+    /// ping-timeout in milliseconds.
+    pub(crate) fn ping_timeout_ms(&self) -> u64 {
+        u64::from(self.ping_timeo.load(Ordering::Relaxed)).saturating_mul(100)
     }
 
     /// How long the meta socket may be quiet before we ping (ping-int), in
@@ -666,15 +763,7 @@ pub(crate) fn send_parameters(
     if cfg.discard_my_data {
         conn_flags |= proto::conn_flags::DISCARD_MY_DATA;
     }
-    let params = ProtocolParams {
-        wire_protocol: cfg.wire_protocol,
-        after_sb_0p: cfg.after_sb[0],
-        after_sb_1p: cfg.after_sb[1],
-        after_sb_2p: cfg.after_sb[2],
-        conn_flags,
-        two_primaries: u32::from(cfg.two_primaries),
-        integrity_alg: &[],
-    };
+    let params = shared.protocol_settings().params(conn_flags);
     send_packet(data, link, Packet::Protocol, 0, |out| params.encode(link, out))?;
     let (Some(local), Some((volume, _))) = (local, &shared.device) else {
         return Ok(());

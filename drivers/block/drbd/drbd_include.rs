@@ -60,3 +60,11 @@ pub(crate) mod mgmt;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/transfer_log.rs"]
 pub(crate) mod transfer_log;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/request_timer.rs"]
+pub(crate) mod request_timer;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/protocol_settings.rs"]
+pub(crate) mod protocol_settings;

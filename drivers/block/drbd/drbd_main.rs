@@ -28,6 +28,7 @@ mod drbd_req;
 mod drbd_resize;
 mod drbd_resync;
 mod drbd_sender;
+mod drbd_timeout;
 mod drbd_verify;
 mod kernel_glue;
 
@@ -97,6 +98,18 @@ pub(crate) struct Resource {
     pub(crate) options: drbd_options::ResourceOptions,
     /// The net options of the configured connection.
     pub(crate) net_options: Option<drbd_options::NetOptions>,
+}
+
+impl Resource {
+    /// The net options as they are in force: the protocol settings come
+    /// from the connection, since the peer may have changed them.
+    pub(crate) fn current_net_options(&self) -> Option<drbd_options::NetOptions> {
+        let net = self.net_options?;
+        Some(match &self.conn {
+            Some(conn) => net.with_protocol(conn.protocol_settings()),
+            None => net,
+        })
+    }
 }
 
 /// How a device's backing disk was attached.

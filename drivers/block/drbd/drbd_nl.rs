@@ -290,7 +290,7 @@ fn put_status(out: &mut ReplyBuilder<'_>, registry: &Registry, device: &Device) 
     if let Some(config) = &device.disk_config {
         out.put_disk_conf(&config.options.view(config.backing_dev.as_bytes(), config.meta_dev.as_bytes()))?;
     }
-    if let Some(net) = resource.and_then(|r| r.net_options.as_ref()) {
+    if let Some(net) = resource.and_then(|r| r.current_net_options()) {
         out.put_net_conf(&net.view(), requester_is_sys_admin())?;
     }
     let disk = device.io.with_md(|md, _| {
@@ -466,7 +466,7 @@ fn dump_connections(registry: &Registry, filter: Option<ResourceName>, cursor: &
         my_addr: Some(config.my_addr.as_bytes()),
         peer_addr: Some(config.peer_addr.as_bytes()),
     })?;
-    if let Some(net) = &resource.net_options {
+    if let Some(net) = resource.current_net_options() {
         out.put_net_conf(&net.view(), requester_is_sys_admin())?;
     }
     // The connection's state is the one its first volume shows.

@@ -14,6 +14,7 @@ use crate::drbd_include::genl::{
     ResourceOpts, RetCode, Role, StateChangeResult,
 };
 use crate::drbd_include::net_options;
+use crate::drbd_include::protocol_settings::ProtocolSettings;
 use crate::{AdmError, AdmResult, Registry, ResourceName};
 
 /// A digest or secret name of NET_CONF, as stored.
@@ -173,6 +174,25 @@ impl NetOptions {
         })
     }
 
+    /// These options with the protocol settings in force (the peer may
+    /// have changed them with P_PROTOCOL_UPDATE).
+    pub(crate) fn with_protocol(mut self, settings: ProtocolSettings) -> Self {
+        self.conf.wire_protocol = settings.wire_protocol;
+        [self.conf.after_sb_0p, self.conf.after_sb_1p, self.conf.after_sb_2p] = settings.after_sb;
+        self.conf.two_primaries = settings.two_primaries;
+        self
+    }
+
+    /// The protocol settings these options ask for.
+    pub(crate) fn protocol_settings(&self) -> ProtocolSettings {
+        let c = &self.conf;
+        ProtocolSettings {
+            wire_protocol: c.wire_protocol,
+            after_sb: [c.after_sb_0p, c.after_sb_1p, c.after_sb_2p],
+            two_primaries: c.two_primaries,
+        }
+    }
+
     /// The whole `net_conf`.
     pub(crate) fn view(&self) -> NetConf<'_> {
         NetConf {
@@ -222,11 +242,11 @@ impl Registry {
 
     /// `net-options` (`drbd_adm_net_opts`): only on a configured
     /// connection, checked as `_check_net_options` does. ping-int,
-    /// ping-timeout and timeout apply to the live connection at once;
-    /// the settings 8.4 renegotiates with the peer (protocol,
-    /// allow-two-primaries, data-integrity-alg: P_PROTOCOL_UPDATE, which
-    /// rdrbd does not send) are refused on an established connection;
-    /// the rest is stored and applies at the next `connect`.
+    /// ping-timeout, timeout and ko-count apply to the live connection at
+    /// once; protocol, after-sb policies and allow-two-primaries too, and
+    /// an established peer is told with P_PROTOCOL_UPDATE; the rest is
+    /// stored and applies at the next `connect`. data-integrity-alg is
+    /// refused (rdrbd has none).
     pub(crate) fn net_options(&mut self, name: &ResourceName, change: impl FnOnce(NetConf<'_>) -> AdmResult<NetOptions>) -> AdmResult {
         let volumes = || self.devices.values().filter(|d| d.resource == *name);
         let local_primary = volumes().any(|d| d.role == Role::Primary);
@@ -236,7 +256,7 @@ impl Registry {
         });
         let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
         let (conn, current) = match (&resource.conn, &resource.net_options) {
-            (Some(conn), Some(net)) => (conn, *net),
+            (Some(conn), Some(net)) => (conn, net.with_protocol(conn.protocol_settings())),
             _ => return Err(AdmError::state(StateChangeResult::NoNetConfig, "resource has no connection configured (connect first)")),
         };
         let options = change(current.view())?;
@@ -246,11 +266,16 @@ impl Registry {
             // drbdsetup prints the code's own text, as for C DRBD.
             return Err(AdmError::new(code, ""));
         }
-        if context.agreed_version.is_some() && net_options::protocol_settings_differ(&old, &new) {
-            return Err(AdmError::new(RetCode::InvalidRequest,
-                "rdrbd cannot change protocol, allow-two-primaries or data-integrity-alg on an established connection (disconnect, then connect with them)"));
+        if !new.integrity_alg.is_empty() {
+            return Err(AdmError::new(RetCode::InvalidRequest, "data-integrity-alg is not supported by rdrbd yet"));
         }
-        conn.timing().set(new.ping_int, new.ping_timeo, new.timeout);
+        conn.timing().set(new.ping_int, new.ping_timeo, new.timeout, new.ko_count);
+        let settings = options.protocol_settings();
+        if settings != current.protocol_settings() && conn.change_protocol_settings(settings).is_err() {
+            // The connection breaks on a failed send; the settings hold
+            // for the next handshake all the same.
+            pr_warn!("{}: could not send the new protocol settings to the peer\n", name.as_str());
+        }
         resource.net_options = Some(options);
         Ok(())
     }

@@ -11,6 +11,8 @@ use kernel::sync::Arc;
 use crate::drbd_conn::{self as conn, ConnShared, LocalView, NetError, PeerView};
 use crate::drbd_include::bitmap_rle::BitmapXfer;
 use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, Role};
+use crate::drbd_include::protocol_settings::{protocol_name, Incompatible, PeerProtocol};
+use crate::drbd_include::request_timer;
 use crate::drbd_include::protocol::{self as proto, decode_body, Body, Link, Packet, Socket, ID_SYNCER};
 use crate::drbd_req::DeviceIo;
 use crate::drbd_resync::{SyncTargetWorker, TargetJob};
@@ -212,7 +214,6 @@ fn receive_loop(
 ) -> core::result::Result<(), NetError> {
     let (shared, link) = (ctx.shared, ctx.link);
     let name = shared.name.as_str();
-    let cfg = &shared.config;
     // Writes of the current epoch (answered in P_BARRIER_ACK).
     let mut epoch_size: u32 = 0;
     loop {
@@ -225,16 +226,7 @@ fn receive_loop(
             return Err(NetError::Refused);
         }
         match body {
-            Body::Protocol(p) => {
-                if p.wire_protocol != cfg.wire_protocol {
-                    pr_err!("{}: incompatible communication protocols\n", name);
-                    return Err(NetError::Refused);
-                }
-                if (p.two_primaries != 0) != cfg.two_primaries {
-                    pr_err!("{}: incompatible setting of the two-primaries options\n", name);
-                    return Err(NetError::Refused);
-                }
-            }
+            Body::Protocol(p) => receive_protocol(shared, cmd, &p)?,
             Body::SyncParams(_) | Body::DelayProbe(_) | Body::Empty => {}
             Body::Sizes(s) => {
                 vs.peer.size = s.d_size;
@@ -317,6 +309,36 @@ fn receive_loop(
     }
 }
 
+/// `receive_protocol`: the handshake's P_PROTOCOL must match our
+/// settings; a P_PROTOCOL_UPDATE (the peer's `net-options` on the live
+/// connection) becomes our settings. It arrives on the data socket in
+/// order with the peer's writes, which carry their own ack requests.
+fn receive_protocol(shared: &ConnShared, cmd: Packet, peer: &proto::ProtocolParams<'_>) -> core::result::Result<(), NetError> {
+    let name = shared.name.as_str();
+    let ours = shared.protocol_settings();
+    match ours.receive(peer, cmd == Packet::ProtocolUpdate) {
+        PeerProtocol::Agreed => Ok(()),
+        PeerProtocol::Adopt(new) => {
+            shared.set_protocol_settings(new);
+            if new != ours {
+                pr_info!("{}: peer changed the connection settings: protocol {} -> {}, allow-two-primaries {} -> {}\n",
+                    name, protocol_name(ours.wire_protocol), protocol_name(new.wire_protocol),
+                    ours.two_primaries, new.two_primaries);
+            }
+            Ok(())
+        }
+        PeerProtocol::Refuse(Incompatible(what)) => {
+            pr_err!("{}: incompatible {} settings\n", name, what);
+            Err(NetError::Refused)
+        }
+        PeerProtocol::IntegrityUnsupported => {
+            pr_err!("{}: peer data-integrity-alg {} not supported\n", name,
+                core::str::from_utf8(peer.integrity_alg).unwrap_or("(invalid)"));
+            Err(NetError::Refused)
+        }
+    }
+}
+
 /// Our state word as the peer should see it.
 fn our_state(io: &DeviceIo, view: &PeerView) -> api::State {
     let (user_isp, peer_isp) = (io.mgmt().user_isp(), io.mgmt().peer_isp());
@@ -359,7 +381,9 @@ fn receive_state(
     };
     if !vs.connected {
         let cfg = &shared.config;
-        let replica = Replica::new(ctx.data.clone(), ctx.link, *volume, cfg.wire_protocol, cfg.max_epoch_size)?;
+        let protocol = shared.protocol_settings().wire_protocol;
+        let replica = Replica::new(ctx.data.clone(), ctx.link, *volume, protocol, cfg.max_epoch_size,
+            shared.timing.clone())?;
         replica.reserve(256)?;
         let decision = handshake(shared, ctx.link, local, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         vs.connected = true;
@@ -686,7 +710,7 @@ fn receive_data(
             shared.name.as_str(), capacity, head.sector, size);
         return Err(NetError::Refused);
     }
-    let prot = shared.config.wire_protocol;
+    let prot = shared.protocol_settings().wire_protocol;
     let (recv_ack, write_ack) = if link.version >= 100 {
         (head.dp_flags & proto::dp::SEND_RECEIVE_ACK != 0, head.dp_flags & proto::dp::SEND_WRITE_ACK != 0)
     } else {
@@ -738,7 +762,8 @@ fn receive_trim(ctx: &LoopCtx<'_>, t: proto::Trim) -> core::result::Result<(), N
     let (recv_ack, write_ack) = if ctx.link.version >= 100 {
         (head.dp_flags & proto::dp::SEND_RECEIVE_ACK != 0, head.dp_flags & proto::dp::SEND_WRITE_ACK != 0)
     } else {
-        (shared.config.wire_protocol == net_conf::PROT_B, shared.config.wire_protocol == net_conf::PROT_C)
+        let prot = shared.protocol_settings().wire_protocol;
+        (prot == net_conf::PROT_B, prot == net_conf::PROT_C)
     };
     let ack = |cmd: Packet| {
         let a = proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: t.size, seq_num: head.seq_num };
@@ -807,6 +832,7 @@ fn handshake(
 ) -> core::result::Result<Decision, NetError> {
     let name = shared.name.as_str();
     let cfg = &shared.config;
+    let after_sb = shared.protocol_settings().after_sb;
     let Some(local) = local else {
         shared.set_view(ConnState::Connected, peer_role, pdsk);
         return Ok(Decision::Connected);
@@ -846,9 +872,9 @@ fn handshake(
             resolve_conflicts,
             dry_run: false,
             config: SplitBrainConfig {
-                after_sb_0p: policy(cfg.after_sb[0]),
-                after_sb_1p: policy(cfg.after_sb[1]),
-                after_sb_2p: policy(cfg.after_sb[2]),
+                after_sb_0p: policy(after_sb[0]),
+                after_sb_1p: policy(after_sb[1]),
+                after_sb_2p: policy(after_sb[2]),
                 rr_conflict: policy(cfg.rr_conflict),
                 always_asbp: cfg.always_asbp,
             },
@@ -911,17 +937,42 @@ fn run_handshake_helpers(shared: &ConnShared, calls: &HelperCalls) {
 
 /// The meta socket (`drbd_ack_receiver`): answers pings, and pings the
 /// peer when it has been quiet for ping-int; no PingAck within
-/// ping-timeout ends the connection. The timing is read at every use:
+/// ping-timeout ends the connection. It also runs the request timer
+/// (`crate::drbd_timeout`): a write the peer has not finished within
+/// ko-count * timeout ends the connection too (conn Timeout), although
+/// the peer still answers pings. The timing is read at every use:
 /// `net-options` changes it on the live connection.
 fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::result::Result<(), NetError> {
     let timing = &shared.timing;
     let mut buf = [0u8; 64];
     let mut ping_pending = false;
+    // The last packet received, or our ping: the ping timing counts from it.
+    let mut quiet_since = conn::now_ms();
+    let mut request_timer = crate::drbd_timeout::RequestTimer::new(quiet_since);
     loop {
         if KThread::should_stop() {
             return Ok(());
         }
-        match recv_packet(meta, link, Socket::Meta, &mut buf) {
+        let now = conn::now_ms();
+        let ping_due = quiet_since.wrapping_add(if ping_pending { timing.ping_timeout_ms() } else { timing.idle_ms() });
+        if !request_timer::time_after(ping_due, now) {
+            if ping_pending {
+                pr_err!("{}: PingAck did not arrive in time.\n", shared.name.as_str());
+                return Err(NetError::Refused);
+            }
+            shared.send_meta(meta, link, Packet::Ping, 0, |_| Ok(0))?;
+            ping_pending = true;
+            quiet_since = now;
+            continue;
+        }
+        let check_due = request_timer.check(shared, now)?;
+        let wake = if request_timer::time_after(ping_due, check_due) { check_due } else { ping_due };
+        meta.set_timeouts(conn::ms_to_jiffies(request_timer::elapsed_ms(wake, now)), timing.send_timeout());
+        let received = recv_packet(meta, link, Socket::Meta, &mut buf);
+        if received.is_ok() {
+            quiet_since = conn::now_ms();
+        }
+        match received {
             Ok((Packet::Ping, _, _)) => shared.send_meta(meta, link, Packet::PingAck, 0, |_| Ok(0))?,
             Ok((cmd, _, payload)) if is_block_ack(cmd) => {
                 if let Body::Ack(ack) = decode_body(cmd, link, payload)? {
@@ -949,23 +1000,13 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
                     io.mgmt().got_state_reply(r.retcode);
                 }
             }
-            Ok((Packet::PingAck, _, _)) => {
-                ping_pending = false;
-                meta.set_timeouts(timing.idle(), timing.send_timeout());
-            }
+            Ok((Packet::PingAck, _, _)) => ping_pending = false,
             Ok((cmd, _, payload)) => {
                 // Validate it even though nothing acts on it yet.
                 decode_body(cmd, link, payload)?;
             }
-            Err(NetError::Io(e)) if e == EAGAIN => {
-                if ping_pending {
-                    pr_err!("{}: PingAck did not arrive in time.\n", shared.name.as_str());
-                    return Err(NetError::Refused);
-                }
-                shared.send_meta(meta, link, Packet::Ping, 0, |_| Ok(0))?;
-                ping_pending = true;
-                meta.set_timeouts(timing.ping_timeout(), timing.send_timeout());
-            }
+            // A deadline passed: the top of the loop sees which.
+            Err(NetError::Io(e)) if e == EAGAIN => {}
             Err(e) => return Err(e),
         }
     }

@@ -14,10 +14,11 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
 use crate::drbd_include::genl::net_conf;
-use crate::drbd_conn::SMALL_PACKET;
+use crate::drbd_conn::{now_ms, LiveTiming, SMALL_PACKET};
+use crate::drbd_include::request_timer::{net_timeout_reached, next_check_ms, KoCounter, NetVerdict, OldestWrite, SendTimeout, SenderView};
 use crate::drbd_include::protocol::{
     dp, encode_packet, feature, Barrier, BlockRequest, DataPacket, Header, HeaderKind, Link, Packet, ProtocolError,
-    StatePacket, Trim, UuidsPacket, ID_SYNCER,
+    ProtocolParams, StatePacket, Trim, UuidsPacket, ID_SYNCER,
 };
 use crate::drbd_include::uuid::{uuid_flags, Uuids};
 use crate::drbd_include::transfer_log::{BarrierAckError, TlWrite, TransferLog};
@@ -40,7 +41,8 @@ pub(crate) struct Replica {
     data: Arc<TcpSocket>,
     link: Link,
     volume: u16,
-    protocol: u32,
+    /// The wire protocol (`net_conf::PROT_*`); P_PROTOCOL_UPDATE changes it.
+    protocol: AtomicU32,
     /// One packet at a time on the data socket.
     #[pin]
     send_lock: Mutex<()>,
@@ -55,6 +57,13 @@ pub(crate) struct Replica {
     next_id: AtomicU64,
     seq: AtomicU32,
     broken: AtomicBool,
+    /// When the connection was established (the request timer gives the
+    /// peer a full `ko-count * timeout` from then).
+    connected_at_ms: u64,
+    /// When the last P_BARRIER went out.
+    last_barrier_ms: AtomicU64,
+    /// `timeout` and `ko-count` as `net-options` set them last.
+    timing: Arc<LiveTiming>,
 }
 
 /// Writes the transfer log can hold (about twice the default
@@ -63,14 +72,22 @@ const TL_SLOTS: usize = 4096;
 
 impl Replica {
     /// The peer reached over `data`, replicating `volume` with `protocol`;
-    /// epochs close after at most `max_epoch_size` writes.
-    pub(crate) fn new(data: Arc<TcpSocket>, link: Link, volume: u16, protocol: u32, max_epoch_size: u32) -> Result<Arc<Self>> {
+    /// epochs close after at most `max_epoch_size` writes; sends that
+    /// block count the ko-count of `timing`.
+    pub(crate) fn new(
+        data: Arc<TcpSocket>,
+        link: Link,
+        volume: u16,
+        protocol: u32,
+        max_epoch_size: u32,
+        timing: Arc<LiveTiming>,
+    ) -> Result<Arc<Self>> {
         let slots = KVVec::from_elem(TlWrite::default(), TL_SLOTS, GFP_KERNEL)?;
         Arc::pin_init(pin_init!(Self {
             data,
             link,
             volume,
-            protocol,
+            protocol: AtomicU32::new(protocol),
             send_lock <- new_mutex!((), "rdrbd::Replica::send_lock"),
             pending <- new_mutex!(KVec::new(), "rdrbd::Replica::pending"),
             tl <- new_mutex!(TransferLog::new(slots, max_epoch_size), "rdrbd::Replica::tl"),
@@ -78,6 +95,9 @@ impl Replica {
             next_id: AtomicU64::new(0),
             seq: AtomicU32::new(0),
             broken: AtomicBool::new(false),
+            connected_at_ms: now_ms(),
+            last_barrier_ms: AtomicU64::new(now_ms()),
+            timing,
         }), GFP_KERNEL)
     }
 
@@ -142,14 +162,46 @@ impl Replica {
     }
 
     /// Sends `bytes` (whole packets) unless the connection broke; a send
-    /// error breaks it.
+    /// error breaks it, and so do ko-count sends in a row that each block
+    /// for `timeout`.
     fn send_or_break(&self, bytes: &[u8]) -> Result {
         if self.broken.load(Ordering::SeqCst) {
             return Err(EPIPE);
         }
-        self.data.send_all(bytes).inspect_err(|_| {
+        let mut ko = self.ko_counter();
+        let result = self.data.send_all_retrying(bytes, || self.keep_trying(&mut ko));
+        self.break_on_error(result)
+    }
+
+    /// A fresh ko-count for one send (8.4's `drbd_send` reloads it).
+    fn ko_counter(&self) -> KoCounter {
+        KoCounter::new(self.timing.net_timeouts().ko_count)
+    }
+
+    /// A send on the data socket blocked for `timeout`
+    /// (`we_should_drop_the_connection`): go on while ko-count allows.
+    fn keep_trying(&self, ko: &mut KoCounter) -> bool {
+        if self.broken.load(Ordering::SeqCst) {
+            return false;
+        }
+        match ko.send_timed_out() {
+            SendTimeout::Retry { ko_left } => {
+                pr_err!("drbd: sock_sendmsg time expired, ko = {}\n", ko_left);
+                true
+            }
+            SendTimeout::Drop => {
+                pr_warn!("drbd: sending to the peer blocked ko-count ({}) times timeout ({} * 0.1s); conn( Connected -> Timeout )\n",
+                    self.timing.net_timeouts().ko_count, self.timing.net_timeouts().timeout_ds);
+                false
+            }
+        }
+    }
+
+    /// A failed send breaks the connection: the receiver sees the
+    /// shutdown and tears it down.
+    fn break_on_error(&self, result: Result) -> Result {
+        result.inspect_err(|_| {
             self.broken.store(true, Ordering::SeqCst);
-            // The receiver sees the shutdown and tears the connection down.
             self.data.shutdown();
         })
     }
@@ -179,7 +231,25 @@ impl Replica {
 
     /// Whether writes wait for an ack (protocols B and C).
     pub(crate) fn wants_ack(&self) -> bool {
-        self.protocol != net_conf::PROT_A
+        self.protocol() != net_conf::PROT_A
+    }
+
+    /// Writes sent from now on use `protocol`.
+    pub(crate) fn set_protocol(&self, protocol: u32) {
+        self.protocol.store(protocol, Ordering::SeqCst);
+    }
+
+    /// P_PROTOCOL_UPDATE with `params`; `apply` switches our side over
+    /// while no write is being sent, so every write before the packet
+    /// uses the old settings and every one after it the new ones.
+    pub(crate) fn send_protocol_update(&self, params: ProtocolParams<'_>, apply: impl FnOnce()) -> Result {
+        let mut buf = [0u8; SMALL_PACKET];
+        let len = encode_packet(self.link, Packet::ProtocolUpdate, 0, &mut buf, |out| params.encode(self.link, out))
+            .map_err(|_| EINVAL)?;
+        let _guard = self.send_lock.lock();
+        self.send_or_break(buf.get(..len).ok_or(EINVAL)?)?;
+        apply();
+        Ok(())
     }
 
     /// Sends one write (P_DATA, or P_TRIM for a discard): `sent` is given
@@ -250,7 +320,9 @@ impl Replica {
         let mut buf = [0u8; 16 + Barrier::SIZE];
         let len = encode_packet(self.link, Packet::Barrier, 0, &mut buf, |out| Barrier { barrier }.encode(out))
             .map_err(|_| EINVAL)?;
-        self.send_or_break(buf.get(..len).ok_or(EINVAL)?)
+        self.send_or_break(buf.get(..len).ok_or(EINVAL)?)?;
+        self.last_barrier_ms.store(now_ms(), Ordering::Relaxed);
+        Ok(())
     }
 
     /// Sends the P_DATA of `sent` in the open epoch (a P_BARRIER first if
@@ -274,11 +346,12 @@ impl Replica {
         if flags.sync {
             dp_flags |= dp::RW_SYNC;
         }
-        if self.link.version >= 100 {
-            match self.protocol {
-                net_conf::PROT_C => dp_flags |= dp::SEND_WRITE_ACK,
+        if self.link.version >= 100 && ack.is_some() {
+            // A write holding an ack token asks for an ack even if the
+            // protocol changed to A since the token was taken.
+            match self.protocol() {
                 net_conf::PROT_B => dp_flags |= dp::SEND_RECEIVE_ACK,
-                _ => {}
+                _ => dp_flags |= dp::SEND_WRITE_ACK,
             }
         }
         if let Some(ack) = ack {
@@ -292,7 +365,7 @@ impl Replica {
                 return Err(ENOMEM);
             }
         }
-        if self.tl.lock().record(block_id, sector, size).is_err() {
+        if self.tl.lock().record(block_id, sector, size, now_ms()).is_err() {
             // Cannot happen (the caller made room); the write is not sent
             // and its upper bio's ack completes when the connection goes.
             pr_err!("drbd: transfer log full; write at sector {} not replicated\n", sector);
@@ -317,11 +390,30 @@ impl Replica {
         if self.broken.load(Ordering::SeqCst) {
             return Err(EPIPE);
         }
-        self.data.send_bio(sent).inspect_err(|_| {
-            self.broken.store(true, Ordering::SeqCst);
-            // The receiver sees the shutdown and tears the connection down.
-            self.data.shutdown();
-        })
+        let mut ko = self.ko_counter();
+        let result = self.data.send_bio_retrying(sent, || self.keep_trying(&mut ko));
+        self.break_on_error(result)
+    }
+
+    /// The request timer (`request_timer_fn` for the network part): is the
+    /// oldest write the peer has not finished overdue at `now`, given
+    /// `ent_ms` (`ko-count * timeout`)? Also returns when to look again.
+    pub(crate) fn check_overdue(&self, now: u64, ent_ms: u64) -> (NetVerdict, u64) {
+        let (oldest, current_epoch) = {
+            let tl = self.tl.lock();
+            (tl.oldest().copied(), tl.current_epoch())
+        };
+        let oldest = oldest.map(|w| OldestWrite {
+            sent_at_ms: w.sent_at_ms,
+            ack_pending: self.pending.lock().iter().flatten().any(|p| p.block_id == w.block_id),
+            epoch: w.epoch,
+        });
+        let sender = SenderView {
+            current_epoch,
+            last_barrier_sent_ms: self.last_barrier_ms.load(Ordering::Relaxed),
+            connected_at_ms: self.connected_at_ms,
+        };
+        (net_timeout_reached(oldest, &sender, now, ent_ms), next_check_ms(oldest.as_ref(), now, ent_ms))
     }
 
     /// P_BARRIER_ACK `barrier` for `set_size` writes (`tl_release`): each
@@ -345,7 +437,7 @@ impl Replica {
 
     /// The agreed wire protocol (`net_conf::PROT_*`).
     pub(crate) fn protocol(&self) -> u32 {
-        self.protocol
+        self.protocol.load(Ordering::SeqCst)
     }
 
     /// The peer acknowledged `block_id` (P_WRITE_ACK, P_RECV_ACK, or

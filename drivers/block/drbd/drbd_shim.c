@@ -272,19 +272,24 @@ void rdrbd_sock_set_nodelay(struct socket *sock)
 }
 
 /* Sends the data of a write bio (its bvecs from bi_iter on). */
-int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio)
+/* Sends the bio's data from byte *done on, adding what went out to *done,
+ * so that a caller can resume after a send timeout (-EAGAIN). */
+int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done)
 {
 	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
 	int rv;
 
+	if (*done > bio->bi_iter.bi_size)
+		return -EINVAL;
 	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bio->bi_io_vec + bio->bi_iter.bi_idx,
 		      bio->bi_vcnt - bio->bi_iter.bi_idx,
 		      bio->bi_iter.bi_size + bio->bi_iter.bi_bvec_done);
-	iov_iter_advance(&msg.msg_iter, bio->bi_iter.bi_bvec_done);
+	iov_iter_advance(&msg.msg_iter, bio->bi_iter.bi_bvec_done + *done);
 	while (msg_data_left(&msg)) {
 		rv = sock_sendmsg(sock, &msg);
 		if (rv <= 0)
 			return rv ? rv : -EPIPE;
+		*done += rv;
 	}
 	return 0;
 }

@@ -46,7 +46,7 @@ int rdrbd_sock_create(int family, struct socket **res);
 void rdrbd_sock_set_timeouts(struct socket *sock, long rcv_jiffies, long snd_jiffies);
 void rdrbd_sock_set_nodelay(struct socket *sock);
 void rdrbd_sock_set_reuseaddr(struct socket *sock);
-int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio);
+int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done);
 void rdrbd_bio_inc_remaining(struct bio *bio);
 unsigned int rdrbd_bio_flags(struct bio *bio);
 int rdrbd_pages_io(struct block_device *bdev, struct page **pages,

@@ -151,7 +151,13 @@ impl TcpSocket {
     }
 
     /// Sends all of `buf` (a timeout or error ends the attempt).
-    pub(crate) fn send_all(&self, mut buf: &[u8]) -> Result {
+    pub(crate) fn send_all(&self, buf: &[u8]) -> Result {
+        self.send_all_retrying(buf, || false)
+    }
+
+    /// Sends all of `buf`; each time the send timeout expires with
+    /// nothing sent (EAGAIN), `keep_trying` decides whether to go on.
+    pub(crate) fn send_all_retrying(&self, mut buf: &[u8], mut keep_trying: impl FnMut() -> bool) -> Result {
         while !buf.is_empty() {
             let mut vec = bindings::kvec { iov_base: buf.as_ptr().cast_mut().cast::<c_void>(), iov_len: buf.len() };
             // SAFETY: an all-zero msghdr is a valid "no address, no control" header.
@@ -159,6 +165,9 @@ impl TcpSocket {
             msg.msg_flags = bindings::MSG_NOSIGNAL as u32;
             // SAFETY: `vec` describes `buf`, valid for reads for the call.
             let sent = unsafe { bindings::kernel_sendmsg(self.sock.as_ptr(), &mut msg, &mut vec, 1, buf.len()) };
+            if sent == -(bindings::EAGAIN as c_int) && keep_trying() {
+                continue;
+            }
             if sent < 0 {
                 return Err(Error::from_errno(sent));
             }
@@ -171,11 +180,21 @@ impl TcpSocket {
         Ok(())
     }
 
-    /// Sends the data of the write behind `token`.
-    pub(crate) fn send_bio(&self, token: &super::block::PeerToken) -> Result {
-        // SAFETY: the socket is live; the bio and its pages cannot complete
-        // (or be freed) while `token` lives.
-        to_result(unsafe { shim::rdrbd_sock_send_bio(self.sock.as_ptr(), token.as_ptr()) })
+    /// Sends the data of the write behind `token`; each time the send
+    /// timeout expires (EAGAIN), `keep_trying` decides whether to go on
+    /// from where it stopped.
+    pub(crate) fn send_bio_retrying(&self, token: &super::block::PeerToken, mut keep_trying: impl FnMut() -> bool) -> Result {
+        let mut done = 0usize;
+        loop {
+            // SAFETY: the socket is live; the bio and its pages cannot
+            // complete (or be freed) while `token` lives; `done` is a
+            // valid in/out count the shim checks against the bio's size.
+            let rv = unsafe { shim::rdrbd_sock_send_bio(self.sock.as_ptr(), token.as_ptr(), &mut done) };
+            if rv == -(bindings::EAGAIN as c_int) && keep_trying() {
+                continue;
+            }
+            return to_result(rv);
+        }
     }
 
     /// Fills all of `buf`; a closed connection is `ECONNRESET`.

@@ -34,7 +34,7 @@ extern "C" {
     pub(super) fn rdrbd_sock_set_timeouts(sock: *mut socket, rcv_jiffies: c_long, snd_jiffies: c_long);
     pub(super) fn rdrbd_sock_set_nodelay(sock: *mut socket);
     pub(super) fn rdrbd_sock_set_reuseaddr(sock: *mut socket);
-    pub(super) fn rdrbd_sock_send_bio(sock: *mut socket, bio: *mut bio) -> c_int;
+    pub(super) fn rdrbd_sock_send_bio(sock: *mut socket, bio: *mut bio, done: *mut usize) -> c_int;
     pub(super) fn rdrbd_bio_inc_remaining(bio: *mut bio);
     pub(super) fn rdrbd_bio_flags(bio: *mut bio) -> c_uint;
     pub(super) fn rdrbd_pages_io(bdev: *mut block_device, pages: *mut *mut page, nr: c_uint,

@@ -1,0 +1,173 @@
+//! The connection settings both peers must agree on (8.4's P_PROTOCOL):
+//! the wire protocol, the after-split-brain policies and
+//! allow-two-primaries, and what a received P_PROTOCOL or
+//! P_PROTOCOL_UPDATE does to them (`receive_protocol`).
+//!
+//! At the handshake the peer's P_PROTOCOL must match ours, or the
+//! connection is refused. On a live connection `net-options` may change
+//! them; the node that changed them sends P_PROTOCOL_UPDATE (protocol
+//! version 100 and later) and the peer adopts them as they are, mirrored
+//! where the two sides see a policy from opposite ends.
+
+use super::genl::net_conf;
+use super::protocol::ProtocolParams;
+
+/// Settings of one side, as its net options say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProtocolSettings {
+    /// `net_conf::PROT_A/B/C`.
+    pub wire_protocol: u32,
+    /// after-sb-0pri, -1pri, -2pri (`ASB_*`).
+    pub after_sb: [u32; 3],
+    /// allow-two-primaries.
+    pub two_primaries: bool,
+}
+
+/// A P_PROTOCOL that does not match ours: the name of the setting as
+/// 8.4 logs it ("incompatible %s settings").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Incompatible(pub &'static str);
+
+/// The peer's data-integrity-alg, which rdrbd cannot verify.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IntegrityUnsupported;
+
+/// What a received P_PROTOCOL / P_PROTOCOL_UPDATE decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerProtocol {
+    /// The handshake's P_PROTOCOL matches.
+    Agreed,
+    /// P_PROTOCOL_UPDATE: these are our settings from now on.
+    Adopt(ProtocolSettings),
+    /// The handshake's P_PROTOCOL does not match: refuse the connection.
+    Refuse(Incompatible),
+    /// The peer uses a data-integrity-alg (rdrbd has none): disconnect.
+    IntegrityUnsupported,
+}
+
+/// `convert_after_sb`: the peer's policy seen from our side (what
+/// discards the peer's data for it discards ours for us).
+pub fn convert_after_sb(peer: u32) -> u32 {
+    match peer {
+        net_conf::ASB_DISCARD_REMOTE => net_conf::ASB_DISCARD_LOCAL,
+        net_conf::ASB_DISCARD_LOCAL => net_conf::ASB_DISCARD_REMOTE,
+        other => other,
+    }
+}
+
+impl ProtocolSettings {
+    /// The P_PROTOCOL(_UPDATE) payload carrying these settings (without
+    /// data-integrity-alg); `conn_flags` as the caller needs them.
+    pub fn params(&self, conn_flags: u32) -> ProtocolParams<'static> {
+        ProtocolParams {
+            wire_protocol: self.wire_protocol,
+            after_sb_0p: self.after_sb[0],
+            after_sb_1p: self.after_sb[1],
+            after_sb_2p: self.after_sb[2],
+            conn_flags,
+            two_primaries: u32::from(self.two_primaries),
+            integrity_alg: &[],
+        }
+    }
+
+    /// `receive_protocol`: the peer's P_PROTOCOL (`update` false, at the
+    /// handshake) must match what we have; a P_PROTOCOL_UPDATE (`update`
+    /// true) is adopted. The wire protocol must be A, B or C either way.
+    pub fn receive(&self, peer: &ProtocolParams<'_>, update: bool) -> PeerProtocol {
+        if !peer.integrity_alg.is_empty() {
+            return PeerProtocol::IntegrityUnsupported;
+        }
+        if !(net_conf::PROT_A..=net_conf::PROT_C).contains(&peer.wire_protocol) {
+            return PeerProtocol::Refuse(Incompatible("protocol"));
+        }
+        if update {
+            return PeerProtocol::Adopt(Self {
+                wire_protocol: peer.wire_protocol,
+                after_sb: [
+                    convert_after_sb(peer.after_sb_0p),
+                    convert_after_sb(peer.after_sb_1p),
+                    convert_after_sb(peer.after_sb_2p),
+                ],
+                two_primaries: peer.two_primaries != 0,
+            });
+        }
+        if peer.wire_protocol != self.wire_protocol {
+            return PeerProtocol::Refuse(Incompatible("protocol"));
+        }
+        if (peer.two_primaries != 0) != self.two_primaries {
+            return PeerProtocol::Refuse(Incompatible("allow-two-primaries"));
+        }
+        PeerProtocol::Agreed
+    }
+}
+
+/// The name of a wire protocol for logs ("A", "B", "C").
+pub fn protocol_name(wire_protocol: u32) -> &'static str {
+    match wire_protocol {
+        net_conf::PROT_A => "A",
+        net_conf::PROT_B => "B",
+        net_conf::PROT_C => "C",
+        _ => "?",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OURS: ProtocolSettings = ProtocolSettings {
+        wire_protocol: net_conf::PROT_C,
+        after_sb: [net_conf::ASB_DISCONNECT, net_conf::ASB_DISCARD_LOCAL, net_conf::ASB_DISCONNECT],
+        two_primaries: false,
+    };
+
+    #[test]
+    fn handshake_packet_must_match() {
+        assert_eq!(OURS.receive(&OURS.params(0), false), PeerProtocol::Agreed);
+        let mut a = OURS.params(0);
+        a.wire_protocol = net_conf::PROT_A;
+        assert_eq!(OURS.receive(&a, false), PeerProtocol::Refuse(Incompatible("protocol")));
+        let mut two = OURS.params(0);
+        two.two_primaries = 1;
+        assert_eq!(OURS.receive(&two, false), PeerProtocol::Refuse(Incompatible("allow-two-primaries")));
+    }
+
+    #[test]
+    fn update_is_adopted_with_mirrored_policies() {
+        let theirs = ProtocolSettings {
+            wire_protocol: net_conf::PROT_A,
+            after_sb: [net_conf::ASB_DISCARD_REMOTE, net_conf::ASB_DISCARD_LOCAL, net_conf::ASB_CONSENSUS],
+            two_primaries: true,
+        };
+        let adopted = ProtocolSettings {
+            wire_protocol: net_conf::PROT_A,
+            after_sb: [net_conf::ASB_DISCARD_LOCAL, net_conf::ASB_DISCARD_REMOTE, net_conf::ASB_CONSENSUS],
+            two_primaries: true,
+        };
+        assert_eq!(OURS.receive(&theirs.params(0), true), PeerProtocol::Adopt(adopted));
+    }
+
+    #[test]
+    fn bad_protocol_number_is_refused_even_in_an_update() {
+        let mut p = OURS.params(0);
+        p.wire_protocol = 4;
+        assert_eq!(OURS.receive(&p, true), PeerProtocol::Refuse(Incompatible("protocol")));
+        p.wire_protocol = 0;
+        assert_eq!(OURS.receive(&p, false), PeerProtocol::Refuse(Incompatible("protocol")));
+    }
+
+    #[test]
+    fn integrity_alg_is_not_supported() {
+        let mut p = OURS.params(0);
+        p.integrity_alg = b"crc32c";
+        assert_eq!(OURS.receive(&p, true), PeerProtocol::IntegrityUnsupported);
+        assert_eq!(OURS.receive(&p, false), PeerProtocol::IntegrityUnsupported);
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(protocol_name(net_conf::PROT_A), "A");
+        assert_eq!(protocol_name(net_conf::PROT_C), "C");
+        assert_eq!(protocol_name(9), "?");
+    }
+}
