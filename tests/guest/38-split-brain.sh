@@ -25,10 +25,7 @@ barrier attached || die "peer never attached"
 wait_for_dev /dev/drbd0
 # The usermode helper (module parameter usermode_helper, normally drbdadm)
 # records how it is called.
-HELPER_LOG=/tmp/helper-calls
-printf '#!/bin/sh\necho "$* $DRBD_PEER_AF $DRBD_PEER_ADDRESS" >> %s\n' "$HELPER_LOG" > /tmp/helper.sh
-chmod +x /tmp/helper.sh
-step set-usermode-helper sh -c 'echo /tmp/helper.sh > /sys/module/drbd/parameters/usermode_helper'
+step recording-helper use_recording_helper
 LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
 connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 "$@"; }
 step connect connect || exit 1

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Resource-level fencing (disk option `fencing resource-only`) between two
 # rdrbd nodes; the usermode helper (module parameter usermode_helper) is
-# replaced by a script that logs its calls and exits with the code in
-# /tmp/fence-exit, as a fence-peer handler would:
+# replaced by a script that logs its calls and exits with a code the test
+# chooses, as a fence-peer handler would (lib.sh use_recording_helper):
 # - the Primary loses its peer (guest 1 disconnects): `fence-peer r0` runs
 #   with the peer's address, exit 4 ("peer was fenced") marks the peer
 #   Outdated (ds:UpToDate/Outdated);
@@ -21,10 +21,7 @@ need_artifacts
 [ "$NGUESTS" = 2 ] || die "needs 2 guests"
 attach_rdrbd || exit 1
 barrier attached || die "peer never attached"
-printf '#!/bin/sh\necho "$* $DRBD_PEER_AF $DRBD_PEER_ADDRESS" >> /tmp/helper-calls\nexit $(cat /tmp/fence-exit)\n' > /tmp/helper.sh
-chmod +x /tmp/helper.sh
-echo 0 > /tmp/fence-exit
-step set-usermode-helper sh -c 'echo /tmp/helper.sh > /sys/module/drbd/parameters/usermode_helper'
+step recording-helper use_recording_helper
 step fencing-resource-only "$S" disk-options 0 --fencing=resource-only
 connect_pair --ping-timeout=20 || exit 1
 [ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
@@ -33,7 +30,7 @@ barrier synced || die "barrier synced"
 
 # --- the Primary loses its peer: fence-peer outdates it ----------------------
 if [ "$GUEST_INDEX" = 0 ]; then
-  echo 4 > /tmp/fence-exit
+  echo 4 > "$HELPER_EXIT"
   step primary "$S" primary 0
   step write-connected dd if=/dev/urandom of=/dev/drbd0 bs=1M count=2 oflag=direct status=none
 fi
@@ -42,8 +39,8 @@ barrier primary || die "barrier primary"
 barrier peer-gone || die "barrier peer-gone"
 poll() { local n=$(( $1 * 10 )); shift; until "$@" || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done; "$@"; }
 if [ "$GUEST_INDEX" = 0 ]; then
-  step fence-peer-called poll 30 grep -qx "fence-peer r0 ipv4 $PEER_ADDR" /tmp/helper-calls
-  cat /tmp/helper-calls
+  step fence-peer-called poll 30 grep -qx "fence-peer r0 ipv4 $PEER_ADDR" "$HELPER_LOG"
+  cat "$HELPER_LOG"
   step peer-outdated poll 10 grep -q 'ds:UpToDate/Outdated' /proc/drbd
   grep -A1 '^ *0:' /proc/drbd
   step fenced-logged sh -c "dmesg | grep -q 'fence-peer helper returned 4 (peer was fenced)'"
@@ -53,15 +50,16 @@ barrier fenced || die "barrier fenced"
 
 # --- promoting a disconnected Secondary needs the peer outdated --------------
 if [ "$GUEST_INDEX" = 1 ]; then
-  echo 1 > /tmp/fence-exit
+  echo 1 > "$HELPER_EXIT"
   step broken-helper-refuses sh -c "! $S primary 0"
   step broken-logged sh -c "dmesg | grep -q 'fence-peer helper broken, returned 1'"
   step still-uptodate grep -q 'ds:UpToDate/DUnknown' /proc/drbd
-  echo 6 > /tmp/fence-exit
+  echo 6 > "$HELPER_EXIT"
   step peer-active-refuses sh -c "! $S primary 0"
   step outdated-myself grep -q 'ro:Secondary/Unknown ds:Outdated/DUnknown' /proc/drbd
   grep -A1 '^ *0:' /proc/drbd
-  step helper-calls sh -c 'cat /tmp/helper-calls; [ "$(grep -c "^fence-peer r0" /tmp/helper-calls)" = 2 ]'
+  two_fence_calls() { cat "$HELPER_LOG"; [ "$(grep -c '^fence-peer r0' "$HELPER_LOG")" = 2 ]; }
+  step helper-calls two_fence_calls
   step reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20
 fi
 step resynced wait_synced 120 || exit 1

@@ -271,6 +271,21 @@ attach_c_drbd() {
     step attach "$S" attach 0 /dev/vda /dev/vda internal
 }
 
+# use_recording_helper: points the module's usermode_helper at a script
+# that appends "<arguments> <DRBD_PEER_AF> <DRBD_PEER_ADDRESS>" to
+# $HELPER_LOG and exits with the number in $HELPER_EXIT (0 at first). The
+# kernel runs helpers in PID 1's root, the initramfs, where the tests' root
+# is /newroot (scripts/make-initramfs.sh).
+HELPER_LOG=/tmp/helper-calls HELPER_EXIT=/tmp/helper-exit
+use_recording_helper() {
+  local root=/newroot
+  echo 0 > "$HELPER_EXIT"
+  printf '#!/bin/sh\necho "$* $DRBD_PEER_AF $DRBD_PEER_ADDRESS" >> %s\nread code < %s\nexit $code\n' \
+    "$root$HELPER_LOG" "$root$HELPER_EXIT" > /tmp/helper.sh
+  chmod +x /tmp/helper.sh
+  echo "$root/tmp/helper.sh" > /sys/module/drbd/parameters/usermode_helper
+}
+
 # attach_mixed_pair: the interoperability setup, rdrbd on guest 0 and the
 # in-tree C driver on guest 1, each attached on /dev/vda; then both wait
 # for each other.
