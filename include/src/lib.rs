@@ -57,3 +57,6 @@ pub mod events2;
 
 /// Which net option changes a configured connection accepts.
 pub mod net_options;
+
+/// Checksum-based resync (csums-alg): agreement, answers, counters.
+pub mod csums;

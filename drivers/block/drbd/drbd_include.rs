@@ -60,3 +60,7 @@ pub(crate) mod mgmt;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/transfer_log.rs"]
 pub(crate) mod transfer_log;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/csums.rs"]
+pub(crate) mod csums;
