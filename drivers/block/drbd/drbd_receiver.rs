@@ -995,7 +995,10 @@ fn is_block_ack(cmd: Packet) -> bool {
 fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core::result::Result<(), NetError> {
     let name = shared.name.as_str();
     let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
-    if ack.block_id == ID_SYNCER {
+    // P_RS_IS_IN_SYNC's block id means nothing: 8.4 sends whatever shares
+    // the peer request's union with the digest pointer (`got_IsInSync`
+    // ignores it too).
+    if ack.block_id == ID_SYNCER || cmd == Packet::RsIsInSync {
         let rs = io.resync();
         let blocks = u64::from(ack.blksize).div_ceil(4096);
         match cmd {
