@@ -11,7 +11,7 @@ use crate::drbd_include::protocol::{self as proto, Packet};
 use crate::drbd_req::DeviceIo;
 use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
-use crate::kernel_glue::crypto::Digest;
+use crate::kernel_glue::crypto::{Digest, HMAC_MAX_DIGEST};
 
 /// Why a block's digest did not reach the peer.
 pub(crate) enum DigestSendError {
@@ -49,7 +49,10 @@ pub(crate) fn with_block_digest(
 }
 
 /// Sends `cmd` (P_OV_REPLY, P_CSUM_RS_REQUEST): the block request `req`
-/// followed by the digest of our block it names.
+/// followed by the digest of our block it names. The send comes after
+/// the block is released: it may wait for the peer's receiver, which may
+/// be sending to ours, which may be waiting for this very block (8.4's
+/// `w_e_send_csum` frees its request before sending for the same reason).
 pub(crate) fn send_block_digest(
     io: &DeviceIo,
     replica: &Replica,
@@ -59,15 +62,17 @@ pub(crate) fn send_block_digest(
     cmd: Packet,
     req: proto::BlockRequest,
 ) -> core::result::Result<(), DigestSendError> {
-    let mut send_error = None;
-    let result = with_block_digest(io, digest, pages, buf, req.sector, req.blksize, |_, sum| {
-        let mut head = [0u8; proto::BlockRequest::SIZE];
-        let n = req.encode(&mut head).map_err(|_| EINVAL)?;
-        replica.send_with_data(cmd, head.get(..n).unwrap_or(&[]), sum).inspect_err(|e| send_error = Some(*e))
-    });
-    match (result, send_error) {
-        (Ok(()), _) => Ok(()),
-        (Err(_), Some(e)) => Err(DigestSendError::Send(e)),
-        (Err(e), None) => Err(DigestSendError::Local(e)),
-    }
+    let mut sum = [0u8; HMAC_MAX_DIGEST];
+    let mut len = 0;
+    with_block_digest(io, digest, pages, buf, req.sector, req.blksize, |_, computed| {
+        sum.get_mut(..computed.len()).ok_or(EINVAL)?.copy_from_slice(computed);
+        len = computed.len();
+        Ok(())
+    })
+    .map_err(DigestSendError::Local)?;
+    let mut head = [0u8; proto::BlockRequest::SIZE];
+    let n = req.encode(&mut head).map_err(|_| DigestSendError::Local(EINVAL))?;
+    replica
+        .send_with_data(cmd, head.get(..n).unwrap_or(&[]), sum.get(..len).unwrap_or(&[]))
+        .map_err(DigestSendError::Send)
 }
