@@ -28,8 +28,8 @@ use crate::kernel_glue::crypto::Digest;
 /// An algorithm name as configured or agreed.
 pub(crate) type AlgName = FixedStr<{ net_conf::SECRET_SIZE }>;
 
-/// Printable algorithm name (names are checked ASCII-free of NUL, but
-/// the peer's may be any bytes).
+/// An algorithm name for the log (ours were checked at connect; the
+/// peer's may be any bytes).
 fn shown(alg: &[u8]) -> &str {
     core::str::from_utf8(alg).unwrap_or("<not UTF-8>")
 }
