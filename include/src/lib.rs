@@ -65,3 +65,5 @@ pub mod request_timer;
 /// The settings both peers agree on (protocol, after-sb, two primaries)
 /// and P_PROTOCOL_UPDATE.
 pub mod protocol_settings;
+/// Checksum-based resync (csums-alg): agreement, answers, counters.
+pub mod csums;

@@ -73,6 +73,15 @@ pub(crate) struct NetConfig {
     pub(crate) auth: Option<AuthConfig>,
     /// `verify-alg` of online verify, e.g. "crc32c".
     pub(crate) verify_alg: Option<FixedStr<{ net_conf::SECRET_SIZE }>>,
+    /// `csums-alg` of checksum-based resync, e.g. "crc32c".
+    pub(crate) csums_alg: Option<FixedStr<{ net_conf::SECRET_SIZE }>>,
+    /// `csums-after-crash-only`: checksums only after a Primary crashed.
+    pub(crate) csums_after_crash_only: bool,
+}
+
+/// The digest transform named `alg`.
+pub(crate) fn digest_named(alg: &FixedStr<{ net_conf::SECRET_SIZE }>) -> Result<Digest> {
+    kernel::str::CStr::from_bytes_with_nul(alg.as_bytes_with_nul()).map_err(|_| EINVAL).and_then(Digest::new)
 }
 
 /// Peer authentication settings.
@@ -99,8 +108,12 @@ impl NetConfig {
 
     /// The `verify-alg` transform; `None` without a verify-alg.
     pub(crate) fn verify_digest(&self) -> Option<Result<Digest>> {
-        let alg = self.verify_alg.as_ref()?;
-        Some(kernel::str::CStr::from_bytes_with_nul(alg.as_bytes_with_nul()).map_err(|_| EINVAL).and_then(Digest::new))
+        self.verify_alg.as_ref().map(digest_named)
+    }
+
+    /// The `csums-alg` transform; `None` without a csums-alg.
+    pub(crate) fn csums_digest(&self) -> Option<Result<Digest>> {
+        self.csums_alg.as_ref().map(digest_named)
     }
 
     /// Checks a CONNECT request's addresses and options.
@@ -121,6 +134,10 @@ impl NetConfig {
         let verify_alg = match nc.verify_alg {
             [] => None,
             alg => Some(FixedStr::new(alg).filter(|a| !a.as_bytes().contains(&0)).ok_or("invalid verify-alg")?),
+        };
+        let csums_alg = match nc.csums_alg {
+            [] => None,
+            alg => Some(FixedStr::new(alg).filter(|a| !a.as_bytes().contains(&0)).ok_or("invalid csums-alg")?),
         };
         if !nc.integrity_alg.is_empty() {
             return Err("data-integrity-alg is not supported by rdrbd yet");
@@ -148,6 +165,8 @@ impl NetConfig {
             max_epoch_size: nc.max_epoch_size.max(1),
             auth,
             verify_alg,
+            csums_alg,
+            csums_after_crash_only: nc.csums_after_crash_only,
         })
     }
 }
@@ -772,7 +791,7 @@ pub(crate) fn send_parameters(
     let sync = SyncParams {
         resync_rate: api::disk_conf::RESYNC_RATE_LIMITS.default,
         verify_alg: cfg.verify_alg.as_ref().map_or(&[][..], |a| a.as_bytes()),
-        csums_alg: &[],
+        csums_alg: cfg.csums_alg.as_ref().map_or(&[][..], |a| a.as_bytes()),
         controller: Some(RsController::DEFAULTS),
     };
     send_packet(data, link, SyncParams::command(link), volume, |out| sync.encode(link, out))?;

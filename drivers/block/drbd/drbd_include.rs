@@ -68,3 +68,7 @@ pub(crate) mod request_timer;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/protocol_settings.rs"]
 pub(crate) mod protocol_settings;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/csums.rs"]
+pub(crate) mod csums;

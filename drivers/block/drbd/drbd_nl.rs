@@ -163,6 +163,11 @@ impl Drbd {
                     return Err(AdmError::new(RetCode::VerifyAlg,
                         "verify-alg: the kernel has no such digest (rdrbd's kernel: crc32c, sha256)"));
                 }
+                // ERR_CSUMS_ALG likewise.
+                if let Some(Err(_)) = config.csums_digest() {
+                    return Err(AdmError::new(RetCode::CsumsAlg,
+                        "csums-alg: the kernel has no such digest (rdrbd's kernel: crc32c, sha256)"));
+                }
                 registry.connect(&name, config)?;
                 if let Some(resource) = registry.resources.get_mut(&name) {
                     resource.net_options = Some(options);

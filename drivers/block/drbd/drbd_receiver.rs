@@ -9,6 +9,7 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use crate::drbd_conn::{self as conn, ConnShared, LocalView, NetError, PeerView};
+use crate::drbd_csums::CsumsState;
 use crate::drbd_include::bitmap_rle::BitmapXfer;
 use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, Role};
 use crate::drbd_include::protocol_settings::{protocol_name, Incompatible, PeerProtocol};
@@ -88,6 +89,7 @@ pub(crate) fn serve(
         read_buf: KVVec::from_elem(0u8, proto::MAX_BIO_SIZE as usize, GFP_KERNEL).map_err(|_| ENOMEM)?,
         verify_digest: None,
         consider_resync: false,
+        csums: CsumsState::new(&shared.config),
     };
     let ctx = LoopCtx { shared, data, meta, link, resolve_conflicts };
     let result = receive_loop(&ctx, &mut buf, &mut vs, local.as_ref());
@@ -148,6 +150,8 @@ struct VolumeState {
     /// (it was forced UpToDate): run the sync handshake at its next
     /// P_STATE (CONSIDER_RESYNC).
     consider_resync: bool,
+    /// The agreed `csums-alg` (checksum-based resync).
+    csums: CsumsState,
 }
 
 fn log_error(name: &str, which: &str, e: &NetError) {
@@ -227,7 +231,8 @@ fn receive_loop(
         }
         match body {
             Body::Protocol(p) => receive_protocol(shared, cmd, &p)?,
-            Body::SyncParams(_) | Body::DelayProbe(_) | Body::Empty => {}
+            Body::SyncParams(p) => vs.csums.receive_sync_params(name, &shared.config, !vs.connected, link.version, &p)?,
+            Body::DelayProbe(_) | Body::Empty => {}
             Body::Sizes(s) => {
                 vs.peer.size = s.d_size;
                 if let Some((_, io)) = &shared.device {
@@ -263,6 +268,9 @@ fn receive_loop(
             }
             Body::Request { req, .. } if matches!(cmd, Packet::RsDataRequest | Packet::DataRequest) && vs.connected => {
                 serve_read_request(ctx, vs, cmd, req)?;
+            }
+            Body::Request { req, digest } if cmd == Packet::CsumRsRequest && vs.connected => {
+                serve_csum_request(ctx, vs, req, digest)?;
             }
             Body::Bitmap(_) | Body::CompressedBitmap { .. } if vs.connected => {
                 receive_bitmap(ctx, vs, cmd, payload)?;
@@ -554,7 +562,8 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
     let (Some(replica), Some((peer_uuids, _, _))) = (vs.replica.clone(), vs.peer.uuids) else {
         return Err(NetError::Refused);
     };
-    let job = TargetJob { name: shared.name, io: io.clone(), replica, peer_uuids };
+    let csums = vs.csums.target_digest(name, &shared.config, ctx.link.version);
+    let job = TargetJob { name: shared.name, io: io.clone(), replica, peer_uuids, csums };
     vs.worker = Some(SyncTargetWorker::start(job)?);
     Ok(())
 }
@@ -568,6 +577,7 @@ fn finish_source(ctx: &LoopCtx<'_>, vs: &mut VolumeState, io: &DeviceIo) -> core
     let left = io.out_of_sync_bits();
     let dt = rs.elapsed_secs();
     pr_info!("{}: Resync done (total {} sec; paused 0 sec; {} K/sec)\n", name, dt, rs.total().saturating_sub(left) * 4 / dt);
+    crate::drbd_csums::log_summary(name, rs);
     if left > failed {
         // Writes still in flight keep their bits until acked.
         pr_info!("{}: {} KiB still marked out of sync (writes in flight)\n", name, left * 4);
@@ -642,6 +652,42 @@ fn serve_read_request(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, req:
             pr_err!("{}: reading sector {} for the peer failed: error {}\n", name, req.sector, e.to_errno());
             nack(ctx)
         }
+    }
+}
+
+/// P_CSUM_RS_REQUEST (we are SyncSource): our block's digest decides
+/// between P_RS_IS_IN_SYNC and P_RS_DATA_REPLY (`drbd_csums`).
+fn serve_csum_request(
+    ctx: &LoopCtx<'_>,
+    vs: &mut VolumeState,
+    req: proto::BlockRequest,
+    peer_digest: &[u8],
+) -> core::result::Result<(), NetError> {
+    use crate::drbd_csums::CsumServed;
+    let shared = ctx.shared;
+    let name = shared.name.as_str();
+    let Some((volume, io)) = &shared.device else { return Err(NetError::Refused) };
+    if ctx.link.version < crate::drbd_include::csums::MIN_VERSION || !check_request_range(io, req.sector, req.blksize) {
+        pr_err!("{}: CsumRSRequest for sector {} size {} is out of range (or protocol {} too old)\n",
+            name, req.sector, req.blksize, ctx.link.version);
+        return Err(NetError::Refused);
+    }
+    let Some(replica) = vs.replica.clone() else { return Err(NetError::Refused) };
+    let answer = |cmd: Packet| {
+        let a = proto::BlockAck { sector: req.sector, block_id: req.block_id, blksize: req.blksize, seq_num: 0 };
+        shared.send_meta(ctx.meta, ctx.link, cmd, *volume, |out| a.encode(out))
+    };
+    if io.disk_state() != DiskState::UpToDate {
+        pr_err!("{}: Can not satisfy peer's read request, no local data.\n", name);
+        return answer(Packet::NegRsDReply);
+    }
+    let served = crate::drbd_csums::serve_request(
+        name, io, &replica, &mut vs.csums, &mut vs.pages, &mut vs.read_buf, req, peer_digest,
+    )?;
+    match served {
+        CsumServed::InSync => answer(Packet::RsIsInSync),
+        CsumServed::DataSent => Ok(()),
+        CsumServed::ReadFailed => answer(Packet::NegRsDReply),
     }
 }
 
@@ -1023,7 +1069,10 @@ fn is_block_ack(cmd: Packet) -> bool {
 fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core::result::Result<(), NetError> {
     let name = shared.name.as_str();
     let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
-    if ack.block_id == ID_SYNCER {
+    // P_RS_IS_IN_SYNC's block id means nothing: 8.4 sends whatever shares
+    // the peer request's union with the digest pointer (`got_IsInSync`
+    // ignores it too).
+    if ack.block_id == ID_SYNCER || cmd == Packet::RsIsInSync {
         let rs = io.resync();
         let blocks = u64::from(ack.blksize).div_ceil(4096);
         match cmd {
@@ -1046,6 +1095,8 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
             // Target: same data on both (checksum-based resync).
             Packet::RsIsInSync => {
                 io.set_in_sync(ack.sector, ack.blksize);
+                rs.add_same_csum(crate::drbd_include::csums::same_csum_bits(ack.blksize));
+                rs.note_left(|| io.out_of_sync_bits());
                 rs.request_answered(ack.blksize);
             }
             // Target: the source declined for now; the next pass asks again.

@@ -28,6 +28,8 @@ use crate::drbd_include::genl::{self as api, ConnState, DiskState, Role};
 use crate::drbd_include::uuid::Uuids;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_sender::Replica;
+use crate::kernel_glue::block::BlockPages;
+use crate::kernel_glue::crypto::Digest;
 use crate::kernel_glue::thread::KThread;
 
 /// Bytes one resync request asks for at most (C DRBD merges up to its
@@ -100,6 +102,11 @@ pub(crate) struct ResyncShared {
     requests_done: AtomicBool,
     /// The rate (KiB/s) the target wants, for /proc/drbd.
     want_kib: AtomicU32,
+    /// This resync compares checksums (`use_csums`): the target sends
+    /// them, or the source was asked with them.
+    use_csums: AtomicBool,
+    /// Bits found equal by checksum (`rs_same_csum`).
+    same_csum: AtomicU64,
     /// Source: the sector range `[start, end)` application writes must
     /// wait for (end 0: none), set under the metadata lock.
     locked_start: AtomicU64,
@@ -127,6 +134,8 @@ impl ResyncShared {
             in_flight_bytes: AtomicU64::new(0),
             requests_done: AtomicBool::new(false),
             want_kib: AtomicU32::new(0),
+            use_csums: AtomicBool::new(false),
+            same_csum: AtomicU64::new(0),
             locked_start: AtomicU64::new(0),
             locked_end: AtomicU64::new(0),
             wake_lock <- new_mutex!((), "rdrbd::ResyncShared::wake_lock"),
@@ -151,6 +160,28 @@ impl ResyncShared {
         self.in_flight.store(0, Ordering::Relaxed);
         self.in_flight_bytes.store(0, Ordering::Relaxed);
         self.requests_done.store(false, Ordering::Relaxed);
+        self.use_csums.store(false, Ordering::Relaxed);
+        self.same_csum.store(0, Ordering::Relaxed);
+    }
+
+    /// This resync compares checksums.
+    pub(crate) fn note_csums_used(&self) {
+        self.use_csums.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this resync compared checksums.
+    pub(crate) fn csums_used(&self) -> bool {
+        self.use_csums.load(Ordering::Relaxed)
+    }
+
+    /// `bits` more blocks had equal checksums.
+    pub(crate) fn add_same_csum(&self, bits: u64) {
+        self.same_csum.fetch_add(bits, Ordering::Relaxed);
+    }
+
+    /// Blocks found equal by checksum in this resync.
+    pub(crate) fn same_csum(&self) -> u64 {
+        self.same_csum.load(Ordering::Relaxed)
     }
 
     /// Blocks the peer could not sync.
@@ -280,6 +311,8 @@ pub(crate) struct TargetJob {
     pub(crate) io: Arc<DeviceIo>,
     pub(crate) replica: Arc<Replica>,
     pub(crate) peer_uuids: Uuids,
+    /// The csums-alg transform when this resync compares checksums.
+    pub(crate) csums: Option<Digest>,
 }
 
 impl SyncTargetWorker {
@@ -291,9 +324,35 @@ impl SyncTargetWorker {
     }
 }
 
+/// Buffers the target reads its own blocks into for their checksums.
+struct CsumBuffers {
+    pages: BlockPages,
+    data: KVVec<u8>,
+}
+
+impl CsumBuffers {
+    fn new() -> Result<Self> {
+        let size = MAX_REQUEST_BYTES as usize;
+        Ok(Self { pages: BlockPages::new(size)?, data: KVVec::from_elem(0u8, size, GFP_KERNEL).map_err(|_| ENOMEM)? })
+    }
+}
+
 fn run_target(mut job: TargetJob) {
     let io = job.io.clone();
     let rs = io.resync();
+    let name = job.name;
+    // With checksums the worker reads each block before asking for it.
+    let mut csums = job.csums.take().and_then(|digest| match CsumBuffers::new() {
+        Ok(bufs) => Some((digest, bufs)),
+        Err(e) => {
+            pr_warn!("{}: no memory for checksum-based resync (error {}); requesting every block\n",
+                name.as_str(), e.to_errno());
+            None
+        }
+    });
+    if csums.is_some() {
+        rs.note_csums_used();
+    }
     let mut rate = *rs.rate.lock();
     rs.want_kib.store(rate.kib_per_sec, Ordering::Relaxed);
     // Bytes the rate allows per tick; unused budget does not pile up
@@ -338,7 +397,13 @@ fn run_target(mut job: TargetJob) {
             cursor = next;
             rs.in_flight.fetch_add(1, Ordering::AcqRel);
             rs.in_flight_bytes.fetch_add(u64::from(size), Ordering::AcqRel);
-            if job.replica.send_rs_request(sector, size).is_err() {
+            let sent = match csums.as_mut() {
+                Some((digest, bufs)) => crate::drbd_csums::send_request(
+                    &io, &job.replica, digest, &mut bufs.pages, &mut bufs.data, sector, size,
+                ),
+                None => job.replica.send_rs_request(sector, size),
+            };
+            if sent.is_err() {
                 // The receiver sees the broken connection and stops us.
                 return;
             }
@@ -376,6 +441,7 @@ fn finish_target(job: &mut TargetJob) {
     let name = job.name.as_str();
     let dt = rs.elapsed_secs();
     pr_info!("{}: Resync done (total {} sec; paused 0 sec; {} K/sec)\n", name, dt, rs.total() * 4 / dt);
+    crate::drbd_csums::log_summary(name, rs);
     if failed != 0 {
         pr_info!("{}:             {} failed blocks\n", name, failed);
     }

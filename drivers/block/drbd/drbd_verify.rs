@@ -18,6 +18,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::{new_condvar, new_mutex};
 
+use crate::drbd_block_digest::{send_block_digest, with_block_digest};
 use crate::drbd_conn::PeerView;
 use crate::drbd_include::genl::ConnState;
 use crate::drbd_include::protocol::{self as proto, Packet, ID_IN_SYNC, ID_OUT_OF_SYNC, ID_SYNCER};
@@ -200,14 +201,7 @@ pub(crate) fn serve_request(
         io.resync().begin(blocks);
         pr_info!("{}: Online Verify start sector: {}\n", name, req.sector);
     }
-    let out = buf.get_mut(..req.blksize as usize).ok_or(EINVAL)?;
-    io.read_for_resync(pages, req.sector, out, |data| {
-        let (sum, n) = digest.digest(data)?;
-        let head = proto::BlockRequest { sector: req.sector, block_id: req.block_id, blksize: req.blksize };
-        let mut h = [0u8; proto::BlockRequest::SIZE];
-        let hn = head.encode(&mut h).map_err(|_| EINVAL)?;
-        replica.send_with_data(Packet::OvReply, h.get(..hn).unwrap_or(&[]), sum.get(..n).unwrap_or(&[]))
-    })
+    send_block_digest(io, replica, digest, pages, buf, Packet::OvReply, req).map_err(|e| e.errno())
 }
 
 /// VerifyS: P_OV_REPLY. Compares the peer's digest with our block's,
@@ -224,11 +218,9 @@ pub(crate) fn compare_reply(
     peer_digest: &[u8],
 ) -> Result<proto::BlockAck> {
     let v = &io.mgmt().verify;
-    let out = buf.get_mut(..req.blksize as usize).ok_or(EINVAL)?;
     let mut same = false;
-    io.read_for_resync(pages, req.sector, out, |data| {
-        let (sum, n) = digest.digest(data)?;
-        same = sum.get(..n) == Some(peer_digest);
+    with_block_digest(io, digest, pages, buf, req.sector, req.blksize, |_, sum| {
+        same = sum == peer_digest;
         Ok(())
     })?;
     if !same {

@@ -97,6 +97,11 @@ impl Digest {
         Ok(this)
     }
 
+    /// Bytes of a digest.
+    pub(crate) fn size(&self) -> usize {
+        self.digest_size
+    }
+
     /// The digest of `data`: its first `n` bytes of the returned buffer.
     pub(crate) fn digest(&self, data: &[u8]) -> Result<([u8; HMAC_MAX_DIGEST], usize)> {
         let len = u32::try_from(data.len()).map_err(|_| EINVAL)?;
