@@ -1367,6 +1367,19 @@ impl Sizes {
         }
     }
 
+    /// The sizes rdrbd sends (`drbd_send_sizes`): the largest bio this
+    /// link allows and, exactly when FF_WSAME is agreed, 512-byte queue
+    /// limits without discard.
+    pub fn ours(link: Link, d_size: u64, u_size: u64, c_size: u64, dds_flags: u16) -> Self {
+        let qlim = link.has(feature::WSAME).then_some(QueueLimits {
+            physical_block_size: 512,
+            logical_block_size: 512,
+            io_min: 512,
+            ..QueueLimits::default()
+        });
+        Self { d_size, u_size, c_size, max_bio_size: link.max_bio_size(), queue_order_type: 0, dds_flags, qlim }
+    }
+
     /// Decodes; the layout follows the agreed features.
     pub fn decode(link: Link, bytes: &[u8]) -> Result<Self, ProtocolError> {
         let mut r = Reader::new(bytes);
@@ -1818,8 +1831,7 @@ pub fn decode_body(cmd: Packet, link: Link, payload: &[u8]) -> Result<Body<'_>, 
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(
+mod tests {    #![allow(
         clippy::indexing_slicing,
         clippy::unwrap_used,
         clippy::arithmetic_side_effects,
@@ -1830,6 +1842,21 @@ mod tests {
     use super::*;
     use std::vec;
     use std::vec::Vec;
+
+    #[test]
+    fn our_sizes_carry_queue_limits_only_with_wsame() {
+        let plain = Link { version: 101, features: 0 };
+        let wsame = Link { version: 101, features: feature::WSAME };
+        let s = Sizes::ours(plain, 100, 0, 90, dds_flags::FORCED);
+        assert_eq!((s.d_size, s.u_size, s.c_size, s.dds_flags, s.qlim), (100, 0, 90, dds_flags::FORCED, None));
+        let q = Sizes::ours(wsame, 100, 0, 90, 0).qlim.unwrap();
+        assert_eq!((q.logical_block_size, q.physical_block_size, q.io_min, q.discard_enabled), (512, 512, 512, false));
+        let mut buf = [0u8; Sizes::SIZE_WITH_QLIM];
+        let s = Sizes::ours(wsame, 100, 0, 90, 0);
+        let n = s.encode(wsame, &mut buf).unwrap();
+        assert_eq!(Sizes::decode(wsame, &buf[..n]), Ok(s));
+    }
+
 
     #[test]
     fn graceful_disconnect_request() {

@@ -15,7 +15,7 @@ use kernel::new_mutex;
 use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, NetConf, Role};
 use crate::drbd_include::protocol::{
     self as proto, encode_packet, ConnectionFeatures, Header, Link, Packet, ProtocolError,
-    QueueLimits, RsController, Sizes, StatePacket, SyncParams, UuidsPacket,
+    RsController, Sizes, StatePacket, SyncParams, UuidsPacket,
 };
 use crate::drbd_include::protocol_settings::ProtocolSettings;
 use crate::drbd_include::request_timer::NetTimeouts;
@@ -795,25 +795,7 @@ pub(crate) fn send_parameters(
         controller: Some(RsController::DEFAULTS),
     };
     send_packet(data, link, SyncParams::command(link), volume, |out| sync.encode(link, out))?;
-    let qlim = link.has(proto::feature::WSAME).then_some(QueueLimits {
-        physical_block_size: 512,
-        logical_block_size: 512,
-        alignment_offset: 0,
-        io_min: 512,
-        io_opt: 0,
-        discard_enabled: false,
-        discard_zeroes_data: false,
-        write_same_capable: false,
-    });
-    let sizes = Sizes {
-        d_size: local.capacity,
-        u_size: 0,
-        c_size: local.capacity,
-        max_bio_size: link.max_bio_size(),
-        queue_order_type: 0,
-        dds_flags: 0,
-        qlim,
-    };
+    let sizes = Sizes::ours(link, local.capacity, 0, local.capacity, 0);
     send_packet(data, link, Packet::Sizes, volume, |out| sizes.encode(link, out))?;
     let mut flags = 0;
     if cfg.discard_my_data {

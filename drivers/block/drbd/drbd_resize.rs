@@ -17,7 +17,7 @@ use crate::drbd_conn::PeerView;
 use crate::drbd_include::genl::{ConnState, DiskState};
 use crate::drbd_include::md::Layout;
 use crate::drbd_include::mgmt::{self, SizeInputs};
-use crate::drbd_include::protocol::{self as proto, dds_flags, Packet, QueueLimits, Sizes};
+use crate::drbd_include::protocol::{dds_flags, Packet, Sizes};
 use crate::drbd_req::DeviceIo;
 use crate::drbd_sender::Replica;
 
@@ -92,26 +92,7 @@ pub(crate) fn apply(name: &str, io: &DeviceIo, layout: Layout, size: u64, mark_n
 pub(crate) fn send_sizes(io: &DeviceIo, replica: &Replica, user_size: u64, flags: u16) -> Result {
     let link = replica.link();
     let d_size = io.with_md(|md, _| md.capacity()).unwrap_or(0);
-    // The queue limits go exactly when FF_WSAME is agreed (as at connect).
-    let qlim = link.has(proto::feature::WSAME).then_some(QueueLimits {
-        physical_block_size: 512,
-        logical_block_size: 512,
-        alignment_offset: 0,
-        io_min: 512,
-        io_opt: 0,
-        discard_enabled: false,
-        discard_zeroes_data: false,
-        write_same_capable: false,
-    });
-    let sizes = Sizes {
-        d_size,
-        u_size: user_size,
-        c_size: io.exposed_sectors(),
-        max_bio_size: link.max_bio_size(),
-        queue_order_type: 0,
-        dds_flags: flags,
-        qlim,
-    };
+    let sizes = Sizes::ours(link, d_size, user_size, io.exposed_sectors(), flags);
     replica.send_small(Packet::Sizes, |out| sizes.encode(link, out))
 }
 
