@@ -21,41 +21,10 @@ set -uo pipefail
 
 need_artifacts
 [ "$NGUESTS" = 2 ] || die "needs 2 guests"
-if [ "$GUEST_INDEX" = 0 ]; then
-  attach_rdrbd || exit 1
-else
-  attach_c_drbd || exit 1
-fi
-barrier attached || die "peer never attached"
+attach_mixed_pair || exit 1
 
 LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
 connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 "$@"; }
-
-# last_csums FIELD: a figure of the last "had equal checksums" line in our
-# kernel log: percent, eliminated, transferred or total (KiB).
-last_csums() {
-  dmesg | grep 'had equal checksums' | tail -1 | sed -n \
-    's/.* \([0-9]*\) % had equal checksums, eliminated: \([0-9]*\)K; transferred \([0-9]*\)K total \([0-9]*\)K.*/\1 \2 \3 \4/p' |
-    awk -v f="$1" '{ if (f == "percent") print $1; else if (f == "eliminated") print $2; else if (f == "transferred") print $3; else print $4 }'
-}
-# csums_lines: how many resyncs logged the summary.
-csums_lines() { dmesg | grep -c 'had equal checksums'; }
-# expect_summary N PERCENT_MIN ELIM_MIN TRANSFERRED_MAX: the N-th summary
-# is there and says at least / at most this.
-expect_summary() {
-  local lines p e t total
-  lines=$(csums_lines); p=$(last_csums percent); e=$(last_csums eliminated)
-  t=$(last_csums transferred); total=$(last_csums total)
-  echo "summaries $lines: $p % eliminated ${e}K transferred ${t}K total ${total}K"
-  [ "$lines" = "$1" ] && [ -n "$p" ] && [ "$p" -ge "$2" ] && [ "$e" -ge "$3" ] && [ "$t" -le "$4" ]
-}
-# wait_summaries N SECONDS: the resync end is logged a little after the
-# state shows UpToDate on the peer.
-wait_summaries() {
-  local n=$(( $2 * 10 ))
-  until [ "$(csums_lines)" -ge "$1" ] || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
-  [ "$(csums_lines)" -ge "$1" ]
-}
 
 step connect connect --csums-alg=crc32c || exit 1
 step connected wait_cs Connected 90 || exit 1
