@@ -75,10 +75,5 @@ step proc-protocol-C eventually proc_protocol C
 step still-connected-after-updates wait_cs Connected 5
 barrier updated || die "barrier updated"
 
-step down "$S" down r0
-n=$(md_data_bytes "$(size_of /dev/vda)")
-share_data_md5 "$n" || die "barrier summed"
-step data-identical same_data "$n"
-step rmmod rmmod drbd
-step kernel-log-clean dmesg_clean
+down_with_equal_data
 finish

@@ -53,11 +53,5 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step secondary "$S" secondary 0
 fi
 barrier done || die "barrier done"
-cat /proc/drbd
-step down "$S" down r0
-n=$(md_data_bytes "$(size_of /dev/vda)")
-share_data_md5 "$n" || die "barrier summed"
-step data-identical same_data "$n"
-step rmmod rmmod drbd
-step kernel-log-clean dmesg_clean
+down_with_equal_data
 finish

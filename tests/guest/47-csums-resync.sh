@@ -91,11 +91,5 @@ step mismatch-standalone wait_cs StandAlone 90
 step mismatch-logged sh -c "dmesg | grep 'Different csums-alg settings'"
 barrier refused || die "barrier refused"
 
-cat /proc/drbd
-step down "$S" down r0
-n=$(md_data_bytes "$(size_of /dev/vda)")
-share_data_md5 "$n" || die "barrier summed"
-step data-identical same_data "$n"
-step rmmod rmmod drbd
-step kernel-log-clean dmesg_clean
+down_with_equal_data
 finish

@@ -65,9 +65,5 @@ fi
 step resynced wait_synced 120 || exit 1
 [ "$GUEST_INDEX" = 1 ] && step sync-target sh -c "dmesg | grep -q 'Began resync as SyncTarget'"
 barrier resynced || die "barrier resynced"
-step down "$S" down r0
-share_data_md5 "$(md_data_bytes "$(size_of /dev/vda)")" || die "barrier summed"
-step data-equal same_data "$(md_data_bytes "$(size_of /dev/vda)")"
-step rmmod rmmod drbd
-step kernel-log-clean dmesg_clean
+down_with_equal_data
 finish

@@ -372,6 +372,19 @@ share_data_md5() {
   barrier summed
 }
 
+# down_with_equal_data: the end of a two-node test. r0 goes down on both
+# guests, whose backing disks' data areas must then be equal; then the
+# module is unloaded and the kernel log checked.
+down_with_equal_data() {
+  cat /proc/drbd
+  step down "$S" down r0
+  local n; n=$(md_data_bytes "$(size_of /dev/vda)")
+  share_data_md5 "$n" || die "barrier summed"
+  step data-identical same_data "$n"
+  step rmmod rmmod drbd
+  step kernel-log-clean dmesg_clean
+}
+
 # same_data BYTES: the two guests' published data-area md5 sums are equal.
 same_data() {
   local a b; a=$(share_get md5.0) b=$(share_get md5.1)
