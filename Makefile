@@ -3,11 +3,17 @@
 #   make demo   boot guests and show /dev/drbd0 in use
 #   make check  run every host and guest test; ends with "N passed, N failed"
 #   make bench  write and resync throughput: raw disk, rdrbd, the C driver
-# Artifacts: build/out/{bzImage,drbd.ko,bin/}, kernel build tree build/kernel.
+# Artifacts: build/out/{bzImage,drbd.ko,bin/}, kernel build tree build/kernel;
+# the non-debug twin kernel (tests/README.md, "Which kernel") and drbd.ko built
+# for it: build/out/{bzImage-fast,fast/drbd.ko}, build/kernel-fast.
 
 SHELL := /bin/bash
 ROOT := $(CURDIR)
 KDIR := $(ROOT)/build/kernel
+KDIR_FAST := $(ROOT)/build/kernel-fast
+# kbuild writes objects next to the sources (6.12 has no MO=): the module for
+# the fast kernel is built in a copy of its sources.
+FAST_SRC := $(ROOT)/build/module-fast
 OUT := $(ROOT)/build/out
 KMAKE_VARS := LLVM=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc BINDGEN=$(HOME)/.cargo/bin/bindgen HOSTRUSTC=/usr/bin/rustc
 TOOLS := drbdsetup drbdmeta drbdadm drbd-nl-fuzz drbd-hostile-peer
@@ -20,12 +26,17 @@ deps:
 	@scripts/install-deps.sh
 
 kernel: deps
-	@scripts/build-kernel.sh
+	@scripts/build-kernel.sh debug
+	@scripts/build-kernel.sh fast
 
 module: kernel
 	$(MAKE) -C $(KDIR) M=$(ROOT) $(KMAKE_VARS) modules
-	@mkdir -p $(OUT)
+	@mkdir -p $(OUT)/fast $(FAST_SRC)
 	cp drivers/block/drbd/drbd.ko $(OUT)/drbd.ko
+	rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' Kbuild drivers $(FAST_SRC)/
+	rsync -a --delete include/src $(FAST_SRC)/include/
+	$(MAKE) -C $(KDIR_FAST) M=$(FAST_SRC) $(KMAKE_VARS) modules
+	cp $(FAST_SRC)/drivers/block/drbd/drbd.ko $(OUT)/fast/drbd.ko
 
 tools: deps
 	cd userspace && cargo build --release --locked $(addprefix -p ,$(TOOLS))
@@ -33,7 +44,7 @@ tools: deps
 	for t in $(TOOLS); do cp userspace/target/release/$$t $(OUT)/bin/; done
 
 check: all
-	@tests/run-tests.sh
+	@tests/run-tests.sh '$(TESTS)'
 
 demo: all
 	@scripts/demo.sh
@@ -43,4 +54,5 @@ bench: all
 
 clean:
 	-$(MAKE) -C $(KDIR) M=$(ROOT) $(KMAKE_VARS) clean
+	rm -rf $(FAST_SRC)
 	rm -rf build/out userspace/target include/target

@@ -10,6 +10,9 @@
 # peer needs to be back in sync). Guest 0 prints one line per figure:
 #   BENCH <driver> <workload> <value> <unit>
 # Figures from TCG guests only compare with each other, within one run.
+# Performance is measured on the non-debug twin of the guest kernel: the
+# debugging kernel's KASAN and lockdep cost 10-20x in data throughput.
+# kernel: fast
 # guests: 2
 # disks: 256M
 # timeout: 1200

@@ -10,9 +10,16 @@ The script declares what it needs in header comments (first 40 lines):
     # timeout: 300         seconds before hung guests are killed, default 600
     # memory: 1G           guest RAM, default 1G
     # boots: 2             boot the guests N times in sequence, default 1
+    # kernel: fast         "debug" (default): build/out/bzImage, the
+                           debugging kernel, with build/out/drbd.ko;
+                           "fast": its non-debug twin build/out/bzImage-fast,
+                           with build/out/fast/drbd.ko and build/modules-fast
+                           (see tests/README.md, "Which kernel")
+    # budget: 90           expected wall time in seconds (all boots); a run
+                           that takes longer is reported, not failed
 Command-line options override the header.
 
-Each guest boots build/out/bzImage with build/initramfs.cpio.gz (see
+Each guest boots the kernel with build/initramfs.cpio.gz (see
 scripts/make-initramfs.sh), sees the host root read-only, and gets:
   /results  -> build/logs/<test>/guest<i>/  (output.txt, rc, dmesg.txt)
   /shared   -> build/logs/<test>/shared/    (common to all guests: barriers)
@@ -39,7 +46,12 @@ in a power cut instead), no guest printed "RESULT: FAIL", and no console log
 or dmesg shows a kernel splat (BUG/WARNING/Oops/KASAN/lockdep/panic/...).
 Output: one "PASS name" / "FAIL name (reason)" line per sub-result (lines
 "RESULT: PASS|FAIL sub [message]" printed by a guest script) or per test, with
-indented detail lines. Exit status 0 on pass, 1 on failure, 2 on a harness error.
+indented detail lines, then one line
+    TIME name seconds boots budget kernel cpu
+(wall seconds of the whole run, guest boots started, the declared budget or
+"-", the kernel flavour, CPU seconds the guests' QEMUs used) that
+tests/run-tests.sh turns into its timing table. Exit status 0 on
+pass, 1 on failure, 2 on a harness error.
 """
 
 import argparse
@@ -47,6 +59,7 @@ import ctypes
 import fcntl
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -74,7 +87,15 @@ USER_LINE_RE = re.compile(r"^\[g\d+\] ")
 KERNEL_TS_RE = re.compile(r"\[\s*\d+\.\d+\]")
 RESULT_RE = re.compile(r"^RESULT: (PASS|FAIL)\s+(\S+)\s*(.*)$")
 
-DEFAULTS = {"guests": 1, "disks": "256M", "timeout": 600, "memory": "1G", "boots": 1}
+DEFAULTS = {"guests": 1, "disks": "256M", "timeout": 600, "memory": "1G", "boots": 1,
+            "kernel": "debug", "budget": None}
+# What a "# kernel:" flavour boots: the image, and the command-line words
+# that point the guest at the module and in-tree modules built for it.
+KERNELS = {
+    "debug": ("build/out/bzImage", []),
+    "fast": ("build/out/bzImage-fast", ["rdrbd.drbd_ko={root}/build/out/fast/drbd.ko",
+                                        "rdrbd.modules={root}/build/modules-fast"]),
+}
 MAX_GUESTS = 3
 MAX_BOOTS = 10
 
@@ -88,7 +109,7 @@ def parse_header(script):
     cfg = {}
     with open(script, encoding="utf-8", errors="replace") as f:
         for _, line in zip(range(40), f):
-            m = re.match(r"^#\s*(guests|disks|timeout|memory|boots)\s*:\s*(.*?)\s*$", line)
+            m = re.match(r"^#\s*(guests|disks|timeout|memory|boots|kernel|budget)\s*:\s*(.*?)\s*$", line)
             if m:
                 cfg[m.group(1)] = m.group(2)
     return cfg
@@ -126,7 +147,9 @@ class Run:
         self.script = os.path.abspath(script)
         self.name = os.path.basename(script)[:-3] if script.endswith(".sh") else os.path.basename(script)
         hdr = parse_header(self.script)
-        pick = lambda k: getattr(opts, k) if getattr(opts, k) is not None else hdr.get(k, DEFAULTS[k])
+        # Header key -> command-line option (--kernel names an image, --flavour the kind).
+        attr = lambda k: {"kernel": "kernel_flavour"}.get(k, k)
+        pick = lambda k: getattr(opts, attr(k)) if getattr(opts, attr(k)) is not None else hdr.get(k, DEFAULTS[k])
         self.nguests = int(pick("guests"))
         if not 1 <= self.nguests <= MAX_GUESTS:
             raise ValueError(f"guests must be 1..{MAX_GUESTS}, got {self.nguests}")
@@ -138,7 +161,15 @@ class Run:
         self.timeout = int(pick("timeout"))
         self.memory = str(pick("memory"))
         self.opts = opts
-        self.kernel = opts.kernel or os.path.join(ROOT, "build/out/bzImage")
+        self.flavour = str(pick("kernel"))
+        if self.flavour not in KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {self.flavour!r}")
+        image, words = KERNELS[self.flavour]
+        self.kernel = opts.kernel or os.path.join(ROOT, image)
+        # Words given with --append come later on the command line and win.
+        self.flavour_words = [w.format(root=ROOT) for w in words]
+        budget = pick("budget")
+        self.budget = int(budget) if budget is not None else None
         self.initrd = os.path.join(ROOT, "build/initramfs.cpio.gz")
         self.logdir = os.path.join(ROOT, "build/logs", self.name)
         self.rundir = os.path.join(ROOT, "build/run", self.name)
@@ -175,7 +206,7 @@ class Run:
     # --- setup ---------------------------------------------------------------
     def prepare(self):
         if not os.path.isfile(self.kernel):
-            raise FileNotFoundError(f"no kernel at {self.kernel} (scripts/build-kernel.sh builds it)")
+            raise FileNotFoundError(f"no kernel at {self.kernel} (scripts/build-kernel.sh {self.flavour} builds it)")
         mk = os.path.join(ROOT, "scripts/make-initramfs.sh")
         if not os.path.isfile(self.initrd) or os.path.getmtime(self.initrd) < os.path.getmtime(mk):
             subprocess.run([mk], check=True, stdout=subprocess.DEVNULL)
@@ -206,7 +237,7 @@ class Run:
             f"rdrbd.script={self.script}", f"rdrbd.root={ROOT}", f"rdrbd.test={self.name}",
             f"rdrbd.guest={i}", f"rdrbd.nguests={self.nguests}", f"rdrbd.timeout={self.timeout}",
             f"rdrbd.boot={b}", f"rdrbd.nboots={self.nboots}",
-        ] + self.opts.append)
+        ] + self.flavour_words + self.opts.append)
         gdir = self.results_dir(i, b)
         cmd = [
             self.opts.qemu, "-nodefaults", "-no-user-config", "-display", "none",
@@ -328,7 +359,7 @@ class Run:
         self.prepare()
         sizes = " ".join(f"{d >> 20}M" for d in self.disks) or "none"
         boots = f", {self.nboots} boots" if self.nboots > 1 else ""
-        log(f"{self.name}: {self.nguests} guest(s), disks {sizes}{boots}, timeout {self.timeout} s, "
+        log(f"{self.name}: {self.nguests} guest(s), disks {sizes}{boots}, {self.flavour} kernel, timeout {self.timeout} s, "
             f"logs in {os.path.relpath(self.logdir, ROOT)}/")
         try:
             for b in range(self.nboots):
@@ -448,7 +479,10 @@ def main():
     ap.add_argument("--timeout", type=int)
     ap.add_argument("--memory")
     ap.add_argument("--boots", type=int, help="boot the guests N times in sequence, same disks")
-    ap.add_argument("--kernel", help="default build/out/bzImage")
+    ap.add_argument("--budget", type=int, help="expected wall time in seconds (reported if exceeded)")
+    ap.add_argument("--flavour", dest="kernel_flavour", choices=sorted(KERNELS),
+                    help="which kernel (header '# kernel:'): debug or fast")
+    ap.add_argument("--kernel", help="a kernel image instead of the flavour's")
     ap.add_argument("--append", action="append", default=[],
                     help="extra kernel command-line words, e.g. rdrbd.drbd_ko=PATH (repeatable)")
     ap.add_argument("--qemu", default="qemu-system-x86_64")
@@ -486,10 +520,15 @@ def main():
         for d in details:
             print(f"    {d}")
         failed += not ok
+    elapsed = time.monotonic() - t0
     timing = ", ".join(
         f"{run.tag(i, b)}: script started {run.script_started[(i, b)]:.1f} s after launch"
         for i, b in sorted(run.script_started))
-    log(f"{run.name}: {'failed' if failed else 'passed'} in {time.monotonic() - t0:.1f} s ({timing or 'no script started'})")
+    log(f"{run.name}: {'failed' if failed else 'passed'} in {elapsed:.1f} s ({timing or 'no script started'})")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"TIME {run.name} {elapsed:.1f} {run.boots_run * run.nguests} "
+          f"{run.budget if run.budget is not None else '-'} {run.flavour} "
+          f"{usage.ru_utime + usage.ru_stime:.0f}")
     sys.stdout.flush()
     return 1 if failed else 0
 

@@ -9,7 +9,7 @@ PACKAGES=(
   linux-source-6.12 rustc-web rust-web-src
   clang lld llvm libclang-dev
   bc flex bison libelf-dev libssl-dev cpio xz-utils kmod
-  qemu-system-x86 busybox-static e2fsprogs fio drbd-utils resource-agents
+  qemu-system-x86 busybox-static e2fsprogs fio drbd-utils resource-agents rsync
 )
 BINDGEN_VERSION=0.69.5
 

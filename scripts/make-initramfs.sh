@@ -18,6 +18,9 @@
 #                       override $DRBD_KO / $DRBDSETUP / $DRBDMETA (default:
 #                       our build in $RDRBD_ROOT/build/out; drbdmeta falls
 #                       back to Debian's /usr/sbin/drbdmeta, see lib.sh)
+#   rdrbd.modules=PATH  modules_install staging of the booted kernel (default
+#                       $RDRBD_ROOT/build/modules; the fast twin's is
+#                       build/modules-fast)
 # 9p mount tags provided by scripts/guest-run.py: hostroot (ro), results, shared.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -117,7 +120,7 @@ say() { echo "rdrbd-init: [$(cut -d" " -f1 /proc/uptime)] $*"; }
 say "stage 2 starting"
 
 # --- kernel command line -------------------------------------------------
-SCRIPT="" RDRBD_ROOT="" DRBD_KO="" DRBDSETUP="" DRBDMETA="" GUEST_INDEX=0 NGUESTS=1 TEST_NAME="" TEST_TIMEOUT=600
+SCRIPT="" RDRBD_ROOT="" DRBD_KO="" DRBDSETUP="" DRBDMETA="" MODULES="" GUEST_INDEX=0 NGUESTS=1 TEST_NAME="" TEST_TIMEOUT=600
 BOOT_INDEX=0 NBOOTS=1
 for w in $(cat /proc/cmdline); do
   case "$w" in
@@ -132,6 +135,7 @@ for w in $(cat /proc/cmdline); do
     rdrbd.drbd_ko=*) DRBD_KO=${w#*=} ;;
     rdrbd.drbdsetup=*) DRBDSETUP=${w#*=} ;;
     rdrbd.drbdmeta=*) DRBDMETA=${w#*=} ;;
+    rdrbd.modules=*) MODULES=${w#*=} ;;
   esac
 done
 [ -n "$TEST_NAME" ] || TEST_NAME=$(basename "$SCRIPT" .sh)
@@ -150,7 +154,7 @@ mkdir -p /run/lock /var/lock /root
 setup_modules() {
   local rel src
   rel=$(uname -r)
-  src=$RDRBD_ROOT/build/modules/lib/modules
+  src=${MODULES:-$RDRBD_ROOT/build/modules}/lib/modules
   if [ ! -d "$src/$rel" ]; then
     say "no $src/$rel: modprobe of in-tree modules will not work"
     return
