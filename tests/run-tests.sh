@@ -127,9 +127,9 @@ run_guest_tests() {
     order=("${guest_tests[@]}")
   fi
   flush() {
-    local n
-    for t in "${order[@]}"; do
-      n=$(basename "$t" .sh)
+    local f n
+    for f in "${order[@]}"; do
+      n=$(basename "$f" .sh)
       [ -e "$results/$n.rc" ] && [ -z "${reported_set[$n]:-}" ] || continue
       reported_set[$n]=1
       report "$n"
