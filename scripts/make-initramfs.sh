@@ -116,7 +116,9 @@ cat > "$stage/stage2.sh" <<'EOF'
 set -u
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root TERM=dumb LC_ALL=C
-say() { echo "rdrbd-init: [$(cut -d" " -f1 /proc/uptime)] $*"; }
+# Stage 2 starts no process it can do without: on the debugging kernel each
+# one costs about a quarter of a second, and every guest boot pays them.
+say() { local up; read -r up _ < /proc/uptime; echo "rdrbd-init: [$up] $*"; }
 say "stage 2 starting"
 
 # --- kernel command line -------------------------------------------------
@@ -145,7 +147,7 @@ export RESULTS=/results SHARED=/shared
 export DRBD_KO=${DRBD_KO:-$RDRBD_ROOT/build/out/drbd.ko}
 export DRBDSETUP=${DRBDSETUP:-$RDRBD_ROOT/build/out/bin/drbdsetup}
 [ -z "$DRBDMETA" ] || export DRBDMETA   # else lib.sh picks ours or Debian's
-hostname "guest$GUEST_INDEX" 2>/dev/null || true
+echo "guest$GUEST_INDEX" > /proc/sys/kernel/hostname 2>/dev/null || true
 # iproute2 is on Debian systems but not required: busybox has an ip applet.
 command -v ip >/dev/null || ip() { /bin/busybox ip "$@"; }
 mkdir -p /run/lock /var/lock /root
@@ -153,31 +155,34 @@ mkdir -p /run/lock /var/lock /root
 # --- modules of the in-tree kernel (for `modprobe drbd`, the C driver) ----
 setup_modules() {
   local rel src
-  rel=$(uname -r)
+  read -r rel < /proc/sys/kernel/osrelease
   src=${MODULES:-$RDRBD_ROOT/build/modules}/lib/modules
   if [ ! -d "$src/$rel" ]; then
     say "no $src/$rel: modprobe of in-tree modules will not work"
     return
   fi
-  mkdir -p /lib/modules
-  if [ -f "$src/$rel/modules.dep.bin" ] && [ -z "$(find "$src/$rel" -name '*.ko*' -newer "$src/$rel/modules.dep.bin" -print -quit)" ]; then
+  [ -d /lib/modules ] || mkdir -p /lib/modules
+  # scripts/build-kernel.sh stages the modules with modules_install, which
+  # runs depmod: the index is there and current unless depmod was missing.
+  if [ -f "$src/$rel/modules.dep.bin" ]; then
     mount --bind "$src" /lib/modules
   else
     # The staging tree is read-only here: copy it to RAM to run depmod.
-    say "modules.dep missing or stale: copying modules and running depmod"
+    say "modules.dep missing: copying modules and running depmod"
     mount -t tmpfs -o mode=0755 modules /lib/modules
     cp -a "$src/$rel" /lib/modules/
     depmod -a "$rel"
   fi
 }
 setup_modules
+say "modules ready"
 
 # --- network: one point-to-point link per guest pair ------------------------
 # Pair p (1-based, in order (0,1),(0,2),..,(1,2),..) is 169.254.p.0/24 and guest
 # i has 169.254.p.(i+1) on it; the NIC is found by the MAC that
 # scripts/guest-run.py assigns: 52:54:00:d8:<p>:<i> (hex).
 setup_network() {
-  local a b p=0 me=$GUEST_INDEX peer mac f ifname first=""
+  local a b p=0 me=$GUEST_INDEX peer mac f addr ifname first=""
   ip link set lo up
   PEERS=""
   for ((a = 0; a < NGUESTS; a++)); do
@@ -187,7 +192,8 @@ setup_network() {
       mac=$(printf '52:54:00:d8:%02x:%02x' "$p" "$me")
       ifname=""
       for f in /sys/class/net/*/address; do
-        [ "$(cat "$f")" = "$mac" ] && ifname=$(basename "$(dirname "$f")")
+        read -r addr < "$f" || continue
+        if [ "$addr" = "$mac" ]; then ifname=${f%/address}; ifname=${ifname##*/}; fi
       done
       if [ -z "$ifname" ]; then say "no NIC with MAC $mac for the link to guest $peer"; continue; fi
       ip addr add "169.254.$p.$((me + 1))/24" dev "$ifname"
@@ -203,6 +209,7 @@ setup_network() {
   export PEERS=${PEERS# }
 }
 setup_network
+say "network ready"
 
 # --- near the host's timeout, dump blocked tasks so a hang can be diagnosed -
 if [ -w /proc/sysrq-trigger ] && [ "$TEST_TIMEOUT" -gt 60 ]; then
@@ -211,7 +218,9 @@ fi
 
 # --- run the test -------------------------------------------------------------
 say "guest $GUEST_INDEX/$NGUESTS, boot $BOOT_INDEX/$NBOOTS, running $SCRIPT (kernel $(uname -r))"
-env | grep -E '^(RDRBD_ROOT|GUEST_INDEX|NGUESTS|BOOT_INDEX|NBOOTS|TEST_NAME|PEERS|PEER_|LOCAL_ADDR)' | sort | sed 's/^/rdrbd-init:   /'
+for v in $(compgen -e); do   # sorted by bash
+  case $v in RDRBD_ROOT|GUEST_INDEX|NGUESTS|BOOT_INDEX|NBOOTS|TEST_NAME|PEERS|PEER_*|LOCAL_ADDR*) echo "rdrbd-init:   $v=${!v}" ;; esac
+done
 cd /tmp
 set -o pipefail
 # Userspace output is prefixed on the console so the host can tell it apart
