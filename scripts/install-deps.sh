@@ -10,6 +10,7 @@ PACKAGES=(
   clang lld llvm libclang-dev
   bc flex bison libelf-dev libssl-dev cpio xz-utils kmod
   qemu-system-x86 busybox-static e2fsprogs fio drbd-utils resource-agents rsync
+  bash-builtins
 )
 BINDGEN_VERSION=0.69.5
 

@@ -16,7 +16,22 @@ NBOOTS=${NBOOTS:-1}
 SHARED=${SHARED:-/shared}
 RDRBD_FAILED=0
 
-log() { echo "[$(date +%T)] $*"; }
+# Every process a test starts costs a quarter of a second or more on the
+# debugging guest kernel (KASAN and lockdep in fork, exec and page faults,
+# under TCG): the helpers below use bash builtins where a loop or every step
+# would otherwise start one. Debian's bash-builtins has a loadable `sleep`
+# (fractions of a second, no fork); without it the external one serves.
+enable -f /usr/lib/bash/sleep sleep 2>/dev/null || true
+
+log() { printf '[%(%T)T] %s\n' -1 "$*"; }
+
+# indent_tail N PREFIX TEXT: the last N lines of TEXT, each after PREFIX.
+indent_tail() {
+  local lines start
+  mapfile -t lines <<<"$3"
+  start=$(( ${#lines[@]} > $1 ? ${#lines[@]} - $1 : 0 ))
+  printf "$2%s\n" "${lines[@]:start}"
+}
 
 # pass NAME: report sub-result NAME as passed.
 pass() { echo "RESULT: PASS $1"; }
@@ -42,10 +57,10 @@ step() {
   log "step $name: $*"
   out=$("$@" 2>&1) && rc=0 || rc=$?
   if [ $rc = 0 ]; then
-    [ -z "$out" ] || printf '%s\n' "$out" | tail -n 20 | sed 's/^/    /'
+    [ -z "$out" ] || indent_tail 20 '    ' "$out"
     pass "$name"
   else
-    printf '%s\n' "$out" | tail -n 30 | sed 's/^/    /'
+    [ -z "$out" ] || indent_tail 30 '    ' "$out"
     fail "$name" "exit $rc: $*"
   fi
   return $rc
@@ -56,7 +71,7 @@ step() {
 expect_fail() {
   local out rc
   out=$("$@" 2>&1) && rc=0 || rc=$?
-  printf '%s\n' "$out" | sed 's/^/    | /'
+  indent_tail 1000000 '    | ' "$out"
   if [ $rc = 0 ]; then
     echo "    expected failure, but succeeded: $*"
     return 1
@@ -98,7 +113,7 @@ barrier() {
   local tag="barrier.$name.$n"
   [ "$NBOOTS" = 1 ] || tag="barrier.boot$BOOT_INDEX.$name.$n"   # /shared outlives a boot
   touch "$SHARED/$tag.guest$GUEST_INDEX"
-  deadline=$(( $(date +%s) + timeout ))
+  deadline=$(( EPOCHSECONDS + timeout ))
   while :; do
     for ((i = 0; i < NGUESTS; i++)); do
       [ -e "$SHARED/$tag.guest$i" ] || break
@@ -108,7 +123,7 @@ barrier() {
       echo "barrier $name: a peer aborted: $(cd "$SHARED" && ls abort.*)"
       return 1
     fi
-    if [ "$(date +%s)" -ge "$deadline" ]; then
+    if [ "$EPOCHSECONDS" -ge "$deadline" ]; then
       echo "barrier $name: timed out after ${timeout}s waiting for guest $i"
       return 1
     fi
@@ -120,12 +135,13 @@ barrier() {
 # guests (e.g. a checksum): share_get waits until the value exists.
 share_put() { printf '%s\n' "$2" > "$SHARED/val.$1.tmp" && mv "$SHARED/val.$1.tmp" "$SHARED/val.$1"; }
 share_get() {
-  local deadline=$(( $(date +%s) + ${2:-300} ))
+  local deadline=$(( EPOCHSECONDS + ${2:-300} )) value
   until [ -e "$SHARED/val.$1" ]; do
-    [ "$(date +%s)" -lt "$deadline" ] || { echo "share_get $1: timed out" >&2; return 1; }
+    [ "$EPOCHSECONDS" -lt "$deadline" ] || { echo "share_get $1: timed out" >&2; return 1; }
     sleep 0.2
   done
-  cat "$SHARED/val.$1"
+  IFS= read -r value < "$SHARED/val.$1"
+  printf '%s\n' "$value"
 }
 
 # dmesg_clean: no kernel splat so far (the host checks the whole log anyway;
@@ -223,11 +239,37 @@ md5_head() {
 
 # proc_field FIELD [MINOR]: a field of minor MINOR (default 0) in /proc/drbd,
 # e.g. `proc_field oos`, `proc_field ds` (cs, ro, ds: the local part only).
+# Pure bash: the wait loops call it every 0.1 s.
 proc_field() {
-  awk -v m="${2:-0}:" -v f="$1" '
-    $1 == m { on = 1; if (f == "ds" || f == "cs" || f == "ro") { for (i = 2; i <= NF; i++) if (index($i, f ":") == 1) { v = substr($i, length(f) + 2); sub("/.*", "", v); print v; exit } } next }
-    on && /^ *ns:/ { for (i = 1; i <= NF; i++) if (index($i, f ":") == 1) { print substr($i, length(f) + 2); exit } }
-    /^ *[0-9]+:/ { on = 0 }' /proc/drbd
+  local want=$1 minor=${2:-0} line word on=0 value
+  local -a words
+  while IFS= read -r line; do
+    read -ra words <<<"$line"
+    if [ "${words[0]:-}" = "$minor:" ]; then
+      on=1
+      case $want in ds | cs | ro)
+        for word in "${words[@]:1}"; do
+          if [[ $word == "$want:"* ]]; then value=${word#"$want:"}; echo "${value%%/*}"; return; fi
+        done ;;
+      esac
+      continue
+    fi
+    if [ $on = 1 ] && [[ $line =~ ^\ *ns: ]]; then
+      for word in "${words[@]}"; do
+        if [[ $word == "$want:"* ]]; then echo "${word#"$want:"}"; return; fi
+      done
+    fi
+    [[ $line =~ ^\ *[0-9]+: ]] && on=0
+  done < /proc/drbd
+}
+
+# proc_has REGEX: some line of /proc/drbd matches (bash regex, no grep).
+proc_has() {
+  local line
+  while IFS= read -r line; do
+    [[ $line =~ $1 ]] && return 0
+  done < /proc/drbd
+  return 1
 }
 
 # --- multi-boot tests (# boots: N) -----------------------------------------
@@ -351,8 +393,8 @@ wait_summaries() {
 # then the final /proc/drbd lines.
 wait_synced() {
   local n=$(( $1 * 10 )) shown=0
-  until grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do
-    if [ $shown = 0 ] && grep -q "sync'ed" /proc/drbd; then grep -A3 '^ *0:' /proc/drbd; shown=1; fi
+  until proc_has 'cs:Connected .* ds:UpToDate/UpToDate' || [ $n = 0 ]; do
+    if [ $shown = 0 ] && proc_has "sync'ed"; then grep -A3 '^ *0:' /proc/drbd; shown=1; fi
     sleep 0.1; n=$((n - 1))
   done
   grep -A3 '^ *0:' /proc/drbd
