@@ -15,7 +15,7 @@
 # replayed extents, not the device), end UpToDate/UpToDate with identical
 # data areas.
 # guests: 2
-# disks: 256M
+# disks: 128M
 # timeout: 900
 # boots: 2
 set -uo pipefail
@@ -62,9 +62,9 @@ if [ "$BOOT_INDEX" = 0 ]; then
   RUNID=$(cat "$STATE/runid")
   step promote "$S" primary 0 || exit 1
   step acked-records-present $RECORDS check /dev/drbd0 "$RUNID" "$STATE/acked"
-  # Writes of the new Primary: over the first 1 MiB of records and 8 MiB at 128 MiB.
+  # Writes of the new Primary: over the first 1 MiB of records and 8 MiB at 96 MiB.
   step write-after-failover-1 dd if=/dev/urandom of=/dev/drbd0 bs=1M count=1 oflag=direct status=none
-  step write-after-failover-2 dd if=/dev/urandom of=/dev/drbd0 bs=1M count=8 seek=128 oflag=direct status=none
+  step write-after-failover-2 dd if=/dev/urandom of=/dev/drbd0 bs=1M count=8 seek=96 oflag=direct status=none
   oos_is() { local o; o=$(proc_field oos); echo "oos ${o:-?} KiB, want 9216"; [ "$o" = 9216 ]; }
   step oos-marked oos_is
   proc_field oos > "$STATE/oos-boot0"
@@ -100,11 +100,11 @@ if [ "$GUEST_INDEX" = 1 ]; then
     kb=$(resynced_kb)
     echo "resynced ${kb:-?} KB; guest 1 had $oos1 KiB out of sync; device $(( $(size_of /dev/drbd0) / 1024 )) KiB"
     # guest 1's changes plus guest 0's replayed AL extents (the records
-    # live in the first 64 MiB): far below a full sync.
+    # live in the first 64 MiB): below a full sync of the 128 MiB device.
     [ -n "$kb" ] && [ "$kb" -ge "$oos1" ] && [ "$kb" -le $(( oos1 + 65536 )) ]
   }
   step bitmap-based-resync resync_size
-  step write-connected dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=200 oflag=direct status=none
+  step write-connected dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=112 oflag=direct status=none
   step oos-zero test "$(proc_field oos)" = 0
   step secondary "$S" secondary 0
 else

@@ -13,7 +13,7 @@
 # split brain runs the usermode helper (initial-split-brain, split-brain),
 # and events2 listeners (ours and drbd-utils') see the calls.
 # guests: 2
-# disks: 256M
+# disks: 128M
 # timeout: 900
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
