@@ -4,6 +4,9 @@
 # discard, and the data on /dev/drbd0 is byte-identical to the data area of
 # /dev/vda (its first `blockdev --getsize64 /dev/drbd0` bytes; the metadata
 # lives behind it).
+# Mostly moves data (ext4, 64 MiB fio runs with verification and whole-device checksums): runs on the non-debug twin
+# kernel (tests/README.md, "Which kernel").
+# kernel: fast
 # guests: 1
 # disks: 256M
 # timeout: 900

@@ -7,6 +7,9 @@
 # must then be 0 (P_WRITE_ACK under C, P_BARRIER_ACK under A and B cleared
 # the bits), also after a blkdiscard (zeroed here, sent as P_TRIM); both
 # disconnect and the data areas of both backing disks must be identical.
+# Mostly moves data (fio with verification under three protocols and whole-disk checksums): runs on the non-debug twin
+# kernel (tests/README.md, "Which kernel").
+# kernel: fast
 # guests: 2
 # disks: 256M
 # timeout: 900

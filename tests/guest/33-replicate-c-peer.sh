@@ -8,6 +8,9 @@
 # changes on the live connection both ways (P_PROTOCOL_UPDATE: C node to
 # A, rdrbd back to C). The data areas of both disks must end equal. (C Primary writing to rdrbd works too, see
 # tests/guest-extra/34-replicate-c-both-ways.sh for why it is not here.)
+# Mostly moves data (fio with verification against the C driver and whole-disk checksums): runs on the non-debug twin
+# kernel (tests/README.md, "Which kernel").
+# kernel: fast
 # guests: 2
 # disks: 256M
 # timeout: 900

@@ -5,6 +5,9 @@
 # drops the connection while guest 0 keeps writing 8 MiB; after reconnecting
 # only the changed blocks are resynced (within 10% of 8 MiB, not the device
 # size). Finally both go down and the data areas of the backing disks match.
+# Mostly moves data (a full sync of 256 MiB, then a bitmap resync): runs on the non-debug twin
+# kernel (tests/README.md, "Which kernel").
+# kernel: fast
 # guests: 2
 # disks: 256M
 # timeout: 900

@@ -5,6 +5,9 @@
 # then rdrbd is Primary, writes, the C node disconnects, rdrbd writes 8 MiB
 # more, and after reconnecting only those blocks go to the C node (rdrbd as
 # SyncSource). Both disks' data areas must end equal.
+# Mostly moves data (full syncs with the C driver in both directions): runs on the non-debug twin
+# kernel (tests/README.md, "Which kernel").
+# kernel: fast
 # guests: 2
 # disks: 128M
 # timeout: 900

@@ -11,6 +11,9 @@
 # - Connecting with a different csums-alg (sha256 on guest 1) is refused on
 #   both sides ("Different csums-alg settings", StandAlone).
 # Both data areas match at the end.
+# Mostly moves data (full and bitmap resyncs with checksums of every block): runs on the non-debug twin
+# kernel (tests/README.md, "Which kernel").
+# kernel: fast
 # guests: 2
 # disks: 64M
 # timeout: 900

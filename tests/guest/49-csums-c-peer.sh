@@ -13,6 +13,9 @@
 # - the C node reconnects with csums-alg sha256: both refuse
 #   ("Different csums-alg settings") and stay StandAlone.
 # Both data areas match at the end.
+# Mostly moves data (checksum-based resyncs with the C driver): runs on the non-debug twin
+# kernel (tests/README.md, "Which kernel").
+# kernel: fast
 # guests: 2
 # disks: 64M
 # timeout: 900
