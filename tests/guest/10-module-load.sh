@@ -31,7 +31,7 @@ slabinfo > /tmp/slab.before || true
 cycles=50 bad=""
 for ((n = 1; n <= cycles; n++)); do
   load_drbd || { bad="insmod failed in cycle $n"; break; }
-  line=$(head -n 1 /proc/drbd 2>&1)
+  IFS= read -r line < /proc/drbd 2>/dev/null || line="no /proc/drbd"
   [ "$line" = "version: 8.4.11 (api:1/proto:86-101)" ] || { bad="cycle $n: /proc/drbd: $line"; rmmod drbd; break; }
   rmmod drbd || { bad="rmmod failed in cycle $n"; break; }
   [ ! -e /proc/drbd ] || { bad="cycle $n: /proc/drbd still there after rmmod"; break; }

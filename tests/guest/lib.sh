@@ -164,9 +164,12 @@ need_artifacts() {
 
 # load_drbd: insmod our module, after modprobing the in-tree modules it
 # depends on (modpost records them in .modinfo).
+# The dependencies are looked up once per script (tests load and unload the
+# module many times).
 load_drbd() {
   local d
-  for d in $(modinfo -F depends "$DRBD_KO" 2>/dev/null | tr ',' ' '); do
+  [ -n "${DRBD_KO_DEPENDS+set}" ] || DRBD_KO_DEPENDS=$(modinfo -F depends "$DRBD_KO" 2>/dev/null)
+  for d in ${DRBD_KO_DEPENDS//,/ }; do
     modprobe "$d" || return 1
   done
   insmod "$DRBD_KO"

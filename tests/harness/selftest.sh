@@ -22,7 +22,8 @@ expect() {
   printf '%s\n' "$out" | sed "s/^/  $script| /"
 }
 
-expect exit1.sh 1 '^FAIL exit1 \(guest0: script exited with 1\)' 'about to fail'
+expect exit1.sh 1 '^FAIL exit1 \(guest0: script exited with 1\)' 'about to fail' \
+  '^TIME exit1 [0-9]+\.[0-9] 1 - debug [0-9]+$'
 start=$(date +%s)
 expect hang.sh 1 '^FAIL hang \(guest0: timed out after 45 s\)'
 took=$(( $(date +%s) - start ))
@@ -43,6 +44,9 @@ done
 [ ! -e "$root/build/logs/multiboot/guest0/boot0/rc" ] || { echo "selftest multiboot.sh: boot 0 has an rc despite its power cut"; bad=1; }
 expect multiboot-fail.sh 1 '^PASS multiboot-fail/boot0/reached-0' '^PASS multiboot-fail/boot1/reached-1' \
   '^FAIL multiboot-fail \(guest0.boot0: kernel log: .*WARNING: CPU: 0 PID: 1 at rdrbd/selftest.c:2.*guest0.boot1: power cut in the last boot'
+# The budget and kernel flavour from the command line reach the TIME line.
+GR_OPTS=(--budget 7 --flavour fast)
+expect exit1.sh 1 '^TIME exit1 [0-9]+\.[0-9] 1 7 fast [0-9]+$'
 # A failed boot ends the run: the next one is not started.
 GR_OPTS=(--boots 2)
 expect exit1.sh 1 '^FAIL exit1 \(guest0.boot0: script exited with 1; guest0.boot1: not run \(boot 0 failed\)\)'
