@@ -1,6 +1,10 @@
 //! Big-endian byte cursors over caller buffers, for the wire protocol's
 //! payloads. They only ever use checked slice access: a short input is
 //! `TooShort`, a short output `BufferTooSmall`, never a panic.
+//!
+//! `wire_struct!` builds a fixed-layout payload (struct, `SIZE`, `decode`,
+//! `encode`) from one list of its fields, so the field order is written
+//! once instead of three times.
 
 use super::protocol::ProtocolError;
 
@@ -138,3 +142,133 @@ impl<'a> Writer<'a> {
         self.pos
     }
 }
+
+/// A value with a fixed-size big-endian layout: a field of a
+/// `wire_struct!` payload.
+///
+/// Decoding is split in two because the C receivers check a payload's
+/// size before they look at its content: `read` takes the bytes of every
+/// field, the payload is checked to end there, and only then `check` turns
+/// the values into fields and may reject them (a state word 8.4 does not
+/// define). So a payload of the wrong length is `TooShort` or `TooLong`
+/// whatever it contains.
+pub(crate) trait WireField: Sized {
+    /// Bytes on the wire.
+    const SIZE: usize;
+
+    /// The value as read, before `check`.
+    type Raw;
+
+    /// Reads `SIZE` bytes.
+    fn read(r: &mut Reader<'_>) -> Result<Self::Raw, ProtocolError>;
+
+    /// The field for a value read by `read`.
+    fn check(raw: Self::Raw) -> Result<Self, ProtocolError>;
+
+    /// Writes `SIZE` bytes.
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), ProtocolError>;
+}
+
+/// Integers are fields as they are: every value is valid.
+macro_rules! wire_int {
+    ($($int:ident),*) => {$(
+        impl WireField for $int {
+            const SIZE: usize = core::mem::size_of::<$int>();
+            type Raw = Self;
+
+            fn read(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
+                r.$int()
+            }
+
+            fn check(raw: Self) -> Result<Self, ProtocolError> {
+                Ok(raw)
+            }
+
+            fn write(&self, w: &mut Writer<'_>) -> Result<(), ProtocolError> {
+                w.$int(*self)
+            }
+        }
+    )*};
+}
+
+wire_int!(u32, i32, u64);
+
+/// Defines a payload of fixed size from its fields in wire order: the
+/// struct (plain data: Debug, Clone, Copy, PartialEq, Eq), its payload
+/// `SIZE`, `decode` (exactly `SIZE` bytes, else `TooShort` or `TooLong`;
+/// padding is not looked at, as in C) and `encode` (padding written as
+/// zeros; returns `SIZE`), and `WireField` so that another payload can
+/// hold it as a field. Every field type is a `WireField`; `padding: N;`
+/// after the fields is the number of bytes that follow them in C.
+///
+/// The expansion names this module as `super::wire` rather than
+/// `$crate::wire`: the kernel module compiles these files as modules of
+/// its own crate at another path, where only the sibling path holds.
+macro_rules! wire_struct {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident {
+            $($(#[$field_attr:meta])* pub $field:ident: $ty:ty,)*
+        }
+        $(padding: $padding:expr;)?
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name {
+            $($(#[$field_attr])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// Payload size: the fields and the padding.
+            pub const SIZE: usize = <Self as super::wire::WireField>::SIZE;
+
+            /// Decodes exactly `SIZE` bytes; padding is ignored.
+            pub fn decode(bytes: &[u8]) -> Result<Self, super::protocol::ProtocolError> {
+                let mut r = super::wire::Reader::new(bytes);
+                let raw = <Self as super::wire::WireField>::read(&mut r)?;
+                r.finish()?;
+                <Self as super::wire::WireField>::check(raw)
+            }
+
+            /// Encodes with zero padding; returns the length.
+            pub fn encode(&self, out: &mut [u8]) -> Result<usize, super::protocol::ProtocolError> {
+                let mut w = super::wire::Writer::new(out, Self::SIZE)?;
+                super::wire::WireField::write(self, &mut w)?;
+                Ok(w.len())
+            }
+        }
+
+        impl super::wire::WireField for $name {
+            const SIZE: usize =
+                0 $(+ <$ty as super::wire::WireField>::SIZE)* $(+ $padding)?;
+            type Raw = ($(<$ty as super::wire::WireField>::Raw,)*);
+
+            fn read(
+                r: &mut super::wire::Reader<'_>,
+            ) -> Result<Self::Raw, super::protocol::ProtocolError> {
+                // A tuple's elements are evaluated left to right: wire order.
+                let raw = ($(<$ty as super::wire::WireField>::read(r)?,)*);
+                $(r.skip($padding)?;)?
+                Ok(raw)
+            }
+
+            fn check(raw: Self::Raw) -> Result<Self, super::protocol::ProtocolError> {
+                let ($($field,)*) = raw;
+                Ok(Self {
+                    $($field: <$ty as super::wire::WireField>::check($field)?,)*
+                })
+            }
+
+            fn write(
+                &self,
+                w: &mut super::wire::Writer<'_>,
+            ) -> Result<(), super::protocol::ProtocolError> {
+                $(super::wire::WireField::write(&self.$field, w)?;)*
+                $(w.zeros($padding)?;)?
+                Ok(())
+            }
+        }
+    };
+}
+
+pub(crate) use wire_struct;
