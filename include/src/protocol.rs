@@ -13,7 +13,7 @@
 
 use super::genl::{disk_conf, State, StateChangeResult};
 use super::uuid::Uuids;
-use super::wire::{wire_struct, Reader, Writer};
+use super::wire::{wire_struct, Reader, WireField, Writer};
 
 /// Magic of the 8-byte h80 header.
 pub const DRBD_MAGIC: u32 = 0x8374_0267;
@@ -682,43 +682,14 @@ wire_struct! {
     }
 }
 
-/// P_TRIM and P_ZEROES (`p_trim`, 28 bytes): `p_data` plus the byte count;
-/// no data follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Trim {
-    /// Sector, block id, sequence number and flags as in P_DATA.
-    pub data: DataPacket,
-    /// Bytes to discard or zero.
-    pub size: u32,
-}
-
-impl Trim {
-    /// Payload size.
-    pub const SIZE: usize = 28;
-
-    /// Decodes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let (data, size) = bytes
-            .split_at_checked(DataPacket::SIZE)
-            .ok_or(ProtocolError::TooShort)?;
-        let mut r = Reader::new(size);
-        let size = r.u32()?;
-        r.finish()?;
-        Ok(Self {
-            data: DataPacket::decode(data)?,
-            size,
-        })
-    }
-
-    /// Encodes; returns the payload length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        if out.len() < Self::SIZE {
-            return Err(ProtocolError::BufferTooSmall);
-        }
-        let n = self.data.encode(out)?;
-        let mut w = Writer::new(out.get_mut(n..).ok_or(ProtocolError::BufferTooSmall)?, 4)?;
-        w.u32(self.size)?;
-        Ok(Self::SIZE)
+wire_struct! {
+    /// P_TRIM and P_ZEROES (`p_trim`, 28 bytes): `p_data` plus the byte count;
+    /// no data follows.
+    pub struct Trim {
+        /// Sector, block id, sequence number and flags as in P_DATA.
+        pub data: DataPacket,
+        /// Bytes to discard or zero.
+        pub size: u32,
     }
 }
 
@@ -787,48 +758,42 @@ wire_struct! {
     }
 }
 
-/// P_UUIDS (`p_uuids`, 48 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UuidsPacket {
-    /// Current, bitmap and history UUIDs.
-    pub uuids: Uuids,
-    /// Set bits in the sender's bitmap ("changes" of the after-sb policies).
-    pub bitmap_bits: u64,
-    /// `uuid::uuid_flags::*`.
-    pub flags: u64,
+wire_struct! {
+    /// P_UUIDS (`p_uuids`, 48 bytes).
+    pub struct UuidsPacket {
+        /// Current, bitmap and history UUIDs.
+        pub uuids: Uuids,
+        /// Set bits in the sender's bitmap ("changes" of the after-sb policies).
+        pub bitmap_bits: u64,
+        /// `uuid::uuid_flags::*`.
+        pub flags: u64,
+    }
 }
 
-impl UuidsPacket {
-    /// Payload size.
-    pub const SIZE: usize = 48;
+/// The UUID set in P_UUIDS: current, bitmap, then the two history UUIDs.
+impl WireField for Uuids {
+    const SIZE: usize = 4 * 8;
+    type Raw = Self;
 
-    /// Decodes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let p = Self {
-            uuids: Uuids {
-                current: r.u64()?,
-                bitmap: r.u64()?,
-                history: [r.u64()?, r.u64()?],
-            },
-            bitmap_bits: r.u64()?,
-            flags: r.u64()?,
-        };
-        r.finish()?;
-        Ok(p)
+    fn read(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
+        Ok(Self {
+            current: r.u64()?,
+            bitmap: r.u64()?,
+            history: [r.u64()?, r.u64()?],
+        })
     }
 
-    /// Encodes; returns the length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u64(self.uuids.current)?;
-        w.u64(self.uuids.bitmap)?;
-        for h in self.uuids.history {
+    fn check(raw: Self) -> Result<Self, ProtocolError> {
+        Ok(raw)
+    }
+
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), ProtocolError> {
+        w.u64(self.current)?;
+        w.u64(self.bitmap)?;
+        for h in self.history {
             w.u64(h)?;
         }
-        w.u64(self.bitmap_bits)?;
-        w.u64(self.flags)?;
-        Ok(w.len())
+        Ok(())
     }
 }
 
@@ -840,31 +805,30 @@ wire_struct! {
     }
 }
 
-/// P_STATE (`p_state`, 4 bytes): the sender's state word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatePacket {
-    /// The sender's state, from its point of view.
-    pub state: State,
+wire_struct! {
+    /// P_STATE (`p_state`, 4 bytes): the sender's state word.
+    pub struct StatePacket {
+        /// The sender's state, from its point of view.
+        pub state: State,
+    }
 }
 
-impl StatePacket {
-    /// Payload size.
-    pub const SIZE: usize = 4;
+/// A state word; one with field values 8.4 does not define is
+/// `BadStateWord`.
+impl WireField for State {
+    const SIZE: usize = 4;
+    type Raw = u32;
 
-    /// Decodes; a word with undefined field values is an error.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let word = r.u32()?;
-        r.finish()?;
-        let state = State::from_u32(word).ok_or(ProtocolError::BadStateWord)?;
-        Ok(Self { state })
+    fn read(r: &mut Reader<'_>) -> Result<u32, ProtocolError> {
+        r.u32()
     }
 
-    /// Encodes; returns the length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u32(self.state.to_u32())?;
-        Ok(w.len())
+    fn check(word: u32) -> Result<Self, ProtocolError> {
+        Self::from_u32(word).ok_or(ProtocolError::BadStateWord)
+    }
+
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), ProtocolError> {
+        w.u32(self.to_u32())
     }
 }
 
