@@ -201,9 +201,10 @@ wire_int!(u32, i32, u64);
 /// hold it as a field. Every field type is a `WireField`; `padding: N;`
 /// after the fields is the number of bytes that follow them in C.
 ///
-/// The expansion names this module as `super::wire` rather than
-/// `$crate::wire`: the kernel module compiles these files as modules of
-/// its own crate at another path, where only the sibling path holds.
+/// The expansion names `super::wire` and `super::protocol` rather than
+/// `$crate::...`: the kernel module compiles these files as modules of its
+/// own crate under another path, so only the paths between sibling
+/// modules are the same in both crates.
 macro_rules! wire_struct {
     (
         $(#[$attr:meta])*
