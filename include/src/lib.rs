@@ -33,6 +33,9 @@ pub mod al_set;
 /// DRBD 8.4 wire protocol: headers, command codes, payload codecs.
 pub mod protocol;
 
+/// Big-endian cursors for the wire protocol's payloads.
+mod wire;
+
 /// Bitmap transfer: plain chunks and the RLE/VLI compressed code.
 pub mod bitmap_rle;
 

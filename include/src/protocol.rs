@@ -13,6 +13,7 @@
 
 use super::genl::{disk_conf, State, StateChangeResult};
 use super::uuid::Uuids;
+use super::wire::{wire_struct, Reader, WireField, Writer};
 
 /// Magic of the 8-byte h80 header.
 pub const DRBD_MAGIC: u32 = 0x8374_0267;
@@ -391,144 +392,6 @@ impl Link {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Byte cursors. They only ever use checked slice access.
-
-/// Reads big-endian fields front to back.
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Self { rest: bytes }
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], ProtocolError> {
-        let (head, tail) = self
-            .rest
-            .split_first_chunk::<N>()
-            .ok_or(ProtocolError::TooShort)?;
-        self.rest = tail;
-        Ok(*head)
-    }
-
-    fn u8(&mut self) -> Result<u8, ProtocolError> {
-        Ok(u8::from_be_bytes(self.array()?))
-    }
-
-    fn u16(&mut self) -> Result<u16, ProtocolError> {
-        Ok(u16::from_be_bytes(self.array()?))
-    }
-
-    fn u32(&mut self) -> Result<u32, ProtocolError> {
-        Ok(u32::from_be_bytes(self.array()?))
-    }
-
-    fn i32(&mut self) -> Result<i32, ProtocolError> {
-        Ok(i32::from_be_bytes(self.array()?))
-    }
-
-    fn u64(&mut self) -> Result<u64, ProtocolError> {
-        Ok(u64::from_be_bytes(self.array()?))
-    }
-
-    fn skip(&mut self, n: usize) -> Result<(), ProtocolError> {
-        self.rest = self.rest.get(n..).ok_or(ProtocolError::TooShort)?;
-        Ok(())
-    }
-
-    /// Takes `n` bytes as a slice.
-    fn bytes(&mut self, n: usize) -> Result<&'a [u8], ProtocolError> {
-        let (head, tail) = self
-            .rest
-            .split_at_checked(n)
-            .ok_or(ProtocolError::TooShort)?;
-        self.rest = tail;
-        Ok(head)
-    }
-
-    /// Everything not read yet.
-    fn rest(&self) -> &'a [u8] {
-        self.rest
-    }
-
-    /// Fails if bytes are left over.
-    fn finish(&self) -> Result<(), ProtocolError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(ProtocolError::TooLong)
-        }
-    }
-}
-
-/// Writes big-endian fields front to back into a caller's buffer.
-struct Writer<'a> {
-    buf: &'a mut [u8],
-    pos: usize,
-}
-
-impl<'a> Writer<'a> {
-    /// Fails up front unless `need` bytes fit, so nothing is half written.
-    fn new(buf: &'a mut [u8], need: usize) -> Result<Self, ProtocolError> {
-        if buf.len() < need {
-            return Err(ProtocolError::BufferTooSmall);
-        }
-        Ok(Self { buf, pos: 0 })
-    }
-
-    fn put(&mut self, bytes: &[u8]) -> Result<(), ProtocolError> {
-        let end = self
-            .pos
-            .checked_add(bytes.len())
-            .ok_or(ProtocolError::BufferTooSmall)?;
-        self.buf
-            .get_mut(self.pos..end)
-            .ok_or(ProtocolError::BufferTooSmall)?
-            .copy_from_slice(bytes);
-        self.pos = end;
-        Ok(())
-    }
-
-    fn u8(&mut self, v: u8) -> Result<(), ProtocolError> {
-        self.put(&[v])
-    }
-
-    fn u16(&mut self, v: u16) -> Result<(), ProtocolError> {
-        self.put(&v.to_be_bytes())
-    }
-
-    fn u32(&mut self, v: u32) -> Result<(), ProtocolError> {
-        self.put(&v.to_be_bytes())
-    }
-
-    fn i32(&mut self, v: i32) -> Result<(), ProtocolError> {
-        self.put(&v.to_be_bytes())
-    }
-
-    fn u64(&mut self, v: u64) -> Result<(), ProtocolError> {
-        self.put(&v.to_be_bytes())
-    }
-
-    fn zeros(&mut self, n: usize) -> Result<(), ProtocolError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .ok_or(ProtocolError::BufferTooSmall)?;
-        self.buf
-            .get_mut(self.pos..end)
-            .ok_or(ProtocolError::BufferTooSmall)?
-            .fill(0);
-        self.pos = end;
-        Ok(())
-    }
-
-    fn len(&self) -> usize {
-        self.pos
-    }
-}
-
 /// Checks that `len` fits a u32 length field.
 fn wire_len(len: usize) -> Result<u32, ProtocolError> {
     u32::try_from(len).map_err(|_| ProtocolError::PayloadTooLarge)
@@ -763,52 +626,27 @@ pub fn check_payload_size(cmd: Packet, link: Link, length: u32) -> Result<(), Pr
 // ---------------------------------------------------------------------------
 // Payloads with a fixed layout. `decode` wants exactly `SIZE` bytes.
 
-/// P_CONNECTION_FEATURES (`p_connection_features`, 72 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionFeatures {
-    /// Lowest version the sender speaks.
-    pub protocol_min: u32,
-    /// Features the sender supports.
-    pub feature_flags: u32,
-    /// Highest version the sender speaks; 0 means "same as min".
-    pub protocol_max: u32,
+wire_struct! {
+    /// P_CONNECTION_FEATURES (`p_connection_features`, 72 bytes).
+    pub struct ConnectionFeatures {
+        /// Lowest version the sender speaks.
+        pub protocol_min: u32,
+        /// Features the sender supports.
+        pub feature_flags: u32,
+        /// Highest version the sender speaks; 0 means "same as min".
+        pub protocol_max: u32,
+    }
+    // The pad word and the seven reserved u64s of C.
+    padding: 4 + 7 * 8;
 }
 
 impl ConnectionFeatures {
-    /// Payload size.
-    pub const SIZE: usize = 72;
-
     /// What the 6.12 driver sends: 86..=101 with every feature.
     pub const OURS: Self = Self {
         protocol_min: PRO_VERSION_MIN,
         feature_flags: PRO_FEATURES,
         protocol_max: PRO_VERSION_MAX,
     };
-
-    /// Decodes; the padding and reserved words are ignored, as in C.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let protocol_min = r.u32()?;
-        let feature_flags = r.u32()?;
-        let protocol_max = r.u32()?;
-        r.skip(4 + 7 * 8)?;
-        r.finish()?;
-        Ok(Self {
-            protocol_min,
-            feature_flags,
-            protocol_max,
-        })
-    }
-
-    /// Encodes; returns the payload length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u32(self.protocol_min)?;
-        w.u32(self.feature_flags)?;
-        w.u32(self.protocol_max)?;
-        w.zeros(4 + 7 * 8)?;
-        Ok(w.len())
-    }
 
     /// The link both sides agree on, from what we sent and what the peer
     /// sent (`drbd_do_features`): the highest common version, the common
@@ -829,404 +667,184 @@ impl ConnectionFeatures {
     }
 }
 
-/// P_DATA, P_DATA_REPLY, P_RS_DATA_REPLY fixed part (`p_data`, 24 bytes);
-/// the optional integrity digest and the data follow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DataPacket {
-    /// Start sector.
-    pub sector: u64,
-    /// Opaque request handle, echoed in the ack (ID_SYNCER for resync).
-    pub block_id: u64,
-    /// P_DATA: per-device sequence number; replies: 0.
-    pub seq_num: u32,
-    /// `dp::*` flags; replies: 0.
-    pub dp_flags: u32,
-}
-
-impl DataPacket {
-    /// Size of the fixed part.
-    pub const SIZE: usize = 24;
-
-    /// Decodes the fixed part.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let p = Self {
-            sector: r.u64()?,
-            block_id: r.u64()?,
-            seq_num: r.u32()?,
-            dp_flags: r.u32()?,
-        };
-        r.finish()?;
-        Ok(p)
-    }
-
-    /// Encodes the fixed part; returns its length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u64(self.sector)?;
-        w.u64(self.block_id)?;
-        w.u32(self.seq_num)?;
-        w.u32(self.dp_flags)?;
-        Ok(w.len())
+wire_struct! {
+    /// P_DATA, P_DATA_REPLY, P_RS_DATA_REPLY fixed part (`p_data`, 24 bytes);
+    /// the optional integrity digest and the data follow.
+    pub struct DataPacket {
+        /// Start sector.
+        pub sector: u64,
+        /// Opaque request handle, echoed in the ack (ID_SYNCER for resync).
+        pub block_id: u64,
+        /// P_DATA: per-device sequence number; replies: 0.
+        pub seq_num: u32,
+        /// `dp::*` flags; replies: 0.
+        pub dp_flags: u32,
     }
 }
 
-/// P_TRIM and P_ZEROES (`p_trim`, 28 bytes): `p_data` plus the byte count;
-/// no data follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Trim {
-    /// Sector, block id, sequence number and flags as in P_DATA.
-    pub data: DataPacket,
-    /// Bytes to discard or zero.
-    pub size: u32,
+wire_struct! {
+    /// P_TRIM and P_ZEROES (`p_trim`, 28 bytes): `p_data` plus the byte count;
+    /// no data follows.
+    pub struct Trim {
+        /// Sector, block id, sequence number and flags as in P_DATA.
+        pub data: DataPacket,
+        /// Bytes to discard or zero.
+        pub size: u32,
+    }
 }
 
-impl Trim {
-    /// Payload size.
-    pub const SIZE: usize = 28;
+wire_struct! {
+    /// Block requests (`p_block_req`, 24 bytes): P_DATA_REQUEST,
+    /// P_RS_DATA_REQUEST, P_OV_REQUEST, P_RS_THIN_REQ, and the fixed part of
+    /// P_CSUM_RS_REQUEST and P_OV_REPLY (a digest follows).
+    pub struct BlockRequest {
+        /// Start sector.
+        pub sector: u64,
+        /// Opaque handle (ID_SYNCER for resync and verify).
+        pub block_id: u64,
+        /// Bytes.
+        pub blksize: u32,
+    }
+    // The pad word of C.
+    padding: 4;
+}
 
-    /// Decodes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let (data, size) = bytes
-            .split_at_checked(DataPacket::SIZE)
-            .ok_or(ProtocolError::TooShort)?;
-        let mut r = Reader::new(size);
-        let size = r.u32()?;
-        r.finish()?;
+wire_struct! {
+    /// Per-block acks on the meta socket (`p_block_ack`, 24 bytes): P_RECV_ACK,
+    /// P_WRITE_ACK, P_RS_WRITE_ACK, P_SUPERSEDED, P_NEG_ACK, P_NEG_DREPLY,
+    /// P_NEG_RS_DREPLY, P_RS_IS_IN_SYNC, P_OV_RESULT, P_RS_CANCEL,
+    /// P_RETRY_WRITE.
+    pub struct BlockAck {
+        /// Sector, echoed.
+        pub sector: u64,
+        /// Block id, echoed (ID_IN_SYNC / ID_OUT_OF_SYNC for P_OV_RESULT).
+        pub block_id: u64,
+        /// Bytes.
+        pub blksize: u32,
+        /// The sender's per-device sequence number.
+        pub seq_num: u32,
+    }
+}
+
+wire_struct! {
+    /// P_OUT_OF_SYNC and P_RS_DEALLOCATED (`p_block_desc`, 16 bytes).
+    pub struct BlockDesc {
+        /// Start sector.
+        pub sector: u64,
+        /// Bytes.
+        pub blksize: u32,
+    }
+    // The pad word of C.
+    padding: 4;
+}
+
+wire_struct! {
+    /// P_BARRIER (`p_barrier`, 8 bytes).
+    pub struct Barrier {
+        /// Opaque epoch number (host order in C): echo it unchanged.
+        pub barrier: u32,
+    }
+    // The pad word of C.
+    padding: 4;
+}
+
+wire_struct! {
+    /// P_BARRIER_ACK (`p_barrier_ack`, 8 bytes).
+    pub struct BarrierAck {
+        /// The barrier number as received.
+        pub barrier: u32,
+        /// Number of writes in the epoch.
+        pub set_size: u32,
+    }
+}
+
+wire_struct! {
+    /// P_UUIDS (`p_uuids`, 48 bytes).
+    pub struct UuidsPacket {
+        /// Current, bitmap and history UUIDs.
+        pub uuids: Uuids,
+        /// Set bits in the sender's bitmap ("changes" of the after-sb policies).
+        pub bitmap_bits: u64,
+        /// `uuid::uuid_flags::*`.
+        pub flags: u64,
+    }
+}
+
+/// The UUID set in P_UUIDS: current, bitmap, then the two history UUIDs.
+impl WireField for Uuids {
+    const SIZE: usize = 4 * 8;
+    type Raw = Self;
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, ProtocolError> {
         Ok(Self {
-            data: DataPacket::decode(data)?,
-            size,
+            current: r.u64()?,
+            bitmap: r.u64()?,
+            history: [r.u64()?, r.u64()?],
         })
     }
 
-    /// Encodes; returns the payload length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        if out.len() < Self::SIZE {
-            return Err(ProtocolError::BufferTooSmall);
-        }
-        let n = self.data.encode(out)?;
-        let mut w = Writer::new(out.get_mut(n..).ok_or(ProtocolError::BufferTooSmall)?, 4)?;
-        w.u32(self.size)?;
-        Ok(Self::SIZE)
-    }
-}
-
-/// Block requests (`p_block_req`, 24 bytes): P_DATA_REQUEST,
-/// P_RS_DATA_REQUEST, P_OV_REQUEST, P_RS_THIN_REQ, and the fixed part of
-/// P_CSUM_RS_REQUEST and P_OV_REPLY (a digest follows).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlockRequest {
-    /// Start sector.
-    pub sector: u64,
-    /// Opaque handle (ID_SYNCER for resync and verify).
-    pub block_id: u64,
-    /// Bytes.
-    pub blksize: u32,
-}
-
-impl BlockRequest {
-    /// Size of the fixed part.
-    pub const SIZE: usize = 24;
-
-    /// Decodes; the pad word is ignored.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let p = Self {
-            sector: r.u64()?,
-            block_id: r.u64()?,
-            blksize: r.u32()?,
-        };
-        r.skip(4)?;
-        r.finish()?;
-        Ok(p)
+    fn check(raw: Self) -> Result<Self, ProtocolError> {
+        Ok(raw)
     }
 
-    /// Encodes with a zero pad; returns the length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u64(self.sector)?;
-        w.u64(self.block_id)?;
-        w.u32(self.blksize)?;
-        w.u32(0)?;
-        Ok(w.len())
-    }
-}
-
-/// Per-block acks on the meta socket (`p_block_ack`, 24 bytes): P_RECV_ACK,
-/// P_WRITE_ACK, P_RS_WRITE_ACK, P_SUPERSEDED, P_NEG_ACK, P_NEG_DREPLY,
-/// P_NEG_RS_DREPLY, P_RS_IS_IN_SYNC, P_OV_RESULT, P_RS_CANCEL,
-/// P_RETRY_WRITE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlockAck {
-    /// Sector, echoed.
-    pub sector: u64,
-    /// Block id, echoed (ID_IN_SYNC / ID_OUT_OF_SYNC for P_OV_RESULT).
-    pub block_id: u64,
-    /// Bytes.
-    pub blksize: u32,
-    /// The sender's per-device sequence number.
-    pub seq_num: u32,
-}
-
-impl BlockAck {
-    /// Payload size.
-    pub const SIZE: usize = 24;
-
-    /// Decodes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let p = Self {
-            sector: r.u64()?,
-            block_id: r.u64()?,
-            blksize: r.u32()?,
-            seq_num: r.u32()?,
-        };
-        r.finish()?;
-        Ok(p)
-    }
-
-    /// Encodes; returns the length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u64(self.sector)?;
-        w.u64(self.block_id)?;
-        w.u32(self.blksize)?;
-        w.u32(self.seq_num)?;
-        Ok(w.len())
-    }
-}
-
-/// P_OUT_OF_SYNC and P_RS_DEALLOCATED (`p_block_desc`, 16 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlockDesc {
-    /// Start sector.
-    pub sector: u64,
-    /// Bytes.
-    pub blksize: u32,
-}
-
-impl BlockDesc {
-    /// Payload size.
-    pub const SIZE: usize = 16;
-
-    /// Decodes; the pad word is ignored.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let p = Self {
-            sector: r.u64()?,
-            blksize: r.u32()?,
-        };
-        r.skip(4)?;
-        r.finish()?;
-        Ok(p)
-    }
-
-    /// Encodes with a zero pad; returns the length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u64(self.sector)?;
-        w.u32(self.blksize)?;
-        w.u32(0)?;
-        Ok(w.len())
-    }
-}
-
-/// P_BARRIER (`p_barrier`, 8 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Barrier {
-    /// Opaque epoch number (host order in C): echo it unchanged.
-    pub barrier: u32,
-}
-
-impl Barrier {
-    /// Payload size.
-    pub const SIZE: usize = 8;
-
-    /// Decodes; the pad word is ignored.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let barrier = r.u32()?;
-        r.skip(4)?;
-        r.finish()?;
-        Ok(Self { barrier })
-    }
-
-    /// Encodes with a zero pad; returns the length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u32(self.barrier)?;
-        w.u32(0)?;
-        Ok(w.len())
-    }
-}
-
-/// P_BARRIER_ACK (`p_barrier_ack`, 8 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BarrierAck {
-    /// The barrier number as received.
-    pub barrier: u32,
-    /// Number of writes in the epoch.
-    pub set_size: u32,
-}
-
-impl BarrierAck {
-    /// Payload size.
-    pub const SIZE: usize = 8;
-
-    /// Decodes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let p = Self {
-            barrier: r.u32()?,
-            set_size: r.u32()?,
-        };
-        r.finish()?;
-        Ok(p)
-    }
-
-    /// Encodes; returns the length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u32(self.barrier)?;
-        w.u32(self.set_size)?;
-        Ok(w.len())
-    }
-}
-
-/// P_UUIDS (`p_uuids`, 48 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UuidsPacket {
-    /// Current, bitmap and history UUIDs.
-    pub uuids: Uuids,
-    /// Set bits in the sender's bitmap ("changes" of the after-sb policies).
-    pub bitmap_bits: u64,
-    /// `uuid::uuid_flags::*`.
-    pub flags: u64,
-}
-
-impl UuidsPacket {
-    /// Payload size.
-    pub const SIZE: usize = 48;
-
-    /// Decodes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let p = Self {
-            uuids: Uuids {
-                current: r.u64()?,
-                bitmap: r.u64()?,
-                history: [r.u64()?, r.u64()?],
-            },
-            bitmap_bits: r.u64()?,
-            flags: r.u64()?,
-        };
-        r.finish()?;
-        Ok(p)
-    }
-
-    /// Encodes; returns the length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u64(self.uuids.current)?;
-        w.u64(self.uuids.bitmap)?;
-        for h in self.uuids.history {
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), ProtocolError> {
+        w.u64(self.current)?;
+        w.u64(self.bitmap)?;
+        for h in self.history {
             w.u64(h)?;
         }
-        w.u64(self.bitmap_bits)?;
-        w.u64(self.flags)?;
-        Ok(w.len())
+        Ok(())
     }
 }
 
-/// P_SYNC_UUID (`p_rs_uuid`, 8 bytes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SyncUuid {
-    /// The sync UUID the target adopts as its current UUID.
-    pub uuid: u64,
-}
-
-impl SyncUuid {
-    /// Payload size.
-    pub const SIZE: usize = 8;
-
-    /// Decodes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let uuid = r.u64()?;
-        r.finish()?;
-        Ok(Self { uuid })
-    }
-
-    /// Encodes; returns the length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u64(self.uuid)?;
-        Ok(w.len())
+wire_struct! {
+    /// P_SYNC_UUID (`p_rs_uuid`, 8 bytes).
+    pub struct SyncUuid {
+        /// The sync UUID the target adopts as its current UUID.
+        pub uuid: u64,
     }
 }
 
-/// P_STATE (`p_state`, 4 bytes): the sender's state word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatePacket {
-    /// The sender's state, from its point of view.
-    pub state: State,
-}
-
-impl StatePacket {
-    /// Payload size.
-    pub const SIZE: usize = 4;
-
-    /// Decodes; a word with undefined field values is an error.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let word = r.u32()?;
-        r.finish()?;
-        let state = State::from_u32(word).ok_or(ProtocolError::BadStateWord)?;
-        Ok(Self { state })
-    }
-
-    /// Encodes; returns the length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u32(self.state.to_u32())?;
-        Ok(w.len())
+wire_struct! {
+    /// P_STATE (`p_state`, 4 bytes): the sender's state word.
+    pub struct StatePacket {
+        /// The sender's state, from its point of view.
+        pub state: State,
     }
 }
 
-/// P_STATE_CHG_REQ and P_CONN_ST_CHG_REQ (`p_req_state`, 8 bytes). Mask
-/// and value are raw state words: a mask has all field bits set (role 3,
-/// conn 31), which is no valid state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReqState {
-    /// Which fields to change.
-    pub mask: u32,
-    /// Their new values, from the sender's point of view.
-    pub val: u32,
+/// A state word; one with field values 8.4 does not define is
+/// `BadStateWord`.
+impl WireField for State {
+    const SIZE: usize = 4;
+    type Raw = u32;
+
+    fn read(r: &mut Reader<'_>) -> Result<u32, ProtocolError> {
+        r.u32()
+    }
+
+    fn check(word: u32) -> Result<Self, ProtocolError> {
+        Self::from_u32(word).ok_or(ProtocolError::BadStateWord)
+    }
+
+    fn write(&self, w: &mut Writer<'_>) -> Result<(), ProtocolError> {
+        w.u32(self.to_u32())
+    }
+}
+
+wire_struct! {
+    /// P_STATE_CHG_REQ and P_CONN_ST_CHG_REQ (`p_req_state`, 8 bytes). Mask
+    /// and value are raw state words: a mask has all field bits set (role 3,
+    /// conn 31), which is no valid state.
+    pub struct ReqState {
+        /// Which fields to change.
+        pub mask: u32,
+        /// Their new values, from the sender's point of view.
+        pub val: u32,
+    }
 }
 
 impl ReqState {
-    /// Payload size.
-    pub const SIZE: usize = 8;
-
-    /// Decodes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let p = Self {
-            mask: r.u32()?,
-            val: r.u32()?,
-        };
-        r.finish()?;
-        Ok(p)
-    }
-
-    /// Encodes; returns the length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u32(self.mask)?;
-        w.u32(self.val)?;
-        Ok(w.len())
-    }
-
     /// Bits of the connection state in a state word (`conn:5` at bit 4).
     const CONN_SHIFT: u32 = 4;
     const CONN_BITS: u32 = 31;
@@ -1247,68 +865,28 @@ impl ReqState {
     }
 }
 
-/// P_STATE_CHG_REPLY and P_CONN_ST_CHG_REPLY (`p_req_state_reply`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StateReply {
-    /// `enum drbd_state_rv`, kept raw so unknown codes survive.
-    pub retcode: i32,
+wire_struct! {
+    /// P_STATE_CHG_REPLY and P_CONN_ST_CHG_REPLY (`p_req_state_reply`).
+    pub struct StateReply {
+        /// `enum drbd_state_rv`, kept raw so unknown codes survive.
+        pub retcode: i32,
+    }
 }
 
 impl StateReply {
-    /// Payload size.
-    pub const SIZE: usize = 4;
-
     /// The result, if 8.4 defines the code.
     pub fn result(&self) -> Option<StateChangeResult> {
         StateChangeResult::from_raw(self.retcode)
     }
-
-    /// Decodes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let retcode = r.i32()?;
-        r.finish()?;
-        Ok(Self { retcode })
-    }
-
-    /// Encodes; returns the length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.i32(self.retcode)?;
-        Ok(w.len())
-    }
 }
 
-/// P_DELAY_PROBE (`p_delay_probe93`, 8 bytes); received and ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DelayProbe {
-    /// Matches the probes on the two sockets.
-    pub seq_num: u32,
-    /// Microseconds after the reference time.
-    pub offset: u32,
-}
-
-impl DelayProbe {
-    /// Payload size.
-    pub const SIZE: usize = 8;
-
-    /// Decodes.
-    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
-        let mut r = Reader::new(bytes);
-        let p = Self {
-            seq_num: r.u32()?,
-            offset: r.u32()?,
-        };
-        r.finish()?;
-        Ok(p)
-    }
-
-    /// Encodes; returns the length.
-    pub fn encode(&self, out: &mut [u8]) -> Result<usize, ProtocolError> {
-        let mut w = Writer::new(out, Self::SIZE)?;
-        w.u32(self.seq_num)?;
-        w.u32(self.offset)?;
-        Ok(w.len())
+wire_struct! {
+    /// P_DELAY_PROBE (`p_delay_probe93`, 8 bytes); received and ignored.
+    pub struct DelayProbe {
+        /// Matches the probes on the two sockets.
+        pub seq_num: u32,
+        /// Microseconds after the reference time.
+        pub offset: u32,
     }
 }
 
@@ -2734,6 +2312,13 @@ mod tests {    #![allow(
         assert_eq!(l(Packet::SyncParam89), (148, 148));
         assert_eq!(l(Packet::Protocol), (24, 88));
         assert_eq!(l(Packet::ConnectionFeatures), (72, 72));
+        // wire_struct! adds the sizes up from the fields and the padding.
+        assert_eq!(l(Packet::DataRequest), (24, 24));
+        assert_eq!(l(Packet::OutOfSync), (16, 16));
+        assert_eq!(l(Packet::Barrier), (8, 8));
+        assert_eq!(l(Packet::SyncUuid), (8, 8));
+        assert_eq!(l(Packet::StateChgReply), (4, 4));
+        assert_eq!(l(Packet::DelayProbe), (8, 8));
         assert_eq!(
             check_payload_size(Packet::State, L101, 5),
             Err(ProtocolError::TooLong)

@@ -38,6 +38,10 @@ pub(crate) mod be;
 pub(crate) mod protocol;
 
 #[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/wire.rs"]
+pub(crate) mod wire;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/uuid.rs"]
 pub(crate) mod uuid;
 
