@@ -21,11 +21,14 @@
 #   its kind (flexible under 1 MiB, indexed slot beyond its end);
 # - the in-tree C DRBD attaches the flexible external metadata we left and
 #   sees the same data.
-# /dev/vda has 160 MiB: more than the 128 MiB one 4 KiB bitmap page covers,
-# so that a write crosses a bitmap page, and no more (every refusal reads
-# the whole disk twice).
+# Disks: /dev/vda (160 MiB) for the round trips: more than the 128 MiB one
+# 4 KiB bitmap page covers, so that a write crosses a bitmap page; /dev/vdb
+# (16 MiB) flexible external metadata; /dev/vdc (320 MiB) two 128 MiB slots
+# of indexed metadata and not a third; /dev/vdd (32 MiB) for the refusals
+# and the C driver's part, small because each refusal reads every device it
+# names twice (checksums on the debug kernel run at ~40 MB/s).
 # guests: 1
-# disks: 160M 64M 320M
+# disks: 160M 16M 320M 32M
 # timeout: 1500
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -185,7 +188,7 @@ else
 fi
 
 # --- external metadata ------------------------------------------------------------
-FLEX_META=/dev/vdb      # 64 MiB: flexible external metadata, all of it
+FLEX_META=/dev/vdb      # 16 MiB: flexible external metadata, all of it
 INDEXED_META=/dev/vdc   # 320 MiB: two 128 MiB slots for indexed metadata
 SLOT=$((128 << 20))
 "$R" secondary 0 >/dev/null 2>&1; "$S" detach 0 >/dev/null 2>&1
@@ -236,6 +239,11 @@ rm -f /tmp/backing1
 "$R" secondary 0 >/dev/null 2>&1; "$S" detach 0 >/dev/null 2>&1
 
 # --- bad metadata: refused, clearly, and nothing written -------------------------
+# From here on the backing device is the small /dev/vdd (see the header).
+DEV=/dev/vdd
+SIZE=$(size_of $DEV)
+SB=$(md_sb_offset $DEV)
+log "$DEV: $SIZE bytes, superblock at $SB"
 # refused NAME REGEX DEV... -- ATTACH ARGS: attach must fail with a message
 # matching REGEX, and the listed devices must be byte-identical before/after.
 refused() {
@@ -290,10 +298,10 @@ step create-md-for-magic create_md $DEV
 step flip-magic flip_magic
 refused refuse-wrong-magic "$NO_MD|magic" $DEV -- $DEV
 
-# Truncated: metadata for the whole disk (160 MiB), seen through a 128 MiB
-# loop view, whose end holds no metadata.
+# Truncated: metadata for the whole disk, seen through a loop view of its
+# first half, whose end holds no metadata.
 step create-md-for-truncated create_md $DEV
-LOOP=$(losetup --sizelimit $((128 << 20)) -f --show $DEV 2>&1)
+LOOP=$(losetup --sizelimit $((SIZE / 2)) -f --show $DEV 2>&1)
 if [ -b "$LOOP" ]; then
   pass loop-view
   refused refuse-truncated "$NO_MD|too small|size" $DEV -- "$LOOP"
@@ -312,7 +320,7 @@ refused refuse-internal-other-disk "must be the backing device|combination inval
 
 # External meta devices too small for their kind: flexible needs 1 MiB
 # (a 512 KiB loop device, with metadata created on it), indexed slot 1
-# needs 256 MiB (/dev/vdb has 64 MiB), slot 2 384 MiB (/dev/vdc has
+# needs 256 MiB (/dev/vdb has 16 MiB), slot 2 384 MiB (/dev/vdc has
 # 320 MiB).
 TOO_SMALL='too small'
 truncate -s 512K /tmp/small-meta
@@ -347,7 +355,7 @@ for_c_drbd() {
   step attach-for-c "$S" attach 0 "${ATTACH[@]}" || return 1
   step primary-for-c "$R" primary 0 --force || return 1
   # Not through step: write_at records the writes in this shell.
-  if write_at 8192 8192 && write_at $((100 << 20)) 4096; then
+  if write_at 8192 8192 && write_at $((20 << 20)) 4096; then
     pass write-for-c
   else
     fail write-for-c "a write to /dev/drbd0 failed"; return 1

@@ -86,7 +86,7 @@ oos_zero() {
 }
 both_uptodate() {
   local n=300
-  until grep -q 'ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+  until proc_has 'ds:UpToDate/UpToDate' || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
   grep '^ *0:' /proc/drbd; grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
 }
 

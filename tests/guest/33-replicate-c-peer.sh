@@ -26,7 +26,7 @@ connect_pair || exit 1
 [ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
 both_uptodate() {
   local n=300
-  until grep -q 'ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+  until proc_has 'ds:UpToDate/UpToDate' || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
   grep '^ *0:' /proc/drbd; grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
 }
 step both-uptodate both_uptodate || exit 1

@@ -1,6 +1,8 @@
 #!/bin/bash
-# Split brain between two rdrbd nodes (protocol C, issue #5 test 6). After the
-# initial full sync both sides disconnect, both become Primary and write
+# Split brain between two rdrbd nodes (protocol C, issue #5 test 6). Fresh
+# metadata on zeroed disks, the initial sync skipped with new-current-uuid
+# --clear-bitmap (full syncs are 35's and 36's subject), guest 0 Primary and
+# Secondary again; then both sides disconnect, both become Primary and write
 # different data (guest 0: 4 MiB at 32 MiB; guest 1: 2 MiB at 32 MiB and
 # 4 MiB at 64 MiB), then both go Secondary and connect again: the handshake
 # must report "Split-Brain detected" in the kernel log and refuse the
@@ -32,14 +34,15 @@ step connect connect || exit 1
 step connected wait_cs Connected 90 || exit 1
 barrier connected || die "barrier connected"
 
-[ "$GUEST_INDEX" = 0 ] && step force-primary "$S" primary 0 --force
+[ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
 step initial-sync wait_synced 600 || { dmesg | grep drbd | tail -30; exit 1; }
+[ "$GUEST_INDEX" = 0 ] && step primary "$S" primary 0
 [ "$GUEST_INDEX" = 0 ] && step secondary-after-sync "$S" secondary 0
 barrier synced || die "barrier synced"
 # The demotion reaches the peer (drbd_set_role sends the new state).
 both_secondary() {
   local n=100
-  until grep -q 'ro:Secondary/Secondary' /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+  until proc_has 'ro:Secondary/Secondary' || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
   grep '^ *0:' /proc/drbd; grep -q 'ro:Secondary/Secondary' /proc/drbd
 }
 step peer-sees-demotion both_secondary

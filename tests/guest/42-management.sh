@@ -41,24 +41,6 @@ if [ "$GUEST_INDEX" = 0 ]; then
 fi
 barrier written || die "barrier written"
 
-# wait_synced SECONDS: Connected and UpToDate on both sides.
-wait_synced() {
-  local n=$(( $1 * 10 ))
-  until grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
-  grep -A3 '^ *0:' /proc/drbd
-  grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
-}
-
-# wait_resync N SECONDS: the Nth resync of this test is done (each node
-# logs "Resync done", as source or target), and both disks are UpToDate.
-# (Only waiting for UpToDate/UpToDate could pass before a resync began.)
-wait_resync() {
-  local n=$(( $2 * 10 ))
-  until [ "$(dmesg | grep -c 'Resync done')" -ge "$1" ] || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
-  dmesg | grep 'Resync done' | tail -1
-  wait_synced 30
-}
-
 DATA_BYTES=$(md_data_bytes "$(size_of /dev/vda)")
 # same_data TAG: the data areas of both backing disks are equal.
 same_data() {
@@ -74,13 +56,6 @@ if [ "$GUEST_INDEX" = 0 ]; then
   # block by block, which takes long under TCG.
   step verify-start "$S" verify 0 --stop=16M
 fi
-verify_count() { dmesg | grep -c 'Online verify done'; }
-wait_verify_done() {  # N: until the Nth "Online verify done"
-  local n=$(( $2 * 10 ))
-  until [ "$(verify_count)" -ge "$1" ] || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
-  dmesg | grep -E 'Online verify|Out of sync' | tail -5
-  [ "$(verify_count)" -ge "$1" ]
-}
 step verify-done-logged wait_verify_done 1 300
 step verify-done-connected wait_cs Connected 60
 step verify-equal-no-oos test "$(proc_field oos)" = 0

@@ -108,7 +108,7 @@ barrier slow || die "barrier slow"
 # wait_want KIB: the SyncTarget's /proc/drbd shows "want: KIB K/sec".
 wait_want() {
   local n=200
-  until grep -q "want: $1 K/sec" /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+  until proc_has "want: $1 K/sec" || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
   cat /proc/drbd
   grep -q "want: $1 K/sec" /proc/drbd
 }

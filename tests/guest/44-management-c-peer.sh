@@ -21,33 +21,12 @@ attach_mixed_pair || exit 1
 NET_OPTIONS="--ping-timeout=20 --verify-alg=crc32c"
 connect_pair $NET_OPTIONS || exit 1
 
-# wait_resync N SECONDS: the Nth resync done here (rdrbd logs "Resync
-# done"; the C driver too), then both UpToDate.
-wait_resync() {
-  local n=$(( $2 * 10 ))
-  until [ "$(dmesg | grep -c 'Resync done')" -ge "$1" ] || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
-  dmesg | grep 'Resync done' | tail -1
-  wait_synced 30
-}
-wait_synced() {
-  local n=$(( $1 * 10 ))
-  until grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
-  grep -A3 '^ *0:' /proc/drbd
-  grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
-}
 DATA_BYTES=$(md_data_bytes "$(size_of /dev/vda)")
 same_data() {
   share_put "md5.$1.$GUEST_INDEX" "$(md5_head /dev/vda "$DATA_BYTES")"
   local a b; a=$(share_get "md5.$1.0") b=$(share_get "md5.$1.1")
   echo "guest0 $a guest1 $b"
   [ -n "$a" ] && [ "$a" = "$b" ]
-}
-verify_count() { dmesg | grep -c 'Online verify done'; }
-wait_verify_done() {
-  local n=$(( $2 * 10 ))
-  until [ "$(verify_count)" -ge "$1" ] || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
-  dmesg | grep -E 'Online verify|Out of sync' | tail -5
-  [ "$(verify_count)" -ge "$1" ]
 }
 
 # The initial sync from rdrbd, forced Primary (its promotion request is

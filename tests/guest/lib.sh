@@ -404,6 +404,38 @@ wait_synced() {
   grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
 }
 
+# kernel_log_count REGEX: how many kernel log lines match (extended regex).
+kernel_log_count() { dmesg | grep -cE -- "$1"; }
+
+# wait_kernel_log N SECONDS REGEX: until N kernel log lines match REGEX.
+# Polls twice a second, not ten times: each poll starts dmesg and grep,
+# which on the debug kernel take CPU from the resync or verify waited for.
+wait_kernel_log() {
+  local n=$(( $2 * 2 ))
+  until [ "$(kernel_log_count "$3")" -ge "$1" ] || [ $n = 0 ]; do sleep 0.5; n=$((n - 1)); done
+  [ "$(kernel_log_count "$3")" -ge "$1" ]
+}
+
+# wait_resync N SECONDS: the Nth resync of this test is done (rdrbd and the
+# C driver log "Resync done", as source or target), then both UpToDate.
+# (Only waiting for UpToDate/UpToDate could pass before a resync began.)
+wait_resync() {
+  wait_kernel_log "$1" "$2" 'Resync done'
+  dmesg | grep 'Resync done' | tail -1
+  wait_synced 30
+}
+
+# verify_count: online verify runs finished here.
+verify_count() { kernel_log_count 'Online verify done'; }
+# wait_verify_done N SECONDS: until the Nth "Online verify done"; shows the
+# verify lines of the kernel log.
+wait_verify_done() {
+  local rc=0
+  wait_kernel_log "$1" "$2" 'Online verify done' || rc=1
+  dmesg | grep -E 'Online verify|Out of sync' | tail -5
+  return $rc
+}
+
 # resynced_kb: the size of the last resync this node began as SyncSource,
 # from its kernel log ("Began resync as SyncSource (will sync N KB ...").
 resynced_kb() {
