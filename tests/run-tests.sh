@@ -11,6 +11,7 @@
 # Exit status 1 if anything failed.
 #
 # Usage: tests/run-tests.sh [PATTERN]      (make check TESTS=PATTERN)
+#   CHECK_JOBS=N: guest tests at once (default 2; "# exclusive: yes" alone).
 #   PATTERN (an extended regex) selects guest tests by name, e.g. '^1' or
 #   passthrough; host tests run only when no PATTERN is given or it matches
 #   "host:include" / "host:userspace".
@@ -114,11 +115,16 @@ report() {
 # budget_of SCRIPT: its declared "# budget:" in seconds (0 if none).
 budget_of() { sed -n '1,40s/^#[[:space:]]*budget:[[:space:]]*\([0-9]*\).*/\1/p' "$1" | head -n 1 | grep . || echo 0; }
 
-# run_guest_tests: every selected guest test, CHECK_JOBS (default 1) at a
-# time. With several at once the longest budgets start first, so that the
-# long tests do not end up last and alone; results are printed as tests end.
+# exclusive SCRIPT: the test declares "# exclusive: yes" (its timing must
+# not share the CPUs with another test, e.g. a default 500 ms ping-timeout).
+exclusive() { grep -Eq '^#[[:space:]]*exclusive:[[:space:]]*yes' <(head -n 40 "$1"); }
+
+# run_guest_tests: every selected guest test, CHECK_JOBS (default 2, the CI
+# machine's cores) at a time; an exclusive test runs alone. With several at
+# once the longest budgets start first, so that the long tests do not end
+# up last and alone; results are printed as tests end.
 run_guest_tests() {
-  local jobs=${CHECK_JOBS:-1} running=0 t name order=()
+  local jobs=${CHECK_JOBS:-2} running=0 t name order=() alone
   results=$root/build/logs/results
   rm -rf "$results" && mkdir -p "$results"
   if [ "$jobs" -gt 1 ]; then
@@ -137,7 +143,9 @@ run_guest_tests() {
   }
   declare -A reported_set=()
   for t in "${order[@]}"; do
-    while [ "$running" -ge "$jobs" ]; do
+    alone=0
+    exclusive "$t" && alone=1
+    while [ "$running" -ge "$jobs" ] || { [ $alone = 1 ] && [ "$running" -gt 0 ]; }; do
       wait -n
       running=$((running - 1))
       flush
@@ -146,6 +154,11 @@ run_guest_tests() {
     (python3 "$root/scripts/guest-run.py" "$t" > "$results/$name.out" 2> "$results/$name.err"
      echo $? > "$results/$name.rc") &
     running=$((running + 1))
+    if [ $alone = 1 ]; then
+      wait
+      running=0
+      flush
+    fi
   done
   wait
   flush

@@ -4,6 +4,7 @@
 # guests: 2
 # disks: none
 # timeout: 300
+# budget: 50
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -5,6 +5,7 @@
 # guests: 1
 # disks: none
 # timeout: 600
+# budget: 120
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

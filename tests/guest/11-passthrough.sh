@@ -10,6 +10,7 @@
 # guests: 1
 # disks: 256M
 # timeout: 900
+# budget: 80
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -4,9 +4,12 @@
 # cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent; a
 # graceful disconnect on one side (the peer logs no network error) brings
 # both back, reconnect works, down is clean.
+# Runs alone under CHECK_JOBS (connects with the default 500 ms ping-timeout).
+# exclusive: yes
 # guests: 2
 # disks: 256M
 # timeout: 600
+# budget: 40
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -3,9 +3,12 @@
 # driven by drbd-utils' drbdsetup-84): both reach cs:Connected with
 # Secondary/Secondary Inconsistent/Inconsistent on fresh metadata, stay
 # connected across pings, and come apart cleanly.
+# Runs alone under CHECK_JOBS (checks the keepalive with the default 500 ms ping-timeout).
+# exclusive: yes
 # guests: 2
 # disks: 256M
 # timeout: 600
+# budget: 45
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

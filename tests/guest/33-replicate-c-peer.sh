@@ -11,9 +11,12 @@
 # Mostly moves data (fio with verification against the C driver and whole-disk checksums): runs on the non-debug twin
 # kernel (tests/README.md, "Which kernel").
 # kernel: fast
+# Runs alone under CHECK_JOBS (connects with the default 500 ms ping-timeout).
+# exclusive: yes
 # guests: 2
 # disks: 256M
 # timeout: 900
+# budget: 50
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

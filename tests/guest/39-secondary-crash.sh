@@ -18,6 +18,7 @@
 # guests: 2
 # disks: 128M
 # timeout: 900
+# budget: 260
 # boots: 2
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"

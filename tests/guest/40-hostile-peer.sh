@@ -12,9 +12,12 @@
 # metadata area must not contain the mark), the data area outside the
 # first MiB (where legitimate replicated writes go) is unchanged, and the
 # metadata is intact (attach again, dump-md).
+# Runs alone under CHECK_JOBS (connects with the default 500 ms ping-timeout while attacked).
+# exclusive: yes
 # guests: 2
 # disks: 256M
 # timeout: 600
+# budget: 130
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

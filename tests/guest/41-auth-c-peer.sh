@@ -4,9 +4,12 @@
 # ("Authentication of peer failed") and go StandAlone; with the same secret
 # they authenticate ("Peer authenticated using 32 bytes HMAC") and connect.
 # An algorithm the kernel lacks is refused at connect.
+# Runs alone under CHECK_JOBS (connects with the default 500 ms ping-timeout).
+# exclusive: yes
 # guests: 2
 # disks: 64M
 # timeout: 600
+# budget: 50
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -14,8 +14,10 @@
 # - refusals: invalidate while Primary, verify/invalidate while a resync
 #   runs, invalidate-remote on a StandAlone Secondary.
 # guests: 2
-# disks: 64M
+# 32 MiB disks: every invalidate is a full resync, on the debug kernel.
+# disks: 32M
 # timeout: 600
+# budget: 270
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -12,6 +12,7 @@
 # guests: 2
 # disks: 256M
 # timeout: 400
+# budget: 70
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

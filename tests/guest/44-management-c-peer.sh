@@ -9,8 +9,10 @@
 # becomes SyncTarget); invalidate on rdrbd (C becomes SyncSource). After
 # each resync the data areas of both backing disks are equal.
 # guests: 2
-# disks: 64M
+# 32 MiB disks: every invalidate is a full resync, on the debug kernel.
+# disks: 32M
 # timeout: 900
+# budget: 280
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -12,9 +12,12 @@
 # the Primary, back from the Secondary: P_PROTOCOL_UPDATE), both sides
 # show it, writes replicate under it; at the end the data areas of both
 # backing devices are identical.
+# Runs alone under CHECK_JOBS (measures ko-count x timeout).
+# exclusive: yes
 # guests: 2
 # disks: 256M
 # timeout: 900
+# budget: 110
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -11,9 +11,12 @@
 #   peer is Primary) outdates our own disk and refuses;
 # - after reconnecting the Outdated node resyncs what the Primary wrote
 #   meanwhile, and the data areas are equal.
+# Runs alone under CHECK_JOBS (times the fence-peer helper against frozen I/O).
+# exclusive: yes
 # guests: 2
 # disks: 64M
 # timeout: 600
+# budget: 70
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
