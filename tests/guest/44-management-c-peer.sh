@@ -9,7 +9,11 @@
 # becomes SyncTarget); invalidate on rdrbd (C becomes SyncSource). After
 # each resync the data areas of both backing disks are equal.
 # guests: 2
-# 32 MiB disks: every invalidate is a full resync, on the debug kernel.
+# Mostly moves data (a full resync for every invalidate, online verify, both
+# with the C driver): runs on the non-debug twin kernel (tests/README.md,
+# "Which kernel"); rdrbd's own management state changes run on the debug
+# kernel in 42. 32 MiB disks: each invalidate is a full resync.
+# kernel: fast
 # disks: 32M
 # timeout: 900
 # budget: 280
@@ -104,6 +108,8 @@ barrier c-primary || die "barrier c-primary"
 barrier rdrbd-refused || die "barrier rdrbd-refused"
 [ "$GUEST_INDEX" = 1 ] && step c-secondary "$S" secondary 0
 step still-connected wait_cs Connected 10
+# Neither side goes down before both have checked.
+barrier checked-connected || die "barrier checked-connected"
 
 cat /proc/drbd
 step down "$S" down r0

@@ -9,6 +9,11 @@
 #   guest 0 demote -> guest 1 promote, reads the same data -> guest 1 demote
 #   -> stop on both (not running, no promotion score).
 # Every action's OCF exit code is checked against what Pacemaker expects.
+# Runs on the non-debug twin kernel (tests/README.md, "Which kernel"): its
+# time goes into starting the agent's shell processes (each a quarter of a
+# second on the debug kernel); the same up/primary/secondary/down paths run
+# on the debug kernel in 13 and 42.
+# kernel: fast
 # guests: 2
 # disks: 64M
 # timeout: 600
