@@ -12,7 +12,7 @@
 # guests: 1
 # disks: 256M
 # timeout: 900
-# budget: 110
+# budget: 120
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -16,7 +16,7 @@
 # guests: 2
 # disks: 256M
 # timeout: 900
-# budget: 50
+# budget: 30
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -18,7 +18,7 @@
 # guests: 2
 # disks: 128M
 # timeout: 900
-# budget: 260
+# budget: 360
 # boots: 2
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"

@@ -17,7 +17,7 @@
 # guests: 2
 # disks: 256M
 # timeout: 600
-# budget: 130
+# budget: 140
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

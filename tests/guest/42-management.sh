@@ -17,7 +17,7 @@
 # 32 MiB disks: every invalidate is a full resync, on the debug kernel.
 # disks: 32M
 # timeout: 600
-# budget: 270
+# budget: 430
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -16,7 +16,7 @@
 # kernel: fast
 # disks: 32M
 # timeout: 900
-# budget: 280
+# budget: 110
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

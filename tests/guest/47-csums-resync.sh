@@ -17,7 +17,7 @@
 # guests: 2
 # disks: 64M
 # timeout: 900
-# budget: 50
+# budget: 40
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -16,7 +16,7 @@
 # guests: 2
 # disks: 64M
 # timeout: 600
-# budget: 70
+# budget: 60
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
