@@ -14,6 +14,8 @@ KDIR_FAST := $(ROOT)/build/kernel-fast
 # kbuild writes objects next to the sources (6.12 has no MO=): the module for
 # the fast kernel is built in a copy of its sources.
 FAST_SRC := $(ROOT)/build/module-fast
+# What kbuild writes beside the sources: neither copied nor deleted there.
+KBUILD_OUTPUTS := $(addprefix --exclude=,'*.o' '*.ko' '*.mod' '*.mod.c' '.*.cmd' '.*.d' '*.rmeta' modules.order Module.symvers)
 OUT := $(ROOT)/build/out
 KMAKE_VARS := LLVM=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc BINDGEN=$(HOME)/.cargo/bin/bindgen HOSTRUSTC=/usr/bin/rustc
 TOOLS := drbdsetup drbdmeta drbdadm drbd-nl-fuzz drbd-hostile-peer
@@ -33,7 +35,7 @@ module: kernel
 	$(MAKE) -C $(KDIR) M=$(ROOT) $(KMAKE_VARS) modules
 	@mkdir -p $(OUT)/fast $(FAST_SRC)
 	cp drivers/block/drbd/drbd.ko $(OUT)/drbd.ko
-	rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' Kbuild drivers $(FAST_SRC)/
+	rsync -a --delete $(KBUILD_OUTPUTS) Kbuild drivers $(FAST_SRC)/
 	rsync -a --delete include/src $(FAST_SRC)/include/
 	$(MAKE) -C $(KDIR_FAST) M=$(FAST_SRC) $(KMAKE_VARS) modules
 	cp $(FAST_SRC)/drivers/block/drbd/drbd.ko $(OUT)/fast/drbd.ko
