@@ -18,7 +18,7 @@ FAST_SRC := $(ROOT)/build/module-fast
 KBUILD_OUTPUTS := $(addprefix --exclude=,'*.o' '*.ko' '*.mod' '*.mod.c' '.*.cmd' '.*.d' '*.rmeta' modules.order Module.symvers)
 OUT := $(ROOT)/build/out
 KMAKE_VARS := LLVM=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc BINDGEN=$(HOME)/.cargo/bin/bindgen HOSTRUSTC=/usr/bin/rustc
-TOOLS := drbdsetup drbdmeta drbdadm drbd-nl-fuzz drbd-hostile-peer
+TOOLS := drbdsetup drbdmeta drbdadm drbd-nl-fuzz drbd-hostile-peer devsum
 
 .PHONY: all deps kernel module tools check demo bench clean
 

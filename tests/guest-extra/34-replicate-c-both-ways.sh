@@ -63,10 +63,10 @@ barrier checked || die "barrier checked"
 
 step down "$S" down r0
 n=$(md_data_bytes "$(size_of /dev/vda)")
-share_put "md5.$GUEST_INDEX" "$(md5_head /dev/vda "$n")"
+share_put "sum.$GUEST_INDEX" "$(checksum_head /dev/vda "$n")"
 barrier summed || die "barrier summed"
 same_data() {
-  local a b; a=$(share_get md5.0) b=$(share_get md5.1)
+  local a b; a=$(share_get sum.0) b=$(share_get sum.1)
   echo "rdrbd $a C $b (first $n bytes of /dev/vda)"
   [ -n "$a" ] && [ "$a" = "$b" ]
 }

@@ -43,7 +43,7 @@ files_roundtrip() {
   mkdir -p /mnt/d
   mount /dev/drbd0 /mnt/d || return 1
   dd if=/dev/urandom of=/mnt/d/random bs=1M count=20 status=none || return 1
-  local sum i; sum=$(md5_of /mnt/d/random)
+  local sum i; sum=$(checksum_of /mnt/d/random)
   for i in 1 2 3; do cp /mnt/d/random "/mnt/d/copy$i" || return 1; done
   mkdir -p /mnt/d/tree && cp -a /etc/. /mnt/d/tree/ 2>/dev/null
   sync
@@ -52,9 +52,9 @@ files_roundtrip() {
   echo 3 > /proc/sys/vm/drop_caches 2>/dev/null
   mount -o ro /dev/drbd0 /mnt/d || return 1
   for i in 1 2 3; do
-    [ "$(md5_of "/mnt/d/copy$i")" = "$sum" ] || { echo "copy$i differs"; umount /mnt/d; return 1; }
+    [ "$(checksum_of "/mnt/d/copy$i")" = "$sum" ] || { echo "copy$i differs"; umount /mnt/d; return 1; }
   done
-  [ "$(md5_of /mnt/d/random)" = "$sum" ] || { echo "random differs"; umount /mnt/d; return 1; }
+  [ "$(checksum_of /mnt/d/random)" = "$sum" ] || { echo "random differs"; umount /mnt/d; return 1; }
   umount /mnt/d
 }
 step files-roundtrip files_roundtrip
@@ -64,11 +64,11 @@ step fsck-clean fsck.ext4 -n -f /dev/drbd0
 same_data() {
   local a b n
   n=$(size_of /dev/drbd0)
-  a=$(md5_of /dev/drbd0) b=$(md5_head /dev/vda "$n")
+  a=$(checksum_of /dev/drbd0) b=$(checksum_head /dev/vda "$n")
   echo "drbd0 $a vda[0, $n) $b"
   [ -n "$a" ] && [ "$a" = "$b" ]
 }
-step md5-drbd-equals-vda same_data
+step data-drbd-equals-vda same_data
 
 FIO="fio --name=t --filename=/dev/drbd0 --size=64M"
 step fio-randwrite-verify $FIO --rw=randwrite --bs=4k --verify=crc32c --ioengine=libaio --iodepth=8 --direct=1
@@ -82,7 +82,7 @@ flush() {
   blockdev --flushbufs /dev/drbd0
 }
 step flush flush
-step md5-after-fio same_data
+step data-after-fio same_data
 
 discard() {
   local max; max=$(cat /sys/block/drbd0/queue/discard_max_bytes)

@@ -15,7 +15,7 @@
 #   same time; a slot in use, a meta device claimed by another minor and a
 #   meta device that is the backing device (external index) are refused;
 # - bad metadata is refused with a clear message and nothing is written
-#   (md5 of the whole backing and meta devices unchanged): none (zeroed), a
+#   (checksums of the whole backing and meta devices unchanged): none (zeroed), a
 #   corrupted superblock, a wrong magic, a truncated device (a smaller loop
 #   view of a disk with metadata), an external meta device too small for
 #   its kind (flexible under 1 MiB, indexed slot beyond its end);
@@ -148,7 +148,7 @@ round_trips() {
   done
   [ $ok = 0 ] && pass "write-$tag" || fail "write-$tag" "a write to /dev/drbd0 failed"
   step "oos-after-write-$tag" oos_is "$(expected_oos_kib)"
-  sum0=$(md5_of /dev/drbd0)
+  sum0=$(checksum_of /dev/drbd0)
   step "secondary-$tag" "$R" secondary 0
   step "detach-$tag" "$S" detach 0 || return 1
   step "dump-md-after-detach-$tag" bitmap_matches
@@ -156,7 +156,7 @@ round_trips() {
   step "reattach-$tag" "$S" attach 0 "${ATTACH[@]}" || return 1
   step "reattach-oos-$tag" oos_is "$(expected_oos_kib)"
   step "primary-again-$tag" "$R" primary 0 --force || return 1
-  sum1=$(md5_of /dev/drbd0)
+  sum1=$(checksum_of /dev/drbd0)
   step "data-intact-$tag" same_sums "before detach" "$sum0" "after re-attach" "$sum1"
 
   # Round 2: more blocks (one next to a round-1 block), then again.
@@ -164,17 +164,17 @@ round_trips() {
   for w in "4096 4096" "$((150 << 20)) 12288"; do write_at $w || ok=1; done
   [ $ok = 0 ] && pass "write-again-$tag" || fail "write-again-$tag" "a write to /dev/drbd0 failed"
   step "oos-after-write-again-$tag" oos_is "$(expected_oos_kib)"
-  sum0=$(md5_of /dev/drbd0)
+  sum0=$(checksum_of /dev/drbd0)
   step "secondary-again-$tag" "$R" secondary 0
   step "detach-again-$tag" "$S" detach 0 || return 1
   step "dump-md-again-$tag" bitmap_matches
   step "reattach-again-$tag" "$S" attach 0 "${ATTACH[@]}" || return 1
   step "reattach-again-oos-$tag" oos_is "$(expected_oos_kib)"
   step "primary-third-$tag" "$R" primary 0 --force
-  sum1=$(md5_of /dev/drbd0)
+  sum1=$(checksum_of /dev/drbd0)
   step "data-intact-again-$tag" same_sums "before detach" "$sum0" "after re-attach" "$sum1"
   # What drbd0 shows is the data area at the start of the backing disk.
-  step "data-area-on-disk-$tag" same_sums drbd0 "$sum1" "$DEV[0, $DATA)" "$(md5_head $DEV "$DATA")"
+  step "data-area-on-disk-$tag" same_sums drbd0 "$sum1" "$DEV[0, $DATA)" "$(checksum_head $DEV "$DATA")"
   step "secondary-third-$tag" "$R" secondary 0
   step "detach-third-$tag" "$S" detach 0
   step "no-replay-after-clean-detach-$tag" same_sums "AL replays before" "$n0" "after" "$(replays)"
@@ -201,10 +201,10 @@ round_trips flex-external "$DRBDMETA"
 # nothing of slot 0 may change.
 use_md $INDEXED_META 0
 step create-md-slot0 create_md_on "$DRBDMETA"
-SLOT0_SUM=$(md5_head $INDEXED_META $SLOT)
+SLOT0_SUM=$(checksum_head $INDEXED_META $SLOT)
 use_md $INDEXED_META 1
 round_trips indexed "$DRBDMETA"
-step slot0-untouched same_sums "slot 0 before" "$SLOT0_SUM" "after" "$(md5_head $INDEXED_META $SLOT)"
+step slot0-untouched same_sums "slot 0 before" "$SLOT0_SUM" "after" "$(checksum_head $INDEXED_META $SLOT)"
 "$R" secondary 0 >/dev/null 2>&1; "$S" detach 0 >/dev/null 2>&1
 
 # Two minors, two slots of one meta device, attached at the same time (the
@@ -252,10 +252,10 @@ refused() {
   local devs=()
   while [ "$1" != -- ]; do devs+=("$1"); shift; done
   shift
-  for d in "${devs[@]}"; do before+=("$(md5_of "$d")"); done
+  for d in "${devs[@]}"; do before+=("$(checksum_of "$d")"); done
   out=$("$S" attach 0 "$@" 2>&1) && rc=0 || rc=$?
   printf '%s\n' "$out" | sed 's/^/    | /'
-  for d in "${devs[@]}"; do after+=("$(md5_of "$d")"); done
+  for d in "${devs[@]}"; do after+=("$(checksum_of "$d")"); done
   if [ $rc = 0 ]; then
     fail "$name" "attach $* succeeded"
     "$S" detach 0 >/dev/null 2>&1
@@ -264,7 +264,7 @@ refused() {
   grep -Eiq -- "$re" <<<"$out" || { fail "$name" "exit $rc, but the message does not match /$re/"; return 1; }
   for i in "${!devs[@]}"; do
     [ -n "${before[$i]}" ] && [ "${before[$i]}" = "${after[$i]}" ] \
-      || { fail "$name" "${devs[$i]} changed: md5 ${before[$i]} -> ${after[$i]}"; return 1; }
+      || { fail "$name" "${devs[$i]} changed: checksum ${before[$i]} -> ${after[$i]}"; return 1; }
   done
   grep -q '^ *0: cs:' /proc/drbd && ! grep -Eq '^ *0: .*ds:(UpToDate|Inconsistent|Consistent|Outdated)' /proc/drbd \
     || { fail "$name" "minor 0 not diskless after the refused attach: $(grep '^ *0:' /proc/drbd)"; return 1; }
@@ -365,7 +365,7 @@ for_c_drbd() {
   step oos-for-c oos_is "$FLEX_OOS"
   step secondary-for-c "$R" secondary 0 || return 1
   step detach-for-c "$S" detach 0 || return 1
-  FLEX_SUM=$(md5_of $DEV)
+  FLEX_SUM=$(checksum_of $DEV)
 }
 FLEX_SUM=
 for_c_drbd
@@ -384,7 +384,7 @@ c_drbd_reads_ours() {
   step c-size same_sums "C DRBD size" "$(size_of /dev/drbd0)" "backing size" "$SIZE" || ok=1
   step c-oos oos_is "$FLEX_OOS" || ok=1
   step c-primary $c primary 0 --force || ok=1
-  sum=$(md5_of /dev/drbd0)
+  sum=$(checksum_of /dev/drbd0)
   step c-same-data same_sums "rdrbd wrote" "$FLEX_SUM" "C DRBD reads" "$sum" || ok=1
   step c-secondary $c secondary 0
   step c-down $c down r0 || ok=1

@@ -46,7 +46,7 @@ if [ "$BOOT_INDEX" = 0 ]; then
       off=$((mb << 20))
       dd if=/dev/urandom of=/tmp/blk bs=64k count=1 status=none || return 1
       dd if=/tmp/blk of=/dev/drbd0 bs=64k seek=$((off / 65536)) oflag=direct status=none || return 1
-      echo "$((off / EXT)) $off $(md5_of /tmp/blk)" >> "$STATE/fixed"
+      echo "$((off / EXT)) $off $(checksum_of /tmp/blk)" >> "$STATE/fixed"
     done
     cat "$STATE/fixed"
   }

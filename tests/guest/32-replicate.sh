@@ -55,11 +55,11 @@ round() {
   step "disconnect-$p" "$S" disconnect "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789"
   local n sum
   n=$(md_data_bytes "$(size_of /dev/vda)")
-  sum=$(md5_head /dev/vda "$n")
-  share_put "md5.$p.$GUEST_INDEX" "$sum"
+  sum=$(checksum_head /dev/vda "$n")
+  share_put "sum.$p.$GUEST_INDEX" "$sum"
   barrier "summed-$p" || die "barrier summed-$p"
   same_data() {
-    local a b; a=$(share_get "md5.$p.0") b=$(share_get "md5.$p.1")
+    local a b; a=$(share_get "sum.$p.0") b=$(share_get "sum.$p.1")
     echo "protocol $p: guest0 $a guest1 $b (first $n bytes of /dev/vda)"
     [ -n "$a" ] && [ "$a" = "$b" ]
   }

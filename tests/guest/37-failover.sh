@@ -118,7 +118,7 @@ barrier done || die "barrier done"
 cat /proc/drbd
 step down "$S" down r0
 N=$(md_data_bytes "$(size_of /dev/vda)")
-share_data_md5 "$N" || die "barrier summed"
+share_data_sum "$N" || die "barrier summed"
 step data-identical same_data "$N"
 step rmmod rmmod drbd
 step kernel-log-clean dmesg_clean

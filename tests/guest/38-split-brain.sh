@@ -65,9 +65,9 @@ step oos-own-changes oos_is $([ "$GUEST_INDEX" = 0 ] && echo 4096 || echo 6144)
 step secondary-alone "$S" secondary 0
 N=$(md_data_bytes "$(size_of /dev/vda)")
 # The backing disk's data area, read beside the attached minor (O_DIRECT).
-data_md5() { md5_head /dev/vda "$N"; }
-BEFORE=$(data_md5)
-log "data area md5 before reconnecting: $BEFORE"
+data_sum() { checksum_head /dev/vda "$N"; }
+BEFORE=$(data_sum)
+log "data area checksum before reconnecting: $BEFORE"
 [ -n "$BEFORE" ] || fail read-data-area "reading /dev/vda failed"
 share_put "before.$GUEST_INDEX" "$BEFORE"
 barrier diverged || die "barrier diverged"
@@ -121,7 +121,7 @@ helper_events_match() {
 [ "$CS" = StandAlone ] && step helper-events helper_events_match
 never_connected() { local c; c=$(proc_field cs); echo "cs:$c"; case $c in Connected|Sync*|WFBitMap*|WFSyncUUID) return 1;; esac; }
 step not-connected never_connected
-unchanged() { local now; now=$(data_md5); echo "data area md5 $now, before $BEFORE"; [ -n "$now" ] && [ "$now" = "$BEFORE" ]; }
+unchanged() { local now; now=$(data_sum); echo "data area checksum $now, before $BEFORE"; [ -n "$now" ] && [ "$now" = "$BEFORE" ]; }
 step data-unchanged-after-split-brain unchanged
 barrier checked || die "barrier checked"
 
@@ -150,11 +150,11 @@ else
 fi
 barrier resynced || die "barrier resynced"
 step down "$S" down r0
-sum=$(data_md5)
-share_put "md5.$GUEST_INDEX" "$sum"
+sum=$(data_sum)
+share_put "sum.$GUEST_INDEX" "$sum"
 barrier summed || die "barrier summed"
 same_data_as_before() {
-  local a b a0; a=$(share_get md5.0) b=$(share_get md5.1) a0=$(share_get before.0)
+  local a b a0; a=$(share_get sum.0) b=$(share_get sum.1) a0=$(share_get before.0)
   echo "guest0 $a guest1 $b, guest0 before the reconnect $a0 (first $N bytes of /dev/vda)"
   [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" = "$a0" ]
 }

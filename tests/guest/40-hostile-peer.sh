@@ -46,15 +46,10 @@ DATA_BYTES=$(size_of /dev/drbd0)
 log "device: $DATA_BYTES bytes of $(size_of /dev/vda)"
 # The data area after the first MiB (the peer's legitimate writes stay in
 # the first MiB), and the marks in the metadata area (none yet).
-rest_md5() { md5_of_range 1048576 $((DATA_BYTES - 1048576)); }
-md5_of_range() {
-  local sum
-  sum=$(set -o pipefail; dd if=/dev/vda bs=1M iflag=direct,skip_bytes,count_bytes skip="$1" count="$2" status=none | md5sum) || return 1
-  echo "${sum%% *}"
-}
+rest_sum() { checksum_range /dev/vda 1048576 $((DATA_BYTES - 1048576)); }
 marks_in_md() { dd if=/dev/vda bs=4k iflag=direct,skip_bytes skip="$DATA_BYTES" status=none | grep -a -c "$MARK"; }
-REST_BEFORE=$(rest_md5)
-[ -n "$REST_BEFORE" ] || fail md5-before "cannot read /dev/vda"
+REST_BEFORE=$(rest_sum)
+[ -n "$REST_BEFORE" ] || fail sum-before "cannot read /dev/vda"
 
 connect() { "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C; }
 step connect connect || { barrier ready; exit 1; }
@@ -114,7 +109,7 @@ step rmmod rmmod drbd
 marks=$(marks_in_md)
 log "out-of-range marks in the metadata area after down: $marks"
 step no-write-outside-device-after-down test "$marks" = 0
-step data-area-unchanged test "$(rest_md5)" = "$REST_BEFORE"
+step data-area-unchanged test "$(rest_sum)" = "$REST_BEFORE"
 step reattach-insmod load_drbd
 step reattach-new-resource "$S" new-resource r0
 step reattach-new-minor "$S" new-minor r0 0 0

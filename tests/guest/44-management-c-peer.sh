@@ -29,8 +29,8 @@ connect_pair $NET_OPTIONS || exit 1
 
 DATA_BYTES=$(md_data_bytes "$(size_of /dev/vda)")
 same_data() {
-  share_put "md5.$1.$GUEST_INDEX" "$(md5_head /dev/vda "$DATA_BYTES")"
-  local a b; a=$(share_get "md5.$1.0") b=$(share_get "md5.$1.1")
+  share_put "sum.$1.$GUEST_INDEX" "$(checksum_head /dev/vda "$DATA_BYTES")"
+  local a b; a=$(share_get "sum.$1.0") b=$(share_get "sum.$1.1")
   echo "guest0 $a guest1 $b"
   [ -n "$a" ] && [ "$a" = "$b" ]
 }

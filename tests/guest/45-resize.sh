@@ -47,7 +47,7 @@ SIZE96=$(md_data_bytes $((96 * MIB)))
 size_is() { local s; s=$(size_of /dev/drbd0); echo "/dev/drbd0: $s bytes, expected $1"; [ "$s" = "$1" ]; }
 step size-64M size_is "$SIZE64"
 step write-8M dd if=/dev/urandom of=/dev/drbd0 bs=1M count=8 oflag=direct status=none
-HEAD=$(md5_head /dev/drbd0 $((8 * MIB)))
+HEAD=$(checksum_head /dev/drbd0 $((8 * MIB)))
 OOS_BEFORE=$(proc_field oos)
 
 truncate -s 96M "$IMG"
@@ -61,7 +61,7 @@ step size-unchanged size_is "$SIZE64"
 step resize-grow "$S" resize 0 --assume-peer-has-space
 step size-96M size_is "$SIZE96"
 step size-logged sh -c "dmesg | grep ': size = 96 MB ($(( SIZE96 / 1024 )) KB)'"
-step data-intact test "$(md5_head /dev/drbd0 $((8 * MIB)))" = "$HEAD"
+step data-intact test "$(checksum_head /dev/drbd0 $((8 * MIB)))" = "$HEAD"
 new_area_oos() {
   local want=$(( OOS_BEFORE + (SIZE96 - SIZE64) / 1024 )) oos
   oos=$(proc_field oos)
@@ -70,14 +70,14 @@ new_area_oos() {
 }
 step new-area-out-of-sync new_area_oos
 step write-new-end dd if=/dev/urandom of=/dev/drbd0 bs=1M count=1 seek=$(( SIZE96 / MIB - 1 )) oflag=direct status=none
-TAIL_MD5=$(md5_of /dev/drbd0)
+TAIL_MD5=$(checksum_of /dev/drbd0)
 
 # An explicit --size shrinks; without it the device grows back.
 step resize-shrink "$S" resize 0 --assume-peer-has-space --size=80M
 step size-80M size_is $((80 * MIB))
 step resize-regrow "$S" resize 0 --assume-peer-has-space
 step size-96M-again size_is "$SIZE96"
-step data-after-regrow test "$(md5_of /dev/drbd0)" = "$TAIL_MD5"
+step data-after-regrow test "$(checksum_of /dev/drbd0)" = "$TAIL_MD5"
 
 step secondary drbd_secondary 0
 step detach "$S" detach 0
@@ -94,7 +94,7 @@ step our-dump-md-new-layout check_dump "$OUR_DRBDMETA"
 step reattach "$S" attach 0 "$LO"
 step size-after-reattach size_is "$SIZE96"
 step primary-again drbd_primary 0
-step data-after-reattach test "$(md5_of /dev/drbd0)" = "$TAIL_MD5"
+step data-after-reattach test "$(checksum_of /dev/drbd0)" = "$TAIL_MD5"
 step secondary-again drbd_secondary 0
 step down "$S" down r0
 barrier standalone-done || die "barrier standalone-done"
@@ -153,7 +153,7 @@ fi
 barrier pair-done || die "barrier pair-done"
 dmesg | grep -E 'drbd|r0:' | grep -iE 'size|resync|grow' | tail -20
 step pair-down "$S" down r0
-share_put "md5.$GUEST_INDEX" "$(md5_head "$LO" "$SIZE96")"
+share_put "sum.$GUEST_INDEX" "$(checksum_head "$LO" "$SIZE96")"
 barrier summed || die "barrier summed"
 step pair-data-identical same_data "$SIZE96"
 losetup -d "$LO"

@@ -126,10 +126,10 @@ barrier done || die "barrier done"
 cat /proc/drbd
 step down "$S" down r0
 n=$(md_data_bytes "$(size_of "$BDEV")")
-share_put "md5.$GUEST_INDEX" "$(md5_head "$BDEV" "$n")"
+share_put "sum.$GUEST_INDEX" "$(checksum_head "$BDEV" "$n")"
 barrier summed || die "barrier summed"
 same_loop_data() {
-  local a b; a=$(share_get md5.0) b=$(share_get md5.1)
+  local a b; a=$(share_get sum.0) b=$(share_get sum.1)
   echo "guest0 $a guest1 $b (first $n bytes of $BDEV)"
   [ -n "$a" ] && [ "$a" = "$b" ]
 }

@@ -82,7 +82,7 @@ fi
 barrier done || die "barrier done"
 dmesg | grep -iE 'size|resync|grow' | grep -v 'Command line' | tail -20
 step down "$S" down r0
-share_put "md5.$GUEST_INDEX" "$(md5_head "$LO" "$SIZE96")"
+share_put "sum.$GUEST_INDEX" "$(checksum_head "$LO" "$SIZE96")"
 barrier summed || die "barrier summed"
 step data-identical same_data "$SIZE96"
 losetup -d "$LO"
