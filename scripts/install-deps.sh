@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
   linux-source-6.12 rustc-web rust-web-src
   clang lld llvm libclang-dev
-  bc flex bison libelf-dev libssl-dev cpio xz-utils kmod
+  bc flex bison libelf-dev libssl-dev cpio xz-utils lz4 kmod
   qemu-system-x86 busybox-static e2fsprogs fio drbd-utils resource-agents rsync
   bash-builtins
 )

@@ -45,6 +45,27 @@ ln -s busybox "$stage/bin/sh"
 mknod -m 600 "$stage/dev/console" c 5 1
 mknod -m 666 "$stage/dev/null" c 1 3
 
+# The mounts of stage 1, one `mount -a -T FILE` per pass (see /init).
+mkdir -p "$stage/etc"
+cat > "$stage/etc/fstab.host" <<'EOF'
+proc     /proc       proc   defaults 0 0
+hostroot /mnt/host   9p     trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro 0 0
+rw       /mnt/rw     tmpfs  mode=0755 0 0
+EOF
+cat > "$stage/etc/fstab.newroot" <<'EOF'
+proc     /newroot/proc    proc     defaults 0 0
+sysfs    /newroot/sys     sysfs    defaults 0 0
+devtmpfs /newroot/dev     devtmpfs defaults 0 0
+tmp      /newroot/tmp     tmpfs    mode=1777 0 0
+run      /newroot/run     tmpfs    mode=0755 0 0
+results  /newroot/results 9p       trans=virtio,version=9p2000.L,msize=262144 0 0
+shared   /newroot/shared  9p       trans=virtio,version=9p2000.L,msize=262144 0 0
+EOF
+cat > "$stage/etc/fstab.dev" <<'EOF'
+shm      /newroot/dev/shm tmpfs    mode=1777 0 0
+devpts   /newroot/dev/pts devpts   defaults 0 0
+EOF
+
 # ---------------------------------------------------------------------------
 # Stage 1 (PID 1, busybox): mounts, then runs stage 2 in the chroot, then
 # reboots. PID 1 must never exit: that would panic the kernel.
@@ -61,44 +82,35 @@ die() {
   sync; reboot -f; sleep 3600
 }
 
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null || true   # DEVTMPFS_MOUNT may have done it
-
+# Every process costs about 0.1 s here on the debugging kernel, and every
+# guest boot pays them: the mounts go in three `mount -a` passes over fstab
+# files written below, not one `mount` each.
 # Host root, read-only; the overlay makes it writable (in RAM) for the guest.
 # cache=loose: the host side does not change during a test, and caching
 # saves ~3 s per test on exec and lookups over 9p.
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=loose,ro hostroot /mnt/host \
-  || die "cannot mount the host root over 9p (NET_9P_VIRTIO/9P_FS, -fsdev hostroot?)"
-mount -t tmpfs -o mode=0755 rw /mnt/rw
+mount -a -T /etc/fstab.host \
+  || die "cannot mount the host root over 9p (NET_9P_VIRTIO/9P_FS, -fsdev hostroot?) or a tmpfs"
 mkdir -p /mnt/rw/upper /mnt/rw/work
 mount -t overlay -o lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work overlay /newroot \
   || die "cannot mount the overlay (OVERLAY_FS?)"
 
-for d in proc sys dev; do
-  mkdir -p /newroot/$d
-  mount --move /$d /newroot/$d
-done
-# Fresh, guest-local /tmp and /run; the host's contents must not leak in.
-mount -t tmpfs -o mode=1777 tmp /newroot/tmp
-mount -t tmpfs -o mode=0755 run /newroot/run
+# proc, sys, dev; fresh, guest-local /tmp and /run (the host's contents must
+# not leak in); the writable shares: this guest's results, and a folder
+# common to all guests.
+mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/tmp /newroot/run /newroot/results /newroot/shared
+mount -a -T /etc/fstab.newroot \
+  || die "cannot mount proc, sysfs, devtmpfs, /tmp, /run or the results and shared folders"
+mkdir -p /newroot/dev/shm /newroot/dev/pts
+mount -a -T /etc/fstab.dev || say "no /dev/shm or /dev/pts (DEVPTS?)"
 # A checkout under /tmp or /run (a CI clone may live there) must stay
 # visible through those fresh mounts: bind it back from the host share.
-root=$(sed -n 's/.*rdrbd\.root=\([^ ]*\).*/\1/p' /newroot/proc/cmdline)
+read -r cmdline < /newroot/proc/cmdline
+root=""
+for w in $cmdline; do case "$w" in rdrbd.root=*) root=${w#*=} ;; esac; done
 case "$root" in
-  /tmp/*|/run/*) mkdir -p "/newroot$root" && mount --bind "/mnt/host$root" "/newroot$root" \
+  /tmp/*|/run/*) mkdir -p "/newroot$root" && mount -o bind "/mnt/host$root" "/newroot$root" \
                    || die "cannot expose $root in the guest" ;;
 esac
-mkdir -p /newroot/dev/shm /newroot/dev/pts
-mount -t tmpfs -o mode=1777 shm /newroot/dev/shm
-mount -t devpts devpts /newroot/dev/pts 2>/dev/null || true
-
-# Writable shares: this guest's results, and a folder common to all guests.
-mkdir -p /newroot/results /newroot/shared
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /newroot/results \
-  || die "cannot mount the results share"
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 shared /newroot/shared \
-  || die "cannot mount the shared folder"
 
 cp /stage2.sh /newroot/run/rdrbd-stage2.sh
 chroot /newroot /bin/bash /run/rdrbd-stage2.sh </dev/console >/dev/console 2>&1
@@ -124,7 +136,8 @@ say "stage 2 starting"
 # --- kernel command line -------------------------------------------------
 SCRIPT="" RDRBD_ROOT="" DRBD_KO="" DRBDSETUP="" DRBDMETA="" MODULES="" GUEST_INDEX=0 NGUESTS=1 TEST_NAME="" TEST_TIMEOUT=600
 BOOT_INDEX=0 NBOOTS=1
-for w in $(cat /proc/cmdline); do
+read -r cmdline < /proc/cmdline
+for w in $cmdline; do
   case "$w" in
     rdrbd.script=*)  SCRIPT=${w#*=} ;;
     rdrbd.root=*)    RDRBD_ROOT=${w#*=} ;;
@@ -148,9 +161,11 @@ export DRBD_KO=${DRBD_KO:-$RDRBD_ROOT/build/out/drbd.ko}
 export DRBDSETUP=${DRBDSETUP:-$RDRBD_ROOT/build/out/bin/drbdsetup}
 [ -z "$DRBDMETA" ] || export DRBDMETA   # else lib.sh picks ours or Debian's
 echo "guest$GUEST_INDEX" > /proc/sys/kernel/hostname 2>/dev/null || true
-# iproute2 is on Debian systems but not required: busybox has an ip applet.
-command -v ip >/dev/null || ip() { /bin/busybox ip "$@"; }
-mkdir -p /run/lock /var/lock /root
+# busybox (static, from busybox-static) for ip and mount: the first start of
+# iproute2's ip or util-linux's mount loads their libraries over 9p, about a
+# second per boot on the debugging kernel.
+ip() { /bin/busybox ip "$@"; }
+/bin/busybox mkdir -p /run/lock /var/lock /root
 
 # --- modules of the in-tree kernel (for `modprobe drbd`, the C driver) ----
 setup_modules() {
@@ -165,7 +180,7 @@ setup_modules() {
   # scripts/build-kernel.sh stages the modules with modules_install, which
   # runs depmod: the index is there and current unless depmod was missing.
   if [ -f "$src/$rel/modules.dep.bin" ]; then
-    mount --bind "$src" /lib/modules
+    /bin/busybox mount -o bind "$src" /lib/modules
   else
     # The staging tree is read-only here: copy it to RAM to run depmod.
     say "modules.dep missing: copying modules and running depmod"

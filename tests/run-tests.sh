@@ -121,14 +121,19 @@ exclusive() { grep -Eq '^#[[:space:]]*exclusive:[[:space:]]*yes' <(head -n 40 "$
 
 # run_guest_tests: every selected guest test, CHECK_JOBS (default 2, the CI
 # machine's cores) at a time; an exclusive test runs alone. With several at
-# once the longest budgets start first, so that the long tests do not end
-# up last and alone; results are printed as tests end.
+# once the exclusive tests go first, one after another (placed between
+# others, each would leave a CPU idle until the test before it ended), then
+# the others, longest budgets first, so that the long tests do not end up
+# last and alone; results are printed as tests end.
 run_guest_tests() {
   local jobs=${CHECK_JOBS:-2} running=0 t name order=() alone
   results=$root/build/logs/results
   rm -rf "$results" && mkdir -p "$results"
   if [ "$jobs" -gt 1 ]; then
-    while read -r _ t; do order+=("$t"); done < <(for t in "${guest_tests[@]}"; do echo "$(budget_of "$t") $t"; done | sort -s -k1,1 -rn)
+    while read -r _ _ t; do order+=("$t"); done < <(
+      for t in "${guest_tests[@]}"; do
+        if exclusive "$t"; then echo "0 $(budget_of "$t") $t"; else echo "1 $(budget_of "$t") $t"; fi
+      done | sort -s -k1,1n -k2,2rn)
   else
     order=("${guest_tests[@]}")
   fi

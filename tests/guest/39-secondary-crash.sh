@@ -3,20 +3,20 @@
 # metadata on both, initial full sync, guest 0 Primary runs a stream of 4 KiB
 # O_DIRECT writes; guest 1 (Secondary) is power-cut in the middle of it.
 # Guest 0 notices the lost peer (WFConnection, new current UUID), keeps
-# writing (the stream plus 8 MiB at 96 MiB, all marked out of sync), then
+# writing (the stream plus 8 MiB at 40 MiB, all marked out of sync), then
 # goes Secondary and down cleanly (the harness boots both guests together,
 # so guest 0 cannot stay up while guest 1 comes back: its persisted
 # metadata stands for the Primary that kept running). Boot 1: both attach
 # their disks without create-md (guest 1 replays its activity log), guest 0
 # becomes Primary again without --force and both connect: guest 1 must come
 # back by a bitmap-based resync ("Began resync as SyncSource (will sync N
-# KB" on guest 0 with N below the 128 MiB device: guest 0's changes plus
+# KB" on guest 0 with N below the 64 MiB device: guest 0's changes plus
 # the extents of guest 1's replayed activity log, which replicated writes
 # pass but resync writes must not, or the initial sync would leave every
 # extent hot), end UpToDate, and the data areas of both backing disks must
 # be identical.
 # guests: 2
-# disks: 128M
+# disks: 64M
 # timeout: 900
 # budget: 360
 # boots: 2
@@ -50,11 +50,11 @@ if [ "$BOOT_INDEX" = 0 ]; then
     power_cut "Secondary, Connected, replicated writes arriving"
   fi
 
-  # Guest 0: a stream of 4 KiB O_DIRECT writes in the first 64 MiB.
+  # Guest 0: a stream of 4 KiB O_DIRECT writes in the first 32 MiB.
   stream() {
     local i=0
     while :; do
-      dd if=/dev/urandom of=/dev/drbd0 bs=4k count=1 seek=$(( (i * 37) % 16384 )) oflag=direct status=none || exit 1
+      dd if=/dev/urandom of=/dev/drbd0 bs=4k count=1 seek=$(( (i * 37) % 8192 )) oflag=direct status=none || exit 1
       i=$((i + 1))
       echo "$i" > /tmp/stream-count
     done
@@ -67,7 +67,7 @@ if [ "$BOOT_INDEX" = 0 ]; then
   sleep 2
   kill $loop; wait $loop 2>/dev/null
   log "stream writes: $(cat /tmp/stream-count)"
-  step write-disconnected dd if=/dev/urandom of=/dev/drbd0 bs=1M count=8 seek=96 oflag=direct status=none
+  step write-disconnected dd if=/dev/urandom of=/dev/drbd0 bs=1M count=8 seek=40 oflag=direct status=none
   oos_at_least() { local o; o=$(proc_field oos); echo "oos ${o:-?} KiB"; [ -n "$o" ] && [ "$o" -ge 8192 ]; }
   step oos-marked oos_at_least
   proc_field oos > "$STATE/oos-boot0"
@@ -106,11 +106,11 @@ if [ "$GUEST_INDEX" = 0 ]; then
     kb=$(resynced_kb)
     echo "resynced ${kb:-?} KB; guest 0 had $oos0 KiB out of sync; device $(( $(size_of /dev/drbd0) / 1024 )) KiB"
     # guest 0's own changes, plus at most guest 1's active AL extents
-    # (64 MiB of stream area): below the 128 MiB of a full sync.
-    [ -n "$kb" ] && [ "$kb" -ge "$oos0" ] && [ "$kb" -le $(( oos0 + 65536 + 4096 )) ]
+    # (32 MiB of stream area): below the 64 MiB of a full sync.
+    [ -n "$kb" ] && [ "$kb" -ge "$oos0" ] && [ "$kb" -le $(( oos0 + 32768 + 4096 )) ]
   }
   step bitmap-based-resync resync_size
-  step write-connected dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=112 oflag=direct status=none
+  step write-connected dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=56 oflag=direct status=none
   step oos-zero test "$(proc_field oos)" = 0
   step secondary "$S" secondary 0
 else

@@ -14,8 +14,8 @@
 # - refusals: invalidate while Primary, verify/invalidate while a resync
 #   runs, invalidate-remote on a StandAlone Secondary.
 # guests: 2
-# 32 MiB disks: every invalidate is a full resync, on the debug kernel.
-# disks: 32M
+# 16 MiB disks: every invalidate is a full resync, on the debug kernel.
+# disks: 16M
 # timeout: 600
 # budget: 430
 set -uo pipefail
@@ -54,9 +54,9 @@ same_data() {
 
 # --- verify on equal data ---------------------------------------------------
 if [ "$GUEST_INDEX" = 0 ]; then
-  # The first 16 MiB (the written data is at 4..12 MiB): verify compares
+  # The first 12 MiB (the written data is at 4..12 MiB): verify compares
   # block by block, which takes long under TCG.
-  step verify-start "$S" verify 0 --stop=16M
+  step verify-start "$S" verify 0 --stop=12M
 fi
 step verify-done-logged wait_verify_done 1 300
 step verify-done-connected wait_cs Connected 60
@@ -71,7 +71,7 @@ if [ "$GUEST_INDEX" = 1 ]; then
 fi
 barrier corrupted || die "barrier corrupted"
 if [ "$GUEST_INDEX" = 0 ]; then
-  step verify84-start "$S84" verify 0 --stop=16M
+  step verify84-start "$S84" verify 0 --stop=12M
 fi
 step verify2-done-logged wait_verify_done 2 300
 step verify2-connected wait_cs Connected 60
@@ -94,7 +94,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step invalidate-primary-refused expect_fail "$S" invalidate 0
   step resize-too-big-ignored "$S" resize 0 --size=1G
   step resize-too-big-logged sh -c "dmesg | grep -q 'Requested disk size is too big'"
-  step resize-shrink-refused expect_fail "$S" resize 0 --size=16M
+  step resize-shrink-refused expect_fail "$S" resize 0 --size=8M
   step resize-al-layout-refused expect_fail "$S" resize 0 --al-stripes=2
   step pause-clear-refused expect_fail "$S" resume-sync 0
 fi
@@ -131,7 +131,7 @@ step data-equal-after-invalidate same_data invalidate
 
 # --- invalidate-remote (guest 0, drbdsetup-84) ------------------------------
 if [ "$GUEST_INDEX" = 0 ]; then
-  step write2 dd if=/dev/urandom of=/dev/drbd0 bs=1M count=2 seek=20 oflag=direct status=none
+  step write2 dd if=/dev/urandom of=/dev/drbd0 bs=1M count=2 seek=13 oflag=direct status=none
   step invalidate-remote "$S84" invalidate-remote 0
 fi
 barrier invalidated-remote || die "barrier invalidated-remote"

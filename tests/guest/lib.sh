@@ -209,6 +209,13 @@ mkdir -p /var/run/drbd/lock 2>/dev/null
 # (--force answers drbdmeta's questions), by $DRBDMETA or the tool given.
 create_md() { "${2:-$DRBDMETA}" --force 0 v08 "$1" internal create-md; }
 
+# dm_create NAME TABLE: a device-mapper device /dev/mapper/NAME (fault
+# injection: linear, error, flakey, delay, dust). The guests run no udev:
+# dmsetup must not wait for it, and makes the node itself.
+dm_create() { dmsetup create --noudevsync "$1" --table "$2" && dmsetup mknodes "$1"; }
+# dm_remove NAME: removes it (and its node).
+dm_remove() { dmsetup remove --noudevsync "$1"; }
+
 # dump_md DEV [DRBDMETA]: drbdmeta dump-md (Debian's by default: the reference).
 dump_md() { "${2:-$DEBIAN_DRBDMETA}" --force 0 v08 "$1" internal dump-md; }
 

@@ -23,7 +23,7 @@ use crate::drbd_include::uuid::uuid_flags;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_include::fixed_str::FixedStr;
 use crate::kernel_glue::crypto::{Digest, Hmac, HMAC_MAX_DIGEST};
-use crate::kernel_glue::net::{SockAddr, TcpSocket};
+use crate::kernel_glue::net::{SockAddr, SocketBuffers, TcpSocket};
 use crate::kernel_glue::thread::KThread;
 
 /// What the peer looks like from here: shown in /proc/drbd and GET_STATUS.
@@ -77,6 +77,9 @@ pub(crate) struct NetConfig {
     pub(crate) csums_alg: Option<FixedStr<{ net_conf::SECRET_SIZE }>>,
     /// `csums-after-crash-only`: checksums only after a Primary crashed.
     pub(crate) csums_after_crash_only: bool,
+    /// `sndbuf-size` and `rcvbuf-size` of every socket (0: the kernel
+    /// sizes it).
+    pub(crate) buffers: SocketBuffers,
 }
 
 /// The digest transform named `alg`.
@@ -167,6 +170,7 @@ impl NetConfig {
             verify_alg,
             csums_alg,
             csums_after_crash_only: nc.csums_after_crash_only,
+            buffers: SocketBuffers { send: nc.sndbuf_size, receive: nc.rcvbuf_size },
         })
     }
 }
@@ -590,7 +594,7 @@ fn run(shared: Arc<ConnShared>) {
 /// `None` if the attempt failed (the caller retries) or we are stopping.
 fn establish(shared: &ConnShared) -> Option<(TcpSocket, TcpSocket, bool)> {
     let cfg = &shared.config;
-    let listener = match TcpSocket::listen(&cfg.my_addr, 5) {
+    let listener = match TcpSocket::listen(&cfg.my_addr, 5, cfg.buffers) {
         Ok(l) => l,
         Err(e) => {
             pr_err!("{}: cannot listen on the local address: error {}\n", shared.name.as_str(), e.to_errno());
@@ -612,7 +616,7 @@ fn establish(shared: &ConnShared) -> Option<(TcpSocket, TcpSocket, bool)> {
             return None;
         }
         if !core::mem::take(&mut skip_connect) && (data.is_none() || meta.is_none()) {
-            if let Ok(s) = TcpSocket::connect(Some(&cfg.my_addr), &cfg.peer_addr) {
+            if let Ok(s) = TcpSocket::connect(Some(&cfg.my_addr), &cfg.peer_addr, cfg.buffers) {
                 let first = if data.is_none() { Packet::InitialData } else { Packet::InitialMeta };
                 if send_packet(&s, Link::HANDSHAKE, first, 0, |_| Ok(0)).is_ok() {
                     if first == Packet::InitialData {

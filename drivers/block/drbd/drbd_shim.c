@@ -271,19 +271,56 @@ void rdrbd_sock_set_nodelay(struct socket *sock)
 	tcp_sock_set_nodelay(sock->sk);
 }
 
-/* Sends the data of a write bio (its bvecs from bi_iter on). */
-/* Sends the bio's data from byte *done on, adding what went out to *done,
- * so that a caller can resume after a send timeout (-EAGAIN). */
+/*
+ * The sockets carry writeback: their allocations must not recurse into block
+ * I/O (GFP_NOIO), and a sender on the block I/O path (any task submitting a
+ * bio) must not use, or sleep on, that task's page fragment.
+ */
+void rdrbd_sock_for_block_io(struct socket *sock)
+{
+	sock->sk->sk_allocation = GFP_NOIO;
+	sock->sk->sk_use_task_frag = false;
+}
+
+/* SO_SNDBUF / SO_RCVBUF without the doubling: the size given is the size. */
+void rdrbd_sock_set_buffers(struct socket *sock, u32 snd, u32 rcv)
+{
+	lock_sock(sock->sk);
+	if (snd) {
+		WRITE_ONCE(sock->sk->sk_sndbuf, snd);
+		sock->sk->sk_userlocks |= SOCK_SNDBUF_LOCK;
+	}
+	if (rcv) {
+		WRITE_ONCE(sock->sk->sk_rcvbuf, rcv);
+		sock->sk->sk_userlocks |= SOCK_RCVBUF_LOCK;
+	}
+	release_sock(sock->sk);
+}
+
+/*
+ * Sends the data of a write bio, from byte *done of it on, adding what went
+ * out to *done; a send that times out (-EAGAIN) is resumed by calling again.
+ *
+ * The iterator covers the bio_vec entries that hold the bio's data, counted
+ * as bio_for_each_bvec walks them from bi_iter: not bi_vcnt - bi_idx, which
+ * is meaningless for a cloned bio (a split, or a bio from dm above us shares
+ * its parent's bio_vec array and has bi_vcnt 0). iov_iter_advance() walks
+ * only nr_segs entries, so a wrong count resumes a send in the wrong memory.
+ */
 int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done)
 {
 	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+	struct bvec_iter iter;
+	struct bio_vec bvec;
+	unsigned long nr_segs = 0;
 	int rv;
 
 	if (*done > bio->bi_iter.bi_size)
 		return -EINVAL;
+	bio_for_each_bvec(bvec, bio, iter)
+		nr_segs++;
 	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bio->bi_io_vec + bio->bi_iter.bi_idx,
-		      bio->bi_vcnt - bio->bi_iter.bi_idx,
-		      bio->bi_iter.bi_size + bio->bi_iter.bi_bvec_done);
+		      nr_segs, bio->bi_iter.bi_size + bio->bi_iter.bi_bvec_done);
 	iov_iter_advance(&msg.msg_iter, bio->bi_iter.bi_bvec_done + *done);
 	while (msg_data_left(&msg)) {
 		rv = sock_sendmsg(sock, &msg);

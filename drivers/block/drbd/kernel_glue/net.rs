@@ -78,7 +78,20 @@ impl SockAddr {
     }
 }
 
+/// Socket buffer sizes in bytes (`sndbuf-size`, `rcvbuf-size`); 0 leaves
+/// the kernel's automatic sizing.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SocketBuffers {
+    pub(crate) send: u32,
+    pub(crate) receive: u32,
+}
+
 /// A kernel TCP socket; released on drop.
+///
+/// # Invariants
+///
+/// `sock` is a live socket owned by this value, set up for block I/O
+/// (GFP_NOIO allocations, no task page fragment: [`Self::for_block_io`]).
 pub(crate) struct TcpSocket {
     sock: NonNull<bindings::socket>,
 }
@@ -94,12 +107,23 @@ impl TcpSocket {
         let mut sock = ptr::null_mut();
         // SAFETY: `sock` is a valid out-pointer.
         to_result(unsafe { shim::rdrbd_sock_create(c_int::from(family), &mut sock) })?;
-        Ok(Self { sock: NonNull::new(sock).ok_or(ENOMEM)? })
+        Ok(Self::for_block_io(NonNull::new(sock).ok_or(ENOMEM)?))
     }
 
-    /// A listening socket bound to `addr`.
-    pub(crate) fn listen(addr: &SockAddr, backlog: i32) -> Result<Self> {
+    /// Takes ownership of a new socket and makes it fit to carry block I/O
+    /// (as 8.4's `conn_connect`): allocations with GFP_NOIO, no task page
+    /// fragment. Every socket rdrbd creates or accepts goes through here.
+    fn for_block_io(sock: NonNull<bindings::socket>) -> Self {
+        // SAFETY: `sock` is a live socket this function now owns.
+        unsafe { shim::rdrbd_sock_for_block_io(sock.as_ptr()) };
+        Self { sock }
+    }
+
+    /// A listening socket bound to `addr`; the sockets it accepts inherit
+    /// `buffers`.
+    pub(crate) fn listen(addr: &SockAddr, backlog: i32, buffers: SocketBuffers) -> Result<Self> {
         let socket = Self::create(addr.family())?;
+        socket.set_buffers(buffers);
         let mut addr = *addr;
         // SAFETY: the socket is live; `addr` is a valid sockaddr of `len` bytes.
         unsafe {
@@ -115,12 +139,14 @@ impl TcpSocket {
         let mut new = ptr::null_mut();
         // SAFETY: the socket is a live listener; `new` is a valid out-pointer.
         to_result(unsafe { bindings::kernel_accept(self.sock.as_ptr(), &mut new, 0) })?;
-        Ok(Self { sock: NonNull::new(new).ok_or(ENOMEM)? })
+        Ok(Self::for_block_io(NonNull::new(new).ok_or(ENOMEM)?))
     }
 
-    /// Connects to `peer`, from `local` (port 0: any) if given.
-    pub(crate) fn connect(local: Option<&SockAddr>, peer: &SockAddr) -> Result<Self> {
+    /// Connects to `peer`, from `local` (port 0: any) if given, with
+    /// `buffers`.
+    pub(crate) fn connect(local: Option<&SockAddr>, peer: &SockAddr, buffers: SocketBuffers) -> Result<Self> {
         let socket = Self::create(peer.family())?;
+        socket.set_buffers(buffers);
         if let Some(local) = local {
             let mut local = *local;
             local.bytes[2] = 0;
@@ -142,6 +168,13 @@ impl TcpSocket {
     pub(crate) fn set_timeouts(&self, rcv_jiffies: i64, snd_jiffies: i64) {
         // SAFETY: the socket is live.
         unsafe { shim::rdrbd_sock_set_timeouts(self.sock.as_ptr(), rcv_jiffies as c_long, snd_jiffies as c_long) };
+    }
+
+    /// Fixes the buffer sizes that are not 0 (8.4's `drbd_setbufsize`,
+    /// before connect or listen).
+    fn set_buffers(&self, buffers: SocketBuffers) {
+        // SAFETY: the socket is live.
+        unsafe { shim::rdrbd_sock_set_buffers(self.sock.as_ptr(), buffers.send, buffers.receive) };
     }
 
     /// Disables Nagle: DRBD's acks and small packets must not wait.
