@@ -41,6 +41,19 @@ pub fn sector_to_al_extent(sector: u64) -> u64 {
     sector / AL_EXTENT_SECT
 }
 
+/// The whole activity log extents a request of `size` bytes at `sector`
+/// touches, as (first sector, bytes): what a resync read locks against
+/// application writes, so that the writes already in flight in those
+/// extents can drain while no new ones enter (8.4's `drbd_rs_begin_io`
+/// blocks writes to the resync extent before it waits). `size` 0 counts
+/// as one sector.
+pub fn al_extent_span(sector: u64, size: u32) -> (u64, u64) {
+    let last = sector.saturating_add(u64::from(size).div_ceil(512).max(1) - 1);
+    let first_sector = sector_to_al_extent(sector).saturating_mul(AL_EXTENT_SECT);
+    let end_sector = sector_to_al_extent(last).saturating_add(1).saturating_mul(AL_EXTENT_SECT);
+    (first_sector, end_sector.saturating_sub(first_sector).saturating_mul(512))
+}
+
 /// First and last bit (inclusive) of activity log extent `extent`.
 pub fn al_extent_bits(extent: u32) -> (u64, u64) {
     let first = u64::from(extent).saturating_mul(BM_BITS_PER_AL_EXTENT);
@@ -290,6 +303,20 @@ impl<'a> Bitmap<'a> {
     clippy::arithmetic_side_effects
 )]
 mod tests {
+    #[test]
+    fn al_extent_span_covers_whole_extents() {
+        const EXT: u64 = AL_EXTENT_SECT;
+        // Inside one extent: that extent.
+        assert_eq!(al_extent_span(8, 4096), (0, EXT * 512));
+        assert_eq!(al_extent_span(EXT + 16, 128 << 10), (EXT, EXT * 512));
+        // Ending exactly at an extent's end: still one.
+        assert_eq!(al_extent_span(EXT - 8, 4096), (0, EXT * 512));
+        // Across a border: both.
+        assert_eq!(al_extent_span(EXT - 8, 8192), (0, 2 * EXT * 512));
+        // Size 0: the extent of the sector.
+        assert_eq!(al_extent_span(3 * EXT, 0), (3 * EXT, EXT * 512));
+    }
+
     #[test]
     fn grown_bits_cover_the_new_area() {
         assert_eq!(grown_bits(1000, 1000), None);

@@ -5,7 +5,7 @@
 # guests: 1
 # disks: 256M
 # timeout: 300
-# budget: 60
+# budget: 40
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

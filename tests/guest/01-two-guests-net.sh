@@ -4,7 +4,7 @@
 # guests: 2
 # disks: none
 # timeout: 300
-# budget: 50
+# budget: 40
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -5,7 +5,7 @@
 # guests: 1
 # disks: none
 # timeout: 600
-# budget: 90
+# budget: 70
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

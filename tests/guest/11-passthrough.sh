@@ -10,7 +10,7 @@
 # guests: 1
 # disks: 256M
 # timeout: 900
-# budget: 70
+# budget: 60
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

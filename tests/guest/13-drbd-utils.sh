@@ -9,7 +9,7 @@
 # guests: 1
 # disks: 256M
 # timeout: 600
-# budget: 140
+# budget: 110
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

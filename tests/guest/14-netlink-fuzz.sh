@@ -8,7 +8,7 @@
 # guests: 1
 # disks: 256M
 # timeout: 600
-# budget: 120
+# budget: 110
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

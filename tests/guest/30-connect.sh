@@ -9,7 +9,7 @@
 # guests: 2
 # disks: 256M
 # timeout: 600
-# budget: 40
+# budget: 30
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -8,7 +8,7 @@
 # guests: 2
 # disks: 256M
 # timeout: 600
-# budget: 60
+# budget: 40
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

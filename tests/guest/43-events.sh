@@ -12,7 +12,7 @@
 # guests: 2
 # disks: 256M
 # timeout: 400
-# budget: 70
+# budget: 80
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -21,7 +21,7 @@
 # disks: none
 # memory: 1G
 # timeout: 900
-# budget: 160
+# budget: 140
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -109,13 +109,9 @@ step pair-new-resource "$S" new-resource r0 || exit 1
 step pair-new-minor "$S" new-minor r0 0 0 || exit 1
 step pair-attach "$S" attach 0 "$LO" || exit 1
 barrier pair-attached || die "barrier pair-attached"
-step connect "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C --ping-timeout=20 || exit 1
-step connected wait_cs Connected 90 || exit 1
-barrier connected || die "barrier connected"
+connect_pair --ping-timeout=20 || exit 1
 # Both backing files are all zeroes: no initial sync needed.
-[ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
-step both-uptodate wait_synced 60 || exit 1
-barrier uptodate || die "barrier uptodate"
+skip_initial_sync || exit 1
 if [ "$GUEST_INDEX" = 0 ]; then
   step pair-primary "$S" primary 0 || exit 1
   step pair-write-8M dd if=/dev/urandom of=/dev/drbd0 bs=1M count=8 seek=4 oflag=direct status=none

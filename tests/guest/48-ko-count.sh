@@ -17,7 +17,7 @@
 # guests: 2
 # disks: 256M
 # timeout: 900
-# budget: 110
+# budget: 70
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -37,20 +37,12 @@ loop_backing() {
 step loop-backing loop_backing || exit 1
 BDEV=$(losetup -j "$LOWER/backing" | cut -d: -f1)
 S=$DRBDSETUP
-step insmod load_drbd || exit 1
-step create-md create_md "$BDEV" || exit 1
-step new-resource "$S" new-resource r0 || exit 1
-step new-minor "$S" new-minor r0 0 0 || exit 1
-step attach "$S" attach 0 "$BDEV" || exit 1
+attach_rdrbd "$BDEV" || exit 1
 barrier attached || die "peer never attached"
 
-step connect "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C \
+connect_pair \
   --ping-timeout=20 --timeout=$TIMEOUT_DS --ko-count=$KO_COUNT --connect-int=2 || exit 1
-step connected wait_cs Connected 90 || exit 1
-barrier connected || die "barrier connected"
-[ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
-step both-uptodate wait_synced 60 || exit 1
-barrier uptodate || die "barrier uptodate"
+skip_initial_sync || exit 1
 
 if [ "$GUEST_INDEX" = 0 ]; then
   step primary "$S" primary 0 || exit 1

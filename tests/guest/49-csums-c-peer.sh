@@ -19,7 +19,7 @@
 # guests: 2
 # disks: 64M
 # timeout: 900
-# budget: 170
+# budget: 130
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -16,7 +16,7 @@
 # guests: 2
 # disks: 64M
 # timeout: 600
-# budget: 60
+# budget: 50
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -10,7 +10,7 @@
 # disks: none
 # memory: 1G
 # timeout: 900
-# budget: 150
+# budget: 120
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -39,12 +39,8 @@ else
   step attach "$S" attach 0 "$LO" "$LO" internal || exit 1
 fi
 barrier attached || die "peer never attached"
-step connect "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C --ping-timeout=20 || exit 1
-step connected wait_cs Connected 90 || exit 1
-barrier connected || die "barrier connected"
-[ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
-step both-uptodate wait_synced 60 || exit 1
-barrier uptodate || die "barrier uptodate"
+connect_pair --ping-timeout=20 || exit 1
+skip_initial_sync || exit 1
 if [ "$GUEST_INDEX" = 0 ]; then
   step primary "$S" primary 0 || exit 1
   step write-8M dd if=/dev/urandom of=/dev/drbd0 bs=1M count=8 seek=4 oflag=direct status=none

@@ -14,7 +14,7 @@
 # guests: 2
 # disks: 64M
 # timeout: 600
-# budget: 110
+# budget: 120
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -28,21 +28,13 @@ if [ "$GUEST_INDEX" = 1 ]; then
   step lower-mapping dm_create lower "0 $(( $(size_of /dev/vda) / 512 )) linear /dev/vda 0" || exit 1
   BDEV=/dev/mapper/lower
 fi
-step insmod load_drbd || exit 1
-step create-md create_md "$BDEV" || exit 1
-step new-resource "$S" new-resource r0 || exit 1
-step new-minor "$S" new-minor r0 0 0 || exit 1
-step attach "$S" attach 0 "$BDEV" || exit 1
+attach_rdrbd "$BDEV" || exit 1
 barrier attached || die "peer never attached"
 
-step connect "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C \
+connect_pair \
   --ping-timeout=20 --timeout=10 --ko-count=60 --sndbuf-size=65536 --rcvbuf-size=65536 || exit 1
-step connected wait_cs Connected 90 || exit 1
-barrier connected || die "barrier connected"
 # Both disks are fresh (zeros): no initial sync needed.
-[ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
-step both-uptodate wait_synced 60 || exit 1
-barrier uptodate || die "barrier uptodate"
+skip_initial_sync || exit 1
 
 if [ "$GUEST_INDEX" = 0 ]; then
   step primary "$S" primary 0 || exit 1

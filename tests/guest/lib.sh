@@ -293,16 +293,18 @@ power_cut() {
   die "power cut: the guest did not reset"
 }
 
-# attach_rdrbd: load our module, fresh metadata on /dev/vda, resource r0
-# with minor 0 (volume 0) attached; sets S to our drbdsetup. Each step is a
-# sub-result; returns non-zero at the first failure.
+# attach_rdrbd [DEV]: load our module, fresh metadata on DEV (default
+# /dev/vda), resource r0 with minor 0 (volume 0) attached to it; sets S to
+# our drbdsetup. Each step is a sub-result; returns non-zero at the first
+# failure.
 attach_rdrbd() {
+  local dev=${1:-/dev/vda}
   S=$DRBDSETUP
   step insmod load_drbd &&
-    step create-md create_md /dev/vda &&
+    step create-md create_md "$dev" &&
     step new-resource "$S" new-resource r0 &&
     step new-minor "$S" new-minor r0 0 0 &&
-    step attach "$S" attach 0 /dev/vda
+    step attach "$S" attach 0 "$dev"
 }
 
 # attach_c_drbd: the same with the in-tree C driver and drbd-utils' tools
@@ -351,6 +353,15 @@ connect_pair() {
   step connect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C "$@" || return 1
   step connected wait_cs Connected 90 || return 1
   barrier connected || die "barrier connected"
+}
+
+# skip_initial_sync: both disks are fresh (all zeroes), so equal: guest 0
+# clears the bitmap as drbdadm's new-current-uuid --clear-bitmap does, and
+# both wait for UpToDate/UpToDate.
+skip_initial_sync() {
+  [ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
+  step both-uptodate wait_synced 60 || return 1
+  barrier uptodate || die "barrier uptodate"
 }
 
 # wait_cs STATE [SECONDS]: wait until minor 0's connection state is STATE

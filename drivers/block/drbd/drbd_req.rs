@@ -270,9 +270,15 @@ impl DeviceIo {
     ) -> Result {
         let lower = self.gate.enter().ok_or(EIO)?;
         let size = u32::try_from(out.len()).map_err(|_| EINVAL)?;
+        // The whole activity-log extents, not only the requested range:
+        // the writes in flight in them must drain, and with only the range
+        // locked new writes to the rest of a busy extent would keep it from
+        // ever going idle (8.4's drbd_rs_begin_io blocks writes to the
+        // resync extent before it waits).
+        let (lock_start, lock_bytes) = crate::drbd_include::bitmap::al_extent_span(sector, size);
         let slots = {
             let guard = self.md.lock();
-            self.resync.lock_range(sector, size);
+            self.resync.lock_range(lock_start, lock_bytes);
             guard.as_ref().map_or([None, None], |md| md.al.hot_slots(sector, size))
         };
         let result = (|| {

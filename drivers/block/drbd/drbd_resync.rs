@@ -11,9 +11,9 @@
 //! and tells the source with a P_STATE of Connected.
 //!
 //! A block the source reads for the target must not be older than a write
-//! the source replicated before it: the source locks the request's range
-//! against new application writes, waits for the ones in flight, then
-//! reads ([`ResyncShared::lock_range`]).
+//! the source replicated before it: the source locks the request's whole
+//! activity-log extents against new application writes, waits for the
+//! ones in flight to drain, then reads ([`ResyncShared::lock_range`]).
 
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -233,12 +233,12 @@ impl ResyncShared {
             && sector.saturating_add(u64::from(size).div_ceil(512)) > self.locked_start.load(Ordering::Acquire)
     }
 
-    /// Holds application writes off `[sector, sector + size)`: set under
-    /// the metadata lock, so every write admitted before is counted in
-    /// flight and every later one sees the lock.
-    pub(crate) fn lock_range(&self, sector: u64, size: u32) {
+    /// Holds application writes off `[sector, sector + bytes / 512)`: set
+    /// under the metadata lock, so every write admitted before is counted
+    /// in flight and every later one sees the lock.
+    pub(crate) fn lock_range(&self, sector: u64, bytes: u64) {
         self.locked_start.store(sector, Ordering::Release);
-        self.locked_end.store(sector.saturating_add(u64::from(size).div_ceil(512)).max(1), Ordering::Release);
+        self.locked_end.store(sector.saturating_add(bytes.div_ceil(512)).max(1), Ordering::Release);
     }
 
     /// Lets application writes through again.
@@ -362,7 +362,8 @@ fn run_target(mut job: TargetJob) {
     let mut budget = per_tick;
     let mut tick_start = now_ms();
     let mut cursor = 0u64;
-    let mut passes = 0u32;
+    // Requests sent in the current pass over the bitmap.
+    let mut requested = 0u64;
     loop {
         if KThread::should_stop() {
             return;
@@ -395,6 +396,7 @@ fn run_target(mut job: TargetJob) {
                 break;
             };
             cursor = next;
+            requested = requested.saturating_add(1);
             rs.in_flight.fetch_add(1, Ordering::AcqRel);
             rs.in_flight_bytes.fetch_add(u64::from(size), Ordering::AcqRel);
             let sent = match csums.as_mut() {
@@ -410,13 +412,24 @@ fn run_target(mut job: TargetJob) {
             budget = budget.saturating_sub(i64::from(size));
         }
         if rs.requests_done.load(Ordering::Acquire) && rs.in_flight.load(Ordering::Acquire) == 0 {
-            passes = passes.saturating_add(1);
-            if io.out_of_sync_bits() > rs.failed() && passes < 3 {
-                // Bits set again meanwhile (a failed block, a replicated
-                // write not covering whole blocks): another pass.
-                cursor = 0;
-                rs.requests_done.store(false, Ordering::Release);
-                continue;
+            let left = io.out_of_sync_bits();
+            if left > rs.failed() {
+                if requested == 0 {
+                    // Bits the walk cannot turn into requests: never claim
+                    // UpToDate over them; they count as failed blocks.
+                    pr_err!("{}: resync found no request for {} blocks still out of sync; counting them as failed\n",
+                        name.as_str(), left - rs.failed());
+                    rs.add_failed(left - rs.failed());
+                } else {
+                    // Bits set again meanwhile (a replicated write not
+                    // covering whole blocks, a block the source declined):
+                    // another pass. The target is UpToDate only when no bit
+                    // is left but those of failed blocks.
+                    cursor = 0;
+                    requested = 0;
+                    rs.requests_done.store(false, Ordering::Release);
+                    continue;
+                }
             }
             finish_target(&mut job);
             return;
