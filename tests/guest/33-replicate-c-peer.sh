@@ -47,10 +47,16 @@ if [ "$GUEST_INDEX" = 1 ]; then
   step c-received-all bash -c 'grep -A1 "^ *0:" /proc/drbd; grep -q " nr:16384 " /proc/drbd'
   step c-primary "$S" primary 0
   step c-still-connected wait_cs Connected 5
-  step c-secondary "$S" secondary 0
-else
-  step peer-primary-seen bash -c 'for i in $(seq 100); do grep -q "ro:Secondary/Primary" /proc/drbd && exit 0; sleep 0.2; done; exit 1'
 fi
+# The C node stays Primary until we have seen it (it was Primary for only
+# 0.1 s once, between two of our looks).
+barrier c-primary || die "barrier c-primary"
+if [ "$GUEST_INDEX" = 0 ]; then
+  peer_primary_seen() { local n=100; until proc_has 'ro:Secondary/Primary'; do n=$((n - 1)); [ $n -gt 0 ] || return 1; sleep 0.2; done; }
+  step peer-primary-seen peer_primary_seen
+fi
+barrier peer-primary-seen || die "barrier peer-primary-seen"
+[ "$GUEST_INDEX" = 1 ] && step c-secondary "$S" secondary 0
 barrier c-wrote || die "barrier c-wrote"
 step still-connected wait_cs Connected 5
 barrier checked || die "barrier checked"

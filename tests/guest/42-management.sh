@@ -17,7 +17,7 @@
 # 16 MiB disks: every invalidate is a full resync, on the debug kernel.
 # disks: 16M
 # timeout: 600
-# budget: 190
+# budget: 280
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

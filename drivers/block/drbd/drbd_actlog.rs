@@ -3,7 +3,7 @@
 //! (flush + FUA) to the on-disk ring, so that after a crash the extents
 //! that may hold unreplicated or torn writes are known (`drbd_actlog.c`).
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use kernel::prelude::*;
 
@@ -16,7 +16,12 @@ use crate::kernel_glue::block::{BdevRef, MetaIo, MD_BLOCK_SIZE};
 /// Writes in flight per AL slot. Completions drop them in interrupt
 /// context, so they live outside the activity log's lock, sized for the
 /// largest `al-extents`.
-pub(crate) struct AlRefs(KVVec<AtomicU32>);
+pub(crate) struct AlRefs {
+    refs: KVVec<AtomicU32>,
+    /// How many times a slot's count fell to zero: a waiter for any idle
+    /// slot compares it with what it saw before it looked.
+    idle_events: AtomicU64,
+}
 
 impl AlRefs {
     pub(crate) fn new() -> Result<Self> {
@@ -25,20 +30,34 @@ impl AlRefs {
         for _ in 0..n {
             refs.push(AtomicU32::new(0), GFP_KERNEL)?;
         }
-        Ok(Self(refs))
+        Ok(Self { refs, idle_events: AtomicU64::new(0) })
     }
 
     fn get(&self, slot: usize) -> Option<&AtomicU32> {
-        self.0.get(slot)
+        self.refs.get(slot)
     }
 
-    /// Ends the writes `tag` (from [`ActivityLog::begin_write`]) stood for.
-    pub(crate) fn complete(&self, tag: u64) {
+    /// Ends the writes `tag` (from [`ActivityLog::begin_write`]) stood for;
+    /// true if a slot has no write in flight any more (waiters for an idle
+    /// slot must be woken).
+    pub(crate) fn complete(&self, tag: u64) -> bool {
+        let mut idle = false;
         for slot in tag_slots(tag).into_iter().flatten() {
             if let Some(r) = self.get(slot) {
-                r.fetch_sub(1, Ordering::Release);
+                if r.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    idle = true;
+                }
             }
         }
+        if idle {
+            self.idle_events.fetch_add(1, Ordering::AcqRel);
+        }
+        idle
+    }
+
+    /// How many times a slot went idle so far (see [`Self::complete`]).
+    pub(crate) fn idle_events(&self) -> u64 {
+        self.idle_events.load(Ordering::Acquire)
     }
 }
 

@@ -570,7 +570,10 @@ fn run(shared: Arc<ConnShared>) {
             Err(NetError::Protocol(e)) => pr_err!("{}: protocol error from peer: {}; dropping the connection\n",
                 shared.name.as_str(), e.reason()),
             Err(NetError::Refused) => {}
-            Err(NetError::GiveUp) => shared.gave_up.store(true, Ordering::SeqCst),
+            Err(NetError::GiveUp) => {
+                shared.gave_up.store(true, Ordering::SeqCst);
+                linger_for_peer(&shared, &data);
+            }
         }
         data.shutdown();
         meta.shutdown();
@@ -587,6 +590,21 @@ fn run(shared: Arc<ConnShared>) {
             shared.fence_lost_peer();
         }
     }
+}
+
+/// After we refused the handshake (a split brain, different csums-alg or
+/// verify-alg, ...): let the peer see why too, as it does in 8.4 when both
+/// nodes decide at about the same time. Closing both sockets at once can
+/// reach the peer before it has read our parameters: its meta socket then
+/// reports a lost connection and it retries as after a network failure,
+/// never logging the refusal (the in-tree C driver did, against our faster
+/// refusal of its csums-alg). So we end our data stream (the peer reads it
+/// to the end), keep the meta socket open, and wait up to four
+/// ping-timeouts for the peer to close.
+fn linger_for_peer(shared: &ConnShared, data: &TcpSocket) {
+    data.set_timeouts(deciseconds(shared.config.ping_timeo.saturating_mul(4)), 0);
+    data.shutdown_write();
+    data.drain_until_closed(64);
 }
 
 /// `conn_connect`'s socket phase: returns the data and meta sockets and

@@ -27,7 +27,8 @@ use crate::drbd_mgmt::MgmtShared;
 use crate::drbd_sender::Replica;
 use crate::drbd_md::MetaData;
 use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskCapacity, DiskOps, LowerDev, LowerGate, LowerRef, UpperBio};
-use crate::kernel_glue::thread::{sleep_ms, KThread};
+use crate::kernel_glue::thread::KThread;
+use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 
 /// What `drbd_open` decides on: the role, and the outstanding opens.
 pub(crate) struct OpenState {
@@ -50,6 +51,12 @@ pub(crate) struct DeviceIo {
     #[pin]
     md: Mutex<Option<MetaData>>,
     al_refs: AlRefs,
+    /// Woken when an AL slot's last write in flight completes.
+    #[pin]
+    al_idle: WaitQueue,
+    /// Woken when a resync read lets application writes through again.
+    #[pin]
+    resync_unlocked: WaitQueue,
     /// The role as openers see it, and how many opens are outstanding.
     #[pin]
     opens: Mutex<OpenState>,
@@ -102,6 +109,14 @@ pub(crate) struct Suspended {
 }
 
 impl DeviceIo {
+    /// Ends a write's hold on its AL slots (from any context, its bio's
+    /// completion included) and wakes who waits for a slot to go idle.
+    fn al_write_done(&self, tag: u64) {
+        if self.al_refs.complete(tag) {
+            self.al_idle.wake_all();
+        }
+    }
+
     /// A device with no backing disk.
     pub(crate) fn new(ident: DeviceIdent) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
@@ -110,6 +125,8 @@ impl DeviceIo {
             gate <- LowerGate::new(),
             md <- new_mutex!(None, "rdrbd::DeviceIo::md"),
             al_refs: AlRefs::new()?,
+            al_idle <- new_wait_queue!("rdrbd::DeviceIo::al_idle"),
+            resync_unlocked <- new_wait_queue!("rdrbd::DeviceIo::resync_unlocked"),
             opens <- new_mutex!(OpenState { primary: false, count: 0 }, "rdrbd::DeviceIo::opens"),
             peer <- new_mutex!(PeerView::STANDALONE, "rdrbd::DeviceIo::peer"),
             replica <- new_mutex!(None, "rdrbd::DeviceIo::replica"),
@@ -283,15 +300,15 @@ impl DeviceIo {
         };
         let result = (|| {
             for slot in slots.into_iter().flatten() {
-                while self.al_refs.in_flight(slot) != 0 {
-                    sleep_ms(1);
-                }
+                self.al_idle.wait_until(|| self.al_refs.in_flight(slot) == 0);
             }
             pages.read(lower.bdev_ref(), sector, out)?;
             send(out)
         })();
         self.resync.unlock_range();
-        // Writes held off meanwhile wait in the submitter's queue.
+        // Writes held off meanwhile wait in the submitter's queue, or in
+        // the submitter itself (`begin_cold_write`).
+        self.resync_unlocked.wake_all();
         self.cold_writes_added.notify_one();
         result
     }
@@ -338,7 +355,7 @@ impl DeviceIo {
             Err(_) => return Err(EIO),
         };
         let zeroed = lower.bdev_ref().zero_out(sector, u64::from(size) >> 9);
-        self.al_refs.complete(tag);
+        self.al_write_done(tag);
         zeroed
     }
 
@@ -374,7 +391,7 @@ impl DeviceIo {
         };
         let written = pages.write(lower.bdev_ref(), sector, data, fua, flush);
         if let Some(tag) = tag {
-            self.al_refs.complete(tag);
+            self.al_write_done(tag);
         }
         if written.is_ok() {
             self.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -574,14 +591,16 @@ impl DeviceIo {
             let Some(md) = guard.as_mut() else { return Ok(0) };
             if self.resync.range_locked(sector, size) {
                 drop(guard);
-                sleep_ms(1);
+                self.resync_unlocked.wait_until(|| !self.resync.range_locked(sector, size));
                 continue;
             }
+            // Read before the attempt: a slot going idle after it changes it.
+            let idle_seen = self.al_refs.idle_events();
             let MetaData { al, bitmap, io, .. } = md;
             match al.begin_write(&self.al_refs, bitmap, io, lower.bdev_ref(), sector, size) {
                 Err(AlError::Busy) => {
                     drop(guard);
-                    sleep_ms(1);
+                    self.al_idle.wait_until(|| self.al_refs.idle_events() != idle_seen);
                 }
                 other => return other,
             }
@@ -618,7 +637,7 @@ impl DeviceIo {
             _ => None,
         };
         let zeroed = lower.bdev_ref().zero_out(sector, u64::from(size) >> 9);
-        self.al_refs.complete(tag);
+        self.al_write_done(tag);
         drop(lower);
         if let Err(e) = &zeroed {
             pr_err!("discard at sector {} failed on the backing disk: error {}\n", sector, e.to_errno());
@@ -644,7 +663,7 @@ impl DeviceIo {
         };
         let sector = bio.sector();
         if let Err(bio) = lower.submit(bio, tag) {
-            self.al_refs.complete(tag);
+            self.al_write_done(tag);
             // Failed locally: dropping the tokens with it completes it.
             return bio.fail();
         }
@@ -715,7 +734,7 @@ impl DiskOps for DeviceIo {
     }
 
     fn bio_done(&self, tag: u64) {
-        self.al_refs.complete(tag);
+        self.al_write_done(tag);
     }
 
     /// DRBD 8.4's `drbd_open`: a Secondary can be opened neither for

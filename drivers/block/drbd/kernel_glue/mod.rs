@@ -2,8 +2,9 @@
 //!
 //! Small safe wrappers, shaped like the `kernel` crate's own, around the
 //! kernel APIs that the 6.12 `kernel` crate lacks: block devices and bios,
-//! generic netlink, procfs, keyed hashes. Everything above this module is safe Rust. Where
-//! an API is a static inline, a macro or a static table, the wrapper goes
+//! generic netlink, procfs, keyed hashes, wait queues that interrupt
+//! context can wake. Everything above this module is safe Rust. Where an
+//! API is a static inline, a macro or a static table, the wrapper goes
 //! through the C shim (`drbd_shim.c`), declared in [`shim`].
 
 pub(crate) mod block;
@@ -13,6 +14,7 @@ pub(crate) mod net;
 pub(crate) mod procfs;
 pub(crate) mod thread;
 pub(crate) mod umh;
+pub(crate) mod wait;
 mod shim;
 
 /// A random 64-bit value (`get_random_u64`), e.g. for new data UUIDs.

@@ -270,6 +270,31 @@ impl TcpSocket {
         unsafe { bindings::kernel_sock_shutdown(self.sock.as_ptr(), bindings::sock_shutdown_cmd_SHUT_RDWR) };
     }
 
+    /// Ends our sending side only: the peer reads what we sent, then EOF.
+    pub(crate) fn shutdown_write(&self) {
+        // SAFETY: the socket is live.
+        unsafe { bindings::kernel_sock_shutdown(self.sock.as_ptr(), bindings::sock_shutdown_cmd_SHUT_WR) };
+    }
+
+    /// Reads and discards what the peer still sends until it closes its
+    /// side, an error, the receive timeout (`set_timeouts`), or `max_reads`
+    /// reads.
+    pub(crate) fn drain_until_closed(&self, max_reads: u32) {
+        let mut buf = [0u8; 512];
+        for _ in 0..max_reads {
+            let mut vec = bindings::kvec { iov_base: buf.as_mut_ptr().cast::<c_void>(), iov_len: buf.len() };
+            // SAFETY: an all-zero msghdr is a valid "no address, no control" header.
+            let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+            // SAFETY: `vec` describes `buf`, valid for writes for the call.
+            let got = unsafe {
+                bindings::kernel_recvmsg(self.sock.as_ptr(), &mut msg, &mut vec, 1, buf.len(), bindings::MSG_NOSIGNAL as c_int)
+            };
+            if got <= 0 {
+                return;
+            }
+        }
+    }
+
     /// The peer's address.
     pub(crate) fn peer_addr(&self) -> Result<SockAddr> {
         let mut addr = SockAddr { bytes: [0; 28], len: 28 };
