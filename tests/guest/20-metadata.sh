@@ -30,7 +30,7 @@
 # guests: 1
 # disks: 160M 16M 320M 32M
 # timeout: 1500
-# budget: 220
+# budget: 300
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

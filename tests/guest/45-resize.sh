@@ -21,7 +21,7 @@
 # disks: none
 # memory: 1G
 # timeout: 900
-# budget: 140
+# budget: 180
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

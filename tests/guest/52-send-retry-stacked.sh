@@ -88,15 +88,7 @@ for base in (0, 31 << 20):
 else
   share_get writing 120 > /dev/null || die "guest 0 never started writing"
   # Stall once replicated writes are arriving (2 MiB received).
-  receiving() {
-    local n=600 nr
-    until nr=$(proc_field nr) && [ "${nr:-0}" -ge 2048 ]; do
-      n=$((n - 1)); [ $n -gt 0 ] || { echo "nr:${nr:-?} KiB after 120 s"; return 1; }
-      sleep 0.2
-    done
-    echo "nr:$nr KiB"
-  }
-  step writes-arriving receiving
+  step writes-arriving wait_proc_at_least nr 2048
   step suspend-lower dmsetup suspend --noudevsync lower
   # Nothing here may touch /proc/drbd meanwhile: reading it waits for the
   # metadata lock, which the receiver holds while its activity-log write

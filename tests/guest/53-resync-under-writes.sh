@@ -30,16 +30,8 @@ if [ "$GUEST_INDEX" = 0 ]; then
   fio --name=busy --filename=/dev/drbd0 --rw=randwrite --bs=4k --size=4M --iodepth=16 \
     --ioengine=libaio --direct=1 --time_based --runtime=600 --output=/tmp/fio.txt > /dev/null 2>&1 &
   fio_pid=$!
-  # 1 MiB written: the writes are flowing.
-  flowing() {
-    local n=600 ns
-    until ns=$(proc_field ns) && [ "${ns:-0}" -ge 1024 ]; do
-      n=$((n - 1)); [ $n -gt 0 ] || { echo "ns:${ns:-?} KiB after 120 s"; return 1; }
-      sleep 0.2
-    done
-    echo "ns:$ns KiB"
-  }
-  step writes-flowing flowing
+  # 1 MiB sent to the peer: the writes are flowing.
+  step writes-flowing wait_proc_at_least ns 1024
   share_put writing 1
   # Guest 1 says when its resync ended (or gave up waiting for it).
   share_get resync-waited 300 > /dev/null || die "guest 1 never reported the resync"

@@ -364,6 +364,17 @@ skip_initial_sync() {
   barrier uptodate || die "barrier uptodate"
 }
 
+# wait_proc_at_least FIELD KIB [SECONDS]: until minor 0's /proc/drbd
+# counter FIELD (ns, nr, dw, ...) reaches KIB (default 120 s); prints it.
+wait_proc_at_least() {
+  local n=$(( ${3:-120} * 5 )) value
+  until value=$(proc_field "$1") && [ "${value:-0}" -ge "$2" ]; do
+    n=$((n - 1)); [ $n -gt 0 ] || { echo "$1:${value:-?} KiB, not $2"; return 1; }
+    sleep 0.2
+  done
+  echo "$1:$value KiB"
+}
+
 # wait_cs STATE [SECONDS]: wait until minor 0's connection state is STATE
 # (default 60 s), then show its /proc/drbd lines.
 wait_cs() {
