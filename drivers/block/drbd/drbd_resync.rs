@@ -414,7 +414,10 @@ fn run_target(mut job: TargetJob) {
         if rs.requests_done.load(Ordering::Acquire) && rs.in_flight.load(Ordering::Acquire) == 0 {
             let left = io.out_of_sync_bits();
             if left > rs.failed() {
-                if requested == 0 {
+                // A bit set after this pass's scan went by (a replicated
+                // write not covering whole blocks) is found by a new scan.
+                let another_scan_finds_one = io.next_resync_request(0, MAX_REQUEST_BITS).is_some();
+                if requested == 0 && !another_scan_finds_one {
                     // Bits the walk cannot turn into requests: never claim
                     // UpToDate over them; they count as failed blocks.
                     pr_err!("{}: resync found no request for {} blocks still out of sync; counting them as failed\n",
