@@ -14,7 +14,7 @@
 # guests: 2
 # disks: 16M
 # timeout: 600
-# budget: 100
+# budget: 130
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
