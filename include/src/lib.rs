@@ -70,3 +70,6 @@ pub mod request_timer;
 pub mod protocol_settings;
 /// Checksum-based resync (csums-alg): agreement, answers, counters.
 pub mod csums;
+
+/// Local I/O errors (`on-io-error`) and where a read is served from.
+pub mod io_error;

@@ -199,6 +199,25 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
         false
     }
 
+    /// Our own disk failed a write of `size` bytes at `sector`: every
+    /// logged write that overlaps it must stay out of sync when its
+    /// epoch's barrier ack comes. Returns how many were marked.
+    pub fn mark_range_failed(&mut self, sector: u64, size: u32) -> usize {
+        let end = sector.saturating_add(u64::from(size >> 9));
+        let mut marked = 0;
+        for i in 0..self.len {
+            let Some(index) = self.slot(i) else { break };
+            if let Some(w) = self.slots.get_mut(index) {
+                let w_end = w.sector.saturating_add(u64::from(w.size >> 9));
+                if w.sector < end && sector < w_end {
+                    w.failed = true;
+                    marked += 1;
+                }
+            }
+        }
+        marked
+    }
+
     /// P_BARRIER_ACK `barrier` with `set_size` writes (`tl_release`): it
     /// must name the oldest closed epoch and count its writes. On success
     /// each write of the epoch is handed to `release` (now on the peer's
@@ -357,6 +376,21 @@ mod tests {
         let mut failed = Vec::new();
         tl.barrier_acked(1, 2, |w| failed.push(w.failed)).unwrap();
         assert_eq!(failed, [false, true]);
+    }
+
+    #[test]
+    fn a_local_failure_flags_every_overlapping_write() {
+        let mut tl = log(8, 100);
+        tl.record(1, 0, 4096, 0).unwrap(); // sectors 0..8
+        tl.record(2, 8, 8192, 0).unwrap(); // 8..24
+        tl.record(3, 24, 4096, 0).unwrap(); // 24..32
+        assert_eq!(tl.mark_range_failed(16, 4096), 1); // 16..24
+        assert_eq!(tl.mark_range_failed(4, 16 * 512), 2); // 4..20
+        assert_eq!(tl.mark_range_failed(32, 4096), 0);
+        tl.close_epoch();
+        let mut failed = Vec::new();
+        tl.barrier_acked(1, 3, |w| failed.push(w.failed)).unwrap();
+        assert_eq!(failed, [true, true, false]);
     }
 
     #[test]

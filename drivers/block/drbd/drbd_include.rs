@@ -76,3 +76,7 @@ pub(crate) mod protocol_settings;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/csums.rs"]
 pub(crate) mod csums;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/io_error.rs"]
+pub(crate) mod io_error;

@@ -20,12 +20,14 @@ mod drbd_csums;
 mod drbd_events;
 mod drbd_helpers;
 mod drbd_include;
+mod drbd_io_error;
 mod drbd_md;
 mod drbd_mgmt;
 mod drbd_nl;
 mod drbd_options;
 mod drbd_proc;
 mod drbd_receiver;
+mod drbd_remote_read;
 mod drbd_req;
 mod drbd_resize;
 mod drbd_resync;
@@ -138,6 +140,8 @@ pub(crate) struct Device {
     pub(crate) io: Arc<DeviceIo>,
     /// Admits writes to cold extents; stopped before the disk goes.
     _submitter: KThread,
+    /// Handles failed I/O and detaches a failed disk (`drbd_io_error.rs`).
+    _worker: KThread,
     disk: GenDisk<DeviceIo>,
 }
 
@@ -264,6 +268,9 @@ impl Registry {
         let thread_name = CString::try_from_fmt(fmt!("drbd{}_submit", minor)).map_err(|_| nomem)?;
         let submitter_io = io.clone();
         let submitter = KThread::spawn(&thread_name, move || submitter_io.run_submitter()).map_err(|_| nomem)?;
+        let thread_name = CString::try_from_fmt(fmt!("drbd{}_worker", minor)).map_err(|_| nomem)?;
+        let worker_io = io.clone();
+        let worker = KThread::spawn(&thread_name, move || drbd_io_error::run_worker(worker_io)).map_err(|_| nomem)?;
         io.set_disk_capacity_handle(disk.capacity_handle());
         let device = Device {
             minor,
@@ -273,6 +280,7 @@ impl Registry {
             role: api::Role::Secondary,
             io,
             _submitter: submitter,
+            _worker: worker,
             disk,
         };
         self.devices.try_create_and_insert(minor, device, GFP_KERNEL).map_err(|_| nomem)?;
@@ -334,6 +342,7 @@ impl Registry {
         device.io.set_disk_state(disk_state);
         device.io.resync().set_rate(config.options.resync_rate());
         device.io.mgmt().set_fencing(config.options.view(&[], &[]).fencing);
+        device.io.io_errors().set_policy(config.options.on_io_error(), true);
         if MetaIndex::from_raw(config.meta_dev_idx).is_ok_and(|index| !index.is_internal()) {
             pr_info!("drbd{}: attached to {} (meta data on {}, index {}), {} sectors\n", minor,
                 config.backing_dev.as_str(), config.meta_dev.as_str(), config.meta_dev_idx, sectors);
@@ -698,6 +707,19 @@ impl Registry {
     /// The device of `minor`, or the DRBD error for an unknown minor.
     pub(crate) fn device(&self, minor: u32) -> AdmResult<&Device> {
         self.devices.get(&minor).ok_or(AdmError::new(RetCode::MinorInvalid, "unknown minor"))
+    }
+
+    /// Disks the worker released after an I/O error (`drbd_io_error.rs`)
+    /// are no longer configured: their minors show no disk options and
+    /// may attach again.
+    pub(crate) fn forget_failed_disks(&mut self) {
+        for device in self.devices.values_mut() {
+            if device.disk_config.is_some() && !device.io.has_disk() {
+                device.disk_config = None;
+                let _ = device.disk.reset_limits();
+                pr_info!("drbd{}: the failed disk is detached\n", device.minor);
+            }
+        }
     }
 
     fn device_mut(&mut self, minor: u32) -> AdmResult<&mut Device> {

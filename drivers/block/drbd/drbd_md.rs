@@ -477,4 +477,21 @@ impl MetaData {
         self.write_superblock(dev)?;
         Ok(new_current)
     }
+
+    /// The connected peer lost its disk (`pdsk` now Diskless or Failed):
+    /// as [`Self::lost_peer`], the data moves on without it if we or the
+    /// peer are Primary, and the bitmap tracks from here what the peer
+    /// lacks. Returns whether it made a new current UUID.
+    pub(crate) fn peer_lost_disk(&mut self, dev: BdevRef<'_>, primary: bool, peer_role: api::Role, disk: DiskState, pdsk: DiskState) -> Result<bool> {
+        let mut uuids = self.uuids();
+        let role = if primary { api::Role::Primary } else { api::Role::Secondary };
+        let new_current = uuids.needs_new_current_on_lost_peer(role, peer_role, disk);
+        if new_current {
+            uuids.new_current(crate::kernel_glue::random_u64(), primary);
+            self.set_uuids(&uuids);
+        }
+        self.set_state_flags(primary, disk, pdsk, ConnState::Connected);
+        self.write_superblock(dev)?;
+        Ok(new_current)
+    }
 }

@@ -71,7 +71,8 @@ impl GenlHandler for Drbd {
             }
             _ => None,
         };
-        let registry = self.registry();
+        let mut registry = self.registry();
+        registry.forget_failed_disks();
         let written = match command {
             cmd::GET_STATUS => dump_status(&registry, filter, cursor, reply),
             cmd::GET_RESOURCES => dump_resources(&registry, cursor, reply),
@@ -95,6 +96,7 @@ impl Drbd {
     /// Carries out one command on the (locked) registry.
     fn execute(&self, command: u8, req: &Request<'_>, out: &mut ReplyBuilder<'_>) -> AdmResult {
         let mut registry = self.registry();
+        registry.forget_failed_disks();
         let minor = req.minor();
         match command {
             cmd::NEW_RESOURCE => {

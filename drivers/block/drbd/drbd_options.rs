@@ -99,6 +99,12 @@ impl DiskOptions {
         DiskConf { backing_dev, meta_dev, ..self.0 }
     }
 
+    /// What a local I/O error does (validated by `new`).
+    pub(crate) fn on_io_error(&self) -> crate::drbd_include::io_error::OnIoError {
+        crate::drbd_include::io_error::OnIoError::from_raw(self.0.on_io_error)
+            .unwrap_or(crate::drbd_include::io_error::OnIoError::Detach)
+    }
+
     /// Activity log slots.
     pub(crate) fn al_extents(&self) -> u32 {
         self.0.al_extents
@@ -236,6 +242,7 @@ impl Registry {
         // they are needed.
         device.io.resync().set_rate(options.resync_rate());
         device.io.mgmt().set_fencing(options.view(&[], &[]).fencing);
+        device.io.io_errors().set_policy(options.on_io_error(), false);
         config.options = options;
         Ok(())
     }

@@ -15,6 +15,9 @@ use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, Rol
 use crate::drbd_include::protocol_settings::{protocol_name, Incompatible, PeerProtocol};
 use crate::drbd_include::request_timer;
 use crate::drbd_include::protocol::{self as proto, decode_body, Body, Link, Packet, Socket, ID_SYNCER};
+use crate::drbd_include::io_error::IoFailure;
+use crate::drbd_io_error::{local_io_failed, peer_disk_changed};
+use crate::drbd_remote_read::Answer;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_resync::{SyncTargetWorker, TargetJob};
 use crate::drbd_sender::Replica;
@@ -266,6 +269,9 @@ fn receive_loop(
             Body::Data { head, rest } if cmd == Packet::RsDataReply && vs.connected => {
                 receive_rs_data(ctx, &mut vs.pages, head, rest)?;
             }
+            Body::Data { head, rest } if cmd == Packet::DataReply && vs.connected => {
+                receive_read_reply(ctx, vs, head, rest)?;
+            }
             Body::Request { req, .. } if matches!(cmd, Packet::RsDataRequest | Packet::DataRequest) && vs.connected => {
                 serve_read_request(ctx, vs, cmd, req)?;
             }
@@ -404,6 +410,9 @@ fn receive_state(
         io.update_peer(|v| PeerView { peer: st.role, pdsk, ..v });
         io.mgmt().set_peer_isp(st.user_isp || st.aftr_isp)
     });
+    if old.pdsk != pdsk {
+        peer_disk_changed(shared.name.as_str(), io, old.pdsk, pdsk, st.role);
+    }
     if old.conn == ConnState::SyncSource && st.conn == ConnState::Connected {
         return finish_source(ctx, vs, io);
     }
@@ -650,6 +659,11 @@ fn serve_read_request(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, req:
         Err(e) if send_failed => Err(NetError::Io(e)),
         Err(e) => {
             pr_err!("{}: reading sector {} for the peer failed: error {}\n", name, req.sector, e.to_errno());
+            if e != EIO || io.disk_state() == DiskState::Diskless {
+                return nack(ctx);
+            }
+            io.set_out_of_sync(req.sector, req.blksize);
+            local_io_failed(io, IoFailure::Read, req.sector, req.blksize, e);
             nack(ctx)
         }
     }
@@ -721,12 +735,34 @@ fn receive_rs_data(
         Err(e) => {
             pr_err!("{}: resync write at sector {} failed: error {}\n", name, head.sector, e.to_errno());
             rs.add_failed(u64::from(size).div_ceil(4096));
+            local_io_failed(io, IoFailure::Write, head.sector, size, e);
             ack(Packet::NegAck)
         }
     };
     rs.note_left(|| io.out_of_sync_bits());
     rs.request_answered(size);
     result
+}
+
+/// P_DATA_REPLY: the block a read of ours asked the peer for.
+fn receive_read_reply(
+    ctx: &LoopCtx<'_>,
+    vs: &VolumeState,
+    head: proto::DataPacket,
+    rest: &[u8],
+) -> core::result::Result<(), NetError> {
+    let name = ctx.shared.name.as_str();
+    let Some(replica) = vs.replica.as_ref() else { return Err(NetError::Refused) };
+    if let Some((_, io)) = &ctx.shared.device {
+        io.count_net(u32::try_from(rest.len()).unwrap_or(u32::MAX), false);
+    }
+    match replica.reads().reply(head.block_id, head.sector, rest) {
+        Answer::Done => Ok(()),
+        Answer::Unknown | Answer::Mismatch => {
+            pr_err!("{}: P_DATA_REPLY for sector {} size {} matches no read of ours\n", name, head.sector, rest.len());
+            Err(NetError::Refused)
+        }
+    }
 }
 
 /// `receive_Data`: writes a replicated block to our disk and acks it as
@@ -772,12 +808,20 @@ fn receive_data(
     let fua = head.dp_flags & proto::dp::FUA != 0;
     let flush = head.dp_flags & proto::dp::FLUSH != 0;
     io.count_net(size, false);
+    if !has_disk(io.peer().pdsk) {
+        // A Diskless peer writes through us: only our disk has it.
+        io.set_out_of_sync(head.sector, size);
+    }
     match io.write_replicated(pages, head.sector, rest, fua, flush) {
         Ok(()) if write_ack => ack(Packet::WriteAck),
         Ok(()) => Ok(()),
         Err(e) => {
             pr_err!("{}: writing a replicated block at sector {} failed: error {}\n",
                 shared.name.as_str(), head.sector, e.to_errno());
+            if io.disk_state() != DiskState::Diskless {
+                io.set_out_of_sync(head.sector, size);
+                local_io_failed(io, IoFailure::Write, head.sector, size, e);
+            }
             if write_ack || recv_ack {
                 ack(Packet::NegAck)?;
             }
@@ -1109,11 +1153,19 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
         return Ok(());
     }
     let Some(replica) = io.replica() else { return Err(NetError::Refused) };
+    if cmd == Packet::NegDReply {
+        // A read of ours: the peer could not read the block either.
+        pr_err!("{}: Got NegDReply; Sector {}s, len {}.\n", name, ack.sector, ack.blksize);
+        return match replica.reads().refused(ack.block_id, ack.sector) {
+            Answer::Done => Ok(()),
+            Answer::Unknown | Answer::Mismatch => Err(NetError::Refused),
+        };
+    }
     if cmd == Packet::NegAck {
         // Its epoch's barrier ack must not clear it (protocol B: the
         // P_RECV_ACK came first and released the ack token already).
         let in_log = replica.write_failed(ack.block_id);
-        if !replica.got_ack(ack.block_id, |sector, size| io.set_out_of_sync(sector, size)) && !in_log {
+        if !replica.got_ack(ack.block_id, false, |sector, size, _| io.set_out_of_sync(sector, size)) && !in_log {
             pr_err!("{}: {} for an unknown request\n", name, cmd.name());
             return Err(NetError::Refused);
         }
@@ -1121,12 +1173,14 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
         pr_warn!("{}: peer failed the write at sector {}\n", name, ack.sector);
         return Ok(());
     }
-    let known = replica.got_ack(ack.block_id, |sector, size| match cmd {
-        // Protocol C: on the peer's disk. (Protocol A and B writes stay
-        // marked until their epoch's barrier ack.)
-        Packet::WriteAck => {
+    let known = replica.got_ack(ack.block_id, matches!(cmd, Packet::WriteAck | Packet::RecvAck), |sector, size, local_failed| match cmd {
+        // Protocol C: on the peer's disk, and in sync if on ours too.
+        // (Protocol A and B writes stay marked until their epoch's
+        // barrier ack.)
+        Packet::WriteAck if !local_failed => {
             io.set_in_sync(sector, size);
         }
+        Packet::WriteAck => {}
         Packet::RecvAck => {}
         _ => io.set_out_of_sync(sector, size),
     });
@@ -1290,4 +1344,9 @@ fn got_barrier_ack(shared: &ConnShared, ack: proto::BarrierAck) -> core::result:
             Err(NetError::Refused)
         }
     }
+}
+
+/// Whether a disk state has data (Inconsistent or better, not DUnknown).
+fn has_disk(disk: DiskState) -> bool {
+    disk as u32 >= DiskState::Inconsistent as u32 && disk != DiskState::DUnknown
 }

@@ -26,7 +26,9 @@ use crate::drbd_include::genl::DiskState;
 use crate::drbd_mgmt::MgmtShared;
 use crate::drbd_sender::Replica;
 use crate::drbd_md::MetaData;
-use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskCapacity, DiskOps, LowerDev, LowerGate, LowerRef, UpperBio};
+use crate::drbd_io_error::IoErrors;
+use crate::drbd_include::io_error::{read_source, IoFailure, ReadSource};
+use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskCapacity, DiskOps, FailedBio, LowerDev, LowerGate, LowerRef, UpperBio};
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 
@@ -94,6 +96,9 @@ pub(crate) struct DeviceIo {
     /// `resume-io` cannot miss one) and are submitted again on resume.
     #[pin]
     suspended: Mutex<Suspended>,
+    /// Failed bios and a failed disk, for the worker (`drbd_io_error.rs`).
+    #[pin]
+    io_errors: IoErrors,
 }
 
 /// The size of `/dev/drbdN` (sectors) and what sets it on the gendisk.
@@ -111,7 +116,7 @@ pub(crate) struct Suspended {
 impl DeviceIo {
     /// Ends a write's hold on its AL slots (from any context, its bio's
     /// completion included) and wakes who waits for a slot to go idle.
-    fn al_write_done(&self, tag: u64) {
+    pub(crate) fn al_write_done(&self, tag: u64) {
         if self.al_refs.complete(tag) {
             self.al_idle.wake_all();
         }
@@ -141,6 +146,7 @@ impl DeviceIo {
             net_received: AtomicU64::new(0),
             events <- StateEvents::new(ident, crate::drbd_events::unconfigured_state()),
             suspended <- new_mutex!(Suspended { active: false, bios: BioFifo::new() }, "rdrbd::DeviceIo::suspended"),
+            io_errors <- IoErrors::new(),
         }? Error)
     }
 
@@ -159,6 +165,11 @@ impl DeviceIo {
     pub(crate) fn detach_lower(&self) -> Option<(LowerDev, Option<MetaData>)> {
         let lower = self.gate.detach()?;
         Some((lower, self.md.lock().take()))
+    }
+
+    /// Whether a backing disk is attached.
+    pub(crate) fn has_disk(&self) -> bool {
+        self.gate.enter().is_some()
     }
 
     /// Whether the device is Primary.
@@ -222,6 +233,11 @@ impl DeviceIo {
         if let Some(capacity) = self.md.lock().as_ref().map(MetaData::capacity) {
             self.capacity.store(capacity, Ordering::Relaxed);
         }
+    }
+
+    /// Errors of the backing disk, for the worker.
+    pub(crate) fn io_errors(&self) -> &IoErrors {
+        &self.io_errors
     }
 
     /// Resync progress and locking.
@@ -577,6 +593,8 @@ impl DeviceIo {
             }
             Err(AlError::Io(e)) => {
                 pr_err!("activity log write failed: error {}; failing the write\n", e.to_errno());
+                drop(lower);
+                crate::drbd_io_error::local_io_failed(self, IoFailure::Meta, sector, size, e);
                 bio.fail();
             }
             Err(_) => bio.fail(),
@@ -687,6 +705,62 @@ impl DeviceIo {
     }
 }
 
+impl DeviceIo {
+    /// A read: from the backing disk if it has the blocks in sync, else
+    /// from an UpToDate peer (`drbd_may_do_local_read`, then the remote
+    /// read of `drbd_send_dblock`'s sibling P_DATA_REQUEST).
+    fn submit_read(&self, bio: UpperBio) {
+        let lower = self.gate.enter();
+        let disk = if lower.is_some() { self.disk_state() } else { DiskState::Diskless };
+        let in_sync = disk != DiskState::UpToDate && lower.is_some() && self.range_in_sync(bio.sector(), bio.size());
+        let peer = self.peer();
+        match (read_source(disk, in_sync, peer.conn, peer.pdsk), lower) {
+            (ReadSource::Local, Some(lower)) => self.forward(lower, bio, 0),
+            (ReadSource::Peer, lower) => {
+                drop(lower);
+                let Some(replica) = self.replica() else { return bio.fail() };
+                if let Err(bio) = replica.send_read(bio) {
+                    bio.fail();
+                }
+            }
+            _ => bio.fail(),
+        }
+    }
+
+    /// Whether no block of the range is marked out of sync.
+    fn range_in_sync(&self, sector: u64, size: u32) -> bool {
+        use crate::drbd_include::bitmap_rle::BitmapSource;
+        let guard = self.md.lock();
+        let Some(md) = guard.as_ref() else { return false };
+        let first = sector >> 3;
+        let last = sector.saturating_add(u64::from(size >> 9)).saturating_sub(1) >> 3;
+        md.bitmap.find_next(first, true) > last
+    }
+
+    /// A write, discard or flush without a backing disk: it goes to a peer
+    /// with a disk, or fails as in DRBD (no data reachable). The bio's own
+    /// completion is given as failed: only the peer's success (its ack)
+    /// makes it succeed.
+    fn submit_diskless(&self, bio: UpperBio) {
+        let op = bio.op();
+        if bio.size() == 0 {
+            // A flush: nothing of ours to flush; the peer flushes on the
+            // barriers its epochs end with.
+            return bio.end(Ok(()));
+        }
+        let Some(replica) = self.replica().filter(|r| peer_has_disk(&self.peer()) && (op != BioOp::Discard || r.sends_trim())) else {
+            return bio.fail();
+        };
+        let sent = bio.peer_completion();
+        let ack = replica.wants_ack().then(|| bio.peer_completion());
+        let size = sent.size();
+        bio.end(Err(EIO));
+        if replica.send_write(sent, ack) {
+            self.count_net(size, true);
+        }
+    }
+}
+
 /// Whether writes go to the peer (`drbd_should_do_remote`): connected,
 /// and the peer has a disk (being resynced or not).
 fn peer_has_disk(view: &PeerView) -> bool {
@@ -704,12 +778,14 @@ impl DiskOps for DeviceIo {
             }
             bio
         };
-        let Some(lower) = self.gate.enter() else {
-            // Diskless and no peer to serve it: fail, as DRBD does.
-            return bio.fail();
-        };
         let (op, sector, size) = (bio.op(), bio.sector(), bio.size());
-        if op == BioOp::Read || size == 0 {
+        if op == BioOp::Read && size > 0 {
+            return self.submit_read(bio);
+        }
+        let Some(lower) = self.gate.enter() else {
+            return self.submit_diskless(bio);
+        };
+        if size == 0 {
             return self.forward(lower, bio, 0);
         }
         if op == BioOp::Discard {
@@ -731,6 +807,10 @@ impl DiskOps for DeviceIo {
 
     fn lower_gate(&self) -> &LowerGate {
         &self.gate
+    }
+
+    fn lower_failed(&self, failed: FailedBio) {
+        self.io_errors.queue(failed);
     }
 
     fn bio_done(&self, tag: u64) {

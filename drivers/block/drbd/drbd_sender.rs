@@ -22,7 +22,8 @@ use crate::drbd_include::protocol::{
 };
 use crate::drbd_include::uuid::{uuid_flags, Uuids};
 use crate::drbd_include::transfer_log::{BarrierAckError, TlWrite, TransferLog};
-use crate::kernel_glue::block::PeerToken;
+use crate::drbd_remote_read::RemoteReads;
+use crate::kernel_glue::block::{PeerToken, UpperBio};
 use crate::kernel_glue::thread::sleep_ms;
 use crate::kernel_glue::net::TcpSocket;
 
@@ -31,8 +32,8 @@ struct Pending {
     block_id: u64,
     sector: u64,
     size: u32,
-    /// Held for its drop: that completes the upper bio's peer half.
-    _ack: PeerToken,
+    /// Given when the ack is in: that completes the upper bio's peer half.
+    ack: PeerToken,
 }
 
 /// The connected peer, as the request path sees it.
@@ -64,6 +65,9 @@ pub(crate) struct Replica {
     last_barrier_ms: AtomicU64,
     /// `timeout` and `ko-count` as `net-options` set them last.
     timing: Arc<LiveTiming>,
+    /// Reads waiting for the peer's P_DATA_REPLY.
+    #[pin]
+    reads: RemoteReads,
 }
 
 /// Writes the transfer log can hold (about twice the default
@@ -98,6 +102,7 @@ impl Replica {
             connected_at_ms: now_ms(),
             last_barrier_ms: AtomicU64::new(now_ms()),
             timing,
+            reads <- RemoteReads::new(),
         }), GFP_KERNEL)
     }
 
@@ -267,6 +272,7 @@ impl Replica {
     /// its sender goes idle). The barrier ack then clears the bits of
     /// protocol A and B writes.
     pub(crate) fn send_write(&self, sent: PeerToken, ack: Option<PeerToken>) -> bool {
+        let ack_wanted = ack.is_some();
         self.senders.fetch_add(1, Ordering::SeqCst);
         let Some(guard) = self.lock_with_log_room() else {
             self.senders.fetch_sub(1, Ordering::SeqCst);
@@ -280,8 +286,33 @@ impl Replica {
             let _ = self.close_epoch_locked();
         }
         drop(guard);
-        drop(sent);
+        match (sent_ok.is_ok(), &ack_wanted) {
+            // Protocol A: handed to the network is the peer's success.
+            (true, false) => sent.peer_succeeded(),
+            _ => drop(sent),
+        }
         sent_ok.is_ok()
+    }
+
+    /// Asks the peer for the data of read `bio` (P_DATA_REQUEST); its
+    /// answer completes the bio (`drbd_remote_read`). Hands the bio back
+    /// if the request could not be sent.
+    pub(crate) fn send_read(&self, bio: UpperBio) -> core::result::Result<(), UpperBio> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(bio);
+        }
+        let (block_id, sector, blksize) = self.reads.register(bio)?;
+        let req = BlockRequest { sector, block_id, blksize };
+        if self.send_small(Packet::DataRequest, |out| req.encode(out)).is_err() {
+            // Unless the connection's end failed it meanwhile.
+            return self.reads.take(block_id).map_or(Ok(()), Err);
+        }
+        Ok(())
+    }
+
+    /// The reads waiting for the peer.
+    pub(crate) fn reads(&self) -> &RemoteReads {
+        &self.reads
     }
 
     /// Takes the send lock once the transfer log has room for a write.
@@ -356,7 +387,7 @@ impl Replica {
         }
         if let Some(ack) = ack {
             let mut pending = self.pending.lock();
-            let entry = Some(Pending { block_id, sector, size, _ack: ack });
+            let entry = Some(Pending { block_id, sector, size, ack });
             if let Some(slot) = pending.iter_mut().find(|p| p.is_none()) {
                 *slot = entry;
             } else if pending.push(entry, GFP_NOWAIT).is_err() {
@@ -429,6 +460,12 @@ impl Replica {
         self.tl.lock().barrier_acked(barrier, set_size, release)
     }
 
+    /// Our disk failed a write of `size` bytes at `sector`: no barrier ack
+    /// may mark the replicated writes over it in sync.
+    pub(crate) fn local_write_failed(&self, sector: u64, size: u32) {
+        self.tl.lock().mark_range_failed(sector, size);
+    }
+
     /// The peer failed write `block_id` (P_NEG_ACK): its epoch's barrier
     /// ack must not mark it in sync. Returns whether the log has it.
     pub(crate) fn write_failed(&self, block_id: u64) -> bool {
@@ -441,17 +478,22 @@ impl Replica {
     }
 
     /// The peer acknowledged `block_id` (P_WRITE_ACK, P_RECV_ACK, or
-    /// P_NEG_ACK); returns the write's sector and size. The caller marks
-    /// the bitmap before the upper bio may complete (the ack token drops
-    /// here, when `mark` has run).
-    pub(crate) fn got_ack(&self, block_id: u64, mark: impl FnOnce(u64, u32)) -> bool {
+    /// P_NEG_ACK); returns whether it was waiting. The caller's `mark`
+    /// gets the write's sector, size and whether our local write failed,
+    /// and marks the bitmap before the upper bio may complete (the ack
+    /// token is given here, when `mark` has run).
+    pub(crate) fn got_ack(&self, block_id: u64, positive: bool, mark: impl FnOnce(u64, u32, bool)) -> bool {
         let mut pending = self.pending.lock();
         let done = pending.iter_mut().find(|p| p.as_ref().is_some_and(|p| p.block_id == block_id)).and_then(Option::take);
         drop(pending);
         let Some(done) = done else { return false };
-        mark(done.sector, done.size);
-        // Dropping the ack token may complete the upper bio.
-        drop(done);
+        // Whether our own disk failed it (so far): then it stays out of sync.
+        mark(done.sector, done.size, done.ack.local_failed());
+        // Giving the ack token may complete the upper bio; the peer's
+        // success makes it succeed even if the local write failed.
+        if positive {
+            done.ack.peer_succeeded();
+        }
         true
     }
 
@@ -460,6 +502,7 @@ impl Replica {
     /// marked out of sync by `mark`, then completes.
     pub(crate) fn abort(&self, mark: impl Fn(u64, u32)) {
         self.broken.store(true, Ordering::SeqCst);
+        self.reads.abort();
         let _guard = self.send_lock.lock();
         self.tl.lock().drain(|w| mark(w.sector, w.size));
         let drained = core::mem::take(&mut *self.pending.lock());

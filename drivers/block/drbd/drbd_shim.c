@@ -3,6 +3,7 @@
  * C shim of rdrbd; see drbd_shim.h for what belongs here and why.
  */
 #include <linux/bio.h>
+#include <linux/llist.h>
 #include <linux/blkdev.h>
 #include <linux/module.h>
 #include <linux/proc_fs.h>
@@ -170,9 +171,12 @@ int rdrbd_md_io(struct block_device *bdev, struct page *page, u64 sector,
 }
 
 /* Clones of upper bios that go to the backing device, each preceded by
- * a tag the driver uses to finish its bookkeeping on completion. */
+ * a tag the driver uses to finish its bookkeeping on completion, and by
+ * the node that queues it for the device's worker when the backing
+ * device failed it. */
 struct rdrbd_clone {
 	u64 tag;
+	struct llist_node failed;
 	struct bio bio;
 };
 static struct bio_set rdrbd_clones;
@@ -186,6 +190,53 @@ int rdrbd_clone_bioset_init(void)
 u64 *rdrbd_clone_tag(struct bio *clone)
 {
 	return &container_of(clone, struct rdrbd_clone, bio)->tag;
+}
+
+/* Queues a failed clone (from any context, its completion included);
+ * true when the list was empty before. */
+bool rdrbd_failed_push(struct llist_head *list, struct bio *clone)
+{
+	return llist_add(&container_of(clone, struct rdrbd_clone, bio)->failed, list);
+}
+
+bool rdrbd_failed_empty(struct llist_head *list)
+{
+	return llist_empty(list);
+}
+
+/* Takes every queued clone, in the order they failed. */
+struct llist_node *rdrbd_failed_take_all(struct llist_head *list)
+{
+	return llist_reverse_order(llist_del_all(list));
+}
+
+/* The clone at *cursor, moving *cursor to the next (NULL at the end). */
+struct bio *rdrbd_failed_next(struct llist_node **cursor)
+{
+	struct rdrbd_clone *clone;
+
+	if (!*cursor)
+		return NULL;
+	clone = container_of(*cursor, struct rdrbd_clone, failed);
+	*cursor = (*cursor)->next;
+	return &clone->bio;
+}
+
+/* Copies len bytes into the data pages of a read bio (a block the peer
+ * sent for it); -EINVAL when the sizes differ. */
+int rdrbd_bio_copy_in(struct bio *bio, const void *data, unsigned int len)
+{
+	struct bvec_iter iter;
+	struct bio_vec bvec;
+	unsigned int off = 0;
+
+	if (len != bio->bi_iter.bi_size)
+		return -EINVAL;
+	bio_for_each_segment(bvec, bio, iter) {
+		memcpy_to_bvec(&bvec, data + off);
+		off += bvec.bv_len;
+	}
+	return 0;
 }
 
 void rdrbd_clone_bioset_exit(void)
@@ -215,12 +266,13 @@ void rdrbd_bio_inc_remaining(struct bio *bio)
 	bio_inc_remaining(bio);
 }
 
-/* Bit 0: REQ_FUA, bit 1: REQ_PREFLUSH, bit 2: REQ_SYNC. */
+/* Bit 0: REQ_FUA, bit 1: REQ_PREFLUSH, bit 2: REQ_SYNC, bit 3: REQ_RAHEAD. */
 unsigned int rdrbd_bio_flags(struct bio *bio)
 {
 	return (bio->bi_opf & REQ_FUA ? 1 : 0) |
 	       (bio->bi_opf & REQ_PREFLUSH ? 2 : 0) |
-	       (bio->bi_opf & REQ_SYNC ? 4 : 0);
+	       (bio->bi_opf & REQ_SYNC ? 4 : 0) |
+	       (bio->bi_opf & REQ_RAHEAD ? 8 : 0);
 }
 
 /* Synchronous read or write of len bytes from/to pages[] at sector (a

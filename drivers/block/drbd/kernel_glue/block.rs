@@ -73,6 +73,11 @@ pub(crate) trait DiskOps: Send + Sync {
     /// A bio forwarded with [`LowerRef::submit`] completed (interrupt
     /// context: no sleeping); `tag` is what it was submitted with.
     fn bio_done(&self, tag: u64);
+    /// The backing device failed a read or a write forwarded with
+    /// [`LowerRef::submit`] (interrupt context: no sleeping). The upper bio
+    /// is not completed and the gate's in-flight count stays raised until
+    /// the owner ends `failed` (in process context, see [`FailedBio`]).
+    fn lower_failed(&self, failed: FailedBio);
     /// Someone opens the device (process context); an error refuses the
     /// open. Every successful open is paired with one [`DiskOps::release`].
     fn open(&self, write: bool) -> Result;
@@ -506,23 +511,195 @@ impl Drop for LowerRef<'_> {
     }
 }
 
-/// Completion of a clone: ends the upper bio with the clone's status.
+/// Completion of a clone: ends the upper bio with the clone's status; a
+/// failed read or write goes to the owner instead ([`DiskOps::lower_failed`]).
 unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
     // SAFETY: the block layer calls this once for a clone made in
-    // `LowerGate::forward`, whose `bi_private` is the upper bio.
+    // `LowerRef::submit`, whose `bi_private` is the upper bio.
     unsafe {
         let upper = (*clone).bi_private.cast::<bindings::bio>();
-        let tag = *shim::rdrbd_clone_tag(clone);
-        (*upper).bi_status = (*clone).bi_status;
-        bindings::bio_put(clone);
         // The owner (and so the gate) outlives this because `in_flight`
         // is still raised.
         let owner = &*shim::rdrbd_bio_disk_private(upper).cast_const().cast::<Owner>();
+        let op = shim::rdrbd_bio_op(upper);
+        let moves_data = op == bindings::req_op_REQ_OP_READ || op == bindings::req_op_REQ_OP_WRITE;
+        if (*clone).bi_status != bindings::BLK_STS_OK as bindings::blk_status_t && moves_data {
+            // The upper bio shows the error at once: an ack of the peer
+            // arriving from now on sees it (`PeerToken::local_failed`).
+            core::ptr::write_volatile(&raw mut (*upper).bi_status, (*clone).bi_status);
+            // INVARIANT: a failed clone of ours with the in-flight count
+            // still raised, handed over once.
+            return owner.lower_failed(FailedBio(NonNull::new_unchecked(clone)));
+        }
+        let tag = *shim::rdrbd_clone_tag(clone);
+        (*upper).bi_status = (*clone).bi_status;
+        bindings::bio_put(clone);
         owner.bio_done(tag);
         let gate = owner.lower_gate();
         bindings::bio_endio(upper);
         // Last access to the owner's memory: after this, detach may finish.
         gate.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A read or write the backing device failed: the clone, and through it
+/// the upper bio, which is not completed yet.
+///
+/// # Invariants
+/// The clone was made by [`LowerRef::submit`], has completed with an error,
+/// and still holds its gate's in-flight count; its `bi_private` is the
+/// upper bio, whose completion this owns.
+pub(crate) struct FailedBio(NonNull<bindings::bio>);
+
+// SAFETY: the clone and its upper bio may be finished from any thread.
+unsafe impl Send for FailedBio {}
+
+impl FailedBio {
+    fn upper(&self) -> *mut bindings::bio {
+        // SAFETY: by the type invariant the clone is live and `bi_private`
+        // is its upper bio.
+        unsafe { (*self.0.as_ptr()).bi_private.cast::<bindings::bio>() }
+    }
+
+    /// Whether the failed I/O was a write (else a read).
+    pub(crate) fn is_write(&self) -> bool {
+        // SAFETY: the upper bio is live until `into_upper` (invariant).
+        unsafe { shim::rdrbd_bio_op(self.upper()) == bindings::req_op_REQ_OP_WRITE }
+    }
+
+    /// Whether it was a read-ahead (which may fail without consequence).
+    pub(crate) fn is_readahead(&self) -> bool {
+        // SAFETY: as above.
+        unsafe { shim::rdrbd_bio_flags(self.upper()) & 8 != 0 }
+    }
+
+    /// First sector of the upper bio.
+    pub(crate) fn sector(&self) -> u64 {
+        // SAFETY: as above; the upper bio's iterator was not advanced.
+        unsafe { (*self.upper()).bi_iter.bi_sector }
+    }
+
+    /// Size of the upper bio in bytes.
+    pub(crate) fn size(&self) -> u32 {
+        // SAFETY: as above.
+        unsafe { shim::rdrbd_bio_size(self.upper()) }
+    }
+
+    /// The tag the clone was submitted with.
+    pub(crate) fn tag(&self) -> u64 {
+        // SAFETY: the clone is live (invariant).
+        unsafe { *shim::rdrbd_clone_tag(self.0.as_ptr()) }
+    }
+
+    /// The error the backing device returned, as an errno.
+    pub(crate) fn error(&self) -> Error {
+        // SAFETY: the clone is live (invariant).
+        let errno = unsafe { bindings::blk_status_to_errno((*self.0.as_ptr()).bi_status) };
+        // An unknown status is EIO (from_errno makes anything invalid EINVAL).
+        if errno < 0 { Error::from_errno(errno) } else { EIO }
+    }
+
+    /// Frees the clone and drops its in-flight count (so a detach may
+    /// proceed); the upper bio comes back, its own completion still to give.
+    pub(crate) fn into_upper(self) -> UpperBio {
+        let clone = self.0.as_ptr();
+        core::mem::forget(self);
+        // SAFETY: by the invariant the clone is ours to put, the upper bio's
+        // completion is ours, and the in-flight count is still raised, which
+        // keeps the owner alive until the decrement, our last access.
+        unsafe {
+            let upper = (*clone).bi_private.cast::<bindings::bio>();
+            bindings::bio_put(clone);
+            let owner = &*shim::rdrbd_bio_disk_private(upper).cast_const().cast::<Owner>();
+            owner.lower_gate().in_flight.fetch_sub(1, Ordering::SeqCst);
+            UpperBio::from_raw(upper)
+        }
+    }
+}
+
+impl Drop for FailedBio {
+    fn drop(&mut self) {
+        // Not handled: the upper bio fails.
+        let clone = FailedBio(self.0);
+        clone.into_upper().fail();
+    }
+}
+
+/// Failed clones waiting for process context, queued from their completion.
+///
+/// # Invariants
+/// `head` is an initialised `llist_head`; every node on it is the `failed`
+/// node of a clone that a [`FailedBio`] owned.
+pub(crate) struct FailedBios {
+    head: kernel::types::Opaque<bindings::llist_head>,
+}
+
+// SAFETY: llist_add / llist_del_all are safe from any context, concurrently.
+unsafe impl Send for FailedBios {}
+// SAFETY: as above.
+unsafe impl Sync for FailedBios {}
+
+impl FailedBios {
+    /// An empty list.
+    pub(crate) fn new() -> Self {
+        // INVARIANT: a zeroed llist_head is the empty list (LLIST_HEAD_INIT).
+        Self { head: kernel::types::Opaque::new(bindings::llist_head { first: ptr::null_mut() }) }
+    }
+
+    /// Queues `failed` (any context).
+    pub(crate) fn push(&self, failed: FailedBio) {
+        let clone = failed.0.as_ptr();
+        core::mem::forget(failed);
+        // SAFETY: the head is initialised; the clone's node is unused (it is
+        // queued once, when it failed), and the list now owns the clone.
+        unsafe { shim::rdrbd_failed_push(self.head.get(), clone) };
+    }
+
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        // SAFETY: the head is initialised.
+        unsafe { shim::rdrbd_failed_empty(self.head.get()) }
+    }
+
+    /// Takes every queued clone, in the order they failed.
+    pub(crate) fn take_all(&self) -> FailedBatch {
+        // INVARIANT: the detached chain is ours, each node a failed clone.
+        // SAFETY: the head is initialised.
+        FailedBatch { cursor: unsafe { shim::rdrbd_failed_take_all(self.head.get()) } }
+    }
+}
+
+/// Failed clones taken off a [`FailedBios`]; those not taken fail on drop.
+///
+/// # Invariants
+/// `cursor` starts a chain of failed clones' nodes that this batch owns.
+pub(crate) struct FailedBatch {
+    cursor: *mut bindings::llist_node,
+}
+
+impl Iterator for FailedBatch {
+    type Item = FailedBio;
+
+    fn next(&mut self) -> Option<FailedBio> {
+        // SAFETY: `cursor` walks the chain this batch owns (invariant).
+        let clone = unsafe { shim::rdrbd_failed_next(&mut self.cursor) };
+        // INVARIANT: each clone of the chain is handed out once.
+        NonNull::new(clone).map(FailedBio)
+    }
+}
+
+impl Drop for FailedBatch {
+    fn drop(&mut self) {
+        for failed in self.by_ref() {
+            drop(failed);
+        }
+    }
+}
+
+impl Drop for FailedBios {
+    fn drop(&mut self) {
+        // Whatever is left fails.
+        drop(self.take_all());
     }
 }
 
@@ -582,6 +759,13 @@ impl UpperBio {
         unsafe { shim::rdrbd_bio_size(self.0.as_ptr()) }
     }
 
+    /// Fills a read bio's pages with `data` (as many bytes as the bio reads).
+    pub(crate) fn copy_in(&mut self, data: &[u8]) -> Result {
+        let len = u32::try_from(data.len()).map_err(|_| EINVAL)?;
+        // SAFETY: the bio is live while we own it; `data` has `len` bytes.
+        to_result(unsafe { shim::rdrbd_bio_copy_in(self.0.as_ptr(), data.as_ptr().cast::<c_void>(), len) })
+    }
+
     /// Makes the bio wait for one more completion, represented by the
     /// returned token (dropping the token gives it): a replicated write
     /// completes when its local write and the peer's ack are both in.
@@ -606,6 +790,14 @@ impl UpperBio {
             (*bio).bi_status = bindings::errno_to_blk_status(errno);
             bindings::bio_endio(bio);
         }
+    }
+
+    /// Gives the bio's own completion with the status it has: a failed
+    /// local write's error, unless the peer's success replaced it.
+    pub(crate) fn end_as_set(self) {
+        let bio = self.into_raw();
+        // SAFETY: we owned the bio's completion and end it exactly once.
+        unsafe { bindings::bio_endio(bio) };
     }
 
     /// Completes the bio with an I/O error.
@@ -680,6 +872,26 @@ impl PeerToken {
 
     pub(super) fn as_ptr(&self) -> *mut bindings::bio {
         self.0.as_ptr()
+    }
+
+    /// Whether the bio's local part failed (so far: it may still be in
+    /// flight).
+    pub(crate) fn local_failed(&self) -> bool {
+        // SAFETY: the bio cannot complete while this token lives; the status
+        // byte may be written concurrently by a failing local completion.
+        let status = unsafe { core::ptr::read_volatile(&raw const (*self.0.as_ptr()).bi_status) };
+        status != bindings::BLK_STS_OK as bindings::blk_status_t
+    }
+
+    /// Gives the completion as the peer's success: the bio succeeds even if
+    /// its local part failed (8.4 completes a request that reached either
+    /// disk successfully). A local failure seen after this still fails it.
+    pub(crate) fn peer_succeeded(self) {
+        // SAFETY: the bio cannot complete while this token lives; its
+        // status byte is only written by its completions, and a concurrent
+        // local failure's write of an error wins either way.
+        unsafe { core::ptr::write_volatile(&raw mut (*self.0.as_ptr()).bi_status, bindings::BLK_STS_OK as bindings::blk_status_t) };
+        drop(self);
     }
 }
 

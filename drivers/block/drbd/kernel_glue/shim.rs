@@ -2,7 +2,7 @@
 //! shim calls back into (`rdrbd_rs_*`, defined next to the wrapper that
 //! owns each concern).
 
-use kernel::bindings::{bio, block_device, file, gendisk, page, socket};
+use kernel::bindings::{bio, block_device, file, gendisk, llist_head, llist_node, page, socket};
 use kernel::ffi::{c_char, c_int, c_long, c_uint, c_ulonglong, c_void};
 
 // Kernel structs reached only through pointers here contain zero-sized
@@ -24,6 +24,11 @@ extern "C" {
     pub(super) fn rdrbd_clone_bioset_init() -> c_int;
     pub(super) fn rdrbd_clone_tag(clone: *mut bio) -> *mut u64;
     pub(super) fn rdrbd_clone_bioset_exit();
+    pub(super) fn rdrbd_failed_push(list: *mut llist_head, clone: *mut bio) -> bool;
+    pub(super) fn rdrbd_failed_empty(list: *mut llist_head) -> bool;
+    pub(super) fn rdrbd_failed_take_all(list: *mut llist_head) -> *mut llist_node;
+    pub(super) fn rdrbd_failed_next(cursor: *mut *mut llist_node) -> *mut bio;
+    pub(super) fn rdrbd_bio_copy_in(bio: *mut bio, data: *const c_void, len: c_uint) -> c_int;
     pub(super) fn rdrbd_bdev_nr_sectors(bdev: *mut block_device) -> c_ulonglong;
     pub(super) fn rdrbd_bio_op(bio: *mut bio) -> c_uint;
     pub(super) fn rdrbd_bio_size(bio: *mut bio) -> c_uint;

@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Local I/O errors: what happens when the backing disk fails a request
+//! (8.4's `__drbd_chk_io_error` and `drbd_go_diskless`).
+//!
+//! A failed read or write of an application bio comes back from its
+//! completion (interrupt context) as a [`FailedBio`] and waits on the
+//! device's list for its worker thread. The worker marks the blocks out of
+//! sync (a write is in sync only when both disks have it), applies the
+//! `on-io-error` policy (`include/src/io_error.rs`), retries a failed read
+//! on an UpToDate peer, and only then completes the bio: the application
+//! sees an error only when no disk could serve it. Under `detach` and
+//! `call-local-io-error` the disk becomes Failed, the worker runs the
+//! `local-io-error` helper (for the latter), releases the backing disk
+//! and the device goes on Diskless, through the peer. The receiver's own
+//! reads and writes for the peer report their errors here too.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+use crate::drbd_include::genl::{self as api, ConnState, DiskState};
+use crate::drbd_include::io_error::{disk_verdict, retry_failed_read, DiskVerdict, IoFailure, OnIoError, ReadSource};
+use crate::drbd_req::DeviceIo;
+use crate::kernel_glue::block::{FailedBio, FailedBios};
+use crate::kernel_glue::thread::KThread;
+use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
+
+/// No detach is pending.
+const DETACH_NONE: u32 = 0;
+/// The disk failed: the worker detaches it.
+const DETACH_PENDING: u32 = 1;
+/// ... after running the `local-io-error` helper.
+const DETACH_WITH_HELPER: u32 = 2;
+
+/// Errors of one device's backing disk, waiting for its worker.
+#[pin_data]
+pub(crate) struct IoErrors {
+    failed: FailedBios,
+    /// Woken when a failed bio or a detach waits, and to stop.
+    #[pin]
+    work: WaitQueue,
+    /// `on-io-error` of the attached disk (`OnIoError::to_raw`).
+    policy: AtomicU32,
+    /// `DETACH_*`.
+    detach: AtomicU32,
+    /// Errors logged since the disk was attached (the log is capped).
+    logged: AtomicU32,
+}
+
+/// Errors after which the log goes quiet until the next attach.
+const LOG_LIMIT: u32 = 20;
+
+impl IoErrors {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            failed: FailedBios::new(),
+            work <- new_wait_queue!("rdrbd::IoErrors::work"),
+            policy: AtomicU32::new(OnIoError::Detach.to_raw()),
+            detach: AtomicU32::new(DETACH_NONE),
+            logged: AtomicU32::new(0),
+        })
+    }
+
+    /// The policy of a newly attached disk, or of `disk-options`.
+    pub(crate) fn set_policy(&self, policy: OnIoError, attaching: bool) {
+        self.policy.store(policy.to_raw(), Ordering::Relaxed);
+        if attaching {
+            self.logged.store(0, Ordering::Relaxed);
+            self.detach.store(DETACH_NONE, Ordering::SeqCst);
+        }
+    }
+
+    fn policy(&self) -> OnIoError {
+        OnIoError::from_raw(self.policy.load(Ordering::Relaxed)).unwrap_or(OnIoError::Detach)
+    }
+
+    /// Queues a failed bio for the worker (any context).
+    pub(crate) fn queue(&self, failed: FailedBio) {
+        self.failed.push(failed);
+        self.work.wake_all();
+    }
+
+    /// Wakes the worker to stop (before its thread is stopped).
+    fn should_wake(&self) -> bool {
+        !self.failed.is_empty() || self.detach.load(Ordering::SeqCst) != DETACH_NONE
+    }
+}
+
+/// The device's worker thread: handles failed bios and detaches a failed
+/// disk (process context, where metadata I/O and helpers may block).
+pub(crate) fn run_worker(io: Arc<DeviceIo>) {
+    let errors = io.io_errors();
+    loop {
+        errors.work.wait_until(|| errors.should_wake() || KThread::should_stop());
+        for failed in errors.failed.take_all() {
+            handle_failed(&io, failed);
+        }
+        match errors.detach.swap(DETACH_NONE, Ordering::SeqCst) {
+            DETACH_NONE => {}
+            how => go_diskless(&io, how == DETACH_WITH_HELPER),
+        }
+        if KThread::should_stop() && !errors.should_wake() {
+            return;
+        }
+    }
+}
+
+/// One failed application bio: out of sync, the policy, then a retry on
+/// the peer (reads) or the error (8.4's `drbd_request_endio` with
+/// READ/WRITE_COMPLETED_WITH_ERROR, and the read's retry).
+fn handle_failed(io: &DeviceIo, failed: FailedBio) {
+    let (sector, size, error) = (failed.sector(), failed.size(), failed.error());
+    let failure = match (failed.is_write(), failed.is_readahead()) {
+        (true, _) => IoFailure::Write,
+        (false, true) => IoFailure::ReadAhead,
+        (false, false) => IoFailure::Read,
+    };
+    if failure == IoFailure::Write {
+        // No barrier ack may clear these bits (first, so that one coming
+        // in between cannot clear the bits set next).
+        if let Some(replica) = io.replica() {
+            replica.local_write_failed(sector, size);
+        }
+    }
+    if failure != IoFailure::ReadAhead {
+        // Our copy of these blocks is bad: the bit stays set, whatever the
+        // peer answers, until a resync brings them.
+        io.set_out_of_sync(sector, size);
+    }
+    io.al_write_done(failed.tag());
+    let mut upper = failed.into_upper();
+    local_io_failed(io, failure, sector, size, error);
+    if failure == IoFailure::Write {
+        // Completes when the peer has answered too. The error is on the
+        // bio since the failure; the peer's success, if it comes after,
+        // makes the write succeed (`PeerToken::peer_succeeded`).
+        return upper.end_as_set();
+    }
+    let peer = io.peer();
+    if retry_failed_read(failure, peer.conn, peer.pdsk) == ReadSource::Peer {
+        if let Some(replica) = io.replica() {
+            match replica.send_read(upper) {
+                Ok(()) => return,
+                Err(back) => upper = back,
+            }
+        }
+    }
+    upper.end(Err(error));
+}
+
+/// `__drbd_chk_io_error`: the backing disk failed `failure` of `size`
+/// bytes at `sector` with `error`; the disk state follows the policy.
+/// Process context; the detach itself is left to the worker, which may
+/// wait for I/O in flight that the caller holds.
+pub(crate) fn local_io_failed(io: &DeviceIo, failure: IoFailure, sector: u64, size: u32, error: Error) {
+    let errors = io.io_errors();
+    let minor = io.events().minor();
+    let what = match failure {
+        IoFailure::Read => "read",
+        IoFailure::ReadAhead => "read-ahead",
+        IoFailure::Write => "write",
+        IoFailure::Meta => "meta data",
+    };
+    if errors.logged.fetch_add(1, Ordering::Relaxed) < LOG_LIMIT {
+        pr_err!("drbd{}: local {} I/O error {} at sector {}+{}\n", minor, what, error.to_errno(), sector, size >> 9);
+    }
+    let disk = io.disk_state();
+    match disk_verdict(errors.policy(), failure, disk) {
+        DiskVerdict::Keep => {}
+        DiskVerdict::Inconsistent => {
+            pr_err!("drbd{}: Local IO failed. disk( {} -> Inconsistent )\n", minor, disk.name());
+            io.set_disk_state(DiskState::Inconsistent);
+            persist_and_tell_peer(io);
+        }
+        DiskVerdict::Detach { run_helper } => {
+            pr_err!("drbd{}: Local IO failed. Detaching... disk( {} -> Failed )\n", minor, disk.name());
+            io.set_disk_state(DiskState::Failed);
+            let how = if run_helper { DETACH_WITH_HELPER } else { DETACH_PENDING };
+            errors.detach.store(how, Ordering::SeqCst);
+            errors.work.wake_all();
+        }
+    }
+}
+
+/// Writes the state flags (best effort: the disk is failing) and sends
+/// our state to a connected peer.
+fn persist_and_tell_peer(io: &DeviceIo) {
+    let (primary, disk, peer) = (io.is_primary(), io.disk_state(), io.peer());
+    let _ = io.with_md(|md, dev| md.persist_state(dev, primary, disk, peer.pdsk, peer.conn));
+    tell_peer(io);
+}
+
+fn tell_peer(io: &DeviceIo) {
+    if let Some(replica) = io.replica() {
+        if io.peer().conn as u32 >= ConnState::Connected as u32 {
+            let _ = replica.send_state(io.state());
+        }
+    }
+}
+
+/// `drbd_go_diskless`: the helper (`call-local-io-error`), then the disk
+/// goes, once the I/O in flight to it has ended. Its metadata is written
+/// if it still can be; the device stays, Diskless, served by the peer.
+fn go_diskless(io: &DeviceIo, run_helper: bool) {
+    let minor = io.events().minor();
+    if run_helper {
+        let status = crate::drbd_helpers::run(io, None, "local-io-error");
+        pr_info!("drbd{}: helper command: drbdadm local-io-error minor-{} exit code {}\n", minor, minor, (status >> 8) & 0xff);
+    }
+    if let Some((lower, md)) = io.detach_lower() {
+        if let Some(Err(e)) = md.map(|md| md.close(lower.bdev_ref())) {
+            pr_err!("drbd{}: writing meta data of the failed disk: error {}\n", minor, e.to_errno());
+        }
+    }
+    io.set_disk_state(DiskState::Diskless);
+    pr_err!("drbd{}: disk( Failed -> Diskless )\n", minor);
+    tell_peer(io);
+}
+
+/// The peer's disk changed from `old` to `new` while connected: if it lost
+/// its disk, the data moves on without it (a new current UUID, sent to the
+/// peer), and from now on our bitmap records every write it lacks.
+pub(crate) fn peer_disk_changed(name: &str, io: &DeviceIo, old: DiskState, new: DiskState, peer_role: api::Role) {
+    let lost = crate::drbd_include::uuid::lost_contact_to_peer_data(old, new);
+    if !lost {
+        return;
+    }
+    let (primary, disk) = (io.is_primary(), io.disk_state());
+    match io.with_md(|md, dev| md.peer_lost_disk(dev, primary, peer_role, disk, new)) {
+        Some(Ok(true)) => {
+            pr_info!("{}: new current UUID: the peer's disk is {}\n", name, new.name());
+            if let (Some(replica), Some((uuids, bits))) = (io.replica(), io.with_md(|md, _| (md.uuids(), md.bitmap.count()))) {
+                let _ = replica.send_uuids(uuids, bits, 0);
+            }
+        }
+        Some(Err(e)) => pr_err!("{}: writing meta data failed: error {}\n", name, e.to_errno()),
+        _ => {}
+    }
+}
