@@ -133,6 +133,18 @@ pub fn grant_peer_promotion(s: &Snapshot, two_primaries: bool) -> Result<bool, S
 
 /// `fencing` disk option: resource-only (fence-peer helper).
 pub const FENCING_RESOURCE_ONLY: u32 = 1;
+
+/// `fencing resource-and-stonith` (`FP_STONITH`): I/O freezes while the
+/// fence-peer helper runs after a Primary lost its peer.
+pub const FENCING_RESOURCE_AND_STONITH: u32 = 2;
+
+/// `sanitize_state`'s `susp_fen`: a Primary that loses its peer under
+/// `resource-and-stonith`, the peer's disk not known Outdated or worse
+/// (`pdsk_unconnected`, as [`pdsk_while_unconnected`] gives it), freezes
+/// its I/O until the fence-peer helper has outdated the peer.
+pub fn freeze_on_lost_peer(fencing: u32, primary: bool, pdsk_unconnected: DiskState) -> bool {
+    fencing == FENCING_RESOURCE_AND_STONITH && primary && pdsk_unconnected as u32 > DiskState::Outdated as u32
+}
 /// `fencing` disk option: resource-and-stonith.
 pub const FENCING_STONITH: u32 = 2;
 
@@ -544,6 +556,10 @@ mod tests {
     #[test]
     fn fencing_rules() {
         assert!(promotion_needs_fencing(FENCING_RESOURCE_ONLY, StandAlone, DUnknown));
+        assert!(freeze_on_lost_peer(FENCING_RESOURCE_AND_STONITH, true, DUnknown));
+        assert!(!freeze_on_lost_peer(FENCING_RESOURCE_AND_STONITH, true, Outdated));
+        assert!(!freeze_on_lost_peer(FENCING_RESOURCE_AND_STONITH, false, DUnknown));
+        assert!(!freeze_on_lost_peer(FENCING_RESOURCE_ONLY, true, DUnknown));
         assert!(promotion_needs_fencing(FENCING_STONITH, WfConnection, DUnknown));
         assert!(!promotion_needs_fencing(0, StandAlone, DUnknown));
         assert!(!promotion_needs_fencing(FENCING_RESOURCE_ONLY, StandAlone, Outdated));

@@ -320,15 +320,18 @@ attach_c_drbd() {
 
 # use_recording_helper: points the module's usermode_helper at a script
 # that appends "<arguments> <DRBD_PEER_AF> <DRBD_PEER_ADDRESS>" to
-# $HELPER_LOG and exits with the number in $HELPER_EXIT (0 at first). The
-# kernel runs helpers in PID 1's root, the initramfs, where the tests' root
-# is /newroot (scripts/make-initramfs.sh).
+# $HELPER_LOG, sleeps the seconds in $HELPER_SLEEP (0 at first), appends
+# its first argument to $HELPER_DONE and exits with the number in
+# $HELPER_EXIT (0 at first). The kernel runs helpers in PID 1's root, the
+# initramfs, where the tests' root is /newroot (scripts/make-initramfs.sh).
 HELPER_LOG=/tmp/helper-calls HELPER_EXIT=/tmp/helper-exit
+HELPER_SLEEP=/tmp/helper-sleep HELPER_DONE=/tmp/helper-done
 use_recording_helper() {
   local root=/newroot
   echo 0 > "$HELPER_EXIT"
-  printf '#!/bin/sh\necho "$* $DRBD_PEER_AF $DRBD_PEER_ADDRESS" >> %s\nread code < %s\nexit $code\n' \
-    "$root$HELPER_LOG" "$root$HELPER_EXIT" > /tmp/helper.sh
+  echo 0 > "$HELPER_SLEEP"
+  printf '#!/bin/sh\necho "$* $DRBD_PEER_AF $DRBD_PEER_ADDRESS" >> %s\nread s < %s\nsleep $s\necho "$1" >> %s\nread code < %s\nexit $code\n' \
+    "$root$HELPER_LOG" "$root$HELPER_SLEEP" "$root$HELPER_DONE" "$root$HELPER_EXIT" > /tmp/helper.sh
   chmod +x /tmp/helper.sh
   echo "$root/tmp/helper.sh" > /sys/module/drbd/parameters/usermode_helper
 }

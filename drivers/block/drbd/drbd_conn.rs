@@ -335,11 +335,18 @@ impl ConnShared {
         let pdsk = crate::drbd_include::mgmt::pdsk_while_unconnected(io.peer().pdsk);
         if io.is_primary() && io.mgmt().fencing() >= crate::drbd_include::mgmt::FENCING_RESOURCE_ONLY && pdsk == DiskState::DUnknown {
             let addrs = crate::drbd_events::ConnAddrs { my_addr: self.config.my_addr, peer_addr: self.config.peer_addr };
-            crate::drbd_helpers::try_outdate_peer(self.name.as_str(), io, Some(addrs));
+            let outdated = crate::drbd_helpers::try_outdate_peer(self.name.as_str(), io, Some(addrs));
+            // Frozen (`resource-and-stonith`): thawed once the peer is known
+            // outdated (`after_state_ch` case 1); else frozen until
+            // `resume-io` or the peer's return.
+            if outdated && io.is_frozen_for_fencing() {
+                io.thaw_fencing();
+                pr_info!("{}: susp-fen( 1 -> 0 )\n", self.name.as_str());
+            }
         }
     }
 
-    fn stop_requested(&self) -> bool {
+    pub(crate) fn stop_requested(&self) -> bool {
         self.stopping.load(Ordering::SeqCst) || KThread::should_stop()
     }
 

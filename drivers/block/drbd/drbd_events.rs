@@ -490,7 +490,7 @@ fn resource_info_of(registry: &Registry, name: &ResourceName) -> ResourceInfo {
         role: if primary { api::Role::Primary } else { api::Role::Secondary } as u32,
         susp: devices().any(|d| d.io.is_suspended()),
         susp_nod: false,
-        susp_fen: false,
+        susp_fen: devices().any(|d| d.io.is_frozen_for_fencing()),
     }
 }
 

@@ -358,7 +358,7 @@ fn dump_resources(registry: &Registry, cursor: &mut i64, reply: &mut [u8]) -> co
         role: resource_role(registry, name) as u32,
         susp: suspended,
         susp_nod: false,
-        susp_fen: false,
+        susp_fen: registry.devices.values().any(|d| d.resource == *name && d.io.is_frozen_for_fencing()),
     })?;
     out.put_resource_statistics(&ResourceStatistics {
         write_ordering: api::resource_statistics::WO_BDEV_FLUSH,

@@ -301,11 +301,17 @@ impl Registry {
     /// `resume-io` (`NS3(susp, 0, ...)`): the waiting bios go on.
     pub(crate) fn resume_io(&mut self, minor: u32) -> StateResult {
         let device = self.device(minor)?;
-        if !device.io.is_suspended() {
+        let (user, fencing) = (device.io.is_suspended(), device.io.is_frozen_for_fencing());
+        if !user && !fencing {
             return Ok(StateChangeResult::NothingToDo);
         }
         device.io.resume_io();
-        pr_info!("drbd{}: susp( 1 -> 0 )\n", minor);
+        if user {
+            pr_info!("drbd{}: susp( 1 -> 0 )\n", minor);
+        }
+        if fencing {
+            pr_info!("drbd{}: susp-fen( 1 -> 0 )\n", minor);
+        }
         Ok(StateChangeResult::Success)
     }
 

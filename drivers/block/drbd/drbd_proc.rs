@@ -47,7 +47,7 @@ fn show_device(out: &mut SeqFile, device: &Device) -> fmt::Result {
     writeln!(out, "{:2}: cs:{} ro:{}/{} ds:{}/{} {} {}{}{}{}--",
         device.minor, state.conn.name(), state.role.name(), state.peer.name(),
         state.disk.name(), state.pdsk.name(), protocol,
-        if state.susp { 's' } else { 'r' }, flag(state.aftr_isp, 'a'), flag(state.peer_isp, 'p'),
+        if state.susp || state.susp_fen || state.susp_nod { 's' } else { 'r' }, flag(state.aftr_isp, 'a'), flag(state.peer_isp, 'p'),
         flag(state.user_isp, 'u'))?;
     writeln!(out, "    ns:{} nr:{} dw:{} dr:{} al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:{}",
         device.io.net_sent_kib(), device.io.net_received_kib(), device.io.written_sectors() / 2, device.io.read_sectors() / 2, device.io.out_of_sync_kib())?;

@@ -100,7 +100,7 @@ pub(crate) fn serve(
     drop(vs.worker.take());
     if let Some((_, io)) = &shared.device {
         crate::drbd_verify::connection_lost(name, io);
-        connection_lost(name, io);
+        connection_lost(name, io, !shared.stop_requested());
         io.change_state(|| io.mgmt().set_peer_isp(false));
     }
     // Stop the asender before the sockets go.
@@ -111,11 +111,23 @@ pub(crate) fn serve(
 /// What is left to do when the connection ends: writes waiting for the
 /// peer complete (marked out of sync), and the metadata records the lost
 /// peer, with a new current UUID if the data moves on without it.
-fn connection_lost(name: &str, io: &DeviceIo) {
-    if let Some(replica) = io.set_replica(None) {
-        replica.abort(|sector, size| io.set_out_of_sync(sector, size));
-    }
+fn connection_lost(name: &str, io: &DeviceIo, network_failure: bool) {
     let view = io.peer();
+    // `resource-and-stonith`: nothing more completes, and the writes still
+    // waiting for the peer do not either, until fence-peer has outdated it
+    // (the connection thread runs it next) or the user resumes I/O.
+    let pdsk_now = crate::drbd_include::mgmt::pdsk_while_unconnected(view.pdsk);
+    let freeze = network_failure
+        && crate::drbd_include::mgmt::freeze_on_lost_peer(io.mgmt().fencing(), io.is_primary(), pdsk_now);
+    if freeze && !io.is_frozen_for_fencing() {
+        io.freeze_for_fencing();
+        pr_info!("{}: susp-fen( 0 -> 1 )\n", name);
+    }
+    if let Some(replica) = io.set_replica(None) {
+        if let Some(held) = replica.abort(|sector, size| io.set_out_of_sync(sector, size), freeze) {
+            io.hold_writes(held);
+        }
+    }
     if matches!(view.conn, ConnState::SyncSource | ConnState::SyncTarget | ConnState::WfBitMapS
         | ConnState::WfBitMapT | ConnState::WfSyncUuid)
     {
@@ -403,6 +415,12 @@ fn receive_state(
         vs.connected = true;
         io.set_replica(Some(replica.clone()));
         vs.replica = Some(replica);
+        if io.is_frozen_for_fencing() {
+            // The peer is back (`after_state_ch` case 2): what waited is
+            // out of sync and goes to it by the resync.
+            io.thaw_fencing();
+            pr_info!("{}: susp-fen( 1 -> 0 ): connected again\n", shared.name.as_str());
+        }
         return begin_sync(ctx, vs, io, decision, true);
     }
     let old = io.peer();

@@ -24,7 +24,7 @@ use crate::drbd_events::{DeviceIdent, EventCounters, StateEvents};
 use crate::drbd_include::genl as api;
 use crate::drbd_include::genl::DiskState;
 use crate::drbd_mgmt::MgmtShared;
-use crate::drbd_sender::Replica;
+use crate::drbd_sender::{HeldWrites, Replica};
 use crate::drbd_md::MetaData;
 use crate::drbd_io_error::IoErrors;
 use crate::drbd_include::io_error::{read_source, IoFailure, ReadSource};
@@ -107,10 +107,20 @@ pub(crate) struct ExposedSize {
     disk: Option<DiskCapacity>,
 }
 
-/// The user's I/O suspension (`susp` of the state word).
+/// Suspended I/O: the user's (`susp` of the state word) and the freeze
+/// of `fencing resource-and-stonith` (`susp_fen`).
 pub(crate) struct Suspended {
     active: bool,
+    fencing: bool,
     bios: BioFifo,
+    /// Writes that lost their peer while frozen for fencing.
+    held: Option<HeldWrites>,
+}
+
+impl Suspended {
+    fn any(&self) -> bool {
+        self.active || self.fencing
+    }
 }
 
 impl DeviceIo {
@@ -145,7 +155,8 @@ impl DeviceIo {
             net_sent: AtomicU64::new(0),
             net_received: AtomicU64::new(0),
             events <- StateEvents::new(ident, crate::drbd_events::unconfigured_state()),
-            suspended <- new_mutex!(Suspended { active: false, bios: BioFifo::new() }, "rdrbd::DeviceIo::suspended"),
+            suspended <- new_mutex!(Suspended { active: false, fencing: false, bios: BioFifo::new(), held: None },
+                "rdrbd::DeviceIo::suspended"),
             io_errors <- IoErrors::new(),
         }? Error)
     }
@@ -449,7 +460,7 @@ impl DeviceIo {
             peer_isp,
             user_isp,
             susp_nod: false,
-            susp_fen: false,
+            susp_fen: self.is_frozen_for_fencing(),
         }
     }
 
@@ -493,17 +504,56 @@ impl DeviceIo {
         self.state_changed();
     }
 
-    /// `resume-io`: lets the waiting bios go on, in their order.
-    pub(crate) fn resume_io(&self) {
-        let mut waiting = BioFifo::new();
-        {
-            let mut suspended = self.suspended.lock();
-            suspended.active = false;
-            while let Some(bio) = suspended.bios.pop() {
-                waiting.push(bio);
-            }
-        }
+    /// Whether I/O is frozen for fencing (`susp_fen`).
+    pub(crate) fn is_frozen_for_fencing(&self) -> bool {
+        self.suspended.lock().fencing
+    }
+
+    /// `susp_fen` set: the Primary lost its peer under
+    /// `resource-and-stonith`; bios wait until the peer is outdated.
+    pub(crate) fn freeze_for_fencing(&self) {
+        self.suspended.lock().fencing = true;
         self.state_changed();
+    }
+
+    /// Keeps writes that lost their peer from completing while frozen.
+    pub(crate) fn hold_writes(&self, held: HeldWrites) {
+        let mut suspended = self.suspended.lock();
+        if suspended.fencing {
+            suspended.held = Some(held);
+        }
+    }
+
+    /// `resume-io`: both suspensions end; the waiting bios go on, in
+    /// their order.
+    pub(crate) fn resume_io(&self) {
+        self.release_suspended(|s| {
+            s.active = false;
+            s.fencing = false;
+        });
+    }
+
+    /// The peer is outdated (or back): the fencing freeze ends; I/O goes on
+    /// unless the user suspended it too.
+    pub(crate) fn thaw_fencing(&self) {
+        self.release_suspended(|s| s.fencing = false);
+    }
+
+    fn release_suspended(&self, change: impl FnOnce(&mut Suspended)) {
+        let mut waiting = BioFifo::new();
+        let held = {
+            let mut suspended = self.suspended.lock();
+            change(&mut suspended);
+            if !suspended.any() {
+                while let Some(bio) = suspended.bios.pop() {
+                    waiting.push(bio);
+                }
+            }
+            if suspended.fencing { None } else { suspended.held.take() }
+        };
+        self.state_changed();
+        // Out of sync already; their upper bios may complete now.
+        drop(held);
         while let Some(bio) = waiting.pop() {
             self.submit_bio(bio);
         }
@@ -773,7 +823,7 @@ impl DiskOps for DeviceIo {
         // suspend-io holds every bio, reads too, as DRBD's frozen I/O does.
         let bio = {
             let mut suspended = self.suspended.lock();
-            if suspended.active {
+            if suspended.any() {
                 return suspended.bios.push(bio);
             }
             bio

@@ -70,6 +70,14 @@ pub(crate) struct Replica {
     reads: RemoteReads,
 }
 
+/// Replicated writes whose peer half is held back while I/O is frozen for
+/// fencing (`susp_fen`): the peer is gone, but their upper bios may only
+/// complete once it is known outdated (or the user resumes I/O).
+/// Dropping this completes them.
+pub(crate) struct HeldWrites {
+    _writes: KVec<Option<Pending>>,
+}
+
 /// Writes the transfer log can hold (about twice the default
 /// max-epoch-size): past that, the sender waits for a barrier ack.
 const TL_SLOTS: usize = 4096;
@@ -499,8 +507,9 @@ impl Replica {
 
     /// The connection is gone: every write the peer may not have on its
     /// disk (still waiting for its ack, or for its epoch's barrier ack) is
-    /// marked out of sync by `mark`, then completes.
-    pub(crate) fn abort(&self, mark: impl Fn(u64, u32)) {
+    /// marked out of sync by `mark`, then completes, unless `hold`: then
+    /// those still waiting for their ack come back held.
+    pub(crate) fn abort(&self, mark: impl Fn(u64, u32), hold: bool) -> Option<HeldWrites> {
         self.broken.store(true, Ordering::SeqCst);
         self.reads.abort();
         let _guard = self.send_lock.lock();
@@ -509,6 +518,6 @@ impl Replica {
         for p in drained.iter().flatten() {
             mark(p.sector, p.size);
         }
-        drop(drained);
+        hold.then_some(HeldWrites { _writes: drained })
     }
 }
