@@ -73,3 +73,6 @@ pub mod csums;
 
 /// Local I/O errors (`on-io-error`) and where a read is served from.
 pub mod io_error;
+
+/// Fault injection: 8.4's `enable_faults`, `fault_rate`, `fault_devs`.
+pub mod faults;

@@ -23,7 +23,7 @@
 # guests: 2
 # disks: 32M
 # timeout: 900
-# budget: 150
+# budget: 120
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

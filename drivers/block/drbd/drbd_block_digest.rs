@@ -42,7 +42,7 @@ pub(crate) fn with_block_digest(
     then: impl FnOnce(&[u8], &[u8]) -> Result,
 ) -> Result {
     let out = buf.get_mut(..size as usize).ok_or(EINVAL)?;
-    io.read_for_resync(pages, sector, out, |data| {
+    io.read_for_resync(pages, sector, out, crate::drbd_include::faults::Fault::ResyncRead, |data| {
         let (sum, n) = digest.digest(data)?;
         then(data, sum.get(..n).ok_or(EINVAL)?)
     })

@@ -80,3 +80,7 @@ pub(crate) mod csums;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/io_error.rs"]
 pub(crate) mod io_error;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/faults.rs"]
+pub(crate) mod faults;

@@ -323,7 +323,7 @@ impl Registry {
         })?;
         let meta = self.open_meta_device(minor, &config, holder, &lower)?;
         let device = self.device_mut(minor)?;
-        let md = drbd_md::MetaData::load(lower.bdev_ref(), lower.nr_sectors(), meta, config.meta_dev_idx, config.al_extents)?;
+        let md = drbd_md::MetaData::load(lower.bdev_ref(), lower.nr_sectors(), meta, config.meta_dev_idx, config.al_extents, minor)?;
         let usable = md.capacity();
         let sectors = match config.disk_size {
             0 => usable,

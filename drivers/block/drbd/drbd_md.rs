@@ -101,6 +101,7 @@ impl MetaData {
         external: Option<LowerDev>,
         index: i32,
         al_extents: u32,
+        minor: u32,
     ) -> AdmResult<Self> {
         let index = MetaIndex::from_raw(index).map_err(|_| AdmError::new(RetCode::MdIdxInvalid, "invalid meta data index"))?;
         let meta_sectors = match (&external, index.is_internal()) {
@@ -110,7 +111,7 @@ impl MetaData {
             _ => return Err(AdmError::new(RetCode::MdIdxInvalid, "meta data index does not fit the meta device")),
         };
         let sb_sector = superblock_sector(index, backing_sectors, meta_sectors)?;
-        let mut io = MetaIo::new(external).map_err(nomem)?;
+        let mut io = MetaIo::new(external, minor).map_err(nomem)?;
         let mut block = KBox::new([0u8; MD_BLOCK_SIZE], GFP_KERNEL).map_err(nomem)?;
         io.read(dev, sb_sector, &mut block).map_err(io_error)?;
         let mut sb = Superblock::decode(&block).map_err(|_| md_error("no valid meta data signature found (use 'drbdmeta create-md')"))?;
@@ -135,6 +136,9 @@ impl MetaData {
         sb.md_size_sect = layout.md_size_sect;
         let (area_first, area_sectors) = layout.area();
         io.confine_writes(area_first, area_sectors);
+        if crate::kernel_glue::faults::insert(minor, crate::drbd_include::faults::Fault::BitmapAlloc) {
+            return Err(AdmError::new(RetCode::NoMemBitmap, "out of memory for the bitmap (simulated)"));
+        }
         let bitmap = BitmapMem::new(layout.max_capacity).map_err(nomem)?;
         let on_disk_blocks = usize::try_from(layout.bitmap_sectors() / 8).unwrap_or(0);
         for i in 0..bitmap.blocks().min(on_disk_blocks) {

@@ -15,7 +15,9 @@ use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, Rol
 use crate::drbd_include::protocol_settings::{protocol_name, Incompatible, PeerProtocol};
 use crate::drbd_include::request_timer;
 use crate::drbd_include::protocol::{self as proto, decode_body, Body, Link, Packet, Socket, ID_SYNCER};
+use crate::drbd_include::faults::Fault;
 use crate::drbd_include::io_error::IoFailure;
+use crate::kernel_glue::faults;
 use crate::drbd_io_error::{local_io_failed, peer_disk_changed};
 use crate::drbd_remote_read::Answer;
 use crate::drbd_req::DeviceIo;
@@ -205,7 +207,7 @@ fn recv_packet<'a>(
     link: Link,
     which: Socket,
     buf: &'a mut [u8],
-) -> core::result::Result<(Packet, u16, &'a [u8]), NetError> {
+) -> core::result::Result<(Packet, u16, &'a mut [u8]), NetError> {
     let header = conn::recv_header(sock, link)?;
     if !header.cmd.accepted_on(which) {
         return Err(proto::ProtocolError::UnexpectedCommand(header.cmd as u16).into());
@@ -237,6 +239,10 @@ fn receive_loop(
     let mut epoch_size: u32 = 0;
     loop {
         let (cmd, volume, payload) = recv_packet(ctx.data, link, Socket::Data, buf)?;
+        if matches!(cmd, Packet::Data | Packet::RsDataReply | Packet::DataReply) {
+            corrupt_if_injected(shared, payload);
+        }
+        let payload = &*payload;
         let body = decode_body(cmd, link, payload)?;
         let our_volume = shared.device.as_ref().map(|(v, _)| *v);
         let per_volume = !matches!(cmd, Packet::Protocol | Packet::ProtocolUpdate | Packet::DelayProbe | Packet::UnplugRemote);
@@ -660,7 +666,8 @@ fn serve_read_request(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, req:
     let len = req.blksize as usize;
     let Some(out) = vs.read_buf.get_mut(..len) else { return Err(NetError::Refused) };
     let mut send_failed = false;
-    let sent = io.read_for_resync(&mut vs.pages, req.sector, out, |data| {
+    let fault = if reply == Packet::RsDataReply { Fault::ResyncRead } else { Fault::DataRead };
+    let sent = io.read_for_resync(&mut vs.pages, req.sector, out, fault, |data| {
         io.count_net(req.blksize, true);
         if reply == Packet::RsDataReply {
             replica.send_rs_reply(req.sector, req.block_id, data)
@@ -809,6 +816,12 @@ fn receive_data(
         pr_err!("{}: request from peer beyond end of local disk: capacity: {}s < sector: {}s + size: {}\n",
             shared.name.as_str(), capacity, head.sector, size);
         return Err(NetError::Refused);
+    }
+    if faults::insert(io.events().minor(), Fault::PeerRequestAlloc) {
+        // 8.4's drbd_alloc_peer_req failing: the write cannot be taken in,
+        // the connection goes (and the resync after it repairs).
+        pr_err!("{}: cannot allocate a peer request for sector {}\n", shared.name.as_str(), head.sector);
+        return Err(NetError::Io(ENOMEM));
     }
     let prot = shared.protocol_settings().wire_protocol;
     let (recv_ack, write_ack) = if link.version >= 100 {
@@ -1367,4 +1380,15 @@ fn got_barrier_ack(shared: &ConnShared, ack: proto::BarrierAck) -> core::result:
 /// Whether a disk state has data (Inconsistent or better, not DUnknown).
 fn has_disk(disk: DiskState) -> bool {
     disk as u32 >= DiskState::Inconsistent as u32 && disk != DiskState::DUnknown
+}
+
+/// Fault injection (`Fault::Receive`): flips the first data byte of a
+/// received block, as 8.4 does to exercise data-integrity-alg.
+fn corrupt_if_injected(shared: &ConnShared, payload: &mut [u8]) {
+    let Some((_, io)) = &shared.device else { return };
+    if faults::insert(io.events().minor(), Fault::Receive) {
+        if let Some(byte) = payload.get_mut(proto::DataPacket::SIZE) {
+            *byte ^= 0xff;
+        }
+    }
 }

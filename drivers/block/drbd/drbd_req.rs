@@ -27,7 +27,9 @@ use crate::drbd_mgmt::MgmtShared;
 use crate::drbd_sender::{HeldWrites, Replica};
 use crate::drbd_md::MetaData;
 use crate::drbd_io_error::IoErrors;
+use crate::drbd_include::faults::Fault;
 use crate::drbd_include::io_error::{read_source, IoFailure, ReadSource};
+use crate::kernel_glue::faults;
 use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskCapacity, DiskOps, FailedBio, LowerDev, LowerGate, LowerRef, UpperBio};
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
@@ -310,9 +312,13 @@ impl DeviceIo {
         pages: &mut BlockPages,
         sector: u64,
         out: &mut [u8],
+        fault: Fault,
         send: impl FnOnce(&[u8]) -> Result,
     ) -> Result {
         let lower = self.gate.enter().ok_or(EIO)?;
+        if faults::insert(self.events.minor(), fault) {
+            return Err(EIO);
+        }
         let size = u32::try_from(out.len()).map_err(|_| EINVAL)?;
         // The whole activity-log extents, not only the requested range:
         // the writes in flight in them must drain, and with only the range
@@ -369,6 +375,9 @@ impl DeviceIo {
     /// replay marks the extents it may have torn, and the next handshake
     /// resyncs them.
     pub(crate) fn write_replicated(&self, pages: &mut BlockPages, sector: u64, data: &[u8], fua: bool, flush: bool) -> Result {
+        if self.gate.enter().is_some() && faults::insert(self.events.minor(), Fault::DataWrite) {
+            return Err(EIO);
+        }
         self.write_from_peer(pages, sector, data, fua, flush, true)
     }
 
@@ -401,6 +410,9 @@ impl DeviceIo {
     /// every resynced extent hot would turn a crash of a SyncTarget into a
     /// full resync by AL replay.
     pub(crate) fn write_resync(&self, pages: &mut BlockPages, sector: u64, data: &[u8]) -> Result {
+        if self.gate.enter().is_some() && faults::insert(self.events.minor(), Fault::ResyncWrite) {
+            return Err(EIO);
+        }
         self.write_from_peer(pages, sector, data, false, false, false)
     }
 
@@ -410,7 +422,11 @@ impl DeviceIo {
         let tag = if al {
             match self.begin_cold_write(&lower, sector, size) {
                 Ok(tag) => Some(tag),
-                Err(AlError::Io(e)) => return Err(e),
+                Err(AlError::Io(e)) => {
+                    drop(lower);
+                    crate::drbd_io_error::local_io_failed(self, IoFailure::Meta, sector, size, e);
+                    return Err(e);
+                }
                 Err(_) => return Err(EIO),
             }
         } else {
@@ -562,10 +578,18 @@ impl DeviceIo {
     /// Runs `f` on the metadata and the backing device (for metadata
     /// I/O); `None` when no disk is attached.
     pub(crate) fn with_md<R>(&self, f: impl FnOnce(&mut MetaData, crate::kernel_glue::block::BdevRef<'_>) -> R) -> Option<R> {
-        let lower = self.gate.enter()?;
-        let mut guard = self.md.lock();
-        let md = guard.as_mut()?;
-        Some(f(md, lower.bdev_ref()))
+        let (result, md_failed) = {
+            let lower = self.gate.enter()?;
+            let mut guard = self.md.lock();
+            let md = guard.as_mut()?;
+            let result = f(md, lower.bdev_ref());
+            (result, md.io.take_failed())
+        };
+        if md_failed {
+            // Metadata I/O errors detach (`drbd_md_endio` → META_IO_ERROR).
+            crate::drbd_io_error::local_io_failed(self, IoFailure::Meta, 0, 0, EIO);
+        }
+        Some(result)
     }
 
     /// Out-of-sync KiB per the bitmap (0 when diskless).
@@ -670,7 +694,11 @@ impl DeviceIo {
                     drop(guard);
                     self.al_idle.wait_until(|| self.al_refs.idle_events() != idle_seen);
                 }
-                other => return other,
+                other => {
+                    // The caller reports an AL write error itself.
+                    io.take_failed();
+                    return other;
+                }
             }
         }
     }
@@ -730,7 +758,14 @@ impl DeviceIo {
             _ => None,
         };
         let sector = bio.sector();
-        if let Err(bio) = lower.submit(bio, tag) {
+        let fault = match op {
+            BioOp::Write => Some(Fault::DataWrite),
+            BioOp::Read if bio.is_readahead() => Some(Fault::DataReadAhead),
+            BioOp::Read => Some(Fault::DataRead),
+            BioOp::Discard | BioOp::Other => None,
+        };
+        let simulate = fault.is_some_and(|f| faults::insert(self.events.minor(), f));
+        if let Err(bio) = lower.submit(bio, tag, simulate) {
             self.al_write_done(tag);
             // Failed locally: dropping the tokens with it completes it.
             return bio.fail();

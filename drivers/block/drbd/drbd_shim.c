@@ -652,3 +652,50 @@ int rdrbd_call_usermode_helper(char *path, char **argv, char **envp)
 {
 	return call_usermodehelper(path, argv, envp, UMH_WAIT_PROC);
 }
+
+/* ---- fault injection --------------------------------------------------- */
+
+/*
+ * DRBD 8.4's fault injection parameters (/sys/module/drbd/parameters/):
+ * enable_faults is a bit per fault type, fault_rate the percentage of
+ * candidate requests made to fail, fault_devs a bit per minor (0: all);
+ * fault_count counts the simulated failures. The Rust side decides
+ * (include/src/faults.rs).
+ */
+static int rdrbd_enable_faults;
+static int rdrbd_fault_rate;
+static int rdrbd_fault_devs;
+static atomic_t rdrbd_fault_count = ATOMIC_INIT(0);
+module_param_named(enable_faults, rdrbd_enable_faults, int, 0664);
+MODULE_PARM_DESC(enable_faults, "fault types to simulate, a bit each (see Documentation)");
+module_param_named(fault_rate, rdrbd_fault_rate, int, 0664);
+MODULE_PARM_DESC(fault_rate, "percent of the candidate requests to fail");
+module_param_named(fault_devs, rdrbd_fault_devs, int, 0644);
+MODULE_PARM_DESC(fault_devs, "minors to simulate faults on, a bit each; 0: all");
+
+static int rdrbd_fault_count_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%d\n", atomic_read(&rdrbd_fault_count));
+}
+static const struct kernel_param_ops rdrbd_fault_count_ops = {
+	.get = rdrbd_fault_count_get,
+};
+module_param_cb(fault_count, &rdrbd_fault_count_ops, NULL, 0444);
+MODULE_PARM_DESC(fault_count, "simulated failures so far");
+
+void rdrbd_fault_params(u32 *enable, u32 *rate, u32 *devs)
+{
+	*enable = READ_ONCE(rdrbd_enable_faults);
+	*rate = READ_ONCE(rdrbd_fault_rate);
+	*devs = READ_ONCE(rdrbd_fault_devs);
+}
+
+void rdrbd_fault_counted(void)
+{
+	atomic_inc(&rdrbd_fault_count);
+}
+
+bool rdrbd_ratelimit(void)
+{
+	return __printk_ratelimit("drbd");
+}

@@ -47,6 +47,11 @@ unsigned int rdrbd_bio_size(struct bio *bio);
 int rdrbd_md_io(struct block_device *bdev, struct page *page, u64 sector,
 		bool write, bool durable);
 
+/* Fault injection parameters (include/src/faults.rs). */
+void rdrbd_fault_params(u32 *enable, u32 *rate, u32 *devs);
+void rdrbd_fault_counted(void);
+bool rdrbd_ratelimit(void);
+
 /* TCP sockets in the initial network namespace. */
 struct socket;
 int rdrbd_sock_create(int family, struct socket **res);

@@ -16,6 +16,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
 use super::shim;
+use crate::drbd_include::faults::Fault;
 
 /// A registered block major number (`register_blkdev`).
 pub(crate) struct BlockMajor {
@@ -331,13 +332,30 @@ pub(crate) struct MetaIo {
     external: Option<LowerDev>,
     /// The sectors writes may touch: `[first, end)`; empty until confined.
     writable: (u64, u64),
+    /// The minor, for fault injection.
+    minor: u32,
+    /// A read or write failed since [`MetaIo::take_failed`] last looked.
+    failed: bool,
 }
 
 impl MetaIo {
     /// Allocates the I/O page; `external` is the meta device of external
     /// metadata (released when this is dropped).
-    pub(crate) fn new(external: Option<LowerDev>) -> Result<Self> {
-        Ok(Self { page: kernel::page::Page::alloc_page(GFP_KERNEL)?, external, writable: (0, 0) })
+    pub(crate) fn new(external: Option<LowerDev>, minor: u32) -> Result<Self> {
+        Ok(Self { page: kernel::page::Page::alloc_page(GFP_KERNEL)?, external, writable: (0, 0), minor, failed: false })
+    }
+
+    /// Whether a read or write failed since the last call (metadata I/O
+    /// errors detach the disk).
+    pub(crate) fn take_failed(&mut self) -> bool {
+        core::mem::take(&mut self.failed)
+    }
+
+    fn failing(&mut self, result: Result) -> Result {
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
     }
 
     /// Allows writes to the `sectors` sectors from `first` on (the metadata
@@ -366,9 +384,13 @@ impl MetaIo {
     /// the external meta device) into `out`.
     pub(crate) fn read(&mut self, backing: BdevRef<'_>, sector: u64, out: &mut [u8; MD_BLOCK_SIZE]) -> Result {
         let bdev = self.target(backing);
+        if super::faults::insert(self.minor, Fault::MetaRead) {
+            return self.failing(Err(EIO));
+        }
         // SAFETY: the page is ours and exclusively borrowed; `bdev` is
         // `backing`, open for its lifetime, or our own open meta device.
-        to_result(unsafe { shim::rdrbd_md_io(bdev.as_ptr(), self.page.as_ptr(), sector, false, false) })?;
+        let read = to_result(unsafe { shim::rdrbd_md_io(bdev.as_ptr(), self.page.as_ptr(), sector, false, false) });
+        self.failing(read)?;
         // SAFETY: `out` is valid for MD_BLOCK_SIZE bytes, the page's size.
         unsafe { self.page.read_raw(out.as_mut_ptr(), 0, MD_BLOCK_SIZE) }
     }
@@ -385,9 +407,13 @@ impl MetaIo {
         let bdev = self.target(backing);
         // SAFETY: `data` is valid for MD_BLOCK_SIZE bytes, the page's size.
         unsafe { self.page.write_raw(data.as_ptr(), 0, MD_BLOCK_SIZE) }?;
+        if super::faults::insert(self.minor, Fault::MetaWrite) {
+            return self.failing(Err(EIO));
+        }
         // SAFETY: the page is ours and exclusively borrowed; `bdev` is
         // `backing`, open for its lifetime, or our own open meta device.
-        to_result(unsafe { shim::rdrbd_md_io(bdev.as_ptr(), self.page.as_ptr(), sector, true, durable) })
+        let written = to_result(unsafe { shim::rdrbd_md_io(bdev.as_ptr(), self.page.as_ptr(), sector, true, durable) });
+        self.failing(written)
     }
 }
 
@@ -482,8 +508,10 @@ impl LowerRef<'_> {
 
     /// Sends `bio` to the backing device as a clone tagged with `tag`; the
     /// owner's [`DiskOps::bio_done`] gets the tag back on completion.
-    /// Hands the bio back if no clone could be allocated.
-    pub(crate) fn submit(self, bio: UpperBio, tag: u64) -> core::result::Result<(), UpperBio> {
+    /// `simulate_error` (fault injection): the clone fails at once, as if
+    /// the backing device had failed it. Hands the bio back if no clone
+    /// could be allocated.
+    pub(crate) fn submit(self, bio: UpperBio, tag: u64, simulate_error: bool) -> core::result::Result<(), UpperBio> {
         let upper = bio.into_raw();
         // SAFETY: the backing device is open while this LowerRef raises the
         // in-flight count; `upper` is a live bio we own until it is ended.
@@ -499,7 +527,12 @@ impl LowerRef<'_> {
             *shim::rdrbd_clone_tag(clone) = tag;
             (*clone).bi_private = upper.cast::<c_void>();
             (*clone).bi_end_io = Some(lower_endio);
-            bindings::submit_bio_noacct(clone);
+            if simulate_error {
+                (*clone).bi_status = bindings::errno_to_blk_status(-(bindings::EIO as i32));
+                bindings::bio_endio(clone);
+            } else {
+                bindings::submit_bio_noacct(clone);
+            }
         }
         Ok(())
     }
@@ -757,6 +790,12 @@ impl UpperBio {
     pub(crate) fn size(&self) -> u32 {
         // SAFETY: the bio is live while we own it.
         unsafe { shim::rdrbd_bio_size(self.0.as_ptr()) }
+    }
+
+    /// Whether it is a read-ahead.
+    pub(crate) fn is_readahead(&self) -> bool {
+        // SAFETY: the bio is live while we own it.
+        unsafe { shim::rdrbd_bio_flags(self.0.as_ptr()) & 8 != 0 }
     }
 
     /// Fills a read bio's pages with `data` (as many bytes as the bio reads).

@@ -9,6 +9,7 @@
 
 pub(crate) mod block;
 pub(crate) mod crypto;
+pub(crate) mod faults;
 pub(crate) mod genl;
 pub(crate) mod net;
 pub(crate) mod procfs;

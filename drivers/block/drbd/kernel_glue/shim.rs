@@ -62,6 +62,10 @@ extern "C" {
     pub(super) fn rdrbd_hmac_digestsize(tfm: *mut c_void) -> c_uint;
     pub(super) fn rdrbd_hmac_digest(tfm: *mut c_void, data: *const u8, len: c_uint, out: *mut u8) -> c_int;
 
+    pub(super) fn rdrbd_fault_params(enable: *mut u32, rate: *mut u32, devs: *mut u32);
+    pub(super) fn rdrbd_fault_counted();
+    pub(super) fn rdrbd_ratelimit() -> bool;
+
     pub(super) fn rdrbd_usermode_helper_path(buf: *mut c_char, len: c_uint);
     pub(super) fn rdrbd_call_usermode_helper(path: *mut c_char, argv: *mut *mut c_char, envp: *mut *mut c_char) -> c_int;
 }
