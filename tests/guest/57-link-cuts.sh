@@ -1,0 +1,75 @@
+#!/bin/bash
+# Link faults during writes (issue #12). Guest 0 (Primary) runs fio: 4 KiB
+# random writes at queue depth 32, protocol C, each pass verified by
+# reading back. Meanwhile guest 1 takes its network link down three times
+# (`ip link set down`: the virtual link drops every packet), long enough
+# for both nodes to declare the connection lost, then up again: the nodes
+# reconnect and resync what guest 0 wrote alone, while fio goes on. fio
+# must see no error and no wrong data; at the end both are UpToDate with
+# nothing out of sync and the data areas of both backing disks are equal:
+# every acknowledged write is on both.
+# guests: 2
+# disks: 64M
+# kernel: fast
+# timeout: 600
+# budget: 60
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+need_artifacts
+[ "$NGUESTS" = 2 ] || die "needs 2 guests"
+attach_rdrbd || exit 1
+barrier attached || die "peer never attached"
+# Pings every second, answered within 1 s; a send blocked 1 s times out.
+connect_pair --ping-int=1 --ping-timeout=10 --timeout=10 || exit 1
+skip_initial_sync || exit 1
+CUTS=3
+
+if [ "$GUEST_INDEX" = 0 ]; then
+  step primary "$S" primary 0
+  # fio runs one after another until told to stop, each writing 16 MiB
+  # in random order and verifying it.
+  fio_loop() {
+    local runs=0
+    while [ ! -e /tmp/stop ]; do
+      fio --name=t --filename=/dev/drbd0 --size=16M --rw=randwrite --bs=4k --iodepth=32 \
+        --ioengine=libaio --direct=1 --verify=crc32c --verify_fatal=1 > /tmp/fio.out 2>&1 ||
+        { tail -30 /tmp/fio.out; echo "fio run $((runs + 1)) failed"; return 1; }
+      runs=$((runs + 1))
+    done
+    grep -E 'write: IOPS=' /tmp/fio.out
+    echo "$runs fio runs, each verified"
+  }
+  fio_loop > /tmp/fio-loop.out 2>&1 &
+  fio_pid=$!
+  share_put writing 1
+  share_get cuts-done 300 > /dev/null || fail cuts "guest 1 never finished its link cuts"
+  # One more run of writes and its verification after the last resync.
+  step resynced-under-writes wait_synced 120
+  touch /tmp/stop
+  wait "$fio_pid"
+  rc=$?
+  cat /tmp/fio-loop.out
+  step fio-runs-clean test "$rc" = 0
+  losses=$(kernel_log_count 'conn\( (Connected|SyncSource|SyncTarget) -> Unconnected \)')
+  step lost-each-time test "$losses" -ge "$CUTS"
+  step secondary "$S" secondary 0
+else
+  share_get writing 120 > /dev/null || die "guest 0 never started writing"
+  for i in $(seq 1 $CUTS); do
+    step "writes-arriving-$i" wait_proc_at_least nr $((i * 2048))
+    step "link-down-$i" ip link set "$PEER_IF" down
+    lost() { [ "$(proc_field cs)" != Connected ] && [ "$(proc_field cs)" != SyncTarget ]; }
+    n=300; until lost || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+    step "connection-lost-$i" lost
+    sleep 2
+    step "link-up-$i" ip link set "$PEER_IF" up
+    step "reconnected-$i" wait_cs Connected 120
+  done
+  share_put cuts-done 1
+fi
+barrier fio-done || die "barrier fio-done"
+step in-sync wait_synced 120
+step nothing-out-of-sync test "$(proc_field oos)" = 0
+down_with_equal_data
+finish
