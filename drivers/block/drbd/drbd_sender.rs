@@ -117,9 +117,19 @@ impl Replica {
     /// Reserves tracking slots up front, so the write path rarely needs
     /// to allocate (process context, before the replica is published).
     pub(crate) fn reserve(&self, slots: usize) -> Result {
-        let mut pending = self.pending.lock();
+        // Allocated before the lock is taken: writes take it from memory
+        // reclaim (swap on DRBD), so nothing under it may enter reclaim.
+        let mut fresh = KVec::with_capacity(slots, GFP_KERNEL)?;
         for _ in 0..slots {
-            pending.push(None, GFP_KERNEL)?;
+            fresh.push(None, GFP_KERNEL)?;
+        }
+        let mut pending = self.pending.lock();
+        if pending.is_empty() {
+            *pending = fresh;
+            return Ok(());
+        }
+        for _ in 0..slots {
+            pending.push(None, GFP_NOWAIT)?;
         }
         Ok(())
     }

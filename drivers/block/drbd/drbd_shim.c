@@ -334,6 +334,24 @@ void rdrbd_sock_for_block_io(struct socket *sock)
 	sock->sk->sk_use_task_frag = false;
 }
 
+/*
+ * A connected socket may carry swap (swap on /dev/drbdN): as nbd's, it may
+ * use the emergency reserves (SOCK_MEMALLOC, __GFP_MEMALLOC), so the writes
+ * that free memory, and the acks that complete them, can still be sent and
+ * received when memory is exhausted.
+ */
+void rdrbd_sock_for_swap(struct socket *sock)
+{
+	sk_set_memalloc(sock->sk);
+}
+
+void rdrbd_sock_release(struct socket *sock)
+{
+	if (sock->sk && sock_flag(sock->sk, SOCK_MEMALLOC))
+		sk_clear_memalloc(sock->sk);
+	sock_release(sock);
+}
+
 /* SO_SNDBUF / SO_RCVBUF without the doubling: the size given is the size. */
 void rdrbd_sock_set_buffers(struct socket *sock, u32 snd, u32 rcv)
 {

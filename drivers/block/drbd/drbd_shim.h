@@ -58,6 +58,8 @@ int rdrbd_sock_create(int family, struct socket **res);
 void rdrbd_sock_set_timeouts(struct socket *sock, long rcv_jiffies, long snd_jiffies);
 void rdrbd_sock_set_nodelay(struct socket *sock);
 void rdrbd_sock_for_block_io(struct socket *sock);
+void rdrbd_sock_for_swap(struct socket *sock);
+void rdrbd_sock_release(struct socket *sock);
 void rdrbd_sock_set_buffers(struct socket *sock, u32 snd, u32 rcv);
 void rdrbd_sock_set_reuseaddr(struct socket *sock);
 int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done);

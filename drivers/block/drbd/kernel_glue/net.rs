@@ -139,7 +139,9 @@ impl TcpSocket {
         let mut new = ptr::null_mut();
         // SAFETY: the socket is a live listener; `new` is a valid out-pointer.
         to_result(unsafe { bindings::kernel_accept(self.sock.as_ptr(), &mut new, 0) })?;
-        Ok(Self::for_block_io(NonNull::new(new).ok_or(ENOMEM)?))
+        let socket = Self::for_block_io(NonNull::new(new).ok_or(ENOMEM)?);
+        socket.for_swap();
+        Ok(socket)
     }
 
     /// Connects to `peer`, from `local` (port 0: any) if given, with
@@ -161,7 +163,16 @@ impl TcpSocket {
         to_result(unsafe {
             bindings::kernel_connect(socket.sock.as_ptr(), peer.as_mut_ptr(), peer.len as c_int, 0)
         })?;
+        socket.for_swap();
         Ok(socket)
+    }
+
+    /// A connected socket may carry swap: it may use the memory reserves
+    /// (SOCK_MEMALLOC, as nbd's sockets), so that writes freeing memory and
+    /// their acks get through when memory is exhausted. Cleared on drop.
+    fn for_swap(&self) {
+        // SAFETY: the socket is live and connected.
+        unsafe { shim::rdrbd_sock_for_swap(self.sock.as_ptr()) };
     }
 
     /// Receive and send timeouts in jiffies (0: none).
@@ -309,7 +320,7 @@ impl TcpSocket {
 
 impl Drop for TcpSocket {
     fn drop(&mut self) {
-        // SAFETY: created by us, released once.
-        unsafe { bindings::sock_release(self.sock.as_ptr()) };
+        // SAFETY: created by us, released once (SOCK_MEMALLOC cleared first).
+        unsafe { shim::rdrbd_sock_release(self.sock.as_ptr()) };
     }
 }

@@ -39,6 +39,8 @@ extern "C" {
     pub(super) fn rdrbd_sock_set_timeouts(sock: *mut socket, rcv_jiffies: c_long, snd_jiffies: c_long);
     pub(super) fn rdrbd_sock_set_nodelay(sock: *mut socket);
     pub(super) fn rdrbd_sock_for_block_io(sock: *mut socket);
+    pub(super) fn rdrbd_sock_for_swap(sock: *mut socket);
+    pub(super) fn rdrbd_sock_release(sock: *mut socket);
     pub(super) fn rdrbd_sock_set_buffers(sock: *mut socket, snd: u32, rcv: u32);
     pub(super) fn rdrbd_sock_set_reuseaddr(sock: *mut socket);
     pub(super) fn rdrbd_sock_send_bio(sock: *mut socket, bio: *mut bio, done: *mut usize) -> c_int;
