@@ -17,10 +17,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_artifacts
-[ "$NGUESTS" = 2 ] || die "needs 2 guests"
-attach_rdrbd || exit 1
-barrier attached || die "peer never attached"
+two_rdrbd_nodes
 
 # One round per protocol: connect, write through the Primary, check that
 # every write was confirmed by the peer, disconnect, compare the disks.

@@ -15,10 +15,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_artifacts
-[ "$NGUESTS" = 2 ] || die "needs 2 guests"
-attach_rdrbd || exit 1
-barrier attached || die "peer never attached"
+two_rdrbd_nodes
 
 connect() { "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C --ping-timeout=20 "$@"; }
 step connect connect || exit 1

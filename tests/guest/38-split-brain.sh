@@ -21,10 +21,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_artifacts
-[ "$NGUESTS" = 2 ] || die "needs 2 guests"
-attach_rdrbd || exit 1
-barrier attached || die "peer never attached"
+two_rdrbd_nodes
 wait_for_dev /dev/drbd0
 # The usermode helper (module parameter usermode_helper, normally drbdadm)
 # records how it is called.

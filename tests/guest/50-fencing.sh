@@ -20,10 +20,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_artifacts
-[ "$NGUESTS" = 2 ] || die "needs 2 guests"
-attach_rdrbd || exit 1
-barrier attached || die "peer never attached"
+two_rdrbd_nodes
 step recording-helper use_recording_helper
 step fencing-resource-only "$S" disk-options 0 --fencing=resource-only
 connect_pair --ping-timeout=20 || exit 1

@@ -18,10 +18,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_artifacts
-[ "$NGUESTS" = 2 ] || die "needs 2 guests"
-attach_rdrbd || exit 1
-barrier attached || die "peer never attached"
+two_rdrbd_nodes
 connect_pair --ping-timeout=20 || exit 1
 skip_initial_sync || exit 1
 

@@ -27,8 +27,6 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_artifacts
-[ "$NGUESTS" = 2 ] || die "needs 2 guests"
 MiB=$((1 << 20))
 SECTORS=$(( $(size_of /dev/vda) / 512 ))
 
@@ -44,16 +42,9 @@ lower_fail() {
 lower_heal() {
   echo "0 $SECTORS linear /dev/vda 0" | dmsetup load lower && dmsetup resume --noudevsync lower
 }
-# reattach: r0 down and up again on the healed disk (its metadata kept),
-# connected to the peer.
-reattach() {
-  step down-again "$S" down r0 &&
-    step heal lower_heal &&
-    step new-resource-again "$S" new-resource r0 &&
-    step new-minor-again "$S" new-minor r0 0 0 &&
-    step attach-again "$S" attach 0 /dev/mapper/lower &&
-    step connect-again "$S" connect r0 "$LOCAL" "$PEER" --protocol=C
-}
+# reattach: the disk healed, r0 down and up again on it (its metadata
+# kept), connected to the peer.
+reattach() { step heal lower_heal && reattach_rdrbd /dev/mapper/lower; }
 # write_file FILE MIB [COUNT]: COUNT MiB (4) of FILE onto /dev/drbd0 at MIB.
 write_file() { dd if="$1" of=/dev/drbd0 bs=1M seek="$2" count="${3:-4}" oflag=direct status=none; }
 # drbd_sum MIB COUNT: checksum of COUNT MiB of /dev/drbd0 at MIB.
@@ -67,18 +58,11 @@ reads_back() {
   echo "want $want got $got"
   [ -n "$got" ] && [ "$want" = "$got" ]
 }
-wait_ds() {
-  local n=$(( ${2:-60} * 10 ))
-  until proc_has "ds:$1" || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
-  grep -A2 '^ *0:' /proc/drbd
-  proc_has "ds:$1"
-}
 oos_at_least() { local oos; oos=$(proc_field oos); echo "oos:$oos KiB"; [ "${oos:-0}" -ge "$1" ]; }
 for f in a b c d e f; do head -c $((4 * MiB)) /dev/urandom > "/tmp/$f"; done
 
-attach_rdrbd /dev/mapper/lower || exit 1
+two_rdrbd_nodes /dev/mapper/lower
 step recording-helper use_recording_helper
-barrier attached || die "peer never attached"
 connect_pair --ping-timeout=20 || exit 1
 skip_initial_sync || exit 1
 

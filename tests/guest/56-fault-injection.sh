@@ -19,21 +19,12 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_artifacts
-[ "$NGUESTS" = 2 ] || die "needs 2 guests"
 P=/sys/module/drbd/parameters
-attach_rdrbd || exit 1
-barrier attached || die "peer never attached"
+two_rdrbd_nodes
 connect_pair --ping-timeout=20 || exit 1
 skip_initial_sync || exit 1
 # faults MASK RATE [DEVS]: set the fault injection parameters.
 faults() { echo "${3:-0}" > $P/fault_devs && echo "$2" > $P/fault_rate && echo "$1" > $P/enable_faults; }
-wait_ds() {
-  local n=$(( ${2:-60} * 10 ))
-  until proc_has "ds:$1" || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
-  grep -A2 '^ *0:' /proc/drbd
-  proc_has "ds:$1"
-}
 
 # --- 1. data faults on the Primary under fio verify ------------------------------
 if [ "$GUEST_INDEX" = 0 ]; then
@@ -75,11 +66,7 @@ if [ "$GUEST_INDEX" = 1 ]; then
   step detached wait_ds Diskless/UpToDate 10
   step md-failure-logged sh -c "dmesg | grep -q 'local meta data I/O error'"
   step md-faults-off faults 0 0
-  step down-again "$S" down r0
-  step new-resource-again "$S" new-resource r0
-  step new-minor-again "$S" new-minor r0 0 0
-  step attach-again "$S" attach 0 /dev/vda
-  step connect-again "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20
+  reattach_rdrbd /dev/vda --ping-timeout=20
 fi
 step resynced-2 wait_synced 120 || exit 1
 barrier resynced-2 || die "barrier resynced-2"

@@ -16,10 +16,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_artifacts
-[ "$NGUESTS" = 2 ] || die "needs 2 guests"
-attach_rdrbd || exit 1
-barrier attached || die "peer never attached"
+two_rdrbd_nodes
 # Pings every second, answered within 1 s; a send blocked 1 s times out.
 connect_pair --ping-int=1 --ping-timeout=10 --timeout=10 || exit 1
 skip_initial_sync || exit 1

@@ -22,10 +22,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-need_artifacts
-[ "$NGUESTS" = 2 ] || die "needs 2 guests"
-attach_rdrbd || exit 1
-barrier attached || die "peer never attached"
+two_rdrbd_nodes
 # Under memory pressure on the debugging kernel under TCG the Primary's
 # threads stall for seconds: the pings get 10 s.
 connect_pair --ping-timeout=100 || exit 1

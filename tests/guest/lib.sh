@@ -307,6 +307,39 @@ attach_rdrbd() {
     step attach "$S" attach 0 "$dev"
 }
 
+# two_rdrbd_nodes [DEV]: the start of a test of two rdrbd nodes: the build
+# is there, two guests run, each attaches rdrbd on DEV (attach_rdrbd) and
+# waits for the other. Exits the test at a failure.
+two_rdrbd_nodes() {
+  need_artifacts
+  [ "$NGUESTS" = 2 ] || die "needs 2 guests"
+  attach_rdrbd "${1:-/dev/vda}" || exit 1
+  barrier attached || die "peer never attached"
+}
+
+# wait_ds DISKS [SECONDS]: until minor 0's disk states read DISKS (as
+# "ds:DISKS" in /proc/drbd, e.g. Diskless/UpToDate; default 60 s); shows
+# its lines.
+wait_ds() {
+  local n=$(( ${2:-60} * 10 ))
+  until proc_has "ds:$1" || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
+  grep -A2 '^ *0:' /proc/drbd
+  proc_has "ds:$1"
+}
+
+# reattach_rdrbd DEV [OPTIONS...]: r0 down, then up again on DEV with the
+# metadata it has, connected to the peer (LOCAL, PEER of connect_pair)
+# with protocol C and OPTIONS. Each step a sub-result; returns non-zero
+# at the first failure.
+reattach_rdrbd() {
+  local dev=$1; shift
+  step down-again "$S" down r0 &&
+    step new-resource-again "$S" new-resource r0 &&
+    step new-minor-again "$S" new-minor r0 0 0 &&
+    step attach-again "$S" attach 0 "$dev" &&
+    step connect-again "$S" connect r0 "$LOCAL" "$PEER" --protocol=C "$@"
+}
+
 # attach_c_drbd: the same with the in-tree C driver and drbd-utils' tools
 # (the interoperability peer); sets S to drbdsetup-84.
 attach_c_drbd() {
