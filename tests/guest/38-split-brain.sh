@@ -17,7 +17,7 @@
 # guests: 2
 # disks: 128M
 # timeout: 900
-# budget: 100
+# budget: 130
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

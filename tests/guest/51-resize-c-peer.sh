@@ -10,7 +10,7 @@
 # disks: none
 # memory: 1G
 # timeout: 900
-# budget: 120
+# budget: 150
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -14,7 +14,7 @@
 # guests: 2
 # disks: 64M
 # timeout: 600
-# budget: 160
+# budget: 180
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

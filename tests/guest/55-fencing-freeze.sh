@@ -4,8 +4,8 @@
 # also sleeping before it exits. The Primary (guest 0) loses its peer
 # (guest 1 disconnects):
 # 1. I/O freezes (`s` in /proc/drbd, `suspended:fencing` in events2) while
-#    fence-peer runs; a write issued meanwhile does not complete before the
-#    helper has returned; exit 7 ("peer was stonithed") outdates the peer
+#    fence-peer runs (10 s); a write issued meanwhile does not complete
+#    before the helper has returned; exit 7 ("peer was stonithed") outdates the peer
 #    and thaws, and the write completes.
 # 2. After a reconnect and a second loss, a broken helper (exit 1) leaves
 #    I/O frozen; a write waits until `resume-io`.
@@ -14,7 +14,7 @@
 # guests: 2
 # disks: 32M
 # timeout: 600
-# budget: 90
+# budget: 100
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -37,7 +37,9 @@ helper_done() { [ -s "$HELPER_DONE" ]; }
 # --- 1. frozen while fence-peer runs; exit 7 thaws ------------------------------
 if [ "$GUEST_INDEX" = 0 ]; then
   echo 7 > "$HELPER_EXIT"
-  echo 5 > "$HELPER_SLEEP"
+  # Long enough for the checks below on a loaded CI machine (each step
+  # there takes about a second).
+  echo 10 > "$HELPER_SLEEP"
   step primary "$S" primary 0
   step write-connected dd if=/tmp/data of=/dev/drbd0 bs=1M count=1 oflag=direct status=none
 fi
@@ -46,11 +48,11 @@ barrier primary || die "barrier primary"
 barrier peer-gone || die "barrier peer-gone"
 if [ "$GUEST_INDEX" = 0 ]; then
   step frozen poll 20 frozen
+  start_write 4
   grep -A1 '^ *0:' /proc/drbd
   step events2-fencing sh -c "$S events2 --now r0 | grep 'suspended:fencing'"
   step fence-peer-running poll 10 grep -q "^fence-peer r0" "$HELPER_LOG"
-  start_write 4
-  sleep 2
+  sleep 1
   step write-held-while-helper-runs sh -c "kill -0 $WRITER && ! [ -s $HELPER_DONE ]"
   wait "$WRITER"
   step write-completed test $? = 0

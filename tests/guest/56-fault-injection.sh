@@ -15,7 +15,7 @@
 # guests: 2
 # disks: 32M
 # timeout: 900
-# budget: 90
+# budget: 130
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -18,7 +18,7 @@
 # memory: 384M
 # kernel: fast
 # timeout: 600
-# budget: 110
+# budget: 170
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

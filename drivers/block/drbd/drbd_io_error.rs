@@ -208,7 +208,14 @@ fn go_diskless(io: &DeviceIo, run_helper: bool) {
         let status = crate::drbd_helpers::run(io, None, "local-io-error");
         pr_info!("drbd{}: helper command: drbdadm local-io-error minor-{} exit code {}\n", minor, minor, (status >> 8) & 0xff);
     }
-    if let Some((lower, md)) = io.detach_lower() {
+    // Bios failing meanwhile hold the drain until handled here.
+    let errors = io.io_errors();
+    let detached = io.detach_lower_while(|| {
+        for failed in errors.failed.take_all() {
+            handle_failed(io, failed);
+        }
+    });
+    if let Some((lower, md)) = detached {
         if let Some(Err(e)) = md.map(|md| md.close(lower.bdev_ref())) {
             pr_err!("drbd{}: writing meta data of the failed disk: error {}\n", minor, e.to_errno());
         }

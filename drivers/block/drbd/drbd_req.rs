@@ -176,7 +176,13 @@ impl DeviceIo {
     /// Stops bios going to the backing disk, waits for those in flight and
     /// hands the disk and its metadata back.
     pub(crate) fn detach_lower(&self) -> Option<(LowerDev, Option<MetaData>)> {
-        let lower = self.gate.detach()?;
+        self.detach_lower_while(|| {})
+    }
+
+    /// [`Self::detach_lower`], running `meanwhile` while bios drain (the
+    /// worker finishes failed bios there, which the drain waits for).
+    pub(crate) fn detach_lower_while(&self, meanwhile: impl FnMut()) -> Option<(LowerDev, Option<MetaData>)> {
+        let lower = self.gate.detach_while(meanwhile)?;
         Some((lower, self.md.lock().take()))
     }
 

@@ -466,12 +466,23 @@ impl LowerGate {
     /// Closes the gate, waits until no bio is in flight to the backing
     /// device, and hands it back (to be released by dropping it).
     pub(crate) fn detach(&self) -> Option<LowerDev> {
+        self.detach_while(|| {})
+    }
+
+    /// [`Self::detach`], running `meanwhile` at every look at the bios in
+    /// flight: the owner's worker finishes failed bios there, which hold
+    /// the in-flight count until it does ([`DiskOps::lower_failed`]).
+    pub(crate) fn detach_while(&self, mut meanwhile: impl FnMut()) -> Option<LowerDev> {
         let mut owner = self.owner.lock();
         let lower = owner.take()?;
         self.published.store(ptr::null_mut(), Ordering::SeqCst);
         // Detach is rare and bios complete in milliseconds: polling keeps
         // the completion path free of any wakeup on memory that may go away.
-        while self.in_flight.load(Ordering::SeqCst) != 0 {
+        loop {
+            meanwhile();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                break;
+            }
             super::thread::sleep_ms(1);
         }
         Some(lower)
