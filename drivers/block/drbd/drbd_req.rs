@@ -803,7 +803,12 @@ impl DeviceIo {
     fn submit_read(&self, bio: UpperBio) {
         let lower = self.gate.enter();
         let disk = if lower.is_some() { self.disk_state() } else { DiskState::Diskless };
-        let in_sync = disk != DiskState::UpToDate && lower.is_some() && self.range_in_sync(bio.sector(), bio.size());
+        let lower = match (disk, lower) {
+            // The common case: no bitmap or peer to look at.
+            (DiskState::UpToDate, Some(lower)) => return self.forward(lower, bio, 0),
+            (_, lower) => lower,
+        };
+        let in_sync = lower.is_some() && self.range_in_sync(bio.sector(), bio.size());
         let peer = self.peer();
         match (read_source(disk, in_sync, peer.conn, peer.pdsk), lower) {
             (ReadSource::Local, Some(lower)) => self.forward(lower, bio, 0),
