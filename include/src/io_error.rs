@@ -99,6 +99,12 @@ pub enum ReadSource {
     Nowhere,
 }
 
+/// Whether a disk in this state holds data (Inconsistent, Outdated,
+/// Consistent or UpToDate): writes go to a peer with such a disk.
+pub fn has_data(disk: DiskState) -> bool {
+    matches!(disk, DiskState::Inconsistent | DiskState::Outdated | DiskState::Consistent | DiskState::UpToDate)
+}
+
 /// Whether the local disk can serve a read (`drbd_may_do_local_read`): an
 /// UpToDate disk always; an Inconsistent, Outdated or Consistent one only
 /// where the bitmap has no bit set (`range_in_sync`); else not.
@@ -176,6 +182,12 @@ mod tests {
         for disk in [DiskState::Failed, DiskState::Diskless, DiskState::Attaching] {
             assert_eq!(disk_verdict(OnIoError::CallHelper, IoFailure::Write, disk), DiskVerdict::Keep);
         }
+    }
+
+    #[test]
+    fn disks_with_data() {
+        assert!(has_data(DiskState::Inconsistent) && has_data(DiskState::UpToDate));
+        assert!(!has_data(DiskState::DUnknown) && !has_data(DiskState::Diskless) && !has_data(DiskState::Failed));
     }
 
     #[test]

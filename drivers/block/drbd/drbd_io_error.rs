@@ -19,7 +19,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::drbd_include::genl::{self as api, ConnState, DiskState};
+use crate::drbd_include::genl::{self as api, DiskState};
 use crate::drbd_include::io_error::{disk_verdict, retry_failed_read, DiskVerdict, IoFailure, OnIoError, ReadSource};
 use crate::drbd_req::DeviceIo;
 use crate::kernel_glue::block::{FailedBio, FailedBios};
@@ -188,15 +188,7 @@ pub(crate) fn local_io_failed(io: &DeviceIo, failure: IoFailure, sector: u64, si
 fn persist_and_tell_peer(io: &DeviceIo) {
     let (primary, disk, peer) = (io.is_primary(), io.disk_state(), io.peer());
     let _ = io.with_md(|md, dev| md.persist_state(dev, primary, disk, peer.pdsk, peer.conn));
-    tell_peer(io);
-}
-
-fn tell_peer(io: &DeviceIo) {
-    if let Some(replica) = io.replica() {
-        if io.peer().conn as u32 >= ConnState::Connected as u32 {
-            let _ = replica.send_state(io.state());
-        }
-    }
+    io.tell_peer();
 }
 
 /// `drbd_go_diskless`: the helper (`call-local-io-error`), then the disk
@@ -222,7 +214,7 @@ fn go_diskless(io: &DeviceIo, run_helper: bool) {
     }
     io.set_disk_state(DiskState::Diskless);
     pr_err!("drbd{}: disk( Failed -> Diskless )\n", minor);
-    tell_peer(io);
+    io.tell_peer();
 }
 
 /// The peer's disk changed from `old` to `new` while connected: if it lost

@@ -469,13 +469,7 @@ impl MetaData {
     /// (`after_state_ch`, lost contact to the peer's data). Returns whether
     /// it made one.
     pub(crate) fn lost_peer(&mut self, dev: BdevRef<'_>, primary: bool, peer_role: api::Role, disk: DiskState, had_peer_data: bool) -> Result<bool> {
-        let mut uuids = self.uuids();
-        let role = if primary { api::Role::Primary } else { api::Role::Secondary };
-        let new_current = had_peer_data && uuids.needs_new_current_on_lost_peer(role, peer_role, disk);
-        if new_current {
-            uuids.new_current(crate::kernel_glue::random_u64(), primary);
-            self.set_uuids(&uuids);
-        }
+        let new_current = had_peer_data && self.new_current_without_peer(primary, peer_role, disk);
         self.set_state_flags(primary, disk, DiskState::DUnknown, ConnState::NetworkFailure);
         self.write_bitmap(dev, false)?;
         self.write_superblock(dev)?;
@@ -487,15 +481,23 @@ impl MetaData {
     /// peer are Primary, and the bitmap tracks from here what the peer
     /// lacks. Returns whether it made a new current UUID.
     pub(crate) fn peer_lost_disk(&mut self, dev: BdevRef<'_>, primary: bool, peer_role: api::Role, disk: DiskState, pdsk: DiskState) -> Result<bool> {
-        let mut uuids = self.uuids();
-        let role = if primary { api::Role::Primary } else { api::Role::Secondary };
-        let new_current = uuids.needs_new_current_on_lost_peer(role, peer_role, disk);
-        if new_current {
-            uuids.new_current(crate::kernel_glue::random_u64(), primary);
-            self.set_uuids(&uuids);
-        }
+        let new_current = self.new_current_without_peer(primary, peer_role, disk);
         self.set_state_flags(primary, disk, pdsk, ConnState::Connected);
         self.write_superblock(dev)?;
         Ok(new_current)
+    }
+
+    /// The data moves on without the peer's copy: a new current UUID (in
+    /// memory) if we or the peer are Primary on an UpToDate disk with
+    /// nothing tracked yet. Returns whether it made one.
+    fn new_current_without_peer(&mut self, primary: bool, peer_role: api::Role, disk: DiskState) -> bool {
+        let mut uuids = self.uuids();
+        let role = if primary { api::Role::Primary } else { api::Role::Secondary };
+        if !uuids.needs_new_current_on_lost_peer(role, peer_role, disk) {
+            return false;
+        }
+        uuids.new_current(crate::kernel_glue::random_u64(), primary);
+        self.set_uuids(&uuids);
+        true
     }
 }

@@ -259,15 +259,6 @@ pub(crate) fn peer_request_granted(name: &str, io: &DeviceIo, replica: &Replica,
     }
 }
 
-/// Tells a connected peer our state (after a pause flag changed).
-fn tell_peer(io: &DeviceIo) {
-    if let Some(replica) = io.replica() {
-        if (io.peer().conn as u32) >= ConnState::Connected as u32 {
-            let _ = replica.send_state(wire_state(io));
-        }
-    }
-}
-
 /// A state change refused by the rules.
 fn refused(rv: StateChangeResult) -> AdmError {
     AdmError::state(rv, rv.text())
@@ -361,7 +352,7 @@ impl Registry {
         mgmt::pause_sync(io.mgmt().user_isp()).map_err(|c| AdmError::new(c, "the resync is paused already"))?;
         io.change_state(|| io.mgmt().user_isp.store(true, Ordering::Release));
         pr_info!("drbd{}: user_isp( 0 -> 1 )\n", minor);
-        tell_peer(io);
+        io.tell_peer();
         Ok(())
     }
 
@@ -375,7 +366,7 @@ impl Registry {
         }))?;
         io.change_state(|| m.user_isp.store(false, Ordering::Release));
         pr_info!("drbd{}: user_isp( 1 -> 0 )\n", minor);
-        tell_peer(io);
+        io.tell_peer();
         Ok(())
     }
 

@@ -839,7 +839,7 @@ fn receive_data(
     let fua = head.dp_flags & proto::dp::FUA != 0;
     let flush = head.dp_flags & proto::dp::FLUSH != 0;
     io.count_net(size, false);
-    if !has_disk(io.peer().pdsk) {
+    if !crate::drbd_include::io_error::has_data(io.peer().pdsk) {
         // A Diskless peer writes through us: only our disk has it.
         io.set_out_of_sync(head.sector, size);
     }
@@ -1375,11 +1375,6 @@ fn got_barrier_ack(shared: &ConnShared, ack: proto::BarrierAck) -> core::result:
             Err(NetError::Refused)
         }
     }
-}
-
-/// Whether a disk state has data (Inconsistent or better, not DUnknown).
-fn has_disk(disk: DiskState) -> bool {
-    disk as u32 >= DiskState::Inconsistent as u32 && disk != DiskState::DUnknown
 }
 
 /// Fault injection (`Fault::Receive`): flips the first data byte of a

@@ -254,6 +254,11 @@ impl DeviceIo {
         }
     }
 
+    /// Whether to simulate `fault` on this device now (fault injection).
+    fn inject_fault(&self, fault: Fault) -> bool {
+        faults::insert(self.events.minor(), fault)
+    }
+
     /// Errors of the backing disk, for the worker.
     pub(crate) fn io_errors(&self) -> &IoErrors {
         &self.io_errors
@@ -322,7 +327,7 @@ impl DeviceIo {
         send: impl FnOnce(&[u8]) -> Result,
     ) -> Result {
         let lower = self.gate.enter().ok_or(EIO)?;
-        if faults::insert(self.events.minor(), fault) {
+        if self.inject_fault(fault) {
             return Err(EIO);
         }
         let size = u32::try_from(out.len()).map_err(|_| EINVAL)?;
@@ -369,6 +374,15 @@ impl DeviceIo {
         self.state_changed();
     }
 
+    /// Sends our state to the peer if connected (a change it must see).
+    pub(crate) fn tell_peer(&self) {
+        if let Some(replica) = self.replica() {
+            if self.peer().conn as u32 >= crate::drbd_include::genl::ConnState::Connected as u32 {
+                let _ = replica.send_state(self.state());
+            }
+        }
+    }
+
     /// The current replica, if connected.
     pub(crate) fn replica(&self) -> Option<Arc<Replica>> {
         self.replica.lock().clone()
@@ -381,9 +395,6 @@ impl DeviceIo {
     /// replay marks the extents it may have torn, and the next handshake
     /// resyncs them.
     pub(crate) fn write_replicated(&self, pages: &mut BlockPages, sector: u64, data: &[u8], fua: bool, flush: bool) -> Result {
-        if self.gate.enter().is_some() && faults::insert(self.events.minor(), Fault::DataWrite) {
-            return Err(EIO);
-        }
         self.write_from_peer(pages, sector, data, fua, flush, true)
     }
 
@@ -416,14 +427,16 @@ impl DeviceIo {
     /// every resynced extent hot would turn a crash of a SyncTarget into a
     /// full resync by AL replay.
     pub(crate) fn write_resync(&self, pages: &mut BlockPages, sector: u64, data: &[u8]) -> Result {
-        if self.gate.enter().is_some() && faults::insert(self.events.minor(), Fault::ResyncWrite) {
-            return Err(EIO);
-        }
         self.write_from_peer(pages, sector, data, false, false, false)
     }
 
+    /// `al`: a replicated write (through the activity log), else a resync
+    /// write.
     fn write_from_peer(&self, pages: &mut BlockPages, sector: u64, data: &[u8], fua: bool, flush: bool, al: bool) -> Result {
         let lower = self.gate.enter().ok_or(EIO)?;
+        if self.inject_fault(if al { Fault::DataWrite } else { Fault::ResyncWrite }) {
+            return Err(EIO);
+        }
         let size = u32::try_from(data.len()).map_err(|_| EINVAL)?;
         let tag = if al {
             match self.begin_cold_write(&lower, sector, size) {
@@ -770,7 +783,7 @@ impl DeviceIo {
             BioOp::Read => Some(Fault::DataRead),
             BioOp::Discard | BioOp::Other => None,
         };
-        let simulate = fault.is_some_and(|f| faults::insert(self.events.minor(), f));
+        let simulate = fault.is_some_and(|f| self.inject_fault(f));
         if let Err(bio) = lower.submit(bio, tag, simulate) {
             self.al_write_done(tag);
             // Failed locally: dropping the tokens with it completes it.
@@ -861,7 +874,7 @@ impl DeviceIo {
 /// and the peer has a disk (being resynced or not).
 fn peer_has_disk(view: &PeerView) -> bool {
     view.conn as u32 >= crate::drbd_include::genl::ConnState::Connected as u32
-        && matches!(view.pdsk, DiskState::Inconsistent | DiskState::Outdated | DiskState::Consistent | DiskState::UpToDate)
+        && crate::drbd_include::io_error::has_data(view.pdsk)
 }
 
 impl DiskOps for DeviceIo {
