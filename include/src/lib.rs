@@ -49,6 +49,9 @@ pub mod mgmt;
 /// The Primary's transfer log: epochs, barriers and their acks.
 pub mod transfer_log;
 
+/// Replicated writes waiting for the peer's per-write ack.
+pub mod ack_slots;
+
 /// Big-endian fields of on-disk blocks.
 mod be;
 

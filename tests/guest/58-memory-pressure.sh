@@ -9,7 +9,12 @@
 # write path takes may be held while allocating with reclaim) or hang may
 # occur; after swapoff both are connected and in sync again (under this
 # pressure a guest under TCG may miss a ping) and both replicas' data
-# areas are equal. On the fast kernel: under KASAN every page fault and
+# areas are equal. Guest 1's backing device stalls for 3 s while the swap
+# writes stream in: the Primary's unacknowledged writes pile up in the
+# socket buffers (beyond what the write path may allocate for under
+# reclaim: tracking a write must not need memory, or a write is sent but
+# never marked in sync on one side only, found by CI: oos and differing
+# data areas while Connected). On the fast kernel: under KASAN every page fault and
 # replicated 4 KiB write is ~10x slower and the hog crawls for many
 # minutes; lockdep's view of the reclaim path was checked on the debug
 # kernel when it found the allocation under Replica::pending (session 7).
@@ -22,7 +27,13 @@
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-two_rdrbd_nodes
+# Guest 1 gets a backing device it can suspend; guest 0 uses /dev/vda.
+BDEV=/dev/vda
+if [ "$GUEST_INDEX" = 1 ]; then
+  step lower-mapping dm_create lower "0 $(( $(size_of /dev/vda) / 512 )) linear /dev/vda 0" || exit 1
+  BDEV=/dev/mapper/lower
+fi
+two_rdrbd_nodes "$BDEV"
 # Under memory pressure on the debugging kernel under TCG the Primary's
 # threads stall for seconds: the pings get 10 s.
 connect_pair --ping-timeout=100 || exit 1
@@ -65,7 +76,15 @@ sys.exit(1 if bad else 0)
   echo "connection losses: $(kernel_log_count 'connection lost')"
   step synced-after wait_synced 120
   step nothing-out-of-sync test "$(proc_field oos)" = 0
+  step every-write-replicated sh -c '! dmesg | grep -E "not replicated|out of memory tracking"'
   step secondary "$S" secondary 0
+else
+  # 32 MiB into the swap-out, the disk stalls for 3 s (writes queue in
+  # the block layer, the receiver waits, the Primary's sends pile up).
+  step swapping wait_proc_at_least nr 32768 240
+  step stall-disk dmsetup suspend --noudevsync lower
+  sleep 3
+  step resume-disk dmsetup resume --noudevsync lower
 fi
 barrier swapped || die "barrier swapped"
 down_with_equal_data

@@ -453,13 +453,15 @@ wait_summaries() {
 # sides; shows the resync progress lines once when a resync is seen running,
 # then the final /proc/drbd lines.
 wait_synced() {
-  local n=$(( $1 * 10 )) shown=0
-  until proc_has 'cs:Connected .* ds:UpToDate/UpToDate' || [ $n = 0 ]; do
-    if [ $shown = 0 ] && proc_has "sync'ed"; then grep -A3 '^ *0:' /proc/drbd; shown=1; fi
+  local n=$(( $1 * 10 )) shown=0 lines
+  # The verdict is the state shown (the peer may go on meanwhile).
+  until lines=$(grep -A3 '^ *0:' /proc/drbd) && grep -q 'cs:Connected .* ds:UpToDate/UpToDate' <<<"$lines" ||
+        [ $n = 0 ]; do
+    if [ $shown = 0 ] && grep -q "sync'ed" <<<"$lines"; then echo "$lines"; shown=1; fi
     sleep 0.1; n=$((n - 1))
   done
-  grep -A3 '^ *0:' /proc/drbd
-  grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
+  echo "$lines"
+  grep -q 'cs:Connected .* ds:UpToDate/UpToDate' <<<"$lines"
 }
 
 # kernel_log_count REGEX: how many kernel log lines match (extended regex).
@@ -512,6 +514,8 @@ share_data_sum() {
 # module is unloaded and the kernel log checked.
 down_with_equal_data() {
   cat /proc/drbd
+  # Neither goes down while the other still checks the connected state.
+  barrier checked || die "barrier checked"
   step down "$S" down r0
   local n; n=$(md_data_bytes "$(size_of /dev/vda)")
   share_data_sum "$n" || die "barrier summed"

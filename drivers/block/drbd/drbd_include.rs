@@ -66,6 +66,10 @@ pub(crate) mod mgmt;
 pub(crate) mod transfer_log;
 
 #[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/ack_slots.rs"]
+pub(crate) mod ack_slots;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/request_timer.rs"]
 pub(crate) mod request_timer;
 

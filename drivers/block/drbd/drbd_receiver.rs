@@ -416,7 +416,6 @@ fn receive_state(
         let protocol = shared.protocol_settings().wire_protocol;
         let replica = Replica::new(ctx.data.clone(), ctx.link, *volume, protocol, cfg.max_epoch_size,
             shared.timing.clone())?;
-        replica.reserve(256)?;
         let decision = handshake(shared, ctx.link, local, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         vs.connected = true;
         io.set_replica(Some(replica.clone()));

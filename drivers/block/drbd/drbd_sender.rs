@@ -21,6 +21,7 @@ use crate::drbd_include::protocol::{
     ProtocolParams, StatePacket, Trim, UuidsPacket, ID_SYNCER,
 };
 use crate::drbd_include::uuid::{uuid_flags, Uuids};
+use crate::drbd_include::ack_slots::AckSlots;
 use crate::drbd_include::transfer_log::{BarrierAckError, TlWrite, TransferLog};
 use crate::drbd_remote_read::RemoteReads;
 use crate::kernel_glue::block::{PeerToken, UpperBio};
@@ -29,7 +30,6 @@ use crate::kernel_glue::net::TcpSocket;
 
 /// A write sent to the peer and not acknowledged yet.
 struct Pending {
-    block_id: u64,
     sector: u64,
     size: u32,
     /// Given when the ack is in: that completes the upper bio's peer half.
@@ -47,9 +47,10 @@ pub(crate) struct Replica {
     /// One packet at a time on the data socket.
     #[pin]
     send_lock: Mutex<()>,
+    /// Writes waiting for an ack, by block id, in as many slots as the
+    /// transfer log has (allocated once: tracking a write never allocates).
     #[pin]
-    /// Slots of writes waiting for an ack; `None` slots are reused.
-    pending: Mutex<KVec<Option<Pending>>>,
+    pending: Mutex<AckSlots<KVVec<Option<(u64, Pending)>>>>,
     /// Writes sent and not yet covered by a barrier ack, in epochs.
     #[pin]
     tl: Mutex<TransferLog<KVVec<TlWrite>>>,
@@ -75,7 +76,7 @@ pub(crate) struct Replica {
 /// complete once it is known outdated (or the user resumes I/O).
 /// Dropping this completes them.
 pub(crate) struct HeldWrites {
-    _writes: KVec<Option<Pending>>,
+    _writes: KVVec<Option<(u64, Pending)>>,
 }
 
 /// Writes the transfer log can hold (about twice the default
@@ -95,13 +96,17 @@ impl Replica {
         timing: Arc<LiveTiming>,
     ) -> Result<Arc<Self>> {
         let slots = KVVec::from_elem(TlWrite::default(), TL_SLOTS, GFP_KERNEL)?;
+        let mut ack_slots = KVVec::with_capacity(TL_SLOTS, GFP_KERNEL)?;
+        for _ in 0..TL_SLOTS {
+            ack_slots.push(None, GFP_KERNEL)?;
+        }
         Arc::pin_init(pin_init!(Self {
             data,
             link,
             volume,
             protocol: AtomicU32::new(protocol),
             send_lock <- new_mutex!((), "rdrbd::Replica::send_lock"),
-            pending <- new_mutex!(KVec::new(), "rdrbd::Replica::pending"),
+            pending <- new_mutex!(AckSlots::new(ack_slots), "rdrbd::Replica::pending"),
             tl <- new_mutex!(TransferLog::new(slots, max_epoch_size), "rdrbd::Replica::tl"),
             senders: AtomicU32::new(0),
             next_id: AtomicU64::new(0),
@@ -112,26 +117,6 @@ impl Replica {
             timing,
             reads <- RemoteReads::new(),
         }), GFP_KERNEL)
-    }
-
-    /// Reserves tracking slots up front, so the write path rarely needs
-    /// to allocate (process context, before the replica is published).
-    pub(crate) fn reserve(&self, slots: usize) -> Result {
-        // Allocated before the lock is taken: writes take it from memory
-        // reclaim (swap on DRBD), so nothing under it may enter reclaim.
-        let mut fresh = KVec::with_capacity(slots, GFP_KERNEL)?;
-        for _ in 0..slots {
-            fresh.push(None, GFP_KERNEL)?;
-        }
-        let mut pending = self.pending.lock();
-        if pending.is_empty() {
-            *pending = fresh;
-            return Ok(());
-        }
-        for _ in 0..slots {
-            pending.push(None, GFP_NOWAIT)?;
-        }
-        Ok(())
     }
 
     /// The agreed protocol version.
@@ -403,22 +388,22 @@ impl Replica {
                 _ => dp_flags |= dp::SEND_WRITE_ACK,
             }
         }
-        if let Some(ack) = ack {
-            let mut pending = self.pending.lock();
-            let entry = Some(Pending { block_id, sector, size, ack });
-            if let Some(slot) = pending.iter_mut().find(|p| p.is_none()) {
-                *slot = entry;
-            } else if pending.push(entry, GFP_NOWAIT).is_err() {
-                // No memory to track it: the write completes locally only.
-                pr_err!("drbd: out of memory tracking a replicated write\n");
-                return Err(ENOMEM);
-            }
-        }
+        // A write that cannot be tracked must not leave the peer behind
+        // while we stay connected: the connection fails instead, and its
+        // end marks the write out of sync for the resync.
         if self.tl.lock().record(block_id, sector, size, now_ms()).is_err() {
-            // Cannot happen (the caller made room); the write is not sent
-            // and its upper bio's ack completes when the connection goes.
+            // Cannot happen: the caller made room.
             pr_err!("drbd: transfer log full; write at sector {} not replicated\n", sector);
-            return Err(ENOMEM);
+            return self.break_on_error(Err(ENOMEM));
+        }
+        if let Some(ack) = ack {
+            if let Err(taken) = self.pending.lock().insert(block_id, Pending { sector, size, ack }) {
+                // The peer released the epoch of write `holder` before
+                // acking it (8.4: "BARRIER_ACKED but pending").
+                pr_err!("drbd: write #{} still waits for its ack past its barrier ack; dropping the connection\n",
+                    taken.holder);
+                return self.break_on_error(Err(EIO));
+            }
         }
         let head = DataPacket { sector, block_id, seq_num, dp_flags };
         if sent.is_discard() {
@@ -454,7 +439,7 @@ impl Replica {
         };
         let oldest = oldest.map(|w| OldestWrite {
             sent_at_ms: w.sent_at_ms,
-            ack_pending: self.pending.lock().iter().flatten().any(|p| p.block_id == w.block_id),
+            ack_pending: self.pending.lock().contains(w.block_id),
             epoch: w.epoch,
         });
         let sender = SenderView {
@@ -501,9 +486,7 @@ impl Replica {
     /// and marks the bitmap before the upper bio may complete (the ack
     /// token is given here, when `mark` has run).
     pub(crate) fn got_ack(&self, block_id: u64, positive: bool, mark: impl FnOnce(u64, u32, bool)) -> bool {
-        let mut pending = self.pending.lock();
-        let done = pending.iter_mut().find(|p| p.as_ref().is_some_and(|p| p.block_id == block_id)).and_then(Option::take);
-        drop(pending);
+        let done = self.pending.lock().take(block_id);
         let Some(done) = done else { return false };
         // Whether our own disk failed it (so far): then it stays out of sync.
         mark(done.sector, done.size, done.ack.local_failed());
@@ -524,8 +507,8 @@ impl Replica {
         self.reads.abort();
         let _guard = self.send_lock.lock();
         self.tl.lock().drain(|w| mark(w.sector, w.size));
-        let drained = core::mem::take(&mut *self.pending.lock());
-        for p in drained.iter().flatten() {
+        let drained = core::mem::replace(&mut *self.pending.lock(), AckSlots::new(KVVec::new())).into_slots();
+        for (_, p) in drained.iter().flatten() {
             mark(p.sector, p.size);
         }
         hold.then_some(HeldWrites { _writes: drained })
