@@ -51,6 +51,9 @@ pub enum IoFailure {
     Write,
     /// Metadata I/O (superblock, activity log, bitmap): always detaches.
     Meta,
+    /// A request the disk did not finish within `disk-timeout`: always
+    /// detaches (8.4's `DRBD_FORCE_DETACH`).
+    Timeout,
 }
 
 /// What the disk state does after a failure.
@@ -82,7 +85,7 @@ pub fn disk_verdict(policy: OnIoError, failure: IoFailure, disk: DiskState) -> D
                 DiskVerdict::Keep
             }
         }
-        // Metadata errors detach under every policy (pass_on too).
+        // Metadata errors and timeouts detach under every policy (pass_on too).
         (policy, _) if attached => DiskVerdict::Detach { run_helper: policy == OnIoError::CallHelper },
         _ => DiskVerdict::Keep,
     }
@@ -172,6 +175,16 @@ mod tests {
         }
         assert_eq!(disk_verdict(OnIoError::CallHelper, IoFailure::Meta, DiskState::Inconsistent),
             DiskVerdict::Detach { run_helper: true });
+    }
+
+    #[test]
+    fn a_missed_disk_timeout_detaches_under_every_policy() {
+        for policy in [OnIoError::PassOn, OnIoError::Detach] {
+            assert_eq!(disk_verdict(policy, IoFailure::Timeout, DiskState::UpToDate), DiskVerdict::Detach { run_helper: false });
+        }
+        assert_eq!(disk_verdict(OnIoError::CallHelper, IoFailure::Timeout, DiskState::UpToDate),
+            DiskVerdict::Detach { run_helper: true });
+        assert_eq!(disk_verdict(OnIoError::Detach, IoFailure::Timeout, DiskState::Failed), DiskVerdict::Keep);
     }
 
     #[test]

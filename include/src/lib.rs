@@ -79,3 +79,6 @@ pub mod io_error;
 
 /// Fault injection: 8.4's `enable_faults`, `fault_rate`, `fault_devs`.
 pub mod faults;
+
+/// `disk-timeout`: requests in flight counted by age, late ones detach.
+pub mod disk_timeout;

@@ -93,7 +93,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
 else
   share_get diskless-done 120 > /dev/null || die "guest 0 never went diskless"
   step peer-diskless wait_ds UpToDate/Diskless 10
-  step new-current-uuid sh -c "dmesg | grep -q \"new current UUID: the peer's disk is Diskless\""
+  step new-current-uuid sh -c "dmesg | grep -q \"new current UUID: the peer's disk is Failed\""
   step writes-marked oos_at_least 1024
 fi
 barrier diskless || die "barrier diskless"

@@ -14,7 +14,9 @@
 # socket buffers (beyond what the write path may allocate for under
 # reclaim: tracking a write must not need memory, or a write is sent but
 # never marked in sync on one side only, found by CI: oos and differing
-# data areas while Connected). On the fast kernel: under KASAN every page fault and
+# data areas while Connected). /dev/drbd0 requires stable writes (found by
+# CI too: without, a page swapped back in and changed while its write was
+# in flight reached the two disks differently). On the fast kernel: under KASAN every page fault and
 # replicated 4 KiB write is ~10x slower and the hog crawls for many
 # minutes; lockdep's view of the reclaim path was checked on the debug
 # kernel when it found the allocation under Replica::pending (session 7).
@@ -41,6 +43,9 @@ skip_initial_sync || exit 1
 
 if [ "$GUEST_INDEX" = 0 ]; then
   step primary "$S" primary 0
+  # Pages under writeback stay unchanged (else a page swapped back in and
+  # modified mid-write reaches the two disks differently).
+  step stable-writes test "$(cat /sys/block/drbd0/queue/stable_writes)" = 1
   step mkswap mkswap /dev/drbd0
   # Swap over a network needs memory to receive the acks that complete
   # the swap writes (the NIC refills its receive ring with atomic

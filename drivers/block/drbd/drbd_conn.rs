@@ -25,6 +25,7 @@ use crate::drbd_include::fixed_str::FixedStr;
 use crate::kernel_glue::crypto::{Digest, Hmac, HMAC_MAX_DIGEST};
 use crate::kernel_glue::net::{SockAddr, SocketBuffers, TcpSocket};
 use crate::kernel_glue::thread::KThread;
+use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 
 /// What the peer looks like from here: shown in /proc/drbd and GET_STATUS.
 #[derive(Clone, Copy)]
@@ -272,6 +273,10 @@ pub(crate) struct ConnShared {
     pub(crate) ending: AtomicBool,
     /// The peer answered our P_CONN_ST_CHG_REQ (graceful disconnect).
     pub(crate) peer_replied: AtomicBool,
+    /// Woken when `peer_replied` is set; the connection thread's pauses
+    /// (between connect attempts) wait here for a stop.
+    #[pin]
+    pub(crate) wake: WaitQueue,
     /// Protocol, after-sb policies and allow-two-primaries in force:
     /// `net-options` and the peer's P_PROTOCOL_UPDATE change them on the
     /// live connection, and a reconnect uses them.
@@ -383,6 +388,7 @@ impl Connection {
                 meta_lock <- new_mutex!((), "rdrbd::ConnShared::meta_lock"),
                 ending: AtomicBool::new(false),
                 peer_replied: AtomicBool::new(false),
+                wake <- new_wait_queue!("rdrbd::ConnShared::wake"),
                 protocol <- new_mutex!(config.protocol_settings(), "rdrbd::ConnShared::protocol"),
             }),
             GFP_KERNEL,
@@ -528,12 +534,8 @@ impl Connection {
             return;
         }
         let limit_ms = self.shared.config.ping_timeo.saturating_mul(100).max(500);
-        let mut waited_ms = 0;
-        while !self.shared.peer_replied.load(Ordering::SeqCst) && waited_ms < limit_ms {
-            crate::kernel_glue::thread::sleep_ms(10);
-            waited_ms += 10;
-        }
-        if !self.shared.peer_replied.load(Ordering::SeqCst) {
+        let replied = self.shared.wake.wait_until_timeout(|| self.shared.peer_replied.load(Ordering::SeqCst), limit_ms);
+        if !replied {
             pr_info!("{}: peer did not answer the disconnect request in time\n", self.shared.name.as_str());
         }
     }
@@ -623,7 +625,7 @@ fn establish(shared: &ConnShared) -> Option<(TcpSocket, TcpSocket, bool)> {
         Ok(l) => l,
         Err(e) => {
             pr_err!("{}: cannot listen on the local address: error {}\n", shared.name.as_str(), e.to_errno());
-            crate::kernel_glue::thread::sleep_ms(cfg.connect_int.saturating_mul(1000));
+            shared.wake.pause_unless(|| shared.stopping.load(Ordering::SeqCst), cfg.connect_int.saturating_mul(1000));
             return None;
         }
     };
@@ -653,7 +655,7 @@ fn establish(shared: &ConnShared) -> Option<(TcpSocket, TcpSocket, bool)> {
                 }
             }
         }
-        if established(cfg, &mut data, &mut meta) {
+        if established(shared, &mut data, &mut meta) {
             break;
         }
         if let Ok(s) = listener.accept() {
@@ -677,7 +679,7 @@ fn establish(shared: &ConnShared) -> Option<(TcpSocket, TcpSocket, bool)> {
                 _ => pr_warn!("{}: error receiving initial packet\n", shared.name.as_str()),
             }
         }
-        if established(cfg, &mut data, &mut meta) {
+        if established(shared, &mut data, &mut meta) {
             break;
         }
     }
@@ -686,12 +688,13 @@ fn establish(shared: &ConnShared) -> Option<(TcpSocket, TcpSocket, bool)> {
 
 /// `connection_established`: both sockets there, and still up after
 /// sock-check-timeo (a crossed socket the peer dropped shows up as dead).
-fn established(cfg: &NetConfig, data: &mut Option<TcpSocket>, meta: &mut Option<TcpSocket>) -> bool {
+fn established(shared: &ConnShared, data: &mut Option<TcpSocket>, meta: &mut Option<TcpSocket>) -> bool {
+    let cfg = &shared.config;
     if data.is_none() || meta.is_none() {
         return false;
     }
     let check = if cfg.sock_check_timeo != 0 { cfg.sock_check_timeo } else { cfg.ping_timeo };
-    crate::kernel_glue::thread::sleep_ms(check.saturating_mul(100));
+    shared.wake.pause_unless(|| shared.stopping.load(Ordering::SeqCst), check.saturating_mul(100));
     if data.as_ref().is_some_and(|s| !s.is_alive()) {
         *data = None;
     }

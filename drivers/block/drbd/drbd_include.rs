@@ -70,6 +70,10 @@ pub(crate) mod transfer_log;
 pub(crate) mod ack_slots;
 
 #[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/disk_timeout.rs"]
+pub(crate) mod disk_timeout;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/request_timer.rs"]
 pub(crate) mod request_timer;
 

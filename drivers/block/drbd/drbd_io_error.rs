@@ -13,16 +13,26 @@
 //! `local-io-error` helper (for the latter), releases the backing disk
 //! and the device goes on Diskless, through the peer. The receiver's own
 //! reads and writes for the peer report their errors here too.
+//!
+//! The worker also keeps `disk-timeout`: every third of it, the requests
+//! in flight to the disk age by a generation (`DiskAges`); any still there
+//! from a whole disk-timeout ago make the disk Failed under every policy,
+//! as a metadata error does. The late requests themselves complete when
+//! the disk returns them (8.4 completes them at once, from the peer or
+//! with an error, and panics if the disk later writes into their pages);
+//! meanwhile new I/O goes to the peer.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
+use crate::drbd_conn::now_ms;
+use crate::drbd_include::disk_timeout::{missed, tick_ms};
 use crate::drbd_include::genl::{self as api, DiskState};
 use crate::drbd_include::io_error::{disk_verdict, retry_failed_read, DiskVerdict, IoFailure, OnIoError, ReadSource};
 use crate::drbd_req::DeviceIo;
-use crate::kernel_glue::block::{FailedBio, FailedBios};
+use crate::kernel_glue::block::{DiskOps, FailedBio, FailedBios};
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 
@@ -46,6 +56,10 @@ pub(crate) struct IoErrors {
     detach: AtomicU32,
     /// Errors logged since the disk was attached (the log is capped).
     logged: AtomicU32,
+    /// `disk-timeout` of the attached disk, 0.1 s (0: off).
+    timeout_ds: AtomicU32,
+    /// When the disk was attached (no timeout within one of that).
+    attached_at_ms: AtomicU64,
 }
 
 /// Errors after which the log goes quiet until the next attach.
@@ -59,16 +73,23 @@ impl IoErrors {
             policy: AtomicU32::new(OnIoError::Detach.to_raw()),
             detach: AtomicU32::new(DETACH_NONE),
             logged: AtomicU32::new(0),
+            timeout_ds: AtomicU32::new(0),
+            attached_at_ms: AtomicU64::new(0),
         })
     }
 
-    /// The policy of a newly attached disk, or of `disk-options`.
-    pub(crate) fn set_policy(&self, policy: OnIoError, attaching: bool) {
+    /// The `on-io-error` policy and `disk-timeout` of a newly attached
+    /// disk, or of `disk-options`.
+    pub(crate) fn configure(&self, policy: OnIoError, timeout_ds: u32, attaching: bool) {
         self.policy.store(policy.to_raw(), Ordering::Relaxed);
         if attaching {
             self.logged.store(0, Ordering::Relaxed);
             self.detach.store(DETACH_NONE, Ordering::SeqCst);
+            self.attached_at_ms.store(now_ms(), Ordering::Relaxed);
         }
+        self.timeout_ds.store(timeout_ds, Ordering::Relaxed);
+        // A worker sleeping without a tick starts ticking.
+        self.work.wake_all();
     }
 
     fn policy(&self) -> OnIoError {
@@ -91,8 +112,31 @@ impl IoErrors {
 /// disk (process context, where metadata I/O and helpers may block).
 pub(crate) fn run_worker(io: Arc<DeviceIo>) {
     let errors = io.io_errors();
+    // When the requests in flight age next (with disk-timeout on).
+    let mut next_tick: Option<u64> = None;
     loop {
-        errors.work.wait_until(|| errors.should_wake() || KThread::should_stop());
+        let tick = tick_ms(errors.timeout_ds.load(Ordering::Relaxed));
+        // Also woken when disk-timeout changes (`configure`).
+        let woken = || {
+            errors.should_wake() || KThread::should_stop() || tick_ms(errors.timeout_ds.load(Ordering::Relaxed)) != tick
+        };
+        match tick {
+            None => {
+                next_tick = None;
+                errors.work.wait_until(woken);
+            }
+            Some(tick) => {
+                let now = now_ms();
+                let due = *next_tick.get_or_insert(now.saturating_add(tick));
+                if now >= due {
+                    next_tick = Some(now.saturating_add(tick));
+                    check_disk_timeout(&io);
+                } else {
+                    let wait = u32::try_from(due.saturating_sub(now)).unwrap_or(u32::MAX);
+                    errors.work.wait_until_timeout(woken, wait);
+                }
+            }
+        }
         for failed in errors.failed.take_all() {
             handle_failed(&io, failed);
         }
@@ -103,6 +147,18 @@ pub(crate) fn run_worker(io: Arc<DeviceIo>) {
         if KThread::should_stop() && !errors.should_wake() {
             return;
         }
+    }
+}
+
+/// A tick of `disk-timeout`: the requests in flight to the disk age by a
+/// generation; if some are a whole disk-timeout old, the disk has failed
+/// (8.4's `request_timer_fn`, then `DRBD_FORCE_DETACH`).
+fn check_disk_timeout(io: &DeviceIo) {
+    let errors = io.io_errors();
+    let left = io.lower_gate().ages().next_generation();
+    let timeout_ds = errors.timeout_ds.load(Ordering::Relaxed);
+    if missed(left, timeout_ds, now_ms(), errors.attached_at_ms.load(Ordering::Relaxed)) {
+        local_io_failed(io, IoFailure::Timeout, 0, 0, Error::from_errno(-(kernel::bindings::ETIMEDOUT as i32)));
     }
 }
 
@@ -161,11 +217,16 @@ pub(crate) fn local_io_failed(io: &DeviceIo, failure: IoFailure, sector: u64, si
         IoFailure::ReadAhead => "read-ahead",
         IoFailure::Write => "write",
         IoFailure::Meta => "meta data",
+        IoFailure::Timeout => "",
     };
-    if errors.logged.fetch_add(1, Ordering::Relaxed) < LOG_LIMIT {
+    let disk = io.disk_state();
+    if failure == IoFailure::Timeout {
+        if disk as u32 > DiskState::Failed as u32 {
+            pr_warn!("drbd{}: Local backing device failed to meet the disk-timeout\n", minor);
+        }
+    } else if errors.logged.fetch_add(1, Ordering::Relaxed) < LOG_LIMIT {
         pr_err!("drbd{}: local {} I/O error {} at sector {}+{}\n", minor, what, error.to_errno(), sector, size >> 9);
     }
-    let disk = io.disk_state();
     match disk_verdict(errors.policy(), failure, disk) {
         DiskVerdict::Keep => {}
         DiskVerdict::Inconsistent => {
@@ -176,6 +237,9 @@ pub(crate) fn local_io_failed(io: &DeviceIo, failure: IoFailure, sector: u64, si
         DiskVerdict::Detach { run_helper } => {
             pr_err!("drbd{}: Local IO failed. Detaching... disk( {} -> Failed )\n", minor, disk.name());
             io.set_disk_state(DiskState::Failed);
+            // At once, not only when Diskless: the peer marks what it
+            // receives from now on out of sync (writes go on, to it only).
+            io.tell_peer();
             let how = if run_helper { DETACH_WITH_HELPER } else { DETACH_PENDING };
             errors.detach.store(how, Ordering::SeqCst);
             errors.work.wake_all();
@@ -202,11 +266,14 @@ fn go_diskless(io: &DeviceIo, run_helper: bool) {
     }
     // Bios failing meanwhile hold the drain until handled here.
     let errors = io.io_errors();
-    let detached = io.detach_lower_while(|| {
-        for failed in errors.failed.take_all() {
-            handle_failed(io, failed);
-        }
-    });
+    let detached = io.detach_lower_while(
+        || {
+            for failed in errors.failed.take_all() {
+                handle_failed(io, failed);
+            }
+        },
+        || !errors.failed.is_empty(),
+    );
     if let Some((lower, md)) = detached {
         if let Some(Err(e)) = md.map(|md| md.close(lower.bdev_ref())) {
             pr_err!("drbd{}: writing meta data of the failed disk: error {}\n", minor, e.to_errno());

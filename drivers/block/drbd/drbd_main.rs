@@ -342,7 +342,7 @@ impl Registry {
         device.io.set_disk_state(disk_state);
         device.io.resync().set_rate(config.options.resync_rate());
         device.io.mgmt().set_fencing(config.options.view(&[], &[]).fencing);
-        device.io.io_errors().set_policy(config.options.on_io_error(), true);
+        device.io.io_errors().configure(config.options.on_io_error(), config.options.disk_timeout_ds(), true);
         if MetaIndex::from_raw(config.meta_dev_idx).is_ok_and(|index| !index.is_internal()) {
             pr_info!("drbd{}: attached to {} (meta data on {}, index {}), {} sectors\n", minor,
                 config.backing_dev.as_str(), config.meta_dev.as_str(), config.meta_dev_idx, sectors);

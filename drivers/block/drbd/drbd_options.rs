@@ -105,6 +105,11 @@ impl DiskOptions {
             .unwrap_or(crate::drbd_include::io_error::OnIoError::Detach)
     }
 
+    /// `disk-timeout` in tenths of a second (0: off).
+    pub(crate) fn disk_timeout_ds(&self) -> u32 {
+        self.0.disk_timeout
+    }
+
     /// Activity log slots.
     pub(crate) fn al_extents(&self) -> u32 {
         self.0.al_extents
@@ -239,10 +244,10 @@ impl Registry {
         config.al_extents = options.al_extents();
         // The resync worker re-reads the rate every tick: a running
         // resync follows at once. on-io-error and fencing are read when
-        // they are needed.
+        // they are needed, disk-timeout at the worker's next tick.
         device.io.resync().set_rate(options.resync_rate());
         device.io.mgmt().set_fencing(options.view(&[], &[]).fencing);
-        device.io.io_errors().set_policy(options.on_io_error(), false);
+        device.io.io_errors().configure(options.on_io_error(), options.disk_timeout_ds(), false);
         config.options = options;
         Ok(())
     }

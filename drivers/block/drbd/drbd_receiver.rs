@@ -567,12 +567,7 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
     let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
     // After invalidate, the source may answer before our bitmap is
     // written (`receive_sync_uuid` waits for C_WF_SYNC_UUID too).
-    let mut waited_ms = 0u32;
-    while io.peer().conn == ConnState::StartingSyncT && waited_ms < 30_000 {
-        crate::kernel_glue::thread::sleep_ms(10);
-        waited_ms += 10;
-    }
-    let conn = io.peer().conn;
+    let conn = io.wait_peer_leaves(ConnState::StartingSyncT, 30_000).conn;
     if conn != ConnState::WfSyncUuid {
         pr_err!("{}: ReportSyncUUID in connection state {}\n", name, conn.name());
         return Err(NetError::Refused);
@@ -1108,6 +1103,7 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
                 // The peer lets us go (our graceful disconnect waits for it).
                 decode_body(Packet::ConnStChgReply, link, payload)?;
                 shared.peer_replied.store(true, core::sync::atomic::Ordering::SeqCst);
+                shared.wake.wake_all();
             }
             Ok((Packet::OvResult, _, payload)) => {
                 if let (Body::Ack(ack), Some((_, io))) = (decode_body(Packet::OvResult, link, payload)?, &shared.device) {

@@ -67,6 +67,9 @@ pub(crate) struct DeviceIo {
     /// The peer as the connection sees it.
     #[pin]
     peer: Mutex<PeerView>,
+    /// Signalled at every change of `peer`.
+    #[pin]
+    peer_changed: CondVar,
     /// Own disk state (Diskless when no disk is attached); the connection
     /// changes it too (skip-initial-sync), so it lives here.
     #[pin]
@@ -146,6 +149,7 @@ impl DeviceIo {
             resync_unlocked <- new_wait_queue!("rdrbd::DeviceIo::resync_unlocked"),
             opens <- new_mutex!(OpenState { primary: false, count: 0 }, "rdrbd::DeviceIo::opens"),
             peer <- new_mutex!(PeerView::STANDALONE, "rdrbd::DeviceIo::peer"),
+            peer_changed <- new_condvar!("rdrbd::DeviceIo::peer_changed"),
             replica <- new_mutex!(None, "rdrbd::DeviceIo::replica"),
             disk_state <- new_mutex!(DiskState::Diskless, "rdrbd::DeviceIo::disk_state"),
             resync <- ResyncShared::new(),
@@ -176,13 +180,17 @@ impl DeviceIo {
     /// Stops bios going to the backing disk, waits for those in flight and
     /// hands the disk and its metadata back.
     pub(crate) fn detach_lower(&self) -> Option<(LowerDev, Option<MetaData>)> {
-        self.detach_lower_while(|| {})
+        self.detach_lower_while(|| {}, || false)
     }
 
     /// [`Self::detach_lower`], running `meanwhile` while bios drain (the
     /// worker finishes failed bios there, which the drain waits for).
-    pub(crate) fn detach_lower_while(&self, meanwhile: impl FnMut()) -> Option<(LowerDev, Option<MetaData>)> {
-        let lower = self.gate.detach_while(meanwhile)?;
+    pub(crate) fn detach_lower_while(
+        &self,
+        meanwhile: impl FnMut(),
+        pending: impl Fn() -> bool,
+    ) -> Option<(LowerDev, Option<MetaData>)> {
+        let lower = self.gate.detach_while(meanwhile, pending)?;
         Some((lower, self.md.lock().take()))
     }
 
@@ -204,7 +212,24 @@ impl DeviceIo {
     /// Updates the connection's view of the peer.
     pub(crate) fn set_peer(&self, view: PeerView) {
         *self.peer.lock() = view;
+        self.peer_changed.notify_all();
         self.state_changed();
+    }
+
+    /// Waits while the connection state is `conn`, at most `timeout_ms`;
+    /// returns the view then.
+    pub(crate) fn wait_peer_leaves(&self, conn: crate::drbd_include::genl::ConnState, timeout_ms: u32) -> PeerView {
+        let deadline = crate::drbd_conn::now_ms().saturating_add(u64::from(timeout_ms));
+        let mut view = self.peer.lock();
+        while view.conn == conn {
+            let left = deadline.saturating_sub(crate::drbd_conn::now_ms());
+            if left == 0 {
+                break;
+            }
+            let jiffies = kernel::time::msecs_to_jiffies(u32::try_from(left).unwrap_or(u32::MAX));
+            let _ = self.peer_changed.wait_interruptible_timeout(&mut view, jiffies);
+        }
+        *view
     }
 
     /// Changes the connection's view of the peer with `f`; returns the
@@ -215,6 +240,7 @@ impl DeviceIo {
             *view = f(*view);
             *view
         };
+        self.peer_changed.notify_all();
         self.state_changed();
         new
     }

@@ -9,9 +9,9 @@
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use kernel::new_mutex;
+use kernel::{new_condvar, new_mutex};
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex};
+use kernel::sync::{Arc, CondVar, Mutex};
 
 use crate::drbd_include::genl::net_conf;
 use crate::drbd_conn::{now_ms, LiveTiming, SMALL_PACKET};
@@ -25,7 +25,6 @@ use crate::drbd_include::ack_slots::AckSlots;
 use crate::drbd_include::transfer_log::{BarrierAckError, TlWrite, TransferLog};
 use crate::drbd_remote_read::RemoteReads;
 use crate::kernel_glue::block::{PeerToken, UpperBio};
-use crate::kernel_glue::thread::sleep_ms;
 use crate::kernel_glue::net::TcpSocket;
 
 /// A write sent to the peer and not acknowledged yet.
@@ -54,6 +53,10 @@ pub(crate) struct Replica {
     /// Writes sent and not yet covered by a barrier ack, in epochs.
     #[pin]
     tl: Mutex<TransferLog<KVVec<TlWrite>>>,
+    /// Signalled when a barrier ack frees room in the transfer log, and
+    /// when the connection breaks.
+    #[pin]
+    tl_room: CondVar,
     /// Writes on their way to the socket; 0 means the sender is idle.
     senders: AtomicU32,
     next_id: AtomicU64,
@@ -108,6 +111,7 @@ impl Replica {
             send_lock <- new_mutex!((), "rdrbd::Replica::send_lock"),
             pending <- new_mutex!(AckSlots::new(ack_slots), "rdrbd::Replica::pending"),
             tl <- new_mutex!(TransferLog::new(slots, max_epoch_size), "rdrbd::Replica::tl"),
+            tl_room <- new_condvar!("rdrbd::Replica::tl_room"),
             senders: AtomicU32::new(0),
             next_id: AtomicU64::new(0),
             seq: AtomicU32::new(0),
@@ -211,6 +215,10 @@ impl Replica {
         result.inspect_err(|_| {
             self.broken.store(true, Ordering::SeqCst);
             self.data.shutdown();
+            // Through the log's lock: a sender about to wait for room
+            // has either seen the break or is queued for this.
+            drop(self.tl.lock());
+            self.tl_room.notify_all();
         })
     }
 
@@ -334,7 +342,11 @@ impl Replica {
                 return None;
             }
             drop(guard);
-            sleep_ms(1);
+            // Until a barrier ack frees slots, or the connection breaks.
+            let mut tl = self.tl.lock();
+            while tl.is_full() && !self.broken.load(Ordering::SeqCst) {
+                self.tl_room.wait(&mut tl);
+            }
         }
     }
 
@@ -397,7 +409,8 @@ impl Replica {
             return self.break_on_error(Err(ENOMEM));
         }
         if let Some(ack) = ack {
-            if let Err(taken) = self.pending.lock().insert(block_id, Pending { sector, size, ack }) {
+            let inserted = self.pending.lock().insert(block_id, Pending { sector, size, ack });
+            if let Err(taken) = inserted {
                 // The peer released the epoch of write `holder` before
                 // acking it (8.4: "BARRIER_ACKED but pending").
                 pr_err!("drbd: write #{} still waits for its ack past its barrier ack; dropping the connection\n",
@@ -460,7 +473,9 @@ impl Replica {
         set_size: u32,
         release: impl FnMut(&TlWrite),
     ) -> core::result::Result<u32, BarrierAckError> {
-        self.tl.lock().barrier_acked(barrier, set_size, release)
+        let released = self.tl.lock().barrier_acked(barrier, set_size, release);
+        self.tl_room.notify_all();
+        released
     }
 
     /// Our disk failed a write of `size` bytes at `sector`: no barrier ack
@@ -507,6 +522,8 @@ impl Replica {
         self.reads.abort();
         let _guard = self.send_lock.lock();
         self.tl.lock().drain(|w| mark(w.sector, w.size));
+        // Senders waiting for room see the break (set before the lock).
+        self.tl_room.notify_all();
         let drained = core::mem::replace(&mut *self.pending.lock(), AckSlots::new(KVVec::new())).into_slots();
         for (_, p) in drained.iter().flatten() {
             mark(p.sector, p.size);

@@ -51,10 +51,16 @@ static const struct block_device_operations rdrbd_fops = {
 	.release = rdrbd_release,
 };
 
+/* Stable writes: the pages of a write in flight go to the backing disk and
+ * to the peer separately, so nobody may change them until it completes
+ * (else the replicas differ without a bitmap bit; swap on drbd0 under
+ * memory pressure did). The C driver sets it too. */
+#define RDRBD_FEATURES (BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA | BLK_FEAT_STABLE_WRITES)
+
 struct gendisk *rdrbd_disk_alloc(int major, int minor, void *private_data)
 {
 	struct queue_limits lim = {
-		.features = BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA,
+		.features = RDRBD_FEATURES,
 	};
 	struct gendisk *disk = blk_alloc_disk(&lim, NUMA_NO_NODE);
 
@@ -101,15 +107,16 @@ void rdrbd_disk_remove(struct gendisk *disk)
 }
 
 /* Inherit the backing device's limits (discard, segment sizes, ...) while
- * keeping the flush/FUA features that DRBD always advertises. */
+ * keeping the flush/FUA and stable-write features that DRBD always
+ * advertises. */
 int rdrbd_disk_stack_limits(struct gendisk *disk, struct block_device *backing)
 {
 	struct queue_limits lim = queue_limits_start_update(disk->queue);
 
 	blk_set_stacking_limits(&lim);
-	lim.features = BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
+	lim.features = RDRBD_FEATURES;
 	blk_stack_limits(&lim, &bdev_get_queue(backing)->limits, 0);
-	lim.features |= BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA;
+	lim.features |= RDRBD_FEATURES;
 	/* DRBD's limits: 1 MiB bios, discards of at most one 4 MiB activity
 	 * log extent, so a write never spans more than two extents. */
 	lim.max_hw_sectors = min(lim.max_hw_sectors, 1024U * 1024 / 512);
@@ -176,6 +183,7 @@ int rdrbd_md_io(struct block_device *bdev, struct page *page, u64 sector,
  * device failed it. */
 struct rdrbd_clone {
 	u64 tag;
+	u32 age_slot;
 	struct llist_node failed;
 	struct bio bio;
 };
@@ -190,6 +198,11 @@ int rdrbd_clone_bioset_init(void)
 u64 *rdrbd_clone_tag(struct bio *clone)
 {
 	return &container_of(clone, struct rdrbd_clone, bio)->tag;
+}
+
+u32 *rdrbd_clone_age_slot(struct bio *clone)
+{
+	return &container_of(clone, struct rdrbd_clone, bio)->age_slot;
 }
 
 /* Queues a failed clone (from any context, its completion included);

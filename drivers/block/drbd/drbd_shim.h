@@ -33,6 +33,7 @@ struct file *rdrbd_bdev_open(const char *path, void *holder);
 struct bio *rdrbd_bio_clone(struct bio *upper, struct block_device *lower);
 int rdrbd_clone_bioset_init(void);
 u64 *rdrbd_clone_tag(struct bio *clone);
+u32 *rdrbd_clone_age_slot(struct bio *clone);
 void rdrbd_clone_bioset_exit(void);
 struct llist_head;
 struct llist_node;

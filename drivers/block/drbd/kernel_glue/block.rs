@@ -16,6 +16,8 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
 use super::shim;
+use super::wait::{wait_var_until, wake_var};
+use crate::drbd_include::disk_timeout::{slot_of, AGE_SLOTS};
 use crate::drbd_include::faults::Fault;
 
 /// A registered block major number (`register_blkdev`).
@@ -221,7 +223,9 @@ impl Holder {
 #[derive(Clone, Copy)]
 pub(crate) struct BdevRef<'a> {
     bdev: NonNull<bindings::block_device>,
-    _open: core::marker::PhantomData<&'a ()>,
+    /// Where synchronous I/O through it is counted for `disk-timeout`
+    /// (the backing device of an attached disk).
+    ages: Option<&'a DiskAges>,
 }
 
 /// `GFP_NOIO` (a macro in C: `__GFP_RECLAIM`): may sleep, but reclaim
@@ -241,7 +245,18 @@ impl BdevRef<'_> {
     /// bio), synchronously: what was written before is on stable storage.
     pub(crate) fn flush(&self) -> Result {
         // SAFETY: the device is open for `'a`; the call waits for the flush.
-        to_result(unsafe { bindings::blkdev_issue_flush(self.bdev.as_ptr()) })
+        self.counted(|| to_result(unsafe { bindings::blkdev_issue_flush(self.bdev.as_ptr()) }))
+    }
+
+    /// Runs `io`, synchronous I/O on this device, counted in flight for
+    /// `disk-timeout` while it waits.
+    fn counted<R>(&self, io: impl FnOnce() -> R) -> R {
+        let slot = self.ages.map(DiskAges::enter);
+        let result = io();
+        if let (Some(ages), Some(slot)) = (self.ages, slot) {
+            ages.leave(slot);
+        }
+        result
     }
 
     /// Zeroes `sectors` sectors from `sector`, synchronously; the device
@@ -250,9 +265,9 @@ impl BdevRef<'_> {
     /// `submit_bio` (the bios it waits for would only be queued).
     pub(crate) fn zero_out(&self, sector: u64, sectors: u64) -> Result {
         // SAFETY: the device is open for `'a`; the call waits for its bios.
-        to_result(unsafe {
+        self.counted(|| to_result(unsafe {
             bindings::blkdev_issue_zeroout(self.bdev.as_ptr(), sector, sectors, GFP_NOIO, 0)
-        })
+        }))
     }
 }
 
@@ -287,9 +302,10 @@ impl LowerDev {
         }
     }
 
-    /// For metadata I/O while the device is open.
+    /// For metadata I/O while the device is open (not timed: before
+    /// the attach and after the detach).
     pub(crate) fn bdev_ref(&self) -> BdevRef<'_> {
-        BdevRef { bdev: self.bdev, _open: core::marker::PhantomData }
+        BdevRef { bdev: self.bdev, ages: None }
     }
 
     /// Size of the backing device in 512-byte sectors.
@@ -389,7 +405,9 @@ impl MetaIo {
         }
         // SAFETY: the page is ours and exclusively borrowed; `bdev` is
         // `backing`, open for its lifetime, or our own open meta device.
-        let read = to_result(unsafe { shim::rdrbd_md_io(bdev.as_ptr(), self.page.as_ptr(), sector, false, false) });
+        let read = backing.counted(|| to_result(unsafe {
+            shim::rdrbd_md_io(bdev.as_ptr(), self.page.as_ptr(), sector, false, false)
+        }));
         self.failing(read)?;
         // SAFETY: `out` is valid for MD_BLOCK_SIZE bytes, the page's size.
         unsafe { self.page.read_raw(out.as_mut_ptr(), 0, MD_BLOCK_SIZE) }
@@ -412,7 +430,9 @@ impl MetaIo {
         }
         // SAFETY: the page is ours and exclusively borrowed; `bdev` is
         // `backing`, open for its lifetime, or our own open meta device.
-        let written = to_result(unsafe { shim::rdrbd_md_io(bdev.as_ptr(), self.page.as_ptr(), sector, true, durable) });
+        let written = backing.counted(|| to_result(unsafe {
+            shim::rdrbd_md_io(bdev.as_ptr(), self.page.as_ptr(), sector, true, durable)
+        }));
         self.failing(written)
     }
 }
@@ -440,6 +460,50 @@ pub(crate) struct LowerGate {
     owner: Mutex<Option<LowerDev>>,
     published: AtomicPtr<bindings::block_device>,
     in_flight: AtomicU32,
+    ages: DiskAges,
+}
+
+/// Requests in flight to the backing device counted by the generation
+/// they were submitted in, for `disk-timeout` (the scheme and its bounds
+/// are `drbd_include::disk_timeout`'s): one atomic add at submission and
+/// one at completion, any context.
+pub(crate) struct DiskAges {
+    generation: AtomicU32,
+    slots: [AtomicU32; AGE_SLOTS],
+}
+
+impl DiskAges {
+    fn new() -> Self {
+        Self { generation: AtomicU32::new(0), slots: [const { AtomicU32::new(0) }; AGE_SLOTS] }
+    }
+
+    /// Counts a request submitted now; `leave` takes the slot back.
+    fn enter(&self) -> u32 {
+        let slot = slot_of(self.generation.load(Ordering::Relaxed));
+        if let Some(count) = self.slots.get(slot) {
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+        // `slot_of` is below AGE_SLOTS.
+        slot as u32
+    }
+
+    /// The request counted in `slot` has finished.
+    fn leave(&self, slot: u32) {
+        if let Some(count) = self.slots.get(slot as usize) {
+            count.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Starts the next generation (one ticker only); returns how many
+    /// requests were still counted in the slot it reuses, all submitted
+    /// `AGE_SLOTS - 1` generations ago or earlier.
+    pub(crate) fn next_generation(&self) -> u32 {
+        let next = self.generation.load(Ordering::Relaxed).wrapping_add(1);
+        // Read before switching: a request counted after the switch is new.
+        let left = self.slots.get(slot_of(next)).map_or(0, |c| c.load(Ordering::SeqCst));
+        self.generation.store(next, Ordering::Relaxed);
+        left
+    }
 }
 
 impl LowerGate {
@@ -449,7 +513,13 @@ impl LowerGate {
             owner <- new_mutex!(None, "rdrbd::LowerGate::owner"),
             published: AtomicPtr::new(ptr::null_mut()),
             in_flight: AtomicU32::new(0),
+            ages: DiskAges::new(),
         })
+    }
+
+    /// The ages of the requests in flight through this gate.
+    pub(crate) fn ages(&self) -> &DiskAges {
+        &self.ages
     }
 
     /// Opens the gate to `lower`; fails (handing it back) if already open.
@@ -466,26 +536,37 @@ impl LowerGate {
     /// Closes the gate, waits until no bio is in flight to the backing
     /// device, and hands it back (to be released by dropping it).
     pub(crate) fn detach(&self) -> Option<LowerDev> {
-        self.detach_while(|| {})
+        self.detach_while(|| {}, || false)
     }
 
-    /// [`Self::detach`], running `meanwhile` at every look at the bios in
-    /// flight: the owner's worker finishes failed bios there, which hold
+    /// [`Self::detach`], running `meanwhile` whenever `pending()` says it
+    /// has work: the owner's worker finishes failed bios there, which hold
     /// the in-flight count until it does ([`DiskOps::lower_failed`]).
-    pub(crate) fn detach_while(&self, mut meanwhile: impl FnMut()) -> Option<LowerDev> {
+    /// `pending` is checked while queued to sleep: no sleeping locks.
+    pub(crate) fn detach_while(&self, mut meanwhile: impl FnMut(), pending: impl Fn() -> bool) -> Option<LowerDev> {
         let mut owner = self.owner.lock();
         let lower = owner.take()?;
         self.published.store(ptr::null_mut(), Ordering::SeqCst);
-        // Detach is rare and bios complete in milliseconds: polling keeps
-        // the completion path free of any wakeup on memory that may go away.
         loop {
             meanwhile();
             if self.in_flight.load(Ordering::SeqCst) == 0 {
                 break;
             }
-            super::thread::sleep_ms(1);
+            // Woken by the exit that drops the count to zero, and by a
+            // failed bio being queued (`lower_endio`).
+            wait_var_until(&self.in_flight, || self.in_flight.load(Ordering::SeqCst) == 0 || pending());
         }
         Some(lower)
+    }
+
+    /// Drops one in-flight count. The last one wakes a waiting detach by
+    /// the counter's address only: once it is zero, the detach may have
+    /// finished and the owner, with this gate, be gone.
+    fn exit(&self) {
+        let counter = ptr::from_ref(&self.in_flight);
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            wake_var(counter);
+        }
     }
 
     /// Holds the gate open for one bio (or metadata I/O): `None` if no
@@ -497,7 +578,7 @@ impl LowerGate {
         match NonNull::new(self.published.load(Ordering::SeqCst)) {
             Some(bdev) => Some(LowerRef { gate: self, bdev }),
             None => {
-                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+                self.exit();
                 None
             }
         }
@@ -512,9 +593,9 @@ pub(crate) struct LowerRef<'a> {
 }
 
 impl LowerRef<'_> {
-    /// For metadata I/O on the backing device.
+    /// For metadata I/O on the backing device (timed for disk-timeout).
     pub(crate) fn bdev_ref(&self) -> BdevRef<'_> {
-        BdevRef { bdev: self.bdev, _open: core::marker::PhantomData }
+        BdevRef { bdev: self.bdev, ages: Some(&self.gate.ages) }
     }
 
     /// Sends `bio` to the backing device as a clone tagged with `tag`; the
@@ -532,10 +613,12 @@ impl LowerRef<'_> {
             return Err(unsafe { UpperBio::from_raw(upper) });
         }
         // The clone takes over our in-flight count; `lower_endio` drops it.
+        let age_slot = self.gate.ages.enter();
         core::mem::forget(self);
         // SAFETY: `clone` is a fresh bio from our bio_set; submit takes it.
         unsafe {
             *shim::rdrbd_clone_tag(clone) = tag;
+            *shim::rdrbd_clone_age_slot(clone) = age_slot;
             (*clone).bi_private = upper.cast::<c_void>();
             (*clone).bi_end_io = Some(lower_endio);
             if simulate_error {
@@ -551,7 +634,7 @@ impl LowerRef<'_> {
 
 impl Drop for LowerRef<'_> {
     fn drop(&mut self) {
-        self.gate.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.gate.exit();
     }
 }
 
@@ -565,15 +648,21 @@ unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
         // The owner (and so the gate) outlives this because `in_flight`
         // is still raised.
         let owner = &*shim::rdrbd_bio_disk_private(upper).cast_const().cast::<Owner>();
+        // The disk has answered (a failed request is not late).
+        owner.lower_gate().ages.leave(*shim::rdrbd_clone_age_slot(clone));
         let op = shim::rdrbd_bio_op(upper);
         let moves_data = op == bindings::req_op_REQ_OP_READ || op == bindings::req_op_REQ_OP_WRITE;
         if (*clone).bi_status != bindings::BLK_STS_OK as bindings::blk_status_t && moves_data {
             // The upper bio shows the error at once: an ack of the peer
             // arriving from now on sees it (`PeerToken::local_failed`).
             core::ptr::write_volatile(&raw mut (*upper).bi_status, (*clone).bi_status);
+            // A detach waiting for the count must run the owner's worker
+            // on it (by address: once handed over, it may be finished).
+            let counter = ptr::from_ref(&owner.lower_gate().in_flight);
             // INVARIANT: a failed clone of ours with the in-flight count
             // still raised, handed over once.
-            return owner.lower_failed(FailedBio(NonNull::new_unchecked(clone)));
+            owner.lower_failed(FailedBio(NonNull::new_unchecked(clone)));
+            return wake_var(counter);
         }
         let tag = *shim::rdrbd_clone_tag(clone);
         (*upper).bi_status = (*clone).bi_status;
@@ -582,7 +671,7 @@ unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
         let gate = owner.lower_gate();
         bindings::bio_endio(upper);
         // Last access to the owner's memory: after this, detach may finish.
-        gate.in_flight.fetch_sub(1, Ordering::SeqCst);
+        gate.exit();
     }
 }
 
@@ -655,7 +744,7 @@ impl FailedBio {
             let upper = (*clone).bi_private.cast::<bindings::bio>();
             bindings::bio_put(clone);
             let owner = &*shim::rdrbd_bio_disk_private(upper).cast_const().cast::<Owner>();
-            owner.lower_gate().in_flight.fetch_sub(1, Ordering::SeqCst);
+            owner.lower_gate().exit();
             UpperBio::from_raw(upper)
         }
     }
@@ -995,9 +1084,9 @@ impl BlockPages {
         }
         // SAFETY: the pages are ours; `dev` is open for its lifetime; the
         // write completes before this returns.
-        to_result(unsafe {
+        dev.counted(|| to_result(unsafe {
             shim::rdrbd_pages_io(dev.bdev.as_ptr(), self.ptrs.as_mut_ptr(), nr, sector, len, true, fua, flush)
-        })
+        }))
     }
 
     /// Reads `out.len()` bytes at `sector` of `dev` into `out`, synchronously.
@@ -1005,9 +1094,9 @@ impl BlockPages {
         let (nr, len) = self.pages_for(out.len())?;
         // SAFETY: the pages are ours; `dev` is open for its lifetime; the
         // read completes before this returns.
-        to_result(unsafe {
+        dev.counted(|| to_result(unsafe {
             shim::rdrbd_pages_io(dev.bdev.as_ptr(), self.ptrs.as_mut_ptr(), nr, sector, len, false, false, false)
-        })?;
+        }))?;
         for (page, chunk) in self.pages.iter().zip(out.chunks_mut(kernel::page::PAGE_SIZE)) {
             // SAFETY: `chunk` is valid for writes of its length, at most a page.
             unsafe { page.read_raw(chunk.as_mut_ptr(), 0, chunk.len()) }?;

@@ -23,6 +23,7 @@ extern "C" {
     pub(super) fn rdrbd_bio_clone(upper: *mut bio, lower: *mut block_device) -> *mut bio;
     pub(super) fn rdrbd_clone_bioset_init() -> c_int;
     pub(super) fn rdrbd_clone_tag(clone: *mut bio) -> *mut u64;
+    pub(super) fn rdrbd_clone_age_slot(clone: *mut bio) -> *mut u32;
     pub(super) fn rdrbd_clone_bioset_exit();
     pub(super) fn rdrbd_failed_push(list: *mut llist_head, clone: *mut bio) -> bool;
     pub(super) fn rdrbd_failed_empty(list: *mut llist_head) -> bool;

@@ -94,10 +94,3 @@ impl Drop for KThread {
         }
     }
 }
-
-/// Sleeps for at least `ms` milliseconds (process context only).
-pub(crate) fn sleep_ms(ms: u32) {
-    // SAFETY: msleep may be called from any sleepable context; every caller
-    // is on a process-context path (netlink, bio submission, teardown).
-    unsafe { bindings::msleep(ms) };
-}

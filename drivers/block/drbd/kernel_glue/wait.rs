@@ -101,6 +101,45 @@ impl WaitQueue {
         unsafe { bindings::finish_wait(self.head.get(), entry) };
     }
 
+    /// [`Self::wait_until`], for at most `timeout_ms` milliseconds (a
+    /// timer's period: the caller has work due then). Returns whether
+    /// `condition()` holds.
+    pub(crate) fn wait_until_timeout(&self, mut condition: impl FnMut() -> bool, timeout_ms: u32) -> bool {
+        if condition() {
+            return true;
+        }
+        let mut remaining = kernel::ffi::c_long::try_from(kernel::time::msecs_to_jiffies(timeout_ms)).unwrap_or(kernel::ffi::c_long::MAX);
+        let mut entry = MaybeUninit::<bindings::wait_queue_entry>::uninit();
+        let entry = entry.as_mut_ptr();
+        // SAFETY: as in `wait_until`: `entry` stays in this frame until
+        // `finish_wait` has taken it off the queue.
+        unsafe { bindings::init_wait_entry(entry, 0) };
+        let held = loop {
+            // SAFETY: as in `wait_until`.
+            unsafe { bindings::prepare_to_wait_event(self.head.get(), entry, bindings::TASK_IDLE as c_int) };
+            if condition() {
+                break true;
+            }
+            if remaining <= 0 {
+                break false;
+            }
+            // SAFETY: we are queued in TASK_IDLE; the sleep ends at a wake-up
+            // or after `remaining` jiffies, and returns what is left.
+            remaining = unsafe { bindings::schedule_timeout(remaining) };
+        };
+        // SAFETY: as in `wait_until`.
+        unsafe { bindings::finish_wait(self.head.get(), entry) };
+        held
+    }
+
+    /// Sleeps until `condition()` holds, or the calling kthread is asked
+    /// to stop (`kthread_stop` wakes it), for at most `timeout_ms`: a
+    /// deliberate pause (a retry interval) that a stop cuts short.
+    pub(crate) fn pause_unless(&self, condition: impl FnMut() -> bool, timeout_ms: u32) -> bool {
+        let mut condition = condition;
+        self.wait_until_timeout(|| condition() || super::thread::KThread::should_stop(), timeout_ms)
+    }
+
     /// Wakes every waiter to check its condition again. Callable from any
     /// context, interrupt handlers included.
     pub(crate) fn wake_all(&self) {
@@ -108,4 +147,47 @@ impl WaitQueue {
         // wakes every sleeper, `nr` 0 includes the exclusive ones.
         unsafe { bindings::__wake_up(self.head.get(), bindings::TASK_NORMAL, 0, ptr::null_mut()) };
     }
+}
+
+/// Sleeps until `condition()` holds, woken by [`wake_var`] on `var` (the
+/// kernel's `wait_var_event` over its hashed wait queues): for a counter
+/// whose last decrement may be the last access to the memory that holds
+/// it, so that its waker may not touch a wait queue of that memory.
+pub(crate) fn wait_var_until<T>(var: &T, mut condition: impl FnMut() -> bool) {
+    if condition() {
+        return;
+    }
+    let key = ptr::from_ref(var).cast_mut().cast::<core::ffi::c_void>();
+    let mut entry = MaybeUninit::<bindings::wait_bit_queue_entry>::uninit();
+    let entry = entry.as_mut_ptr();
+    // SAFETY: `entry` is valid for writes and stays in this frame, unmoved,
+    // until `finish_wait` below; `key` is only used as a hash key and for
+    // comparison, never dereferenced.
+    let head = unsafe {
+        bindings::init_wait_var_entry(entry, key, 0);
+        bindings::__var_waitqueue(key)
+    };
+    loop {
+        // SAFETY: `head` is the static hashed queue for `key`; the entry
+        // was initialised above. TASK_IDLE: see `WaitQueue::wait_until`.
+        unsafe { bindings::prepare_to_wait_event(head, &raw mut (*entry).wq_entry, bindings::TASK_IDLE as c_int) };
+        if condition() {
+            break;
+        }
+        // SAFETY: we are queued; a `wake_var` after the check above makes
+        // us runnable again.
+        unsafe { bindings::schedule() };
+    }
+    // SAFETY: as for `prepare_to_wait_event`.
+    unsafe { bindings::finish_wait(head, &raw mut (*entry).wq_entry) };
+}
+
+/// Wakes the waiters of [`wait_var_until`] on `var` (`wake_up_var`), after
+/// a full barrier that orders the caller's change before the look at the
+/// queue. `var` may already be freed: only its address is used.
+pub(crate) fn wake_var<T>(var: *const T) {
+    core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+    // SAFETY: `wake_up_var` hashes the address and compares it with the
+    // waiters' keys; it never dereferences it.
+    unsafe { bindings::wake_up_var(var.cast_mut().cast::<core::ffi::c_void>()) };
 }
