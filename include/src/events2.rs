@@ -89,7 +89,7 @@ impl Notifications {
 /// replication states after the handshake (Connected, SyncSource, ...) are
 /// the peer device's.
 pub fn connection_state(conn: ConnState) -> ConnState {
-    if conn as u32 > ConnState::WfReportParams as u32 {
+    if conn > ConnState::WfReportParams {
         ConnState::WfReportParams
     } else {
         conn

@@ -403,9 +403,7 @@ pub mod disk_conf {
     /// `on_io_error` default: detach.
     pub const ON_IO_ERROR_DEF: u32 = 2;
     /// `fencing` default: dont-care.
-    pub const FENCING_DEF: u32 = 0;
-    /// `fencing` resource-and-stonith (`FP_STONITH`).
-    pub const FENCING_STONITH: u32 = 2;
+    pub const FENCING_DEF: u32 = super::Fencing::DontCare as u32;
     /// `resync_rate`, KiB/s.
     pub const RESYNC_RATE_LIMITS: Limits<u32> = Limits {
         min: 1,
@@ -660,11 +658,11 @@ pub mod net_conf {
     /// Every field.
     pub const ALL: u64 = MANDATORY | field_mask(&[CSUMS_AFTER_CRASH_ONLY, SOCK_CHECK_TIMEO]);
     /// `wire_protocol`: asynchronous.
-    pub const PROT_A: u32 = 1;
+    pub const PROT_A: u32 = super::WireProtocol::A as u32;
     /// `wire_protocol`: memory synchronous.
-    pub const PROT_B: u32 = 2;
+    pub const PROT_B: u32 = super::WireProtocol::B as u32;
     /// `wire_protocol`: synchronous.
-    pub const PROT_C: u32 = 3;
+    pub const PROT_C: u32 = super::WireProtocol::C as u32;
     /// `wire_protocol` default.
     pub const WIRE_PROTOCOL_DEF: u32 = PROT_C;
     /// `after_sb_*p`, `rr_conflict`: disconnect.
@@ -1117,7 +1115,8 @@ macro_rules! wire_enum {
         $($variant:ident = $value:literal => $text:literal,)*
     }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        // Ordered by wire value, as the C code compares its enums.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
         #[repr($repr)]
         pub enum $name {
             $(#[doc = $text] $variant = $value,)*
@@ -1268,6 +1267,24 @@ pub fn ret_code_text(raw: i32) -> &'static str {
 /// state change result of 1..=4).
 pub fn ret_code_is_success(raw: i32) -> bool {
     raw == i32::from(RetCode::NoError) || (1..=4).contains(&raw)
+}
+
+wire_enum! {
+    /// The `fencing` disk option (`enum drbd_fencing_p`).
+    Fencing(u32), name, "The name drbdsetup and drbd.conf use." {
+        DontCare = 0 => "dont-care",
+        ResourceOnly = 1 => "resource-only",
+        ResourceAndStonith = 2 => "resource-and-stonith",
+    }
+}
+
+wire_enum! {
+    /// The replication protocol (`wire_protocol`).
+    WireProtocol(u32), name, "The protocol's letter." {
+        A = 1 => "A",
+        B = 2 => "B",
+        C = 3 => "C",
+    }
 }
 
 wire_enum! {

@@ -75,11 +75,11 @@ pub enum DiskVerdict {
 /// with the disk now in `disk`. Only a disk better than Inconsistent is
 /// made Inconsistent, and only one better than Failed is failed.
 pub fn disk_verdict(policy: OnIoError, failure: IoFailure, disk: DiskState) -> DiskVerdict {
-    let attached = disk as u32 > DiskState::Failed as u32;
+    let attached = disk > DiskState::Failed;
     match (policy, failure) {
         (_, IoFailure::ReadAhead) => DiskVerdict::Keep,
         (OnIoError::PassOn, IoFailure::Read | IoFailure::Write) => {
-            if disk as u32 > DiskState::Inconsistent as u32 {
+            if disk > DiskState::Inconsistent {
                 DiskVerdict::Inconsistent
             } else {
                 DiskVerdict::Keep
@@ -122,7 +122,7 @@ pub fn local_read_ok(disk: DiskState, range_in_sync: bool) -> bool {
 /// Whether the peer can serve a read: connected (no handshake or bitmap
 /// exchange in progress) and its disk UpToDate.
 pub fn peer_read_ok(conn: ConnState, pdsk: DiskState) -> bool {
-    pdsk == DiskState::UpToDate && conn as u32 >= ConnState::Connected as u32
+    pdsk == DiskState::UpToDate && conn >= ConnState::Connected
 }
 
 /// Where a read of a range goes first (read-balancing prefer-local).

@@ -8,7 +8,7 @@
 //! Every function is a pure decision on a [`Snapshot`] of one device, so
 //! the kernel driver only gathers the state and carries out the verdict.
 
-use super::genl::{ConnState, DiskState, RetCode, Role, StateChangeResult};
+use super::genl::{ConnState, DiskState, Fencing, RetCode, Role, StateChangeResult};
 
 /// The role bits of a state word (`union drbd_state`).
 pub const ROLE_MASK: u32 = 3;
@@ -114,7 +114,7 @@ pub fn requests_promotion(mask: u32, val: u32) -> bool {
 /// (our own promotion while the peer is Primary) and from the granting
 /// side (the peer's promotion while we are Primary).
 pub fn check_promotion(role: Role, peer: Role, conn: ConnState, two_primaries: bool) -> Result<(), StateChangeResult> {
-    let connected = conn as u32 >= ConnState::Connected as u32;
+    let connected = conn >= ConnState::Connected;
     if connected && role == Role::Primary && peer == Role::Primary && !two_primaries {
         return Err(StateChangeResult::TwoPrimaries);
     }
@@ -131,22 +131,13 @@ pub fn grant_peer_promotion(s: &Snapshot, two_primaries: bool) -> Result<bool, S
     Ok(s.disk == DiskState::Inconsistent && s.pdsk == DiskState::Inconsistent && s.peer == Role::Secondary)
 }
 
-/// `fencing` disk option: resource-only (fence-peer helper).
-pub const FENCING_RESOURCE_ONLY: u32 = 1;
-
-/// `fencing resource-and-stonith` (`FP_STONITH`): I/O freezes while the
-/// fence-peer helper runs after a Primary lost its peer.
-pub const FENCING_RESOURCE_AND_STONITH: u32 = 2;
-
 /// `sanitize_state`'s `susp_fen`: a Primary that loses its peer under
 /// `resource-and-stonith`, the peer's disk not known Outdated or worse
 /// (`pdsk_unconnected`, as [`pdsk_while_unconnected`] gives it), freezes
 /// its I/O until the fence-peer helper has outdated the peer.
-pub fn freeze_on_lost_peer(fencing: u32, primary: bool, pdsk_unconnected: DiskState) -> bool {
-    fencing == FENCING_RESOURCE_AND_STONITH && primary && pdsk_unconnected as u32 > DiskState::Outdated as u32
+pub fn freeze_on_lost_peer(fencing: Fencing, primary: bool, pdsk_unconnected: DiskState) -> bool {
+    fencing == Fencing::ResourceAndStonith && primary && pdsk_unconnected > DiskState::Outdated
 }
-/// `fencing` disk option: resource-and-stonith.
-pub const FENCING_STONITH: u32 = 2;
 
 /// `sanitize_state` without a connection: the peer's disk stays known
 /// only as Inconsistent or Outdated (e.g. after fence-peer outdated it).
@@ -160,10 +151,10 @@ pub fn pdsk_while_unconnected(pdsk: DiskState) -> DiskState {
 /// `is_valid_state`'s SS_PRIMARY_NOP: with a fencing policy, promotion
 /// without a connection needs the peer known outdated; the caller runs
 /// the fence-peer helper first (`drbd_set_role` → `conn_try_outdate_peer`).
-pub fn promotion_needs_fencing(fencing: u32, conn: ConnState, pdsk: DiskState) -> bool {
-    fencing >= FENCING_RESOURCE_ONLY
-        && (conn as u32) < ConnState::Connected as u32
-        && pdsk as u32 >= DiskState::DUnknown as u32
+pub fn promotion_needs_fencing(fencing: Fencing, conn: ConnState, pdsk: DiskState) -> bool {
+    fencing >= Fencing::ResourceOnly
+        && conn < ConnState::Connected
+        && pdsk >= DiskState::DUnknown
 }
 
 /// What the fence-peer helper's exit code means (`conn_try_outdate_peer`,
@@ -207,7 +198,7 @@ pub fn shown_conn(conn: ConnState, paused: bool) -> ConnState {
 
 /// Whether a resync or verify (or the way into one) is running.
 fn resync_running(conn: ConnState) -> bool {
-    conn as u32 > ConnState::Connected as u32
+    conn > ConnState::Connected
 }
 
 /// The checks of a change of the connection state to `ns_conn` with the
@@ -228,10 +219,10 @@ pub fn check_conn_change(s: &Snapshot, ns_conn: ConnState) -> Result<(), StateCh
     let starting = matches!(ns_conn, StartingSyncS | StartingSyncT);
     let verify = matches!(ns_conn, VerifyS | VerifyT);
     if nc > Connected as u32 {
-        if (s.disk as u32) < DiskState::Inconsistent as u32 {
+        if s.disk < DiskState::Inconsistent {
             return Err(StateChangeResult::NoLocalDisk);
         }
-        if (s.pdsk as u32) < DiskState::Inconsistent as u32 {
+        if s.pdsk < DiskState::Inconsistent {
             return Err(StateChangeResult::NoRemoteDisk);
         }
         if s.disk != DiskState::UpToDate && s.pdsk != DiskState::UpToDate {
@@ -555,15 +546,15 @@ mod tests {
 
     #[test]
     fn fencing_rules() {
-        assert!(promotion_needs_fencing(FENCING_RESOURCE_ONLY, StandAlone, DUnknown));
-        assert!(freeze_on_lost_peer(FENCING_RESOURCE_AND_STONITH, true, DUnknown));
-        assert!(!freeze_on_lost_peer(FENCING_RESOURCE_AND_STONITH, true, Outdated));
-        assert!(!freeze_on_lost_peer(FENCING_RESOURCE_AND_STONITH, false, DUnknown));
-        assert!(!freeze_on_lost_peer(FENCING_RESOURCE_ONLY, true, DUnknown));
-        assert!(promotion_needs_fencing(FENCING_STONITH, WfConnection, DUnknown));
-        assert!(!promotion_needs_fencing(0, StandAlone, DUnknown));
-        assert!(!promotion_needs_fencing(FENCING_RESOURCE_ONLY, StandAlone, Outdated));
-        assert!(!promotion_needs_fencing(FENCING_RESOURCE_ONLY, Connected, UpToDate));
+        assert!(promotion_needs_fencing(Fencing::ResourceOnly, StandAlone, DUnknown));
+        assert!(freeze_on_lost_peer(Fencing::ResourceAndStonith, true, DUnknown));
+        assert!(!freeze_on_lost_peer(Fencing::ResourceAndStonith, true, Outdated));
+        assert!(!freeze_on_lost_peer(Fencing::ResourceAndStonith, false, DUnknown));
+        assert!(!freeze_on_lost_peer(Fencing::ResourceOnly, true, DUnknown));
+        assert!(promotion_needs_fencing(Fencing::ResourceAndStonith, WfConnection, DUnknown));
+        assert!(!promotion_needs_fencing(Fencing::DontCare, StandAlone, DUnknown));
+        assert!(!promotion_needs_fencing(Fencing::ResourceOnly, StandAlone, Outdated));
+        assert!(!promotion_needs_fencing(Fencing::ResourceOnly, Connected, UpToDate));
         assert_eq!(pdsk_while_unconnected(UpToDate), DUnknown);
         assert_eq!(pdsk_while_unconnected(Outdated), Outdated);
         assert_eq!(pdsk_while_unconnected(Inconsistent), Inconsistent);

@@ -89,12 +89,13 @@ pub mod dds_flags {
 
 /// `wire_protocol` values of P_PROTOCOL.
 pub mod wire_protocol {
+    use super::super::genl::WireProtocol;
     /// Asynchronous: done when handed to TCP.
-    pub const A: u32 = 1;
+    pub const A: u32 = WireProtocol::A as u32;
     /// Memory synchronous: done on P_RECV_ACK.
-    pub const B: u32 = 2;
+    pub const B: u32 = WireProtocol::B as u32;
     /// Synchronous: done on P_WRITE_ACK.
-    pub const C: u32 = 3;
+    pub const C: u32 = WireProtocol::C as u32;
 }
 
 /// Block id of every resync request and its answers.

@@ -9,14 +9,14 @@
 //! version 100 and later) and the peer adopts them as they are, mirrored
 //! where the two sides see a policy from opposite ends.
 
-use super::genl::net_conf;
+use super::genl::{net_conf, WireProtocol};
 use super::protocol::ProtocolParams;
 
 /// Settings of one side, as its net options say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProtocolSettings {
-    /// `net_conf::PROT_A/B/C`.
-    pub wire_protocol: u32,
+    /// A, B or C.
+    pub wire_protocol: WireProtocol,
     /// after-sb-0pri, -1pri, -2pri (`ASB_*`).
     pub after_sb: [u32; 3],
     /// allow-two-primaries.
@@ -60,7 +60,7 @@ impl ProtocolSettings {
     /// data-integrity-alg); `conn_flags` as the caller needs them.
     pub fn params(&self, conn_flags: u32) -> ProtocolParams<'static> {
         ProtocolParams {
-            wire_protocol: self.wire_protocol,
+            wire_protocol: self.wire_protocol as u32,
             after_sb_0p: self.after_sb[0],
             after_sb_1p: self.after_sb[1],
             after_sb_2p: self.after_sb[2],
@@ -77,12 +77,12 @@ impl ProtocolSettings {
         if !peer.integrity_alg.is_empty() {
             return PeerProtocol::IntegrityUnsupported;
         }
-        if !(net_conf::PROT_A..=net_conf::PROT_C).contains(&peer.wire_protocol) {
+        let Some(wire_protocol) = WireProtocol::from_raw(peer.wire_protocol) else {
             return PeerProtocol::Refuse(Incompatible("protocol"));
-        }
+        };
         if update {
             return PeerProtocol::Adopt(Self {
-                wire_protocol: peer.wire_protocol,
+                wire_protocol,
                 after_sb: [
                     convert_after_sb(peer.after_sb_0p),
                     convert_after_sb(peer.after_sb_1p),
@@ -91,7 +91,7 @@ impl ProtocolSettings {
                 two_primaries: peer.two_primaries != 0,
             });
         }
-        if peer.wire_protocol != self.wire_protocol {
+        if wire_protocol != self.wire_protocol {
             return PeerProtocol::Refuse(Incompatible("protocol"));
         }
         if (peer.two_primaries != 0) != self.two_primaries {
@@ -101,22 +101,12 @@ impl ProtocolSettings {
     }
 }
 
-/// The name of a wire protocol for logs ("A", "B", "C").
-pub fn protocol_name(wire_protocol: u32) -> &'static str {
-    match wire_protocol {
-        net_conf::PROT_A => "A",
-        net_conf::PROT_B => "B",
-        net_conf::PROT_C => "C",
-        _ => "?",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const OURS: ProtocolSettings = ProtocolSettings {
-        wire_protocol: net_conf::PROT_C,
+        wire_protocol: WireProtocol::C,
         after_sb: [net_conf::ASB_DISCONNECT, net_conf::ASB_DISCARD_LOCAL, net_conf::ASB_DISCONNECT],
         two_primaries: false,
     };
@@ -135,12 +125,12 @@ mod tests {
     #[test]
     fn update_is_adopted_with_mirrored_policies() {
         let theirs = ProtocolSettings {
-            wire_protocol: net_conf::PROT_A,
+            wire_protocol: WireProtocol::A,
             after_sb: [net_conf::ASB_DISCARD_REMOTE, net_conf::ASB_DISCARD_LOCAL, net_conf::ASB_CONSENSUS],
             two_primaries: true,
         };
         let adopted = ProtocolSettings {
-            wire_protocol: net_conf::PROT_A,
+            wire_protocol: WireProtocol::A,
             after_sb: [net_conf::ASB_DISCARD_LOCAL, net_conf::ASB_DISCARD_REMOTE, net_conf::ASB_CONSENSUS],
             two_primaries: true,
         };
@@ -165,9 +155,18 @@ mod tests {
     }
 
     #[test]
-    fn names() {
-        assert_eq!(protocol_name(net_conf::PROT_A), "A");
-        assert_eq!(protocol_name(net_conf::PROT_C), "C");
-        assert_eq!(protocol_name(9), "?");
+    fn names_and_values() {
+        assert_eq!(WireProtocol::A.name(), "A");
+        assert_eq!(WireProtocol::C.name(), "C");
+        assert_eq!(WireProtocol::from_raw(net_conf::PROT_B), Some(WireProtocol::B));
+        assert_eq!(WireProtocol::from_raw(9), None);
+    }
+
+    #[test]
+    fn an_unknown_protocol_is_refused() {
+        let mut p = OURS.params(0);
+        p.wire_protocol = 4;
+        assert_eq!(OURS.receive(&p, true), PeerProtocol::Refuse(Incompatible("protocol")));
+        assert_eq!(OURS.receive(&p, false), PeerProtocol::Refuse(Incompatible("protocol")));
     }
 }

@@ -140,8 +140,8 @@ impl Uuids {
     /// promotion is forced; then bit 0 is set. Returns whether a new UUID
     /// was made (the caller writes the metadata).
     pub fn promote(&mut self, random: u64, conn: ConnState, pdsk: DiskState, forced: bool) -> bool {
-        let peer_unreachable = (conn as u32) < ConnState::Connected as u32
-            || (pdsk as u32) <= DiskState::Failed as u32;
+        let peer_unreachable = conn < ConnState::Connected
+            || pdsk <= DiskState::Failed;
         let new = (peer_unreachable && self.bitmap == 0) || forced;
         if new {
             self.new_current(random, true);
@@ -222,8 +222,8 @@ impl Uuids {
 /// (`lost_contact_to_peer_data`).
 pub fn lost_contact_to_peer_data(old: DiskState, new: DiskState) -> bool {
     use DiskState::*;
-    let had = |d: DiskState| (d as u32) >= Inconsistent as u32 && d != DUnknown && d != Outdated;
-    let lost = |d: DiskState| (d as u32) < Inconsistent as u32 || d == DUnknown || d == Outdated;
+    let had = |d: DiskState| d >= Inconsistent && d != DUnknown && d != Outdated;
+    let lost = |d: DiskState| d < Inconsistent || d == DUnknown || d == Outdated;
     (had(old) && lost(new)) || (old == DUnknown && matches!(new, Diskless | Failed | Outdated))
 }
 
@@ -830,8 +830,8 @@ pub fn sync_handshake(input: &HandshakeInput, try_demote: impl FnMut() -> bool) 
 
     // Exactly one side Inconsistent: the disk states decide the direction;
     // a full sync if the UUIDs asked for one or could not decide (-100).
-    let inconsistent = DiskState::Inconsistent as u32;
-    let (mine, peers) = (mydisk as u32, input.peer_disk as u32);
+    let inconsistent = DiskState::Inconsistent;
+    let (mine, peers) = (mydisk, input.peer_disk);
     if (mine == inconsistent && peers > inconsistent)
         || (peers == inconsistent && mine > inconsistent)
     {
@@ -879,14 +879,14 @@ pub fn sync_handshake(input: &HandshakeInput, try_demote: impl FnMut() -> bool) 
         return abort(&rec, hg, HandshakeAbort::SplitBrain);
     }
 
-    if hg > 0 && (mydisk as u32) <= inconsistent {
+    if hg > 0 && mydisk <= inconsistent {
         return abort(&rec, hg, HandshakeAbort::InconsistentSyncSource);
     }
 
     // rr-conflict: the C looks at the current disk here, not mydisk.
     if hg < 0
         && rec.own_role == Role::Primary
-        && (input.own_disk as u32) >= DiskState::Consistent as u32
+        && input.own_disk >= DiskState::Consistent
     {
         match input.config.rr_conflict {
             AfterSbPolicy::CallHelper => {

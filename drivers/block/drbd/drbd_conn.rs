@@ -12,7 +12,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 use kernel::new_mutex;
 
-use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, NetConf, Role};
+use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, NetConf, Role, WireProtocol};
 use crate::drbd_include::protocol::{
     self as proto, encode_packet, ConnectionFeatures, Header, Link, Packet, ProtocolError,
     RsController, Sizes, StatePacket, SyncParams, UuidsPacket,
@@ -34,13 +34,13 @@ pub(crate) struct PeerView {
     pub(crate) peer: Role,
     pub(crate) pdsk: DiskState,
     /// The wire protocol (A/B/C) while a net config exists; 0 without.
-    pub(crate) protocol: u32,
+    pub(crate) protocol: Option<WireProtocol>,
 }
 
 impl PeerView {
     /// No connection configured.
     pub(crate) const STANDALONE: Self =
-        Self { conn: ConnState::StandAlone, peer: Role::Unknown, pdsk: DiskState::DUnknown, protocol: 0 };
+        Self { conn: ConnState::StandAlone, peer: Role::Unknown, pdsk: DiskState::DUnknown, protocol: None };
 }
 
 /// The net options rdrbd uses (from NET_CONF).
@@ -48,7 +48,7 @@ impl PeerView {
 pub(crate) struct NetConfig {
     pub(crate) my_addr: SockAddr,
     pub(crate) peer_addr: SockAddr,
-    pub(crate) wire_protocol: u32,
+    pub(crate) wire_protocol: WireProtocol,
     /// Seconds.
     pub(crate) connect_int: u32,
     /// Seconds.
@@ -148,13 +148,11 @@ impl NetConfig {
         }
         let my_addr = SockAddr::from_bytes(my_addr).ok_or("invalid local address")?;
         let peer_addr = SockAddr::from_bytes(peer_addr).ok_or("invalid peer address")?;
-        if !(net_conf::PROT_A..=net_conf::PROT_C).contains(&nc.wire_protocol) {
-            return Err("invalid wire protocol");
-        }
+        let wire_protocol = WireProtocol::from_raw(nc.wire_protocol).ok_or("invalid wire protocol")?;
         Ok(Self {
             my_addr,
             peer_addr,
-            wire_protocol: nc.wire_protocol,
+            wire_protocol,
             connect_int: nc.connect_int.max(1),
             ping_int: nc.ping_int.max(1),
             ping_timeo: nc.ping_timeo.max(1),
@@ -301,7 +299,7 @@ impl ConnShared {
     /// Publishes the connection state to the device.
     pub(crate) fn set_view(&self, conn: ConnState, peer: Role, pdsk: DiskState) {
         if let Some((_, io)) = &self.device {
-            io.set_peer(PeerView { conn, peer, pdsk, protocol: self.protocol_settings().wire_protocol });
+            io.set_peer(PeerView { conn, peer, pdsk, protocol: Some(self.protocol_settings().wire_protocol) });
         }
     }
 
@@ -318,7 +316,7 @@ impl ConnShared {
             if let Some(replica) = io.replica() {
                 replica.set_protocol(settings.wire_protocol);
             }
-            io.update_peer(|v| PeerView { protocol: settings.wire_protocol, ..v });
+            io.update_peer(|v| PeerView { protocol: Some(settings.wire_protocol), ..v });
         }
     }
 
@@ -327,7 +325,7 @@ impl ConnShared {
     fn set_unconnected(&self, conn: ConnState) {
         if let Some((_, io)) = &self.device {
             let pdsk = crate::drbd_include::mgmt::pdsk_while_unconnected(io.peer().pdsk);
-            io.set_peer(PeerView { conn, peer: Role::Unknown, pdsk, protocol: self.config.wire_protocol });
+            io.set_peer(PeerView { conn, peer: Role::Unknown, pdsk, protocol: Some(self.config.wire_protocol) });
         }
     }
 
@@ -338,7 +336,7 @@ impl ConnShared {
     fn fence_lost_peer(&self) {
         let Some((_, io)) = &self.device else { return };
         let pdsk = crate::drbd_include::mgmt::pdsk_while_unconnected(io.peer().pdsk);
-        if io.is_primary() && io.mgmt().fencing() >= crate::drbd_include::mgmt::FENCING_RESOURCE_ONLY && pdsk == DiskState::DUnknown {
+        if io.is_primary() && io.mgmt().fencing() >= api::Fencing::ResourceOnly && pdsk == DiskState::DUnknown {
             let addrs = crate::drbd_events::ConnAddrs { my_addr: self.config.my_addr, peer_addr: self.config.peer_addr };
             let outdated = crate::drbd_helpers::try_outdate_peer(self.name.as_str(), io, Some(addrs));
             // Frozen (`resource-and-stonith`): thawed once the peer is known

@@ -221,7 +221,7 @@ pub(crate) fn local_io_failed(io: &DeviceIo, failure: IoFailure, sector: u64, si
     };
     let disk = io.disk_state();
     if failure == IoFailure::Timeout {
-        if disk as u32 > DiskState::Failed as u32 {
+        if disk > DiskState::Failed {
             pr_warn!("drbd{}: Local backing device failed to meet the disk-timeout\n", minor);
         }
     } else if errors.logged.fetch_add(1, Ordering::Relaxed) < LOG_LIMIT {

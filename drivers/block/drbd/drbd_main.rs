@@ -341,7 +341,7 @@ impl Registry {
         device.io.mgmt().resize.set_user_size(config.disk_size);
         device.io.set_disk_state(disk_state);
         device.io.resync().set_rate(config.options.resync_rate());
-        device.io.mgmt().set_fencing(config.options.view(&[], &[]).fencing);
+        device.io.mgmt().set_fencing(config.options.fencing());
         device.io.io_errors().configure(config.options.on_io_error(), config.options.disk_timeout_ds(), true);
         if MetaIndex::from_raw(config.meta_dev_idx).is_ok_and(|index| !index.is_internal()) {
             pr_info!("drbd{}: attached to {} (meta data on {}, index {}), {} sectors\n", minor,
@@ -465,7 +465,7 @@ impl Registry {
         // without it (SS_PRIMARY_NOP): ask the fence-peer helper.
         let view = device.io.peer();
         if drbd_include::mgmt::promotion_needs_fencing(device.io.mgmt().fencing(), view.conn, view.pdsk)
-            && device.io.disk_state() as u32 >= api::DiskState::Inconsistent as u32
+            && device.io.disk_state() >= api::DiskState::Inconsistent
         {
             let outdated = drbd_helpers::try_outdate_peer(device.resource.as_str(), &device.io, addrs);
             if !outdated && !force {
@@ -498,7 +498,7 @@ impl Registry {
             let peer = device.io.peer();
             drbd_include::mgmt::check_promotion(api::Role::Primary, peer.peer, peer.conn, two_primaries)
                 .map_err(|rv| AdmError::state(rv, rv.text()))?;
-            if peer.conn as u32 >= api::ConnState::Connected as u32 {
+            if peer.conn >= api::ConnState::Connected {
                 let (mask, val) = drbd_include::mgmt::promote_request(forced);
                 crate::drbd_mgmt::request_state_change(device.resource.as_str(), &device.io, &replica, mask, val)?;
             }

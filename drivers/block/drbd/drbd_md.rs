@@ -259,13 +259,13 @@ impl MetaData {
         if primary {
             flags |= md::MDF_PRIMARY_IND;
         }
-        if (conn as u32) > ConnState::WfReportParams as u32 {
+        if conn > ConnState::WfReportParams {
             flags |= md::MDF_CONNECTED_IND;
         }
-        if (disk as u32) > DiskState::Inconsistent as u32 {
+        if disk > DiskState::Inconsistent {
             flags |= md::MDF_CONSISTENT;
         }
-        if (disk as u32) > DiskState::Outdated as u32 {
+        if disk > DiskState::Outdated {
             flags |= md::MDF_WAS_UP_TO_DATE;
         }
         if (DiskState::Inconsistent as u32..=DiskState::Outdated as u32).contains(&(pdsk as u32)) {

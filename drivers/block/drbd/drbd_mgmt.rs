@@ -16,7 +16,7 @@ use kernel::sync::{CondVar, Mutex};
 use kernel::{new_condvar, new_mutex};
 
 use crate::drbd_conn::PeerView;
-use crate::drbd_include::genl::{self as api, ConnState, DiskState, RetCode, StateChangeResult};
+use crate::drbd_include::genl::{self as api, ConnState, DiskState, Fencing, RetCode, StateChangeResult};
 use crate::drbd_include::mgmt::{self, Plan, ResizeRequest, ResizeVerdict, Snapshot};
 use crate::drbd_include::protocol::{self as proto, Packet};
 use crate::drbd_options::StateResult;
@@ -65,12 +65,12 @@ impl MgmtShared {
         })
     }
 
-    pub(crate) fn fencing(&self) -> u32 {
-        self.fencing.load(Ordering::Relaxed)
+    pub(crate) fn fencing(&self) -> Fencing {
+        Fencing::from_raw(self.fencing.load(Ordering::Relaxed)).unwrap_or(Fencing::DontCare)
     }
 
-    pub(crate) fn set_fencing(&self, policy: u32) {
-        self.fencing.store(policy, Ordering::Relaxed);
+    pub(crate) fn set_fencing(&self, policy: Fencing) {
+        self.fencing.store(policy as u32, Ordering::Relaxed);
     }
 
     pub(crate) fn user_isp(&self) -> bool {
@@ -130,7 +130,7 @@ pub(crate) fn request_state_change(name: &str, io: &DeviceIo, replica: &Replica,
             pr_err!("{}: Requested state change failed by peer: {} ({})\n", name, why, rc);
             return Err(refused);
         }
-        if (io.peer().conn as u32) < ConnState::Connected as u32 || now_ms() > deadline {
+        if io.peer().conn < ConnState::Connected || now_ms() > deadline {
             pr_err!("{}: no answer from the peer to the state change request\n", name);
             return Err(refused);
         }

@@ -10,8 +10,8 @@ use kernel::prelude::*;
 
 use crate::drbd_include::fixed_str::FixedStr;
 use crate::drbd_include::genl::{
-    self as api, disk_conf, net_conf, resource_opts, ConnState, DiskConf, DiskState, NetConf,
-    ResourceOpts, RetCode, Role, StateChangeResult,
+    self as api, disk_conf, net_conf, resource_opts, ConnState, DiskConf, DiskState, Fencing, NetConf,
+    ResourceOpts, RetCode, Role, StateChangeResult, WireProtocol,
 };
 use crate::drbd_include::net_options;
 use crate::drbd_include::protocol_settings::ProtocolSettings;
@@ -85,7 +85,7 @@ impl DiskOptions {
         // on-io-error: pass_on, call-local-io-error, detach; fencing:
         // dont-care, resource-only, resource-and-stonith; read-balancing:
         // prefer-local .. 1M-striping.
-        if conf.on_io_error > 2 || conf.fencing > 2 || conf.read_balancing > 9 {
+        if conf.on_io_error > 2 || Fencing::from_raw(conf.fencing).is_none() || conf.read_balancing > 9 {
             return bad("invalid on-io-error, fencing or read-balancing policy");
         }
         if conf.resync_after >= 0 {
@@ -103,6 +103,11 @@ impl DiskOptions {
     pub(crate) fn on_io_error(&self) -> crate::drbd_include::io_error::OnIoError {
         crate::drbd_include::io_error::OnIoError::from_raw(self.0.on_io_error)
             .unwrap_or(crate::drbd_include::io_error::OnIoError::Detach)
+    }
+
+    /// The fencing policy (validated by `new`).
+    pub(crate) fn fencing(&self) -> Fencing {
+        Fencing::from_raw(self.0.fencing).unwrap_or(Fencing::DontCare)
     }
 
     /// `disk-timeout` in tenths of a second (0: off).
@@ -140,7 +145,7 @@ impl NetOptions {
         use net_conf as n;
         let bad = |what| Err(AdmError::new(RetCode::InvalidRequest, what));
         let checks: [(bool, &'static str); 13] = [
-            ((n::PROT_A..=n::PROT_C).contains(&conf.wire_protocol), "invalid protocol"),
+            (WireProtocol::from_raw(conf.wire_protocol).is_some(), "invalid protocol"),
             (n::CONNECT_INT_LIMITS.contains(conf.connect_int), "connect-int out of range"),
             (n::TIMEOUT_LIMITS.contains(conf.timeout), "timeout out of range"),
             (n::PING_INT_LIMITS.contains(conf.ping_int), "ping-int out of range"),
@@ -188,7 +193,7 @@ impl NetOptions {
     /// These options with the protocol settings in force (the peer may
     /// have changed them with P_PROTOCOL_UPDATE).
     pub(crate) fn with_protocol(mut self, settings: ProtocolSettings) -> Self {
-        self.conf.wire_protocol = settings.wire_protocol;
+        self.conf.wire_protocol = settings.wire_protocol as u32;
         [self.conf.after_sb_0p, self.conf.after_sb_1p, self.conf.after_sb_2p] = settings.after_sb;
         self.conf.two_primaries = settings.two_primaries;
         self
@@ -198,7 +203,7 @@ impl NetOptions {
     pub(crate) fn protocol_settings(&self) -> ProtocolSettings {
         let c = &self.conf;
         ProtocolSettings {
-            wire_protocol: c.wire_protocol,
+            wire_protocol: WireProtocol::from_raw(c.wire_protocol).unwrap_or(WireProtocol::C),
             after_sb: [c.after_sb_0p, c.after_sb_1p, c.after_sb_2p],
             two_primaries: c.two_primaries,
         }
@@ -246,7 +251,7 @@ impl Registry {
         // resync follows at once. on-io-error and fencing are read when
         // they are needed, disk-timeout at the worker's next tick.
         device.io.resync().set_rate(options.resync_rate());
-        device.io.mgmt().set_fencing(options.view(&[], &[]).fencing);
+        device.io.mgmt().set_fencing(options.fencing());
         device.io.io_errors().configure(options.on_io_error(), options.disk_timeout_ds(), false);
         config.options = options;
         Ok(())
@@ -264,7 +269,7 @@ impl Registry {
         let local_primary = volumes().any(|d| d.role == Role::Primary);
         let peer_primary = volumes().any(|d| d.io.peer().peer == Role::Primary);
         let stonith = volumes().any(|d| {
-            d.disk_config.as_ref().is_some_and(|c| c.options.view(&[], &[]).fencing == disk_conf::FENCING_STONITH)
+            d.disk_config.as_ref().is_some_and(|c| c.options.fencing() == Fencing::ResourceAndStonith)
         });
         let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
         let (conn, current) = match (&resource.conn, &resource.net_options) {
@@ -326,13 +331,13 @@ impl Registry {
         let device = self.device(minor)?;
         let state = device.io.state();
         // Connected, sanitize_state turns Outdated back into UpToDate.
-        if (state.conn as u32) >= ConnState::Connected as u32 {
+        if state.conn >= ConnState::Connected {
             return Err(AdmError::state(StateChangeResult::ConnectedOutdates, "refusing to be Outdated while connected"));
         }
         if state.disk == DiskState::Outdated {
             return Ok(StateChangeResult::NothingToDo);
         }
-        if (state.disk as u32) < DiskState::Outdated as u32 && state.disk != DiskState::Attaching {
+        if state.disk < DiskState::Outdated && state.disk != DiskState::Attaching {
             return Err(AdmError::state(StateChangeResult::LowerThanOutdated, "disk state is lower than Outdated"));
         }
         if state.role == Role::Primary && state.pdsk != DiskState::UpToDate {

@@ -35,12 +35,7 @@ fn show_device(out: &mut SeqFile, device: &Device) -> fmt::Result {
         return writeln!(out, "{:2}: cs:Unconfigured", device.minor);
     }
     // The protocol column is blank without a network configuration.
-    let protocol = match device.io.peer().protocol {
-        1 => 'A',
-        2 => 'B',
-        3 => 'C',
-        _ => ' ',
-    };
+    let protocol = device.io.peer().protocol.map_or(" ", api::WireProtocol::name);
     // The flags: suspended, resync paused by resync-after, by the peer,
     // by the user (pause-sync); congestion and AL suspension not shown.
     let flag = |on: bool, c: char| if on { c } else { '-' };

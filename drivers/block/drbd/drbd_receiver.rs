@@ -11,8 +11,8 @@ use kernel::sync::Arc;
 use crate::drbd_conn::{self as conn, ConnShared, LocalView, NetError, PeerView};
 use crate::drbd_csums::CsumsState;
 use crate::drbd_include::bitmap_rle::BitmapXfer;
-use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, Role};
-use crate::drbd_include::protocol_settings::{protocol_name, Incompatible, PeerProtocol};
+use crate::drbd_include::genl::{self as api, ConnState, DiskState, Role, WireProtocol};
+use crate::drbd_include::protocol_settings::{Incompatible, PeerProtocol};
 use crate::drbd_include::request_timer;
 use crate::drbd_include::protocol::{self as proto, decode_body, Body, Link, Packet, Socket, ID_SYNCER};
 use crate::drbd_include::faults::Fault;
@@ -354,7 +354,7 @@ fn receive_protocol(shared: &ConnShared, cmd: Packet, peer: &proto::ProtocolPara
             shared.set_protocol_settings(new);
             if new != ours {
                 pr_info!("{}: peer changed the connection settings: protocol {} -> {}, allow-two-primaries {} -> {}\n",
-                    name, protocol_name(ours.wire_protocol), protocol_name(new.wire_protocol),
+                    name, ours.wire_protocol.name(), new.wire_protocol.name(),
                     ours.two_primaries, new.two_primaries);
             }
             Ok(())
@@ -457,7 +457,7 @@ fn receive_state(
         let local = local_view(shared);
         let decision = handshake(shared, ctx.link, local.as_ref(), &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         // We tell the peer only if it has not decided on a sync itself.
-        return begin_sync(ctx, vs, io, decision, st.conn as u32 <= ConnState::Connected as u32);
+        return begin_sync(ctx, vs, io, decision, st.conn <= ConnState::Connected);
     }
     Ok(())
 }
@@ -821,7 +821,7 @@ fn receive_data(
     let (recv_ack, write_ack) = if link.version >= 100 {
         (head.dp_flags & proto::dp::SEND_RECEIVE_ACK != 0, head.dp_flags & proto::dp::SEND_WRITE_ACK != 0)
     } else {
-        (prot == net_conf::PROT_B, prot == net_conf::PROT_C)
+        (prot == WireProtocol::B, prot == WireProtocol::C)
     };
     let ack = |cmd: Packet| {
         let a = proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: size, seq_num: head.seq_num };
@@ -878,7 +878,7 @@ fn receive_trim(ctx: &LoopCtx<'_>, t: proto::Trim) -> core::result::Result<(), N
         (head.dp_flags & proto::dp::SEND_RECEIVE_ACK != 0, head.dp_flags & proto::dp::SEND_WRITE_ACK != 0)
     } else {
         let prot = shared.protocol_settings().wire_protocol;
-        (prot == net_conf::PROT_B, prot == net_conf::PROT_C)
+        (prot == WireProtocol::B, prot == WireProtocol::C)
     };
     let ack = |cmd: Packet| {
         let a = proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: t.size, seq_num: head.seq_num };
@@ -1355,7 +1355,7 @@ fn got_barrier_ack(shared: &ConnShared, ack: proto::BarrierAck) -> core::result:
         pr_err!("{}: BarrierAck #{} while not replicating\n", name, ack.barrier);
         return Err(NetError::Refused);
     };
-    let clear = replica.protocol() != net_conf::PROT_C;
+    let clear = replica.protocol() != WireProtocol::C;
     let released = replica.got_barrier_ack(ack.barrier, ack.set_size, |w| {
         if w.failed {
             io.set_out_of_sync(w.sector, w.size);

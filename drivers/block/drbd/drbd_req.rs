@@ -403,7 +403,7 @@ impl DeviceIo {
     /// Sends our state to the peer if connected (a change it must see).
     pub(crate) fn tell_peer(&self) {
         if let Some(replica) = self.replica() {
-            if self.peer().conn as u32 >= crate::drbd_include::genl::ConnState::Connected as u32 {
+            if self.peer().conn >= crate::drbd_include::genl::ConnState::Connected {
                 let _ = replica.send_state(self.state());
             }
         }
@@ -794,12 +794,8 @@ impl DeviceIo {
     fn forward(&self, lower: LowerRef<'_>, bio: UpperBio, tag: u64) {
         let (op, size) = (bio.op(), u64::from(bio.size()));
         // A write goes to the peer too; its bio completes when both are done.
-        let replicate = match (op, size) {
-            (BioOp::Write, 1..) if peer_has_disk(&self.peer()) => self.replica().map(|r| {
-                let sent = bio.peer_completion();
-                let ack = r.wants_ack().then(|| bio.peer_completion());
-                (r, sent, ack)
-            }),
+        let replica = match (op, size) {
+            (BioOp::Write, 1..) if peer_has_disk(&self.peer()) => self.replica(),
             _ => None,
         };
         let sector = bio.sector();
@@ -810,11 +806,22 @@ impl DeviceIo {
             BioOp::Discard | BioOp::Other => None,
         };
         let simulate = fault.is_some_and(|f| self.inject_fault(f));
-        if let Err(bio) = lower.submit(bio, tag, simulate) {
-            self.al_write_done(tag);
-            // Failed locally: dropping the tokens with it completes it.
-            return bio.fail();
-        }
+        // The peer's completions are tied to the local part: the bio
+        // succeeds if either part does.
+        let submitted = lower.submit_with(bio, tag, simulate, |local| {
+            replica.map(|r| {
+                let sent = local.peer_completion();
+                let ack = r.wants_ack().then(|| local.peer_completion());
+                (r, sent, ack)
+            })
+        });
+        let replicate = match submitted {
+            Ok(replicate) => replicate,
+            Err(bio) => {
+                self.al_write_done(tag);
+                return bio.fail();
+            }
+        };
         if let Some((replica, sent, ack)) = replicate {
             let size = sent.size();
             let sent_ok = replica.send_write(sent, ack);
@@ -899,7 +906,7 @@ impl DeviceIo {
 /// Whether writes go to the peer (`drbd_should_do_remote`): connected,
 /// and the peer has a disk (being resynced or not).
 fn peer_has_disk(view: &PeerView) -> bool {
-    view.conn as u32 >= crate::drbd_include::genl::ConnState::Connected as u32
+    view.conn >= crate::drbd_include::genl::ConnState::Connected
         && crate::drbd_include::io_error::has_data(view.pdsk)
 }
 

@@ -143,7 +143,7 @@ pub(crate) fn receive_sizes(name: &str, io: &DeviceIo, replica: &Replica, peer: 
     }
     let view = io.peer();
     if (shared.take_pending() || grew) && view.conn == ConnState::Connected {
-        let usable = |d: DiskState| d as u32 >= DiskState::Inconsistent as u32;
+        let usable = |d: DiskState| d >= DiskState::Inconsistent;
         if !(usable(view.pdsk) && usable(io.disk_state())) {
             pr_info!("{}: new storage is resynced with the next resync\n", name);
         } else if !mark_new {

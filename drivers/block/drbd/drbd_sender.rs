@@ -13,7 +13,7 @@ use kernel::{new_condvar, new_mutex};
 use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
 
-use crate::drbd_include::genl::net_conf;
+use crate::drbd_include::genl::WireProtocol;
 use crate::drbd_conn::{now_ms, LiveTiming, SMALL_PACKET};
 use crate::drbd_include::request_timer::{net_timeout_reached, next_check_ms, KoCounter, NetVerdict, OldestWrite, SendTimeout, SenderView};
 use crate::drbd_include::protocol::{
@@ -41,7 +41,7 @@ pub(crate) struct Replica {
     data: Arc<TcpSocket>,
     link: Link,
     volume: u16,
-    /// The wire protocol (`net_conf::PROT_*`); P_PROTOCOL_UPDATE changes it.
+    /// The wire protocol (`WireProtocol` as u32); P_PROTOCOL_UPDATE changes it.
     protocol: AtomicU32,
     /// One packet at a time on the data socket.
     #[pin]
@@ -94,7 +94,7 @@ impl Replica {
         data: Arc<TcpSocket>,
         link: Link,
         volume: u16,
-        protocol: u32,
+        protocol: WireProtocol,
         max_epoch_size: u32,
         timing: Arc<LiveTiming>,
     ) -> Result<Arc<Self>> {
@@ -107,7 +107,7 @@ impl Replica {
             data,
             link,
             volume,
-            protocol: AtomicU32::new(protocol),
+            protocol: AtomicU32::new(protocol as u32),
             send_lock <- new_mutex!((), "rdrbd::Replica::send_lock"),
             pending <- new_mutex!(AckSlots::new(ack_slots), "rdrbd::Replica::pending"),
             tl <- new_mutex!(TransferLog::new(slots, max_epoch_size), "rdrbd::Replica::tl"),
@@ -247,12 +247,12 @@ impl Replica {
 
     /// Whether writes wait for an ack (protocols B and C).
     pub(crate) fn wants_ack(&self) -> bool {
-        self.protocol() != net_conf::PROT_A
+        self.protocol() != WireProtocol::A
     }
 
     /// Writes sent from now on use `protocol`.
-    pub(crate) fn set_protocol(&self, protocol: u32) {
-        self.protocol.store(protocol, Ordering::SeqCst);
+    pub(crate) fn set_protocol(&self, protocol: WireProtocol) {
+        self.protocol.store(protocol as u32, Ordering::SeqCst);
     }
 
     /// P_PROTOCOL_UPDATE with `params`; `apply` switches our side over
@@ -396,8 +396,8 @@ impl Replica {
             // A write holding an ack token asks for an ack even if the
             // protocol changed to A since the token was taken.
             match self.protocol() {
-                net_conf::PROT_B => dp_flags |= dp::SEND_RECEIVE_ACK,
-                _ => dp_flags |= dp::SEND_WRITE_ACK,
+                WireProtocol::B => dp_flags |= dp::SEND_RECEIVE_ACK,
+                WireProtocol::A | WireProtocol::C => dp_flags |= dp::SEND_WRITE_ACK,
             }
         }
         // A write that cannot be tracked must not leave the peer behind
@@ -490,9 +490,9 @@ impl Replica {
         self.tl.lock().mark_failed(block_id)
     }
 
-    /// The agreed wire protocol (`net_conf::PROT_*`).
-    pub(crate) fn protocol(&self) -> u32 {
-        self.protocol.load(Ordering::SeqCst)
+    /// The agreed wire protocol.
+    pub(crate) fn protocol(&self) -> WireProtocol {
+        WireProtocol::from_raw(self.protocol.load(Ordering::SeqCst)).unwrap_or(WireProtocol::C)
     }
 
     /// The peer acknowledged `block_id` (P_WRITE_ACK, P_RECV_ACK, or

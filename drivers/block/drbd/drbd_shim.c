@@ -184,6 +184,7 @@ int rdrbd_md_io(struct block_device *bdev, struct page *page, u64 sector,
 struct rdrbd_clone {
 	u64 tag;
 	u32 age_slot;
+	u32 outcome;
 	struct llist_node failed;
 	struct bio bio;
 };
@@ -203,6 +204,11 @@ u64 *rdrbd_clone_tag(struct bio *clone)
 u32 *rdrbd_clone_age_slot(struct bio *clone)
 {
 	return &container_of(clone, struct rdrbd_clone, bio)->age_slot;
+}
+
+u32 *rdrbd_clone_outcome(struct bio *clone)
+{
+	return &container_of(clone, struct rdrbd_clone, bio)->outcome;
 }
 
 /* Queues a failed clone (from any context, its completion included);
@@ -277,6 +283,11 @@ struct file *rdrbd_bdev_open(const char *path, void *holder)
 void rdrbd_bio_inc_remaining(struct bio *bio)
 {
 	bio_inc_remaining(bio);
+}
+
+void rdrbd_bio_get(struct bio *bio)
+{
+	bio_get(bio);
 }
 
 /* Bit 0: REQ_FUA, bit 1: REQ_PREFLUSH, bit 2: REQ_SYNC, bit 3: REQ_RAHEAD. */

@@ -34,6 +34,7 @@ struct bio *rdrbd_bio_clone(struct bio *upper, struct block_device *lower);
 int rdrbd_clone_bioset_init(void);
 u64 *rdrbd_clone_tag(struct bio *clone);
 u32 *rdrbd_clone_age_slot(struct bio *clone);
+u32 *rdrbd_clone_outcome(struct bio *clone);
 void rdrbd_clone_bioset_exit(void);
 struct llist_head;
 struct llist_node;
@@ -65,6 +66,7 @@ void rdrbd_sock_set_buffers(struct socket *sock, u32 snd, u32 rcv);
 void rdrbd_sock_set_reuseaddr(struct socket *sock);
 int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done);
 void rdrbd_bio_inc_remaining(struct bio *bio);
+void rdrbd_bio_get(struct bio *bio);
 unsigned int rdrbd_bio_flags(struct bio *bio);
 int rdrbd_pages_io(struct block_device *bdev, struct page **pages,
 		   unsigned int nr, u64 sector, unsigned int len,

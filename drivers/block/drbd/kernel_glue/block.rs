@@ -73,11 +73,11 @@ pub(crate) trait DiskOps: Send + Sync {
     fn submit_bio(&self, bio: UpperBio);
     /// The gate through which bios reach the backing device.
     fn lower_gate(&self) -> &LowerGate;
-    /// A bio forwarded with [`LowerRef::submit`] completed (interrupt
+    /// A bio forwarded with [`LowerRef::submit_with`] completed (interrupt
     /// context: no sleeping); `tag` is what it was submitted with.
     fn bio_done(&self, tag: u64);
     /// The backing device failed a read or a write forwarded with
-    /// [`LowerRef::submit`] (interrupt context: no sleeping). The upper bio
+    /// [`LowerRef::submit_with`] (interrupt context: no sleeping). The upper bio
     /// is not completed and the gate's in-flight count stays raised until
     /// the owner ends `failed` (in process context, see [`FailedBio`]).
     fn lower_failed(&self, failed: FailedBio);
@@ -602,25 +602,42 @@ impl LowerRef<'_> {
     /// owner's [`DiskOps::bio_done`] gets the tag back on completion.
     /// `simulate_error` (fault injection): the clone fails at once, as if
     /// the backing device had failed it. Hands the bio back if no clone
-    /// could be allocated.
-    pub(crate) fn submit(self, bio: UpperBio, tag: u64, simulate_error: bool) -> core::result::Result<(), UpperBio> {
+    /// could be allocated. `before` runs once the clone exists and before
+    /// it is submitted: the peer's completions taken there
+    /// ([`LocalPart::peer_completion`]) share the local part's outcome, so
+    /// the bio succeeds when either part did (8.4's "ok if either").
+    pub(crate) fn submit_with<R>(
+        self,
+        bio: UpperBio,
+        tag: u64,
+        simulate_error: bool,
+        before: impl FnOnce(&LocalPart) -> R,
+    ) -> core::result::Result<R, UpperBio> {
         let upper = bio.into_raw();
         // SAFETY: the backing device is open while this LowerRef raises the
         // in-flight count; `upper` is a live bio we own until it is ended.
         let clone = unsafe { shim::rdrbd_bio_clone(upper, self.bdev.as_ptr()) };
-        if clone.is_null() {
-            // SAFETY: ownership of `upper` comes back to us.
+        let (Some(upper_bio), Some(clone_bio)) = (NonNull::new(upper), NonNull::new(clone)) else {
+            // SAFETY: ownership of `upper` comes back to us (no clone).
             return Err(unsafe { UpperBio::from_raw(upper) });
-        }
+        };
         // The clone takes over our in-flight count; `lower_endio` drops it.
         let age_slot = self.gate.ages.enter();
         core::mem::forget(self);
-        // SAFETY: `clone` is a fresh bio from our bio_set; submit takes it.
+        // SAFETY: `clone` is a fresh bio from our bio_set, not yet submitted.
         unsafe {
             *shim::rdrbd_clone_tag(clone) = tag;
             *shim::rdrbd_clone_age_slot(clone) = age_slot;
+            *shim::rdrbd_clone_outcome(clone) = 0;
             (*clone).bi_private = upper.cast::<c_void>();
             (*clone).bi_end_io = Some(lower_endio);
+        }
+        // INVARIANT: both are live and the upper bio cannot complete: its
+        // own completion waits for the clone, which is not submitted yet.
+        let part = LocalPart { upper: upper_bio, clone: clone_bio };
+        let result = before(&part);
+        // SAFETY: the clone is ours until submitted; submit takes it.
+        unsafe {
             if simulate_error {
                 (*clone).bi_status = bindings::errno_to_blk_status(-(bindings::EIO as i32));
                 bindings::bio_endio(clone);
@@ -628,7 +645,51 @@ impl LowerRef<'_> {
                 bindings::submit_bio_noacct(clone);
             }
         }
-        Ok(())
+        Ok(result)
+    }
+}
+
+/// The local part of an upper bio, between its clone's allocation and its
+/// submission ([`LowerRef::submit_with`]).
+///
+/// # Invariants
+/// `upper` and `clone` are live; `clone` is the upper bio's clone from our
+/// bio_set, not yet submitted, so the upper bio cannot complete.
+pub(crate) struct LocalPart {
+    upper: NonNull<bindings::bio>,
+    clone: NonNull<bindings::bio>,
+}
+
+/// Bits of a clone's `outcome` word (its front pad): the local write
+/// failed; the peer's success was given.
+const LOCAL_FAILED: u32 = 1;
+const PEER_OK: u32 = 2;
+
+/// The `outcome` word of a clone of ours.
+///
+/// # Safety
+/// `clone` is a live clone from `LowerRef::submit_with` (or a reference to
+/// it is held), so its front pad is valid and 4-byte aligned.
+unsafe fn outcome<'a>(clone: NonNull<bindings::bio>) -> &'a AtomicU32 {
+    // SAFETY: by the caller's guarantee the word is valid and aligned; it
+    // is only accessed atomically after `submit_with` initialised it.
+    unsafe { AtomicU32::from_ptr(shim::rdrbd_clone_outcome(clone.as_ptr())) }
+}
+
+impl LocalPart {
+    /// [`UpperBio::peer_completion`], tied to this local part: the token
+    /// keeps the clone (and its outcome word) alive, and its
+    /// [`PeerToken::peer_succeeded`] makes the bio succeed even if the
+    /// local part fails afterwards.
+    pub(crate) fn peer_completion(&self) -> PeerToken {
+        // SAFETY: both are live (invariant); the extra counts keep the upper
+        // bio from completing and the clone from being freed until the
+        // token's drop.
+        unsafe {
+            shim::rdrbd_bio_inc_remaining(self.upper.as_ptr());
+            shim::rdrbd_bio_get(self.clone.as_ptr());
+        }
+        PeerToken { bio: self.upper, clone: Some(self.clone) }
     }
 }
 
@@ -642,7 +703,7 @@ impl Drop for LowerRef<'_> {
 /// failed read or write goes to the owner instead ([`DiskOps::lower_failed`]).
 unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
     // SAFETY: the block layer calls this once for a clone made in
-    // `LowerRef::submit`, whose `bi_private` is the upper bio.
+    // `LowerRef::submit_with`, whose `bi_private` is the upper bio.
     unsafe {
         let upper = (*clone).bi_private.cast::<bindings::bio>();
         // The owner (and so the gate) outlives this because `in_flight`
@@ -653,9 +714,15 @@ unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
         let op = shim::rdrbd_bio_op(upper);
         let moves_data = op == bindings::req_op_REQ_OP_READ || op == bindings::req_op_REQ_OP_WRITE;
         if (*clone).bi_status != bindings::BLK_STS_OK as bindings::blk_status_t && moves_data {
-            // The upper bio shows the error at once: an ack of the peer
-            // arriving from now on sees it (`PeerToken::local_failed`).
+            // The upper bio shows the error at once, unless the peer's
+            // success is in: the error is written first, then the outcome
+            // word says so; a peer success before that word's update is
+            // seen there and restores OK, one after it writes OK itself.
             core::ptr::write_volatile(&raw mut (*upper).bi_status, (*clone).bi_status);
+            let seen = outcome(NonNull::new_unchecked(clone)).fetch_or(LOCAL_FAILED, Ordering::SeqCst);
+            if seen & PEER_OK != 0 {
+                core::ptr::write_volatile(&raw mut (*upper).bi_status, bindings::BLK_STS_OK as bindings::blk_status_t);
+            }
             // A detach waiting for the count must run the owner's worker
             // on it (by address: once handed over, it may be finished).
             let counter = ptr::from_ref(&owner.lower_gate().in_flight);
@@ -679,7 +746,7 @@ unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
 /// the upper bio, which is not completed yet.
 ///
 /// # Invariants
-/// The clone was made by [`LowerRef::submit`], has completed with an error,
+/// The clone was made by [`LowerRef::submit_with`], has completed with an error,
 /// and still holds its gate's in-flight count; its `bi_private` is the
 /// upper bio, whose completion this owns.
 pub(crate) struct FailedBio(NonNull<bindings::bio>);
@@ -912,7 +979,7 @@ impl UpperBio {
         // SAFETY: the bio is live while we own it; the extra count keeps it
         // from completing (and so alive) until the token's bio_endio.
         unsafe { shim::rdrbd_bio_inc_remaining(self.0.as_ptr()) };
-        PeerToken(self.0)
+        PeerToken { bio: self.0, clone: None }
     }
 
     /// Completes the bio (its own completion; tokens taken with
@@ -974,71 +1041,96 @@ fn bio_flags(bio: NonNull<bindings::bio>) -> BioFlags {
 }
 
 /// One outstanding completion of an upper bio (see
-/// [`UpperBio::peer_completion`]): the bio and its data stay valid while
-/// this lives; dropping it gives the completion (the bio's status is what
-/// the local write set).
-pub(crate) struct PeerToken(NonNull<bindings::bio>);
+/// [`UpperBio::peer_completion`] and [`LocalPart::peer_completion`]): the
+/// bio and its data stay valid while this lives; dropping it gives the
+/// completion (the bio's status is what the local part set).
+///
+/// # Invariants
+/// `bio` has one completion owned by this token; `clone`, if any, is the
+/// bio's clone from `LowerRef::submit_with`, with a reference this token
+/// owns.
+pub(crate) struct PeerToken {
+    bio: NonNull<bindings::bio>,
+    clone: Option<NonNull<bindings::bio>>,
+}
 
 // SAFETY: a bio may be completed from any thread, and its data read from
 // any thread while it cannot complete.
 unsafe impl Send for PeerToken {}
-// SAFETY: `&PeerToken` only reads the bio.
+// SAFETY: `&PeerToken` only reads the bio and the outcome word (atomically).
 unsafe impl Sync for PeerToken {}
 
 impl PeerToken {
     /// First sector.
     pub(crate) fn sector(&self) -> u64 {
         // SAFETY: the bio cannot complete while this token lives.
-        unsafe { (*self.0.as_ptr()).bi_iter.bi_sector }
+        unsafe { (*self.bio.as_ptr()).bi_iter.bi_sector }
     }
 
     /// Payload size in bytes.
     pub(crate) fn size(&self) -> u32 {
         // SAFETY: as above.
-        unsafe { shim::rdrbd_bio_size(self.0.as_ptr()) }
+        unsafe { shim::rdrbd_bio_size(self.bio.as_ptr()) }
     }
 
     /// REQ_FUA, REQ_PREFLUSH, REQ_SYNC.
     pub(crate) fn flags(&self) -> BioFlags {
-        bio_flags(self.0)
+        bio_flags(self.bio)
     }
 
     /// Whether the bio is a discard (sent as P_TRIM, without data).
     pub(crate) fn is_discard(&self) -> bool {
         // SAFETY: the bio cannot complete while this token lives.
-        unsafe { shim::rdrbd_bio_op(self.0.as_ptr()) == bindings::req_op_REQ_OP_DISCARD }
+        unsafe { shim::rdrbd_bio_op(self.bio.as_ptr()) == bindings::req_op_REQ_OP_DISCARD }
     }
 
     pub(super) fn as_ptr(&self) -> *mut bindings::bio {
-        self.0.as_ptr()
+        self.bio.as_ptr()
     }
 
     /// Whether the bio's local part failed (so far: it may still be in
-    /// flight).
+    /// flight). Without a local part (a diskless write), whether the bio
+    /// has an error so far.
     pub(crate) fn local_failed(&self) -> bool {
+        if let Some(clone) = self.clone {
+            // SAFETY: the token holds a reference to the clone (invariant).
+            return unsafe { outcome(clone) }.load(Ordering::SeqCst) & LOCAL_FAILED != 0;
+        }
         // SAFETY: the bio cannot complete while this token lives; the status
-        // byte may be written concurrently by a failing local completion.
-        let status = unsafe { core::ptr::read_volatile(&raw const (*self.0.as_ptr()).bi_status) };
+        // byte may be written concurrently.
+        let status = unsafe { core::ptr::read_volatile(&raw const (*self.bio.as_ptr()).bi_status) };
         status != bindings::BLK_STS_OK as bindings::blk_status_t
     }
 
     /// Gives the completion as the peer's success: the bio succeeds even if
-    /// its local part failed (8.4 completes a request that reached either
-    /// disk successfully). A local failure seen after this still fails it.
+    /// its local part failed, before or after this (8.4 completes a write
+    /// that reached either disk successfully).
     pub(crate) fn peer_succeeded(self) {
+        if let Some(clone) = self.clone {
+            // Ordered with the local failure's error write through this
+            // word: whichever comes second leaves the status OK
+            // (`lower_endio`).
+            // SAFETY: the token holds a reference to the clone (invariant).
+            unsafe { outcome(clone) }.fetch_or(PEER_OK, Ordering::SeqCst);
+        }
         // SAFETY: the bio cannot complete while this token lives; its
-        // status byte is only written by its completions, and a concurrent
-        // local failure's write of an error wins either way.
-        unsafe { core::ptr::write_volatile(&raw mut (*self.0.as_ptr()).bi_status, bindings::BLK_STS_OK as bindings::blk_status_t) };
+        // status byte is only written by its completions.
+        unsafe { core::ptr::write_volatile(&raw mut (*self.bio.as_ptr()).bi_status, bindings::BLK_STS_OK as bindings::blk_status_t) };
         drop(self);
     }
 }
 
 impl Drop for PeerToken {
     fn drop(&mut self) {
-        // SAFETY: this token owns exactly one of the bio's completions
-        // (taken in `peer_completion`); it is given exactly once, here.
-        unsafe { bindings::bio_endio(self.0.as_ptr()) };
+        // SAFETY: this token owns exactly one of the bio's completions and,
+        // if set, one reference to the clone (invariant); each is given
+        // exactly once, here.
+        unsafe {
+            bindings::bio_endio(self.bio.as_ptr());
+            if let Some(clone) = self.clone {
+                bindings::bio_put(clone.as_ptr());
+            }
+        }
     }
 }
 

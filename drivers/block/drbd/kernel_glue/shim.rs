@@ -24,6 +24,7 @@ extern "C" {
     pub(super) fn rdrbd_clone_bioset_init() -> c_int;
     pub(super) fn rdrbd_clone_tag(clone: *mut bio) -> *mut u64;
     pub(super) fn rdrbd_clone_age_slot(clone: *mut bio) -> *mut u32;
+    pub(super) fn rdrbd_clone_outcome(clone: *mut bio) -> *mut u32;
     pub(super) fn rdrbd_clone_bioset_exit();
     pub(super) fn rdrbd_failed_push(list: *mut llist_head, clone: *mut bio) -> bool;
     pub(super) fn rdrbd_failed_empty(list: *mut llist_head) -> bool;
@@ -46,6 +47,7 @@ extern "C" {
     pub(super) fn rdrbd_sock_set_reuseaddr(sock: *mut socket);
     pub(super) fn rdrbd_sock_send_bio(sock: *mut socket, bio: *mut bio, done: *mut usize) -> c_int;
     pub(super) fn rdrbd_bio_inc_remaining(bio: *mut bio);
+    pub(super) fn rdrbd_bio_get(bio: *mut bio);
     pub(super) fn rdrbd_bio_flags(bio: *mut bio) -> c_uint;
     pub(super) fn rdrbd_pages_io(bdev: *mut block_device, pages: *mut *mut page, nr: c_uint,
         sector: u64, len: c_uint, write: bool, fua: bool, flush: bool) -> c_int;
