@@ -32,6 +32,7 @@ kernel: deps
 	@scripts/build-kernel.sh fast
 
 module: kernel
+	python3 scripts/check-shim.py
 	$(MAKE) -C $(KDIR) M=$(ROOT) $(KMAKE_VARS) modules
 	@mkdir -p $(OUT)/fast $(FAST_SRC)
 	cp drivers/block/drbd/drbd.ko $(OUT)/drbd.ko

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test entry point (`make check` calls it after building):
 #   1. host unit tests: `cargo test` in include/ and userspace/ (when they have
-#      a Cargo.toml), counted from cargo's "test result:" lines;
+#      a Cargo.toml), counted from cargo's "test result:" lines, and the C
+#      shim's declarations checked against the Rust glue's (host:shim-*);
 #   2. every tests/guest/*.sh in QEMU guests (scripts/guest-run.py), each
 #      sub-result ("RESULT: PASS|FAIL name") counted on its own.
 # Prints one "PASS name" / "FAIL name (reason)" line per test, each guest
@@ -14,7 +15,7 @@
 #   CHECK_JOBS=N: guest tests at once (default 2; "# exclusive: yes" alone).
 #   PATTERN (an extended regex) selects guest tests by name, e.g. '^1' or
 #   passthrough; host tests run only when no PATTERN is given or it matches
-#   "host:include" / "host:userspace".
+#   "host:include" / "host:userspace" / "host:shim".
 # Logs: build/logs/host-<crate>.log, build/logs/<guest test>/.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -97,6 +98,19 @@ for crate in include userspace; do
   selected "host:$crate" || continue
   host_tests "$crate"
 done
+
+# The C shim's API as drbd_shim.h and the Rust glue declare it, and the
+# check's own mutations (scripts/check-shim.py).
+if selected "host:shim"; then
+  for mode in check self-test; do
+    args=(); [ $mode = self-test ] && args=(--self-test)
+    if out=$(python3 "$root/scripts/check-shim.py" "${args[@]}" 2>&1); then
+      record "PASS host:shim-$mode"
+    else
+      record "FAIL host:shim-$mode (${out//$'\n'/; })"
+    fi
+  done
+fi
 
 # report NAME: the results of a finished guest test, counted.
 report() {

@@ -485,7 +485,7 @@ fn send(subject: &Subject<'_>, body: &Body, nh_type: u32) {
 /// The resource-wide info: Primary if any volume is, suspended if any is.
 fn resource_info_of(registry: &Registry, name: &ResourceName) -> ResourceInfo {
     let devices = || registry.devices.values().filter(|d| d.resource == *name);
-    let primary = devices().any(|d| d.role == api::Role::Primary);
+    let primary = devices().any(|d| d.io.is_primary());
     ResourceInfo {
         role: if primary { api::Role::Primary } else { api::Role::Secondary } as u32,
         susp: devices().any(|d| d.io.is_suspended()),

@@ -135,8 +135,6 @@ pub(crate) struct Device {
     pub(crate) volume: u32,
     pub(crate) resource: ResourceName,
     pub(crate) disk_config: Option<DiskConfig>,
-    /// Primary or Secondary.
-    pub(crate) role: api::Role,
     pub(crate) io: Arc<DeviceIo>,
     /// Admits writes to cold extents; stopped before the disk goes.
     _submitter: KThread,
@@ -277,7 +275,6 @@ impl Registry {
             volume,
             resource: *name,
             disk_config: None,
-            role: api::Role::Secondary,
             io,
             _submitter: submitter,
             _worker: worker,
@@ -297,7 +294,7 @@ impl Registry {
         if device.disk_config.is_some() {
             return Err(AdmError::new(RetCode::MinorConfigured, "minor is still attached (detach it first)"));
         }
-        if device.role == api::Role::Primary {
+        if device.io.is_primary() {
             return Err(AdmError::new(RetCode::MinorConfigured, "minor is still Primary (make it secondary first)"));
         }
         device.io.events().device_destroyed(&drbd_events::statistics_of(device));
@@ -411,7 +408,7 @@ impl Registry {
         }
         // is_valid_state: a StandAlone Primary needs its UpToDate disk;
         // only a forced (hard) detach may take it away.
-        if device.role == api::Role::Primary && !force {
+        if device.io.is_primary() && !force {
             return Err(AdmError::state(api::StateChangeResult::NoUpToDateDisk,
                 "a StandAlone Primary cannot give up its disk (make it secondary first, or detach --force)"));
         }
@@ -479,7 +476,7 @@ impl Registry {
                 });
             }
         }
-        if device.role == api::Role::Primary {
+        if device.io.is_primary() {
             return Ok(());
         }
         let disk = device.io.disk_state();
@@ -515,7 +512,6 @@ impl Registry {
             device.io.set_disk_state(api::DiskState::UpToDate);
             device.io.set_primary();
         });
-        device.role = api::Role::Primary;
         device.disk.set_read_only(false);
         if forced {
             pr_warn!("drbd{}: forced into Primary: {} disk declared UpToDate\n", minor, disk.name());
@@ -524,25 +520,13 @@ impl Registry {
         // reconsiders the resync on our new UUIDs.
         if let Some(replica) = device.io.replica() {
             let io = &device.io;
-            let view = io.peer();
             if forced {
                 if let Some((uuids, bits)) = io.with_md(|md, _| (md.uuids(), md.bitmap.count())) {
                     let _ = replica.send_uuids(uuids, bits, 0);
                 }
             }
-            let _ = replica.send_state(api::State {
-                role: api::Role::Primary,
-                peer: view.peer,
-                conn: view.conn,
-                disk: api::DiskState::UpToDate,
-                pdsk: view.pdsk,
-                susp: false,
-                aftr_isp: false,
-                peer_isp: device.io.mgmt().peer_isp(),
-                user_isp: device.io.mgmt().user_isp(),
-                susp_nod: false,
-                susp_fen: false,
-            });
+            // The state as it is now (`drbd_send_current_state`).
+            let _ = replica.send_state(io.state());
         }
         pr_info!("drbd{}: role( Secondary -> Primary )\n", minor);
         Ok(())
@@ -551,14 +535,13 @@ impl Registry {
     /// `secondary`: refused while `/dev/drbdN` is open.
     pub(crate) fn secondary(&mut self, minor: u32) -> AdmResult {
         let device = self.device_mut(minor)?;
-        if device.role == api::Role::Secondary {
+        if !device.io.is_primary() {
             return Ok(());
         }
         if device.io.try_set_secondary().is_err() {
             return Err(AdmError::state(api::StateChangeResult::DeviceInUse, "device is held open by someone"));
         }
         device.disk.set_read_only(true);
-        device.role = api::Role::Secondary;
         let peer = device.io.peer();
         let (disk, pdsk, conn) = (device.io.disk_state(), peer.pdsk, peer.conn);
         if let Some(Err(e)) = device.io.with_md(|md, dev| md.demote(dev, disk, pdsk, conn)) {
@@ -568,20 +551,7 @@ impl Registry {
         // direction (drbd_send_current_state): otherwise it keeps seeing
         // us as Primary (/proc/drbd, its own promotion, a later handshake).
         if let Some(replica) = device.io.replica() {
-            let view = device.io.peer();
-            let _ = replica.send_state(api::State {
-                role: api::Role::Secondary,
-                peer: view.peer,
-                conn: view.conn,
-                disk,
-                pdsk: view.pdsk,
-                susp: false,
-                aftr_isp: false,
-                peer_isp: device.io.mgmt().peer_isp(),
-                user_isp: device.io.mgmt().user_isp(),
-                susp_nod: false,
-                susp_fen: false,
-            });
+            let _ = replica.send_state(device.io.state());
         }
         pr_info!("drbd{}: role( Primary -> Secondary )\n", minor);
         Ok(())
@@ -677,7 +647,7 @@ impl Registry {
     pub(crate) fn new_current_uuid(&mut self, minor: u32, clear_bitmap: bool) -> AdmResult {
         let device = self.device_mut(minor)?;
         let peer = device.io.peer();
-        let primary = device.role == api::Role::Primary;
+        let primary = device.io.is_primary();
         let just_created = device
             .io
             .with_md(|md, _| md.uuids().current & !1 == drbd_include::uuid::UUID_JUST_CREATED)

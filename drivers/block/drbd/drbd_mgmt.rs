@@ -274,7 +274,7 @@ impl Registry {
             .and_then(|r| r.conn.as_ref())
             .is_some_and(|c| c.config().verify_alg.is_some());
         Snapshot {
-            role: device.role,
+            role: device.io.role(),
             peer: view.peer,
             conn: view.conn,
             disk: io.disk_state(),

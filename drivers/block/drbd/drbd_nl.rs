@@ -339,7 +339,7 @@ fn dump_status(registry: &Registry, filter: Option<ResourceName>, cursor: &mut i
 
 /// The role a resource shows: Primary if any of its volumes is.
 fn resource_role(registry: &Registry, name: &ResourceName) -> api::Role {
-    let primary = registry.devices.values().any(|d| d.resource == *name && d.role == api::Role::Primary);
+    let primary = registry.devices.values().any(|d| d.resource == *name && d.io.is_primary());
     if primary { api::Role::Primary } else { api::Role::Secondary }
 }
 

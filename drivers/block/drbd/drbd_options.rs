@@ -266,7 +266,7 @@ impl Registry {
     /// refused (rdrbd has none).
     pub(crate) fn net_options(&mut self, name: &ResourceName, change: impl FnOnce(NetConf<'_>) -> AdmResult<NetOptions>) -> AdmResult {
         let volumes = || self.devices.values().filter(|d| d.resource == *name);
-        let local_primary = volumes().any(|d| d.role == Role::Primary);
+        let local_primary = volumes().any(|d| d.io.is_primary());
         let peer_primary = volumes().any(|d| d.io.peer().peer == Role::Primary);
         let stonith = volumes().any(|d| {
             d.disk_config.as_ref().is_some_and(|c| c.options.fencing() == Fencing::ResourceAndStonith)

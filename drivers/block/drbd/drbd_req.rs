@@ -199,9 +199,15 @@ impl DeviceIo {
         self.gate.enter().is_some()
     }
 
-    /// Whether the device is Primary.
+    /// Whether the device is Primary (the one place the role is kept).
     pub(crate) fn is_primary(&self) -> bool {
         self.opens.lock().primary
+    }
+
+    /// Primary or Secondary.
+    pub(crate) fn role(&self) -> crate::drbd_include::genl::Role {
+        use crate::drbd_include::genl::Role;
+        if self.is_primary() { Role::Primary } else { Role::Secondary }
     }
 
     /// The connection's view of the peer.

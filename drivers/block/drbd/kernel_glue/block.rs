@@ -93,6 +93,11 @@ pub(crate) trait DiskOps: Send + Sync {
 type Owner = crate::DiskOwner;
 
 /// A bio-based `/dev/drbdN`, added to the system while this lives.
+///
+/// # Invariants
+/// `disk` was allocated by `rdrbd_disk_alloc` and added; its private data
+/// is the data pointer of `owner`, which this holds, so the owner outlives
+/// every callback until the disk is removed in `drop`.
 pub(crate) struct GenDisk<T: DiskOps> {
     disk: NonNull<bindings::gendisk>,
     owner: Arc<T>,
@@ -173,6 +178,9 @@ impl<T: DiskOps> Drop for GenDisk<T> {
 
 /// Sets the size of a gendisk; holds a reference on it, so the gendisk
 /// stays valid (if possibly removed already) while this lives.
+///
+/// # Invariants
+/// `disk` is a gendisk on which this owns one device reference.
 pub(crate) struct DiskCapacity {
     disk: NonNull<bindings::gendisk>,
 }
@@ -220,6 +228,10 @@ impl Holder {
 }
 
 /// A block device that is open for at least lifetime `'a`.
+///
+/// # Invariants
+/// `bdev` stays open (and so valid) for `'a`; `ages`, if set, is the
+/// gate's counter of requests in flight to it.
 #[derive(Clone, Copy)]
 pub(crate) struct BdevRef<'a> {
     bdev: NonNull<bindings::block_device>,
@@ -272,6 +284,10 @@ impl BdevRef<'_> {
 }
 
 /// An opened and exclusively claimed backing block device.
+///
+/// # Invariants
+/// `file` is a block device file opened by `rdrbd_bdev_open`, released
+/// only in `drop`; `bdev` is its block device.
 pub(crate) struct LowerDev {
     file: NonNull<bindings::file>,
     bdev: NonNull<bindings::block_device>,
@@ -904,6 +920,11 @@ impl Drop for FailedBios {
 }
 
 /// A bio submitted to `/dev/drbdN` that must be completed exactly once.
+///
+/// # Invariants
+/// The bio is live and this owns its own completion (not the ones handed
+/// to [`PeerToken`]s): it is given exactly once, by `end`, `end_as_set`,
+/// `fail`, `drop`, or by whoever `into_raw` handed it to.
 pub(crate) struct UpperBio(NonNull<bindings::bio>);
 
 // SAFETY: a bio may be completed from any thread.
@@ -1136,6 +1157,9 @@ impl Drop for PeerToken {
 
 /// Pages for the synchronous block I/O done on the peer's behalf: writing
 /// a replicated block, reading a block a resyncing peer asked for.
+///
+/// # Invariants
+/// `ptrs[i]` is the page of `pages[i]`, owned by it, for every `i`.
 pub(crate) struct BlockPages {
     pages: KVec<kernel::page::Page>,
     ptrs: KVec<*mut bindings::page>,
@@ -1200,6 +1224,10 @@ impl BlockPages {
 /// A FIFO of upper bios, linked through `bi_next` like the kernel's
 /// `bio_list`, so queueing never allocates. Bios still queued when it is
 /// dropped are failed: a bio is never lost.
+///
+/// # Invariants
+/// `head` starts a `bi_next` chain of live upper bios whose completions
+/// this owns, ending at `tail` (both null when empty).
 pub(crate) struct BioFifo {
     head: *mut bindings::bio,
     tail: *mut bindings::bio,
@@ -1254,6 +1282,11 @@ impl Drop for BioFifo {
 }
 
 /// Called by the shim's `submit_bio` for every bio of an rdrbd gendisk.
+///
+/// # Safety
+/// `private` is the gendisk's private data set by `GenDisk::new` (the
+/// owner, alive while the disk accepts bios); `bio` is a live bio whose
+/// completion the caller hands over.
 #[no_mangle]
 unsafe extern "C" fn rdrbd_rs_submit_bio(private: *mut c_void, bio: *mut bindings::bio) {
     // SAFETY: `private` is the owner pointer set in `GenDisk::new`, alive
@@ -1265,6 +1298,11 @@ unsafe extern "C" fn rdrbd_rs_submit_bio(private: *mut c_void, bio: *mut binding
 /// Called by the shim's `open` for an rdrbd gendisk. A successful open
 /// holds a reference on the owner until its `release`: the gendisk may
 /// outlive `del_gendisk` while it is open, so the owner must too.
+///
+/// # Safety
+/// `private` is the gendisk's private data set by `GenDisk::new`, the data
+/// pointer of an `Arc<Owner>` the `GenDisk` still holds (the block layer
+/// opens only a disk not yet deleted).
 #[no_mangle]
 unsafe extern "C" fn rdrbd_rs_open(private: *mut c_void, write: bool) -> core::ffi::c_int {
     let ptr = private.cast_const().cast::<Owner>();
@@ -1283,6 +1321,10 @@ unsafe extern "C" fn rdrbd_rs_open(private: *mut c_void, write: bool) -> core::f
 }
 
 /// Called by the shim's `release`: the last close of a successful open.
+///
+/// # Safety
+/// `private` is the same pointer as the successful `rdrbd_rs_open` this
+/// release ends, whose reference on the owner it gives back (once).
 #[no_mangle]
 unsafe extern "C" fn rdrbd_rs_release(private: *mut c_void) {
     // SAFETY: the reference taken by the successful open that this release

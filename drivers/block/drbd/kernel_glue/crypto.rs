@@ -13,8 +13,12 @@ use super::shim;
 pub(crate) const HMAC_MAX_DIGEST: usize = 64;
 
 /// An HMAC transform with its key set.
+///
+/// # Invariants
+/// `tfm` came from `rdrbd_hmac_alloc`, has its key set, and is freed only
+/// in `drop`; `digest_size` is its digest size, at most [`HMAC_MAX_DIGEST`].
 pub(crate) struct Hmac {
-    tfm: NonNull<core::ffi::c_void>,
+    tfm: NonNull<shim::crypto_shash>,
     digest_size: usize,
 }
 
@@ -68,8 +72,12 @@ impl Drop for Hmac {
 
 /// An unkeyed digest transform (`crypto_shash` "crc32c", "sha256"): the
 /// `verify-alg` of online verify.
+///
+/// # Invariants
+/// `tfm` came from `rdrbd_digest_alloc` and is freed only in `drop`;
+/// `digest_size` is its digest size, at most [`HMAC_MAX_DIGEST`].
 pub(crate) struct Digest {
-    tfm: NonNull<core::ffi::c_void>,
+    tfm: NonNull<shim::crypto_shash>,
     digest_size: usize,
 }
 

@@ -81,6 +81,13 @@ fn to_c_long(result: Result<usize>) -> c_long {
     }
 }
 
+/// Called by the shim's `doit` for a request of the family.
+///
+/// # Safety
+/// `ctx` is the owner registered with `rdrbd_genl_register`, alive while
+/// the family is; `req` is valid for reads of `req_len` bytes (or
+/// `req_len` is 0) and `reply` for writes of `reply_cap` bytes, in two
+/// distinct buffers, for the call.
 #[no_mangle]
 unsafe extern "C" fn rdrbd_rs_genl_doit(
     ctx: *mut c_void,
@@ -97,6 +104,12 @@ unsafe extern "C" fn rdrbd_rs_genl_doit(
     to_c_long(owner.doit(cmd, request, reply))
 }
 
+/// Called by the shim's `dumpit` for one part of a dump.
+///
+/// # Safety
+/// As for `rdrbd_rs_genl_doit`; `cursor` and `reply_cmd` are valid for
+/// reads and writes for the call (the dump's netlink_callback and a local
+/// of the shim's dump loop).
 #[no_mangle]
 unsafe extern "C" fn rdrbd_rs_genl_dump(
     ctx: *mut c_void,

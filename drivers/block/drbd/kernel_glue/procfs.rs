@@ -55,6 +55,11 @@ impl fmt::Write for SeqFile {
     }
 }
 
+/// Called by the shim's seq_file `show` for `/proc/drbd`.
+///
+/// # Safety
+/// `ctx` is the owner registered in `ProcEntry::create`, alive while the
+/// entry exists; `seq` is the seq_file being shown, for the call.
 #[no_mangle]
 unsafe extern "C" fn rdrbd_rs_proc_show(ctx: *mut c_void, seq: *mut bindings::seq_file) -> i32 {
     // SAFETY: `ctx` is the owner registered in `ProcEntry::create`, alive

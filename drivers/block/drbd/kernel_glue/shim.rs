@@ -5,6 +5,13 @@
 use kernel::bindings::{bio, block_device, file, gendisk, llist_head, llist_node, page, socket};
 use kernel::ffi::{c_char, c_int, c_long, c_uint, c_ulonglong, c_void};
 
+/// `struct crypto_shash`, which the bindings do not include: only ever
+/// behind a pointer the shim returns (an opaque type, as bindgen makes them).
+#[repr(C)]
+pub(crate) struct crypto_shash {
+    _opaque: [u8; 0],
+}
+
 // Kernel structs reached only through pointers here contain zero-sized
 // members that rustc flags as not FFI-safe; pointers to them are.
 #[allow(improper_ctypes)]
@@ -60,12 +67,12 @@ extern "C" {
     pub(super) fn rdrbd_proc_create(ctx: *mut c_void) -> c_int;
     pub(super) fn rdrbd_proc_remove();
 
-    pub(super) fn rdrbd_hmac_alloc(alg: *const c_char) -> *mut c_void;
-    pub(super) fn rdrbd_digest_alloc(alg: *const c_char) -> *mut c_void;
-    pub(super) fn rdrbd_hmac_free(tfm: *mut c_void);
-    pub(super) fn rdrbd_hmac_setkey(tfm: *mut c_void, key: *const u8, len: c_uint) -> c_int;
-    pub(super) fn rdrbd_hmac_digestsize(tfm: *mut c_void) -> c_uint;
-    pub(super) fn rdrbd_hmac_digest(tfm: *mut c_void, data: *const u8, len: c_uint, out: *mut u8) -> c_int;
+    pub(super) fn rdrbd_hmac_alloc(alg: *const c_char) -> *mut crypto_shash;
+    pub(super) fn rdrbd_digest_alloc(alg: *const c_char) -> *mut crypto_shash;
+    pub(super) fn rdrbd_hmac_free(tfm: *mut crypto_shash);
+    pub(super) fn rdrbd_hmac_setkey(tfm: *mut crypto_shash, key: *const u8, len: c_uint) -> c_int;
+    pub(super) fn rdrbd_hmac_digestsize(tfm: *mut crypto_shash) -> c_uint;
+    pub(super) fn rdrbd_hmac_digest(tfm: *mut crypto_shash, data: *const u8, len: c_uint, out: *mut u8) -> c_int;
 
     pub(super) fn rdrbd_fault_params(enable: *mut u32, rate: *mut u32, devs: *mut u32);
     pub(super) fn rdrbd_fault_counted();

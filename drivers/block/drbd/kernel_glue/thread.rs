@@ -16,6 +16,12 @@ use kernel::prelude::*;
 /// A running kernel thread. Dropping it asks the thread to stop
 /// (`kthread_should_stop`, and interrupts its interruptible sleeps) and
 /// waits until the closure has returned.
+///
+/// # Invariants
+/// `task` is a kthread created for this, with a reference held until
+/// `drop` has stopped it; `closure` is the boxed closure it runs, freed by
+/// `drop_closure` (its type's drop) exactly once: by the thread once it
+/// started it, else by `drop`.
 pub(crate) struct KThread {
     task: NonNull<bindings::task_struct>,
     /// The boxed closure, freed here if the thread never got to run it.
