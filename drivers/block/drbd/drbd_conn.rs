@@ -174,11 +174,6 @@ impl NetConfig {
     }
 }
 
-/// Milliseconds of the monotonic clock: the request timer's time base.
-pub(crate) fn now_ms() -> u64 {
-    u64::try_from(kernel::time::Ktime::ktime_get().to_ms()).unwrap_or(0)
-}
-
 /// Jiffies for `ms` milliseconds (at least one).
 pub(crate) fn ms_to_jiffies(ms: u64) -> i64 {
     let ms = u32::try_from(ms).unwrap_or(u32::MAX).max(1);

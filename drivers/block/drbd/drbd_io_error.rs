@@ -27,12 +27,12 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::drbd_conn::now_ms;
 use crate::drbd_include::disk_timeout::{missed, tick_ms};
 use crate::drbd_include::genl::{self as api, DiskState};
 use crate::drbd_include::io_error::{disk_verdict, retry_failed_read, DiskVerdict, IoFailure, OnIoError, ReadSource};
 use crate::drbd_req::DeviceIo;
 use crate::kernel_glue::block::{DiskOps, FailedBio, FailedBios};
+use crate::kernel_glue::now_ms;
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 

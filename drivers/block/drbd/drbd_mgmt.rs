@@ -21,7 +21,7 @@ use crate::drbd_include::mgmt::{self, Plan, ResizeRequest, ResizeVerdict, Snapsh
 use crate::drbd_include::protocol::{self as proto, Packet};
 use crate::drbd_options::StateResult;
 use crate::drbd_req::DeviceIo;
-use crate::drbd_resync::now_ms;
+use crate::kernel_glue::now_ms;
 use crate::drbd_sender::Replica;
 use crate::drbd_verify::VerifyShared;
 use crate::{AdmError, AdmResult, Device, Registry};

@@ -1062,13 +1062,13 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
     let mut buf = [0u8; 64];
     let mut ping_pending = false;
     // The last packet received, or our ping: the ping timing counts from it.
-    let mut quiet_since = conn::now_ms();
+    let mut quiet_since = crate::kernel_glue::now_ms();
     let mut request_timer = crate::drbd_timeout::RequestTimer::new(quiet_since);
     loop {
         if KThread::should_stop() {
             return Ok(());
         }
-        let now = conn::now_ms();
+        let now = crate::kernel_glue::now_ms();
         let ping_due = quiet_since.wrapping_add(if ping_pending { timing.ping_timeout_ms() } else { timing.idle_ms() });
         if !request_timer::time_after(ping_due, now) {
             if ping_pending {
@@ -1085,7 +1085,7 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
         meta.set_timeouts(conn::ms_to_jiffies(request_timer::elapsed_ms(wake, now)), timing.send_timeout());
         let received = recv_packet(meta, link, Socket::Meta, &mut buf);
         if received.is_ok() {
-            quiet_since = conn::now_ms();
+            quiet_since = crate::kernel_glue::now_ms();
         }
         match received {
             Ok((Packet::Ping, _, _)) => shared.send_meta(meta, link, Packet::PingAck, 0, |_| Ok(0))?,

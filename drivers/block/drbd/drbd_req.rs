@@ -225,10 +225,10 @@ impl DeviceIo {
     /// Waits while the connection state is `conn`, at most `timeout_ms`;
     /// returns the view then.
     pub(crate) fn wait_peer_leaves(&self, conn: crate::drbd_include::genl::ConnState, timeout_ms: u32) -> PeerView {
-        let deadline = crate::drbd_conn::now_ms().saturating_add(u64::from(timeout_ms));
+        let deadline = crate::kernel_glue::now_ms().saturating_add(u64::from(timeout_ms));
         let mut view = self.peer.lock();
         while view.conn == conn {
-            let left = deadline.saturating_sub(crate::drbd_conn::now_ms());
+            let left = deadline.saturating_sub(crate::kernel_glue::now_ms());
             if left == 0 {
                 break;
             }

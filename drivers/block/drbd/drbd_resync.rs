@@ -31,6 +31,7 @@ use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
 use crate::kernel_glue::crypto::Digest;
 use crate::kernel_glue::thread::KThread;
+use crate::kernel_glue::now_ms;
 
 /// Bytes one resync request asks for at most (C DRBD merges up to its
 /// max bio size; 128 KiB keeps the source's reads short).
@@ -39,11 +40,6 @@ const MAX_REQUEST_BYTES: u32 = 128 * 1024;
 const MAX_REQUEST_BITS: u64 = (MAX_REQUEST_BYTES / 4096) as u64;
 /// How often the worker plans requests (`SLEEP_TIME`, 100 ms in C).
 const TICK_MS: u32 = 100;
-
-/// Milliseconds since boot.
-pub(crate) fn now_ms() -> u64 {
-    u64::try_from(kernel::time::Ktime::ktime_get().to_ms()).unwrap_or(0)
-}
 
 /// How fast the SyncTarget may ask for data (from the disk options).
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,8 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
 
 use crate::drbd_include::genl::WireProtocol;
-use crate::drbd_conn::{now_ms, LiveTiming, SMALL_PACKET};
+use crate::drbd_conn::{LiveTiming, SMALL_PACKET};
+use crate::kernel_glue::now_ms;
 use crate::drbd_include::request_timer::{net_timeout_reached, next_check_ms, KoCounter, NetVerdict, OldestWrite, SendTimeout, SenderView};
 use crate::drbd_include::protocol::{
     dp, encode_packet, feature, Barrier, BlockRequest, DataPacket, Header, HeaderKind, Link, Packet, ProtocolError,

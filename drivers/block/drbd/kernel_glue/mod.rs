@@ -18,6 +18,12 @@ pub(crate) mod umh;
 pub(crate) mod wait;
 mod shim;
 
+/// Milliseconds of the monotonic clock: the time base of every timer and
+/// timeout in the driver.
+pub(crate) fn now_ms() -> u64 {
+    u64::try_from(kernel::time::Ktime::ktime_get().to_ms()).unwrap_or(0)
+}
+
 /// A random 64-bit value (`get_random_u64`), e.g. for new data UUIDs.
 pub(crate) fn random_u64() -> u64 {
     // SAFETY: get_random_u64 may be called from any context.
