@@ -82,3 +82,7 @@ pub mod faults;
 
 /// `disk-timeout`: requests in flight counted by age, late ones detach.
 pub mod disk_timeout;
+
+/// The state engine's rules: valid states and transitions, implied
+/// changes, the log line of a change.
+pub mod state;

@@ -60,7 +60,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step thawed poll 10 proc_has 'ds:UpToDate/Outdated C r'
   grep -A1 '^ *0:' /proc/drbd
   step stonith-logged sh -c "dmesg | grep -q 'fence-peer helper returned 7 (peer was stonithed)'"
-  step thaw-logged sh -c "dmesg | grep -q 'susp-fen( 1 -> 0 )'"
+  step thaw-logged sh -c "dmesg | grep -q 'susp( 1 -> 0 )'"
 fi
 barrier thawed || die "barrier thawed"
 [ "$GUEST_INDEX" = 1 ] && step reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20

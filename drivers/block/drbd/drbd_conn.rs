@@ -37,12 +37,6 @@ pub(crate) struct PeerView {
     pub(crate) protocol: Option<WireProtocol>,
 }
 
-impl PeerView {
-    /// No connection configured.
-    pub(crate) const STANDALONE: Self =
-        Self { conn: ConnState::StandAlone, peer: Role::Unknown, pdsk: DiskState::DUnknown, protocol: None };
-}
-
 /// The net options rdrbd uses (from NET_CONF).
 #[derive(Clone, Copy)]
 pub(crate) struct NetConfig {
@@ -291,10 +285,15 @@ impl ConnShared {
         send_packet(meta, link, cmd, volume, payload)
     }
 
-    /// Publishes the connection state to the device.
+    /// Publishes the connection state and what we know of the peer to the
+    /// device (one change).
     pub(crate) fn set_view(&self, conn: ConnState, peer: Role, pdsk: DiskState) {
         if let Some((_, io)) = &self.device {
-            io.set_peer(PeerView { conn, peer, pdsk, protocol: Some(self.protocol_settings().wire_protocol) });
+            io.set_state(|s| {
+                s.peer.conn = conn;
+                s.peer.peer = peer;
+                s.peer.pdsk = pdsk;
+            });
         }
     }
 
@@ -311,16 +310,15 @@ impl ConnShared {
             if let Some(replica) = io.replica() {
                 replica.set_protocol(settings.wire_protocol);
             }
-            io.update_peer(|v| PeerView { protocol: Some(settings.wire_protocol), ..v });
+            io.set_protocol(Some(settings));
         }
     }
 
-    /// A state without a connection: the peer's role is unknown and its
-    /// disk only known if Inconsistent or Outdated (`sanitize_state`).
+    /// A state without a connection (the engine's sanitising forgets the
+    /// peer's role, and its disk unless Inconsistent or Outdated).
     fn set_unconnected(&self, conn: ConnState) {
         if let Some((_, io)) = &self.device {
-            let pdsk = crate::drbd_include::mgmt::pdsk_while_unconnected(io.peer().pdsk);
-            io.set_peer(PeerView { conn, peer: Role::Unknown, pdsk, protocol: Some(self.config.wire_protocol) });
+            io.set_state(|s| s.peer.conn = conn);
         }
     }
 
@@ -337,9 +335,8 @@ impl ConnShared {
             // Frozen (`resource-and-stonith`): thawed once the peer is known
             // outdated (`after_state_ch` case 1); else frozen until
             // `resume-io` or the peer's return.
-            if outdated && io.is_frozen_for_fencing() {
-                io.thaw_fencing();
-                pr_info!("{}: susp-fen( 1 -> 0 )\n", self.name.as_str());
+            if outdated {
+                io.set_state(|s| s.device.susp_fen = false);
             }
         }
     }
@@ -386,6 +383,9 @@ impl Connection {
             }),
             GFP_KERNEL,
         )?;
+        if let Some((_, io)) = &shared.device {
+            io.set_protocol(Some(shared.protocol_settings()));
+        }
         shared.set_view(ConnState::Unconnected, Role::Unknown, DiskState::DUnknown);
         let thread_name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_r_{}", name.as_str()))?;
         let for_thread = shared.clone();
@@ -546,9 +546,9 @@ impl Drop for Connection {
         }
         drop(self.thread.take());
         if let Some((_, io)) = &self.shared.device {
-            io.set_peer(PeerView::STANDALONE);
+            io.set_state(|s| s.peer.conn = ConnState::StandAlone);
+            io.set_protocol(None);
         }
-        pr_info!("{}: conn( Disconnecting -> StandAlone )\n", self.shared.name.as_str());
     }
 }
 
@@ -581,13 +581,14 @@ fn run(shared: Arc<ConnShared>) {
         meta.shutdown();
         shared.sockets.lock().take();
         if shared.gave_up.load(Ordering::SeqCst) {
+            shared.set_unconnected(ConnState::Disconnecting);
             shared.set_unconnected(ConnState::StandAlone);
-            pr_info!("{}: conn( Disconnecting -> StandAlone )\n", shared.name.as_str());
             shared.fence_lost_peer();
             return;
         }
+        // As `conn_disconnect`: the failure, then Unconnected.
         shared.set_unconnected(ConnState::NetworkFailure);
-        pr_info!("{}: conn( Connected -> Unconnected )\n", shared.name.as_str());
+        shared.set_unconnected(ConnState::Unconnected);
         if !shared.stop_requested() {
             shared.fence_lost_peer();
         }

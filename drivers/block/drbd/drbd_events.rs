@@ -57,9 +57,6 @@ pub(crate) struct StateEvents {
     /// they see changes in the order they happened.
     #[pin]
     last: Mutex<Published>,
-    /// Open [`StateEvents::batch`] scopes: a multi-field change is one
-    /// event, as one `__drbd_set_state` is in C.
-    batch: AtomicU32,
 }
 
 /// What a device's listeners were told last.
@@ -98,27 +95,12 @@ impl StateEvents {
         pin_init!(Self {
             ident,
             last <- new_mutex!(Published { state: initial, connection: None }, "rdrbd::StateEvents::last"),
-            batch: AtomicU32::new(0),
         })
-    }
-
-    /// Starts a change of several fields; [`StateEvents::end_batch`] ends
-    /// it, and only then is the change published.
-    pub(crate) fn begin_batch(&self) {
-        self.batch.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Ends a [`StateEvents::begin_batch`] scope.
-    pub(crate) fn end_batch(&self) {
-        let _ = self.batch.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
     }
 
     /// Broadcasts a change if `now()` differs from the last state sent.
     /// `now` runs under this device's event lock, so it must not take it.
     pub(crate) fn publish(&self, now: impl FnOnce() -> u32, counters: EventCounters) {
-        if self.batch.load(Ordering::SeqCst) != 0 {
-            return;
-        }
         let mut last = self.last.lock();
         let new = now();
         if new == last.state {

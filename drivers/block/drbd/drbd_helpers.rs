@@ -13,7 +13,6 @@ use kernel::str::CString;
 use crate::drbd_events::ConnAddrs;
 use crate::drbd_include::genl::DiskState;
 use crate::drbd_include::mgmt::{self, FenceVerdict};
-use crate::drbd_conn::PeerView;
 use crate::drbd_req::DeviceIo;
 use crate::kernel_glue::net::SockAddr;
 use crate::kernel_glue::umh::{call_usermode_helper, HelperPath};
@@ -62,16 +61,14 @@ pub(crate) fn try_outdate_peer(resource: &str, io: &DeviceIo, addrs: Option<Conn
     match mgmt::fence_peer_verdict(code, io.disk_state()) {
         FenceVerdict::PeerDisk(pdsk, why) => {
             pr_info!("{}: fence-peer helper returned {} ({})\n", resource, code, why);
-            io.change_state(|| {
-                io.update_peer(|v| PeerView { pdsk, ..v });
-            });
+            io.set_state(|s| s.peer.pdsk = pdsk);
             persist(pdsk);
             true
         }
         FenceVerdict::OutdateSelf => {
             pr_info!("{}: fence-peer helper returned {} (peer is active)\n", resource, code);
             pr_warn!("{}: Peer is primary, outdating myself.\n", resource);
-            io.change_state(|| io.set_disk_state(DiskState::Outdated));
+            io.set_disk_state(DiskState::Outdated);
             persist(io.peer().pdsk);
             false
         }

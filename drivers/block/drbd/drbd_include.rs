@@ -92,3 +92,7 @@ pub(crate) mod io_error;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/faults.rs"]
 pub(crate) mod faults;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/state.rs"]
+pub(crate) mod state;

@@ -230,12 +230,12 @@ pub(crate) fn local_io_failed(io: &DeviceIo, failure: IoFailure, sector: u64, si
     match disk_verdict(errors.policy(), failure, disk) {
         DiskVerdict::Keep => {}
         DiskVerdict::Inconsistent => {
-            pr_err!("drbd{}: Local IO failed. disk( {} -> Inconsistent )\n", minor, disk.name());
+            pr_err!("drbd{}: Local IO failed, passed on: the disk is Inconsistent now\n", minor);
             io.set_disk_state(DiskState::Inconsistent);
             persist_and_tell_peer(io);
         }
         DiskVerdict::Detach { run_helper } => {
-            pr_err!("drbd{}: Local IO failed. Detaching... disk( {} -> Failed )\n", minor, disk.name());
+            pr_err!("drbd{}: Local IO failed. Detaching...\n", minor);
             io.set_disk_state(DiskState::Failed);
             // At once, not only when Diskless: the peer marks what it
             // receives from now on out of sync (writes go on, to it only).
@@ -280,7 +280,6 @@ fn go_diskless(io: &DeviceIo, run_helper: bool) {
         }
     }
     io.set_disk_state(DiskState::Diskless);
-    pr_err!("drbd{}: disk( Failed -> Diskless )\n", minor);
     io.tell_peer();
 }
 

@@ -32,6 +32,7 @@ mod drbd_req;
 mod drbd_resize;
 mod drbd_resync;
 mod drbd_sender;
+mod drbd_state;
 mod drbd_timeout;
 mod drbd_verify;
 mod kernel_glue;
@@ -471,9 +472,7 @@ impl Registry {
             }
             if !outdated {
                 pr_warn!("drbd{}: Forced into split brain situation!\n", minor);
-                device.io.change_state(|| {
-                    device.io.update_peer(|v| drbd_conn::PeerView { pdsk: api::DiskState::Outdated, ..v });
-                });
+                device.io.set_state(|s| s.peer.pdsk = api::DiskState::Outdated);
             }
         }
         if device.io.is_primary() {
@@ -508,10 +507,12 @@ impl Registry {
             None => return Err(AdmError::state(api::StateChangeResult::NoUpToDateDisk, "no disk")),
         }
         // One state change (role and disk), as listeners see it.
-        device.io.change_state(|| {
-            device.io.set_disk_state(api::DiskState::UpToDate);
-            device.io.set_primary();
-        });
+        device.io
+            .request_state(|s| {
+                s.device.disk = api::DiskState::UpToDate;
+                s.device.role = api::Role::Primary;
+            })
+            .map_err(|rv| AdmError::state(rv, rv.text()))?;
         device.disk.set_read_only(false);
         if forced {
             pr_warn!("drbd{}: forced into Primary: {} disk declared UpToDate\n", minor, disk.name());
@@ -528,7 +529,6 @@ impl Registry {
             // The state as it is now (`drbd_send_current_state`).
             let _ = replica.send_state(io.state());
         }
-        pr_info!("drbd{}: role( Secondary -> Primary )\n", minor);
         Ok(())
     }
 
@@ -538,9 +538,9 @@ impl Registry {
         if !device.io.is_primary() {
             return Ok(());
         }
-        if device.io.try_set_secondary().is_err() {
-            return Err(AdmError::state(api::StateChangeResult::DeviceInUse, "device is held open by someone"));
-        }
+        device.io
+            .request_state(|s| s.device.role = api::Role::Secondary)
+            .map_err(|rv| AdmError::state(rv, rv.text()))?;
         device.disk.set_read_only(true);
         let peer = device.io.peer();
         let (disk, pdsk, conn) = (device.io.disk_state(), peer.pdsk, peer.conn);
@@ -553,7 +553,6 @@ impl Registry {
         if let Some(replica) = device.io.replica() {
             let _ = replica.send_state(device.io.state());
         }
-        pr_info!("drbd{}: role( Primary -> Secondary )\n", minor);
         Ok(())
     }
 
@@ -595,7 +594,6 @@ impl Registry {
             AdmError::new(RetCode::NoMem, "cannot start the connection thread")
         })?;
         resource.conn = Some(conn);
-        pr_info!("{}: conn( StandAlone -> Unconnected )\n", name.as_str());
         Ok(())
     }
 
@@ -619,8 +617,11 @@ impl Registry {
         let Some(conn) = resource.conn.take() else { return Ok(()) };
         // Listeners see Disconnecting first, as with C DRBD.
         for device in self.devices.values().filter(|d| d.resource == *name) {
-            let view = device.io.peer();
-            device.io.set_peer(drbd_conn::PeerView { conn: api::ConnState::Disconnecting, ..view });
+            device.io.set_state(|s| {
+                if s.peer.conn != api::ConnState::StandAlone {
+                    s.peer.conn = api::ConnState::Disconnecting;
+                }
+            });
         }
         let config = conn.config();
         let addrs = drbd_events::ConnAddrs { my_addr: config.my_addr, peer_addr: config.peer_addr };
@@ -667,9 +668,10 @@ impl Registry {
             if replica.send_uuids_skip_initial_sync(uuids).is_err() {
                 return Err(AdmError::new(RetCode::Connected, "sending the new UUIDs to the peer failed"));
             }
-            device.io.set_disk_state(api::DiskState::UpToDate);
-            let view = device.io.peer();
-            device.io.set_peer(drbd_conn::PeerView { pdsk: api::DiskState::UpToDate, ..view });
+            device.io.set_state(|s| {
+                s.device.disk = api::DiskState::UpToDate;
+                s.peer.pdsk = api::DiskState::UpToDate;
+            });
         }
         Ok(())
     }

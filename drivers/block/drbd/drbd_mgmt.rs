@@ -9,13 +9,12 @@
 //! verdict. Configuration requests hold the registry lock and may wait
 //! for the peer's reply: the connection threads never take that lock.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{CondVar, Mutex};
 use kernel::{new_condvar, new_mutex};
 
-use crate::drbd_conn::PeerView;
 use crate::drbd_include::genl::{self as api, ConnState, DiskState, Fencing, RetCode, StateChangeResult};
 use crate::drbd_include::mgmt::{self, Plan, ResizeRequest, ResizeVerdict, Snapshot};
 use crate::drbd_include::protocol::{self as proto, Packet};
@@ -33,10 +32,6 @@ const REPLY_TIMEOUT_MS: u64 = 30_000;
 /// connection threads.
 #[pin_data]
 pub(crate) struct MgmtShared {
-    /// `user_isp`: the user paused the resync (pause-sync).
-    user_isp: AtomicBool,
-    /// `peer_isp`: the peer paused it (its user_isp or aftr_isp).
-    peer_isp: AtomicBool,
     /// The answer to our P_STATE_CHG_REQ, set by the meta-socket thread.
     #[pin]
     reply: Mutex<Option<i32>>,
@@ -55,8 +50,6 @@ pub(crate) struct MgmtShared {
 impl MgmtShared {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            user_isp: AtomicBool::new(false),
-            peer_isp: AtomicBool::new(false),
             reply <- new_mutex!(None, "rdrbd::MgmtShared::reply"),
             reply_came <- new_condvar!("rdrbd::MgmtShared::reply_came"),
             verify <- VerifyShared::new(),
@@ -71,24 +64,6 @@ impl MgmtShared {
 
     pub(crate) fn set_fencing(&self, policy: Fencing) {
         self.fencing.store(policy as u32, Ordering::Relaxed);
-    }
-
-    pub(crate) fn user_isp(&self) -> bool {
-        self.user_isp.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn peer_isp(&self) -> bool {
-        self.peer_isp.load(Ordering::Acquire)
-    }
-
-    /// Whether the resync must not make progress (any pause flag).
-    pub(crate) fn sync_paused(&self) -> bool {
-        self.user_isp() || self.peer_isp()
-    }
-
-    /// The peer's pause flags, from its P_STATE; whether they changed.
-    pub(crate) fn set_peer_isp(&self, paused: bool) -> bool {
-        self.peer_isp.swap(paused, Ordering::AcqRel) != paused
     }
 
     /// The meta-socket thread got P_STATE_CHG_REPLY.
@@ -144,9 +119,9 @@ pub(crate) fn request_state_change(name: &str, io: &DeviceIo, replica: &Replica,
 /// resync runs over.
 fn begin_full_sync(name: &str, io: &DeviceIo, conn: ConnState) -> Result<kernel::sync::Arc<Replica>, AdmError> {
     let replica = io.replica().ok_or(refused(StateChangeResult::NeedConnection))?;
-    io.update_peer(|v| PeerView { conn, ..v });
+    io.request_state(|s| s.peer.conn = conn).map_err(refused)?;
     let back_to_connected = || {
-        io.update_peer(|v| if v.conn == conn { PeerView { conn: ConnState::Connected, ..v } } else { v });
+        io.set_state(|s| if s.peer.conn == conn { s.peer.conn = ConnState::Connected });
     };
     if let Err(e) = request_cluster_wide(name, io, &replica, conn) {
         back_to_connected();
@@ -185,7 +160,10 @@ pub(crate) fn start_sync_source(name: &str, io: &DeviceIo, replica: &Replica) ->
     };
     let bits = io.out_of_sync_bits();
     io.resync().begin(bits);
-    io.update_peer(|v| PeerView { conn: ConnState::SyncSource, pdsk: DiskState::Inconsistent, ..v });
+    io.set_state(|s| {
+        s.peer.conn = ConnState::SyncSource;
+        s.peer.pdsk = DiskState::Inconsistent;
+    });
     pr_info!("{}: Began resync as SyncSource (will sync {} KB [{} bits set]).\n", name, bits * 4, bits);
     let packet = proto::SyncUuid { uuid: sync_uuid };
     replica.send_small(Packet::SyncUuid, |out| packet.encode(out))
@@ -237,22 +215,22 @@ pub(crate) fn judge_peer_request(io: &DeviceIo, cfg: &crate::drbd_conn::NetConfi
 /// sets every bit and waits for the source's sync UUID, StartingSyncS
 /// sets every bit and starts the resync, VerifyT waits for requests.
 pub(crate) fn peer_request_granted(name: &str, io: &DeviceIo, replica: &Replica, conn: ConnState) -> Result {
-    pr_info!("{}: conn( Connected -> {} ) (requested by the peer)\n", name, conn.name());
+    pr_info!("{}: {} granted, as the peer requested\n", name, conn.name());
     match conn {
         ConnState::StartingSyncT => {
-            io.update_peer(|v| PeerView { conn, ..v });
+            io.set_state(|s| s.peer.conn = conn);
             set_all_out_of_sync(name, io)?;
-            io.update_peer(|v| PeerView { conn: ConnState::WfSyncUuid, ..v });
+            io.set_state(|s| s.peer.conn = ConnState::WfSyncUuid);
             Ok(())
         }
         ConnState::StartingSyncS => {
-            io.update_peer(|v| PeerView { conn, ..v });
+            io.set_state(|s| s.peer.conn = conn);
             set_all_out_of_sync(name, io)?;
             start_sync_source(name, io, replica)
         }
         ConnState::VerifyT => {
             io.mgmt().verify.begin_target();
-            io.update_peer(|v| PeerView { conn, ..v });
+            io.set_state(|s| s.peer.conn = conn);
             Ok(())
         }
         _ => Err(EINVAL),
@@ -303,20 +281,20 @@ impl Registry {
         match mgmt::invalidate(&self.snapshot(device)).map_err(refused)? {
             Plan::LocalOnly => {
                 set_all_out_of_sync(name, io).map_err(|_| AdmError::new(RetCode::IoMdDisk, "writing the bitmap failed"))?;
-                io.set_disk_state(DiskState::Inconsistent);
+                io.request_state(|s| s.device.disk = DiskState::Inconsistent).map_err(refused)?;
                 let view = io.peer();
                 if let Some(Err(e)) = io.with_md(|md, dev| md.write_state(dev, false, DiskState::Inconsistent, view.pdsk, view.conn)) {
                     pr_err!("drbd{}: writing meta data failed: error {}\n", minor, e.to_errno());
                     return Err(AdmError::new(RetCode::IoMdDisk, "writing the meta data failed"));
                 }
-                pr_info!("drbd{}: invalidated: disk( -> Inconsistent ), every block out of sync\n", minor);
+                pr_info!("drbd{}: invalidated: every block out of sync\n", minor);
             }
             Plan::ClusterWide(conn) => {
                 // The source's sync UUID may come before we are done here:
                 // the receiver waits while we are StartingSyncT.
                 begin_full_sync(name, io, conn)?;
-                pr_info!("drbd{}: conn( Connected -> StartingSyncT ): invalidated, full resync from the peer\n", minor);
-                io.update_peer(|v| if v.conn == conn { PeerView { conn: ConnState::WfSyncUuid, ..v } } else { v });
+                pr_info!("drbd{}: invalidated, full resync from the peer\n", minor);
+                io.set_state(|s| if s.peer.conn == conn { s.peer.conn = ConnState::WfSyncUuid });
             }
         }
         Ok(StateChangeResult::Success)
@@ -337,7 +315,7 @@ impl Registry {
             }
             Plan::ClusterWide(conn) => {
                 let replica = begin_full_sync(name, io, conn)?;
-                pr_info!("drbd{}: conn( Connected -> StartingSyncS ): full resync to the peer\n", minor);
+                pr_info!("drbd{}: full resync to the peer\n", minor);
                 if start_sync_source(name, io, &replica).is_err() {
                     return Err(AdmError::new(RetCode::IoMdDisk, "starting the resync failed"));
                 }
@@ -349,9 +327,8 @@ impl Registry {
     /// `pause-sync` (`NS(user_isp, 1)`).
     pub(crate) fn pause_sync(&mut self, minor: u32) -> AdmResult {
         let io = &self.device(minor)?.io;
-        mgmt::pause_sync(io.mgmt().user_isp()).map_err(|c| AdmError::new(c, "the resync is paused already"))?;
-        io.change_state(|| io.mgmt().user_isp.store(true, Ordering::Release));
-        pr_info!("drbd{}: user_isp( 0 -> 1 )\n", minor);
+        mgmt::pause_sync(io.states().device.user_isp).map_err(|c| AdmError::new(c, "the resync is paused already"))?;
+        io.request_state(|s| s.device.user_isp = true).map_err(refused)?;
         io.tell_peer();
         Ok(())
     }
@@ -359,13 +336,12 @@ impl Registry {
     /// `resume-sync` (`NS(user_isp, 0)`).
     pub(crate) fn resume_sync(&mut self, minor: u32) -> AdmResult {
         let io = &self.device(minor)?.io;
-        let m = io.mgmt();
-        mgmt::resume_sync(m.user_isp(), m.peer_isp(), io.peer().conn).map_err(|c| AdmError::new(c, match c {
+        let s = io.states();
+        mgmt::resume_sync(s.device.user_isp, s.peer.peer_isp, s.peer.conn).map_err(|c| AdmError::new(c, match c {
             RetCode::PicPeerDep => "the resync is paused by the peer",
             _ => "the resync is not paused",
         }))?;
-        io.change_state(|| m.user_isp.store(false, Ordering::Release));
-        pr_info!("drbd{}: user_isp( 1 -> 0 )\n", minor);
+        io.request_state(|s| s.device.user_isp = false).map_err(refused)?;
         io.tell_peer();
         Ok(())
     }

@@ -303,8 +303,7 @@ impl Registry {
         if device.io.is_suspended() {
             return Ok(StateChangeResult::NothingToDo);
         }
-        device.io.suspend_io();
-        pr_info!("drbd{}: susp( 0 -> 1 )\n", minor);
+        device.io.request_state(|s| s.device.susp_user = true).map_err(|rv| AdmError::state(rv, rv.text()))?;
         Ok(StateChangeResult::Success)
     }
 
@@ -315,13 +314,12 @@ impl Registry {
         if !user && !fencing {
             return Ok(StateChangeResult::NothingToDo);
         }
-        device.io.resume_io();
-        if user {
-            pr_info!("drbd{}: susp( 1 -> 0 )\n", minor);
-        }
-        if fencing {
-            pr_info!("drbd{}: susp-fen( 1 -> 0 )\n", minor);
-        }
+        device.io
+            .request_state(|s| {
+                s.device.susp_user = false;
+                s.device.susp_fen = false;
+            })
+            .map_err(|rv| AdmError::state(rv, rv.text()))?;
         Ok(StateChangeResult::Success)
     }
 
@@ -349,8 +347,9 @@ impl Registry {
             Some(Err(_)) => return Err(AdmError::new(RetCode::IoMdDisk, "writing the meta data failed")),
             None => return Err(AdmError::state(StateChangeResult::LowerThanOutdated, "device has no disk")),
         }
-        device.io.set_disk_state(DiskState::Outdated);
-        pr_info!("drbd{}: disk( {} -> Outdated )\n", minor, state.disk.name());
+        device.io
+            .request_state(|s| s.device.disk = DiskState::Outdated)
+            .map_err(|rv| AdmError::state(rv, rv.text()))?;
         Ok(StateChangeResult::Success)
     }
 

@@ -8,7 +8,7 @@
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::drbd_conn::{self as conn, ConnShared, LocalView, NetError, PeerView};
+use crate::drbd_conn::{self as conn, ConnShared, LocalView, NetError};
 use crate::drbd_csums::CsumsState;
 use crate::drbd_include::bitmap_rle::BitmapXfer;
 use crate::drbd_include::genl::{self as api, ConnState, DiskState, Role, WireProtocol};
@@ -103,7 +103,7 @@ pub(crate) fn serve(
     if let Some((_, io)) = &shared.device {
         crate::drbd_verify::connection_lost(name, io);
         connection_lost(name, io, !shared.stop_requested());
-        io.change_state(|| io.mgmt().set_peer_isp(false));
+        io.set_state(|s| s.peer.peer_isp = false);
     }
     // Stop the asender before the sockets go.
     meta.shutdown();
@@ -114,16 +114,15 @@ pub(crate) fn serve(
 /// peer complete (marked out of sync), and the metadata records the lost
 /// peer, with a new current UUID if the data moves on without it.
 fn connection_lost(name: &str, io: &DeviceIo, network_failure: bool) {
-    let view = io.peer();
+    let view = io.peer_before_loss();
     // `resource-and-stonith`: nothing more completes, and the writes still
     // waiting for the peer do not either, until fence-peer has outdated it
     // (the connection thread runs it next) or the user resumes I/O.
     let pdsk_now = crate::drbd_include::mgmt::pdsk_while_unconnected(view.pdsk);
     let freeze = network_failure
         && crate::drbd_include::mgmt::freeze_on_lost_peer(io.mgmt().fencing(), io.is_primary(), pdsk_now);
-    if freeze && !io.is_frozen_for_fencing() {
-        io.freeze_for_fencing();
-        pr_info!("{}: susp-fen( 0 -> 1 )\n", name);
+    if freeze {
+        io.set_state(|s| s.device.susp_fen = true);
     }
     if let Some(replica) = io.set_replica(None) {
         if let Some(held) = replica.abort(|sector, size| io.set_out_of_sync(sector, size), freeze) {
@@ -371,24 +370,6 @@ fn receive_protocol(shared: &ConnShared, cmd: Packet, peer: &proto::ProtocolPara
     }
 }
 
-/// Our state word as the peer should see it.
-fn our_state(io: &DeviceIo, view: &PeerView) -> api::State {
-    let (user_isp, peer_isp) = (io.mgmt().user_isp(), io.mgmt().peer_isp());
-    api::State {
-        role: if io.is_primary() { Role::Primary } else { Role::Secondary },
-        peer: view.peer,
-        conn: crate::drbd_include::mgmt::shown_conn(view.conn, user_isp || peer_isp),
-        disk: io.disk_state(),
-        pdsk: view.pdsk,
-        susp: false,
-        aftr_isp: false,
-        peer_isp,
-        user_isp,
-        susp_nod: false,
-        susp_fen: false,
-    }
-}
-
 /// `receive_state`: the first P_STATE completes the handshake; later ones
 /// update the peer's role and disk, end a resync we are source of, or
 /// start a new handshake (the peer was forced Primary, or started a sync).
@@ -420,18 +401,16 @@ fn receive_state(
         vs.connected = true;
         io.set_replica(Some(replica.clone()));
         vs.replica = Some(replica);
-        if io.is_frozen_for_fencing() {
-            // The peer is back (`after_state_ch` case 2): what waited is
-            // out of sync and goes to it by the resync.
-            io.thaw_fencing();
-            pr_info!("{}: susp-fen( 1 -> 0 ): connected again\n", shared.name.as_str());
-        }
-        return begin_sync(ctx, vs, io, decision, true);
+        // The peer is back (`after_state_ch` case 2): what waited for
+        // fencing is out of sync and goes to it by the resync.
+        io.set_state(|s| s.device.susp_fen = false);
+        return begin_sync(ctx, vs, io, decision, (st.role, pdsk), true);
     }
     let old = io.peer();
-    io.change_state(|| {
-        io.update_peer(|v| PeerView { peer: st.role, pdsk, ..v });
-        io.mgmt().set_peer_isp(st.user_isp || st.aftr_isp)
+    io.set_state(|s| {
+        s.peer.peer = st.role;
+        s.peer.pdsk = pdsk;
+        s.peer.peer_isp = st.user_isp || st.aftr_isp;
     });
     if old.pdsk != pdsk {
         peer_disk_changed(shared.name.as_str(), io, old.pdsk, pdsk, st.role);
@@ -457,32 +436,40 @@ fn receive_state(
         let local = local_view(shared);
         let decision = handshake(shared, ctx.link, local.as_ref(), &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         // We tell the peer only if it has not decided on a sync itself.
-        return begin_sync(ctx, vs, io, decision, st.conn <= ConnState::Connected);
+        return begin_sync(ctx, vs, io, decision, (st.role, pdsk), st.conn <= ConnState::Connected);
     }
     Ok(())
 }
 
 /// After a handshake: Connected, or the start of a bitmap exchange
-/// (`drbd_sync_handshake`'s C_WF_BITMAP_S / C_WF_BITMAP_T).
+/// (`drbd_sync_handshake`'s C_WF_BITMAP_S / C_WF_BITMAP_T), with the
+/// peer's role and disk from its P_STATE in the same state change.
 fn begin_sync(
     ctx: &LoopCtx<'_>,
     vs: &mut VolumeState,
     io: &DeviceIo,
     decision: Decision,
+    (peer_role, pdsk): (Role, DiskState),
     tell_peer: bool,
 ) -> core::result::Result<(), NetError> {
+    let connect = |conn: ConnState| {
+        io.set_state(|s| {
+            s.peer.conn = conn;
+            s.peer.peer = peer_role;
+            s.peer.pdsk = pdsk;
+        })
+    };
     let name = ctx.shared.name.as_str();
     let Some(replica) = vs.replica.clone() else { return Err(NetError::Refused) };
     let (conn, full) = match decision {
         Decision::Connected => {
-            let view = io.update_peer(|v| PeerView { conn: ConnState::Connected, ..v });
-            let primary = io.is_primary();
-            let disk = io.disk_state();
-            if let Some(Err(e)) = io.with_md(|md, dev| md.write_state(dev, primary, disk, view.pdsk, ConnState::Connected)) {
+            let now = connect(ConnState::Connected).new;
+            let (primary, disk) = (now.device.role == Role::Primary, now.device.disk);
+            if let Some(Err(e)) = io.with_md(|md, dev| md.write_state(dev, primary, disk, now.peer.pdsk, now.peer.conn)) {
                 pr_err!("{}: writing meta data failed: error {}\n", name, e.to_errno());
             }
             if tell_peer {
-                replica.send_state(our_state(io, &view)).map_err(NetError::Io)?;
+                replica.send_state(now.word()).map_err(NetError::Io)?;
             }
             return Ok(());
         }
@@ -500,10 +487,10 @@ fn begin_sync(
             None => return Err(NetError::Refused),
         }
     }
-    let view = io.update_peer(|v| PeerView { conn, ..v });
-    pr_info!("{}: conn( -> {} ) ({} KiB out of sync here)\n", name, conn.name(), io.out_of_sync_bits() * 4);
+    let now = connect(conn).new;
+    pr_info!("{}: {} KiB out of sync here\n", name, io.out_of_sync_bits() * 4);
     if tell_peer {
-        replica.send_state(our_state(io, &view)).map_err(NetError::Io)?;
+        replica.send_state(now.word()).map_err(NetError::Io)?;
     }
     let bits = io.with_md(|md, _| md.bitmap.bits()).unwrap_or(0);
     vs.bitmap_rx = Some(BitmapXfer::new(bits));
@@ -551,7 +538,7 @@ fn receive_bitmap(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, payload:
     let Some(replica) = vs.replica.clone() else { return Err(NetError::Refused) };
     if conn == ConnState::WfBitMapT {
         send_bitmap(ctx, io, &replica)?;
-        io.update_peer(|v| PeerView { conn: ConnState::WfSyncUuid, ..v });
+        io.set_state(|s| s.peer.conn = ConnState::WfSyncUuid);
         return Ok(());
     }
     // drbd_start_resync(C_SYNC_SOURCE), then the sync UUID (apv >= 96
@@ -581,10 +568,12 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
         }
         None => return Err(NetError::Refused),
     }
-    io.set_disk_state(DiskState::Inconsistent);
     let bits = io.out_of_sync_bits();
     io.resync().begin(bits);
-    io.update_peer(|v| PeerView { conn: ConnState::SyncTarget, ..v });
+    io.set_state(|s| {
+        s.device.disk = DiskState::Inconsistent;
+        s.peer.conn = ConnState::SyncTarget;
+    });
     pr_info!("{}: Began resync as SyncTarget (will sync {} KB [{} bits set]).\n", name, bits * 4, bits);
     let (Some(replica), Some((peer_uuids, _, _))) = (vs.replica.clone(), vs.peer.uuids) else {
         return Err(NetError::Refused);
@@ -621,8 +610,10 @@ fn finish_source(ctx: &LoopCtx<'_>, vs: &mut VolumeState, io: &DeviceIo) -> core
     if let Some((_, bits, flags)) = vs.peer.uuids {
         vs.peer.uuids = Some((peer_uuids, bits, flags));
     }
-    io.update_peer(|v| PeerView { conn: ConnState::Connected, pdsk, ..v });
-    pr_info!("{}: conn( SyncSource -> Connected ) pdsk( Inconsistent -> {} )\n", name, pdsk.name());
+    io.set_state(|s| {
+        s.peer.conn = ConnState::Connected;
+        s.peer.pdsk = pdsk;
+    });
     Ok(())
 }
 
@@ -914,9 +905,10 @@ fn skip_initial_sync(shared: &ConnShared, peer_current: u64) -> core::result::Re
     match done {
         Some(Ok(true)) => {
             pr_info!("{}: accepted new current UUID, preparing to skip initial sync\n", shared.name.as_str());
-            io.set_disk_state(DiskState::UpToDate);
-            let view = io.peer();
-            io.set_peer(crate::drbd_conn::PeerView { pdsk: DiskState::UpToDate, ..view });
+            io.set_state(|s| {
+                s.device.disk = DiskState::UpToDate;
+                s.peer.pdsk = DiskState::UpToDate;
+            });
             Ok(())
         }
         Some(Err(e)) => Err(NetError::Io(e)),
@@ -949,7 +941,6 @@ fn handshake(
     let cfg = &shared.config;
     let after_sb = shared.protocol_settings().after_sb;
     let Some(local) = local else {
-        shared.set_view(ConnState::Connected, peer_role, pdsk);
         return Ok(Decision::Connected);
     };
     let mut decision = Decision::Connected;
@@ -1027,9 +1018,6 @@ fn handshake(
             }
         }
     }
-    let conn_now = shared.device.as_ref().map_or(ConnState::WfReportParams, |(_, io)| io.peer().conn);
-    shared.set_view(conn_now, peer_role, pdsk);
-    pr_info!("{}: peer( {} ) pdsk( {} )\n", name, peer_role.name(), pdsk.name());
     Ok(decision)
 }
 
@@ -1241,8 +1229,10 @@ fn receive_req_state(
     };
     if cmd == Packet::ConnStChgReq && r.requested_conn() == Some(ConnState::Disconnecting) {
         shared.ending.store(true, core::sync::atomic::Ordering::SeqCst);
-        pr_info!("{}: peer is disconnecting: conn( {} -> TearDown )\n", name,
-            shared.device.as_ref().map_or(ConnState::Connected, |(_, io)| io.peer().conn).name());
+        pr_info!("{}: peer is disconnecting\n", name);
+        if let Some((_, io)) = &shared.device {
+            io.set_state(|s| s.peer.conn = ConnState::TearDown);
+        }
         send(api::StateChangeResult::Success)?;
         return Ok(true);
     }

@@ -22,7 +22,9 @@ use crate::drbd_resync::ResyncShared;
 use crate::drbd_conn::PeerView;
 use crate::drbd_events::{DeviceIdent, EventCounters, StateEvents};
 use crate::drbd_include::genl as api;
-use crate::drbd_include::genl::DiskState;
+use crate::drbd_include::genl::{DiskState, Role, StateChangeResult};
+use crate::drbd_include::state::{Context, Kind, States};
+use crate::drbd_state::{StateEngine, Transition};
 use crate::drbd_mgmt::MgmtShared;
 use crate::drbd_sender::{HeldWrites, Replica};
 use crate::drbd_md::MetaData;
@@ -33,12 +35,6 @@ use crate::kernel_glue::faults;
 use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskCapacity, DiskOps, FailedBio, LowerDev, LowerGate, LowerRef, UpperBio};
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
-
-/// What `drbd_open` decides on: the role, and the outstanding opens.
-pub(crate) struct OpenState {
-    primary: bool,
-    count: u32,
-}
 
 /// The part of a device that the bio path touches: shared with the gendisk
 /// and reached without taking the configuration lock.
@@ -61,26 +57,17 @@ pub(crate) struct DeviceIo {
     /// Woken when a resync read lets application writes through again.
     #[pin]
     resync_unlocked: WaitQueue,
-    /// The role as openers see it, and how many opens are outstanding.
+    /// The states of the device and its peer device, and the opens
+    /// (`drbd_state.rs`: the one place they change).
     #[pin]
-    opens: Mutex<OpenState>,
-    /// The peer as the connection sees it.
-    #[pin]
-    peer: Mutex<PeerView>,
-    /// Signalled at every change of `peer`.
-    #[pin]
-    peer_changed: CondVar,
-    /// Own disk state (Diskless when no disk is attached); the connection
-    /// changes it too (skip-initial-sync), so it lives here.
-    #[pin]
-    disk_state: Mutex<DiskState>,
+    state: StateEngine,
     /// Where writes are replicated to while connected.
     #[pin]
     replica: Mutex<Option<Arc<Replica>>>,
     /// Resync progress, and the range a resync read holds writes off.
     #[pin]
     resync: ResyncShared,
-    /// Pause flags, cluster-wide state requests, online verify.
+    /// Cluster-wide state requests, online verify, resize.
     #[pin]
     mgmt: MgmtShared,
     /// Usable size in sectors while attached (0 when diskless).
@@ -97,8 +84,9 @@ pub(crate) struct DeviceIo {
     /// Broadcasts of state changes (`drbd_events.rs`).
     #[pin]
     events: StateEvents,
-    /// `suspend-io`: while set, new bios wait here (under this lock, so
-    /// `resume-io` cannot miss one) and are submitted again on resume.
+    /// Bios held while I/O is suspended (`susp`, `susp_fen`): the bio
+    /// path checks and queues under this lock only, so `resume-io` cannot
+    /// miss one and a state change never waits for the bio path.
     #[pin]
     suspended: Mutex<Suspended>,
     /// Failed bios and a failed disk, for the worker (`drbd_io_error.rs`).
@@ -112,20 +100,14 @@ pub(crate) struct ExposedSize {
     disk: Option<DiskCapacity>,
 }
 
-/// Suspended I/O: the user's (`susp` of the state word) and the freeze
-/// of `fencing resource-and-stonith` (`susp_fen`).
+/// Suspended I/O, as the bio path sees it.
 pub(crate) struct Suspended {
-    active: bool,
-    fencing: bool,
+    /// The engine's `io_suspended()`, copied here after every change of
+    /// it ([`DeviceIo::sync_suspension`]).
+    frozen: bool,
     bios: BioFifo,
     /// Writes that lost their peer while frozen for fencing.
     held: Option<HeldWrites>,
-}
-
-impl Suspended {
-    fn any(&self) -> bool {
-        self.active || self.fencing
-    }
 }
 
 impl DeviceIo {
@@ -147,11 +129,8 @@ impl DeviceIo {
             al_refs: AlRefs::new()?,
             al_idle <- new_wait_queue!("rdrbd::DeviceIo::al_idle"),
             resync_unlocked <- new_wait_queue!("rdrbd::DeviceIo::resync_unlocked"),
-            opens <- new_mutex!(OpenState { primary: false, count: 0 }, "rdrbd::DeviceIo::opens"),
-            peer <- new_mutex!(PeerView::STANDALONE, "rdrbd::DeviceIo::peer"),
-            peer_changed <- new_condvar!("rdrbd::DeviceIo::peer_changed"),
+            state <- StateEngine::new(ident.minor),
             replica <- new_mutex!(None, "rdrbd::DeviceIo::replica"),
-            disk_state <- new_mutex!(DiskState::Diskless, "rdrbd::DeviceIo::disk_state"),
             resync <- ResyncShared::new(),
             mgmt <- MgmtShared::new(),
             capacity: AtomicU64::new(0),
@@ -161,7 +140,7 @@ impl DeviceIo {
             net_sent: AtomicU64::new(0),
             net_received: AtomicU64::new(0),
             events <- StateEvents::new(ident, crate::drbd_events::unconfigured_state()),
-            suspended <- new_mutex!(Suspended { active: false, fencing: false, bios: BioFifo::new(), held: None },
+            suspended <- new_mutex!(Suspended { frozen: false, bios: BioFifo::new(), held: None },
                 "rdrbd::DeviceIo::suspended"),
             io_errors <- IoErrors::new(),
         }? Error)
@@ -199,56 +178,77 @@ impl DeviceIo {
         self.gate.enter().is_some()
     }
 
-    /// Whether the device is Primary (the one place the role is kept).
+    /// Whether the device is Primary.
     pub(crate) fn is_primary(&self) -> bool {
-        self.opens.lock().primary
+        self.role() == Role::Primary
     }
 
     /// Primary or Secondary.
-    pub(crate) fn role(&self) -> crate::drbd_include::genl::Role {
-        use crate::drbd_include::genl::Role;
-        if self.is_primary() { Role::Primary } else { Role::Secondary }
+    pub(crate) fn role(&self) -> Role {
+        self.state.states().device.role
     }
 
-    /// The connection's view of the peer.
+    /// The states of the device and its peer device.
+    pub(crate) fn states(&self) -> States {
+        self.state.states()
+    }
+
+    /// The peer as this device's peer device sees it.
     pub(crate) fn peer(&self) -> PeerView {
-        *self.peer.lock()
+        let p = self.state.states().peer;
+        PeerView { conn: p.conn, peer: p.peer, pdsk: p.pdsk, protocol: self.state.protocol() }
     }
 
-    /// Updates the connection's view of the peer.
-    pub(crate) fn set_peer(&self, view: PeerView) {
-        *self.peer.lock() = view;
-        self.peer_changed.notify_all();
-        self.state_changed();
+    /// Records the protocol settings of the net config (None without one).
+    pub(crate) fn set_protocol(&self, net: Option<crate::drbd_include::protocol_settings::ProtocolSettings>) {
+        self.state.set_protocol(net);
+    }
+
+    /// The peer device's states when the connection left Connected, or
+    /// now if it has not (yet): what a teardown decides on.
+    pub(crate) fn peer_before_loss(&self) -> crate::drbd_include::state::PeerDeviceStates {
+        self.state.take_peer_at_loss().unwrap_or_else(|| self.states().peer)
     }
 
     /// Waits while the connection state is `conn`, at most `timeout_ms`;
     /// returns the view then.
     pub(crate) fn wait_peer_leaves(&self, conn: crate::drbd_include::genl::ConnState, timeout_ms: u32) -> PeerView {
-        let deadline = crate::kernel_glue::now_ms().saturating_add(u64::from(timeout_ms));
-        let mut view = self.peer.lock();
-        while view.conn == conn {
-            let left = deadline.saturating_sub(crate::kernel_glue::now_ms());
-            if left == 0 {
-                break;
-            }
-            let jiffies = kernel::time::msecs_to_jiffies(u32::try_from(left).unwrap_or(u32::MAX));
-            let _ = self.peer_changed.wait_interruptible_timeout(&mut view, jiffies);
-        }
-        *view
+        self.state.wait_while(|s| s.peer.conn == conn, timeout_ms);
+        self.peer()
     }
 
-    /// Changes the connection's view of the peer with `f`; returns the
-    /// new view.
-    pub(crate) fn update_peer(&self, f: impl FnOnce(PeerView) -> PeerView) -> PeerView {
-        let new = {
-            let mut view = self.peer.lock();
-            *view = f(*view);
-            *view
-        };
-        self.peer_changed.notify_all();
+    /// A change the environment imposes (8.4's `CS_HARD`: the network or
+    /// the disk broke, the peer told us, a resync ended), through the state
+    /// engine; then its consequences. Refused only if no change may make
+    /// it (the engine logs why); the returned transition is then empty.
+    pub(crate) fn set_state(&self, change: impl FnOnce(&mut States)) -> Transition {
+        match self.state.change(Kind::Hard, change) {
+            Ok(t) => {
+                self.after_state_change(&t);
+                t
+            }
+            Err(_) => {
+                let now = self.state.states();
+                Transition { old: now, new: now }
+            }
+        }
+    }
+
+    /// A change the driver may refuse (a user's request), checked against
+    /// the state rules; then its consequences.
+    pub(crate) fn request_state(&self, change: impl FnOnce(&mut States)) -> core::result::Result<Transition, StateChangeResult> {
+        let t = self.state.change(Kind::Soft(Context::default()), change)?;
+        self.after_state_change(&t);
+        Ok(t)
+    }
+
+    /// What follows a committed change (`after_state_ch`'s share that the
+    /// device owns): suspended I/O frozen or let go, the broadcast.
+    fn after_state_change(&self, t: &Transition) {
+        if t.old.io_suspended() != t.new.io_suspended() {
+            self.sync_suspension();
+        }
         self.state_changed();
-        new
     }
 
     /// Usable size in sectors (0 when diskless).
@@ -397,13 +397,12 @@ impl DeviceIo {
 
     /// Own disk state.
     pub(crate) fn disk_state(&self) -> DiskState {
-        *self.disk_state.lock()
+        self.state.states().device.disk
     }
 
-    /// Sets the own disk state.
-    pub(crate) fn set_disk_state(&self, disk: DiskState) {
-        *self.disk_state.lock() = disk;
-        self.state_changed();
+    /// Sets the own disk state (a hard change).
+    pub(crate) fn set_disk_state(&self, disk: DiskState) -> Transition {
+        self.set_state(|s| s.device.disk = disk)
     }
 
     /// Sends our state to the peer if connected (a change it must see).
@@ -493,46 +492,13 @@ impl DeviceIo {
         written
     }
 
-    /// Openers may now open for writing.
-    pub(crate) fn set_primary(&self) {
-        self.opens.lock().primary = true;
-        self.state_changed();
-    }
-
-    /// Openers may no longer open; fails while the device is open.
-    pub(crate) fn try_set_secondary(&self) -> core::result::Result<(), ()> {
-        let mut opens = self.opens.lock();
-        if opens.count != 0 {
-            return Err(());
-        }
-        opens.primary = false;
-        drop(opens);
-        self.state_changed();
-        Ok(())
-    }
-
-    /// The 8.4 state word of this device, from what the request path, the
-    /// connection and configuration requests publish here.
+    /// The 8.4 state word of this device and its peer device.
     pub(crate) fn state(&self) -> api::State {
-        let peer = self.peer();
-        let (user_isp, peer_isp) = (self.mgmt.user_isp(), self.mgmt.peer_isp());
-        api::State {
-            role: if self.is_primary() { api::Role::Primary } else { api::Role::Secondary },
-            peer: peer.peer,
-            conn: crate::drbd_include::mgmt::shown_conn(peer.conn, user_isp || peer_isp),
-            disk: self.disk_state(),
-            pdsk: peer.pdsk,
-            susp: self.is_suspended(),
-            aftr_isp: false,
-            peer_isp,
-            user_isp,
-            susp_nod: false,
-            susp_fen: self.is_frozen_for_fencing(),
-        }
+        self.state.states().word()
     }
 
-    /// Broadcasts the state if it changed (every setter calls this; none
-    /// may hold one of the locks `state` takes).
+    /// Broadcasts the state if it changed. The word is read under the
+    /// events' lock, so concurrent changes reach listeners in their order.
     fn state_changed(&self) {
         let counters = EventCounters {
             capacity: 0,
@@ -550,75 +516,41 @@ impl DeviceIo {
         &self.events
     }
 
-    /// Runs `change`, which may set several parts of the state, and
-    /// broadcasts the result as one state change.
-    pub(crate) fn change_state<R>(&self, change: impl FnOnce() -> R) -> R {
-        self.events.begin_batch();
-        let result = change();
-        self.events.end_batch();
-        self.state_changed();
-        result
-    }
-
     /// Whether I/O is suspended by the user (`suspend-io`).
     pub(crate) fn is_suspended(&self) -> bool {
-        self.suspended.lock().active
-    }
-
-    /// `suspend-io`: bios submitted from now on wait for `resume_io`.
-    pub(crate) fn suspend_io(&self) {
-        self.suspended.lock().active = true;
-        self.state_changed();
+        self.states().device.susp_user
     }
 
     /// Whether I/O is frozen for fencing (`susp_fen`).
     pub(crate) fn is_frozen_for_fencing(&self) -> bool {
-        self.suspended.lock().fencing
-    }
-
-    /// `susp_fen` set: the Primary lost its peer under
-    /// `resource-and-stonith`; bios wait until the peer is outdated.
-    pub(crate) fn freeze_for_fencing(&self) {
-        self.suspended.lock().fencing = true;
-        self.state_changed();
+        self.states().device.susp_fen
     }
 
     /// Keeps writes that lost their peer from completing while frozen.
     pub(crate) fn hold_writes(&self, held: HeldWrites) {
         let mut suspended = self.suspended.lock();
-        if suspended.fencing {
+        if self.is_frozen_for_fencing() {
             suspended.held = Some(held);
         }
     }
 
-    /// `resume-io`: both suspensions end; the waiting bios go on, in
-    /// their order.
-    pub(crate) fn resume_io(&self) {
-        self.release_suspended(|s| {
-            s.active = false;
-            s.fencing = false;
-        });
-    }
-
-    /// The peer is outdated (or back): the fencing freeze ends; I/O goes on
-    /// unless the user suspended it too.
-    pub(crate) fn thaw_fencing(&self) {
-        self.release_suspended(|s| s.fencing = false);
-    }
-
-    fn release_suspended(&self, change: impl FnOnce(&mut Suspended)) {
+    /// Copies the engine's suspension to the bio path; when it ended, the
+    /// waiting bios go on in their order, and writes held for fencing
+    /// complete. Reads the engine under the bio path's lock, so of two
+    /// racing changes the later one's result stays.
+    fn sync_suspension(&self) {
         let mut waiting = BioFifo::new();
         let held = {
             let mut suspended = self.suspended.lock();
-            change(&mut suspended);
-            if !suspended.any() {
+            let states = self.states();
+            suspended.frozen = states.io_suspended();
+            if !suspended.frozen {
                 while let Some(bio) = suspended.bios.pop() {
                     waiting.push(bio);
                 }
             }
-            if suspended.fencing { None } else { suspended.held.take() }
+            if states.device.susp_fen { None } else { suspended.held.take() }
         };
-        self.state_changed();
         // Out of sync already; their upper bios may complete now.
         drop(held);
         while let Some(bio) = waiting.pop() {
@@ -921,7 +853,7 @@ impl DiskOps for DeviceIo {
         // suspend-io holds every bio, reads too, as DRBD's frozen I/O does.
         let bio = {
             let mut suspended = self.suspended.lock();
-            if suspended.any() {
+            if suspended.frozen {
                 return suspended.bios.push(bio);
             }
             bio
@@ -965,19 +897,11 @@ impl DiskOps for DeviceIo {
         self.al_write_done(tag);
     }
 
-    /// DRBD 8.4's `drbd_open`: a Secondary can be opened neither for
-    /// writing (EROFS) nor for reading (EMEDIUMTYPE).
     fn open(&self, write: bool) -> Result {
-        let mut opens = self.opens.lock();
-        if !opens.primary {
-            return Err(if write { EROFS } else { Error::from_errno(-(kernel::bindings::EMEDIUMTYPE as i32)) });
-        }
-        opens.count = opens.count.checked_add(1).ok_or(EBUSY)?;
-        Ok(())
+        self.state.open(write)
     }
 
     fn release(&self) {
-        let mut opens = self.opens.lock();
-        opens.count = opens.count.saturating_sub(1);
+        self.state.release()
     }
 }

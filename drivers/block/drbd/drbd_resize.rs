@@ -166,7 +166,7 @@ fn resync_after_online_grow(name: &str, io: &DeviceIo, replica: &Replica, view: 
     if source {
         crate::drbd_mgmt::start_sync_source(name, io, replica)
     } else {
-        io.update_peer(|v| PeerView { conn: ConnState::WfSyncUuid, ..v });
+        io.set_state(|s| s.peer.conn = ConnState::WfSyncUuid);
         Ok(())
     }
 }

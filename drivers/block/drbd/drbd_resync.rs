@@ -23,8 +23,7 @@ use kernel::new_mutex;
 use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
 
-use crate::drbd_conn::PeerView;
-use crate::drbd_include::genl::{self as api, ConnState, DiskState, Role};
+use crate::drbd_include::genl::{self as api, ConnState, DiskState};
 use crate::drbd_include::uuid::Uuids;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_sender::Replica;
@@ -366,7 +365,7 @@ fn run_target(mut job: TargetJob) {
         }
         // pause-sync here or on the peer (PausedSyncT): no new requests;
         // the ones in flight are still answered.
-        if io.mgmt().sync_paused() {
+        if io.states().sync_paused() {
             let mut guard = rs.wake_lock.lock();
             let _ = rs.wake.wait_interruptible_timeout(&mut guard, kernel::time::msecs_to_jiffies(u32::from(TICK_MS)));
             continue;
@@ -462,22 +461,11 @@ fn finish_target(job: &mut TargetJob) {
     if let Some(Err(e)) = written {
         pr_err!("{}: writing meta data after resync failed: error {}\n", name, e.to_errno());
     }
-    io.set_disk_state(disk);
-    let view = io.update_peer(|v| PeerView { conn: ConnState::Connected, pdsk, ..v });
-    pr_info!("{}: conn( SyncTarget -> Connected ) disk( Inconsistent -> {} )\n", name, disk.name());
-    let state = api::State {
-        role: if primary { Role::Primary } else { Role::Secondary },
-        peer: view.peer,
-        conn: ConnState::Connected,
-        disk,
-        pdsk,
-        susp: false,
-        aftr_isp: false,
-        peer_isp: io.mgmt().peer_isp(),
-        user_isp: io.mgmt().user_isp(),
-        susp_nod: false,
-        susp_fen: false,
-    };
+    let t = io.set_state(|s| {
+        s.device.disk = disk;
+        s.peer.conn = ConnState::Connected;
+        s.peer.pdsk = pdsk;
+    });
     // Sync target done: tell the peer explicitly (after_state_ch).
-    let _ = job.replica.send_state(state);
+    let _ = job.replica.send_state(t.new.word());
 }

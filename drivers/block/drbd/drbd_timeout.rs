@@ -10,7 +10,7 @@
 
 use kernel::prelude::*;
 
-use crate::drbd_conn::{ConnShared, NetError, PeerView};
+use crate::drbd_conn::{ConnShared, NetError};
 use crate::drbd_include::genl::ConnState;
 use crate::drbd_include::request_timer::{time_after, NetVerdict};
 
@@ -74,7 +74,5 @@ impl RequestTimer {
 /// until the connection thread has torn the connection down.
 fn declare_timeout(shared: &ConnShared) {
     let Some((_, io)) = &shared.device else { return };
-    let old = io.peer().conn;
-    io.update_peer(|v| PeerView { conn: ConnState::Timeout, ..v });
-    pr_info!("{}: conn( {} -> Timeout )\n", shared.name.as_str(), old.name());
+    io.set_state(|s| s.peer.conn = ConnState::Timeout);
 }

@@ -19,7 +19,6 @@ use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::{new_condvar, new_mutex};
 
 use crate::drbd_block_digest::{send_block_digest, with_block_digest};
-use crate::drbd_conn::PeerView;
 use crate::drbd_include::genl::ConnState;
 use crate::drbd_include::protocol::{self as proto, Packet, ID_IN_SYNC, ID_OUT_OF_SYNC, ID_SYNCER};
 use crate::drbd_req::DeviceIo;
@@ -146,7 +145,7 @@ pub(crate) fn start_source(name: &str, job: SourceJob) -> Result {
     let blocks = job.end.saturating_sub(job.start).div_ceil(BLOCK_SECTORS);
     v.reset(blocks);
     io.resync().begin(blocks);
-    io.update_peer(|view| PeerView { conn: ConnState::VerifyS, ..view });
+    io.set_state(|s| s.peer.conn = ConnState::VerifyS);
     pr_info!("{}: Starting Online Verify from sector {}\n", name, job.start);
     if blocks == 0 {
         finish(name, &io, ConnState::VerifyS);
@@ -281,16 +280,12 @@ pub(crate) fn got_result(name: &str, io: &DeviceIo, ack: proto::BlockAck) {
 /// `drbd_resync_finished` of a verify: back to Connected (if still in
 /// `side`), with the 8.4 log lines. Returns whether it ended here.
 pub(crate) fn finish(name: &str, io: &DeviceIo, side: ConnState) -> bool {
-    let mut ended = false;
-    io.update_peer(|view| {
-        if view.conn == side {
-            ended = true;
-            PeerView { conn: ConnState::Connected, ..view }
-        } else {
-            view
+    let t = io.set_state(|s| {
+        if s.peer.conn == side {
+            s.peer.conn = ConnState::Connected;
         }
     });
-    if !ended {
+    if t.old.peer.conn != side || t.new.peer.conn != ConnState::Connected {
         return false;
     }
     let v = &io.mgmt().verify;
