@@ -119,8 +119,12 @@ sequence() {
   # numbers count broadcasts since module load, so only their order
   # matters. "R - <resource>" lines are the events2 notifications
   # (RESOURCE_STATE, DEVICE_STATE, ...), which rdrbd does not send yet:
-  # only the DRBD_EVENT state changes are compared.
-  sed -e 's/^[0-9]* //' -e '/^R - /d' "$OUT/$t/events.raw" > "$OUT/$t/events"
+  # only the DRBD_EVENT state changes are compared. Their "ST" line is the
+  # state when the broadcast is formatted, which C does in its worker,
+  # after later changes may have happened (the detach of `down` right
+  # after its disconnect): only the change itself (ST-prev, ST-new) is
+  # compared, and rdrbd's ST is checked to be the new state below.
+  sed -e 's/^[0-9]* //' -e '/^R - /d' -e '/^ST /d' "$OUT/$t/events.raw" > "$OUT/$t/events"
   log "$t events:"; sed 's/^/    /' "$OUT/$t/events.raw"
   run "$t" proc cat /proc/drbd
 }
@@ -135,6 +139,13 @@ fi
 
 step insmod load_drbd || exit 1
 sequence rdrbd
+# Every rdrbd broadcast shows the state it changed to.
+step rdrbd-st-is-new-state awk '
+  $2 == "ST-new" { new = $0; sub(/^[0-9]+ ST-new /, "", new); next }
+  $2 == "ST" && new != "" { st = $0; sub(/^[0-9]+ ST /, "", st); n++
+    if (st != new) { print "ST " st " after ST-new " new; bad = 1 } }
+  { new = "" }
+  END { if (n < 10) { print n " ST lines"; bad = 1 }; exit bad }' "$OUT/rdrbd/events.raw"
 
 # /proc/drbd differs on purpose (srcversion, counters): compare the rest.
 for f in "$OUT"/c/*; do

@@ -94,7 +94,7 @@ step no-write-outside-device test "$marks" = 0
 
 # What the node made of it.
 errors=$(dmesg | grep -c -E 'protocol error|is not supported by rdrbd yet|expected ConnectionFeatures|error receiving initial packet|incompatible|P_DATA with a size|out of range|unexpected RSDataReply|beyond end|for unknown volume|in connection state|peer sent P_STATE before|Unrelated data|for an unknown request')
-drops=$(dmesg | grep -c -E 'conn\( Connected -> Unconnected \)')
+drops=$(dmesg | grep -c -E 'conn\( [A-Za-z]+ -> (ProtocolError|NetworkFailure|BrokenPipe|Timeout) \)')
 handshakes=$(dmesg | grep -c 'Handshake successful')
 log "kernel log: $errors protocol complaints, $drops dropped connections, $handshakes feature handshakes"
 dmesg | grep -E 'r0: ' | sed 's/^\[[ 0-9.]*\] //' | sort | uniq -c | sort -rn | head -40 | sed 's/^/    /'

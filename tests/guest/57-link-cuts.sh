@@ -48,7 +48,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
   rc=$?
   cat /tmp/fio-loop.out
   step fio-runs-clean test "$rc" = 0
-  losses=$(kernel_log_count 'conn\( (Connected|SyncSource|SyncTarget) -> Unconnected \)')
+  losses=$(kernel_log_count 'conn\( (Connected|SyncSource|SyncTarget) -> (NetworkFailure|Timeout|BrokenPipe) \)')
   step lost-each-time test "$losses" -ge "$CUTS"
   step secondary "$S" secondary 0
 else

@@ -6,233 +6,25 @@
 //! (`drbd_receiver.rs`). When the link breaks it starts over, until
 //! `disconnect` stops it.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 use kernel::new_mutex;
 
-use crate::drbd_include::genl::{self as api, net_conf, ConnState, DiskState, NetConf, Role, WireProtocol};
+use crate::drbd_include::genl::{self as api, ConnState, DiskState, Role};
 use crate::drbd_include::protocol::{
-    self as proto, encode_packet, ConnectionFeatures, Header, Link, Packet, ProtocolError,
+    self as proto, encode_packet, ConnectionFeatures, Link, Packet, ProtocolError,
     RsController, Sizes, StatePacket, SyncParams, UuidsPacket,
 };
 use crate::drbd_include::protocol_settings::ProtocolSettings;
-use crate::drbd_include::request_timer::NetTimeouts;
 use crate::drbd_include::uuid::uuid_flags;
 use crate::drbd_req::DeviceIo;
-use crate::drbd_include::fixed_str::FixedStr;
-use crate::kernel_glue::crypto::{Digest, Hmac, HMAC_MAX_DIGEST};
-use crate::kernel_glue::net::{SockAddr, SocketBuffers, TcpSocket};
+use crate::drbd_net::{deciseconds, recv_header, send_packet, AuthConfig, LiveTiming, NetConfig, NetError};
+use crate::kernel_glue::crypto::HMAC_MAX_DIGEST;
+use crate::kernel_glue::net::TcpSocket;
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
-
-/// What the peer looks like from here: shown in /proc/drbd and GET_STATUS.
-#[derive(Clone, Copy)]
-pub(crate) struct PeerView {
-    pub(crate) conn: ConnState,
-    pub(crate) peer: Role,
-    pub(crate) pdsk: DiskState,
-    /// The wire protocol (A/B/C) while a net config exists; 0 without.
-    pub(crate) protocol: Option<WireProtocol>,
-}
-
-/// The net options rdrbd uses (from NET_CONF).
-#[derive(Clone, Copy)]
-pub(crate) struct NetConfig {
-    pub(crate) my_addr: SockAddr,
-    pub(crate) peer_addr: SockAddr,
-    pub(crate) wire_protocol: WireProtocol,
-    /// Seconds.
-    pub(crate) connect_int: u32,
-    /// Seconds.
-    pub(crate) ping_int: u32,
-    /// Tenths of a second.
-    pub(crate) ping_timeo: u32,
-    /// Tenths of a second.
-    pub(crate) timeout: u32,
-    /// Send timeouts tolerated in a row, and with `timeout` the request
-    /// timer (0: off).
-    pub(crate) ko_count: u32,
-    /// Tenths of a second; 0: ping_timeo.
-    pub(crate) sock_check_timeo: u32,
-    pub(crate) after_sb: [u32; 3],
-    pub(crate) rr_conflict: u32,
-    pub(crate) always_asbp: bool,
-    pub(crate) two_primaries: bool,
-    pub(crate) discard_my_data: bool,
-    /// Writes after which the Primary closes an epoch (P_BARRIER).
-    pub(crate) max_epoch_size: u32,
-    /// `cram-hmac-alg` and `shared-secret`, when the peer must prove it
-    /// knows the secret.
-    pub(crate) auth: Option<AuthConfig>,
-    /// `verify-alg` of online verify, e.g. "crc32c".
-    pub(crate) verify_alg: Option<FixedStr<{ net_conf::SECRET_SIZE }>>,
-    /// `csums-alg` of checksum-based resync, e.g. "crc32c".
-    pub(crate) csums_alg: Option<FixedStr<{ net_conf::SECRET_SIZE }>>,
-    /// `csums-after-crash-only`: checksums only after a Primary crashed.
-    pub(crate) csums_after_crash_only: bool,
-    /// `sndbuf-size` and `rcvbuf-size` of every socket (0: the kernel
-    /// sizes it).
-    pub(crate) buffers: SocketBuffers,
-}
-
-/// The digest transform named `alg`.
-pub(crate) fn digest_named(alg: &FixedStr<{ net_conf::SECRET_SIZE }>) -> Result<Digest> {
-    kernel::str::CStr::from_bytes_with_nul(alg.as_bytes_with_nul()).map_err(|_| EINVAL).and_then(Digest::new)
-}
-
-/// Peer authentication settings.
-#[derive(Clone, Copy)]
-pub(crate) struct AuthConfig {
-    /// The digest, e.g. "sha256" (used as "hmac(sha256)").
-    pub(crate) alg: FixedStr<{ net_conf::SECRET_SIZE }>,
-    pub(crate) secret: FixedStr<{ net_conf::SECRET_SIZE }>,
-}
-
-impl AuthConfig {
-    /// The keyed HMAC transform.
-    pub(crate) fn hmac(&self) -> Result<Hmac> {
-        let alg = kernel::str::CStr::from_bytes_with_nul(self.alg.as_bytes_with_nul()).map_err(|_| EINVAL)?;
-        Hmac::new(alg, self.secret.as_bytes())
-    }
-}
-
-impl NetConfig {
-    /// The protocol settings given at `connect`.
-    pub(crate) fn protocol_settings(&self) -> ProtocolSettings {
-        ProtocolSettings { wire_protocol: self.wire_protocol, after_sb: self.after_sb, two_primaries: self.two_primaries }
-    }
-
-    /// The `verify-alg` transform; `None` without a verify-alg.
-    pub(crate) fn verify_digest(&self) -> Option<Result<Digest>> {
-        self.verify_alg.as_ref().map(digest_named)
-    }
-
-    /// The `csums-alg` transform; `None` without a csums-alg.
-    pub(crate) fn csums_digest(&self) -> Option<Result<Digest>> {
-        self.csums_alg.as_ref().map(digest_named)
-    }
-
-    /// Checks a CONNECT request's addresses and options.
-    pub(crate) fn new(my_addr: &[u8], peer_addr: &[u8], nc: &NetConf<'_>) -> core::result::Result<Self, &'static str> {
-        let auth = match nc.cram_hmac_alg {
-            [] => None,
-            alg => {
-                let auth = AuthConfig {
-                    alg: FixedStr::new(alg).filter(|a| !a.as_bytes().contains(&0)).ok_or("invalid cram-hmac-alg")?,
-                    secret: FixedStr::new(nc.shared_secret).ok_or("shared-secret too long")?,
-                };
-                // Refuse an algorithm the kernel does not have now, as C
-                // DRBD does (ERR_AUTH_ALG), not at every connect.
-                auth.hmac().map_err(|_| "cram-hmac-alg: the kernel has no such digest (rdrbd's kernel: sha256)")?;
-                Some(auth)
-            }
-        };
-        let verify_alg = match nc.verify_alg {
-            [] => None,
-            alg => Some(FixedStr::new(alg).filter(|a| !a.as_bytes().contains(&0)).ok_or("invalid verify-alg")?),
-        };
-        let csums_alg = match nc.csums_alg {
-            [] => None,
-            alg => Some(FixedStr::new(alg).filter(|a| !a.as_bytes().contains(&0)).ok_or("invalid csums-alg")?),
-        };
-        if !nc.integrity_alg.is_empty() {
-            return Err("data-integrity-alg is not supported by rdrbd yet");
-        }
-        let my_addr = SockAddr::from_bytes(my_addr).ok_or("invalid local address")?;
-        let peer_addr = SockAddr::from_bytes(peer_addr).ok_or("invalid peer address")?;
-        let wire_protocol = WireProtocol::from_raw(nc.wire_protocol).ok_or("invalid wire protocol")?;
-        Ok(Self {
-            my_addr,
-            peer_addr,
-            wire_protocol,
-            connect_int: nc.connect_int.max(1),
-            ping_int: nc.ping_int.max(1),
-            ping_timeo: nc.ping_timeo.max(1),
-            timeout: nc.timeout.max(1),
-            ko_count: nc.ko_count,
-            sock_check_timeo: nc.sock_check_timeo,
-            after_sb: [nc.after_sb_0p, nc.after_sb_1p, nc.after_sb_2p],
-            rr_conflict: nc.rr_conflict,
-            always_asbp: nc.always_asbp,
-            two_primaries: nc.two_primaries,
-            discard_my_data: nc.discard_my_data,
-            max_epoch_size: nc.max_epoch_size.max(1),
-            auth,
-            verify_alg,
-            csums_alg,
-            csums_after_crash_only: nc.csums_after_crash_only,
-            buffers: SocketBuffers { send: nc.sndbuf_size, receive: nc.rcvbuf_size },
-        })
-    }
-}
-
-/// Jiffies for `ms` milliseconds (at least one).
-pub(crate) fn ms_to_jiffies(ms: u64) -> i64 {
-    let ms = u32::try_from(ms).unwrap_or(u32::MAX).max(1);
-    i64::try_from(kernel::time::msecs_to_jiffies(ms)).unwrap_or(i64::MAX)
-}
-
-/// Jiffies for `tenths` of a second.
-pub(crate) fn deciseconds(tenths: u32) -> i64 {
-    i64::try_from(kernel::time::msecs_to_jiffies(tenths.saturating_mul(100))).unwrap_or(i64::MAX)
-}
-
-/// A network-side failure that ends the connection.
-#[derive(Debug)]
-pub(crate) enum NetError {
-    /// The socket failed (errno).
-    Io(Error),
-    /// The peer sent something invalid.
-    Protocol(ProtocolError),
-    /// The peer disagrees with us (logged where it is found).
-    Refused,
-    /// The peers cannot agree without the admin (split brain, unrelated
-    /// data): the connection goes StandAlone instead of retrying.
-    GiveUp,
-}
-
-impl From<Error> for NetError {
-    fn from(e: Error) -> Self {
-        Self::Io(e)
-    }
-}
-
-impl From<ProtocolError> for NetError {
-    fn from(e: ProtocolError) -> Self {
-        Self::Protocol(e)
-    }
-}
-
-/// Largest packet we send outside of data packets (P_PROTOCOL with its
-/// string, P_SYNC_PARAM89, P_SIZES with queue limits).
-pub(crate) const SMALL_PACKET: usize = 256;
-
-/// Sends one packet whose payload `payload` encodes.
-pub(crate) fn send_packet(
-    sock: &TcpSocket,
-    link: Link,
-    cmd: Packet,
-    volume: u16,
-    payload: impl FnOnce(&mut [u8]) -> core::result::Result<usize, ProtocolError>,
-) -> core::result::Result<(), NetError> {
-    let mut buf = [0u8; SMALL_PACKET];
-    let len = encode_packet(link, cmd, volume, &mut buf, payload)?;
-    sock.send_all(buf.get(..len).ok_or(ProtocolError::BufferTooSmall)?)?;
-    Ok(())
-}
-
-/// Receives one header and checks its payload length against the limits
-/// of its command.
-pub(crate) fn recv_header(sock: &TcpSocket, link: Link) -> core::result::Result<Header, NetError> {
-    let mut buf = [0u8; 16];
-    let raw = buf.get_mut(..link.header_size()).ok_or(ProtocolError::BufferTooSmall)?;
-    sock.recv_exact(raw)?;
-    let header = Header::decode(link, raw)?;
-    proto::check_payload_size(header.cmd, link, header.length)?;
-    Ok(header)
-}
 
 /// The state a connection shares with the netlink side.
 #[pin_data]
@@ -329,7 +121,7 @@ impl ConnShared {
     fn fence_lost_peer(&self) {
         let Some((_, io)) = &self.device else { return };
         let pdsk = crate::drbd_include::mgmt::pdsk_while_unconnected(io.peer().pdsk);
-        if io.is_primary() && io.mgmt().fencing() >= api::Fencing::ResourceOnly && pdsk == DiskState::DUnknown {
+        if io.is_primary() && io.fencing() >= api::Fencing::ResourceOnly && pdsk == DiskState::DUnknown {
             let addrs = crate::drbd_events::ConnAddrs { my_addr: self.config.my_addr, peer_addr: self.config.peer_addr };
             let outdated = crate::drbd_helpers::try_outdate_peer(self.name.as_str(), io, Some(addrs));
             // Frozen (`resource-and-stonith`): thawed once the peer is known
@@ -446,70 +238,6 @@ impl Connection {
     }
 }
 
-/// Ping and send timing of a live connection, changed by `net-options`.
-pub(crate) struct LiveTiming {
-    /// Seconds.
-    ping_int: AtomicU32,
-    /// Tenths of a second.
-    ping_timeo: AtomicU32,
-    /// Tenths of a second.
-    timeout: AtomicU32,
-    /// Blocked sends tolerated; with `timeout` the request timer.
-    ko_count: AtomicU32,
-}
-
-impl LiveTiming {
-    fn new(config: &NetConfig) -> Self {
-        Self {
-            ping_int: AtomicU32::new(config.ping_int),
-            ping_timeo: AtomicU32::new(config.ping_timeo),
-            timeout: AtomicU32::new(config.timeout),
-            ko_count: AtomicU32::new(config.ko_count),
-        }
-    }
-
-    /// Applies changed options (zero values are kept at 1, as at connect,
-    /// except ko-count, where 0 means off).
-    pub(crate) fn set(&self, ping_int: u32, ping_timeo: u32, timeout: u32, ko_count: u32) {
-        self.ping_int.store(ping_int.max(1), Ordering::Relaxed);
-        self.ping_timeo.store(ping_timeo.max(1), Ordering::Relaxed);
-        self.timeout.store(timeout.max(1), Ordering::Relaxed);
-        self.ko_count.store(ko_count, Ordering::Relaxed);
-    }
-
-    /// `timeout` and `ko-count` as the request timer and the ko-count of
-    /// blocked sends use them.
-    pub(crate) fn net_timeouts(&self) -> NetTimeouts {
-        NetTimeouts { timeout_ds: self.timeout.load(Ordering::Relaxed), ko_count: self.ko_count.load(Ordering::Relaxed) }
-    }
-
-    /// ping-int in milliseconds.
-    pub(crate) fn idle_ms(&self) -> u64 {
-        u64::from(self.ping_int.load(Ordering::Relaxed)).saturating_mul(1000)
-    }
-
-    /// ping-timeout in milliseconds.
-    pub(crate) fn ping_timeout_ms(&self) -> u64 {
-        u64::from(self.ping_timeo.load(Ordering::Relaxed)).saturating_mul(100)
-    }
-
-    /// How long the meta socket may be quiet before we ping (ping-int), in
-    /// jiffies as [`deciseconds`].
-    pub(crate) fn idle(&self) -> i64 {
-        deciseconds(self.ping_int.load(Ordering::Relaxed).saturating_mul(10))
-    }
-
-    /// How long a PingAck may take (ping-timeout).
-    pub(crate) fn ping_timeout(&self) -> i64 {
-        deciseconds(self.ping_timeo.load(Ordering::Relaxed))
-    }
-
-    /// How long a send may block (timeout).
-    pub(crate) fn send_timeout(&self) -> i64 {
-        deciseconds(self.timeout.load(Ordering::Relaxed))
-    }
-}
-
 impl Connection {
     /// Our graceful disconnect (`conn_try_disconnect`): a connected peer
     /// is asked to let us go (P_CONN_ST_CHG_REQ conn Disconnecting, which
@@ -564,7 +292,15 @@ fn run(shared: Arc<ConnShared>) {
             _ => continue,
         };
         *shared.sockets.lock() = Some((data.clone(), meta.clone()));
-        match crate::drbd_receiver::serve(&shared, &data, &meta, resolve_conflicts) {
+        let result = crate::drbd_receiver::serve(&shared, &data, &meta, resolve_conflicts);
+        // As `conn_disconnect` after the failure: ProtocolError or
+        // NetworkFailure, then Unconnected.
+        let failure = if matches!(result, Err(NetError::Protocol(_))) {
+            ConnState::ProtocolError
+        } else {
+            ConnState::NetworkFailure
+        };
+        match result {
             Ok(()) => {}
             // Our own disconnect closed the sockets.
             Err(NetError::Io(_)) if shared.stop_requested() => {}
@@ -586,8 +322,7 @@ fn run(shared: Arc<ConnShared>) {
             shared.fence_lost_peer();
             return;
         }
-        // As `conn_disconnect`: the failure, then Unconnected.
-        shared.set_unconnected(ConnState::NetworkFailure);
+        shared.set_unconnected(failure);
         shared.set_unconnected(ConnState::Unconnected);
         if !shared.stop_requested() {
             shared.fence_lost_peer();

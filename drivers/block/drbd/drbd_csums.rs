@@ -14,13 +14,13 @@
 use kernel::prelude::*;
 
 use crate::drbd_block_digest::{send_block_digest, with_block_digest, DigestSendError};
-use crate::drbd_conn::{digest_named, NetConfig, NetError};
+use crate::drbd_net::{digest_named, NetConfig, NetError};
 use crate::drbd_include::csums::{self, AlgAgreement, CsumAnswer};
 use crate::drbd_include::fixed_str::FixedStr;
 use crate::drbd_include::genl::net_conf;
 use crate::drbd_include::protocol::{self as proto, Packet, SyncParams, ID_SYNCER};
 use crate::drbd_req::DeviceIo;
-use crate::drbd_resync::ResyncShared;
+use crate::drbd_peer_device::ResyncShared;
 use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
 use crate::kernel_glue::crypto::Digest;
@@ -164,7 +164,7 @@ pub(crate) fn serve_request(
         pr_err!("{}: CsumRSRequest with a digest of {} bytes, csums-alg gives {}\n", name, bad.peer, bad.own);
         return Err(NetError::Refused);
     }
-    let rs = io.resync();
+    let rs = &io.peer_device().resync;
     rs.note_csums_used();
     let mut answer = CsumAnswer::SendData;
     let mut send_failed = false;

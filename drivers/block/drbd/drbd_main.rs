@@ -23,8 +23,10 @@ mod drbd_include;
 mod drbd_io_error;
 mod drbd_md;
 mod drbd_mgmt;
+mod drbd_net;
 mod drbd_nl;
 mod drbd_options;
+mod drbd_peer_device;
 mod drbd_proc;
 mod drbd_receiver;
 mod drbd_remote_read;
@@ -336,10 +338,10 @@ impl Registry {
             return Err(AdmError::new(RetCode::DiskConfigured, "minor is already attached"));
         }
         device.io.set_exposed_sectors(sectors);
-        device.io.mgmt().resize.set_user_size(config.disk_size);
+        device.io.peer_device().resize.set_user_size(config.disk_size);
         device.io.set_disk_state(disk_state);
-        device.io.resync().set_rate(config.options.resync_rate());
-        device.io.mgmt().set_fencing(config.options.fencing());
+        device.io.peer_device().resync.set_rate(config.options.resync_rate());
+        device.io.set_fencing(config.options.fencing());
         device.io.io_errors().configure(config.options.on_io_error(), config.options.disk_timeout_ds(), true);
         if MetaIndex::from_raw(config.meta_dev_idx).is_ok_and(|index| !index.is_internal()) {
             pr_info!("drbd{}: attached to {} (meta data on {}, index {}), {} sectors\n", minor,
@@ -462,7 +464,7 @@ impl Registry {
         // A fencing policy wants the peer outdated before we promote
         // without it (SS_PRIMARY_NOP): ask the fence-peer helper.
         let view = device.io.peer();
-        if drbd_include::mgmt::promotion_needs_fencing(device.io.mgmt().fencing(), view.conn, view.pdsk)
+        if drbd_include::mgmt::promotion_needs_fencing(device.io.fencing(), view.conn, view.pdsk)
             && device.io.disk_state() >= api::DiskState::Inconsistent
         {
             let outdated = drbd_helpers::try_outdate_peer(device.resource.as_str(), &device.io, addrs);
@@ -558,7 +560,7 @@ impl Registry {
 
     /// `connect`: configures the connection of resource `name` and starts
     /// connecting (volume 0 is the replicated one).
-    pub(crate) fn connect(&mut self, name: &ResourceName, config: drbd_conn::NetConfig) -> AdmResult {
+    pub(crate) fn connect(&mut self, name: &ResourceName, config: drbd_net::NetConfig) -> AdmResult {
         let device = self
             .devices
             .values()

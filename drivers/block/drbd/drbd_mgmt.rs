@@ -9,69 +9,19 @@
 //! verdict. Configuration requests hold the registry lock and may wait
 //! for the peer's reply: the connection threads never take that lock.
 
-use core::sync::atomic::{AtomicU32, Ordering};
-
 use kernel::prelude::*;
-use kernel::sync::{CondVar, Mutex};
-use kernel::{new_condvar, new_mutex};
 
-use crate::drbd_include::genl::{self as api, ConnState, DiskState, Fencing, RetCode, StateChangeResult};
+use crate::drbd_include::genl::{self as api, ConnState, DiskState, RetCode, StateChangeResult};
 use crate::drbd_include::mgmt::{self, Plan, ResizeRequest, ResizeVerdict, Snapshot};
 use crate::drbd_include::protocol::{self as proto, Packet};
 use crate::drbd_options::StateResult;
 use crate::drbd_req::DeviceIo;
 use crate::kernel_glue::now_ms;
 use crate::drbd_sender::Replica;
-use crate::drbd_verify::VerifyShared;
 use crate::{AdmError, AdmResult, Device, Registry};
 
 /// How long a cluster-wide state change waits for the peer's answer.
 const REPLY_TIMEOUT_MS: u64 = 30_000;
-
-/// Management state of a device, shared by the netlink requests and the
-/// connection threads.
-#[pin_data]
-pub(crate) struct MgmtShared {
-    /// The answer to our P_STATE_CHG_REQ, set by the meta-socket thread.
-    #[pin]
-    reply: Mutex<Option<i32>>,
-    #[pin]
-    reply_came: CondVar,
-    /// Online verify.
-    #[pin]
-    pub(crate) verify: VerifyShared,
-    /// The `fencing` disk option (read by the connection thread when the
-    /// connection is lost while Primary).
-    fencing: AtomicU32,
-    /// Online resize.
-    pub(crate) resize: crate::drbd_resize::ResizeShared,
-}
-
-impl MgmtShared {
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            reply <- new_mutex!(None, "rdrbd::MgmtShared::reply"),
-            reply_came <- new_condvar!("rdrbd::MgmtShared::reply_came"),
-            verify <- VerifyShared::new(),
-            fencing: AtomicU32::new(0),
-            resize: crate::drbd_resize::ResizeShared::new(),
-        })
-    }
-
-    pub(crate) fn fencing(&self) -> Fencing {
-        Fencing::from_raw(self.fencing.load(Ordering::Relaxed)).unwrap_or(Fencing::DontCare)
-    }
-
-    pub(crate) fn set_fencing(&self, policy: Fencing) {
-        self.fencing.store(policy as u32, Ordering::Relaxed);
-    }
-
-    /// The meta-socket thread got P_STATE_CHG_REPLY.
-    pub(crate) fn got_state_reply(&self, retcode: i32) {
-        *self.reply.lock() = Some(retcode);
-        self.reply_came.notify_all();
-    }
-}
 
 /// Our state word as the peer should see it (`drbd_send_state`): with
 /// the pause flags, and a paused resync shown as paused.
@@ -89,27 +39,23 @@ fn request_cluster_wide(name: &str, io: &DeviceIo, replica: &Replica, conn: Conn
 /// Sends P_STATE_CHG_REQ `mask`/`val` and waits for the peer's reply
 /// (`_drbd_request_state` of a cluster-wide change).
 pub(crate) fn request_state_change(name: &str, io: &DeviceIo, replica: &Replica, mask: u32, val: u32) -> AdmResult {
-    let m = io.mgmt();
-    *m.reply.lock() = None;
+    let pd = io.peer_device();
+    pd.expect_state_reply();
     let req = proto::ReqState { mask, val };
     let refused = AdmError::state(StateChangeResult::CwFailedByPeer, "state change was refused by the peer");
     replica.send_small(Packet::StateChgReq, |out| req.encode(out)).map_err(|_| refused)?;
     let deadline = now_ms().saturating_add(REPLY_TIMEOUT_MS);
-    let mut reply = m.reply.lock();
-    loop {
-        if let Some(rc) = reply.take() {
-            if rc >= StateChangeResult::Success as i32 {
-                return Ok(());
-            }
+    match pd.wait_state_reply(deadline, || io.peer().conn < ConnState::Connected) {
+        Some(rc) if rc >= StateChangeResult::Success as i32 => Ok(()),
+        Some(rc) => {
             let why = StateChangeResult::from_raw(rc).map_or("unknown reason", StateChangeResult::text);
             pr_err!("{}: Requested state change failed by peer: {} ({})\n", name, why, rc);
-            return Err(refused);
+            Err(refused)
         }
-        if io.peer().conn < ConnState::Connected || now_ms() > deadline {
+        None => {
             pr_err!("{}: no answer from the peer to the state change request\n", name);
-            return Err(refused);
+            Err(refused)
         }
-        let _ = m.reply_came.wait_interruptible_timeout(&mut reply, kernel::time::msecs_to_jiffies(100));
     }
 }
 
@@ -159,7 +105,7 @@ pub(crate) fn start_sync_source(name: &str, io: &DeviceIo, replica: &Replica) ->
         None => return Err(EIO),
     };
     let bits = io.out_of_sync_bits();
-    io.resync().begin(bits);
+    io.peer_device().resync.begin(bits);
     io.set_state(|s| {
         s.peer.conn = ConnState::SyncSource;
         s.peer.pdsk = DiskState::Inconsistent;
@@ -184,7 +130,7 @@ pub(crate) enum PeerRequest {
 }
 
 /// Decides on the peer's request `mask`/`val`.
-pub(crate) fn judge_peer_request(io: &DeviceIo, cfg: &crate::drbd_conn::NetConfig, link_version: u32, mask: u32, val: u32) -> PeerRequest {
+pub(crate) fn judge_peer_request(io: &DeviceIo, cfg: &crate::drbd_net::NetConfig, link_version: u32, mask: u32, val: u32) -> PeerRequest {
     let view = io.peer();
     let verify_alg = cfg.verify_alg.is_some();
     let s = Snapshot {
@@ -229,7 +175,7 @@ pub(crate) fn peer_request_granted(name: &str, io: &DeviceIo, replica: &Replica,
             start_sync_source(name, io, replica)
         }
         ConnState::VerifyT => {
-            io.mgmt().verify.begin_target();
+            io.peer_device().verify.begin_target();
             io.set_state(|s| s.peer.conn = conn);
             Ok(())
         }
@@ -403,7 +349,7 @@ impl Registry {
         let connected = snapshot.conn == ConnState::Connected;
         let current = device.capacity();
         let sizes = mgmt::SizeInputs {
-            peer_size: io.mgmt().resize.peer_size(),
+            peer_size: io.peer_device().resize.peer_size(),
             last_agreed: current,
             my_max: layout.max_capacity,
             user_size: 0,
@@ -447,14 +393,14 @@ impl Registry {
                 AdmError::new(RetCode::IoMdDisk, "I/O error writing the meta data at its new place")
             }
         })?;
-        io.mgmt().resize.set_user_size(req.size);
+        io.peer_device().resize.set_user_size(req.size);
         if let ResizeVerdict::Unchanged { .. } = verdict {
             pr_info!("drbd{}: resize: size unchanged ({} sectors)\n", minor, current);
         }
         if connected {
             if let Some(replica) = io.replica() {
                 if matches!(verdict, ResizeVerdict::Grow(_)) {
-                    io.mgmt().resize.set_pending();
+                    io.peer_device().resize.set_pending();
                 }
                 let mut flags = 0;
                 if req.force {

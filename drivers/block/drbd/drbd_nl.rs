@@ -157,7 +157,7 @@ impl Drbd {
                 let (my_addr, peer_addr) = (ctx.my_addr.ok_or(missing)?, ctx.peer_addr.ok_or(missing)?);
                 let nc = req.net_conf()?;
                 let options = NetOptions::new(&nc)?;
-                let config = crate::drbd_conn::NetConfig::new(my_addr, peer_addr, &nc)
+                let config = crate::drbd_net::NetConfig::new(my_addr, peer_addr, &nc)
                     .map_err(|reason| AdmError::new(RetCode::InvalidRequest, reason))?;
                 // As C DRBD (ERR_VERIFY_ALG): a verify-alg the kernel lacks
                 // is refused now, not when verify starts.

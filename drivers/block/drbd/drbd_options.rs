@@ -121,9 +121,9 @@ impl DiskOptions {
     }
 
     /// How fast a resync may go when this node is SyncTarget.
-    pub(crate) fn resync_rate(&self) -> crate::drbd_resync::ResyncRate {
+    pub(crate) fn resync_rate(&self) -> crate::drbd_peer_device::ResyncRate {
         let c = &self.0;
-        crate::drbd_resync::ResyncRate::from_options(c.resync_rate, c.c_plan_ahead, c.c_max_rate, c.c_fill_target)
+        crate::drbd_peer_device::ResyncRate::from_options(c.resync_rate, c.c_plan_ahead, c.c_max_rate, c.c_fill_target)
     }
 }
 
@@ -250,8 +250,8 @@ impl Registry {
         // The resync worker re-reads the rate every tick: a running
         // resync follows at once. on-io-error and fencing are read when
         // they are needed, disk-timeout at the worker's next tick.
-        device.io.resync().set_rate(options.resync_rate());
-        device.io.mgmt().set_fencing(options.fencing());
+        device.io.peer_device().resync.set_rate(options.resync_rate());
+        device.io.set_fencing(options.fencing());
         device.io.io_errors().configure(options.on_io_error(), options.disk_timeout_ds(), false);
         config.options = options;
         Ok(())

@@ -49,9 +49,9 @@ fn show_device(out: &mut SeqFile, device: &Device) -> fmt::Result {
     use api::ConnState::*;
     match state.conn {
         SyncSource | SyncTarget | PausedSyncS | PausedSyncT => {
-            device.io.resync().show_progress(out, state.conn, device.io.out_of_sync_bits())?;
+            device.io.peer_device().resync.show_progress(out, state.conn, device.io.out_of_sync_bits())?;
         }
-        VerifyS | VerifyT => device.io.resync().show_progress(out, state.conn, device.io.mgmt().verify.left())?,
+        VerifyS | VerifyT => device.io.peer_device().resync.show_progress(out, state.conn, device.io.peer_device().verify.left())?,
         _ => {}
     }
     Ok(())

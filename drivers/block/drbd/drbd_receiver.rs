@@ -8,7 +8,8 @@
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::drbd_conn::{self as conn, ConnShared, LocalView, NetError};
+use crate::drbd_conn::{self as conn, ConnShared, LocalView};
+use crate::drbd_net::{self as net, NetError};
 use crate::drbd_csums::CsumsState;
 use crate::drbd_include::bitmap_rle::BitmapXfer;
 use crate::drbd_include::genl::{self as api, ConnState, DiskState, Role, WireProtocol};
@@ -120,7 +121,7 @@ fn connection_lost(name: &str, io: &DeviceIo, network_failure: bool) {
     // (the connection thread runs it next) or the user resumes I/O.
     let pdsk_now = crate::drbd_include::mgmt::pdsk_while_unconnected(view.pdsk);
     let freeze = network_failure
-        && crate::drbd_include::mgmt::freeze_on_lost_peer(io.mgmt().fencing(), io.is_primary(), pdsk_now);
+        && crate::drbd_include::mgmt::freeze_on_lost_peer(io.fencing(), io.is_primary(), pdsk_now);
     if freeze {
         io.set_state(|s| s.device.susp_fen = true);
     }
@@ -207,7 +208,7 @@ fn recv_packet<'a>(
     which: Socket,
     buf: &'a mut [u8],
 ) -> core::result::Result<(Packet, u16, &'a mut [u8]), NetError> {
-    let header = conn::recv_header(sock, link)?;
+    let header = net::recv_header(sock, link)?;
     if !header.cmd.accepted_on(which) {
         return Err(proto::ProtocolError::UnexpectedCommand(header.cmd as u16).into());
     }
@@ -256,7 +257,7 @@ fn receive_loop(
             Body::Sizes(s) => {
                 vs.peer.size = s.d_size;
                 if let Some((_, io)) = &shared.device {
-                    io.mgmt().resize.set_peer_size(s.d_size);
+                    io.peer_device().resize.set_peer_size(s.d_size);
                     // After the handshake: the peer resized (drbd_resize.rs).
                     if let (true, Some(replica)) = (vs.connected, vs.replica.as_ref()) {
                         crate::drbd_resize::receive_sizes(name, io, replica, &s, ctx.resolve_conflicts).map_err(NetError::Io)?;
@@ -569,7 +570,7 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
         None => return Err(NetError::Refused),
     }
     let bits = io.out_of_sync_bits();
-    io.resync().begin(bits);
+    io.peer_device().resync.begin(bits);
     io.set_state(|s| {
         s.device.disk = DiskState::Inconsistent;
         s.peer.conn = ConnState::SyncTarget;
@@ -588,7 +589,7 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
 /// done (`drbd_resync_finished` on the source).
 fn finish_source(ctx: &LoopCtx<'_>, vs: &mut VolumeState, io: &DeviceIo) -> core::result::Result<(), NetError> {
     let name = ctx.shared.name.as_str();
-    let rs = io.resync();
+    let rs = &io.peer_device().resync;
     let failed = rs.failed();
     let left = io.out_of_sync_bits();
     let dt = rs.elapsed_secs();
@@ -731,7 +732,7 @@ fn receive_rs_data(
         pr_err!("{}: unexpected RSDataReply for sector {} size {}\n", name, head.sector, size);
         return Err(NetError::Refused);
     }
-    let rs = io.resync();
+    let rs = &io.peer_device().resync;
     let ack = |cmd: Packet| {
         let a = proto::BlockAck { sector: head.sector, block_id: ID_SYNCER, blksize: size, seq_num: 0 };
         shared.send_meta(ctx.meta, ctx.link, cmd, *volume, |out| a.encode(out))
@@ -1070,7 +1071,7 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
         }
         let check_due = request_timer.check(shared, now)?;
         let wake = if request_timer::time_after(ping_due, check_due) { check_due } else { ping_due };
-        meta.set_timeouts(conn::ms_to_jiffies(request_timer::elapsed_ms(wake, now)), timing.send_timeout());
+        meta.set_timeouts(net::ms_to_jiffies(request_timer::elapsed_ms(wake, now)), timing.send_timeout());
         let received = recv_packet(meta, link, Socket::Meta, &mut buf);
         if received.is_ok() {
             quiet_since = crate::kernel_glue::now_ms();
@@ -1101,7 +1102,7 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
             Ok((Packet::StateChgReply, _, payload)) => {
                 // The answer to our cluster-wide request (drbd_mgmt).
                 if let (Body::StateReply(r), Some((_, io))) = (decode_body(Packet::StateChgReply, link, payload)?, &shared.device) {
-                    io.mgmt().got_state_reply(r.retcode);
+                    io.peer_device().got_state_reply(r.retcode);
                 }
             }
             Ok((Packet::PingAck, _, _)) => ping_pending = false,
@@ -1131,7 +1132,7 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
     // the peer request's union with the digest pointer (`got_IsInSync`
     // ignores it too).
     if ack.block_id == ID_SYNCER || cmd == Packet::RsIsInSync {
-        let rs = io.resync();
+        let rs = &io.peer_device().resync;
         let blocks = u64::from(ack.blksize).div_ceil(4096);
         match cmd {
             // Source: the target has the block.

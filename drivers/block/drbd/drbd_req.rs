@@ -18,14 +18,13 @@ use kernel::{new_condvar, new_mutex};
 
 use crate::drbd_actlog::{AlError, AlRefs};
 use crate::drbd_include::al_set::SlotUse;
-use crate::drbd_resync::ResyncShared;
-use crate::drbd_conn::PeerView;
+use crate::drbd_peer_device::PeerDevice;
+use crate::drbd_state::PeerView;
 use crate::drbd_events::{DeviceIdent, EventCounters, StateEvents};
 use crate::drbd_include::genl as api;
 use crate::drbd_include::genl::{DiskState, Role, StateChangeResult};
 use crate::drbd_include::state::{Context, Kind, States};
 use crate::drbd_state::{StateEngine, Transition};
-use crate::drbd_mgmt::MgmtShared;
 use crate::drbd_sender::{HeldWrites, Replica};
 use crate::drbd_md::MetaData;
 use crate::drbd_io_error::IoErrors;
@@ -61,15 +60,9 @@ pub(crate) struct DeviceIo {
     /// (`drbd_state.rs`: the one place they change).
     #[pin]
     state: StateEngine,
-    /// Where writes are replicated to while connected.
+    /// The device's peer (replica, resync, verify and resize progress).
     #[pin]
-    replica: Mutex<Option<Arc<Replica>>>,
-    /// Resync progress, and the range a resync read holds writes off.
-    #[pin]
-    resync: ResyncShared,
-    /// Cluster-wide state requests, online verify, resize.
-    #[pin]
-    mgmt: MgmtShared,
+    peer_device: PeerDevice,
     /// Usable size in sectors while attached (0 when diskless).
     capacity: AtomicU64,
     /// The size `/dev/drbdN` exposes, and the handle that sets it:
@@ -130,9 +123,7 @@ impl DeviceIo {
             al_idle <- new_wait_queue!("rdrbd::DeviceIo::al_idle"),
             resync_unlocked <- new_wait_queue!("rdrbd::DeviceIo::resync_unlocked"),
             state <- StateEngine::new(ident.minor),
-            replica <- new_mutex!(None, "rdrbd::DeviceIo::replica"),
-            resync <- ResyncShared::new(),
-            mgmt <- MgmtShared::new(),
+            peer_device <- PeerDevice::new(),
             capacity: AtomicU64::new(0),
             exposed <- new_mutex!(ExposedSize { sectors: 0, disk: None }, "rdrbd::DeviceIo::exposed"),
             bytes_read: AtomicU64::new(0),
@@ -296,14 +287,19 @@ impl DeviceIo {
         &self.io_errors
     }
 
-    /// Resync progress and locking.
-    pub(crate) fn resync(&self) -> &ResyncShared {
-        &self.resync
+    /// The device's peer device.
+    pub(crate) fn peer_device(&self) -> &PeerDevice {
+        &self.peer_device
     }
 
-    /// Pause flags, state change requests and online verify.
-    pub(crate) fn mgmt(&self) -> &MgmtShared {
-        &self.mgmt
+    /// The `fencing` disk option.
+    pub(crate) fn fencing(&self) -> crate::drbd_include::genl::Fencing {
+        self.state.fencing()
+    }
+
+    /// Sets the `fencing` disk option (attach, disk-options).
+    pub(crate) fn set_fencing(&self, policy: crate::drbd_include::genl::Fencing) {
+        self.state.set_fencing(policy);
     }
 
     /// Out-of-sync 4 KiB blocks per the bitmap (0 when diskless).
@@ -371,7 +367,7 @@ impl DeviceIo {
         let (lock_start, lock_bytes) = crate::drbd_include::bitmap::al_extent_span(sector, size);
         let slots = {
             let guard = self.md.lock();
-            self.resync.lock_range(lock_start, lock_bytes);
+            self.peer_device.resync.lock_range(lock_start, lock_bytes);
             guard.as_ref().map_or([None, None], |md| md.al.hot_slots(sector, size))
         };
         let result = (|| {
@@ -381,7 +377,7 @@ impl DeviceIo {
             pages.read(lower.bdev_ref(), sector, out)?;
             send(out)
         })();
-        self.resync.unlock_range();
+        self.peer_device.resync.unlock_range();
         // Writes held off meanwhile wait in the submitter's queue, or in
         // the submitter itself (`begin_cold_write`).
         self.resync_unlocked.wake_all();
@@ -392,7 +388,7 @@ impl DeviceIo {
     /// Starts (`Some`) or stops replicating writes; returns the previous
     /// replica.
     pub(crate) fn set_replica(&self, replica: Option<Arc<Replica>>) -> Option<Arc<Replica>> {
-        core::mem::replace(&mut *self.replica.lock(), replica)
+        self.peer_device.set_replica(replica)
     }
 
     /// Own disk state.
@@ -416,7 +412,7 @@ impl DeviceIo {
 
     /// The current replica, if connected.
     pub(crate) fn replica(&self) -> Option<Arc<Replica>> {
-        self.replica.lock().clone()
+        self.peer_device.replica()
     }
 
     /// Writes a block received from the peer to the backing disk.
@@ -664,9 +660,9 @@ impl DeviceIo {
         loop {
             let mut guard = self.md.lock();
             let Some(md) = guard.as_mut() else { return Ok(0) };
-            if self.resync.range_locked(sector, size) {
+            if self.peer_device.resync.range_locked(sector, size) {
                 drop(guard);
-                self.resync_unlocked.wait_until(|| !self.resync.range_locked(sector, size));
+                self.resync_unlocked.wait_until(|| !self.peer_device.resync.range_locked(sector, size));
                 continue;
             }
             // Read before the attempt: a slot going idle after it changes it.
@@ -691,7 +687,7 @@ impl DeviceIo {
     fn begin_hot_write(&self, sector: u64, size: u32) -> core::result::Result<Option<u64>, ()> {
         let mut guard = self.md.lock();
         let Some(md) = guard.as_mut() else { return Ok(None) };
-        if self.resync.range_locked(sector, size) {
+        if self.peer_device.resync.range_locked(sector, size) {
             // A resync read holds this range: the submitter waits for it.
             return Err(());
         }

@@ -9,61 +9,15 @@
 //! both come here; neither takes the registry lock, so the gendisk's size
 //! is set through `DeviceIo`.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
 use kernel::prelude::*;
 
-use crate::drbd_conn::PeerView;
+use crate::drbd_state::PeerView;
 use crate::drbd_include::genl::{ConnState, DiskState};
 use crate::drbd_include::md::Layout;
 use crate::drbd_include::mgmt::{self, SizeInputs};
 use crate::drbd_include::protocol::{dds_flags, Packet, Sizes};
 use crate::drbd_req::DeviceIo;
 use crate::drbd_sender::Replica;
-
-/// What resize remembers between the command and the peer's answers.
-pub(crate) struct ResizeShared {
-    /// The peer's disk size from its last P_SIZES (`device->p_size`),
-    /// 0 before any.
-    peer_size: AtomicU64,
-    /// The user's size (`disk_conf->disk_size`), sectors, 0: all.
-    user_size: AtomicU64,
-    /// We grew and the resync of the new area waits for the peer's
-    /// answer (`RESIZE_PENDING`).
-    pending: AtomicBool,
-}
-
-impl ResizeShared {
-    pub(crate) const fn new() -> Self {
-        Self { peer_size: AtomicU64::new(0), user_size: AtomicU64::new(0), pending: AtomicBool::new(false) }
-    }
-
-    pub(crate) fn peer_size(&self) -> u64 {
-        self.peer_size.load(Ordering::Relaxed)
-    }
-
-    /// The peer's P_SIZES, at the handshake or later.
-    pub(crate) fn set_peer_size(&self, sectors: u64) {
-        self.peer_size.store(sectors, Ordering::Relaxed);
-    }
-
-    pub(crate) fn user_size(&self) -> u64 {
-        self.user_size.load(Ordering::Relaxed)
-    }
-
-    /// The user's size as configured (attach's `--size`, resize's).
-    pub(crate) fn set_user_size(&self, sectors: u64) {
-        self.user_size.store(sectors, Ordering::Relaxed);
-    }
-
-    pub(crate) fn set_pending(&self) {
-        self.pending.store(true, Ordering::Relaxed);
-    }
-
-    fn take_pending(&self) -> bool {
-        self.pending.swap(false, Ordering::Relaxed)
-    }
-}
 
 /// The layout the metadata gets for the backing device as large as it is
 /// now; `None` without a disk.
@@ -102,7 +56,7 @@ pub(crate) fn send_sizes(io: &DeviceIo, replica: &Replica, user_size: u64, flags
 /// resyncs the new area. The peer asking us to shrink is not followed
 /// (rdrbd shrinks only by its own `resize --size`): logged, size kept.
 pub(crate) fn receive_sizes(name: &str, io: &DeviceIo, replica: &Replica, peer: &Sizes, resolve_conflicts: bool) -> Result {
-    let shared = &io.mgmt().resize;
+    let shared = &io.peer_device().resize;
     if io.disk_state() == DiskState::Diskless {
         return Ok(());
     }

@@ -13,18 +13,16 @@
 //! A block the source reads for the target must not be older than a write
 //! the source replicated before it: the source locks the request's whole
 //! activity-log extents against new application writes, waits for the
-//! ones in flight to drain, then reads ([`ResyncShared::lock_range`]).
+//! ones in flight to drain, then reads (`ResyncShared::lock_range`, `drbd_peer_device/`).
 
-use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
-use kernel::new_condvar;
-use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::sync::{Arc, CondVar, Mutex};
+use kernel::sync::Arc;
 
-use crate::drbd_include::genl::{self as api, ConnState, DiskState};
+use crate::drbd_include::genl::{ConnState, DiskState};
 use crate::drbd_include::uuid::Uuids;
+use crate::drbd_peer_device::{ResyncRate, MAX_REQUEST_BITS, MAX_REQUEST_BYTES};
 use crate::drbd_req::DeviceIo;
 use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
@@ -32,266 +30,8 @@ use crate::kernel_glue::crypto::Digest;
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::now_ms;
 
-/// Bytes one resync request asks for at most (C DRBD merges up to its
-/// max bio size; 128 KiB keeps the source's reads short).
-const MAX_REQUEST_BYTES: u32 = 128 * 1024;
-/// Bits (4 KiB blocks) one request covers at most.
-const MAX_REQUEST_BITS: u64 = (MAX_REQUEST_BYTES / 4096) as u64;
 /// How often the worker plans requests (`SLEEP_TIME`, 100 ms in C).
 const TICK_MS: u32 = 100;
-
-/// How fast the SyncTarget may ask for data (from the disk options).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ResyncRate {
-    /// KiB/s: `resync-rate` with a fixed rate, `c-max-rate` with the
-    /// dynamic controller (`c-plan-ahead` > 0).
-    pub(crate) kib_per_sec: u32,
-    /// Bytes in flight at most.
-    pub(crate) window_bytes: u32,
-}
-
-impl ResyncRate {
-    /// The rate the disk options give. The dynamic controller of C DRBD
-    /// aims at `c-fill-target` in flight below `c-max-rate`; rdrbd keeps
-    /// a window of requests in flight, capped at `c-max-rate`.
-    pub(crate) fn from_options(resync_rate: u32, c_plan_ahead: u32, c_max_rate: u32, c_fill_target: u32) -> Self {
-        if c_plan_ahead == 0 {
-            Self { kib_per_sec: resync_rate.max(1), window_bytes: 8 * MAX_REQUEST_BYTES }
-        } else {
-            // c-fill-target is in sectors.
-            let fill = c_fill_target.saturating_mul(512).max(8 * MAX_REQUEST_BYTES);
-            Self { kib_per_sec: c_max_rate.max(1), window_bytes: fill.min(64 * MAX_REQUEST_BYTES) }
-        }
-    }
-
-    /// The 8.4 defaults (resync-rate 250, c-plan-ahead 20, c-max-rate
-    /// 100 MiB/s, c-fill-target 100 sectors).
-    pub(crate) fn defaults() -> Self {
-        Self::from_options(
-            api::disk_conf::RESYNC_RATE_LIMITS.default,
-            api::disk_conf::C_PLAN_AHEAD_LIMITS.default,
-            api::disk_conf::C_MAX_RATE_LIMITS.default,
-            api::disk_conf::C_FILL_TARGET_LIMITS.default,
-        )
-    }
-}
-
-/// Resync state a device shares between the receiver, the meta-socket
-/// thread, the target's worker and `/proc/drbd`.
-#[pin_data]
-pub(crate) struct ResyncShared {
-    /// Bits to sync when it started.
-    total: AtomicU64,
-    /// When it started (ms since boot).
-    start_ms: AtomicU64,
-    /// Blocks the peer could not provide or write.
-    failed: AtomicU64,
-    /// A mark for the current speed: time (ms) and bits left then.
-    mark_ms: AtomicU64,
-    mark_left: AtomicU64,
-    /// Target: requests sent and not answered.
-    in_flight: AtomicU32,
-    /// Target: bytes of requests sent and not answered.
-    in_flight_bytes: AtomicU64,
-    /// Target: the worker found no more bits to ask for.
-    requests_done: AtomicBool,
-    /// The rate (KiB/s) the target wants, for /proc/drbd.
-    want_kib: AtomicU32,
-    /// This resync compares checksums (`use_csums`): the target sends
-    /// them, or the source was asked with them.
-    use_csums: AtomicBool,
-    /// Bits found equal by checksum (`rs_same_csum`).
-    same_csum: AtomicU64,
-    /// Source: the sector range `[start, end)` application writes must
-    /// wait for (end 0: none), set under the metadata lock.
-    locked_start: AtomicU64,
-    locked_end: AtomicU64,
-    #[pin]
-    wake_lock: Mutex<()>,
-    /// Wakes the worker when a reply came in.
-    #[pin]
-    wake: CondVar,
-    /// Configured rate (from the disk options; `disk-options` changes it
-    /// while a resync runs, the worker re-reads it every tick).
-    #[pin]
-    rate: Mutex<ResyncRate>,
-}
-
-impl ResyncShared {
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            total: AtomicU64::new(0),
-            start_ms: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            mark_ms: AtomicU64::new(0),
-            mark_left: AtomicU64::new(0),
-            in_flight: AtomicU32::new(0),
-            in_flight_bytes: AtomicU64::new(0),
-            requests_done: AtomicBool::new(false),
-            want_kib: AtomicU32::new(0),
-            use_csums: AtomicBool::new(false),
-            same_csum: AtomicU64::new(0),
-            locked_start: AtomicU64::new(0),
-            locked_end: AtomicU64::new(0),
-            wake_lock <- new_mutex!((), "rdrbd::ResyncShared::wake_lock"),
-            wake <- new_condvar!("rdrbd::ResyncShared::wake"),
-            rate <- new_mutex!(ResyncRate::defaults(), "rdrbd::ResyncShared::rate"),
-        })
-    }
-
-    /// Sets the rate the disk options ask for.
-    pub(crate) fn set_rate(&self, rate: ResyncRate) {
-        *self.rate.lock() = rate;
-    }
-
-    /// A resync of `bits` out-of-sync blocks begins.
-    pub(crate) fn begin(&self, bits: u64) {
-        let now = now_ms();
-        self.total.store(bits, Ordering::Relaxed);
-        self.start_ms.store(now, Ordering::Relaxed);
-        self.failed.store(0, Ordering::Relaxed);
-        self.mark_ms.store(now, Ordering::Relaxed);
-        self.mark_left.store(bits, Ordering::Relaxed);
-        self.in_flight.store(0, Ordering::Relaxed);
-        self.in_flight_bytes.store(0, Ordering::Relaxed);
-        self.requests_done.store(false, Ordering::Relaxed);
-        self.use_csums.store(false, Ordering::Relaxed);
-        self.same_csum.store(0, Ordering::Relaxed);
-    }
-
-    /// This resync compares checksums.
-    pub(crate) fn note_csums_used(&self) {
-        self.use_csums.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether this resync compared checksums.
-    pub(crate) fn csums_used(&self) -> bool {
-        self.use_csums.load(Ordering::Relaxed)
-    }
-
-    /// `bits` more blocks had equal checksums.
-    pub(crate) fn add_same_csum(&self, bits: u64) {
-        self.same_csum.fetch_add(bits, Ordering::Relaxed);
-    }
-
-    /// Blocks found equal by checksum in this resync.
-    pub(crate) fn same_csum(&self) -> u64 {
-        self.same_csum.load(Ordering::Relaxed)
-    }
-
-    /// Blocks the peer could not sync.
-    pub(crate) fn failed(&self) -> u64 {
-        self.failed.load(Ordering::Relaxed)
-    }
-
-    /// Counts `n` more blocks that failed to sync.
-    pub(crate) fn add_failed(&self, n: u64) {
-        self.failed.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Seconds since the resync began (at least 1).
-    pub(crate) fn elapsed_secs(&self) -> u64 {
-        (now_ms().saturating_sub(self.start_ms.load(Ordering::Relaxed)) / 1000).max(1)
-    }
-
-    /// Bits to sync when it began.
-    pub(crate) fn total(&self) -> u64 {
-        self.total.load(Ordering::Relaxed)
-    }
-
-    /// Target: a request of `bytes` was answered (data, or a refusal).
-    pub(crate) fn request_answered(&self, bytes: u32) {
-        // Never below zero, whatever a confused peer sends.
-        let _ = self.in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)));
-        let _ = self.in_flight_bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-            Some(n.saturating_sub(u64::from(bytes)))
-        });
-        let _guard = self.wake_lock.lock();
-        self.wake.notify_all();
-    }
-
-    /// Moves the speed mark forward every few seconds (`drbd_advance_rs_marks`).
-    pub(crate) fn note_left(&self, left: impl FnOnce() -> u64) {
-        let now = now_ms();
-        if now.saturating_sub(self.mark_ms.load(Ordering::Relaxed)) >= 3000 {
-            self.mark_ms.store(now, Ordering::Relaxed);
-            self.mark_left.store(left(), Ordering::Relaxed);
-        }
-    }
-
-    /// Whether `[sector, sector + size)` overlaps the range a resync read
-    /// holds (checked under the metadata lock).
-    pub(crate) fn range_locked(&self, sector: u64, size: u32) -> bool {
-        let end = self.locked_end.load(Ordering::Acquire);
-        end != 0
-            && sector < end
-            && sector.saturating_add(u64::from(size).div_ceil(512)) > self.locked_start.load(Ordering::Acquire)
-    }
-
-    /// Holds application writes off `[sector, sector + bytes / 512)`: set
-    /// under the metadata lock, so every write admitted before is counted
-    /// in flight and every later one sees the lock.
-    pub(crate) fn lock_range(&self, sector: u64, bytes: u64) {
-        self.locked_start.store(sector, Ordering::Release);
-        self.locked_end.store(sector.saturating_add(bytes.div_ceil(512)).max(1), Ordering::Release);
-    }
-
-    /// Lets application writes through again.
-    pub(crate) fn unlock_range(&self) {
-        self.locked_end.store(0, Ordering::Release);
-    }
-
-    /// The resync progress lines of `/proc/drbd` (`drbd_syncer_progress`).
-    pub(crate) fn show_progress(&self, out: &mut impl Write, conn: ConnState, left: u64) -> fmt::Result {
-        let total = self.total().max(left);
-        // Permille done; C computes it the same way.
-        let res = if total == 0 { 1000 } else { 1000u64.saturating_sub(left.saturating_mul(1000) / total) };
-        let x = res / 50;
-        out.write_str("\t[")?;
-        for _ in 1..x {
-            out.write_char('=')?;
-        }
-        out.write_char('>')?;
-        for _ in 0..20u64.saturating_sub(x) {
-            out.write_char('.')?;
-        }
-        let verify = matches!(conn, ConnState::VerifyS | ConnState::VerifyT);
-        out.write_str(if verify { "] verified:" } else { "] sync'ed:" })?;
-        write!(out, "{:3}.{}% ", res / 10, res % 10)?;
-        if total > (4u64 << 18) {
-            write!(out, "({}/{})M", (left >> 10) * 4, (total >> 10) * 4)?;
-        } else {
-            write!(out, "({}/{})K", left * 4, total * 4)?;
-        }
-        out.write_str("\n\t")?;
-        let now = now_ms();
-        let mark_dt = (now.saturating_sub(self.mark_ms.load(Ordering::Relaxed)) / 1000).max(1);
-        let mark_db = self.mark_left.load(Ordering::Relaxed).saturating_sub(left);
-        let rt = (mark_dt * (left / (mark_db / 100 + 1))) / 100;
-        write!(out, "finish: {}:{:02}:{:02} speed: ", rt / 3600, (rt % 3600) / 60, rt % 60)?;
-        write_thousands(out, mark_db / mark_dt * 4)?;
-        out.write_str(" (")?;
-        let dt = self.elapsed_secs();
-        write_thousands(out, total.saturating_sub(left) / dt * 4)?;
-        out.write_char(')')?;
-        if conn == ConnState::SyncTarget {
-            out.write_str(" want: ")?;
-            write_thousands(out, u64::from(self.want_kib.load(Ordering::Relaxed)))?;
-        }
-        out.write_str(" K/sec\n")
-    }
-}
-
-/// `seq_printf_with_thousands_grouping`.
-fn write_thousands(out: &mut impl Write, v: u64) -> fmt::Result {
-    if v >= 1_000_000 {
-        write!(out, "{},{:03},{:03}", v / 1_000_000, (v / 1000) % 1000, v % 1000)
-    } else if v >= 1000 {
-        write!(out, "{},{:03}", v / 1000, v % 1000)
-    } else {
-        write!(out, "{}", v)
-    }
-}
 
 /// The SyncTarget's worker: requests out-of-sync blocks at the configured
 /// rate and, when none is left and every request is answered, finishes
@@ -334,7 +74,7 @@ impl CsumBuffers {
 
 fn run_target(mut job: TargetJob) {
     let io = job.io.clone();
-    let rs = io.resync();
+    let rs = &io.peer_device().resync;
     let name = job.name;
     // With checksums the worker reads each block before asking for it.
     let mut csums = job.csums.take().and_then(|digest| match CsumBuffers::new() {
@@ -441,7 +181,7 @@ fn run_target(mut job: TargetJob) {
 /// become UpToDate (unless blocks failed), persist, tell the peer.
 fn finish_target(job: &mut TargetJob) {
     let io = &job.io;
-    let rs = io.resync();
+    let rs = &io.peer_device().resync;
     let failed = rs.failed();
     let primary = io.is_primary();
     let (disk, pdsk) = if failed == 0 {

@@ -14,7 +14,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
 
 use crate::drbd_include::genl::WireProtocol;
-use crate::drbd_conn::{LiveTiming, SMALL_PACKET};
+use crate::drbd_net::{LiveTiming, SMALL_PACKET};
 use crate::kernel_glue::now_ms;
 use crate::drbd_include::request_timer::{net_timeout_reached, next_check_ms, KoCounter, NetVerdict, OldestWrite, SendTimeout, SenderView};
 use crate::drbd_include::protocol::{

@@ -17,9 +17,19 @@ use kernel::prelude::*;
 use kernel::sync::{CondVar, Mutex};
 use kernel::{new_condvar, new_mutex};
 
-use crate::drbd_include::genl::{ConnState, Role, StateChangeResult, WireProtocol};
+use crate::drbd_include::genl::{ConnState, DiskState, Fencing, Role, StateChangeResult, WireProtocol};
 use crate::drbd_include::protocol_settings::ProtocolSettings;
 use crate::drbd_include::state::{self, ChangeLine, Context, Kind, PeerDeviceStates, StateSummary, States};
+
+/// What the peer looks like from here: shown in /proc/drbd and GET_STATUS.
+#[derive(Clone, Copy)]
+pub(crate) struct PeerView {
+    pub(crate) conn: ConnState,
+    pub(crate) peer: Role,
+    pub(crate) pdsk: DiskState,
+    /// The wire protocol (A/B/C) while a net config exists; 0 without.
+    pub(crate) protocol: Option<WireProtocol>,
+}
 
 /// A committed change: the states before and after.
 #[derive(Clone, Copy)]
@@ -36,6 +46,8 @@ struct Locked {
     opens: u32,
     /// The agreed protocol settings while a net config exists.
     net: Option<ProtocolSettings>,
+    /// The `fencing` disk option (a rule of promotion and connection loss).
+    fencing: Fencing,
     /// The peer device's states when the connection last left Connected
     /// (by Timeout, TearDown, a network failure...): what the teardown
     /// after it decides on (a new current UUID, fencing), as
@@ -59,7 +71,7 @@ impl StateEngine {
     pub(crate) fn new(minor: u32) -> impl PinInit<Self> {
         pin_init!(Self {
             minor,
-            locked <- new_mutex!(Locked { states: States::UNCONFIGURED, opens: 0, net: None, peer_at_loss: None },
+            locked <- new_mutex!(Locked { states: States::UNCONFIGURED, opens: 0, net: None, fencing: Fencing::DontCare, peer_at_loss: None },
                 "rdrbd::StateEngine::locked"),
             changed <- new_condvar!("rdrbd::StateEngine::changed"),
         })
@@ -79,6 +91,16 @@ impl StateEngine {
     /// side, or removed): `allow-two-primaries` is a rule of the state.
     pub(crate) fn set_protocol(&self, net: Option<ProtocolSettings>) {
         self.locked.lock().net = net;
+    }
+
+    /// The `fencing` disk option.
+    pub(crate) fn fencing(&self) -> Fencing {
+        self.locked.lock().fencing
+    }
+
+    /// Sets the `fencing` disk option (attach, disk-options).
+    pub(crate) fn set_fencing(&self, policy: Fencing) {
+        self.locked.lock().fencing = policy;
     }
 
     /// `__drbd_set_state`: applies `change` to a copy of the states,

@@ -10,7 +10,8 @@
 
 use kernel::prelude::*;
 
-use crate::drbd_conn::{ConnShared, NetError};
+use crate::drbd_conn::ConnShared;
+use crate::drbd_net::NetError;
 use crate::drbd_include::genl::ConnState;
 use crate::drbd_include::request_timer::{time_after, NetVerdict};
 

@@ -12,11 +12,10 @@
 //! then sends P_STATE (which also ends a VerifyT whose count differs,
 //! e.g. after a stop sector).
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 
 use kernel::prelude::*;
-use kernel::sync::{Arc, CondVar, Mutex};
-use kernel::{new_condvar, new_mutex};
+use kernel::sync::Arc;
 
 use crate::drbd_block_digest::{send_block_digest, with_block_digest};
 use crate::drbd_include::genl::ConnState;
@@ -32,102 +31,6 @@ const BLOCK_SECTORS: u64 = 8;
 /// Requests VerifyS keeps in flight.
 const WINDOW: u32 = 64;
 
-/// Verify progress a device shares between the netlink request, the
-/// VerifyS worker, the receiver and the meta-socket thread.
-#[pin_data]
-pub(crate) struct VerifyShared {
-    /// Blocks not yet compared (`ov_left`).
-    left: AtomicU64,
-    /// Blocks found different in this run.
-    out_of_sync: AtomicU64,
-    /// VerifyS: requests sent and not answered.
-    in_flight: AtomicU32,
-    /// VerifyT: the first request came (its sector is the start).
-    started: AtomicBool,
-    /// The run of differing sectors not yet logged: start, length.
-    #[pin]
-    run: Mutex<(u64, u64)>,
-    #[pin]
-    wake_lock: Mutex<()>,
-    /// Wakes the VerifyS worker when a reply came in.
-    #[pin]
-    wake: CondVar,
-    /// VerifyS: the request worker.
-    #[pin]
-    worker: Mutex<Option<KThread>>,
-}
-
-impl VerifyShared {
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            left: AtomicU64::new(0),
-            out_of_sync: AtomicU64::new(0),
-            in_flight: AtomicU32::new(0),
-            started: AtomicBool::new(false),
-            run <- new_mutex!((0, 0), "rdrbd::VerifyShared::run"),
-            wake_lock <- new_mutex!((), "rdrbd::VerifyShared::wake_lock"),
-            wake <- new_condvar!("rdrbd::VerifyShared::wake"),
-            worker <- new_mutex!(None, "rdrbd::VerifyShared::worker"),
-        })
-    }
-
-    /// Blocks left to compare (for /proc/drbd).
-    pub(crate) fn left(&self) -> u64 {
-        self.left.load(Ordering::Relaxed)
-    }
-
-    fn reset(&self, left: u64) {
-        self.left.store(left, Ordering::Relaxed);
-        self.out_of_sync.store(0, Ordering::Relaxed);
-        self.in_flight.store(0, Ordering::Relaxed);
-        *self.run.lock() = (0, 0);
-    }
-
-    /// VerifyT from now on: the first request will give the start.
-    pub(crate) fn begin_target(&self) {
-        self.started.store(false, Ordering::Release);
-    }
-
-    /// Stops the VerifyS worker (connection lost, or a new verify).
-    pub(crate) fn stop_worker(&self) {
-        let worker = self.worker.lock().take();
-        drop(worker);
-    }
-
-    /// One block fewer to compare; whether it was the last.
-    fn block_done(&self) -> bool {
-        let prev = self.left.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)));
-        prev == Ok(1)
-    }
-
-    /// `drbd_ov_out_of_sync_found`: a differing block extends the run
-    /// being collected, or logs the previous run and starts a new one.
-    fn found_out_of_sync(&self, name: &str, sector: u64, size: u32) {
-        self.out_of_sync.fetch_add(1, Ordering::Relaxed);
-        let sectors = u64::from(size).div_ceil(512);
-        let mut run = self.run.lock();
-        if run.1 != 0 && run.0.saturating_add(run.1) == sector {
-            run.1 = run.1.saturating_add(sectors);
-            return;
-        }
-        log_run(name, *run);
-        *run = (sector, sectors);
-    }
-
-    /// `ov_out_of_sync_print`: logs the run being collected.
-    fn flush_run(&self, name: &str) {
-        let mut run = self.run.lock();
-        log_run(name, *run);
-        *run = (0, 0);
-    }
-}
-
-fn log_run(name: &str, (start, len): (u64, u64)) {
-    if len != 0 {
-        pr_info!("{}: Out of sync: start={}, size={} (sectors)\n", name, start, len);
-    }
-}
-
 /// What the VerifyS worker needs.
 pub(crate) struct SourceJob {
     pub(crate) io: Arc<DeviceIo>,
@@ -140,11 +43,11 @@ pub(crate) struct SourceJob {
 /// Starts online verify as VerifyS (the peer agreed to VerifyT).
 pub(crate) fn start_source(name: &str, job: SourceJob) -> Result {
     let io = job.io.clone();
-    let v = &io.mgmt().verify;
+    let v = &io.peer_device().verify;
     v.stop_worker();
     let blocks = job.end.saturating_sub(job.start).div_ceil(BLOCK_SECTORS);
     v.reset(blocks);
-    io.resync().begin(blocks);
+    io.peer_device().resync.begin(blocks);
     io.set_state(|s| s.peer.conn = ConnState::VerifyS);
     pr_info!("{}: Starting Online Verify from sector {}\n", name, job.start);
     if blocks == 0 {
@@ -158,7 +61,7 @@ pub(crate) fn start_source(name: &str, job: SourceJob) -> Result {
 }
 
 fn run_source(job: SourceJob) {
-    let v = &job.io.mgmt().verify;
+    let v = &job.io.peer_device().verify;
     let mut sector = job.start;
     while sector < job.end {
         if KThread::should_stop() || job.io.peer().conn != ConnState::VerifyS {
@@ -192,12 +95,12 @@ pub(crate) fn serve_request(
     buf: &mut [u8],
     req: proto::BlockRequest,
 ) -> Result {
-    let v = &io.mgmt().verify;
+    let v = &io.peer_device().verify;
     if !v.started.swap(true, Ordering::AcqRel) {
         let capacity = io.capacity_sectors();
         let blocks = capacity.div_ceil(BLOCK_SECTORS).saturating_sub(req.sector / BLOCK_SECTORS);
         v.reset(blocks);
-        io.resync().begin(blocks);
+        io.peer_device().resync.begin(blocks);
         pr_info!("{}: Online Verify start sector: {}\n", name, req.sector);
     }
     send_block_digest(io, replica, digest, pages, buf, Packet::OvReply, req).map_err(|e| e.errno())
@@ -216,7 +119,7 @@ pub(crate) fn compare_reply(
     req: proto::BlockRequest,
     peer_digest: &[u8],
 ) -> Result<proto::BlockAck> {
-    let v = &io.mgmt().verify;
+    let v = &io.peer_device().verify;
     let mut same = false;
     with_block_digest(io, digest, pages, buf, req.sector, req.blksize, |_, sum| {
         same = sum == peer_digest;
@@ -238,8 +141,8 @@ pub(crate) fn compare_reply(
 /// VerifyS, after the P_OV_RESULT went out: counts the block and ends
 /// the verify after the last one, telling the peer (P_STATE Connected).
 pub(crate) fn reply_done(name: &str, io: &DeviceIo, replica: &Replica) -> Result {
-    let v = &io.mgmt().verify;
-    io.resync().note_left(|| v.left());
+    let v = &io.peer_device().verify;
+    io.peer_device().resync.note_left(|| v.left());
     if v.block_done() && finish(name, io, ConnState::VerifyS) {
         return replica.send_state(crate::drbd_mgmt::wire_state(io));
     }
@@ -258,7 +161,7 @@ pub(crate) fn got_result(name: &str, io: &DeviceIo, ack: proto::BlockAck) {
         pr_err!("{}: OVResult for sector {} size {} is out of range; ignored\n", name, ack.sector, ack.blksize);
         return;
     }
-    let v = &io.mgmt().verify;
+    let v = &io.peer_device().verify;
     let verifying = io.peer().conn == ConnState::VerifyT;
     if ack.block_id == ID_OUT_OF_SYNC {
         io.set_out_of_sync(ack.sector, ack.blksize);
@@ -271,7 +174,7 @@ pub(crate) fn got_result(name: &str, io: &DeviceIo, ack: proto::BlockAck) {
     if !verifying {
         return;
     }
-    io.resync().note_left(|| v.left());
+    io.peer_device().resync.note_left(|| v.left());
     if v.block_done() {
         finish(name, io, ConnState::VerifyT);
     }
@@ -288,10 +191,10 @@ pub(crate) fn finish(name: &str, io: &DeviceIo, side: ConnState) -> bool {
     if t.old.peer.conn != side || t.new.peer.conn != ConnState::Connected {
         return false;
     }
-    let v = &io.mgmt().verify;
+    let v = &io.peer_device().verify;
     v.flush_run(name);
     v.started.store(false, Ordering::Release);
-    let rs = io.resync();
+    let rs = &io.peer_device().resync;
     let dt = rs.elapsed_secs();
     let done = rs.total().saturating_sub(v.left());
     pr_info!("{}: Online verify done (total {} sec; paused 0 sec; {} K/sec)\n", name, dt, done * 4 / dt);
@@ -305,7 +208,7 @@ pub(crate) fn finish(name: &str, io: &DeviceIo, side: ConnState) -> bool {
 
 /// The connection is gone: a verify in progress ends without a result.
 pub(crate) fn connection_lost(name: &str, io: &DeviceIo) {
-    let v = &io.mgmt().verify;
+    let v = &io.peer_device().verify;
     v.stop_worker();
     v.started.store(false, Ordering::Release);
     let conn = io.peer().conn;
