@@ -56,12 +56,6 @@ module! {
     license: "GPL",
 }
 
-/// Who the glue hands bios, netlink requests and /proc reads to.
-pub(crate) type DiskOwner = DeviceIo;
-/// See [`DiskOwner`].
-pub(crate) type GenlOwner = Drbd;
-/// See [`DiskOwner`].
-pub(crate) type ProcOwner = Drbd;
 
 /// DRBD's block major.
 const DRBD_MAJOR: u32 = 147;

@@ -22,7 +22,7 @@ use crate::drbd_peer_device::PeerDevice;
 use crate::drbd_state::PeerView;
 use crate::drbd_events::{DeviceIdent, EventCounters, StateEvents};
 use crate::drbd_include::genl as api;
-use crate::drbd_include::genl::{DiskState, Role, StateChangeResult};
+use crate::drbd_include::genl::{ConnState, DiskState, Role, StateChangeResult};
 use crate::drbd_include::state::{Context, Kind, States};
 use crate::drbd_state::{StateEngine, Transition};
 use crate::drbd_sender::{HeldWrites, Replica};
@@ -203,7 +203,7 @@ impl DeviceIo {
 
     /// Waits while the connection state is `conn`, at most `timeout_ms`;
     /// returns the view then.
-    pub(crate) fn wait_peer_leaves(&self, conn: crate::drbd_include::genl::ConnState, timeout_ms: u32) -> PeerView {
+    pub(crate) fn wait_peer_leaves(&self, conn: ConnState, timeout_ms: u32) -> PeerView {
         self.state.wait_while(|s| s.peer.conn == conn, timeout_ms);
         self.peer()
     }
@@ -234,10 +234,14 @@ impl DeviceIo {
     }
 
     /// What follows a committed change (`after_state_ch`'s share that the
-    /// device owns): suspended I/O frozen or let go, the broadcast.
+    /// device owns): suspended I/O frozen or let go, a state-change request
+    /// waiting for a lost peer given up, the broadcast.
     fn after_state_change(&self, t: &Transition) {
         if t.old.io_suspended() != t.new.io_suspended() {
             self.sync_suspension();
+        }
+        if t.old.peer.conn >= ConnState::Connected && t.new.peer.conn < ConnState::Connected {
+            self.peer_device.connection_lost();
         }
         self.state_changed();
     }
@@ -404,7 +408,7 @@ impl DeviceIo {
     /// Sends our state to the peer if connected (a change it must see).
     pub(crate) fn tell_peer(&self) {
         if let Some(replica) = self.replica() {
-            if self.peer().conn >= crate::drbd_include::genl::ConnState::Connected {
+            if self.peer().conn >= ConnState::Connected {
                 let _ = replica.send_state(self.state());
             }
         }
@@ -840,7 +844,7 @@ impl DeviceIo {
 /// Whether writes go to the peer (`drbd_should_do_remote`): connected,
 /// and the peer has a disk (being resynced or not).
 fn peer_has_disk(view: &PeerView) -> bool {
-    view.conn >= crate::drbd_include::genl::ConnState::Connected
+    view.conn >= ConnState::Connected
         && crate::drbd_include::io_error::has_data(view.pdsk)
 }
 

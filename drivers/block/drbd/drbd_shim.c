@@ -43,12 +43,20 @@ static void rdrbd_release(struct gendisk *disk)
 	rdrbd_rs_release(disk->private_data);
 }
 
+/* The last reference on the gendisk is gone (after its last release):
+ * the Rust side frees the private data, and its reference on the owner. */
+static void rdrbd_free_disk(struct gendisk *disk)
+{
+	rdrbd_rs_free_disk(disk->private_data);
+}
+
 /* .owner pins the module while any /dev/drbdN is open, so rmmod refuses. */
 static const struct block_device_operations rdrbd_fops = {
 	.owner = THIS_MODULE,
 	.submit_bio = rdrbd_submit_bio,
 	.open = rdrbd_open,
 	.release = rdrbd_release,
+	.free_disk = rdrbd_free_disk,
 };
 
 /* Stable writes: the pages of a write in flight go to the backing disk and

@@ -90,6 +90,7 @@ long rdrbd_rs_genl_dump(void *ctx, u8 cmd, const u8 *req, size_t req_len,
 void rdrbd_rs_submit_bio(void *private_data, struct bio *bio);
 int rdrbd_rs_open(void *private_data, bool write);
 void rdrbd_rs_release(void *private_data);
+void rdrbd_rs_free_disk(void *private_data);
 int rdrbd_rs_proc_show(void *ctx, struct seq_file *seq);
 
 struct crypto_shash;

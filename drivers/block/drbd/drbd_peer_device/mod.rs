@@ -78,19 +78,29 @@ impl PeerDevice {
         self.state_reply_came.notify_all();
     }
 
+    /// The connection was lost: a request waiting for an answer gives up
+    /// (taken under the answer's lock, so a waiter that has just seen the
+    /// connection up is asleep before it is woken).
+    pub(crate) fn connection_lost(&self) {
+        let _reply = self.state_reply.lock();
+        self.state_reply_came.notify_all();
+    }
+
     /// Waits for the peer's answer until `deadline_ms` (since boot) or
-    /// until `gone()` (the connection is lost); checks `gone` at every
-    /// wake-up and every 100 ms.
+    /// until `gone()` (the connection is lost, see
+    /// [`PeerDevice::connection_lost`]).
     pub(crate) fn wait_state_reply(&self, deadline_ms: u64, gone: impl Fn() -> bool) -> Option<i32> {
         let mut reply = self.state_reply.lock();
         loop {
             if let Some(rc) = reply.take() {
                 return Some(rc);
             }
-            if gone() || crate::kernel_glue::now_ms() > deadline_ms {
+            let left = deadline_ms.saturating_sub(crate::kernel_glue::now_ms());
+            if gone() || left == 0 {
                 return None;
             }
-            let _ = self.state_reply_came.wait_interruptible_timeout(&mut reply, kernel::time::msecs_to_jiffies(100));
+            let jiffies = kernel::time::msecs_to_jiffies(u32::try_from(left).unwrap_or(u32::MAX));
+            let _ = self.state_reply_came.wait_interruptible_timeout(&mut reply, jiffies);
         }
     }
 }

@@ -88,16 +88,45 @@ pub(crate) trait DiskOps: Send + Sync {
     fn release(&self);
 }
 
-/// The driver type that owns every rdrbd gendisk; the shim's `submit_bio`
-/// trampoline is not generic, so it names it.
-type Owner = crate::DiskOwner;
+/// A gendisk's private data: its owner, whatever its type. The shim's
+/// callbacks are not generic; they reach the owner through this.
+///
+/// # Invariants
+/// Allocated by [`GenDisk::new`] and freed by the disk's `free_disk`
+/// callback ([`rdrbd_rs_free_disk`]), when the block layer drops its last
+/// reference on the gendisk: after the last `release` and the last bio, so
+/// every callback finds it (and so the owner) alive.
+struct DiskPrivate {
+    owner: Arc<dyn DiskOps>,
+}
+
+impl DiskPrivate {
+    /// The private data of the gendisk `upper` was submitted to.
+    ///
+    /// # Safety
+    /// `upper` is a bio of an rdrbd gendisk that has not completed (or whose
+    /// clone still holds the gate's in-flight count), so the disk is alive.
+    unsafe fn of_bio<'a>(upper: *mut bindings::bio) -> &'a DiskPrivate {
+        // SAFETY: per the caller, the bio's disk is an rdrbd gendisk whose
+        // private data is a live `DiskPrivate` (type invariant).
+        unsafe { &*shim::rdrbd_bio_disk_private(upper).cast_const().cast::<DiskPrivate>() }
+    }
+
+    /// The private data a shim callback was given.
+    ///
+    /// # Safety
+    /// `private` is the private data of a live rdrbd gendisk.
+    unsafe fn from_private<'a>(private: *mut c_void) -> &'a DiskPrivate {
+        // SAFETY: per the caller, a live `DiskPrivate` (type invariant).
+        unsafe { &*private.cast_const().cast::<DiskPrivate>() }
+    }
+}
 
 /// A bio-based `/dev/drbdN`, added to the system while this lives.
 ///
 /// # Invariants
 /// `disk` was allocated by `rdrbd_disk_alloc` and added; its private data
-/// is the data pointer of `owner`, which this holds, so the owner outlives
-/// every callback until the disk is removed in `drop`.
+/// is a [`DiskPrivate`] holding another reference on `owner`.
 pub(crate) struct GenDisk<T: DiskOps> {
     disk: NonNull<bindings::gendisk>,
     owner: Arc<T>,
@@ -109,24 +138,42 @@ unsafe impl<T: DiskOps> Send for GenDisk<T> {}
 // SAFETY: as above; `&GenDisk` only allows thread-safe block-layer calls.
 unsafe impl<T: DiskOps> Sync for GenDisk<T> {}
 
-impl GenDisk<Owner> {
+impl<T: DiskOps + 'static> GenDisk<T> {
     /// Allocates `/dev/drbd<minor>` with capacity 0 and adds it; its bios go
     /// to `owner`.
-    pub(crate) fn new(major: u32, minor: u32, owner: Arc<Owner>) -> Result<Self> {
+    pub(crate) fn new(major: u32, minor: u32, owner: Arc<T>) -> Result<Self> {
         let major = i32::try_from(major).map_err(|_| EINVAL)?;
         let minor = i32::try_from(minor).map_err(|_| EINVAL)?;
-        let private = core::ptr::from_ref::<Owner>(&owner).cast_mut().cast::<c_void>();
-        // SAFETY: `private` stays valid while the disk exists: `self.owner`
-        // keeps it alive until after the disk is removed in `drop`.
-        let disk = from_err_ptr(unsafe { shim::rdrbd_disk_alloc(major, minor, private) })?;
-        let disk = NonNull::new(disk).ok_or(ENOMEM)?;
+        let shared: Arc<dyn DiskOps> = owner.clone();
+        let private = KBox::into_raw(KBox::new(DiskPrivate { owner: shared }, GFP_KERNEL)?).cast::<c_void>();
+        let free_private = || {
+            // SAFETY: `private` came from `KBox::into_raw` above and no disk
+            // that could free it was added.
+            drop(unsafe { KBox::from_raw(private.cast::<DiskPrivate>()) });
+        };
+        // SAFETY: `private` is a live `DiskPrivate`; once the disk is added,
+        // its `free_disk` callback frees it.
+        let disk = match from_err_ptr(unsafe { shim::rdrbd_disk_alloc(major, minor, private) }) {
+            Ok(disk) => disk,
+            Err(e) => {
+                free_private();
+                return Err(e);
+            }
+        };
+        let Some(disk) = NonNull::new(disk) else {
+            free_private();
+            return Err(ENOMEM);
+        };
         // SAFETY: `disk` was just allocated and not yet added.
         let ret = unsafe { shim::rdrbd_disk_add(disk.as_ptr()) };
         if ret != 0 {
-            // SAFETY: add_disk failed, so the disk only needs put_disk.
+            // SAFETY: add_disk failed, so the disk only needs put_disk, which
+            // does not call `free_disk` for a disk never added.
             unsafe { bindings::put_disk(disk.as_ptr()) };
+            free_private();
             return Err(Error::from_errno(ret));
         }
+        // INVARIANT: allocated, added, its private data holds `owner` too.
         Ok(Self { disk, owner })
     }
 }
@@ -724,7 +771,7 @@ unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
         let upper = (*clone).bi_private.cast::<bindings::bio>();
         // The owner (and so the gate) outlives this because `in_flight`
         // is still raised.
-        let owner = &*shim::rdrbd_bio_disk_private(upper).cast_const().cast::<Owner>();
+        let owner = &DiskPrivate::of_bio(upper).owner;
         // The disk has answered (a failed request is not late).
         owner.lower_gate().ages.leave(*shim::rdrbd_clone_age_slot(clone));
         let op = shim::rdrbd_bio_op(upper);
@@ -826,8 +873,7 @@ impl FailedBio {
         unsafe {
             let upper = (*clone).bi_private.cast::<bindings::bio>();
             bindings::bio_put(clone);
-            let owner = &*shim::rdrbd_bio_disk_private(upper).cast_const().cast::<Owner>();
-            owner.lower_gate().exit();
+            DiskPrivate::of_bio(upper).owner.lower_gate().exit();
             UpperBio::from_raw(upper)
         }
     }
@@ -1284,38 +1330,25 @@ impl Drop for BioFifo {
 /// Called by the shim's `submit_bio` for every bio of an rdrbd gendisk.
 ///
 /// # Safety
-/// `private` is the gendisk's private data set by `GenDisk::new` (the
-/// owner, alive while the disk accepts bios); `bio` is a live bio whose
-/// completion the caller hands over.
+/// `private` is the private data of a live rdrbd gendisk; `bio` is a live
+/// bio whose completion the caller hands over.
 #[no_mangle]
 unsafe extern "C" fn rdrbd_rs_submit_bio(private: *mut c_void, bio: *mut bindings::bio) {
-    // SAFETY: `private` is the owner pointer set in `GenDisk::new`, alive
-    // while the disk accepts bios; the block layer hands us `bio` to end.
-    let (owner, bio) = unsafe { (&*private.cast_const().cast::<Owner>(), UpperBio::from_raw(bio)) };
-    owner.submit_bio(bio);
+    // SAFETY: per the contract above.
+    let (private, bio) = unsafe { (DiskPrivate::from_private(private), UpperBio::from_raw(bio)) };
+    private.owner.submit_bio(bio);
 }
 
-/// Called by the shim's `open` for an rdrbd gendisk. A successful open
-/// holds a reference on the owner until its `release`: the gendisk may
-/// outlive `del_gendisk` while it is open, so the owner must too.
+/// Called by the shim's `open` for an rdrbd gendisk.
 ///
 /// # Safety
-/// `private` is the gendisk's private data set by `GenDisk::new`, the data
-/// pointer of an `Arc<Owner>` the `GenDisk` still holds (the block layer
-/// opens only a disk not yet deleted).
+/// `private` is the private data of a live rdrbd gendisk.
 #[no_mangle]
 unsafe extern "C" fn rdrbd_rs_open(private: *mut c_void, write: bool) -> core::ffi::c_int {
-    let ptr = private.cast_const().cast::<Owner>();
-    // SAFETY: `private` is the owner pointer set in `GenDisk::new` (the
-    // data pointer of an `Arc<Owner>`); the block layer only opens a disk
-    // that has not been deleted, so the `GenDisk` still holds that Arc.
-    let owner = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(ptr) });
-    match owner.open(write) {
-        Ok(()) => {
-            // The open's own reference, given back in `rdrbd_rs_release`.
-            let _ = Arc::into_raw(Arc::clone(&owner));
-            0
-        }
+    // SAFETY: per the contract above.
+    let private = unsafe { DiskPrivate::from_private(private) };
+    match private.owner.open(write) {
+        Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
 }
@@ -1323,12 +1356,23 @@ unsafe extern "C" fn rdrbd_rs_open(private: *mut c_void, write: bool) -> core::f
 /// Called by the shim's `release`: the last close of a successful open.
 ///
 /// # Safety
-/// `private` is the same pointer as the successful `rdrbd_rs_open` this
-/// release ends, whose reference on the owner it gives back (once).
+/// `private` is the private data of a live rdrbd gendisk.
 #[no_mangle]
 unsafe extern "C" fn rdrbd_rs_release(private: *mut c_void) {
-    // SAFETY: the reference taken by the successful open that this release
-    // ends (see `rdrbd_rs_open`) keeps the owner alive; we give it back.
-    let owner = unsafe { Arc::from_raw(private.cast_const().cast::<Owner>()) };
-    owner.release();
+    // SAFETY: per the contract above.
+    let private = unsafe { DiskPrivate::from_private(private) };
+    private.owner.release();
+}
+
+/// Called by the shim's `free_disk`: the block layer dropped its last
+/// reference on an rdrbd gendisk (after its last release and bio), so its
+/// private data, and with it a reference on the owner, goes.
+///
+/// # Safety
+/// `private` is the private data of the gendisk being freed, a
+/// `DiskPrivate` from `KBox::into_raw` in `GenDisk::new`; called once.
+#[no_mangle]
+unsafe extern "C" fn rdrbd_rs_free_disk(private: *mut c_void) {
+    // SAFETY: per the contract above, nothing uses it any more.
+    drop(unsafe { KBox::from_raw(private.cast::<DiskPrivate>()) });
 }

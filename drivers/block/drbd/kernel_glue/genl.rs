@@ -29,25 +29,39 @@ pub(crate) trait GenlHandler: Send + Sync {
     fn dump(&self, cmd: u8, request: &[u8], cursor: &mut i64, reply_cmd: &mut u8, reply: &mut [u8]) -> Result<usize>;
 }
 
-/// The driver type that owns the family (the shim's trampolines are not
-/// generic, so they name it).
-type Owner = crate::GenlOwner;
-
-/// The registered `drbd` family; requests reach `owner` while this lives.
-/// There is one family, so only module init creates this, once.
+/// The registered `drbd` family; requests reach the handler while this
+/// lives. There is one family, so only module init creates this, once.
+///
+/// # Invariants
+/// The family is registered with the address of `*_handler` as its context
+/// (the shim's trampolines are not generic: they find the handler there).
 pub(crate) struct GenlFamily {
-    _owner: Arc<Owner>,
+    _handler: KBox<Arc<dyn GenlHandler>>,
 }
 
 impl GenlFamily {
     /// Registers the family with `owner` as its request handler.
-    pub(crate) fn register(owner: Arc<Owner>) -> Result<Self> {
-        let ctx = core::ptr::from_ref::<Owner>(&owner).cast_mut().cast::<c_void>();
-        // SAFETY: `ctx` stays valid until `drop` unregisters the family,
-        // because `self` holds a reference to the owner until then.
+    pub(crate) fn register<T: GenlHandler + 'static>(owner: Arc<T>) -> Result<Self> {
+        let owner: Arc<dyn GenlHandler> = owner;
+        let handler = KBox::new(owner, GFP_KERNEL)?;
+        let ctx = core::ptr::from_ref::<Arc<dyn GenlHandler>>(&handler).cast_mut().cast::<c_void>();
+        // SAFETY: `ctx` stays valid until `drop` unregisters the family:
+        // the box is `self`'s and its contents never move.
         kernel::error::to_result(unsafe { shim::rdrbd_genl_register(ctx) })?;
-        Ok(Self { _owner: owner })
+        // INVARIANT: registered with the address of `*handler`.
+        Ok(Self { _handler: handler })
     }
+}
+
+/// The handler registered with the family.
+///
+/// # Safety
+/// `ctx` is the context the family was registered with by
+/// [`GenlFamily::register`], and the family is still registered.
+unsafe fn handler<'a>(ctx: *mut c_void) -> &'a dyn GenlHandler {
+    // SAFETY: per the contract, the address of a live
+    // `Arc<dyn GenlHandler>` (`GenlFamily`'s invariant).
+    unsafe { &**ctx.cast_const().cast::<Arc<dyn GenlHandler>>() }
 }
 
 impl Drop for GenlFamily {
@@ -100,7 +114,7 @@ unsafe extern "C" fn rdrbd_rs_genl_doit(
     // SAFETY: the shim passes the registered owner and the request payload
     // and reply tailroom of two distinct skbs.
     let (owner, (request, reply)) =
-        unsafe { (&*ctx.cast_const().cast::<Owner>(), buffers(req, req_len, reply, reply_cap)) };
+        unsafe { (handler(ctx), buffers(req, req_len, reply, reply_cap)) };
     to_c_long(owner.doit(cmd, request, reply))
 }
 
@@ -125,7 +139,7 @@ unsafe extern "C" fn rdrbd_rs_genl_dump(
     // netlink_callback, which outlives the call, `reply_cmd` to a local of
     // the shim's dump loop.
     let (owner, (request, reply), cursor, reply_cmd) = unsafe {
-        (&*ctx.cast_const().cast::<Owner>(), buffers(req, req_len, reply, reply_cap), &mut *cursor, &mut *reply_cmd)
+        (handler(ctx), buffers(req, req_len, reply, reply_cap), &mut *cursor, &mut *reply_cmd)
     };
     let mut position = *cursor as i64;
     let result = owner.dump(cmd, request, &mut position, reply_cmd, reply);

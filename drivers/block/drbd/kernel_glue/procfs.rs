@@ -15,23 +15,26 @@ pub(crate) trait ProcShow: Send + Sync {
     fn show(&self, out: &mut SeqFile) -> fmt::Result;
 }
 
-/// The driver type that owns `/proc/drbd` (the shim's trampoline is not
-/// generic, so it names it).
-type Owner = crate::ProcOwner;
-
 /// `/proc/drbd`, present while this lives. Only module init creates it.
+///
+/// # Invariants
+/// The entry is created with the address of `*_shown` as its context (the
+/// shim's trampoline is not generic: it finds the owner there).
 pub(crate) struct ProcEntry {
-    _owner: Arc<Owner>,
+    _shown: KBox<Arc<dyn ProcShow>>,
 }
 
 impl ProcEntry {
     /// Creates `/proc/drbd`, shown by `owner`.
-    pub(crate) fn create(owner: Arc<Owner>) -> Result<Self> {
-        let ctx = core::ptr::from_ref::<Owner>(&owner).cast_mut().cast::<c_void>();
-        // SAFETY: `ctx` stays valid until `drop` removes the entry, because
-        // `self` keeps a reference to the owner until then.
+    pub(crate) fn create<T: ProcShow + 'static>(owner: Arc<T>) -> Result<Self> {
+        let owner: Arc<dyn ProcShow> = owner;
+        let shown = KBox::new(owner, GFP_KERNEL)?;
+        let ctx = core::ptr::from_ref::<Arc<dyn ProcShow>>(&shown).cast_mut().cast::<c_void>();
+        // SAFETY: `ctx` stays valid until `drop` removes the entry: the box
+        // is `self`'s and its contents never move.
         kernel::error::to_result(unsafe { shim::rdrbd_proc_create(ctx) })?;
-        Ok(Self { _owner: owner })
+        // INVARIANT: created with the address of `*shown`.
+        Ok(Self { _shown: shown })
     }
 }
 
@@ -62,9 +65,10 @@ impl fmt::Write for SeqFile {
 /// entry exists; `seq` is the seq_file being shown, for the call.
 #[no_mangle]
 unsafe extern "C" fn rdrbd_rs_proc_show(ctx: *mut c_void, seq: *mut bindings::seq_file) -> i32 {
-    // SAFETY: `ctx` is the owner registered in `ProcEntry::create`, alive
-    // while the entry exists; `seq` is the seq_file being shown.
-    let owner = unsafe { &*ctx.cast_const().cast::<Owner>() };
+    // SAFETY: `ctx` is the address of the `Arc<dyn ProcShow>` the entry
+    // was created with, alive while the entry exists (`ProcEntry`'s
+    // invariant); `seq` is the seq_file being shown.
+    let owner: &dyn ProcShow = unsafe { &**ctx.cast_const().cast::<Arc<dyn ProcShow>>() };
     let mut out = SeqFile(seq);
     // A formatting error can only come from our own Display code; the
     // partial text is still shown.
