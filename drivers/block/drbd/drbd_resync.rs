@@ -106,8 +106,8 @@ fn run_target(mut job: TargetJob) {
         // pause-sync here or on the peer (PausedSyncT): no new requests;
         // the ones in flight are still answered.
         if io.states().sync_paused() {
-            let mut guard = rs.wake_lock.lock();
-            let _ = rs.wake.wait_interruptible_timeout(&mut guard, kernel::time::msecs_to_jiffies(u32::from(TICK_MS)));
+            // Looked at again every tick, as 8.4's resync timer does.
+            rs.wake.pause_unless(|| false, u32::from(TICK_MS));
             continue;
         }
         if now_ms().saturating_sub(tick_start) >= u64::from(TICK_MS) {
@@ -172,8 +172,19 @@ fn run_target(mut job: TargetJob) {
             finish_target(&mut job);
             return;
         }
-        let mut guard = rs.wake_lock.lock();
-        let _ = rs.wake.wait_interruptible_timeout(&mut guard, kernel::time::msecs_to_jiffies(10));
+        // Until an answer lets more requests out (or ends the pass), or
+        // the next tick refills the rate's budget.
+        let until_tick = u64::from(TICK_MS).saturating_sub(now_ms().saturating_sub(tick_start));
+        let window = u64::from(rate.window_bytes);
+        let can_send = budget > 0;
+        rs.wake.pause_unless(
+            || {
+                let room = rs.in_flight_bytes.load(Ordering::Acquire) < window;
+                let done = rs.requests_done.load(Ordering::Acquire);
+                (room && can_send && !done) || (done && rs.in_flight.load(Ordering::Acquire) == 0)
+            },
+            u32::try_from(until_tick).unwrap_or(u32::from(TICK_MS)).max(1),
+        );
     }
 }
 

@@ -30,6 +30,8 @@ use crate::kernel_glue::thread::KThread;
 const BLOCK_SECTORS: u64 = 8;
 /// Requests VerifyS keeps in flight.
 const WINDOW: u32 = 64;
+/// How often a full window looks at the connection state again.
+const WINDOW_RECHECK_MS: u32 = 100;
 
 /// What the VerifyS worker needs.
 pub(crate) struct SourceJob {
@@ -68,8 +70,10 @@ fn run_source(job: SourceJob) {
             return;
         }
         if v.in_flight.load(Ordering::Acquire) >= WINDOW {
-            let mut guard = v.wake_lock.lock();
-            let _ = v.wake.wait_interruptible_timeout(&mut guard, kernel::time::msecs_to_jiffies(10));
+            // Until an answer makes room; the connection state is checked
+            // again at least every WINDOW_RECHECK_MS (a lost connection
+            // answers nothing).
+            v.wake.pause_unless(|| v.in_flight.load(Ordering::Acquire) < WINDOW, WINDOW_RECHECK_MS);
             continue;
         }
         let sectors = job.end.saturating_sub(sector).min(BLOCK_SECTORS);
@@ -130,10 +134,7 @@ pub(crate) fn compare_reply(
         v.found_out_of_sync(name, req.sector, req.blksize);
     }
     let _ = v.in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| Some(n.saturating_sub(1)));
-    {
-        let _guard = v.wake_lock.lock();
-        v.wake.notify_all();
-    }
+    v.wake.wake_all();
     let block_id = if same { ID_IN_SYNC } else { ID_OUT_OF_SYNC };
     Ok(proto::BlockAck { sector: req.sector, block_id, blksize: req.blksize, seq_num: 0 })
 }

@@ -8,11 +8,12 @@ use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kernel::prelude::*;
-use kernel::sync::{CondVar, Mutex};
-use kernel::{new_condvar, new_mutex};
+use kernel::new_mutex;
+use kernel::sync::Mutex;
 
 use crate::drbd_include::genl::{self as api, ConnState};
 use crate::kernel_glue::now_ms;
+use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 
 /// Bytes one resync request asks for at most (C DRBD merges up to its
 /// max bio size; 128 KiB keeps the source's reads short).
@@ -85,11 +86,10 @@ pub(crate) struct ResyncShared {
     /// wait for (end 0: none), set under the metadata lock.
     locked_start: AtomicU64,
     locked_end: AtomicU64,
+    /// Wakes the target's worker when a reply came in (from the receiver
+    /// and the meta-socket thread; the worker waits for its own condition).
     #[pin]
-    pub(crate) wake_lock: Mutex<()>,
-    /// Wakes the worker when a reply came in.
-    #[pin]
-    pub(crate) wake: CondVar,
+    pub(crate) wake: WaitQueue,
     /// Configured rate (from the disk options; `disk-options` changes it
     /// while a resync runs, the worker re-reads it every tick).
     #[pin]
@@ -112,8 +112,7 @@ impl ResyncShared {
             same_csum: AtomicU64::new(0),
             locked_start: AtomicU64::new(0),
             locked_end: AtomicU64::new(0),
-            wake_lock <- new_mutex!((), "rdrbd::ResyncShared::wake_lock"),
-            wake <- new_condvar!("rdrbd::ResyncShared::wake"),
+            wake <- new_wait_queue!("rdrbd::ResyncShared::wake"),
             rate <- new_mutex!(ResyncRate::defaults(), "rdrbd::ResyncShared::rate"),
         })
     }
@@ -185,8 +184,7 @@ impl ResyncShared {
         let _ = self.in_flight_bytes.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             Some(n.saturating_sub(u64::from(bytes)))
         });
-        let _guard = self.wake_lock.lock();
-        self.wake.notify_all();
+        self.wake.wake_all();
     }
 
     /// Moves the speed mark forward every few seconds (`drbd_advance_rs_marks`).

@@ -6,10 +6,11 @@
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kernel::prelude::*;
-use kernel::sync::{CondVar, Mutex};
-use kernel::{new_condvar, new_mutex};
+use kernel::new_mutex;
+use kernel::sync::Mutex;
 
 use crate::kernel_glue::thread::KThread;
+use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 
 /// Verify progress a device shares between the netlink request, the
 /// VerifyS worker, the receiver and the meta-socket thread.
@@ -26,11 +27,9 @@ pub(crate) struct VerifyShared {
     /// The run of differing sectors not yet logged: start, length.
     #[pin]
     run: Mutex<(u64, u64)>,
-    #[pin]
-    pub(crate) wake_lock: Mutex<()>,
     /// Wakes the VerifyS worker when a reply came in.
     #[pin]
-    pub(crate) wake: CondVar,
+    pub(crate) wake: WaitQueue,
     /// VerifyS: the request worker.
     #[pin]
     pub(crate) worker: Mutex<Option<KThread>>,
@@ -44,8 +43,7 @@ impl VerifyShared {
             in_flight: AtomicU32::new(0),
             started: AtomicBool::new(false),
             run <- new_mutex!((0, 0), "rdrbd::VerifyShared::run"),
-            wake_lock <- new_mutex!((), "rdrbd::VerifyShared::wake_lock"),
-            wake <- new_condvar!("rdrbd::VerifyShared::wake"),
+            wake <- new_wait_queue!("rdrbd::VerifyShared::wake"),
             worker <- new_mutex!(None, "rdrbd::VerifyShared::worker"),
         })
     }
