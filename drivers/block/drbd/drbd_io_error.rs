@@ -232,14 +232,14 @@ pub(crate) fn local_io_failed(io: &DeviceIo, failure: IoFailure, sector: u64, si
         DiskVerdict::Inconsistent => {
             pr_err!("drbd{}: Local IO failed, passed on: the disk is Inconsistent now\n", minor);
             io.set_disk_state(DiskState::Inconsistent);
-            persist_and_tell_peer(io);
+            persist(io);
         }
         DiskVerdict::Detach { run_helper } => {
             pr_err!("drbd{}: Local IO failed. Detaching...\n", minor);
+            // The peer hears of Failed at once, not only of Diskless
+            // (`DeviceIo::after_state_change`): it marks what it writes from
+            // now on out of sync (writes go on, to it only).
             io.set_disk_state(DiskState::Failed);
-            // At once, not only when Diskless: the peer marks what it
-            // receives from now on out of sync (writes go on, to it only).
-            io.tell_peer();
             let how = if run_helper { DETACH_WITH_HELPER } else { DETACH_PENDING };
             errors.detach.store(how, Ordering::SeqCst);
             errors.work.wake_all();
@@ -247,12 +247,10 @@ pub(crate) fn local_io_failed(io: &DeviceIo, failure: IoFailure, sector: u64, si
     }
 }
 
-/// Writes the state flags (best effort: the disk is failing) and sends
-/// our state to a connected peer.
-fn persist_and_tell_peer(io: &DeviceIo) {
+/// Writes the state flags (best effort: the disk is failing).
+fn persist(io: &DeviceIo) {
     let (primary, disk, peer) = (io.is_primary(), io.disk_state(), io.peer());
     let _ = io.with_md(|md, dev| md.persist_state(dev, primary, disk, peer.pdsk, peer.conn));
-    io.tell_peer();
 }
 
 /// `drbd_go_diskless`: the helper (`call-local-io-error`), then the disk
@@ -280,7 +278,6 @@ fn go_diskless(io: &DeviceIo, run_helper: bool) {
         }
     }
     io.set_disk_state(DiskState::Diskless);
-    io.tell_peer();
 }
 
 /// The peer's disk changed from `old` to `new` while connected: if it lost

@@ -275,7 +275,6 @@ impl Registry {
         let io = &self.device(minor)?.io;
         mgmt::pause_sync(io.states().device.user_isp).map_err(|c| AdmError::new(c, "the resync is paused already"))?;
         io.request_state(|s| s.device.user_isp = true).map_err(refused)?;
-        io.tell_peer();
         Ok(())
     }
 
@@ -288,7 +287,6 @@ impl Registry {
             _ => "the resync is not paused",
         }))?;
         io.request_state(|s| s.device.user_isp = false).map_err(refused)?;
-        io.tell_peer();
         Ok(())
     }
 

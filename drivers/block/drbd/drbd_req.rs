@@ -235,13 +235,17 @@ impl DeviceIo {
 
     /// What follows a committed change (`after_state_ch`'s share that the
     /// device owns): suspended I/O frozen or let go, a state-change request
-    /// waiting for a lost peer given up, the broadcast.
+    /// waiting for a lost peer given up, the peer told what it must know at
+    /// once, the broadcast.
     fn after_state_change(&self, t: &Transition) {
         if t.old.io_suspended() != t.new.io_suspended() {
             self.sync_suspension();
         }
         if t.old.peer.conn >= ConnState::Connected && t.new.peer.conn < ConnState::Connected {
             self.peer_device.connection_lost();
+        }
+        if tell_peer_of(t) {
+            self.tell_peer();
         }
         self.state_changed();
     }
@@ -406,7 +410,7 @@ impl DeviceIo {
     }
 
     /// Sends our state to the peer if connected (a change it must see).
-    pub(crate) fn tell_peer(&self) {
+    fn tell_peer(&self) {
         if let Some(replica) = self.replica() {
             if self.peer().conn >= ConnState::Connected {
                 let _ = replica.send_state(self.state());
@@ -846,6 +850,23 @@ impl DeviceIo {
 fn peer_has_disk(view: &PeerView) -> bool {
     view.conn >= ConnState::Connected
         && crate::drbd_include::io_error::has_data(view.pdsk)
+}
+
+/// Whether the peer must hear of change `t` at once (8.4's
+/// `after_state_ch` sends P_STATE for these): a pause of the resync by
+/// the user, our disk failing or going (the peer marks what it writes from
+/// then on, and moves its data on with a new current UUID), our UpToDate
+/// disk turning Inconsistent without a resync (`on-io-error pass_on`).
+/// Role changes and the ends of a resync send their state themselves.
+fn tell_peer_of(t: &Transition) -> bool {
+    let (old, new) = (&t.old, &t.new);
+    let connected = old.peer.conn >= ConnState::Connected && new.peer.conn >= ConnState::Connected;
+    let paused = old.device.user_isp != new.device.user_isp;
+    let disk_gone = old.device.disk != new.device.disk && matches!(new.device.disk, DiskState::Failed | DiskState::Diskless);
+    let inconsistent = old.device.disk == DiskState::UpToDate
+        && new.device.disk == DiskState::Inconsistent
+        && old.peer.conn == new.peer.conn;
+    connected && (paused || disk_gone || inconsistent)
 }
 
 impl DiskOps for DeviceIo {

@@ -1,0 +1,51 @@
+#!/bin/bash
+# `detach` of the Secondary's disk while connected: as 8.4's after_state_ch
+# does, the peer is told at once (our disk Failed, then Diskless), so the
+# Primary makes a new current UUID and marks what it writes from then on;
+# after a re-attach the Secondary resyncs exactly that as SyncTarget and
+# both data areas end equal. (Before the state engine sent it, an admin
+# detach left the Primary believing the peer UpToDate.)
+# guests: 2
+# disks: 32M
+# timeout: 300
+# budget: 60
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+MiB=$((1 << 20))
+two_rdrbd_nodes /dev/vda
+connect_pair || exit 1
+skip_initial_sync || exit 1
+
+if [ "$GUEST_INDEX" = 0 ]; then
+  step primary "$S" primary 0
+  step write-a dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 oflag=direct status=none
+  share_put written-a 1
+  share_get detached 120 > /dev/null || die "guest 1 never detached"
+  step peer-diskless wait_ds UpToDate/Diskless 10
+  step new-current-uuid sh -c "dmesg | grep -q \"new current UUID: the peer's disk is Failed\""
+  step write-b dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=8 oflag=direct status=none
+  step b-marked sh -c "[ \$(grep -o 'oos:[0-9]*' /proc/drbd | cut -d: -f2) -ge $((4 * 1024)) ]"
+  share_put written-b 1
+  step resynced wait_synced 90
+  step secondary "$S" secondary 0
+else
+  share_get written-a 120 > /dev/null || die "guest 0 never wrote"
+  step detach "$S" detach 0
+  step diskless wait_ds Diskless/UpToDate 10
+  share_put detached 1
+  share_get written-b 120 > /dev/null || die "guest 0 never wrote again"
+  step reattach reattach_rdrbd /dev/vda
+  step resynced wait_synced 90
+  # What guest 0 wrote while we were diskless (4 MiB), not the whole disk.
+  only_b_resynced() {
+    local kib
+    kib=$(dmesg | grep -o 'Began resync as SyncTarget (will sync [0-9]* KB' | tail -1 | grep -o '[0-9]* KB' | cut -d' ' -f1)
+    echo "resynced ${kib:-no} KB"
+    [ -n "$kib" ] && [ "$kib" -ge 4096 ] && [ "$kib" -le 8192 ]
+  }
+  step only-b-resynced only_b_resynced
+fi
+barrier done || die "barrier done"
+down_with_equal_data
+finish
