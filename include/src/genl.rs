@@ -1123,6 +1123,10 @@ macro_rules! wire_enum {
         }
 
         impl $name {
+            /// Each variant's text with its wire value, in wire order (the
+            /// choices drbdsetup offers for an option of this type).
+            pub const TEXTS: &'static [(&'static str, $repr)] = &[$(($text, $value),)*];
+
             /// The variant with this wire value; `None` if DRBD 8.4 has none.
             pub fn from_raw(raw: $repr) -> Option<Self> {
                 match raw {

@@ -17,7 +17,9 @@ use super::mgmt::shown_conn;
 /// The states of a device itself.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct DeviceStates {
+    /// Primary or Secondary.
     pub role: Role,
+    /// The own disk.
     pub disk: DiskState,
     /// I/O suspended by the user (`suspend-io`; `susp`).
     pub susp_user: bool,
@@ -44,7 +46,9 @@ pub struct PeerDeviceStates {
 /// A device and its peer device: what one state change changes at once.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct States {
+    /// The device's own states.
     pub device: DeviceStates,
+    /// Its states towards the (one) peer.
     pub peer: PeerDeviceStates,
 }
 
@@ -119,7 +123,9 @@ pub struct Context {
 /// What [`sanitize`] changed that the log should tell.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Warning {
+    /// A failing disk ended an online verify.
     AbortedOnlineVerify,
+    /// A failing disk ended a resync.
     AbortedResync,
 }
 
@@ -279,7 +285,9 @@ pub fn check(os: &States, ns: &States, kind: Kind) -> Result<(), StateChangeResu
 /// `role( Secondary -> Primary ) disk( Inconsistent -> UpToDate ) ...`;
 /// empty when nothing shown changed.
 pub struct ChangeLine {
+    /// The state word before the change.
     pub old: State,
+    /// The state word after it.
     pub new: State,
 }
 

@@ -112,8 +112,9 @@ impl IoErrors {
 /// disk (process context, where metadata I/O and helpers may block).
 pub(crate) fn run_worker(io: Arc<DeviceIo>) {
     let errors = io.io_errors();
-    // When the requests in flight age next (with disk-timeout on).
-    let mut next_tick: Option<u64> = None;
+    // When the requests in flight age next (with disk-timeout on), and
+    // the tick that was computed with (a changed disk-timeout starts over).
+    let mut next_tick: Option<(u64, u64)> = None;
     loop {
         let tick = tick_ms(errors.timeout_ds.load(Ordering::Relaxed));
         // Also woken when disk-timeout changes (`configure`).
@@ -127,9 +128,12 @@ pub(crate) fn run_worker(io: Arc<DeviceIo>) {
             }
             Some(tick) => {
                 let now = now_ms();
-                let due = *next_tick.get_or_insert(now.saturating_add(tick));
+                if next_tick.is_some_and(|(_, with)| with != tick) {
+                    next_tick = None;
+                }
+                let (due, _) = *next_tick.get_or_insert((now.saturating_add(tick), tick));
                 if now >= due {
-                    next_tick = Some(now.saturating_add(tick));
+                    next_tick = Some((now.saturating_add(tick), tick));
                     check_disk_timeout(&io);
                 } else {
                     let wait = u32::try_from(due.saturating_sub(now)).unwrap_or(u32::MAX);
@@ -212,19 +216,20 @@ fn handle_failed(io: &DeviceIo, failed: FailedBio) {
 pub(crate) fn local_io_failed(io: &DeviceIo, failure: IoFailure, sector: u64, size: u32, error: Error) {
     let errors = io.io_errors();
     let minor = io.events().minor();
+    let disk = io.disk_state();
     let what = match failure {
         IoFailure::Read => "read",
         IoFailure::ReadAhead => "read-ahead",
         IoFailure::Write => "write",
         IoFailure::Meta => "meta data",
-        IoFailure::Timeout => "",
-    };
-    let disk = io.disk_state();
-    if failure == IoFailure::Timeout {
-        if disk > DiskState::Failed {
-            pr_warn!("drbd{}: Local backing device failed to meet the disk-timeout\n", minor);
+        IoFailure::Timeout => {
+            if disk > DiskState::Failed {
+                pr_warn!("drbd{}: Local backing device failed to meet the disk-timeout\n", minor);
+            }
+            ""
         }
-    } else if errors.logged.fetch_add(1, Ordering::Relaxed) < LOG_LIMIT {
+    };
+    if failure != IoFailure::Timeout && errors.logged.fetch_add(1, Ordering::Relaxed) < LOG_LIMIT {
         pr_err!("drbd{}: local {} I/O error {} at sector {}+{}\n", minor, what, error.to_errno(), sector, size >> 9);
     }
     match disk_verdict(errors.policy(), failure, disk) {

@@ -199,11 +199,7 @@ const SECONDS_10: &str = "1/10 seconds";
 /// `--on-io-error`.
 pub const ON_IO_ERROR_NAMES: &[(&str, u32)] =
     &[("pass_on", 0), ("call-local-io-error", 1), ("detach", 2)];
-const FENCING_NAMES: &[(&str, u32)] = &[
-    ("dont-care", 0),
-    ("resource-only", 1),
-    ("resource-and-stonith", 2),
-];
+const FENCING_NAMES: &[(&str, u32)] = drbd_include::genl::Fencing::TEXTS;
 const READ_BALANCING_NAMES: &[(&str, u32)] = &[
     ("prefer-local", 0),
     ("prefer-remote", 1),
@@ -217,7 +213,7 @@ const READ_BALANCING_NAMES: &[(&str, u32)] = &[
     ("512K-striping", 9),
     ("1M-striping", 10),
 ];
-const PROTOCOL_NAMES: &[(&str, u32)] = &[("A", nc::PROT_A), ("B", nc::PROT_B), ("C", nc::PROT_C)];
+const PROTOCOL_NAMES: &[(&str, u32)] = drbd_include::genl::WireProtocol::TEXTS;
 const AFTER_SB_0P_NAMES: &[(&str, u32)] = &[
     ("disconnect", nc::ASB_DISCONNECT),
     ("discard-younger-primary", nc::ASB_DISCARD_YOUNGER_PRI),
