@@ -259,3 +259,38 @@ impl ActivityLog {
         Ok(())
     }
 }
+
+/// The range a resync read for the peer holds application writes off
+/// (8.4's resync extent in `drbd_rs_begin_io`): a device's, since it
+/// guards the local disk the read comes from.
+pub(crate) struct ResyncLock {
+    /// Sectors `[start, end)`; end 0: none. Set under the metadata lock.
+    start: AtomicU64,
+    end: AtomicU64,
+}
+
+impl ResyncLock {
+    pub(crate) const fn new() -> Self {
+        Self { start: AtomicU64::new(0), end: AtomicU64::new(0) }
+    }
+
+    /// Whether `[sector, sector + size)` overlaps the held range (checked
+    /// under the metadata lock).
+    pub(crate) fn overlaps(&self, sector: u64, size: u32) -> bool {
+        let end = self.end.load(Ordering::Acquire);
+        end != 0 && sector < end && sector.saturating_add(u64::from(size).div_ceil(512)) > self.start.load(Ordering::Acquire)
+    }
+
+    /// Holds application writes off `[sector, sector + bytes / 512)`: set
+    /// under the metadata lock, so every write admitted before is counted
+    /// in flight and every later one sees the lock.
+    pub(crate) fn hold(&self, sector: u64, bytes: u64) {
+        self.start.store(sector, Ordering::Release);
+        self.end.store(sector.saturating_add(bytes.div_ceil(512)).max(1), Ordering::Release);
+    }
+
+    /// Lets application writes through again.
+    pub(crate) fn release(&self) {
+        self.end.store(0, Ordering::Release);
+    }
+}

@@ -20,6 +20,7 @@ use crate::drbd_include::protocol::{
 use crate::drbd_include::protocol_settings::ProtocolSettings;
 use crate::drbd_include::uuid::uuid_flags;
 use crate::drbd_req::DeviceIo;
+use crate::drbd_peer_device::{PeerDevice, ResyncRate};
 use crate::drbd_net::{deciseconds, recv_header, send_packet, AuthConfig, LiveTiming, NetConfig, NetError};
 use crate::kernel_glue::crypto::HMAC_MAX_DIGEST;
 use crate::kernel_glue::net::TcpSocket;
@@ -35,8 +36,9 @@ pub(crate) struct ConnShared {
     /// live connection (8.4's threads read `net_conf` at every use).
     /// Shared with the connection's `Replica`, whose sends count ko-count.
     pub(crate) timing: Arc<LiveTiming>,
-    /// Volume 0 of the resource, if it exists (rdrbd replicates one volume).
-    pub(crate) device: Option<(u16, Arc<DeviceIo>)>,
+    /// Volume 0 of the resource, if it exists (rdrbd replicates one
+    /// volume), with the connection's peer device for it.
+    pub(crate) volume: Option<ConnVolume>,
     /// The connected sockets, so `disconnect` can shut them down.
     #[pin]
     pub(crate) sockets: Mutex<Option<(Arc<TcpSocket>, Arc<TcpSocket>)>>,
@@ -80,7 +82,7 @@ impl ConnShared {
     /// Publishes the connection state and what we know of the peer to the
     /// device (one change).
     pub(crate) fn set_view(&self, conn: ConnState, peer: Role, pdsk: DiskState) {
-        if let Some((_, io)) = &self.device {
+        if let Some(ConnVolume { io, .. }) = &self.volume {
             io.set_state(|s| {
                 s.peer.conn = conn;
                 s.peer.peer = peer;
@@ -98,7 +100,7 @@ impl ConnShared {
     /// peer's P_PROTOCOL_UPDATE): the replica's writes and the view follow.
     pub(crate) fn set_protocol_settings(&self, settings: ProtocolSettings) {
         *self.protocol.lock() = settings;
-        if let Some((_, io)) = &self.device {
+        if let Some(ConnVolume { io, .. }) = &self.volume {
             if let Some(replica) = io.replica() {
                 replica.set_protocol(settings.wire_protocol);
             }
@@ -109,7 +111,7 @@ impl ConnShared {
     /// A state without a connection (the engine's sanitising forgets the
     /// peer's role, and its disk unless Inconsistent or Outdated).
     fn set_unconnected(&self, conn: ConnState) {
-        if let Some((_, io)) = &self.device {
+        if let Some(ConnVolume { io, .. }) = &self.volume {
             io.set_state(|s| s.peer.conn = conn);
         }
     }
@@ -119,7 +121,7 @@ impl ConnShared {
     /// (`conn_disconnect` → `conn_try_outdate_peer_async`; here in the
     /// connection thread, before it reconnects).
     fn fence_lost_peer(&self) {
-        let Some((_, io)) = &self.device else { return };
+        let Some(ConnVolume { io, .. }) = &self.volume else { return };
         let pdsk = crate::drbd_include::mgmt::pdsk_while_unconnected(io.peer().pdsk);
         if io.is_primary() && io.fencing() >= api::Fencing::ResourceOnly && pdsk == DiskState::DUnknown {
             let addrs = crate::drbd_events::ConnAddrs { my_addr: self.config.my_addr, peer_addr: self.config.peer_addr };
@@ -144,6 +146,16 @@ impl ConnShared {
     }
 }
 
+/// A volume a connection replicates: the device, and the peer device the
+/// connection owns for it (DRBD 9's `connection->peer_devices`). The
+/// device holds the peer device too while the connection lives (its bio
+/// path sends through the replica); [`Connection`]'s drop takes it back.
+pub(crate) struct ConnVolume {
+    pub(crate) volume: u16,
+    pub(crate) io: Arc<DeviceIo>,
+    pub(crate) pd: Arc<PeerDevice>,
+}
+
 /// A configured connection: its thread runs until this is dropped.
 pub(crate) struct Connection {
     shared: Arc<ConnShared>,
@@ -155,15 +167,22 @@ impl Connection {
     pub(crate) fn start(
         name: crate::ResourceName,
         config: NetConfig,
-        device: Option<(u16, Arc<DeviceIo>)>,
+        device: Option<(u16, Arc<DeviceIo>, ResyncRate)>,
     ) -> Result<Self> {
         let timing = Arc::new(LiveTiming::new(&config), GFP_KERNEL)?;
+        let volume = match device {
+            Some((volume, io, rate)) => {
+                let pd = Arc::pin_init(PeerDevice::new(rate), GFP_KERNEL)?;
+                Some(ConnVolume { volume, io, pd })
+            }
+            None => None,
+        };
         let shared = Arc::pin_init(
             pin_init!(ConnShared {
                 name,
                 timing,
                 config,
-                device,
+                volume,
                 sockets <- new_mutex!(None, "rdrbd::ConnShared::sockets"),
                 stopping: AtomicBool::new(false),
                 gave_up: AtomicBool::new(false),
@@ -175,7 +194,8 @@ impl Connection {
             }),
             GFP_KERNEL,
         )?;
-        if let Some((_, io)) = &shared.device {
+        if let Some(ConnVolume { io, pd, .. }) = &shared.volume {
+            io.set_peer_device(Some(pd.clone()));
             io.set_protocol(Some(shared.protocol_settings()));
         }
         shared.set_view(ConnState::Unconnected, Role::Unknown, DiskState::DUnknown);
@@ -204,7 +224,7 @@ impl Connection {
 
     /// The agreed protocol version once the handshake is done.
     pub(crate) fn agreed_version(&self) -> Option<u32> {
-        let (_, io) = self.shared.device.as_ref()?;
+        let io = &self.shared.volume.as_ref()?.io;
         io.replica().map(|replica| replica.link_version())
     }
 
@@ -220,7 +240,7 @@ impl Connection {
     /// writes sent after it use the new protocol; otherwise they apply at
     /// the next handshake.
     pub(crate) fn change_protocol_settings(&self, settings: ProtocolSettings) -> Result {
-        let replica = self.shared.device.as_ref().and_then(|(_, io)| io.replica());
+        let replica = self.shared.volume.as_ref().and_then(|v| v.io.replica());
         match replica {
             Some(replica) if replica.link_version() >= 100 => {
                 let sent = replica.send_protocol_update(settings.params(0), || self.shared.set_protocol_settings(settings));
@@ -245,7 +265,7 @@ impl Connection {
     /// seeing a network failure. Its P_CONN_ST_CHG_REPLY is awaited for up
     /// to ping-timeout (at least half a second); we disconnect either way.
     fn say_goodbye(&self) {
-        let Some((_, io)) = &self.shared.device else { return };
+        let Some(ConnVolume { io, .. }) = &self.shared.volume else { return };
         // The replica exists from the handshake on until the connection
         // is lost (the view already says Disconnecting here).
         let Some(replica) = io.replica() else { return };
@@ -273,9 +293,12 @@ impl Drop for Connection {
             meta.shutdown();
         }
         drop(self.thread.take());
-        if let Some((_, io)) = &self.shared.device {
+        if let Some(ConnVolume { io, .. }) = &self.shared.volume {
             io.set_state(|s| s.peer.conn = ConnState::StandAlone);
             io.set_protocol(None);
+            // The device lets go of the peer device (and the cycle through
+            // it back to the device ends): the connection owned it.
+            io.set_peer_device(None);
         }
     }
 }
@@ -545,7 +568,7 @@ pub(crate) fn send_parameters(
     }
     let params = shared.protocol_settings().params(conn_flags);
     send_packet(data, link, Packet::Protocol, 0, |out| params.encode(link, out))?;
-    let (Some(local), Some((volume, _))) = (local, &shared.device) else {
+    let (Some(local), Some(ConnVolume { volume, .. })) = (local, &shared.volume) else {
         return Ok(());
     };
     let volume = *volume;

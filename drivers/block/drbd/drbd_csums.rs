@@ -152,6 +152,7 @@ pub(crate) enum CsumServed {
 pub(crate) fn serve_request(
     name: &str,
     io: &DeviceIo,
+    rs: &ResyncShared,
     replica: &Replica,
     state: &mut CsumsState,
     pages: &mut BlockPages,
@@ -164,7 +165,6 @@ pub(crate) fn serve_request(
         pr_err!("{}: CsumRSRequest with a digest of {} bytes, csums-alg gives {}\n", name, bad.peer, bad.own);
         return Err(NetError::Refused);
     }
-    let rs = &io.peer_device().resync;
     rs.note_csums_used();
     let mut answer = CsumAnswer::SendData;
     let mut send_failed = false;

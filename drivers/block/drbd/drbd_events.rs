@@ -466,7 +466,7 @@ fn send(subject: &Subject<'_>, body: &Body, nh_type: u32) {
 
 /// The resource-wide info: Primary if any volume is, suspended if any is.
 fn resource_info_of(registry: &Registry, name: &ResourceName) -> ResourceInfo {
-    let devices = || registry.devices.values().filter(|d| d.resource == *name);
+    let devices = || registry.devices_of(name);
     let primary = devices().any(|d| d.io.is_primary());
     ResourceInfo {
         role: if primary { api::Role::Primary } else { api::Role::Secondary } as u32,
@@ -514,7 +514,7 @@ enum InitialState<'a> {
 /// listed even while unconfigured (StandAlone, without addresses).
 fn initial_state_at(registry: &Registry, mut index: usize) -> InitialState<'_> {
     for (name, resource) in registry.resources.iter() {
-        let devices = || registry.devices.values().filter(move |d| d.resource == *name);
+        let devices = move || registry.devices_of(name);
         let conn = live_connection(resource);
         let addrs_of = |d: &Device| conn.filter(|_| d.io.events().has_connection());
         if index == 0 {

@@ -42,6 +42,7 @@ mod kernel_glue;
 use drbd_include::fixed_str::FixedStr;
 use drbd_include::genl::{self as api, RetCode};
 use drbd_req::DeviceIo;
+use drbd_peer_device::ResyncRate;
 use drbd_include::md::MetaIndex;
 use kernel_glue::block::{BlockMajor, CloneBioSet, GenDisk, Holder, LowerDev};
 use kernel_glue::genl::GenlFamily;
@@ -94,6 +95,10 @@ pub(crate) type AdmResult<T = ()> = core::result::Result<T, AdmError>;
 
 /// A resource: a named group of volumes and its connection to the peer.
 pub(crate) struct Resource {
+    /// Its volumes, by volume number (DRBD's `resource->devices`).
+    pub(crate) devices: RBTree<u32, Device>,
+    /// Its connection while configured; the connection owns the peer
+    /// devices (`drbd_conn.rs`).
     pub(crate) conn: Option<drbd_conn::Connection>,
     /// `resource-options`.
     pub(crate) options: drbd_options::ResourceOptions,
@@ -153,11 +158,13 @@ impl Device {
     }
 }
 
-/// All resources and minors. Configuration requests are serialised by the
-/// mutex around this, as DRBD serialises them with its genl lock.
+/// All resources, which own their devices. Configuration requests are
+/// serialised by the mutex around this, as DRBD serialises them with its
+/// genl lock.
 pub(crate) struct Registry {
     pub(crate) resources: RBTree<ResourceName, Resource>,
-    pub(crate) devices: RBTree<u32, Device>,
+    /// Which resource and volume each minor is (DRBD's `drbd_devices`).
+    minors: RBTree<u32, (ResourceName, u32)>,
 }
 
 /// The driver: one per module.
@@ -171,7 +178,7 @@ impl Drbd {
     fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             registry <- new_mutex!(
-                Registry { resources: RBTree::new(), devices: RBTree::new() },
+                Registry { resources: RBTree::new(), minors: RBTree::new() },
                 "rdrbd::Drbd::registry"
             ),
         })
@@ -191,11 +198,11 @@ impl Drbd {
         }
         // Detach first so the metadata is closed cleanly.
         loop {
-            let first = registry.devices.keys().next().copied();
+            let first = registry.minors.keys().next().copied();
             let Some(minor) = first else { break };
             let _ = registry.secondary(minor);
             let _ = registry.detach(minor, true);
-            registry.devices.remove(&minor);
+            registry.remove_device(minor);
         }
         registry.resources = RBTree::new();
     }
@@ -216,7 +223,7 @@ impl Registry {
             return Ok(());
         }
         self.resources
-            .try_create_and_insert(name, Resource { conn: None, options: Default::default(), net_options: None }, GFP_KERNEL)
+            .try_create_and_insert(name, Resource { devices: RBTree::new(), conn: None, options: Default::default(), net_options: None }, GFP_KERNEL)
             .map_err(|_| AdmError::new(RetCode::NoMem, "out of memory"))?;
         drbd_events::resource_lifecycle(&name, api::notification_header::NOTIFY_CREATE);
         Ok(())
@@ -227,7 +234,7 @@ impl Registry {
         if self.resources.get(name).is_none() {
             return Err(AdmError::new(RetCode::ResNotKnown, "unknown resource"));
         }
-        if self.devices.values().any(|d| d.resource == *name) {
+        if self.devices_of(name).next().is_some() {
             return Err(AdmError::new(RetCode::ResInUse, "resource still has volumes (del-minor them first)"));
         }
         if self.resources.get(name).is_some_and(|r| r.conn.is_some()) {
@@ -250,9 +257,7 @@ impl Registry {
         if volume > api::VOLUME_MAX {
             return Err(AdmError::new(RetCode::InvalidRequest, "requested volume id out of range"));
         }
-        if self.devices.get(&minor).is_some()
-            || self.devices.values().any(|d| d.resource == *name && d.volume == volume)
-        {
+        if self.minors.get(&minor).is_some() || self.resources.get(name).is_some_and(|r| r.devices.get(&volume).is_some()) {
             return Err(AdmError::new(RetCode::MinorOrVolumeExists, "minor or volume exists already"));
         }
         let nomem = AdmError::new(RetCode::NoMem, "out of memory");
@@ -277,8 +282,14 @@ impl Registry {
             _worker: worker,
             disk,
         };
-        self.devices.try_create_and_insert(minor, device, GFP_KERNEL).map_err(|_| nomem)?;
-        if let Some(device) = self.devices.get(&minor) {
+        // Both maps get their node first, so neither insert can fail
+        // after the other succeeded.
+        let minor_node = kernel::rbtree::RBTreeNode::new(minor, (*name, volume), GFP_KERNEL).map_err(|_| nomem)?;
+        let device_node = kernel::rbtree::RBTreeNode::new(volume, device, GFP_KERNEL).map_err(|_| nomem)?;
+        let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
+        resource.devices.insert(device_node);
+        self.minors.insert(minor_node);
+        if let Ok(device) = self.device(minor) {
             device.io.events().device_created(&drbd_events::statistics_of(device));
         }
         pr_info!("drbd{}: created as volume {} of {}\n", minor, volume, name.as_str());
@@ -295,7 +306,7 @@ impl Registry {
             return Err(AdmError::new(RetCode::MinorConfigured, "minor is still Primary (make it secondary first)"));
         }
         device.io.events().device_destroyed(&drbd_events::statistics_of(device));
-        self.devices.remove(&minor);
+        self.remove_device(minor);
         pr_info!("drbd{}: deleted\n", minor);
         Ok(())
     }
@@ -332,9 +343,11 @@ impl Registry {
             return Err(AdmError::new(RetCode::DiskConfigured, "minor is already attached"));
         }
         device.io.set_exposed_sectors(sectors);
-        device.io.peer_device().resize.set_user_size(config.disk_size);
+        device.io.resize().set_user_size(config.disk_size);
         device.io.set_disk_state(disk_state);
-        device.io.peer_device().resync.set_rate(config.options.resync_rate());
+        if let Some(pd) = device.io.peer_device() {
+            pd.resync.set_rate(config.options.resync_rate());
+        }
         device.io.set_fencing(config.options.fencing());
         device.io.io_errors().configure(config.options.on_io_error(), config.options.disk_timeout_ds(), true);
         if MetaIndex::from_raw(config.meta_dev_idx).is_ok_and(|index| !index.is_internal()) {
@@ -383,12 +396,12 @@ impl Registry {
         }
         if let MetaIndex::Indexed(slot) = index {
             let meta_number = meta.device_number();
-            let user = self.devices.iter().find(|(other, d)| {
-                **other != minor
+            let user = self.devices().find(|d| {
+                d.minor != minor
                     && d.io.with_md(|md, _| md.indexed_slot() == Some(slot) && md.meta_device_number() == Some(meta_number))
                         .unwrap_or(false)
             });
-            if let Some((other, _)) = user {
+            if let Some(other) = user.map(|d| d.minor) {
                 pr_err!("drbd{}: meta data index {} of {} is in use by drbd{}\n", minor, slot, config.meta_dev.as_str(), other);
                 return Err(AdmError::new(RetCode::MdIdxInvalid, "this meta data index of the meta device is in use by another minor"));
             }
@@ -431,9 +444,8 @@ impl Registry {
             return Err(AdmError::new(RetCode::ResNotKnown, "unknown resource"));
         }
         self.disconnect(name)?;
-        while let Some(minor) =
-            self.devices.iter().find(|(_, d)| d.resource == *name).map(|(minor, _)| *minor)
-        {
+        loop {
+            let Some(minor) = self.devices_of(name).next().map(|d| d.minor) else { break };
             self.secondary(minor)?;
             self.detach(minor, false)?;
             self.del_minor(minor)?;
@@ -446,8 +458,8 @@ impl Registry {
     /// with a new current UUID and the flags persisted.
     pub(crate) fn primary(&mut self, minor: u32, force: bool) -> AdmResult {
         let conn_config = self
-            .devices
-            .get(&minor)
+            .device(minor)
+            .ok()
             .and_then(|d| self.resources.get(&d.resource))
             .and_then(|r| r.conn.as_ref())
             .map(|c| c.config())
@@ -556,11 +568,13 @@ impl Registry {
     /// connecting (volume 0 is the replicated one).
     pub(crate) fn connect(&mut self, name: &ResourceName, config: drbd_net::NetConfig) -> AdmResult {
         let device = self
-            .devices
-            .values()
-            .filter(|d| d.resource == *name)
-            .min_by_key(|d| d.volume)
-            .and_then(|d| u16::try_from(d.volume).ok().map(|v| (v, d.io.clone(), drbd_events::statistics_of(d))));
+            .devices_of(name)
+            .next()
+            .and_then(|d| {
+                // The peer device resyncs at the rate of the disk options.
+                let rate = d.disk_config.as_ref().map_or_else(ResyncRate::defaults, |c| c.options.resync_rate());
+                u16::try_from(d.volume).ok().map(|v| (v, d.io.clone(), rate, drbd_events::statistics_of(d)))
+            });
         let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
         if resource.conn.as_ref().is_some_and(|c| !c.gave_up()) {
             return Err(AdmError::new(RetCode::NetConfigured, "resource is already connected (disconnect first)"));
@@ -571,16 +585,16 @@ impl Registry {
         // it starts (`drbd_adm_connect`).
         let addrs = drbd_events::ConnAddrs { my_addr: config.my_addr, peer_addr: config.peer_addr };
         let device = match device {
-            Some((volume, io, stats)) => {
+            Some((volume, io, rate, stats)) => {
                 io.events().connection_created(addrs, &stats);
-                Some((volume, io))
+                Some((volume, io, rate))
             }
             None => {
                 drbd_events::connection_lifecycle(name, addrs, api::notification_header::NOTIFY_CREATE);
                 None
             }
         };
-        let events_io = device.as_ref().map(|(_, io)| io.clone());
+        let events_io = device.as_ref().map(|(_, io, _)| io.clone());
         let conn = drbd_conn::Connection::start(*name, config, device).map_err(|_| {
             // The connection never was: take its events2 objects back.
             let gone = events_io.is_some_and(|io| io.events().connection_gone(&drbd_events::Statistics::default()));
@@ -612,7 +626,7 @@ impl Registry {
         resource.net_options = None;
         let Some(conn) = resource.conn.take() else { return Ok(()) };
         // Listeners see Disconnecting first, as with C DRBD.
-        for device in self.devices.values().filter(|d| d.resource == *name) {
+        for device in self.devices_of(name) {
             device.io.set_state(|s| {
                 if s.peer.conn != api::ConnState::StandAlone {
                     s.peer.conn = api::ConnState::Disconnecting;
@@ -627,7 +641,7 @@ impl Registry {
         // state change to do it.
         drop(conn);
         let mut volumes = 0;
-        for device in self.devices.values().filter(|d| d.resource == *name) {
+        for device in self.devices_of(name) {
             volumes += 1;
             device.io.events().connection_gone(&drbd_events::statistics_of(device));
         }
@@ -674,14 +688,37 @@ impl Registry {
 
     /// The device of `minor`, or the DRBD error for an unknown minor.
     pub(crate) fn device(&self, minor: u32) -> AdmResult<&Device> {
-        self.devices.get(&minor).ok_or(AdmError::new(RetCode::MinorInvalid, "unknown minor"))
+        self.minors
+            .get(&minor)
+            .and_then(|(name, volume)| self.resources.get(name)?.devices.get(volume))
+            .ok_or(AdmError::new(RetCode::MinorInvalid, "unknown minor"))
+    }
+
+    /// Every device, by minor.
+    pub(crate) fn devices(&self) -> impl Iterator<Item = &Device> {
+        self.minors.values().filter_map(|(name, volume)| self.resources.get(name)?.devices.get(volume))
+    }
+
+    /// The devices of resource `name`, by volume.
+    pub(crate) fn devices_of(&self, name: &ResourceName) -> impl Iterator<Item = &Device> {
+        self.resources.get(name).into_iter().flat_map(|r| r.devices.values())
+    }
+
+    /// Takes `minor` out of its resource and the minor map; dropping the
+    /// device stops its threads and deletes its gendisk.
+    fn remove_device(&mut self, minor: u32) {
+        if let Some((name, volume)) = self.minors.remove(&minor) {
+            if let Some(resource) = self.resources.get_mut(&name) {
+                resource.devices.remove(&volume);
+            }
+        }
     }
 
     /// Disks the worker released after an I/O error (`drbd_io_error.rs`)
     /// are no longer configured: their minors show no disk options and
     /// may attach again.
     pub(crate) fn forget_failed_disks(&mut self) {
-        for device in self.devices.values_mut() {
+        for device in self.resources.values_mut().flat_map(|r| r.devices.values_mut()) {
             if device.disk_config.is_some() && !device.io.has_disk() {
                 device.disk_config = None;
                 let _ = device.disk.reset_limits();
@@ -690,8 +727,12 @@ impl Registry {
         }
     }
 
-    fn device_mut(&mut self, minor: u32) -> AdmResult<&mut Device> {
-        self.devices.get_mut(&minor).ok_or(AdmError::new(RetCode::MinorInvalid, "unknown minor"))
+    pub(crate) fn device_mut(&mut self, minor: u32) -> AdmResult<&mut Device> {
+        let (name, volume) = *self.minors.get(&minor).ok_or(AdmError::new(RetCode::MinorInvalid, "unknown minor"))?;
+        self.resources
+            .get_mut(&name)
+            .and_then(|r| r.devices.get_mut(&volume))
+            .ok_or(AdmError::new(RetCode::MinorInvalid, "unknown minor"))
     }
 }
 

@@ -18,16 +18,11 @@ use crate::drbd_options::StateResult;
 use crate::drbd_req::DeviceIo;
 use crate::kernel_glue::now_ms;
 use crate::drbd_sender::Replica;
+use crate::drbd_peer_device::PeerDevice;
 use crate::{AdmError, AdmResult, Device, Registry};
 
 /// How long a cluster-wide state change waits for the peer's answer.
 const REPLY_TIMEOUT_MS: u64 = 30_000;
-
-/// Our state word as the peer should see it (`drbd_send_state`): with
-/// the pause flags, and a paused resync shown as paused.
-pub(crate) fn wire_state(io: &DeviceIo) -> api::State {
-    io.state()
-}
 
 /// `_req_st_cond` after `drbd_send_state_req`: asks the peer for
 /// connection state `conn` (our view) and waits for its answer.
@@ -39,7 +34,7 @@ fn request_cluster_wide(name: &str, io: &DeviceIo, replica: &Replica, conn: Conn
 /// Sends P_STATE_CHG_REQ `mask`/`val` and waits for the peer's reply
 /// (`_drbd_request_state` of a cluster-wide change).
 pub(crate) fn request_state_change(name: &str, io: &DeviceIo, replica: &Replica, mask: u32, val: u32) -> AdmResult {
-    let pd = io.peer_device();
+    let pd = io.peer_device().ok_or(refused(StateChangeResult::NeedConnection))?;
     pd.expect_state_reply();
     let req = proto::ReqState { mask, val };
     let refused = AdmError::state(StateChangeResult::CwFailedByPeer, "state change was refused by the peer");
@@ -94,7 +89,7 @@ pub(crate) fn set_all_out_of_sync(name: &str, io: &DeviceIo) -> Result {
 
 /// `drbd_start_resync(C_SYNC_SOURCE)`: a new sync UUID, persisted and
 /// sent (P_SYNC_UUID), SyncSource with the peer's disk Inconsistent.
-pub(crate) fn start_sync_source(name: &str, io: &DeviceIo, replica: &Replica) -> Result {
+pub(crate) fn start_sync_source(name: &str, io: &DeviceIo, pd: &PeerDevice, replica: &Replica) -> Result {
     let primary = io.is_primary();
     let sync_uuid = match io.with_md(|md, dev| md.begin_sync_source(dev, primary)) {
         Some(Ok(uuid)) => uuid,
@@ -105,7 +100,7 @@ pub(crate) fn start_sync_source(name: &str, io: &DeviceIo, replica: &Replica) ->
         None => return Err(EIO),
     };
     let bits = io.out_of_sync_bits();
-    io.peer_device().resync.begin(bits);
+    pd.resync.begin(bits);
     io.set_state(|s| {
         s.peer.conn = ConnState::SyncSource;
         s.peer.pdsk = DiskState::Inconsistent;
@@ -160,7 +155,7 @@ pub(crate) fn judge_peer_request(io: &DeviceIo, cfg: &crate::drbd_net::NetConfig
 /// After granting the peer's request (the reply is sent): StartingSyncT
 /// sets every bit and waits for the source's sync UUID, StartingSyncS
 /// sets every bit and starts the resync, VerifyT waits for requests.
-pub(crate) fn peer_request_granted(name: &str, io: &DeviceIo, replica: &Replica, conn: ConnState) -> Result {
+pub(crate) fn peer_request_granted(name: &str, io: &DeviceIo, pd: &PeerDevice, replica: &Replica, conn: ConnState) -> Result {
     pr_info!("{}: {} granted, as the peer requested\n", name, conn.name());
     match conn {
         ConnState::StartingSyncT => {
@@ -172,10 +167,10 @@ pub(crate) fn peer_request_granted(name: &str, io: &DeviceIo, replica: &Replica,
         ConnState::StartingSyncS => {
             io.set_state(|s| s.peer.conn = conn);
             set_all_out_of_sync(name, io)?;
-            start_sync_source(name, io, replica)
+            start_sync_source(name, io, pd, replica)
         }
         ConnState::VerifyT => {
-            io.peer_device().verify.begin_target();
+            pd.verify.begin_target();
             io.set_state(|s| s.peer.conn = conn);
             Ok(())
         }
@@ -262,7 +257,8 @@ impl Registry {
             Plan::ClusterWide(conn) => {
                 let replica = begin_full_sync(name, io, conn)?;
                 pr_info!("drbd{}: full resync to the peer\n", minor);
-                if start_sync_source(name, io, &replica).is_err() {
+                let pd = io.peer_device().ok_or(refused(StateChangeResult::NeedConnection))?;
+                if start_sync_source(name, io, &pd, &replica).is_err() {
                     return Err(AdmError::new(RetCode::IoMdDisk, "starting the resync failed"));
                 }
             }
@@ -301,12 +297,13 @@ impl Registry {
         let Plan::ClusterWide(conn) = mgmt::start_verify(&self.snapshot(device)).map_err(refused)? else {
             return Err(refused(StateChangeResult::NotSupported));
         };
-        let replica = io.replica().ok_or(refused(StateChangeResult::NeedConnection))?;
+        let pd = io.peer_device().ok_or(refused(StateChangeResult::NeedConnection))?;
+        let replica = pd.replica().ok_or(refused(StateChangeResult::NeedConnection))?;
         let capacity = io.capacity_sectors();
         let start = (parms.ov_start_sector & !7).min(capacity);
         let end = parms.ov_stop_sector.min(capacity);
         request_cluster_wide(name, io, &replica, conn)?;
-        let job = crate::drbd_verify::SourceJob { io: device.io.clone(), replica, start, end };
+        let job = crate::drbd_verify::SourceJob { io: device.io.clone(), pd, replica, start, end };
         crate::drbd_verify::start_source(name, job).map_err(|_| AdmError::new(RetCode::NoMem, "cannot start the verify thread"))?;
         Ok(StateChangeResult::Success)
     }
@@ -347,7 +344,7 @@ impl Registry {
         let connected = snapshot.conn == ConnState::Connected;
         let current = device.capacity();
         let sizes = mgmt::SizeInputs {
-            peer_size: io.peer_device().resize.peer_size(),
+            peer_size: io.resize().peer_size(),
             last_agreed: current,
             my_max: layout.max_capacity,
             user_size: 0,
@@ -391,14 +388,14 @@ impl Registry {
                 AdmError::new(RetCode::IoMdDisk, "I/O error writing the meta data at its new place")
             }
         })?;
-        io.peer_device().resize.set_user_size(req.size);
+        io.resize().set_user_size(req.size);
         if let ResizeVerdict::Unchanged { .. } = verdict {
             pr_info!("drbd{}: resize: size unchanged ({} sectors)\n", minor, current);
         }
         if connected {
             if let Some(replica) = io.replica() {
                 if matches!(verdict, ResizeVerdict::Grow(_)) {
-                    io.peer_device().resize.set_pending();
+                    io.resize().set_pending();
                 }
                 let mut flags = 0;
                 if req.force {

@@ -325,12 +325,13 @@ fn dump_status(registry: &Registry, filter: Option<ResourceName>, cursor: &mut i
     -> core::result::Result<usize, NlaError>
 {
     let start = u32::try_from(*cursor).unwrap_or(u32::MAX);
-    let next = registry.devices.iter().find(|(minor, device)| {
-        **minor >= start && filter.map_or(true, |name| device.resource == name)
+    let next = registry.devices().find(|device| {
+        device.minor >= start && filter.map_or(true, |name| device.resource == name)
     });
-    let Some((minor, device)) = next else {
+    let Some(device) = next else {
         return Ok(0);
     };
+    let minor = &device.minor;
     let mut out = ReplyBuilder::new(reply, *minor)?;
     put_status(&mut out, registry, device)?;
     *cursor = i64::from(*minor) + 1;
@@ -339,7 +340,7 @@ fn dump_status(registry: &Registry, filter: Option<ResourceName>, cursor: &mut i
 
 /// The role a resource shows: Primary if any of its volumes is.
 fn resource_role(registry: &Registry, name: &ResourceName) -> api::Role {
-    let primary = registry.devices.values().any(|d| d.resource == *name && d.io.is_primary());
+    let primary = registry.devices_of(name).any(|d| d.io.is_primary());
     if primary { api::Role::Primary } else { api::Role::Secondary }
 }
 
@@ -353,12 +354,12 @@ fn dump_resources(registry: &Registry, cursor: &mut i64, reply: &mut [u8]) -> co
     let mut out = ReplyBuilder::new(reply, api::MINOR_ALL)?;
     out.put_cfg_context(&CfgContext { resource_name: Some(name.as_bytes()), ..CfgContext::default() })?;
     out.put_resource_opts(&resource.options.view())?;
-    let suspended = registry.devices.values().any(|d| d.resource == *name && d.io.is_suspended());
+    let suspended = registry.devices_of(name).any(|d| d.io.is_suspended());
     out.put_resource_info(&ResourceInfo {
         role: resource_role(registry, name) as u32,
         susp: suspended,
         susp_nod: false,
-        susp_fen: registry.devices.values().any(|d| d.resource == *name && d.io.is_frozen_for_fencing()),
+        susp_fen: registry.devices_of(name).any(|d| d.io.is_frozen_for_fencing()),
     })?;
     out.put_resource_statistics(&ResourceStatistics {
         write_ordering: api::resource_statistics::WO_BDEV_FLUSH,
@@ -388,14 +389,15 @@ fn dump_devices(registry: &Registry, filter: Option<ResourceName>, cursor: &mut 
     }
     let start = u32::try_from(*cursor).unwrap_or(u32::MAX);
     let connected = |d: &Device| registry.resources.get(&d.resource).and_then(|r| r.conn.as_ref()).is_some();
-    let next = registry.devices.iter().find(|(minor, device)| {
-        **minor >= start
+    let next = registry.devices().find(|device| {
+        device.minor >= start
             && filter.map_or(true, |name| device.resource == name)
             && (!peer || connected(device))
     });
-    let Some((minor, device)) = next else {
+    let Some(device) = next else {
         return Ok(0);
     };
+    let minor = &device.minor;
     let mut out = ReplyBuilder::new(reply, *minor)?;
     let disk = device.io.with_md(|md, _| (md.uuids(), md.sb.flags, md.bitmap.count()));
     let state = device.state();
@@ -477,12 +479,7 @@ fn dump_connections(registry: &Registry, filter: Option<ResourceName>, cursor: &
         out.put_net_conf(&net.view(), requester_is_sys_admin())?;
     }
     // The connection's state is the one its first volume shows.
-    let view = registry
-        .devices
-        .values()
-        .filter(|d| d.resource == *name)
-        .min_by_key(|d| d.volume)
-        .map(|d| d.io.peer());
+    let view = registry.devices_of(name).next().map(|d| d.io.peer());
     let (conn_state, peer_role) = match view {
         Some(v) => (v.conn, v.peer),
         None => (api::ConnState::StandAlone, api::Role::Unknown),

@@ -237,7 +237,7 @@ impl Registry {
     /// settings apply at once (also to a running resync), al-extents from
     /// the next attach (the activity log is sized there).
     pub(crate) fn disk_options(&mut self, minor: u32, change: impl FnOnce(DiskConf<'_>) -> AdmResult<DiskOptions>) -> AdmResult {
-        let device = self.devices.get_mut(&minor).ok_or(AdmError::new(RetCode::MinorInvalid, "unknown minor"))?;
+        let device = self.device_mut(minor)?;
         let config = device.disk_config.as_mut().ok_or(AdmError::new(RetCode::NoDisk, "device has no disk (attach it first)"))?;
         let current = config.options.view(config.backing_dev.as_bytes(), config.meta_dev.as_bytes());
         let options = change(current)?;
@@ -250,7 +250,9 @@ impl Registry {
         // The resync worker re-reads the rate every tick: a running
         // resync follows at once. on-io-error and fencing are read when
         // they are needed, disk-timeout at the worker's next tick.
-        device.io.peer_device().resync.set_rate(options.resync_rate());
+        if let Some(pd) = device.io.peer_device() {
+            pd.resync.set_rate(options.resync_rate());
+        }
         device.io.set_fencing(options.fencing());
         device.io.io_errors().configure(options.on_io_error(), options.disk_timeout_ds(), false);
         config.options = options;
@@ -265,7 +267,7 @@ impl Registry {
     /// stored and applies at the next `connect`. data-integrity-alg is
     /// refused (rdrbd has none).
     pub(crate) fn net_options(&mut self, name: &ResourceName, change: impl FnOnce(NetConf<'_>) -> AdmResult<NetOptions>) -> AdmResult {
-        let volumes = || self.devices.values().filter(|d| d.resource == *name);
+        let volumes = || self.devices_of(name);
         let local_primary = volumes().any(|d| d.io.is_primary());
         let peer_primary = volumes().any(|d| d.io.peer().peer == Role::Primary);
         let stonith = volumes().any(|d| {

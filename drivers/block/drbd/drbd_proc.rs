@@ -14,7 +14,7 @@ impl ProcShow for Drbd {
         writeln!(out, "srcversion: rdrbd-{}", RDRBD_VERSION)?;
         let registry = self.registry();
         let mut previous: Option<u32> = None;
-        for device in registry.devices.values() {
+        for device in registry.devices() {
             // A blank line marks a gap in the minor numbers, as in DRBD.
             if previous.is_some_and(|p| p.checked_add(1) != Some(device.minor)) {
                 writeln!(out)?;
@@ -47,11 +47,13 @@ fn show_device(out: &mut SeqFile, device: &Device) -> fmt::Result {
     writeln!(out, "    ns:{} nr:{} dw:{} dr:{} al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:{}",
         device.io.net_sent_kib(), device.io.net_received_kib(), device.io.written_sectors() / 2, device.io.read_sectors() / 2, device.io.out_of_sync_kib())?;
     use api::ConnState::*;
+    // A resync or verify runs over the peer device, present while connected.
+    let Some(pd) = device.io.peer_device() else { return Ok(()) };
     match state.conn {
         SyncSource | SyncTarget | PausedSyncS | PausedSyncT => {
-            device.io.peer_device().resync.show_progress(out, state.conn, device.io.out_of_sync_bits())?;
+            pd.resync.show_progress(out, state.conn, device.io.out_of_sync_bits())?;
         }
-        VerifyS | VerifyT => device.io.peer_device().resync.show_progress(out, state.conn, device.io.peer_device().verify.left())?,
+        VerifyS | VerifyT => pd.resync.show_progress(out, state.conn, pd.verify.left())?,
         _ => {}
     }
     Ok(())

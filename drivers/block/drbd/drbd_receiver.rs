@@ -8,7 +8,7 @@
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-use crate::drbd_conn::{self as conn, ConnShared, LocalView};
+use crate::drbd_conn::{self as conn, ConnShared, ConnVolume, LocalView};
 use crate::drbd_net::{self as net, NetError};
 use crate::drbd_csums::CsumsState;
 use crate::drbd_include::bitmap_rle::BitmapXfer;
@@ -22,6 +22,7 @@ use crate::kernel_glue::faults;
 use crate::drbd_io_error::{local_io_failed, peer_disk_changed};
 use crate::drbd_remote_read::Answer;
 use crate::drbd_req::DeviceIo;
+use crate::drbd_peer_device::PeerDevice;
 use crate::drbd_resync::{SyncTargetWorker, TargetJob};
 use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
@@ -101,9 +102,9 @@ pub(crate) fn serve(
     let result = receive_loop(&ctx, &mut buf, &mut vs, local.as_ref());
     // The target's worker stops first: it sends on the data socket.
     drop(vs.worker.take());
-    if let Some((_, io)) = &shared.device {
-        crate::drbd_verify::connection_lost(name, io);
-        connection_lost(name, io, !shared.stop_requested());
+    if let Some(ConnVolume { io, pd, .. }) = &shared.volume {
+        crate::drbd_verify::connection_lost(name, io, pd);
+        connection_lost(name, io, pd, !shared.stop_requested());
         io.set_state(|s| s.peer.peer_isp = false);
     }
     // Stop the asender before the sockets go.
@@ -114,7 +115,7 @@ pub(crate) fn serve(
 /// What is left to do when the connection ends: writes waiting for the
 /// peer complete (marked out of sync), and the metadata records the lost
 /// peer, with a new current UUID if the data moves on without it.
-fn connection_lost(name: &str, io: &DeviceIo, network_failure: bool) {
+fn connection_lost(name: &str, io: &DeviceIo, pd: &PeerDevice, network_failure: bool) {
     let view = io.peer_before_loss();
     // `resource-and-stonith`: nothing more completes, and the writes still
     // waiting for the peer do not either, until fence-peer has outdated it
@@ -125,7 +126,7 @@ fn connection_lost(name: &str, io: &DeviceIo, network_failure: bool) {
     if freeze {
         io.set_state(|s| s.device.susp_fen = true);
     }
-    if let Some(replica) = io.set_replica(None) {
+    if let Some(replica) = pd.set_replica(None) {
         if let Some(held) = replica.abort(|sector, size| io.set_out_of_sync(sector, size), freeze) {
             io.hold_writes(held);
         }
@@ -182,7 +183,7 @@ fn log_error(name: &str, which: &str, e: &NetError) {
 /// Our side of the volume, read from the device (never from the registry:
 /// the registry lock may be held by someone waiting for this thread).
 fn local_view(shared: &ConnShared) -> Option<LocalView> {
-    let (_, io) = shared.device.as_ref()?;
+    let io = &shared.volume.as_ref()?.io;
     let role = if io.is_primary() { Role::Primary } else { Role::Secondary };
     let disk = io.disk_state();
     let view = io.with_md(|md, _| LocalView {
@@ -244,7 +245,7 @@ fn receive_loop(
         }
         let payload = &*payload;
         let body = decode_body(cmd, link, payload)?;
-        let our_volume = shared.device.as_ref().map(|(v, _)| *v);
+        let our_volume = shared.volume.as_ref().map(|v| v.volume);
         let per_volume = !matches!(cmd, Packet::Protocol | Packet::ProtocolUpdate | Packet::DelayProbe | Packet::UnplugRemote);
         if per_volume && Some(volume) != our_volume {
             pr_err!("{}: {} for unknown volume {}\n", name, cmd.name(), volume);
@@ -256,11 +257,11 @@ fn receive_loop(
             Body::DelayProbe(_) | Body::Empty => {}
             Body::Sizes(s) => {
                 vs.peer.size = s.d_size;
-                if let Some((_, io)) = &shared.device {
-                    io.peer_device().resize.set_peer_size(s.d_size);
+                if let Some(ConnVolume { io, pd, .. }) = &shared.volume {
+                    io.resize().set_peer_size(s.d_size);
                     // After the handshake: the peer resized (drbd_resize.rs).
                     if let (true, Some(replica)) = (vs.connected, vs.replica.as_ref()) {
-                        crate::drbd_resize::receive_sizes(name, io, replica, &s, ctx.resolve_conflicts).map_err(NetError::Io)?;
+                        crate::drbd_resize::receive_sizes(name, io, pd, replica, &s, ctx.resolve_conflicts).map_err(NetError::Io)?;
                     }
                 }
                 if let Some(local) = local {
@@ -301,7 +302,7 @@ fn receive_loop(
             }
             Body::SyncUuid(u) if vs.connected => receive_sync_uuid(ctx, vs, u.uuid)?,
             Body::Desc(d) if cmd == Packet::OutOfSync && vs.connected => {
-                if let Some((_, io)) = &shared.device {
+                if let Some(ConnVolume { io, .. }) = &shared.volume {
                     io.set_out_of_sync(d.sector, d.blksize);
                 }
             }
@@ -322,7 +323,7 @@ fn receive_loop(
                 // before the ack says so, and before any write of the
                 // next epoch is read.
                 if epoch_size > 0 {
-                    if let Some((_, io)) = &shared.device {
+                    if let Some(ConnVolume { io, .. }) = &shared.volume {
                         if let Err(e) = io.flush_backing() {
                             pr_err!("{}: flushing the backing disk for barrier #{} failed: error {}\n",
                                 name, b.barrier, e.to_errno());
@@ -386,7 +387,7 @@ fn receive_state(
         let inconsistent = vs.peer.uuids.is_some_and(|(_, _, f)| f & uuid_flags::INCONSISTENT != 0);
         pdsk = if inconsistent { DiskState::Inconsistent } else { DiskState::Consistent };
     }
-    let Some((volume, io)) = &shared.device else {
+    let Some(ConnVolume { volume, io, pd, .. }) = &shared.volume else {
         if !vs.connected {
             vs.connected = true;
             shared.set_view(ConnState::Connected, st.role, pdsk);
@@ -400,7 +401,7 @@ fn receive_state(
             shared.timing.clone())?;
         let decision = handshake(shared, ctx.link, local, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         vs.connected = true;
-        io.set_replica(Some(replica.clone()));
+        pd.set_replica(Some(replica.clone()));
         vs.replica = Some(replica);
         // The peer is back (`after_state_ch` case 2): what waited for
         // fencing is out of sync and goes to it by the resync.
@@ -417,11 +418,11 @@ fn receive_state(
         peer_disk_changed(shared.name.as_str(), io, old.pdsk, pdsk, st.role);
     }
     if old.conn == ConnState::SyncSource && st.conn == ConnState::Connected {
-        return finish_source(ctx, vs, io);
+        return finish_source(ctx, vs, io, pd);
     }
     // Explicit end of an online verify (stop sector reached, or done).
     if old.conn == ConnState::VerifyT && st.conn == ConnState::Connected {
-        crate::drbd_verify::finish(shared.name.as_str(), io, ConnState::VerifyT);
+        crate::drbd_verify::finish(shared.name.as_str(), io, pd, ConnState::VerifyT);
         return Ok(());
     }
     let peer_started_sync = (ConnState::StartingSyncS as u32..=ConnState::WfBitMapT as u32).contains(&(st.conn as u32));
@@ -525,7 +526,7 @@ fn send_bitmap(ctx: &LoopCtx<'_>, io: &DeviceIo, replica: &Replica) -> core::res
 /// the resync.
 fn receive_bitmap(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, payload: &[u8]) -> core::result::Result<(), NetError> {
     let name = ctx.shared.name.as_str();
-    let Some((_, io)) = &ctx.shared.device else { return Err(NetError::Refused) };
+    let Some(ConnVolume { io, pd, .. }) = &ctx.shared.volume else { return Err(NetError::Refused) };
     let conn = io.peer().conn;
     let Some(xfer) = vs.bitmap_rx.as_mut().filter(|_| matches!(conn, ConnState::WfBitMapS | ConnState::WfBitMapT)) else {
         pr_err!("{}: {} in connection state {}\n", name, cmd.name(), conn.name());
@@ -544,7 +545,7 @@ fn receive_bitmap(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, payload:
     }
     // drbd_start_resync(C_SYNC_SOURCE), then the sync UUID (apv >= 96
     // order: before any state packet).
-    crate::drbd_mgmt::start_sync_source(name, io, &replica).map_err(NetError::Io)
+    crate::drbd_mgmt::start_sync_source(name, io, pd, &replica).map_err(NetError::Io)
 }
 
 /// `receive_sync_uuid`: the source's sync UUID; the resync begins here as
@@ -552,7 +553,7 @@ fn receive_bitmap(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, payload:
 fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core::result::Result<(), NetError> {
     let shared = ctx.shared;
     let name = shared.name.as_str();
-    let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
+    let Some(ConnVolume { io, pd, .. }) = &shared.volume else { return Err(NetError::Refused) };
     // After invalidate, the source may answer before our bitmap is
     // written (`receive_sync_uuid` waits for C_WF_SYNC_UUID too).
     let conn = io.wait_peer_leaves(ConnState::StartingSyncT, 30_000).conn;
@@ -570,7 +571,7 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
         None => return Err(NetError::Refused),
     }
     let bits = io.out_of_sync_bits();
-    io.peer_device().resync.begin(bits);
+    pd.resync.begin(bits);
     io.set_state(|s| {
         s.device.disk = DiskState::Inconsistent;
         s.peer.conn = ConnState::SyncTarget;
@@ -580,16 +581,16 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
         return Err(NetError::Refused);
     };
     let csums = vs.csums.target_digest(name, &shared.config, ctx.link.version);
-    let job = TargetJob { name: shared.name, io: io.clone(), replica, peer_uuids, csums };
+    let job = TargetJob { name: shared.name, io: io.clone(), pd: pd.clone(), replica, peer_uuids, csums };
     vs.worker = Some(SyncTargetWorker::start(job)?);
     Ok(())
 }
 
 /// The SyncTarget reports Connected: the resync we were source of is
 /// done (`drbd_resync_finished` on the source).
-fn finish_source(ctx: &LoopCtx<'_>, vs: &mut VolumeState, io: &DeviceIo) -> core::result::Result<(), NetError> {
+fn finish_source(ctx: &LoopCtx<'_>, vs: &mut VolumeState, io: &DeviceIo, pd: &PeerDevice) -> core::result::Result<(), NetError> {
     let name = ctx.shared.name.as_str();
-    let rs = &io.peer_device().resync;
+    let rs = &pd.resync;
     let failed = rs.failed();
     let left = io.out_of_sync_bits();
     let dt = rs.elapsed_secs();
@@ -632,7 +633,7 @@ fn check_request_range(io: &DeviceIo, sector: u64, size: u32) -> bool {
 fn serve_read_request(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, req: proto::BlockRequest) -> core::result::Result<(), NetError> {
     let shared = ctx.shared;
     let name = shared.name.as_str();
-    let Some((volume, io)) = &shared.device else { return Err(NetError::Refused) };
+    let Some(ConnVolume { volume, io, .. }) = &shared.volume else { return Err(NetError::Refused) };
     if !check_request_range(io, req.sector, req.blksize) {
         pr_err!("{}: {} for sector {} size {} is out of range\n", name, cmd.name(), req.sector, req.blksize);
         return Err(NetError::Refused);
@@ -691,7 +692,7 @@ fn serve_csum_request(
     use crate::drbd_csums::CsumServed;
     let shared = ctx.shared;
     let name = shared.name.as_str();
-    let Some((volume, io)) = &shared.device else { return Err(NetError::Refused) };
+    let Some(ConnVolume { volume, io, pd, .. }) = &shared.volume else { return Err(NetError::Refused) };
     if ctx.link.version < crate::drbd_include::csums::MIN_VERSION || !check_request_range(io, req.sector, req.blksize) {
         pr_err!("{}: CsumRSRequest for sector {} size {} is out of range (or protocol {} too old)\n",
             name, req.sector, req.blksize, ctx.link.version);
@@ -707,7 +708,7 @@ fn serve_csum_request(
         return answer(Packet::NegRsDReply);
     }
     let served = crate::drbd_csums::serve_request(
-        name, io, &replica, &mut vs.csums, &mut vs.pages, &mut vs.read_buf, req, peer_digest,
+        name, io, &pd.resync, &replica, &mut vs.csums, &mut vs.pages, &mut vs.read_buf, req, peer_digest,
     )?;
     match served {
         CsumServed::InSync => answer(Packet::RsIsInSync),
@@ -726,13 +727,13 @@ fn receive_rs_data(
 ) -> core::result::Result<(), NetError> {
     let shared = ctx.shared;
     let name = shared.name.as_str();
-    let Some((volume, io)) = &shared.device else { return Err(NetError::Refused) };
+    let Some(ConnVolume { volume, io, pd, .. }) = &shared.volume else { return Err(NetError::Refused) };
     let size = u32::try_from(rest.len()).map_err(|_| proto::ProtocolError::TooLong)?;
     if head.block_id != ID_SYNCER || !check_request_range(io, head.sector, size) || io.peer().conn != ConnState::SyncTarget {
         pr_err!("{}: unexpected RSDataReply for sector {} size {}\n", name, head.sector, size);
         return Err(NetError::Refused);
     }
-    let rs = &io.peer_device().resync;
+    let rs = &pd.resync;
     let ack = |cmd: Packet| {
         let a = proto::BlockAck { sector: head.sector, block_id: ID_SYNCER, blksize: size, seq_num: 0 };
         shared.send_meta(ctx.meta, ctx.link, cmd, *volume, |out| a.encode(out))
@@ -764,7 +765,7 @@ fn receive_read_reply(
 ) -> core::result::Result<(), NetError> {
     let name = ctx.shared.name.as_str();
     let Some(replica) = vs.replica.as_ref() else { return Err(NetError::Refused) };
-    if let Some((_, io)) = &ctx.shared.device {
+    if let Some(ConnVolume { io, .. }) = &ctx.shared.volume {
         io.count_net(u32::try_from(rest.len()).unwrap_or(u32::MAX), false);
     }
     match replica.reads().reply(head.block_id, head.sector, rest) {
@@ -786,7 +787,7 @@ fn receive_data(
 ) -> core::result::Result<(), NetError> {
     let shared = ctx.shared;
     let (link, meta) = (ctx.link, ctx.meta);
-    let Some((volume, io)) = &shared.device else {
+    let Some(ConnVolume { volume, io, .. }) = &shared.volume else {
         return Err(NetError::Refused);
     };
     let size = u32::try_from(rest.len()).map_err(|_| proto::ProtocolError::TooLong)?;
@@ -857,7 +858,7 @@ const MAX_TRIM_SIZE: u32 = 4 << 20;
 fn receive_trim(ctx: &LoopCtx<'_>, t: proto::Trim) -> core::result::Result<(), NetError> {
     let shared = ctx.shared;
     let name = shared.name.as_str();
-    let Some((volume, io)) = &shared.device else { return Err(NetError::Refused) };
+    let Some(ConnVolume { volume, io, .. }) = &shared.volume else { return Err(NetError::Refused) };
     let head = t.data;
     let capacity = io.capacity_sectors();
     let in_range = head.sector.checked_add(u64::from(t.size / 512)).is_some_and(|end| end <= capacity);
@@ -895,7 +896,7 @@ fn receive_trim(ctx: &LoopCtx<'_>, t: proto::Trim) -> core::result::Result<(), N
 /// `receive_uuids` with SKIP_INITIAL_SYNC on a just-created node: take
 /// the peer's current UUID, clear the bitmap, both disks UpToDate.
 fn skip_initial_sync(shared: &ConnShared, peer_current: u64) -> core::result::Result<(), NetError> {
-    let Some((_, io)) = &shared.device else { return Ok(()) };
+    let Some(ConnVolume { io, .. }) = &shared.volume else { return Ok(()) };
     let primary = io.is_primary();
     let done = io.with_md(|md, dev| {
         if md.uuids().current & !1 != crate::drbd_include::uuid::UUID_JUST_CREATED {
@@ -1026,7 +1027,7 @@ fn handshake(
 /// `drbd_sync_handshake` runs them: on detecting a split brain, when the
 /// recovery demoted us, when it stays unresolved, on rr-conflict.
 fn run_handshake_helpers(shared: &ConnShared, calls: &HelperCalls) {
-    let Some((_, io)) = &shared.device else { return };
+    let Some(ConnVolume { io, .. }) = &shared.volume else { return };
     let addrs = crate::drbd_events::ConnAddrs { my_addr: shared.config.my_addr, peer_addr: shared.config.peer_addr };
     let events = [
         (calls.initial_split_brain, "initial-split-brain"),
@@ -1095,14 +1096,14 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
                 shared.wake.wake_all();
             }
             Ok((Packet::OvResult, _, payload)) => {
-                if let (Body::Ack(ack), Some((_, io))) = (decode_body(Packet::OvResult, link, payload)?, &shared.device) {
-                    crate::drbd_verify::got_result(shared.name.as_str(), io, ack);
+                if let (Body::Ack(ack), Some(ConnVolume { io, pd, .. })) = (decode_body(Packet::OvResult, link, payload)?, &shared.volume) {
+                    crate::drbd_verify::got_result(shared.name.as_str(), io, pd, ack);
                 }
             }
             Ok((Packet::StateChgReply, _, payload)) => {
                 // The answer to our cluster-wide request (drbd_mgmt).
-                if let (Body::StateReply(r), Some((_, io))) = (decode_body(Packet::StateChgReply, link, payload)?, &shared.device) {
-                    io.peer_device().got_state_reply(r.retcode);
+                if let (Body::StateReply(r), Some(ConnVolume { pd, .. })) = (decode_body(Packet::StateChgReply, link, payload)?, &shared.volume) {
+                    pd.got_state_reply(r.retcode);
                 }
             }
             Ok((Packet::PingAck, _, _)) => ping_pending = false,
@@ -1127,12 +1128,12 @@ fn is_block_ack(cmd: Packet) -> bool {
 /// id), or of a resync block (ID_SYNCER).
 fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core::result::Result<(), NetError> {
     let name = shared.name.as_str();
-    let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
+    let Some(ConnVolume { io, pd, .. }) = &shared.volume else { return Err(NetError::Refused) };
     // P_RS_IS_IN_SYNC's block id means nothing: 8.4 sends whatever shares
     // the peer request's union with the digest pointer (`got_IsInSync`
     // ignores it too).
     if ack.block_id == ID_SYNCER || cmd == Packet::RsIsInSync {
-        let rs = &io.peer_device().resync;
+        let rs = &pd.resync;
         let blocks = u64::from(ack.blksize).div_ceil(4096);
         match cmd {
             // Source: the target has the block.
@@ -1231,14 +1232,14 @@ fn receive_req_state(
     if cmd == Packet::ConnStChgReq && r.requested_conn() == Some(ConnState::Disconnecting) {
         shared.ending.store(true, core::sync::atomic::Ordering::SeqCst);
         pr_info!("{}: peer is disconnecting\n", name);
-        if let Some((_, io)) = &shared.device {
+        if let Some(ConnVolume { io, .. }) = &shared.volume {
             io.set_state(|s| s.peer.conn = ConnState::TearDown);
         }
         send(api::StateChangeResult::Success)?;
         return Ok(true);
     }
-    let judged = match &shared.device {
-        Some((_, io)) if cmd == Packet::StateChgReq && vs.connected => {
+    let judged = match &shared.volume {
+        Some(ConnVolume { io, .. }) if cmd == Packet::StateChgReq && vs.connected => {
             judge_peer_request(io, &shared.config, ctx.link.version, r.mask, r.val)
         }
         _ => PeerRequest::Other,
@@ -1259,10 +1260,10 @@ fn receive_req_state(
         }
         PeerRequest::Granted(conn) => {
             send(api::StateChangeResult::Success)?;
-            let (Some((_, io)), Some(replica)) = (&shared.device, vs.replica.clone()) else {
+            let (Some(ConnVolume { io, pd, .. }), Some(replica)) = (&shared.volume, vs.replica.clone()) else {
                 return Err(NetError::Refused);
             };
-            peer_request_granted(name, io, &replica, conn).map_err(NetError::Io)?;
+            peer_request_granted(name, io, pd, &replica, conn).map_err(NetError::Io)?;
             Ok(false)
         }
     }
@@ -1301,14 +1302,14 @@ fn check_verify_packet(shared: &ConnShared, io: &DeviceIo, cmd: Packet, want: Co
 /// P_OV_REQUEST (we are VerifyT): answer with our block's digest.
 fn serve_ov_request(ctx: &LoopCtx<'_>, vs: &mut VolumeState, req: proto::BlockRequest) -> core::result::Result<(), NetError> {
     let shared = ctx.shared;
-    let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
+    let Some(ConnVolume { io, pd, .. }) = &shared.volume else { return Err(NetError::Refused) };
     if !check_verify_packet(shared, io, Packet::OvRequest, ConnState::VerifyT, &req) {
         return Err(NetError::Refused);
     }
     let Some(replica) = vs.replica.clone() else { return Err(NetError::Refused) };
     let digest = verify_digest(shared, &mut vs.verify_digest)?;
     io.count_net(req.blksize, true);
-    crate::drbd_verify::serve_request(shared.name.as_str(), io, &replica, digest, &mut vs.pages, &mut vs.read_buf, req)
+    crate::drbd_verify::serve_request(shared.name.as_str(), io, pd, &replica, digest, &mut vs.pages, &mut vs.read_buf, req)
         .map_err(NetError::Io)
 }
 
@@ -1322,16 +1323,16 @@ fn receive_ov_reply(
 ) -> core::result::Result<(), NetError> {
     let shared = ctx.shared;
     let name = shared.name.as_str();
-    let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
+    let Some(ConnVolume { io, pd, .. }) = &shared.volume else { return Err(NetError::Refused) };
     if !check_verify_packet(shared, io, Packet::OvReply, ConnState::VerifyS, &req) {
         return Err(NetError::Refused);
     }
     let Some(replica) = vs.replica.clone() else { return Err(NetError::Refused) };
     let digest = verify_digest(shared, &mut vs.verify_digest)?;
-    let ack = crate::drbd_verify::compare_reply(name, io, digest, &mut vs.pages, &mut vs.read_buf, req, peer_digest)
+    let ack = crate::drbd_verify::compare_reply(name, io, pd, digest, &mut vs.pages, &mut vs.read_buf, req, peer_digest)
         .map_err(NetError::Io)?;
     shared.send_meta(ctx.meta, ctx.link, Packet::OvResult, volume, |out| ack.encode(out))?;
-    crate::drbd_verify::reply_done(name, io, &replica).map_err(NetError::Io)
+    crate::drbd_verify::reply_done(name, io, pd, &replica).map_err(NetError::Io)
 }
 
 /// P_BARRIER_ACK (`got_BarrierAck` → `tl_release`): every write of the
@@ -1341,7 +1342,7 @@ fn receive_ov_reply(
 /// the oldest epoch we sent is a protocol error.
 fn got_barrier_ack(shared: &ConnShared, ack: proto::BarrierAck) -> core::result::Result<(), NetError> {
     let name = shared.name.as_str();
-    let Some((_, io)) = &shared.device else { return Err(NetError::Refused) };
+    let Some(ConnVolume { io, .. }) = &shared.volume else { return Err(NetError::Refused) };
     let Some(replica) = io.replica() else {
         pr_err!("{}: BarrierAck #{} while not replicating\n", name, ack.barrier);
         return Err(NetError::Refused);
@@ -1366,7 +1367,7 @@ fn got_barrier_ack(shared: &ConnShared, ack: proto::BarrierAck) -> core::result:
 /// Fault injection (`Fault::Receive`): flips the first data byte of a
 /// received block, as 8.4 does to exercise data-integrity-alg.
 fn corrupt_if_injected(shared: &ConnShared, payload: &mut [u8]) {
-    let Some((_, io)) = &shared.device else { return };
+    let Some(ConnVolume { io, .. }) = &shared.volume else { return };
     if faults::insert(io.events().minor(), Fault::Receive) {
         if let Some(byte) = payload.get_mut(proto::DataPacket::SIZE) {
             *byte ^= 0xff;

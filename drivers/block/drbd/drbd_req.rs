@@ -16,9 +16,9 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::{new_condvar, new_mutex};
 
-use crate::drbd_actlog::{AlError, AlRefs};
+use crate::drbd_actlog::{AlError, AlRefs, ResyncLock};
 use crate::drbd_include::al_set::SlotUse;
-use crate::drbd_peer_device::PeerDevice;
+use crate::drbd_peer_device::{PeerDevice, ResizeShared};
 use crate::drbd_state::PeerView;
 use crate::drbd_events::{DeviceIdent, EventCounters, StateEvents};
 use crate::drbd_include::genl as api;
@@ -60,9 +60,17 @@ pub(crate) struct DeviceIo {
     /// (`drbd_state.rs`: the one place they change).
     #[pin]
     state: StateEngine,
-    /// The device's peer (replica, resync, verify and resize progress).
+    /// The range a resync read for the peer holds writes off.
+    resync_lock: ResyncLock,
+    /// What online resize remembers: the user's size, the peer's last
+    /// (8.4 keeps `p_size` across connections), a resync of grown space
+    /// waiting for the peer's answer.
+    resize: ResizeShared,
+    /// The device's peer device while its resource is connected: owned
+    /// by the connection (`drbd_conn.rs`), published here for the bio
+    /// path (the replica to send writes to) and the commands.
     #[pin]
-    peer_device: PeerDevice,
+    peer_device: Mutex<Option<Arc<PeerDevice>>>,
     /// Usable size in sectors while attached (0 when diskless).
     capacity: AtomicU64,
     /// The size `/dev/drbdN` exposes, and the handle that sets it:
@@ -123,7 +131,9 @@ impl DeviceIo {
             al_idle <- new_wait_queue!("rdrbd::DeviceIo::al_idle"),
             resync_unlocked <- new_wait_queue!("rdrbd::DeviceIo::resync_unlocked"),
             state <- StateEngine::new(ident.minor),
-            peer_device <- PeerDevice::new(),
+            resync_lock: ResyncLock::new(),
+            resize: ResizeShared::new(),
+            peer_device <- new_mutex!(None, "rdrbd::DeviceIo::peer_device"),
             capacity: AtomicU64::new(0),
             exposed <- new_mutex!(ExposedSize { sectors: 0, disk: None }, "rdrbd::DeviceIo::exposed"),
             bytes_read: AtomicU64::new(0),
@@ -242,7 +252,9 @@ impl DeviceIo {
             self.sync_suspension();
         }
         if t.old.peer.conn >= ConnState::Connected && t.new.peer.conn < ConnState::Connected {
-            self.peer_device.connection_lost();
+            if let Some(pd) = self.peer_device() {
+                pd.connection_lost();
+            }
         }
         if tell_peer_of(t) {
             self.tell_peer();
@@ -295,9 +307,20 @@ impl DeviceIo {
         &self.io_errors
     }
 
-    /// The device's peer device.
-    pub(crate) fn peer_device(&self) -> &PeerDevice {
-        &self.peer_device
+    /// The device's peer device while a connection is configured.
+    pub(crate) fn peer_device(&self) -> Option<Arc<PeerDevice>> {
+        self.peer_device.lock().clone()
+    }
+
+    /// Publishes (a connection starts) or withdraws (it is dropped) the
+    /// device's peer device; the connection owns it.
+    pub(crate) fn set_peer_device(&self, pd: Option<Arc<PeerDevice>>) {
+        *self.peer_device.lock() = pd;
+    }
+
+    /// What online resize remembers.
+    pub(crate) fn resize(&self) -> &ResizeShared {
+        &self.resize
     }
 
     /// The `fencing` disk option.
@@ -375,7 +398,7 @@ impl DeviceIo {
         let (lock_start, lock_bytes) = crate::drbd_include::bitmap::al_extent_span(sector, size);
         let slots = {
             let guard = self.md.lock();
-            self.peer_device.resync.lock_range(lock_start, lock_bytes);
+            self.resync_lock.hold(lock_start, lock_bytes);
             guard.as_ref().map_or([None, None], |md| md.al.hot_slots(sector, size))
         };
         let result = (|| {
@@ -385,18 +408,12 @@ impl DeviceIo {
             pages.read(lower.bdev_ref(), sector, out)?;
             send(out)
         })();
-        self.peer_device.resync.unlock_range();
+        self.resync_lock.release();
         // Writes held off meanwhile wait in the submitter's queue, or in
         // the submitter itself (`begin_cold_write`).
         self.resync_unlocked.wake_all();
         self.cold_writes_added.notify_one();
         result
-    }
-
-    /// Starts (`Some`) or stops replicating writes; returns the previous
-    /// replica.
-    pub(crate) fn set_replica(&self, replica: Option<Arc<Replica>>) -> Option<Arc<Replica>> {
-        self.peer_device.set_replica(replica)
     }
 
     /// Own disk state.
@@ -420,7 +437,7 @@ impl DeviceIo {
 
     /// The current replica, if connected.
     pub(crate) fn replica(&self) -> Option<Arc<Replica>> {
-        self.peer_device.replica()
+        self.peer_device()?.replica()
     }
 
     /// Writes a block received from the peer to the backing disk.
@@ -668,9 +685,9 @@ impl DeviceIo {
         loop {
             let mut guard = self.md.lock();
             let Some(md) = guard.as_mut() else { return Ok(0) };
-            if self.peer_device.resync.range_locked(sector, size) {
+            if self.resync_lock.overlaps(sector, size) {
                 drop(guard);
-                self.resync_unlocked.wait_until(|| !self.peer_device.resync.range_locked(sector, size));
+                self.resync_unlocked.wait_until(|| !self.resync_lock.overlaps(sector, size));
                 continue;
             }
             // Read before the attempt: a slot going idle after it changes it.
@@ -695,7 +712,7 @@ impl DeviceIo {
     fn begin_hot_write(&self, sector: u64, size: u32) -> core::result::Result<Option<u64>, ()> {
         let mut guard = self.md.lock();
         let Some(md) = guard.as_mut() else { return Ok(None) };
-        if self.peer_device.resync.range_locked(sector, size) {
+        if self.resync_lock.overlaps(sector, size) {
             // A resync read holds this range: the submitter waits for it.
             return Err(());
         }

@@ -17,6 +17,7 @@ use crate::drbd_include::md::Layout;
 use crate::drbd_include::mgmt::{self, SizeInputs};
 use crate::drbd_include::protocol::{dds_flags, Packet, Sizes};
 use crate::drbd_req::DeviceIo;
+use crate::drbd_peer_device::PeerDevice;
 use crate::drbd_sender::Replica;
 
 /// The layout the metadata gets for the backing device as large as it is
@@ -55,8 +56,8 @@ pub(crate) fn send_sizes(io: &DeviceIo, replica: &Replica, user_size: u64, flags
 /// the peer passes on); a grown device answers with its own sizes and
 /// resyncs the new area. The peer asking us to shrink is not followed
 /// (rdrbd shrinks only by its own `resize --size`): logged, size kept.
-pub(crate) fn receive_sizes(name: &str, io: &DeviceIo, replica: &Replica, peer: &Sizes, resolve_conflicts: bool) -> Result {
-    let shared = &io.peer_device().resize;
+pub(crate) fn receive_sizes(name: &str, io: &DeviceIo, pd: &PeerDevice, replica: &Replica, peer: &Sizes, resolve_conflicts: bool) -> Result {
+    let shared = io.resize();
     if io.disk_state() == DiskState::Diskless {
         return Ok(());
     }
@@ -103,7 +104,7 @@ pub(crate) fn receive_sizes(name: &str, io: &DeviceIo, replica: &Replica, peer: 
         } else if !mark_new {
             pr_info!("{}: Resync of new storage suppressed with --assume-clean\n", name);
         } else {
-            resync_after_online_grow(name, io, replica, &view, resolve_conflicts)?;
+            resync_after_online_grow(name, io, pd, replica, &view, resolve_conflicts)?;
         }
     }
     Ok(())
@@ -112,13 +113,13 @@ pub(crate) fn receive_sizes(name: &str, io: &DeviceIo, replica: &Replica, peer: 
 /// `resync_after_online_grow`: the Primary (between two Secondaries, the
 /// node that resolves conflicts) resyncs the new area as SyncSource; the
 /// other waits for its sync UUID.
-fn resync_after_online_grow(name: &str, io: &DeviceIo, replica: &Replica, view: &PeerView, resolve_conflicts: bool) -> Result {
+fn resync_after_online_grow(name: &str, io: &DeviceIo, pd: &PeerDevice, replica: &Replica, view: &PeerView, resolve_conflicts: bool) -> Result {
     pr_info!("{}: Resync of new storage after online grow\n", name);
     let primary = io.is_primary();
     let we_are_primary = if primary { crate::drbd_include::genl::Role::Primary } else { crate::drbd_include::genl::Role::Secondary };
     let source = if view.peer != we_are_primary { primary } else { resolve_conflicts };
     if source {
-        crate::drbd_mgmt::start_sync_source(name, io, replica)
+        crate::drbd_mgmt::start_sync_source(name, io, pd, replica)
     } else {
         io.set_state(|s| s.peer.conn = ConnState::WfSyncUuid);
         Ok(())

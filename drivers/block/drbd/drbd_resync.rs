@@ -13,7 +13,7 @@
 //! A block the source reads for the target must not be older than a write
 //! the source replicated before it: the source locks the request's whole
 //! activity-log extents against new application writes, waits for the
-//! ones in flight to drain, then reads (`ResyncShared::lock_range`, `drbd_peer_device/`).
+//! ones in flight to drain, then reads (`ResyncLock` in `drbd_actlog.rs`).
 
 use core::sync::atomic::Ordering;
 
@@ -22,7 +22,7 @@ use kernel::sync::Arc;
 
 use crate::drbd_include::genl::{ConnState, DiskState};
 use crate::drbd_include::uuid::Uuids;
-use crate::drbd_peer_device::{ResyncRate, MAX_REQUEST_BITS, MAX_REQUEST_BYTES};
+use crate::drbd_peer_device::{PeerDevice, ResyncRate, MAX_REQUEST_BITS, MAX_REQUEST_BYTES};
 use crate::drbd_req::DeviceIo;
 use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
@@ -44,6 +44,7 @@ pub(crate) struct SyncTargetWorker {
 pub(crate) struct TargetJob {
     pub(crate) name: crate::ResourceName,
     pub(crate) io: Arc<DeviceIo>,
+    pub(crate) pd: Arc<PeerDevice>,
     pub(crate) replica: Arc<Replica>,
     pub(crate) peer_uuids: Uuids,
     /// The csums-alg transform when this resync compares checksums.
@@ -74,7 +75,7 @@ impl CsumBuffers {
 
 fn run_target(mut job: TargetJob) {
     let io = job.io.clone();
-    let rs = &io.peer_device().resync;
+    let rs = &job.pd.resync;
     let name = job.name;
     // With checksums the worker reads each block before asking for it.
     let mut csums = job.csums.take().and_then(|digest| match CsumBuffers::new() {
@@ -192,7 +193,7 @@ fn run_target(mut job: TargetJob) {
 /// become UpToDate (unless blocks failed), persist, tell the peer.
 fn finish_target(job: &mut TargetJob) {
     let io = &job.io;
-    let rs = &io.peer_device().resync;
+    let rs = &job.pd.resync;
     let failed = rs.failed();
     let primary = io.is_primary();
     let (disk, pdsk) = if failed == 0 {

@@ -10,7 +10,7 @@
 
 use kernel::prelude::*;
 
-use crate::drbd_conn::ConnShared;
+use crate::drbd_conn::{ConnShared, ConnVolume};
 use crate::drbd_net::NetError;
 use crate::drbd_include::genl::ConnState;
 use crate::drbd_include::request_timer::{time_after, NetVerdict};
@@ -42,7 +42,7 @@ impl RequestTimer {
             self.next_check_ms = now_ms.wrapping_add(OFF_RECHECK_MS);
             return Ok(self.next_check_ms);
         };
-        let Some(replica) = shared.device.as_ref().and_then(|(_, io)| io.replica()) else {
+        let Some(replica) = shared.volume.as_ref().and_then(|v| v.io.replica()) else {
             self.next_check_ms = now_ms.wrapping_add(ent_ms);
             return Ok(self.next_check_ms);
         };
@@ -74,6 +74,6 @@ impl RequestTimer {
 /// `_conn_request_state(connection, NS(conn, C_TIMEOUT), ...)`: shown
 /// until the connection thread has torn the connection down.
 fn declare_timeout(shared: &ConnShared) {
-    let Some((_, io)) = &shared.device else { return };
+    let Some(ConnVolume { io, .. }) = &shared.volume else { return };
     io.set_state(|s| s.peer.conn = ConnState::Timeout);
 }

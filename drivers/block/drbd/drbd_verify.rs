@@ -21,6 +21,7 @@ use crate::drbd_block_digest::{send_block_digest, with_block_digest};
 use crate::drbd_include::genl::ConnState;
 use crate::drbd_include::protocol::{self as proto, Packet, ID_IN_SYNC, ID_OUT_OF_SYNC, ID_SYNCER};
 use crate::drbd_req::DeviceIo;
+use crate::drbd_peer_device::PeerDevice;
 use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
 use crate::kernel_glue::crypto::Digest;
@@ -36,6 +37,7 @@ const WINDOW_RECHECK_MS: u32 = 100;
 /// What the VerifyS worker needs.
 pub(crate) struct SourceJob {
     pub(crate) io: Arc<DeviceIo>,
+    pub(crate) pd: Arc<PeerDevice>,
     pub(crate) replica: Arc<Replica>,
     /// First sector (block aligned) and the sector to stop before.
     pub(crate) start: u64,
@@ -45,15 +47,16 @@ pub(crate) struct SourceJob {
 /// Starts online verify as VerifyS (the peer agreed to VerifyT).
 pub(crate) fn start_source(name: &str, job: SourceJob) -> Result {
     let io = job.io.clone();
-    let v = &io.peer_device().verify;
+    let pd = job.pd.clone();
+    let v = &pd.verify;
     v.stop_worker();
     let blocks = job.end.saturating_sub(job.start).div_ceil(BLOCK_SECTORS);
     v.reset(blocks);
-    io.peer_device().resync.begin(blocks);
+    pd.resync.begin(blocks);
     io.set_state(|s| s.peer.conn = ConnState::VerifyS);
     pr_info!("{}: Starting Online Verify from sector {}\n", name, job.start);
     if blocks == 0 {
-        finish(name, &io, ConnState::VerifyS);
+        finish(name, &io, &pd, ConnState::VerifyS);
         return Ok(());
     }
     let thread_name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_ov_{}", name))?;
@@ -63,7 +66,7 @@ pub(crate) fn start_source(name: &str, job: SourceJob) -> Result {
 }
 
 fn run_source(job: SourceJob) {
-    let v = &job.io.peer_device().verify;
+    let v = &job.pd.verify;
     let mut sector = job.start;
     while sector < job.end {
         if KThread::should_stop() || job.io.peer().conn != ConnState::VerifyS {
@@ -93,18 +96,19 @@ fn run_source(job: SourceJob) {
 pub(crate) fn serve_request(
     name: &str,
     io: &DeviceIo,
+    pd: &PeerDevice,
     replica: &Replica,
     digest: &Digest,
     pages: &mut BlockPages,
     buf: &mut [u8],
     req: proto::BlockRequest,
 ) -> Result {
-    let v = &io.peer_device().verify;
+    let v = &pd.verify;
     if !v.started.swap(true, Ordering::AcqRel) {
         let capacity = io.capacity_sectors();
         let blocks = capacity.div_ceil(BLOCK_SECTORS).saturating_sub(req.sector / BLOCK_SECTORS);
         v.reset(blocks);
-        io.peer_device().resync.begin(blocks);
+        pd.resync.begin(blocks);
         pr_info!("{}: Online Verify start sector: {}\n", name, req.sector);
     }
     send_block_digest(io, replica, digest, pages, buf, Packet::OvReply, req).map_err(|e| e.errno())
@@ -117,13 +121,14 @@ pub(crate) fn serve_request(
 pub(crate) fn compare_reply(
     name: &str,
     io: &DeviceIo,
+    pd: &PeerDevice,
     digest: &Digest,
     pages: &mut BlockPages,
     buf: &mut [u8],
     req: proto::BlockRequest,
     peer_digest: &[u8],
 ) -> Result<proto::BlockAck> {
-    let v = &io.peer_device().verify;
+    let v = &pd.verify;
     let mut same = false;
     with_block_digest(io, digest, pages, buf, req.sector, req.blksize, |_, sum| {
         same = sum == peer_digest;
@@ -141,11 +146,11 @@ pub(crate) fn compare_reply(
 
 /// VerifyS, after the P_OV_RESULT went out: counts the block and ends
 /// the verify after the last one, telling the peer (P_STATE Connected).
-pub(crate) fn reply_done(name: &str, io: &DeviceIo, replica: &Replica) -> Result {
-    let v = &io.peer_device().verify;
-    io.peer_device().resync.note_left(|| v.left());
-    if v.block_done() && finish(name, io, ConnState::VerifyS) {
-        return replica.send_state(crate::drbd_mgmt::wire_state(io));
+pub(crate) fn reply_done(name: &str, io: &DeviceIo, pd: &PeerDevice, replica: &Replica) -> Result {
+    let v = &pd.verify;
+    pd.resync.note_left(|| v.left());
+    if v.block_done() && finish(name, io, pd, ConnState::VerifyS) {
+        return replica.send_state(io.state());
     }
     Ok(())
 }
@@ -154,7 +159,7 @@ pub(crate) fn reply_done(name: &str, io: &DeviceIo, replica: &Replica) -> Result
 /// marked even when the result comes after the verify ended (VerifyS's
 /// P_STATE on the data socket may overtake the last result on the meta
 /// socket): marking is always safe.
-pub(crate) fn got_result(name: &str, io: &DeviceIo, ack: proto::BlockAck) {
+pub(crate) fn got_result(name: &str, io: &DeviceIo, pd: &PeerDevice, ack: proto::BlockAck) {
     let in_range = ack.blksize != 0
         && ack.blksize <= 4096
         && ack.sector.checked_add(u64::from(ack.blksize / 512)).is_some_and(|end| end <= io.capacity_sectors());
@@ -162,7 +167,7 @@ pub(crate) fn got_result(name: &str, io: &DeviceIo, ack: proto::BlockAck) {
         pr_err!("{}: OVResult for sector {} size {} is out of range; ignored\n", name, ack.sector, ack.blksize);
         return;
     }
-    let v = &io.peer_device().verify;
+    let v = &pd.verify;
     let verifying = io.peer().conn == ConnState::VerifyT;
     if ack.block_id == ID_OUT_OF_SYNC {
         io.set_out_of_sync(ack.sector, ack.blksize);
@@ -175,15 +180,15 @@ pub(crate) fn got_result(name: &str, io: &DeviceIo, ack: proto::BlockAck) {
     if !verifying {
         return;
     }
-    io.peer_device().resync.note_left(|| v.left());
+    pd.resync.note_left(|| v.left());
     if v.block_done() {
-        finish(name, io, ConnState::VerifyT);
+        finish(name, io, pd, ConnState::VerifyT);
     }
 }
 
 /// `drbd_resync_finished` of a verify: back to Connected (if still in
 /// `side`), with the 8.4 log lines. Returns whether it ended here.
-pub(crate) fn finish(name: &str, io: &DeviceIo, side: ConnState) -> bool {
+pub(crate) fn finish(name: &str, io: &DeviceIo, pd: &PeerDevice, side: ConnState) -> bool {
     let t = io.set_state(|s| {
         if s.peer.conn == side {
             s.peer.conn = ConnState::Connected;
@@ -192,10 +197,10 @@ pub(crate) fn finish(name: &str, io: &DeviceIo, side: ConnState) -> bool {
     if t.old.peer.conn != side || t.new.peer.conn != ConnState::Connected {
         return false;
     }
-    let v = &io.peer_device().verify;
+    let v = &pd.verify;
     v.flush_run(name);
     v.started.store(false, Ordering::Release);
-    let rs = &io.peer_device().resync;
+    let rs = &pd.resync;
     let dt = rs.elapsed_secs();
     let done = rs.total().saturating_sub(v.left());
     pr_info!("{}: Online verify done (total {} sec; paused 0 sec; {} K/sec)\n", name, dt, done * 4 / dt);
@@ -208,8 +213,8 @@ pub(crate) fn finish(name: &str, io: &DeviceIo, side: ConnState) -> bool {
 }
 
 /// The connection is gone: a verify in progress ends without a result.
-pub(crate) fn connection_lost(name: &str, io: &DeviceIo) {
-    let v = &io.peer_device().verify;
+pub(crate) fn connection_lost(name: &str, io: &DeviceIo, pd: &PeerDevice) {
+    let v = &pd.verify;
     v.stop_worker();
     v.started.store(false, Ordering::Release);
     let conn = io.peer().conn;

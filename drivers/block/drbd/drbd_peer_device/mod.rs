@@ -5,8 +5,11 @@
 //! peer role and disk, peer pause) are the peer-device part of the state
 //! engine (`drbd_state.rs`).
 //!
-//! Today a device has one peer device, which lives as long as the device;
-//! with more peers, each connection's peer devices are these.
+//! A connection owns one peer device per volume of its resource, from
+//! `connect` until it is dropped (`disconnect`, `down`); the device
+//! reaches it through [`crate::drbd_req::DeviceIo::peer_device`] while
+//! it is published there. With more peers, a device has one per
+//! connection.
 
 mod peer_size;
 mod resync_progress;
@@ -34,8 +37,6 @@ pub(crate) struct PeerDevice {
     /// Online verify.
     #[pin]
     pub(crate) verify: VerifyShared,
-    /// Online resize.
-    pub(crate) resize: ResizeShared,
     /// The answer to our P_STATE_CHG_REQ, set by the meta-socket thread.
     #[pin]
     state_reply: Mutex<Option<i32>>,
@@ -44,13 +45,13 @@ pub(crate) struct PeerDevice {
 }
 
 impl PeerDevice {
-    /// A peer device that is not connected.
-    pub(crate) fn new() -> impl PinInit<Self> {
+    /// A peer device that is not connected yet, resyncing at `rate` (the
+    /// device's disk options) when it does.
+    pub(crate) fn new(rate: ResyncRate) -> impl PinInit<Self> {
         pin_init!(Self {
             replica <- new_mutex!(None, "rdrbd::PeerDevice::replica"),
-            resync <- ResyncShared::new(),
+            resync <- ResyncShared::new(rate),
             verify <- VerifyShared::new(),
-            resize: ResizeShared::new(),
             state_reply <- new_mutex!(None, "rdrbd::PeerDevice::state_reply"),
             state_reply_came <- new_condvar!("rdrbd::PeerDevice::state_reply_came"),
         })

@@ -82,10 +82,6 @@ pub(crate) struct ResyncShared {
     use_csums: AtomicBool,
     /// Bits found equal by checksum (`rs_same_csum`).
     same_csum: AtomicU64,
-    /// Source: the sector range `[start, end)` application writes must
-    /// wait for (end 0: none), set under the metadata lock.
-    locked_start: AtomicU64,
-    locked_end: AtomicU64,
     /// Wakes the target's worker when a reply came in (from the receiver
     /// and the meta-socket thread; the worker waits for its own condition).
     #[pin]
@@ -97,7 +93,7 @@ pub(crate) struct ResyncShared {
 }
 
 impl ResyncShared {
-    pub(crate) fn new() -> impl PinInit<Self> {
+    pub(crate) fn new(rate: ResyncRate) -> impl PinInit<Self> {
         pin_init!(Self {
             total: AtomicU64::new(0),
             start_ms: AtomicU64::new(0),
@@ -110,10 +106,8 @@ impl ResyncShared {
             want_kib: AtomicU32::new(0),
             use_csums: AtomicBool::new(false),
             same_csum: AtomicU64::new(0),
-            locked_start: AtomicU64::new(0),
-            locked_end: AtomicU64::new(0),
             wake <- new_wait_queue!("rdrbd::ResyncShared::wake"),
-            rate <- new_mutex!(ResyncRate::defaults(), "rdrbd::ResyncShared::rate"),
+            rate <- new_mutex!(rate, "rdrbd::ResyncShared::rate"),
         })
     }
 
@@ -194,28 +188,6 @@ impl ResyncShared {
             self.mark_ms.store(now, Ordering::Relaxed);
             self.mark_left.store(left(), Ordering::Relaxed);
         }
-    }
-
-    /// Whether `[sector, sector + size)` overlaps the range a resync read
-    /// holds (checked under the metadata lock).
-    pub(crate) fn range_locked(&self, sector: u64, size: u32) -> bool {
-        let end = self.locked_end.load(Ordering::Acquire);
-        end != 0
-            && sector < end
-            && sector.saturating_add(u64::from(size).div_ceil(512)) > self.locked_start.load(Ordering::Acquire)
-    }
-
-    /// Holds application writes off `[sector, sector + bytes / 512)`: set
-    /// under the metadata lock, so every write admitted before is counted
-    /// in flight and every later one sees the lock.
-    pub(crate) fn lock_range(&self, sector: u64, bytes: u64) {
-        self.locked_start.store(sector, Ordering::Release);
-        self.locked_end.store(sector.saturating_add(bytes.div_ceil(512)).max(1), Ordering::Release);
-    }
-
-    /// Lets application writes through again.
-    pub(crate) fn unlock_range(&self) {
-        self.locked_end.store(0, Ordering::Release);
     }
 
     /// The resync progress lines of `/proc/drbd` (`drbd_syncer_progress`).
