@@ -35,7 +35,7 @@ fn show_device(out: &mut SeqFile, device: &Device) -> fmt::Result {
         return writeln!(out, "{:2}: cs:Unconfigured", device.minor);
     }
     // The protocol column is blank without a network configuration.
-    let protocol = device.io.peer().protocol.map_or(" ", api::WireProtocol::name);
+    let protocol = device.io.protocol().map_or(" ", api::WireProtocol::name);
     // The flags: suspended, resync paused by resync-after, by the peer,
     // by the user (pause-sync); congestion and AL suspension not shown.
     let flag = |on: bool, c: char| if on { c } else { '-' };

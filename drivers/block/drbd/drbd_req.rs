@@ -19,11 +19,10 @@ use kernel::{new_condvar, new_mutex};
 use crate::drbd_actlog::{AlError, AlRefs, ResyncLock};
 use crate::drbd_include::al_set::SlotUse;
 use crate::drbd_peer_device::{PeerDevice, ResizeShared};
-use crate::drbd_state::PeerView;
 use crate::drbd_events::{DeviceIdent, EventCounters, StateEvents};
 use crate::drbd_include::genl as api;
 use crate::drbd_include::genl::{ConnState, DiskState, Role, StateChangeResult};
-use crate::drbd_include::state::{Context, Kind, States};
+use crate::drbd_include::state::{Context, Kind, PeerDeviceStates, States};
 use crate::drbd_state::{StateEngine, Transition};
 use crate::drbd_sender::{HeldWrites, Replica};
 use crate::drbd_md::MetaData;
@@ -195,9 +194,13 @@ impl DeviceIo {
     }
 
     /// The peer as this device's peer device sees it.
-    pub(crate) fn peer(&self) -> PeerView {
-        let p = self.state.states().peer;
-        PeerView { conn: p.conn, peer: p.peer, pdsk: p.pdsk, protocol: self.state.protocol() }
+    pub(crate) fn peer(&self) -> PeerDeviceStates {
+        self.state.states().peer
+    }
+
+    /// The wire protocol (A/B/C) while a net config exists.
+    pub(crate) fn protocol(&self) -> Option<crate::drbd_include::genl::WireProtocol> {
+        self.state.protocol()
     }
 
     /// Records the protocol settings of the net config (None without one).
@@ -213,7 +216,7 @@ impl DeviceIo {
 
     /// Waits while the connection state is `conn`, at most `timeout_ms`;
     /// returns the view then.
-    pub(crate) fn wait_peer_leaves(&self, conn: ConnState, timeout_ms: u32) -> PeerView {
+    pub(crate) fn wait_peer_leaves(&self, conn: ConnState, timeout_ms: u32) -> PeerDeviceStates {
         self.state.wait_while(|s| s.peer.conn == conn, timeout_ms);
         self.peer()
     }
@@ -864,7 +867,7 @@ impl DeviceIo {
 
 /// Whether writes go to the peer (`drbd_should_do_remote`): connected,
 /// and the peer has a disk (being resynced or not).
-fn peer_has_disk(view: &PeerView) -> bool {
+fn peer_has_disk(view: &PeerDeviceStates) -> bool {
     view.conn >= ConnState::Connected
         && crate::drbd_include::io_error::has_data(view.pdsk)
 }

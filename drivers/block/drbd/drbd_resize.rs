@@ -11,7 +11,7 @@
 
 use kernel::prelude::*;
 
-use crate::drbd_state::PeerView;
+use crate::drbd_include::state::PeerDeviceStates;
 use crate::drbd_include::genl::{ConnState, DiskState};
 use crate::drbd_include::md::Layout;
 use crate::drbd_include::mgmt::{self, SizeInputs};
@@ -113,7 +113,7 @@ pub(crate) fn receive_sizes(name: &str, io: &DeviceIo, pd: &PeerDevice, replica:
 /// `resync_after_online_grow`: the Primary (between two Secondaries, the
 /// node that resolves conflicts) resyncs the new area as SyncSource; the
 /// other waits for its sync UUID.
-fn resync_after_online_grow(name: &str, io: &DeviceIo, pd: &PeerDevice, replica: &Replica, view: &PeerView, resolve_conflicts: bool) -> Result {
+fn resync_after_online_grow(name: &str, io: &DeviceIo, pd: &PeerDevice, replica: &Replica, view: &PeerDeviceStates, resolve_conflicts: bool) -> Result {
     pr_info!("{}: Resync of new storage after online grow\n", name);
     let primary = io.is_primary();
     let we_are_primary = if primary { crate::drbd_include::genl::Role::Primary } else { crate::drbd_include::genl::Role::Secondary };

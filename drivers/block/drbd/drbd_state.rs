@@ -17,19 +17,9 @@ use kernel::prelude::*;
 use kernel::sync::{CondVar, Mutex};
 use kernel::{new_condvar, new_mutex};
 
-use crate::drbd_include::genl::{ConnState, DiskState, Fencing, Role, StateChangeResult, WireProtocol};
+use crate::drbd_include::genl::{ConnState, Fencing, Role, StateChangeResult, WireProtocol};
 use crate::drbd_include::protocol_settings::ProtocolSettings;
 use crate::drbd_include::state::{self, ChangeLine, Context, Kind, PeerDeviceStates, StateSummary, States};
-
-/// What the peer looks like from here: shown in /proc/drbd and GET_STATUS.
-#[derive(Clone, Copy)]
-pub(crate) struct PeerView {
-    pub(crate) conn: ConnState,
-    pub(crate) peer: Role,
-    pub(crate) pdsk: DiskState,
-    /// The wire protocol (A/B/C) while a net config exists; 0 without.
-    pub(crate) protocol: Option<WireProtocol>,
-}
 
 /// A committed change: the states before and after.
 #[derive(Clone, Copy)]
