@@ -281,6 +281,25 @@ pub fn check(os: &States, ns: &States, kind: Kind) -> Result<(), StateChangeResu
     is_valid_transition(os, ns)
 }
 
+/// Whether a change needs the peer's consent before it is made (8.4's
+/// `cl_wide_st_chg`): connected, a promotion, the start of a full sync
+/// (StartingSyncS/T) or our disk failing; a disconnect; online verify as
+/// VerifyS; a reconnect (WFReportParams). The peer is asked with
+/// P_STATE_CHG_REQ and the change is made only if it agrees; with more
+/// peers this becomes DRBD 9's two-phase commit over all of them.
+pub fn is_cluster_wide(os: &States, ns: &States) -> bool {
+    let (oc, nc) = (os.peer.conn, ns.peer.conn);
+    (oc >= ConnState::Connected
+        && nc >= ConnState::Connected
+        && ((os.device.role != Role::Primary && ns.device.role == Role::Primary)
+            || (oc != ConnState::StartingSyncT && nc == ConnState::StartingSyncT)
+            || (oc != ConnState::StartingSyncS && nc == ConnState::StartingSyncS)
+            || (os.device.disk != DiskState::Failed && ns.device.disk == DiskState::Failed)))
+        || (oc >= ConnState::Connected && nc == ConnState::Disconnecting)
+        || (oc == ConnState::Connected && nc == ConnState::VerifyS)
+        || (oc == ConnState::Connected && nc == ConnState::WfReportParams)
+}
+
 /// The kernel log line of a change (`drbd_pr_state_change`):
 /// `role( Secondary -> Primary ) disk( Inconsistent -> UpToDate ) ...`;
 /// empty when nothing shown changed.
@@ -389,6 +408,33 @@ mod tests {
         s.device.disk = DiskState::UpToDate;
         s.peer = PeerDeviceStates { conn: ConnState::Connected, peer: Role::Secondary, pdsk: DiskState::UpToDate, peer_isp: false };
         s
+    }
+
+    #[test]
+    fn cluster_wide_changes_are_those_of_cl_wide_st_chg() {
+        let os = connected();
+        let with = |f: fn(&mut States)| {
+            let mut ns = os;
+            f(&mut ns);
+            is_cluster_wide(&os, &ns)
+        };
+        assert!(with(|s| s.device.role = Role::Primary));
+        assert!(with(|s| s.peer.conn = ConnState::StartingSyncT));
+        assert!(with(|s| s.peer.conn = ConnState::StartingSyncS));
+        assert!(with(|s| s.peer.conn = ConnState::VerifyS));
+        assert!(with(|s| s.peer.conn = ConnState::Disconnecting));
+        assert!(with(|s| s.device.disk = DiskState::Failed));
+        // Local only: a demotion, a pause, outdating while connected is
+        // the peer's to judge through P_STATE, not a request.
+        assert!(!with(|s| s.device.role = Role::Secondary));
+        assert!(!with(|s| s.device.user_isp = true));
+        assert!(!with(|s| s.device.disk = DiskState::Outdated));
+        // Not connected: nobody to ask.
+        let mut alone = os;
+        alone.peer.conn = ConnState::StandAlone;
+        let mut ns = alone;
+        ns.device.role = Role::Primary;
+        assert!(!is_cluster_wide(&alone, &ns));
     }
 
     #[test]

@@ -90,6 +90,13 @@ impl AdmError {
     }
 }
 
+impl From<api::StateChangeResult> for AdmError {
+    /// A change the state rules refused, with their reason.
+    fn from(rv: api::StateChangeResult) -> Self {
+        Self::state(rv, rv.text())
+    }
+}
+
 /// The result of a configuration request.
 pub(crate) type AdmResult<T = ()> = core::result::Result<T, AdmError>;
 
@@ -495,32 +502,37 @@ impl Registry {
                     "no UpToDate disk to become Primary with (use --force to declare it UpToDate)"))
             }
         };
-        // Connected, the promotion is cluster-wide (`cl_wide_st_chg`): the
-        // peer may refuse (two Primaries), and a C peer learns from it that
-        // a forced promotion between Inconsistent disks needs a resync.
-        if let Some(replica) = device.io.replica() {
+        if device.io.replica().is_some() {
             let peer = device.io.peer();
             drbd_include::mgmt::check_promotion(api::Role::Primary, peer.peer, peer.conn, two_primaries)
                 .map_err(|rv| AdmError::state(rv, rv.text()))?;
-            if peer.conn >= api::ConnState::Connected {
-                let (mask, val) = drbd_include::mgmt::promote_request(forced);
-                crate::drbd_mgmt::request_state_change(device.resource.as_str(), &device.io, &replica, mask, val)?;
-            }
         }
-        let peer = device.io.peer();
-        let (conn, pdsk) = (peer.conn, peer.pdsk);
-        match device.io.with_md(|md, dev| md.promote(dev, conn, pdsk, forced)) {
-            Some(Ok(())) => {}
-            Some(Err(_)) => return Err(AdmError::new(RetCode::IoMdDisk, "writing the meta data failed")),
-            None => return Err(AdmError::state(api::StateChangeResult::NoUpToDateDisk, "no disk")),
-        }
-        // One state change (role and disk), as listeners see it.
-        device.io
-            .request_state(|s| {
+        // Connected, the promotion is cluster-wide (`cl_wide_st_chg`): the
+        // peer may refuse (two Primaries), and a C peer learns from it that
+        // a forced promotion between Inconsistent disks needs a resync.
+        // Role and disk change in one state change, as listeners see it,
+        // after the metadata records the promotion.
+        let io = &device.io;
+        let name = device.resource;
+        let (mask, val) = drbd_include::mgmt::promote_request(forced);
+        io.request_state_with_consent(
+            |s| {
                 s.device.disk = api::DiskState::UpToDate;
                 s.device.role = api::Role::Primary;
-            })
-            .map_err(|rv| AdmError::state(rv, rv.text()))?;
+            },
+            || match io.replica() {
+                Some(replica) => crate::drbd_mgmt::request_state_change(name.as_str(), io, &replica, mask, val),
+                None => Err(AdmError::from(api::StateChangeResult::NeedConnection)),
+            },
+            || {
+                let peer = io.peer();
+                match io.with_md(|md, dev| md.promote(dev, peer.conn, peer.pdsk, forced)) {
+                    Some(Ok(())) => Ok(()),
+                    Some(Err(_)) => Err(AdmError::new(RetCode::IoMdDisk, "writing the meta data failed")),
+                    None => Err(AdmError::state(api::StateChangeResult::NoUpToDateDisk, "no disk")),
+                }
+            },
+        )?;
         device.disk.set_read_only(false);
         if forced {
             pr_warn!("drbd{}: forced into Primary: {} disk declared UpToDate\n", minor, disk.name());

@@ -55,19 +55,15 @@ pub(crate) fn request_state_change(name: &str, io: &DeviceIo, replica: &Replica,
 }
 
 /// The common start of invalidate and invalidate-remote while connected:
-/// enter `conn` (StartingSyncT/S), have the peer agree, then set and write
-/// every bit. Any failure returns to Connected. Returns the replica the
+/// have the peer agree to `conn` (StartingSyncT/S) and enter it, then set
+/// and write every bit. Any failure returns to Connected. Returns the replica the
 /// resync runs over.
 fn begin_full_sync(name: &str, io: &DeviceIo, conn: ConnState) -> Result<kernel::sync::Arc<Replica>, AdmError> {
     let replica = io.replica().ok_or(refused(StateChangeResult::NeedConnection))?;
-    io.request_state(|s| s.peer.conn = conn).map_err(refused)?;
+    io.request_state_with_consent(|s| s.peer.conn = conn, || request_cluster_wide(name, io, &replica, conn), || Ok(()))?;
     let back_to_connected = || {
         io.set_state(|s| if s.peer.conn == conn { s.peer.conn = ConnState::Connected });
     };
-    if let Err(e) = request_cluster_wide(name, io, &replica, conn) {
-        back_to_connected();
-        return Err(e);
-    }
     if set_all_out_of_sync(name, io).is_err() {
         back_to_connected();
         return Err(AdmError::new(RetCode::IoMdDisk, "writing the bitmap failed"));
@@ -302,7 +298,7 @@ impl Registry {
         let capacity = io.capacity_sectors();
         let start = (parms.ov_start_sector & !7).min(capacity);
         let end = parms.ov_stop_sector.min(capacity);
-        request_cluster_wide(name, io, &replica, conn)?;
+        io.request_state_with_consent(|s| s.peer.conn = conn, || request_cluster_wide(name, io, &replica, conn), || Ok(()))?;
         let job = crate::drbd_verify::SourceJob { io: device.io.clone(), pd, replica, start, end };
         crate::drbd_verify::start_source(name, job).map_err(|_| AdmError::new(RetCode::NoMem, "cannot start the verify thread"))?;
         Ok(StateChangeResult::Success)

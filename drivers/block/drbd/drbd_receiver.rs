@@ -554,9 +554,10 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
     let shared = ctx.shared;
     let name = shared.name.as_str();
     let Some(ConnVolume { io, pd, .. }) = &shared.volume else { return Err(NetError::Refused) };
-    // After invalidate, the source may answer before our bitmap is
-    // written (`receive_sync_uuid` waits for C_WF_SYNC_UUID too).
-    let conn = io.wait_peer_leaves(ConnState::StartingSyncT, 30_000).conn;
+    // After invalidate, the source may answer before we made the change
+    // it agreed to, or before our bitmap is written (`receive_sync_uuid`
+    // waits for C_WF_SYNC_UUID too).
+    let conn = io.wait_peer_leaves(&[ConnState::Connected, ConnState::StartingSyncT], 30_000).conn;
     if conn != ConnState::WfSyncUuid {
         pr_err!("{}: ReportSyncUUID in connection state {}\n", name, conn.name());
         return Err(NetError::Refused);

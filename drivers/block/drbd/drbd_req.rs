@@ -214,11 +214,10 @@ impl DeviceIo {
         self.state.take_peer_at_loss().unwrap_or_else(|| self.states().peer)
     }
 
-    /// Waits while the connection state is `conn`, at most `timeout_ms`;
-    /// returns the view then.
-    pub(crate) fn wait_peer_leaves(&self, conn: ConnState, timeout_ms: u32) -> PeerDeviceStates {
-        self.state.wait_while(|s| s.peer.conn == conn, timeout_ms);
-        self.peer()
+    /// Waits while the connection state is one of `states`, at most
+    /// `timeout_ms`; returns the peer device's states then.
+    pub(crate) fn wait_peer_leaves(&self, states: &[ConnState], timeout_ms: u32) -> PeerDeviceStates {
+        self.state.wait_while(|s| states.contains(&s.peer.conn), timeout_ms).peer
     }
 
     /// A change the environment imposes (8.4's `CS_HARD`: the network or
@@ -244,6 +243,28 @@ impl DeviceIo {
         let t = self.state.change(Kind::Soft(Context::default()), change)?;
         self.after_state_change(&t);
         Ok(t)
+    }
+
+    /// A user's change that may need the peer's consent (8.4's
+    /// `drbd_req_state`): checked against the states now; if it is
+    /// cluster-wide (`state::is_cluster_wide`), `ask_peer` sends
+    /// P_STATE_CHG_REQ and waits for the answer, and a refusal ends it
+    /// there; then `prepare` (metadata the change needs written first),
+    /// and the change is made, checked again against the states as they
+    /// are by then. With more peers, `ask_peer` becomes the two-phase
+    /// commit's prepare round.
+    pub(crate) fn request_state_with_consent<E: From<StateChangeResult>>(
+        &self,
+        change: impl Fn(&mut States),
+        ask_peer: impl FnOnce() -> core::result::Result<(), E>,
+        prepare: impl FnOnce() -> core::result::Result<(), E>,
+    ) -> core::result::Result<Transition, E> {
+        let preview = self.state.preview(Kind::Soft(Context::default()), &change)?;
+        if crate::drbd_include::state::is_cluster_wide(&preview.old, &preview.new) {
+            ask_peer()?;
+        }
+        prepare()?;
+        Ok(self.request_state(change)?)
     }
 
     /// What follows a committed change (`after_state_ch`'s share that the

@@ -99,6 +99,24 @@ impl StateEngine {
     /// change (or, refused, why) and wakes waiters. Nothing else may run
     /// under the lock: `change` only edits the copy.
     pub(crate) fn change(&self, kind: Kind, change: impl FnOnce(&mut States)) -> Result<Transition, StateChangeResult> {
+        self.change_unless(kind, change, |_| false)
+    }
+
+    /// The first step of a change that may need the peer's consent
+    /// (`drbd_req_state` before it asks): the change as [`Self::change`]
+    /// would make it now, checked; nothing committed. A refusal is logged.
+    pub(crate) fn preview(&self, kind: Kind, change: impl FnOnce(&mut States)) -> Result<Transition, StateChangeResult> {
+        self.change_unless(kind, change, |_| true)
+    }
+
+    /// [`Self::change`], committing only if `dry_run` says no for the
+    /// checked transition.
+    fn change_unless(
+        &self,
+        kind: Kind,
+        change: impl FnOnce(&mut States),
+        dry_run: impl FnOnce(&Transition) -> bool,
+    ) -> Result<Transition, StateChangeResult> {
         let (outcome, warning) = {
             let mut locked = self.locked.lock();
             let old = locked.states;
@@ -113,6 +131,7 @@ impl StateEngine {
                 Kind::Hard => Kind::Hard,
             };
             match state::check(&old, &new, kind) {
+                Ok(()) if dry_run(&Transition { old, new }) => return Ok(Transition { old, new }),
                 Ok(()) => {
                     locked.states = new;
                     let (was, is) = (old.peer.conn >= ConnState::Connected, new.peer.conn >= ConnState::Connected);
