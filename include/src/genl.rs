@@ -381,6 +381,9 @@ macro_rules! genl_kind {
 
 /// A field default of a struct table: the constant it defines in the
 /// struct's module (`@const`) and the value `Default` gives (`@value`).
+// rustfmt takes the macro in type position for an expression and shifts
+// the `pub const` lines to the left margin.
+#[rustfmt::skip]
 macro_rules! genl_default {
     (@const $field:ident: $kind:ident; limits $name:ident($min:expr, $max:expr, $default:expr)) => {
         #[doc = concat!("Range and default of `", stringify!($field), "`.")]
@@ -1516,8 +1519,16 @@ fn put_history_uuids(
 ) -> Result<(), NlaError> {
     use device_statistics as d;
     let raw: [u8; d::HISTORY_UUIDS_SENT] = u64_slot_bytes(&uuids.unwrap_or_default());
-    let len = if uuids.is_some() { d::HISTORY_UUIDS_SENT } else { 0 };
-    f.bytes(number, raw.get(..len).unwrap_or_default(), d::HISTORY_UUIDS_SIZE)
+    let len = if uuids.is_some() {
+        d::HISTORY_UUIDS_SENT
+    } else {
+        0
+    };
+    f.bytes(
+        number,
+        raw.get(..len).unwrap_or_default(),
+        d::HISTORY_UUIDS_SIZE,
+    )
 }
 
 /// Why a message was refused: the ret_code to reply with and the text for
@@ -1669,6 +1680,17 @@ pub fn parse_request(payload: &[u8]) -> Result<Request<'_>, RequestError> {
     Ok(Request { header, attrs })
 }
 
+/// Defines `Request` accessors that return one struct over its defaults,
+/// `None` if the request does not carry it.
+macro_rules! given_structs {
+    ($($(#[$meta:meta])* fn $name:ident() -> $ty:ty;)*) => {$(
+        $(#[$meta])*
+        pub fn $name(&self) -> Result<Option<$ty>, RequestError> {
+            self.given()
+        }
+    )*};
+}
+
 impl<'a> Request<'a> {
     /// The header's minor.
     pub fn minor(&self) -> u32 {
@@ -1710,17 +1732,25 @@ impl<'a> Request<'a> {
         self.tla(tla::CFG_CONTEXT).map(|a| a.raw)
     }
 
-    /// The CFG_CONTEXT struct, if present. (The C kernel answers a malformed
-    /// CFG_CONTEXT with a netlink error, -EINVAL, instead of a reply.)
-    pub fn cfg_context(&self) -> Result<Option<CfgContext<'a>>, RequestError> {
-        self.given()
-    }
-
-    /// DISK_CONF for ATTACH: defaults for absent options, the three device
-    /// fields required. `None` if absent; ATTACH should then fail with
-    /// [`RequestError::REQUIRED_MISSING`].
-    pub fn disk_conf(&self) -> Result<Option<DiskConf<'a>>, RequestError> {
-        self.given()
+    given_structs! {
+        /// The CFG_CONTEXT struct, if present. (The C kernel answers a
+        /// malformed CFG_CONTEXT with a netlink error, -EINVAL, instead of a
+        /// reply.)
+        fn cfg_context() -> CfgContext<'a>;
+        /// DISK_CONF for ATTACH: defaults for absent options, the three
+        /// device fields required. `None` if absent; ATTACH should then fail
+        /// with [`RequestError::REQUIRED_MISSING`].
+        fn disk_conf() -> DiskConf<'a>;
+        /// DETACH_PARMS, if present.
+        fn detach_parms() -> DetachParms;
+        /// SET_ROLE_PARMS, if present.
+        fn set_role_parms() -> SetRoleParms;
+        /// DISCONNECT_PARMS, if present.
+        fn disconnect_parms() -> DisconnectParms;
+        /// NEW_C_UUID_PARMS, if present.
+        fn new_c_uuid_parms() -> NewCUuidParms;
+        /// TIMEOUT_PARMS, if present (the kernel only sends it; for symmetry).
+        fn timeout_parms() -> TimeoutParms;
     }
 
     /// DISK_CONF for CHG_DISK_OPTS: the given options applied to `current`
@@ -1745,21 +1775,6 @@ impl<'a> Request<'a> {
             current
         };
         self.over(base, false)
-    }
-
-    /// DETACH_PARMS, if present.
-    pub fn detach_parms(&self) -> Result<Option<DetachParms>, RequestError> {
-        self.given()
-    }
-
-    /// SET_ROLE_PARMS, if present.
-    pub fn set_role_parms(&self) -> Result<Option<SetRoleParms>, RequestError> {
-        self.given()
-    }
-
-    /// DISCONNECT_PARMS, if present.
-    pub fn disconnect_parms(&self) -> Result<Option<DisconnectParms>, RequestError> {
-        self.given()
     }
 
     /// NET_CONF for CONNECT: the given options over the defaults (an absent
@@ -1792,16 +1807,6 @@ impl<'a> Request<'a> {
     /// position and `u64::MAX` as stop sector.
     pub fn start_ov_parms(&self, base: StartOvParms) -> Result<StartOvParms, RequestError> {
         self.over(base, false)
-    }
-
-    /// NEW_C_UUID_PARMS, if present.
-    pub fn new_c_uuid_parms(&self) -> Result<Option<NewCUuidParms>, RequestError> {
-        self.given()
-    }
-
-    /// TIMEOUT_PARMS, if present (the kernel only sends it; for symmetry).
-    pub fn timeout_parms(&self) -> Result<Option<TimeoutParms>, RequestError> {
-        self.given()
     }
 }
 
@@ -1998,6 +2003,17 @@ pub struct ReplyBuilder<'a> {
     w: NlaWriter<'a>,
 }
 
+/// Defines `ReplyBuilder` methods that add one struct whole, as the
+/// kernel's generated `<struct>_to_skb` writes it.
+macro_rules! kernel_writers {
+    ($($(#[$meta:meta])* fn $name:ident($arg:ident: &$ty:ty);)*) => {$(
+        $(#[$meta])*
+        pub fn $name(&mut self, $arg: &$ty) -> Result<(), NlaError> {
+            put_declared(&mut self.w, Flavor::Kernel, $arg)
+        }
+    )*};
+}
+
 impl<'a> ReplyBuilder<'a> {
     /// Starts a reply about `minor` with ret_code NO_ERROR.
     pub fn new(buf: &'a mut [u8], minor: u32) -> Result<Self, NlaError> {
@@ -2040,14 +2056,30 @@ impl<'a> ReplyBuilder<'a> {
         put_declared(&mut self.w, Flavor::HandMade, ctx)
     }
 
-    /// Adds RESOURCE_OPTS (all fields).
-    pub fn put_resource_opts(&mut self, opts: &ResourceOpts<'_>) -> Result<(), NlaError> {
-        put_declared(&mut self.w, Flavor::Kernel, opts)
-    }
-
-    /// Adds DISK_CONF (all fields, in `drbd_genl.h` order).
-    pub fn put_disk_conf(&mut self, conf: &DiskConf<'_>) -> Result<(), NlaError> {
-        put_declared(&mut self.w, Flavor::Kernel, conf)
+    kernel_writers! {
+        /// Adds RESOURCE_OPTS (all fields).
+        fn put_resource_opts(opts: &ResourceOpts<'_>);
+        /// Adds DISK_CONF (all fields, in `drbd_genl.h` order).
+        fn put_disk_conf(conf: &DiskConf<'_>);
+        /// Adds DEVICE_INFO.
+        fn put_device_info(info: &DeviceInfo);
+        /// Adds DEVICE_STATISTICS (history_uuids as the 8.4 kernel
+        /// sends them).
+        fn put_device_statistics(s: &DeviceStatistics);
+        /// Adds RESOURCE_INFO.
+        fn put_resource_info(i: &ResourceInfo);
+        /// Adds RESOURCE_STATISTICS.
+        fn put_resource_statistics(s: &ResourceStatistics);
+        /// Adds CONNECTION_INFO.
+        fn put_connection_info(i: &ConnectionInfo);
+        /// Adds CONNECTION_STATISTICS.
+        fn put_connection_statistics(s: &ConnectionStatistics);
+        /// Adds PEER_DEVICE_INFO.
+        fn put_peer_device_info(i: &PeerDeviceInfo);
+        /// Adds PEER_DEVICE_STATISTICS.
+        fn put_peer_device_statistics(s: &PeerDeviceStatistics);
+        /// Adds HELPER.
+        fn put_helper_info(h: &HelperInfo<'_>);
     }
 
     /// Adds NET_CONF (all fields); the shared secret only with
@@ -2072,49 +2104,9 @@ impl<'a> ReplyBuilder<'a> {
         put_fields(&mut self.w, Flavor::HandMade, s, order)
     }
 
-    /// Adds DEVICE_INFO.
-    pub fn put_device_info(&mut self, info: &DeviceInfo) -> Result<(), NlaError> {
-        put_declared(&mut self.w, Flavor::Kernel, info)
-    }
-
-    /// Adds DEVICE_STATISTICS (history_uuids as the 8.4 kernel sends them).
-    pub fn put_device_statistics(&mut self, s: &DeviceStatistics) -> Result<(), NlaError> {
-        put_declared(&mut self.w, Flavor::Kernel, s)
-    }
-
     /// Adds TIMEOUT_PARMS, the reply of GET_TIMEOUT_TYPE.
     pub fn put_timeout_type(&mut self, timeout_type: u32) -> Result<(), NlaError> {
         put_declared(&mut self.w, Flavor::Kernel, &TimeoutParms { timeout_type })
-    }
-
-    /// Adds RESOURCE_INFO.
-    pub fn put_resource_info(&mut self, i: &ResourceInfo) -> Result<(), NlaError> {
-        put_declared(&mut self.w, Flavor::Kernel, i)
-    }
-
-    /// Adds RESOURCE_STATISTICS.
-    pub fn put_resource_statistics(&mut self, s: &ResourceStatistics) -> Result<(), NlaError> {
-        put_declared(&mut self.w, Flavor::Kernel, s)
-    }
-
-    /// Adds CONNECTION_INFO.
-    pub fn put_connection_info(&mut self, i: &ConnectionInfo) -> Result<(), NlaError> {
-        put_declared(&mut self.w, Flavor::Kernel, i)
-    }
-
-    /// Adds CONNECTION_STATISTICS.
-    pub fn put_connection_statistics(&mut self, s: &ConnectionStatistics) -> Result<(), NlaError> {
-        put_declared(&mut self.w, Flavor::Kernel, s)
-    }
-
-    /// Adds PEER_DEVICE_INFO.
-    pub fn put_peer_device_info(&mut self, i: &PeerDeviceInfo) -> Result<(), NlaError> {
-        put_declared(&mut self.w, Flavor::Kernel, i)
-    }
-
-    /// Adds PEER_DEVICE_STATISTICS.
-    pub fn put_peer_device_statistics(&mut self, s: &PeerDeviceStatistics) -> Result<(), NlaError> {
-        put_declared(&mut self.w, Flavor::Kernel, s)
     }
 
     /// Adds NOTIFICATION_HEADER (`notification_header::NOTIFY_*`).
@@ -2126,11 +2118,6 @@ impl<'a> ReplyBuilder<'a> {
             0,
             |f| f.u32(notification_header::NH_TYPE, nh_type),
         )
-    }
-
-    /// Adds HELPER.
-    pub fn put_helper_info(&mut self, h: &HelperInfo<'_>) -> Result<(), NlaError> {
-        put_declared(&mut self.w, Flavor::Kernel, h)
     }
 
     /// The writer, for attributes this builder has no method for.
@@ -2152,94 +2139,51 @@ pub fn put_cfg_context_request(
     put_fields(w, Flavor::User, ctx, CFG_CONTEXT_USER_ORDER.as_slice())
 }
 
-/// Adds DISK_CONF to a request with only the fields in `fields` (a
-/// [`field_mask`] or a list in send order); drbdsetup sends
-/// [`disk_conf::REQUIRED`] plus the options given on attach, and only the
-/// given options on disk-options. An empty selection sends an empty nest.
-pub fn put_disk_conf_request(
-    w: &mut NlaWriter<'_>,
-    conf: &DiskConf<'_>,
-    fields: impl FieldSelection,
-) -> Result<(), NlaError> {
-    put_fields(w, Flavor::User, conf, fields)
+/// Defines request writers (userspace side): each adds one struct as
+/// drbd-utils sends it, with only the fields a [`FieldSelection`] names, in
+/// its order, or (without `fields`) whole.
+macro_rules! request_writers {
+    (@fields $fields:ident) => { $fields };
+    (@fields) => { u64::MAX };
+    ($($(#[$meta:meta])* fn $name:ident($arg:ident: &$ty:ty $(, $fields:ident)?);)*) => {$(
+        $(#[$meta])*
+        pub fn $name(
+            w: &mut NlaWriter<'_>,
+            $arg: &$ty,
+            $($fields: impl FieldSelection,)?
+        ) -> Result<(), NlaError> {
+            put_fields(w, Flavor::User, $arg, request_writers!(@fields $($fields)?))
+        }
+    )*};
 }
 
-/// Adds RESOURCE_OPTS to a request with only the fields in `fields`.
-pub fn put_resource_opts_request(
-    w: &mut NlaWriter<'_>,
-    opts: &ResourceOpts<'_>,
-    fields: impl FieldSelection,
-) -> Result<(), NlaError> {
-    put_fields(w, Flavor::User, opts, fields)
-}
-
-/// Adds NET_CONF to a request with only the fields in `fields` (connect
-/// and net-options send the options given on the command line).
-pub fn put_net_conf_request(
-    w: &mut NlaWriter<'_>,
-    conf: &NetConf<'_>,
-    fields: impl FieldSelection,
-) -> Result<(), NlaError> {
-    put_fields(w, Flavor::User, conf, fields)
-}
-
-/// Adds RESIZE_PARMS to a request with only the fields in `fields`.
-pub fn put_resize_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &ResizeParms,
-    fields: impl FieldSelection,
-) -> Result<(), NlaError> {
-    put_fields(w, Flavor::User, parms, fields)
-}
-
-/// Adds START_OV_PARMS to a request with only the fields in `fields`.
-pub fn put_start_ov_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &StartOvParms,
-    fields: impl FieldSelection,
-) -> Result<(), NlaError> {
-    put_fields(w, Flavor::User, parms, fields)
-}
-
-/// Adds TIMEOUT_PARMS to a request (drbd-utils never sends it; for tests
-/// and symmetry).
-pub fn put_timeout_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &TimeoutParms,
-) -> Result<(), NlaError> {
-    put_declared(w, Flavor::User, parms)
-}
-
-/// Adds DETACH_PARMS to a request.
-pub fn put_detach_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &DetachParms,
-) -> Result<(), NlaError> {
-    put_declared(w, Flavor::User, parms)
-}
-
-/// Adds SET_ROLE_PARMS to a request.
-pub fn put_set_role_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &SetRoleParms,
-) -> Result<(), NlaError> {
-    put_declared(w, Flavor::User, parms)
-}
-
-/// Adds DISCONNECT_PARMS to a request.
-pub fn put_disconnect_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &DisconnectParms,
-) -> Result<(), NlaError> {
-    put_declared(w, Flavor::User, parms)
-}
-
-/// Adds NEW_C_UUID_PARMS to a request.
-pub fn put_new_c_uuid_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &NewCUuidParms,
-) -> Result<(), NlaError> {
-    put_declared(w, Flavor::User, parms)
+request_writers! {
+    /// Adds DISK_CONF to a request with only the fields in `fields` (a
+    /// [`field_mask`] or a list in send order); drbdsetup sends
+    /// [`disk_conf::REQUIRED`] plus the options given on attach, and only
+    /// the given options on disk-options. An empty selection sends an empty
+    /// nest.
+    fn put_disk_conf_request(conf: &DiskConf<'_>, fields);
+    /// Adds RESOURCE_OPTS to a request with only the fields in `fields`.
+    fn put_resource_opts_request(opts: &ResourceOpts<'_>, fields);
+    /// Adds NET_CONF to a request with only the fields in `fields` (connect
+    /// and net-options send the options given on the command line).
+    fn put_net_conf_request(conf: &NetConf<'_>, fields);
+    /// Adds RESIZE_PARMS to a request with only the fields in `fields`.
+    fn put_resize_parms_request(parms: &ResizeParms, fields);
+    /// Adds START_OV_PARMS to a request with only the fields in `fields`.
+    fn put_start_ov_parms_request(parms: &StartOvParms, fields);
+    /// Adds TIMEOUT_PARMS to a request (drbd-utils never sends it; for tests
+    /// and symmetry).
+    fn put_timeout_parms_request(parms: &TimeoutParms);
+    /// Adds DETACH_PARMS to a request.
+    fn put_detach_parms_request(parms: &DetachParms);
+    /// Adds SET_ROLE_PARMS to a request.
+    fn put_set_role_parms_request(parms: &SetRoleParms);
+    /// Adds DISCONNECT_PARMS to a request.
+    fn put_disconnect_parms_request(parms: &DisconnectParms);
+    /// Adds NEW_C_UUID_PARMS to a request.
+    fn put_new_c_uuid_parms_request(parms: &NewCUuidParms);
 }
 
 /// Adds an empty nest `tla_number`, as drbdsetup sends for a struct whose
@@ -2337,9 +2281,7 @@ pub fn parse_reply(payload: &[u8]) -> Result<Reply<'_>, RequestError> {
             tla::CONNECTION_INFO => reply.connection_info = Some(parse_whole(nest)?),
             tla::CONNECTION_STATISTICS => reply.connection_statistics = Some(parse_whole(nest)?),
             tla::PEER_DEVICE_INFO => reply.peer_device_info = Some(parse_whole(nest)?),
-            tla::PEER_DEVICE_STATISTICS => {
-                reply.peer_device_statistics = Some(parse_whole(nest)?)
-            }
+            tla::PEER_DEVICE_STATISTICS => reply.peer_device_statistics = Some(parse_whole(nest)?),
             tla::NOTIFICATION_HEADER => reply.notification_type = parse_notification_header(nest)?,
             tla::HELPER => reply.helper_info = Some(parse_whole(nest)?),
             _ => {}
