@@ -250,825 +250,875 @@ pub mod cfg_reply {
     pub const MANDATORY: u64 = field_mask(&[INFO_TEXT]);
 }
 
-/// Fields of `DRBD_NLA_CFG_CONTEXT`.
-pub mod cfg_context {
-    use super::field_mask;
-    /// Volume number within the resource (u32).
-    pub const VOLUME: u16 = 1;
-    /// Resource name (string, [`super::RESOURCE_NAME_SIZE`]).
-    pub const RESOURCE_NAME: u16 = 2;
-    /// Local address: raw `sockaddr_in` / `sockaddr_in6` (binary, 128).
-    pub const MY_ADDR: u16 = 3;
-    /// Peer address, as `MY_ADDR`.
-    pub const PEER_ADDR: u16 = 4;
-    /// Maximum size of an address field.
-    pub const ADDR_SIZE: usize = 128;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 4;
+/// Field flag of a struct table (`DRBD_GENLA_F_MANDATORY`): drbd-utils and
+/// the kernel's hand-made messages send the field with the mandatory bit.
+const F_MANDATORY: u8 = 1;
+/// Field flag `DRBD_F_REQUIRED`: a request must carry the field.
+const F_REQUIRED: u8 = 2;
+/// Field flag `DRBD_F_INVARIANT`: only the request that creates the object
+/// may give the field.
+const F_INVARIANT: u8 = 4;
+/// Field flag `DRBD_F_SENSITIVE`: left out of replies to unprivileged
+/// readers and of broadcasts.
+const F_SENSITIVE: u8 = 8;
+
+/// The numbers of the fields whose flags include all of `flags` (every
+/// field for 0), as a mask; `fields` holds (number, flags) pairs.
+const fn fields_with(fields: &[(u16, u8)], flags: u8) -> u64 {
+    let mut mask = 0;
+    let mut rest = fields;
+    while let [(number, field_flags), tail @ ..] = rest {
+        if *field_flags & flags == flags {
+            mask |= field_bit(*number);
+        }
+        rest = tail;
+    }
+    mask
+}
+
+/// The highest field number in `fields`.
+const fn highest_field(fields: &[(u16, u8)]) -> u16 {
+    let mut highest = 0;
+    let mut rest = fields;
+    while let [(number, _), tail @ ..] = rest {
+        if *number > highest {
+            highest = *number;
+        }
+        rest = tail;
+    }
+    highest
+}
+
+/// What a struct table defines beyond the public items: how the struct is
+/// parsed and written field by field, so that one generic parser and one
+/// generic writer serve every struct.
+trait GenlStruct<'a>: Sized + Default {
+    /// The top-level attribute (`DRBD_NLA_*`) that carries the struct.
+    const TLA: u16;
     /// Fields flagged mandatory.
-    pub const MANDATORY: u64 = field_mask(&[VOLUME, RESOURCE_NAME, MY_ADDR, PEER_ADDR]);
+    const MANDATORY: u64;
+    /// Highest field number, required and invariant fields.
+    const RULES: FieldRules;
+    /// Field numbers in declaration order, which is the order the kernel's
+    /// generated `<struct>_to_skb` writes them in.
+    const ORDER: &'static [u16];
+
+    /// Stores field `a`; a number the table does not name is ignored.
+    fn set_field(&mut self, a: Attr<'a>) -> Result<(), NlaError>;
+
+    /// Writes field `number`; an absent optional value or a number the
+    /// table does not name writes nothing.
+    fn put_field(&self, f: &mut FieldWriter<'_, '_>, number: u16) -> Result<(), NlaError>;
+
+    /// The defaults, with the invariant fields of `self` (the kernel's
+    /// `set_<struct>_defaults`).
+    fn defaults_keeping_invariant(&self) -> Self;
 }
 
-/// Fields of `DRBD_NLA_DISK_CONF`, with `drbd_limits.h` ranges and defaults.
-pub mod disk_conf {
-    use super::{field_mask, Limits};
-    /// Backing device path (string, [`super::DEVICE_PATH_SIZE`]; required, invariant).
-    pub const BACKING_DEV: u16 = 1;
-    /// Meta data device path (string, 128; required, invariant).
-    pub const META_DEV: u16 = 2;
-    /// Meta data index (s32; required, invariant), see `META_DEV_IDX_*`.
-    pub const META_DEV_IDX: u16 = 3;
-    /// User-requested size in sectors, 0 = all (u64; invariant).
-    pub const DISK_SIZE: u16 = 4;
-    /// Obsolete bio limit (u32; invariant).
-    pub const MAX_BIO_BVECS: u16 = 5;
-    /// On IO error: 0 pass_on, 1 call-local-io-error, 2 detach (u32).
-    pub const ON_IO_ERROR: u16 = 6;
-    /// Fencing: 0 dont-care, 1 resource-only, 2 resource-and-stonith (u32).
-    pub const FENCING: u16 = 7;
-    /// Resync rate in KiB/s (u32).
-    pub const RESYNC_RATE: u16 = 8;
-    /// Minor to resync after, -1 = none (s32).
-    pub const RESYNC_AFTER: u16 = 9;
-    /// Activity log extents (u32).
-    pub const AL_EXTENTS: u16 = 10;
-    /// Resync controller plan-ahead in 0.1 s, 0 = fixed rate (u32).
-    pub const C_PLAN_AHEAD: u16 = 11;
-    /// Resync controller delay target in 0.1 s (u32).
-    pub const C_DELAY_TARGET: u16 = 12;
-    /// Resync controller fill target in sectors (u32).
-    pub const C_FILL_TARGET: u16 = 13;
-    /// Resync controller maximum rate in KiB/s (u32).
-    pub const C_MAX_RATE: u16 = 14;
-    /// Resync controller minimum rate in KiB/s (u32).
-    pub const C_MIN_RATE: u16 = 15;
-    /// Use barriers (flag).
-    pub const DISK_BARRIER: u16 = 16;
-    /// Use flushes (flag).
-    pub const DISK_FLUSHES: u16 = 17;
-    /// Drain (flag).
-    pub const DISK_DRAIN: u16 = 18;
-    /// Flush meta data writes (flag).
-    pub const MD_FLUSHES: u16 = 19;
-    /// Backing device timeout in 0.1 s, 0 = off (u32).
-    pub const DISK_TIMEOUT: u16 = 20;
-    /// Read balancing policy, 0 prefer-local (u32).
-    pub const READ_BALANCING: u16 = 21;
-    /// Activity log updates (flag).
-    pub const AL_UPDATES: u16 = 23;
-    /// Discard zeroes if aligned (flag).
-    pub const DISCARD_ZEROES_IF_ALIGNED: u16 = 24;
-    /// Resync discard granularity in bytes (u32).
-    pub const RS_DISCARD_GRANULARITY: u16 = 25;
-    /// Disable WRITE_SAME (flag).
-    pub const DISABLE_WRITE_SAME: u16 = 26;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 26;
-    /// Fields flagged mandatory (4..=20).
-    pub const MANDATORY: u64 = field_mask(&[
-        DISK_SIZE,
-        MAX_BIO_BVECS,
-        ON_IO_ERROR,
-        FENCING,
-        RESYNC_RATE,
-        RESYNC_AFTER,
-        AL_EXTENTS,
-        C_PLAN_AHEAD,
-        C_DELAY_TARGET,
-        C_FILL_TARGET,
-        C_MAX_RATE,
-        C_MIN_RATE,
-        DISK_BARRIER,
-        DISK_FLUSHES,
-        DISK_DRAIN,
-        MD_FLUSHES,
-        DISK_TIMEOUT,
-    ]);
-    /// Fields an attach must carry; also what drbdsetup attach always sends.
-    pub const REQUIRED: u64 = field_mask(&[BACKING_DEV, META_DEV, META_DEV_IDX]);
-    /// Fields fixed at attach time.
-    pub const INVARIANT: u64 = field_mask(&[
-        BACKING_DEV,
-        META_DEV,
-        META_DEV_IDX,
-        DISK_SIZE,
-        MAX_BIO_BVECS,
-    ]);
-    /// Every field.
-    pub const ALL: u64 = field_mask(&[
-        BACKING_DEV,
-        META_DEV,
-        META_DEV_IDX,
-        DISK_SIZE,
-        MAX_BIO_BVECS,
-        ON_IO_ERROR,
-        FENCING,
-        RESYNC_RATE,
-        RESYNC_AFTER,
-        AL_EXTENTS,
-        C_PLAN_AHEAD,
-        C_DELAY_TARGET,
-        C_FILL_TARGET,
-        C_MAX_RATE,
-        C_MIN_RATE,
-        DISK_BARRIER,
-        DISK_FLUSHES,
-        DISK_DRAIN,
-        MD_FLUSHES,
-        DISK_TIMEOUT,
-        READ_BALANCING,
-        AL_UPDATES,
-        DISCARD_ZEROES_IF_ALIGNED,
-        RS_DISCARD_GRANULARITY,
-        DISABLE_WRITE_SAME,
-    ]);
-    /// `meta_dev_idx` for the legacy fixed-size internal meta data.
-    pub const META_DEV_IDX_INTERNAL: i32 = -1;
-    /// `meta_dev_idx` for external meta data filling a whole device ("flexible").
-    pub const META_DEV_IDX_FLEX_EXT: i32 = -2;
-    /// `meta_dev_idx` for internal meta data ("internal" in drbdsetup).
-    pub const META_DEV_IDX_FLEX_INT: i32 = -3;
-    /// `disk_size`, sectors.
-    pub const DISK_SIZE_LIMITS: Limits<u64> = Limits {
-        min: 0,
-        max: 1 << 41,
-        default: 0,
+/// A field flag of a struct table by its name.
+macro_rules! genl_flag {
+    (mandatory) => {
+        super::F_MANDATORY
     };
-    /// `max_bio_bvecs`.
-    pub const MAX_BIO_BVECS_LIMITS: Limits<u32> = Limits {
-        min: 0,
-        max: 128,
-        default: 0,
+    (required) => {
+        super::F_REQUIRED
     };
-    /// `on_io_error` default: detach.
-    pub const ON_IO_ERROR_DEF: u32 = 2;
-    /// `fencing` default: dont-care.
-    pub const FENCING_DEF: u32 = super::Fencing::DontCare as u32;
-    /// `resync_rate`, KiB/s.
-    pub const RESYNC_RATE_LIMITS: Limits<u32> = Limits {
-        min: 1,
-        max: 4 << 20,
-        default: 250,
+    (invariant) => {
+        super::F_INVARIANT
     };
-    /// `resync_after`, a minor number or -1.
-    pub const RESYNC_AFTER_LIMITS: Limits<i32> = Limits {
-        min: -1,
-        max: (1 << 20) - 1,
-        default: -1,
-    };
-    /// `al_extents`.
-    pub const AL_EXTENTS_LIMITS: Limits<u32> = Limits {
-        min: 67,
-        max: 65534,
-        default: 1237,
-    };
-    /// `c_plan_ahead`, 0.1 s.
-    pub const C_PLAN_AHEAD_LIMITS: Limits<u32> = Limits {
-        min: 0,
-        max: 300,
-        default: 20,
-    };
-    /// `c_delay_target`, 0.1 s.
-    pub const C_DELAY_TARGET_LIMITS: Limits<u32> = Limits {
-        min: 1,
-        max: 100,
-        default: 10,
-    };
-    /// `c_fill_target`, sectors.
-    pub const C_FILL_TARGET_LIMITS: Limits<u32> = Limits {
-        min: 0,
-        max: 1 << 20,
-        default: 100,
-    };
-    /// `c_max_rate`, KiB/s.
-    pub const C_MAX_RATE_LIMITS: Limits<u32> = Limits {
-        min: 250,
-        max: 4 << 20,
-        default: 102_400,
-    };
-    /// `c_min_rate`, KiB/s.
-    pub const C_MIN_RATE_LIMITS: Limits<u32> = Limits {
-        min: 0,
-        max: 4 << 20,
-        default: 250,
-    };
-    /// `disk_timeout`, 0.1 s.
-    pub const DISK_TIMEOUT_LIMITS: Limits<u32> = Limits {
-        min: 0,
-        max: 6000,
-        default: 0,
-    };
-    /// `read_balancing` default: prefer-local.
-    pub const READ_BALANCING_DEF: u32 = 0;
-    /// `rs_discard_granularity`, bytes.
-    pub const RS_DISCARD_GRANULARITY_LIMITS: Limits<u32> = Limits {
-        min: 0,
-        max: 1 << 20,
-        default: 0,
-    };
-    /// `disk_barrier` default.
-    pub const DISK_BARRIER_DEF: bool = false;
-    /// `disk_flushes` default.
-    pub const DISK_FLUSHES_DEF: bool = true;
-    /// `disk_drain` default.
-    pub const DISK_DRAIN_DEF: bool = true;
-    /// `md_flushes` default.
-    pub const MD_FLUSHES_DEF: bool = true;
-    /// `al_updates` default.
-    pub const AL_UPDATES_DEF: bool = true;
-    /// `discard_zeroes_if_aligned` default.
-    pub const DISCARD_ZEROES_IF_ALIGNED_DEF: bool = true;
-    /// `disable_write_same` default.
-    pub const DISABLE_WRITE_SAME_DEF: bool = false;
-}
-
-/// Fields of `DRBD_NLA_RESOURCE_OPTS`.
-pub mod resource_opts {
-    use super::field_mask;
-    /// CPU mask in hex (string, 32).
-    pub const CPU_MASK: u16 = 1;
-    /// On no data: 0 io-error, 1 suspend-io (u32).
-    pub const ON_NO_DATA: u16 = 2;
-    /// Size of the cpu_mask array, NUL included.
-    pub const CPU_MASK_SIZE: usize = 32;
-    /// `on_no_data` default: io-error.
-    pub const ON_NO_DATA_DEF: u32 = 0;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 2;
-    /// Fields flagged mandatory.
-    pub const MANDATORY: u64 = field_mask(&[CPU_MASK, ON_NO_DATA]);
-    /// Every field.
-    pub const ALL: u64 = MANDATORY;
-}
-
-/// Fields of `DRBD_NLA_SET_ROLE_PARMS`.
-pub mod set_role_parms {
-    /// Become Primary even without UpToDate data (flag; "--force").
-    pub const ASSUME_UPTODATE: u16 = 1;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 1;
-    /// Fields flagged mandatory.
-    pub const MANDATORY: u64 = super::field_mask(&[ASSUME_UPTODATE]);
-}
-
-/// Fields of `DRBD_NLA_DISCONNECT_PARMS`.
-pub mod disconnect_parms {
-    /// Disconnect without the graceful state change (flag; "--force").
-    pub const FORCE_DISCONNECT: u16 = 1;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 1;
-    /// Fields flagged mandatory.
-    pub const MANDATORY: u64 = super::field_mask(&[FORCE_DISCONNECT]);
-}
-
-/// Fields of `DRBD_NLA_DETACH_PARMS`.
-pub mod detach_parms {
-    /// Detach immediately, failing pending IO (flag; "--force").
-    pub const FORCE_DETACH: u16 = 1;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 1;
-    /// Fields flagged mandatory.
-    pub const MANDATORY: u64 = super::field_mask(&[FORCE_DETACH]);
-}
-
-/// Fields of `DRBD_NLA_TIMEOUT_PARMS`.
-pub mod timeout_parms {
-    /// 0 default, 1 degraded, 2 peer outdated (u32; required).
-    pub const TIMEOUT_TYPE: u16 = 1;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 1;
-    /// Fields flagged mandatory (none).
-    pub const MANDATORY: u64 = 0;
-    /// Fields that must be present.
-    pub const REQUIRED: u64 = super::field_mask(&[TIMEOUT_TYPE]);
-    /// `timeout_type`: the normal wait-for-connection timeout (`UT_DEFAULT`).
-    pub const UT_DEFAULT: u32 = 0;
-    /// `timeout_type`: the node was degraded (`UT_DEGRADED`).
-    pub const UT_DEGRADED: u32 = 1;
-    /// `timeout_type`: the peer is known Outdated (`UT_PEER_OUTDATED`).
-    pub const UT_PEER_OUTDATED: u32 = 2;
-}
-
-/// Fields of `DRBD_NLA_NET_CONF`, with `drbd_limits.h` ranges and defaults.
-pub mod net_conf {
-    use super::{field_mask, Limits};
-    /// Shared secret for cram-hmac (string, [`SECRET_SIZE`]; sensitive).
-    pub const SHARED_SECRET: u16 = 1;
-    /// Peer authentication digest, "" = none (string, 64).
-    pub const CRAM_HMAC_ALG: u16 = 2;
-    /// Data integrity digest, "" = none (string, 64).
-    pub const INTEGRITY_ALG: u16 = 3;
-    /// Online verify digest (string, 64).
-    pub const VERIFY_ALG: u16 = 4;
-    /// Checksum-based resync digest (string, 64).
-    pub const CSUMS_ALG: u16 = 5;
-    /// Replication protocol, [`PROT_A`]..=[`PROT_C`] (u32).
-    pub const WIRE_PROTOCOL: u16 = 6;
-    /// Seconds between connection attempts (u32).
-    pub const CONNECT_INT: u16 = 7;
-    /// Network timeout in 0.1 s (u32).
-    pub const TIMEOUT: u16 = 8;
-    /// Seconds between keep-alive pings (u32).
-    pub const PING_INT: u16 = 9;
-    /// Ping answer timeout in 0.1 s (u32).
-    pub const PING_TIMEO: u16 = 10;
-    /// Socket send buffer in bytes, 0 = auto (u32).
-    pub const SNDBUF_SIZE: u16 = 11;
-    /// Socket receive buffer in bytes, 0 = auto (u32).
-    pub const RCVBUF_SIZE: u16 = 12;
-    /// Timeouts before the peer is dropped, 0 = never (u32).
-    pub const KO_COUNT: u16 = 13;
-    /// Receive buffers in pages (u32).
-    pub const MAX_BUFFERS: u16 = 14;
-    /// Writes per epoch (u32).
-    pub const MAX_EPOCH_SIZE: u16 = 15;
-    /// Obsolete unplug watermark (u32).
-    pub const UNPLUG_WATERMARK: u16 = 16;
-    /// Split-brain policy with no Primary, an `ASB_*` value (u32).
-    pub const AFTER_SB_0P: u16 = 17;
-    /// Split-brain policy with one Primary (u32).
-    pub const AFTER_SB_1P: u16 = 18;
-    /// Split-brain policy with two Primaries (u32).
-    pub const AFTER_SB_2P: u16 = 19;
-    /// Resync-target-is-Primary policy (u32).
-    pub const RR_CONFLICT: u16 = 20;
-    /// Congestion policy, an `OC_*` value (u32).
-    pub const ON_CONGESTION: u16 = 21;
-    /// Congestion fill level in sectors, 0 = off (u32).
-    pub const CONG_FILL: u16 = 22;
-    /// Congestion activity log extents (u32).
-    pub const CONG_EXTENTS: u16 = 23;
-    /// Allow two Primaries (flag).
-    pub const TWO_PRIMARIES: u16 = 24;
-    /// Discard local data on connect (flag; invariant, one-shot).
-    pub const DISCARD_MY_DATA: u16 = 25;
-    /// Cork the data socket (flag).
-    pub const TCP_CORK: u16 = 26;
-    /// Apply the split-brain policies even without a resync decision (flag).
-    pub const ALWAYS_ASBP: u16 = 27;
-    /// Dry-run connect (flag; invariant).
-    pub const TENTATIVE: u16 = 28;
-    /// Run-length encode the bitmap (flag).
-    pub const USE_RLE: u16 = 29;
-    /// Use csums-alg only after a Primary crash (flag).
-    pub const CSUMS_AFTER_CRASH_ONLY: u16 = 33;
-    /// Socket check timeout in 0.1 s, 0 = use ping timeout (u32).
-    pub const SOCK_CHECK_TIMEO: u16 = 34;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 34;
-    /// Size of the secret and algorithm name arrays (`SHARED_SECRET_MAX`),
-    /// NUL included.
-    pub const SECRET_SIZE: usize = 64;
-    /// Fields flagged mandatory (1..=29).
-    pub const MANDATORY: u64 = field_mask(&[
-        SHARED_SECRET,
-        CRAM_HMAC_ALG,
-        INTEGRITY_ALG,
-        VERIFY_ALG,
-        CSUMS_ALG,
-        WIRE_PROTOCOL,
-        CONNECT_INT,
-        TIMEOUT,
-        PING_INT,
-        PING_TIMEO,
-        SNDBUF_SIZE,
-        RCVBUF_SIZE,
-        KO_COUNT,
-        MAX_BUFFERS,
-        MAX_EPOCH_SIZE,
-        UNPLUG_WATERMARK,
-        AFTER_SB_0P,
-        AFTER_SB_1P,
-        AFTER_SB_2P,
-        RR_CONFLICT,
-        ON_CONGESTION,
-        CONG_FILL,
-        CONG_EXTENTS,
-        TWO_PRIMARIES,
-        DISCARD_MY_DATA,
-        TCP_CORK,
-        ALWAYS_ASBP,
-        TENTATIVE,
-        USE_RLE,
-    ]);
-    /// Fields only a connect may give.
-    pub const INVARIANT: u64 = field_mask(&[DISCARD_MY_DATA, TENTATIVE]);
-    /// Fields left out of replies to unprivileged readers and of broadcasts.
-    pub const SENSITIVE: u64 = field_mask(&[SHARED_SECRET]);
-    /// Every field.
-    pub const ALL: u64 = MANDATORY | field_mask(&[CSUMS_AFTER_CRASH_ONLY, SOCK_CHECK_TIMEO]);
-    /// `wire_protocol`: asynchronous.
-    pub const PROT_A: u32 = super::WireProtocol::A as u32;
-    /// `wire_protocol`: memory synchronous.
-    pub const PROT_B: u32 = super::WireProtocol::B as u32;
-    /// `wire_protocol`: synchronous.
-    pub const PROT_C: u32 = super::WireProtocol::C as u32;
-    /// `wire_protocol` default.
-    pub const WIRE_PROTOCOL_DEF: u32 = PROT_C;
-    /// `after_sb_*p`, `rr_conflict`: disconnect.
-    pub const ASB_DISCONNECT: u32 = 0;
-    /// `after_sb_0p`: discard the younger Primary.
-    pub const ASB_DISCARD_YOUNGER_PRI: u32 = 1;
-    /// `after_sb_0p`: discard the older Primary.
-    pub const ASB_DISCARD_OLDER_PRI: u32 = 2;
-    /// `after_sb_0p`: discard the side without changes.
-    pub const ASB_DISCARD_ZERO_CHG: u32 = 3;
-    /// `after_sb_0p`: discard the side with fewer changes.
-    pub const ASB_DISCARD_LEAST_CHG: u32 = 4;
-    /// `after_sb_0p`: discard the local data.
-    pub const ASB_DISCARD_LOCAL: u32 = 5;
-    /// `after_sb_0p`: discard the peer's data.
-    pub const ASB_DISCARD_REMOTE: u32 = 6;
-    /// `after_sb_1p`: follow the 0p decision if it discards the Secondary.
-    pub const ASB_CONSENSUS: u32 = 7;
-    /// `after_sb_1p`: discard the Secondary.
-    pub const ASB_DISCARD_SECONDARY: u32 = 8;
-    /// `after_sb_1p`, `after_sb_2p`, `rr_conflict`: call the pri-lost helper.
-    pub const ASB_CALL_HELPER: u32 = 9;
-    /// `after_sb_1p`, `after_sb_2p`, `rr_conflict`: follow the 0p decision
-    /// even on the Primary.
-    pub const ASB_VIOLENTLY: u32 = 10;
-    /// `after_sb_0p` default.
-    pub const AFTER_SB_0P_DEF: u32 = ASB_DISCONNECT;
-    /// `after_sb_1p` default.
-    pub const AFTER_SB_1P_DEF: u32 = ASB_DISCONNECT;
-    /// `after_sb_2p` default.
-    pub const AFTER_SB_2P_DEF: u32 = ASB_DISCONNECT;
-    /// `rr_conflict` default.
-    pub const RR_CONFLICT_DEF: u32 = ASB_DISCONNECT;
-    /// `on_congestion`: block.
-    pub const OC_BLOCK: u32 = 0;
-    /// `on_congestion`: pull ahead (protocol A only).
-    pub const OC_PULL_AHEAD: u32 = 1;
-    /// `on_congestion`: disconnect.
-    pub const OC_DISCONNECT: u32 = 2;
-    /// `on_congestion` default.
-    pub const ON_CONGESTION_DEF: u32 = OC_BLOCK;
-    /// `connect_int`, seconds.
-    pub const CONNECT_INT_LIMITS: Limits<u32> = Limits {
-        min: 1,
-        max: 120,
-        default: 10,
-    };
-    /// `timeout`, 0.1 s.
-    pub const TIMEOUT_LIMITS: Limits<u32> = Limits {
-        min: 1,
-        max: 600,
-        default: 60,
-    };
-    /// `ping_int`, seconds.
-    pub const PING_INT_LIMITS: Limits<u32> = Limits {
-        min: 1,
-        max: 120,
-        default: 10,
-    };
-    /// `ping_timeo`, 0.1 s.
-    pub const PING_TIMEO_LIMITS: Limits<u32> = Limits {
-        min: 1,
-        max: 300,
-        default: 5,
-    };
-    /// `sndbuf_size`, bytes.
-    pub const SNDBUF_SIZE_LIMITS: Limits<u32> = Limits {
-        min: 0,
-        max: 10 << 20,
-        default: 0,
-    };
-    /// `rcvbuf_size`, bytes.
-    pub const RCVBUF_SIZE_LIMITS: Limits<u32> = Limits {
-        min: 0,
-        max: 10 << 20,
-        default: 0,
-    };
-    /// `ko_count`.
-    pub const KO_COUNT_LIMITS: Limits<u32> = Limits {
-        min: 0,
-        max: 200,
-        default: 7,
-    };
-    /// `max_buffers`, pages.
-    pub const MAX_BUFFERS_LIMITS: Limits<u32> = Limits {
-        min: 32,
-        max: 131_072,
-        default: 2048,
-    };
-    /// `max_epoch_size`.
-    pub const MAX_EPOCH_SIZE_LIMITS: Limits<u32> = Limits {
-        min: 1,
-        max: 20000,
-        default: 2048,
-    };
-    /// `unplug_watermark`.
-    pub const UNPLUG_WATERMARK_LIMITS: Limits<u32> = Limits {
-        min: 1,
-        max: 131_072,
-        default: 2048 / 16,
-    };
-    /// `cong_fill`, sectors.
-    pub const CONG_FILL_LIMITS: Limits<u32> = Limits {
-        min: 0,
-        max: 10 << 21,
-        default: 0,
-    };
-    /// `cong_extents`.
-    pub const CONG_EXTENTS_LIMITS: Limits<u32> = Limits {
-        min: 67,
-        max: 65534,
-        default: 1237,
-    };
-    /// `sock_check_timeo`, 0.1 s.
-    pub const SOCK_CHECK_TIMEO_LIMITS: Limits<u32> = Limits {
-        min: 0,
-        max: 300,
-        default: 0,
-    };
-    /// `two_primaries` default.
-    pub const TWO_PRIMARIES_DEF: bool = false;
-    /// `tcp_cork` default.
-    pub const TCP_CORK_DEF: bool = true;
-    /// `always_asbp` default.
-    pub const ALWAYS_ASBP_DEF: bool = false;
-    /// `use_rle` default.
-    pub const USE_RLE_DEF: bool = true;
-    /// `csums_after_crash_only` default.
-    pub const CSUMS_AFTER_CRASH_ONLY_DEF: bool = false;
-}
-
-/// Fields of `DRBD_NLA_RESIZE_PARMS`.
-pub mod resize_parms {
-    use super::{field_mask, Limits};
-    /// New size in sectors, 0 = as large as possible (u64).
-    pub const RESIZE_SIZE: u16 = 1;
-    /// Grow even if the peer may lack the space (flag; "--assume-peer-has-space").
-    pub const RESIZE_FORCE: u16 = 2;
-    /// Do not resync the new area (flag; "--assume-clean").
-    pub const NO_RESYNC: u16 = 3;
-    /// New number of activity log stripes (u32).
-    pub const AL_STRIPES: u16 = 4;
-    /// New activity log stripe size in KiB (u32).
-    pub const AL_STRIPE_SIZE: u16 = 5;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 5;
-    /// Fields flagged mandatory.
-    pub const MANDATORY: u64 = field_mask(&[RESIZE_SIZE, RESIZE_FORCE, NO_RESYNC]);
-    /// Every field.
-    pub const ALL: u64 = MANDATORY | field_mask(&[AL_STRIPES, AL_STRIPE_SIZE]);
-    /// `resize_size`, sectors (the disk size limits).
-    pub const RESIZE_SIZE_LIMITS: Limits<u64> = super::disk_conf::DISK_SIZE_LIMITS;
-    /// `al_stripes`.
-    pub const AL_STRIPES_LIMITS: Limits<u32> = Limits {
-        min: 1,
-        max: 1024,
-        default: 1,
-    };
-    /// `al_stripe_size`, KiB.
-    pub const AL_STRIPE_SIZE_LIMITS: Limits<u32> = Limits {
-        min: 4,
-        max: 16_777_216,
-        default: 32,
+    (sensitive) => {
+        super::F_SENSITIVE
     };
 }
 
-/// Fields of `DRBD_NLA_START_OV_PARMS`.
-pub mod start_ov_parms {
-    use super::field_mask;
-    /// First sector to verify (u64).
-    pub const OV_START_SECTOR: u16 = 1;
-    /// Sector to stop at, `u64::MAX` = the end (u64).
-    pub const OV_STOP_SECTOR: u16 = 2;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 2;
-    /// Fields flagged mandatory.
-    pub const MANDATORY: u64 = field_mask(&[OV_START_SECTOR, OV_STOP_SECTOR]);
-    /// Every field.
-    pub const ALL: u64 = MANDATORY;
+/// A field kind of a struct table: its Rust type (`@type`), how it is read
+/// from an attribute (`@get`) and written (`@put`). The `opt_` kinds are an
+/// `Option` that is left out of the message when `None`; `custom` names the
+/// type and the two functions.
+macro_rules! genl_kind {
+    (@type u32) => { u32 };
+    (@type s32) => { i32 };
+    (@type u64) => { u64 };
+    (@type flag) => { bool };
+    (@type str($size:expr)) => { &'a [u8] };
+    (@type bytes($size:expr)) => { &'a [u8] };
+    (@type opt_u32) => { Option<u32> };
+    (@type opt_u64) => { Option<u64> };
+    (@type opt_str($size:expr)) => { Option<&'a [u8]> };
+    (@type opt_bytes($size:expr)) => { Option<&'a [u8]> };
+    (@type custom($ty:ty, $get:path, $put:path)) => { $ty };
+
+    (@get $a:ident, u32) => { $a.get_u32()? };
+    (@get $a:ident, s32) => { $a.get_s32()? };
+    (@get $a:ident, u64) => { $a.get_u64()? };
+    (@get $a:ident, flag) => { $a.get_flag()? };
+    (@get $a:ident, str($size:expr)) => { $a.get_str($size)? };
+    (@get $a:ident, bytes($size:expr)) => { $a.get_bytes($size)? };
+    (@get $a:ident, opt_u32) => { Some($a.get_u32()?) };
+    (@get $a:ident, opt_u64) => { Some($a.get_u64()?) };
+    (@get $a:ident, opt_str($size:expr)) => { Some($a.get_str($size)?) };
+    (@get $a:ident, opt_bytes($size:expr)) => { Some($a.get_bytes($size)?) };
+    (@get $a:ident, custom($ty:ty, $get:path, $put:path)) => { $get($a)? };
+
+    (@put $f:ident, $n:ident, $v:expr, u32) => { $f.u32($n, $v) };
+    (@put $f:ident, $n:ident, $v:expr, s32) => { $f.s32($n, $v) };
+    (@put $f:ident, $n:ident, $v:expr, u64) => { $f.u64($n, $v) };
+    (@put $f:ident, $n:ident, $v:expr, flag) => { $f.flag($n, $v) };
+    (@put $f:ident, $n:ident, $v:expr, str($size:expr)) => { $f.str($n, $v, $size) };
+    (@put $f:ident, $n:ident, $v:expr, bytes($size:expr)) => { $f.bytes($n, $v, $size) };
+    (@put $f:ident, $n:ident, $v:expr, opt_u32) => { $v.map_or(Ok(()), |v| $f.u32($n, v)) };
+    (@put $f:ident, $n:ident, $v:expr, opt_u64) => { $v.map_or(Ok(()), |v| $f.u64($n, v)) };
+    (@put $f:ident, $n:ident, $v:expr, opt_str($size:expr)) => {
+        $v.map_or(Ok(()), |v| $f.str($n, v, $size))
+    };
+    (@put $f:ident, $n:ident, $v:expr, opt_bytes($size:expr)) => {
+        $v.map_or(Ok(()), |v| $f.bytes($n, v, $size))
+    };
+    (@put $f:ident, $n:ident, $v:expr, custom($ty:ty, $get:path, $put:path)) => {
+        $put($f, $n, $v)
+    };
 }
 
-/// Fields of `DRBD_NLA_NEW_C_UUID_PARMS`.
-pub mod new_c_uuid_parms {
-    /// Clear the bitmap: skip the initial resync (flag; "--clear-bitmap").
-    pub const CLEAR_BM: u16 = 1;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 1;
-    /// Fields flagged mandatory.
-    pub const MANDATORY: u64 = super::field_mask(&[CLEAR_BM]);
+/// A field default of a struct table: the constant it defines in the
+/// struct's module (`@const`) and the value `Default` gives (`@value`).
+// rustfmt takes the macro in type position for an expression and shifts
+// the `pub const` lines to the left margin.
+#[rustfmt::skip]
+macro_rules! genl_default {
+    (@const $field:ident: $kind:ident; limits $name:ident($min:expr, $max:expr, $default:expr)) => {
+        #[doc = concat!("Range and default of `", stringify!($field), "`.")]
+        pub const $name: super::Limits<genl_kind!(@type $kind)> = super::Limits {
+            min: $min,
+            max: $max,
+            default: $default,
+        };
+    };
+    (@const $field:ident: $kind:ident; limits $name:ident = $same:path) => {
+        #[doc = concat!("Range and default of `", stringify!($field), "`.")]
+        pub const $name: super::Limits<genl_kind!(@type $kind)> = $same;
+    };
+    (@const $field:ident: $kind:ident; def $name:ident = $default:expr) => {
+        #[doc = concat!("Default of `", stringify!($field), "`.")]
+        pub const $name: genl_kind!(@type $kind) = $default;
+    };
+    (@const $field:ident: $kind:ident; init $default:expr) => {};
+
+    (@value $module:ident;) => { Default::default() };
+    (@value $module:ident; limits $name:ident $($rest:tt)*) => { $module::$name.default };
+    (@value $module:ident; def $name:ident = $default:expr) => { $module::$name };
+    (@value $module:ident; init $default:expr) => { $default };
 }
 
-/// Fields of `DRBD_NLA_STATE_INFO` (kernel to user) and broadcast reasons.
-pub mod state_info {
-    use super::field_mask;
-    /// Why the message was sent, `SIB_*` (u32).
-    pub const SIB_REASON: u16 = 1;
-    /// State word (u32; required).
-    pub const CURRENT_STATE: u16 = 2;
-    /// Device size in sectors (u64).
-    pub const CAPACITY: u16 = 3;
-    /// Exposed data UUID (u64).
-    pub const ED_UUID: u16 = 4;
-    /// State word before a change (u32).
-    pub const PREV_STATE: u16 = 5;
-    /// State word after a change (u32).
-    pub const NEW_STATE: u16 = 6;
-    /// Current, bitmap and two history UUIDs as host-order u64 (binary, 32).
-    pub const UUIDS: u16 = 7;
-    /// Meta data flags, `MDF_*` (u32).
-    pub const DISK_FLAGS: u16 = 8;
-    /// Bitmap bits (u64).
-    pub const BITS_TOTAL: u16 = 9;
-    /// Out-of-sync bits (u64).
-    pub const BITS_OOS: u16 = 10;
-    /// Bits to resync or verify (u64).
-    pub const BITS_RS_TOTAL: u16 = 11;
-    /// Bits that failed to resync (u64).
-    pub const BITS_RS_FAILED: u16 = 12;
-    /// Helper name (string, 32).
-    pub const HELPER: u16 = 13;
-    /// Helper exit code (u32).
-    pub const HELPER_EXIT_CODE: u16 = 14;
-    /// Sectors sent (u64).
-    pub const SEND_CNT: u16 = 15;
-    /// Sectors received (u64).
-    pub const RECV_CNT: u16 = 16;
-    /// Sectors read (u64).
-    pub const READ_CNT: u16 = 17;
-    /// Sectors written (u64).
-    pub const WRIT_CNT: u16 = 18;
-    /// Activity log writes (u64).
-    pub const AL_WRIT_CNT: u16 = 19;
-    /// Bitmap writes (u64).
-    pub const BM_WRIT_CNT: u16 = 20;
-    /// Application bios in flight (u32).
-    pub const AP_BIO_CNT: u16 = 21;
-    /// Application requests waiting for the peer (u32).
-    pub const AP_PENDING_CNT: u16 = 22;
-    /// Resync requests waiting for the peer (u32).
-    pub const RS_PENDING_CNT: u16 = 23;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 23;
-    /// Fields flagged mandatory (all of 1..=14 except CURRENT_STATE).
-    pub const MANDATORY: u64 = field_mask(&[
-        SIB_REASON,
-        CAPACITY,
-        ED_UUID,
-        PREV_STATE,
-        NEW_STATE,
-        UUIDS,
-        DISK_FLAGS,
-        BITS_TOTAL,
-        BITS_OOS,
-        BITS_RS_TOTAL,
-        BITS_RS_FAILED,
-        HELPER,
-        HELPER_EXIT_CODE,
-    ]);
-    /// Fields that must be present.
-    pub const REQUIRED: u64 = field_mask(&[CURRENT_STATE]);
-    /// Size of the uuids field.
-    pub const UUIDS_SIZE: usize = 32;
-    /// Size of the helper name array, NUL included.
-    pub const HELPER_SIZE: usize = 32;
-    /// `sib_reason`: reply to GET_STATUS.
-    pub const SIB_GET_STATUS_REPLY: u32 = 1;
-    /// `sib_reason`: state change broadcast.
-    pub const SIB_STATE_CHANGE: u32 = 2;
-    /// `sib_reason`: helper about to run.
-    pub const SIB_HELPER_PRE: u32 = 3;
-    /// `sib_reason`: helper returned.
-    pub const SIB_HELPER_POST: u32 = 4;
-    /// `sib_reason`: resync progress.
-    pub const SIB_SYNC_PROGRESS: u32 = 5;
+/// Defines one struct of the family from its table, as the C side expands
+/// `drbd_genl.h` through `genl_magic_struct.h` and `genl_magic_func.h`: the
+/// module of field numbers (with the masks of mandatory, required,
+/// invariant and sensitive fields, every field, the highest number, and the
+/// `drbd_limits.h` ranges and defaults), the struct, its `Default`, and its
+/// `GenlStruct` (field parser, field writer, declaration order).
+///
+/// A row, in declaration order after the field's doc, is
+/// `number CONST field: kind [flags] { default }`:
+/// - kind: `u32`, `s32`, `u64`, `flag`, `str(size)`, `bytes(size)`, the
+///   `opt_` forms, or `custom(Type, get_fn, put_fn)` (see `genl_kind!`);
+///   sizes are read beside the table.
+/// - flags: `mandatory`, `required`, `invariant`, `sensitive`.
+/// - default, optional: `limits NAME(min, max, default)` or
+///   `limits NAME = path` (a `Limits` constant), `def NAME = value` (a
+///   constant), `init value` (no constant); otherwise the type's `Default`.
+///   Constant values are read in the module.
+///
+/// Items in a last `{ ... }` go into the module as they are.
+macro_rules! genl_struct {
+    (
+        $(#[$mod_meta:meta])*
+        mod $module:ident;
+        $(#[$struct_meta:meta])*
+        struct $name:ident $(<$lt:lifetime>)? = $tla:path {
+            $(
+                $(#[doc = $doc:literal])*
+                $number:literal $const:ident $field:ident: $kind:ident $(($($arg:tt)*))?
+                    [$($flag:ident)*] $({ $($default:tt)* })?,
+            )*
+        }
+        $({ $($extra:item)* })?
+    ) => {
+        $(#[$mod_meta])*
+        pub mod $module {
+            $(
+                $(#[doc = $doc])*
+                #[doc = ""]
+                #[doc = concat!(
+                    "Field ", stringify!($number), ": `", stringify!($kind $(($($arg)*))?), "`"
+                    $(, ", ", stringify!($flag))*, "."
+                )]
+                pub const $const: u16 = $number;
+            )*
+            /// Each field's number and flags, in declaration order.
+            const FIELDS: &[(u16, u8)] = &[$(($number, 0 $(| genl_flag!($flag))*)),*];
+            /// Highest field number.
+            pub const MAX_FIELD: u16 = super::highest_field(FIELDS);
+            /// Fields flagged mandatory.
+            pub const MANDATORY: u64 = super::fields_with(FIELDS, super::F_MANDATORY);
+            /// Fields a request must carry.
+            pub const REQUIRED: u64 = super::fields_with(FIELDS, super::F_REQUIRED);
+            /// Fields only the request that creates the object may give.
+            pub const INVARIANT: u64 = super::fields_with(FIELDS, super::F_INVARIANT);
+            /// Fields left out of replies to unprivileged readers and of broadcasts.
+            pub const SENSITIVE: u64 = super::fields_with(FIELDS, super::F_SENSITIVE);
+            /// Every field.
+            pub const ALL: u64 = super::fields_with(FIELDS, 0);
+            $($(genl_default!(@const $field: $kind; $($default)*);)?)*
+            $($($extra)*)?
+        }
+
+        $(#[$struct_meta])*
+        pub struct $name $(<$lt>)? {
+            $(
+                $(#[doc = $doc])*
+                pub $field: genl_kind!(@type $kind $(($($arg)*))?),
+            )*
+        }
+
+        impl $(<$lt>)? Default for $name $(<$lt>)? {
+            /// Every field at its default (`drbd_limits.h`, or 0, false,
+            /// empty, absent).
+            fn default() -> Self {
+                Self {
+                    $($field: genl_default!(@value $module; $($($default)*)?),)*
+                }
+            }
+        }
+
+        impl<'a> GenlStruct<'a> for $name $(<$lt>)? {
+            const TLA: u16 = $tla;
+            const MANDATORY: u64 = $module::MANDATORY;
+            const RULES: FieldRules = FieldRules {
+                max_field: $module::MAX_FIELD,
+                required: $module::REQUIRED,
+                invariant: $module::INVARIANT,
+            };
+            const ORDER: &'static [u16] = &[$($module::$const),*];
+
+            fn set_field(&mut self, a: Attr<'a>) -> Result<(), NlaError> {
+                match a.number {
+                    $($module::$const => self.$field = genl_kind!(@get a, $kind $(($($arg)*))?),)*
+                    _ => {}
+                }
+                Ok(())
+            }
+
+            fn put_field(
+                &self,
+                f: &mut FieldWriter<'_, '_>,
+                number: u16,
+            ) -> Result<(), NlaError> {
+                match number {
+                    $($module::$const => {
+                        genl_kind!(@put f, number, self.$field, $kind $(($($arg)*))?)
+                    })*
+                    _ => Ok(()),
+                }
+            }
+
+            fn defaults_keeping_invariant(&self) -> Self {
+                let defaults = Self::default();
+                let keep = |number: u16| $module::INVARIANT & field_bit(number) != 0;
+                Self {
+                    $($field: if keep($module::$const) { self.$field } else { defaults.$field },)*
+                }
+            }
+        }
+    };
 }
 
-/// Fields of `DRBD_NLA_DEVICE_INFO`.
-pub mod device_info {
-    /// Own disk state (u32).
-    pub const DEV_DISK_STATE: u16 = 1;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 1;
+genl_struct! {
+    /// Fields of `DRBD_NLA_CFG_CONTEXT`.
+    mod cfg_context;
+    /// `struct drbd_cfg_context`: which object a request or reply is about.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct CfgContext<'a> = tla::CFG_CONTEXT {
+        /// Volume number within the resource.
+        1 VOLUME volume: opt_u32 [mandatory],
+        /// Resource name, without NUL.
+        2 RESOURCE_NAME resource_name: opt_str(RESOURCE_NAME_SIZE) [mandatory],
+        /// Local address: a raw `sockaddr_in` / `sockaddr_in6` image.
+        3 MY_ADDR my_addr: opt_bytes(cfg_context::ADDR_SIZE) [mandatory],
+        /// Peer address, as `my_addr`.
+        4 PEER_ADDR peer_addr: opt_bytes(cfg_context::ADDR_SIZE) [mandatory],
+    }
+    {
+        /// Maximum size of an address field.
+        pub const ADDR_SIZE: usize = 128;
+    }
 }
 
-/// Fields of `DRBD_NLA_DEVICE_STATISTICS` (none mandatory).
-pub mod device_statistics {
-    /// Size in sectors (u64).
-    pub const DEV_SIZE: u16 = 1;
-    /// Sectors read (u64).
-    pub const DEV_READ: u16 = 2;
-    /// Sectors written (u64).
-    pub const DEV_WRITE: u16 = 3;
-    /// Activity log writes (u64).
-    pub const DEV_AL_WRITES: u16 = 4;
-    /// Bitmap writes (u64).
-    pub const DEV_BM_WRITES: u16 = 5;
-    /// Application requests in progress (u32).
-    pub const DEV_UPPER_PENDING: u16 = 6;
-    /// Backing device requests in progress (u32).
-    pub const DEV_LOWER_PENDING: u16 = 7;
-    /// Application IO blocked (flag).
-    pub const DEV_UPPER_BLOCKED: u16 = 8;
-    /// Backing device IO blocked (flag).
-    pub const DEV_LOWER_BLOCKED: u16 = 9;
-    /// Activity log suspended (flag).
-    pub const DEV_AL_SUSPENDED: u16 = 10;
-    /// Exposed data UUID (u64).
-    pub const DEV_EXPOSED_DATA_UUID: u16 = 11;
-    /// Current UUID (u64).
-    pub const DEV_CURRENT_UUID: u16 = 12;
-    /// Meta data flags (u32).
-    pub const DEV_DISK_FLAGS: u16 = 13;
-    /// History UUIDs as host-order u64 slots (binary, 256).
-    pub const HISTORY_UUIDS: u16 = 14;
-    /// Maximum size of the history_uuids field.
-    pub const HISTORY_UUIDS_SIZE: usize = 256;
-    /// Bytes of history_uuids the 8.4 kernel fills (4 slots, 2 used).
-    pub const HISTORY_UUIDS_SENT: usize = 32;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 14;
+genl_struct! {
+    /// Fields of `DRBD_NLA_DISK_CONF`, with `drbd_limits.h` ranges and defaults.
+    mod disk_conf;
+    /// `struct disk_conf`; strings borrow from the message they came from.
+    /// The fields stand in `drbd_genl.h`'s order (the order of
+    /// `disk_conf_to_skb`), which is not that of their numbers.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct DiskConf<'a> = tla::DISK_CONF {
+        /// Backing device path, without NUL.
+        1 BACKING_DEV backing_dev: str(DEVICE_PATH_SIZE) [required invariant],
+        /// Meta data device path, without NUL (the backing device for internal).
+        2 META_DEV meta_dev: str(DEVICE_PATH_SIZE) [required invariant],
+        /// Meta data index: `disk_conf::META_DEV_IDX_*` or an index >= 0.
+        3 META_DEV_IDX meta_dev_idx: s32 [required invariant],
+        /// User-requested size in sectors, 0 = all.
+        4 DISK_SIZE disk_size: u64 [mandatory invariant]
+            { limits DISK_SIZE_LIMITS(0, 1 << 41, 0) },
+        /// Obsolete bio limit.
+        5 MAX_BIO_BVECS max_bio_bvecs: u32 [mandatory invariant]
+            { limits MAX_BIO_BVECS_LIMITS(0, 128, 0) },
+        /// On IO error: 0 pass_on, 1 call-local-io-error, 2 detach (default).
+        6 ON_IO_ERROR on_io_error: u32 [mandatory] { def ON_IO_ERROR_DEF = 2 },
+        /// Fencing: 0 dont-care (default), 1 resource-only, 2 resource-and-stonith.
+        7 FENCING fencing: u32 [mandatory]
+            { def FENCING_DEF = super::Fencing::DontCare as u32 },
+        /// Resync rate in KiB/s.
+        8 RESYNC_RATE resync_rate: u32 [mandatory]
+            { limits RESYNC_RATE_LIMITS(1, 4 << 20, 250) },
+        /// Minor to resync after, -1 = none.
+        9 RESYNC_AFTER resync_after: s32 [mandatory]
+            { limits RESYNC_AFTER_LIMITS(-1, (1 << 20) - 1, -1) },
+        /// Activity log extents.
+        10 AL_EXTENTS al_extents: u32 [mandatory]
+            { limits AL_EXTENTS_LIMITS(67, 65534, 1237) },
+        /// Resync controller plan-ahead in 0.1 s, 0 = fixed resync rate.
+        11 C_PLAN_AHEAD c_plan_ahead: u32 [mandatory]
+            { limits C_PLAN_AHEAD_LIMITS(0, 300, 20) },
+        /// Resync controller delay target in 0.1 s.
+        12 C_DELAY_TARGET c_delay_target: u32 [mandatory]
+            { limits C_DELAY_TARGET_LIMITS(1, 100, 10) },
+        /// Resync controller fill target in sectors.
+        13 C_FILL_TARGET c_fill_target: u32 [mandatory]
+            { limits C_FILL_TARGET_LIMITS(0, 1 << 20, 100) },
+        /// Resync controller maximum rate in KiB/s.
+        14 C_MAX_RATE c_max_rate: u32 [mandatory]
+            { limits C_MAX_RATE_LIMITS(250, 4 << 20, 102_400) },
+        /// Resync controller minimum rate in KiB/s.
+        15 C_MIN_RATE c_min_rate: u32 [mandatory]
+            { limits C_MIN_RATE_LIMITS(0, 4 << 20, 250) },
+        /// Backing device timeout in 0.1 s, 0 = off.
+        20 DISK_TIMEOUT disk_timeout: u32 [mandatory]
+            { limits DISK_TIMEOUT_LIMITS(0, 6000, 0) },
+        /// Read balancing policy, 0 prefer-local (default).
+        21 READ_BALANCING read_balancing: u32 [] { def READ_BALANCING_DEF = 0 },
+        /// Resync discard granularity in bytes.
+        25 RS_DISCARD_GRANULARITY rs_discard_granularity: u32 []
+            { limits RS_DISCARD_GRANULARITY_LIMITS(0, 1 << 20, 0) },
+        /// Use barriers.
+        16 DISK_BARRIER disk_barrier: flag [mandatory] { def DISK_BARRIER_DEF = false },
+        /// Use flushes.
+        17 DISK_FLUSHES disk_flushes: flag [mandatory] { def DISK_FLUSHES_DEF = true },
+        /// Use drain.
+        18 DISK_DRAIN disk_drain: flag [mandatory] { def DISK_DRAIN_DEF = true },
+        /// Flush meta data writes.
+        19 MD_FLUSHES md_flushes: flag [mandatory] { def MD_FLUSHES_DEF = true },
+        /// Activity log updates.
+        23 AL_UPDATES al_updates: flag [] { def AL_UPDATES_DEF = true },
+        /// Discard zeroes if aligned.
+        24 DISCARD_ZEROES_IF_ALIGNED discard_zeroes_if_aligned: flag []
+            { def DISCARD_ZEROES_IF_ALIGNED_DEF = true },
+        /// Disable WRITE_SAME.
+        26 DISABLE_WRITE_SAME disable_write_same: flag [] { def DISABLE_WRITE_SAME_DEF = false },
+    }
+    {
+        /// `meta_dev_idx` for the legacy fixed-size internal meta data.
+        pub const META_DEV_IDX_INTERNAL: i32 = -1;
+        /// `meta_dev_idx` for external meta data filling a whole device ("flexible").
+        pub const META_DEV_IDX_FLEX_EXT: i32 = -2;
+        /// `meta_dev_idx` for internal meta data ("internal" in drbdsetup).
+        pub const META_DEV_IDX_FLEX_INT: i32 = -3;
+    }
 }
 
-/// Fields of `DRBD_NLA_RESOURCE_INFO` (none mandatory).
-pub mod resource_info {
-    /// Highest role of the resource's volumes (u32).
-    pub const RES_ROLE: u16 = 1;
-    /// IO suspended by the user (flag).
-    pub const RES_SUSP: u16 = 2;
-    /// IO suspended for lack of data (flag).
-    pub const RES_SUSP_NOD: u16 = 3;
-    /// IO suspended while fencing (flag).
-    pub const RES_SUSP_FEN: u16 = 4;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 4;
+genl_struct! {
+    /// Fields of `DRBD_NLA_RESOURCE_OPTS`.
+    mod resource_opts;
+    /// `struct res_opts`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct ResourceOpts<'a> = tla::RESOURCE_OPTS {
+        /// CPU mask in hex, without NUL; empty = all CPUs.
+        1 CPU_MASK cpu_mask: str(resource_opts::CPU_MASK_SIZE) [mandatory],
+        /// On no data: 0 io-error (default), 1 suspend-io.
+        2 ON_NO_DATA on_no_data: u32 [mandatory] { def ON_NO_DATA_DEF = 0 },
+    }
+    {
+        /// Size of the cpu_mask array, NUL included.
+        pub const CPU_MASK_SIZE: usize = 32;
+    }
 }
 
-/// Fields of `DRBD_NLA_CONNECTION_INFO` (none mandatory).
-pub mod connection_info {
-    /// Connection state (u32).
-    pub const CONN_CONNECTION_STATE: u16 = 1;
-    /// Peer's role (u32).
-    pub const CONN_ROLE: u16 = 2;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 2;
+genl_struct! {
+    /// Fields of `DRBD_NLA_SET_ROLE_PARMS`.
+    mod set_role_parms;
+    /// `struct set_role_parms`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct SetRoleParms = tla::SET_ROLE_PARMS {
+        /// "--force": become Primary even without UpToDate data.
+        1 ASSUME_UPTODATE assume_uptodate: flag [mandatory],
+    }
 }
 
-/// Fields of `DRBD_NLA_PEER_DEVICE_INFO` (none mandatory).
-pub mod peer_device_info {
-    /// Replication state: the connection state, at least WFReportParams (u32).
-    pub const PEER_REPL_STATE: u16 = 1;
-    /// Peer's disk state (u32).
-    pub const PEER_DISK_STATE: u16 = 2;
-    /// Resync paused by the user (u32).
-    pub const PEER_RESYNC_SUSP_USER: u16 = 3;
-    /// Resync paused by the peer (u32).
-    pub const PEER_RESYNC_SUSP_PEER: u16 = 4;
-    /// Resync paused by a resync-after dependency (u32).
-    pub const PEER_RESYNC_SUSP_DEPENDENCY: u16 = 5;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 5;
+genl_struct! {
+    /// Fields of `DRBD_NLA_DISCONNECT_PARMS`.
+    mod disconnect_parms;
+    /// `struct disconnect_parms`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct DisconnectParms = tla::DISCONNECT_PARMS {
+        /// "--force": disconnect without the graceful state change.
+        1 FORCE_DISCONNECT force_disconnect: flag [mandatory],
+    }
 }
 
-/// Fields of `DRBD_NLA_RESOURCE_STATISTICS` (none mandatory).
-pub mod resource_statistics {
-    /// Write ordering, a `WO_*` value (u32).
-    pub const RES_STAT_WRITE_ORDERING: u16 = 1;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 1;
-    /// `write_ordering`: none.
-    pub const WO_NONE: u32 = 0;
-    /// `write_ordering`: drain.
-    pub const WO_DRAIN_IO: u32 = 1;
-    /// `write_ordering`: flush.
-    pub const WO_BDEV_FLUSH: u32 = 2;
-    /// `write_ordering`: barrier (no longer used by 8.4 on Linux 6.12).
-    pub const WO_BIO_BARRIER: u32 = 3;
+genl_struct! {
+    /// Fields of `DRBD_NLA_DETACH_PARMS`.
+    mod detach_parms;
+    /// `struct detach_parms`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct DetachParms = tla::DETACH_PARMS {
+        /// "--force": detach immediately, failing pending IO.
+        1 FORCE_DETACH force_detach: flag [mandatory],
+    }
 }
 
-/// Fields of `DRBD_NLA_CONNECTION_STATISTICS` (none mandatory).
-pub mod connection_statistics {
-    /// The data socket is congested (flag).
-    pub const CONN_CONGESTED: u16 = 1;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 1;
+genl_struct! {
+    /// Fields of `DRBD_NLA_TIMEOUT_PARMS`.
+    mod timeout_parms;
+    /// `struct timeout_parms`, the reply of GET_TIMEOUT_TYPE.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct TimeoutParms = tla::TIMEOUT_PARMS {
+        /// `timeout_parms::UT_*`.
+        1 TIMEOUT_TYPE timeout_type: u32 [required],
+    }
+    {
+        /// `timeout_type`: the normal wait-for-connection timeout (`UT_DEFAULT`).
+        pub const UT_DEFAULT: u32 = 0;
+        /// `timeout_type`: the node was degraded (`UT_DEGRADED`).
+        pub const UT_DEGRADED: u32 = 1;
+        /// `timeout_type`: the peer is known Outdated (`UT_PEER_OUTDATED`).
+        pub const UT_PEER_OUTDATED: u32 = 2;
+    }
 }
 
-/// Fields of `DRBD_NLA_PEER_DEVICE_STATISTICS` (none mandatory; 8 unused).
-pub mod peer_device_statistics {
-    /// Sectors received from the peer (u64).
-    pub const PEER_DEV_RECEIVED: u16 = 1;
-    /// Sectors sent to the peer (u64).
-    pub const PEER_DEV_SENT: u16 = 2;
-    /// Requests waiting for the peer (u32).
-    pub const PEER_DEV_PENDING: u16 = 3;
-    /// Peer requests not yet acknowledged (u32).
-    pub const PEER_DEV_UNACKED: u16 = 4;
-    /// Out-of-sync sectors (u64).
-    pub const PEER_DEV_OUT_OF_SYNC: u16 = 5;
-    /// Sectors that failed to resync (u64).
-    pub const PEER_DEV_RESYNC_FAILED: u16 = 6;
-    /// Bitmap UUID (u64).
-    pub const PEER_DEV_BITMAP_UUID: u16 = 7;
-    /// Peer flags, `PEER_FLAG_*` (u32).
-    pub const PEER_DEV_FLAGS: u16 = 9;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 9;
+genl_struct! {
+    /// Fields of `DRBD_NLA_NET_CONF`, with `drbd_limits.h` ranges and defaults.
+    mod net_conf;
+    /// `struct net_conf`; strings borrow from the message they came from.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct NetConf<'a> = tla::NET_CONF {
+        /// Shared secret for cram-hmac, without NUL.
+        1 SHARED_SECRET shared_secret: str(net_conf::SECRET_SIZE) [mandatory sensitive],
+        /// Peer authentication digest, without NUL; empty = none.
+        2 CRAM_HMAC_ALG cram_hmac_alg: str(net_conf::SECRET_SIZE) [mandatory],
+        /// Data integrity digest; empty = none.
+        3 INTEGRITY_ALG integrity_alg: str(net_conf::SECRET_SIZE) [mandatory],
+        /// Online verify digest; empty = none.
+        4 VERIFY_ALG verify_alg: str(net_conf::SECRET_SIZE) [mandatory],
+        /// Checksum-based resync digest; empty = none.
+        5 CSUMS_ALG csums_alg: str(net_conf::SECRET_SIZE) [mandatory],
+        /// Replication protocol, `net_conf::PROT_A`..=`PROT_C`.
+        6 WIRE_PROTOCOL wire_protocol: u32 [mandatory] { def WIRE_PROTOCOL_DEF = PROT_C },
+        /// Seconds between connection attempts.
+        7 CONNECT_INT connect_int: u32 [mandatory] { limits CONNECT_INT_LIMITS(1, 120, 10) },
+        /// Network timeout in 0.1 s.
+        8 TIMEOUT timeout: u32 [mandatory] { limits TIMEOUT_LIMITS(1, 600, 60) },
+        /// Seconds between keep-alive pings.
+        9 PING_INT ping_int: u32 [mandatory] { limits PING_INT_LIMITS(1, 120, 10) },
+        /// Ping answer timeout in 0.1 s.
+        10 PING_TIMEO ping_timeo: u32 [mandatory] { limits PING_TIMEO_LIMITS(1, 300, 5) },
+        /// Socket send buffer in bytes, 0 = auto.
+        11 SNDBUF_SIZE sndbuf_size: u32 [mandatory]
+            { limits SNDBUF_SIZE_LIMITS(0, 10 << 20, 0) },
+        /// Socket receive buffer in bytes, 0 = auto.
+        12 RCVBUF_SIZE rcvbuf_size: u32 [mandatory]
+            { limits RCVBUF_SIZE_LIMITS(0, 10 << 20, 0) },
+        /// Timeouts before the peer is dropped, 0 = never.
+        13 KO_COUNT ko_count: u32 [mandatory] { limits KO_COUNT_LIMITS(0, 200, 7) },
+        /// Receive buffers in pages.
+        14 MAX_BUFFERS max_buffers: u32 [mandatory]
+            { limits MAX_BUFFERS_LIMITS(32, 131_072, 2048) },
+        /// Writes per epoch.
+        15 MAX_EPOCH_SIZE max_epoch_size: u32 [mandatory]
+            { limits MAX_EPOCH_SIZE_LIMITS(1, 20000, 2048) },
+        /// Obsolete unplug watermark.
+        16 UNPLUG_WATERMARK unplug_watermark: u32 [mandatory]
+            { limits UNPLUG_WATERMARK_LIMITS(1, 131_072, 2048 / 16) },
+        /// Split-brain policy with no Primary, `net_conf::ASB_*`.
+        17 AFTER_SB_0P after_sb_0p: u32 [mandatory] { def AFTER_SB_0P_DEF = ASB_DISCONNECT },
+        /// Split-brain policy with one Primary, `net_conf::ASB_*`.
+        18 AFTER_SB_1P after_sb_1p: u32 [mandatory] { def AFTER_SB_1P_DEF = ASB_DISCONNECT },
+        /// Split-brain policy with two Primaries, `net_conf::ASB_*`.
+        19 AFTER_SB_2P after_sb_2p: u32 [mandatory] { def AFTER_SB_2P_DEF = ASB_DISCONNECT },
+        /// Resync-target-is-Primary policy, `net_conf::ASB_*`.
+        20 RR_CONFLICT rr_conflict: u32 [mandatory] { def RR_CONFLICT_DEF = ASB_DISCONNECT },
+        /// Congestion policy, `net_conf::OC_*`.
+        21 ON_CONGESTION on_congestion: u32 [mandatory] { def ON_CONGESTION_DEF = OC_BLOCK },
+        /// Congestion fill level in sectors, 0 = off.
+        22 CONG_FILL cong_fill: u32 [mandatory] { limits CONG_FILL_LIMITS(0, 10 << 21, 0) },
+        /// Congestion activity log extents.
+        23 CONG_EXTENTS cong_extents: u32 [mandatory]
+            { limits CONG_EXTENTS_LIMITS(67, 65534, 1237) },
+        /// Allow two Primaries.
+        24 TWO_PRIMARIES two_primaries: flag [mandatory] { def TWO_PRIMARIES_DEF = false },
+        /// Discard local data on connect (one-shot).
+        25 DISCARD_MY_DATA discard_my_data: flag [mandatory invariant],
+        /// Cork the data socket.
+        26 TCP_CORK tcp_cork: flag [mandatory] { def TCP_CORK_DEF = true },
+        /// Apply the split-brain policies even without a resync decision.
+        27 ALWAYS_ASBP always_asbp: flag [mandatory] { def ALWAYS_ASBP_DEF = false },
+        /// Dry-run connect.
+        28 TENTATIVE tentative: flag [mandatory invariant],
+        /// Run-length encode the bitmap.
+        29 USE_RLE use_rle: flag [mandatory] { def USE_RLE_DEF = true },
+        /// Use csums-alg only after a Primary crash.
+        33 CSUMS_AFTER_CRASH_ONLY csums_after_crash_only: flag []
+            { def CSUMS_AFTER_CRASH_ONLY_DEF = false },
+        /// Socket check timeout in 0.1 s, 0 = use the ping timeout.
+        34 SOCK_CHECK_TIMEO sock_check_timeo: u32 []
+            { limits SOCK_CHECK_TIMEO_LIMITS(0, 300, 0) },
+    }
+    {
+        /// Size of the secret and algorithm name arrays (`SHARED_SECRET_MAX`),
+        /// NUL included.
+        pub const SECRET_SIZE: usize = 64;
+        /// `wire_protocol`: asynchronous.
+        pub const PROT_A: u32 = super::WireProtocol::A as u32;
+        /// `wire_protocol`: memory synchronous.
+        pub const PROT_B: u32 = super::WireProtocol::B as u32;
+        /// `wire_protocol`: synchronous.
+        pub const PROT_C: u32 = super::WireProtocol::C as u32;
+        /// `after_sb_*p`, `rr_conflict`: disconnect.
+        pub const ASB_DISCONNECT: u32 = 0;
+        /// `after_sb_0p`: discard the younger Primary.
+        pub const ASB_DISCARD_YOUNGER_PRI: u32 = 1;
+        /// `after_sb_0p`: discard the older Primary.
+        pub const ASB_DISCARD_OLDER_PRI: u32 = 2;
+        /// `after_sb_0p`: discard the side without changes.
+        pub const ASB_DISCARD_ZERO_CHG: u32 = 3;
+        /// `after_sb_0p`: discard the side with fewer changes.
+        pub const ASB_DISCARD_LEAST_CHG: u32 = 4;
+        /// `after_sb_0p`: discard the local data.
+        pub const ASB_DISCARD_LOCAL: u32 = 5;
+        /// `after_sb_0p`: discard the peer's data.
+        pub const ASB_DISCARD_REMOTE: u32 = 6;
+        /// `after_sb_1p`: follow the 0p decision if it discards the Secondary.
+        pub const ASB_CONSENSUS: u32 = 7;
+        /// `after_sb_1p`: discard the Secondary.
+        pub const ASB_DISCARD_SECONDARY: u32 = 8;
+        /// `after_sb_1p`, `after_sb_2p`, `rr_conflict`: call the pri-lost helper.
+        pub const ASB_CALL_HELPER: u32 = 9;
+        /// `after_sb_1p`, `after_sb_2p`, `rr_conflict`: follow the 0p decision
+        /// even on the Primary.
+        pub const ASB_VIOLENTLY: u32 = 10;
+        /// `on_congestion`: block.
+        pub const OC_BLOCK: u32 = 0;
+        /// `on_congestion`: pull ahead (protocol A only).
+        pub const OC_PULL_AHEAD: u32 = 1;
+        /// `on_congestion`: disconnect.
+        pub const OC_DISCONNECT: u32 = 2;
+    }
+}
+
+genl_struct! {
+    /// Fields of `DRBD_NLA_RESIZE_PARMS`.
+    mod resize_parms;
+    /// `struct resize_parms`; the default is size 0, no flags and the
+    /// default activity log layout (1 stripe of 32 KiB).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct ResizeParms = tla::RESIZE_PARMS {
+        /// New size in sectors, 0 = as large as possible.
+        1 RESIZE_SIZE resize_size: u64 [mandatory]
+            { limits RESIZE_SIZE_LIMITS = super::disk_conf::DISK_SIZE_LIMITS },
+        /// "--assume-peer-has-space": grow even if the peer may lack the space.
+        2 RESIZE_FORCE resize_force: flag [mandatory],
+        /// "--assume-clean": do not resync the new area.
+        3 NO_RESYNC no_resync: flag [mandatory],
+        /// Activity log stripes.
+        4 AL_STRIPES al_stripes: u32 [] { limits AL_STRIPES_LIMITS(1, 1024, 1) },
+        /// Activity log stripe size in KiB.
+        5 AL_STRIPE_SIZE al_stripe_size: u32 []
+            { limits AL_STRIPE_SIZE_LIMITS(4, 16_777_216, 32) },
+    }
+}
+
+genl_struct! {
+    /// Fields of `DRBD_NLA_START_OV_PARMS`.
+    mod start_ov_parms;
+    /// `struct start_ov_parms`; the default is the whole device.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct StartOvParms = tla::START_OV_PARMS {
+        /// First sector to verify.
+        1 OV_START_SECTOR ov_start_sector: u64 [mandatory],
+        /// Sector to stop at; `u64::MAX` = the end of the device.
+        2 OV_STOP_SECTOR ov_stop_sector: u64 [mandatory] { init u64::MAX },
+    }
+}
+
+genl_struct! {
+    /// Fields of `DRBD_NLA_NEW_C_UUID_PARMS`.
+    mod new_c_uuid_parms;
+    /// `struct new_c_uuid_parms`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct NewCUuidParms = tla::NEW_C_UUID_PARMS {
+        /// "--clear-bitmap": skip the initial full sync.
+        1 CLEAR_BM clear_bm: flag [mandatory],
+    }
+}
+
+genl_struct! {
+    /// Fields of `DRBD_NLA_STATE_INFO` (kernel to user) and broadcast reasons.
+    mod state_info;
+    /// `struct state_info`; `None` fields are left out of the message.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct StateInfo<'a> = tla::STATE_INFO {
+        /// Why the message was sent, `state_info::SIB_*`.
+        1 SIB_REASON sib_reason: u32 [mandatory],
+        /// State word, see `State`.
+        2 CURRENT_STATE current_state: u32 [required],
+        /// Device size in sectors.
+        3 CAPACITY capacity: u64 [mandatory],
+        /// Exposed data UUID.
+        4 ED_UUID ed_uuid: u64 [mandatory],
+        /// State word before the change (state change broadcasts).
+        5 PREV_STATE prev_state: opt_u32 [mandatory],
+        /// State word after the change (state change broadcasts).
+        6 NEW_STATE new_state: opt_u32 [mandatory],
+        /// Current, bitmap, history 1 and 2 UUIDs (with a disk), sent as
+        /// host-order u64.
+        7 UUIDS uuids: custom(Option<[u64; 4]>, get_uuids, put_uuids) [mandatory],
+        /// Meta data flags `MDF_*` (with a disk).
+        8 DISK_FLAGS disk_flags: opt_u32 [mandatory],
+        /// Bitmap bits (with a disk).
+        9 BITS_TOTAL bits_total: opt_u64 [mandatory],
+        /// Out-of-sync bits (with a disk).
+        10 BITS_OOS bits_oos: opt_u64 [mandatory],
+        /// Bits to resync or verify (while syncing).
+        11 BITS_RS_TOTAL bits_rs_total: opt_u64 [mandatory],
+        /// Bits that failed to resync (while syncing).
+        12 BITS_RS_FAILED bits_rs_failed: opt_u64 [mandatory],
+        /// Helper name, without NUL (helper broadcasts).
+        13 HELPER helper: opt_str(state_info::HELPER_SIZE) [mandatory],
+        /// Helper exit code (after the helper ran).
+        14 HELPER_EXIT_CODE helper_exit_code: opt_u32 [mandatory],
+        /// Sectors sent to the peer.
+        15 SEND_CNT send_cnt: u64 [],
+        /// Sectors received from the peer.
+        16 RECV_CNT recv_cnt: u64 [],
+        /// Sectors read from the backing device.
+        17 READ_CNT read_cnt: u64 [],
+        /// Sectors written to the backing device.
+        18 WRIT_CNT writ_cnt: u64 [],
+        /// Activity log writes.
+        19 AL_WRIT_CNT al_writ_cnt: u64 [],
+        /// Bitmap writes.
+        20 BM_WRIT_CNT bm_writ_cnt: u64 [],
+        /// Application bios in flight.
+        21 AP_BIO_CNT ap_bio_cnt: u32 [],
+        /// Application requests waiting for the peer.
+        22 AP_PENDING_CNT ap_pending_cnt: u32 [],
+        /// Resync requests waiting for the peer.
+        23 RS_PENDING_CNT rs_pending_cnt: u32 [],
+    }
+    {
+        /// Size of the uuids field.
+        pub const UUIDS_SIZE: usize = 32;
+        /// Size of the helper name array, NUL included.
+        pub const HELPER_SIZE: usize = 32;
+        /// `sib_reason`: reply to GET_STATUS.
+        pub const SIB_GET_STATUS_REPLY: u32 = 1;
+        /// `sib_reason`: state change broadcast.
+        pub const SIB_STATE_CHANGE: u32 = 2;
+        /// `sib_reason`: helper about to run.
+        pub const SIB_HELPER_PRE: u32 = 3;
+        /// `sib_reason`: helper returned.
+        pub const SIB_HELPER_POST: u32 = 4;
+        /// `sib_reason`: resync progress.
+        pub const SIB_SYNC_PROGRESS: u32 = 5;
+    }
+}
+
+genl_struct! {
+    /// Fields of `DRBD_NLA_DEVICE_INFO`.
+    mod device_info;
+    /// `struct device_info`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct DeviceInfo = tla::DEVICE_INFO {
+        /// Own disk state (`DiskState` value).
+        1 DEV_DISK_STATE disk_state: u32 [],
+    }
+}
+
+genl_struct! {
+    /// Fields of `DRBD_NLA_DEVICE_STATISTICS` (none mandatory).
+    mod device_statistics;
+    /// `struct device_statistics` (field names without the `dev_` prefix).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct DeviceStatistics = tla::DEVICE_STATISTICS {
+        /// Size in sectors.
+        1 DEV_SIZE size: u64 [],
+        /// Sectors read.
+        2 DEV_READ read: u64 [],
+        /// Sectors written.
+        3 DEV_WRITE write: u64 [],
+        /// Activity log writes.
+        4 DEV_AL_WRITES al_writes: u64 [],
+        /// Bitmap writes.
+        5 DEV_BM_WRITES bm_writes: u64 [],
+        /// Application requests in progress.
+        6 DEV_UPPER_PENDING upper_pending: u32 [],
+        /// Backing device requests in progress.
+        7 DEV_LOWER_PENDING lower_pending: u32 [],
+        /// Application IO blocked.
+        8 DEV_UPPER_BLOCKED upper_blocked: flag [],
+        /// Backing device IO blocked.
+        9 DEV_LOWER_BLOCKED lower_blocked: flag [],
+        /// Activity log suspended.
+        10 DEV_AL_SUSPENDED al_suspended: flag [],
+        /// Exposed data UUID.
+        11 DEV_EXPOSED_DATA_UUID exposed_data_uuid: u64 [],
+        /// Current UUID.
+        12 DEV_CURRENT_UUID current_uuid: u64 [],
+        /// Meta data flags `MDF_*`.
+        13 DEV_DISK_FLAGS disk_flags: u32 [],
+        /// The two history UUIDs; `None` without a disk (sent empty). Sent as
+        /// host-order u64 slots, as the 8.4 kernel fills them.
+        14 HISTORY_UUIDS history_uuids:
+            custom(Option<[u64; 2]>, get_history_uuids, put_history_uuids) [],
+    }
+    {
+        /// Maximum size of the history_uuids field.
+        pub const HISTORY_UUIDS_SIZE: usize = 256;
+        /// Bytes of history_uuids the 8.4 kernel fills (4 slots, 2 used).
+        pub const HISTORY_UUIDS_SENT: usize = 32;
+    }
+}
+
+genl_struct! {
+    /// Fields of `DRBD_NLA_RESOURCE_INFO` (none mandatory).
+    mod resource_info;
+    /// `struct resource_info`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct ResourceInfo = tla::RESOURCE_INFO {
+        /// Highest role of the volumes (`Role` value).
+        1 RES_ROLE role: u32 [],
+        /// IO suspended by the user.
+        2 RES_SUSP susp: flag [],
+        /// IO suspended for lack of data.
+        3 RES_SUSP_NOD susp_nod: flag [],
+        /// IO suspended while fencing.
+        4 RES_SUSP_FEN susp_fen: flag [],
+    }
+}
+
+genl_struct! {
+    /// Fields of `DRBD_NLA_CONNECTION_INFO` (none mandatory).
+    mod connection_info;
+    /// `struct connection_info`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct ConnectionInfo = tla::CONNECTION_INFO {
+        /// Connection state (`ConnState` value).
+        1 CONN_CONNECTION_STATE connection_state: u32 [],
+        /// Peer's role (`Role` value).
+        2 CONN_ROLE role: u32 [],
+    }
+}
+
+genl_struct! {
+    /// Fields of `DRBD_NLA_PEER_DEVICE_INFO` (none mandatory).
+    mod peer_device_info;
+    /// `struct peer_device_info`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct PeerDeviceInfo = tla::PEER_DEVICE_INFO {
+        /// Replication state: the connection state, at least WFReportParams
+        /// (`ConnState` value).
+        1 PEER_REPL_STATE repl_state: u32 [],
+        /// Peer's disk state (`DiskState` value).
+        2 PEER_DISK_STATE disk_state: u32 [],
+        /// Resync paused by the user.
+        3 PEER_RESYNC_SUSP_USER resync_susp_user: u32 [],
+        /// Resync paused by the peer.
+        4 PEER_RESYNC_SUSP_PEER resync_susp_peer: u32 [],
+        /// Resync paused by a resync-after dependency.
+        5 PEER_RESYNC_SUSP_DEPENDENCY resync_susp_dependency: u32 [],
+    }
+}
+
+genl_struct! {
+    /// Fields of `DRBD_NLA_RESOURCE_STATISTICS` (none mandatory).
+    mod resource_statistics;
+    /// `struct resource_statistics`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct ResourceStatistics = tla::RESOURCE_STATISTICS {
+        /// Write ordering, `resource_statistics::WO_*`.
+        1 RES_STAT_WRITE_ORDERING write_ordering: u32 [],
+    }
+    {
+        /// `write_ordering`: none.
+        pub const WO_NONE: u32 = 0;
+        /// `write_ordering`: drain.
+        pub const WO_DRAIN_IO: u32 = 1;
+        /// `write_ordering`: flush.
+        pub const WO_BDEV_FLUSH: u32 = 2;
+        /// `write_ordering`: barrier (no longer used by 8.4 on Linux 6.12).
+        pub const WO_BIO_BARRIER: u32 = 3;
+    }
+}
+
+genl_struct! {
+    /// Fields of `DRBD_NLA_CONNECTION_STATISTICS` (none mandatory).
+    mod connection_statistics;
+    /// `struct connection_statistics`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct ConnectionStatistics = tla::CONNECTION_STATISTICS {
+        /// The data socket is congested.
+        1 CONN_CONGESTED congested: flag [],
+    }
+}
+
+genl_struct! {
+    /// Fields of `DRBD_NLA_PEER_DEVICE_STATISTICS` (none mandatory; 8 unused).
+    mod peer_device_statistics;
+    /// `struct peer_device_statistics` (field names without `peer_dev_`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct PeerDeviceStatistics = tla::PEER_DEVICE_STATISTICS {
+        /// Sectors received from the peer.
+        1 PEER_DEV_RECEIVED received: u64 [],
+        /// Sectors sent to the peer.
+        2 PEER_DEV_SENT sent: u64 [],
+        /// Requests waiting for the peer.
+        3 PEER_DEV_PENDING pending: u32 [],
+        /// Peer requests not yet acknowledged.
+        4 PEER_DEV_UNACKED unacked: u32 [],
+        /// Out-of-sync sectors.
+        5 PEER_DEV_OUT_OF_SYNC out_of_sync: u64 [],
+        /// Sectors that failed to resync.
+        6 PEER_DEV_RESYNC_FAILED resync_failed: u64 [],
+        /// Bitmap UUID.
+        7 PEER_DEV_BITMAP_UUID bitmap_uuid: u64 [],
+        /// Peer flags, `PEER_FLAG_*`.
+        9 PEER_DEV_FLAGS flags: u32 [],
+    }
+}
+
+genl_struct! {
+    /// Fields of `DRBD_NLA_HELPER`.
+    mod helper_info;
+    /// `struct drbd_helper_info`.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct HelperInfo<'a> = tla::HELPER {
+        /// Helper name, without NUL.
+        1 HELPER_NAME name: str(helper_info::HELPER_NAME_SIZE) [mandatory],
+        /// Exit status (responses only).
+        2 HELPER_STATUS status: u32 [mandatory],
+    }
+    {
+        /// Size of the helper name array, NUL included.
+        pub const HELPER_NAME_SIZE: usize = 32;
+    }
 }
 
 /// Fields of `DRBD_NLA_NOTIFICATION_HEADER`, and the notification types.
@@ -1093,20 +1143,6 @@ pub mod notification_header {
     pub const NOTIFY_RESPONSE: u32 = 5;
     /// Flag: more messages of the same event follow.
     pub const NOTIFY_CONTINUES: u32 = 0x8000;
-}
-
-/// Fields of `DRBD_NLA_HELPER`.
-pub mod helper_info {
-    /// Helper name (string, [`HELPER_NAME_SIZE`]).
-    pub const HELPER_NAME: u16 = 1;
-    /// Helper exit status (u32).
-    pub const HELPER_STATUS: u16 = 2;
-    /// Highest field number.
-    pub const MAX_FIELD: u16 = 2;
-    /// Fields flagged mandatory.
-    pub const MANDATORY: u64 = super::field_mask(&[HELPER_NAME, HELPER_STATUS]);
-    /// Size of the helper name array, NUL included.
-    pub const HELPER_NAME_SIZE: usize = 32;
 }
 
 /// Defines a wire enum with `from_raw` and a text per variant.
@@ -1415,258 +1451,11 @@ impl State {
     }
 }
 
-/// `struct drbd_cfg_context`: which object a request or reply is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CfgContext<'a> {
-    /// Volume number within the resource.
-    pub volume: Option<u32>,
-    /// Resource name, without NUL.
-    pub resource_name: Option<&'a [u8]>,
-    /// Local address (raw sockaddr image).
-    pub my_addr: Option<&'a [u8]>,
-    /// Peer address (raw sockaddr image).
-    pub peer_addr: Option<&'a [u8]>,
-}
-
-/// `struct disk_conf`; strings borrow from the message they came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DiskConf<'a> {
-    /// Backing device path, without NUL.
-    pub backing_dev: &'a [u8],
-    /// Meta data device path, without NUL (the backing device for internal).
-    pub meta_dev: &'a [u8],
-    /// Meta data index: `disk_conf::META_DEV_IDX_*` or an index >= 0.
-    pub meta_dev_idx: i32,
-    /// User-requested size in sectors, 0 = all.
-    pub disk_size: u64,
-    /// Obsolete bio limit.
-    pub max_bio_bvecs: u32,
-    /// 0 pass_on, 1 call-local-io-error, 2 detach.
-    pub on_io_error: u32,
-    /// 0 dont-care, 1 resource-only, 2 resource-and-stonith.
-    pub fencing: u32,
-    /// KiB/s.
-    pub resync_rate: u32,
-    /// Minor to resync after, -1 = none.
-    pub resync_after: i32,
-    /// Activity log extents.
-    pub al_extents: u32,
-    /// 0.1 s, 0 = fixed resync rate.
-    pub c_plan_ahead: u32,
-    /// 0.1 s.
-    pub c_delay_target: u32,
-    /// Sectors.
-    pub c_fill_target: u32,
-    /// KiB/s.
-    pub c_max_rate: u32,
-    /// KiB/s.
-    pub c_min_rate: u32,
-    /// Use barriers.
-    pub disk_barrier: bool,
-    /// Use flushes.
-    pub disk_flushes: bool,
-    /// Use drain.
-    pub disk_drain: bool,
-    /// Flush meta data writes.
-    pub md_flushes: bool,
-    /// 0.1 s, 0 = off.
-    pub disk_timeout: u32,
-    /// Read balancing policy, 0 prefer-local.
-    pub read_balancing: u32,
-    /// Activity log updates.
-    pub al_updates: bool,
-    /// Discard zeroes if aligned.
-    pub discard_zeroes_if_aligned: bool,
-    /// Bytes.
-    pub rs_discard_granularity: u32,
-    /// Disable WRITE_SAME.
-    pub disable_write_same: bool,
-}
-
-impl Default for DiskConf<'_> {
-    /// Empty paths, index 0, everything else at its `drbd_limits.h` default.
-    fn default() -> Self {
-        use disk_conf as d;
-        Self {
-            backing_dev: &[],
-            meta_dev: &[],
-            meta_dev_idx: 0,
-            disk_size: d::DISK_SIZE_LIMITS.default,
-            max_bio_bvecs: d::MAX_BIO_BVECS_LIMITS.default,
-            on_io_error: d::ON_IO_ERROR_DEF,
-            fencing: d::FENCING_DEF,
-            resync_rate: d::RESYNC_RATE_LIMITS.default,
-            resync_after: d::RESYNC_AFTER_LIMITS.default,
-            al_extents: d::AL_EXTENTS_LIMITS.default,
-            c_plan_ahead: d::C_PLAN_AHEAD_LIMITS.default,
-            c_delay_target: d::C_DELAY_TARGET_LIMITS.default,
-            c_fill_target: d::C_FILL_TARGET_LIMITS.default,
-            c_max_rate: d::C_MAX_RATE_LIMITS.default,
-            c_min_rate: d::C_MIN_RATE_LIMITS.default,
-            disk_barrier: d::DISK_BARRIER_DEF,
-            disk_flushes: d::DISK_FLUSHES_DEF,
-            disk_drain: d::DISK_DRAIN_DEF,
-            md_flushes: d::MD_FLUSHES_DEF,
-            disk_timeout: d::DISK_TIMEOUT_LIMITS.default,
-            read_balancing: d::READ_BALANCING_DEF,
-            al_updates: d::AL_UPDATES_DEF,
-            discard_zeroes_if_aligned: d::DISCARD_ZEROES_IF_ALIGNED_DEF,
-            rs_discard_granularity: d::RS_DISCARD_GRANULARITY_LIMITS.default,
-            disable_write_same: d::DISABLE_WRITE_SAME_DEF,
-        }
-    }
-}
-
 impl DiskConf<'_> {
     /// Resets the options that have defaults, keeping the invariant fields
     /// (what the kernel's `set_disk_conf_defaults` does).
     pub fn reset_to_defaults(&mut self) {
-        *self = Self {
-            backing_dev: self.backing_dev,
-            meta_dev: self.meta_dev,
-            meta_dev_idx: self.meta_dev_idx,
-            disk_size: self.disk_size,
-            max_bio_bvecs: self.max_bio_bvecs,
-            ..Self::default()
-        };
-    }
-}
-
-/// `struct res_opts`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ResourceOpts<'a> {
-    /// CPU mask in hex, without NUL; empty = all CPUs.
-    pub cpu_mask: &'a [u8],
-    /// On no data: 0 io-error, 1 suspend-io.
-    pub on_no_data: u32,
-}
-
-/// `struct detach_parms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DetachParms {
-    /// "--force": detach immediately.
-    pub force_detach: bool,
-}
-
-/// `struct set_role_parms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SetRoleParms {
-    /// "--force": become Primary without UpToDate data.
-    pub assume_uptodate: bool,
-}
-
-/// `struct disconnect_parms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DisconnectParms {
-    /// "--force": skip the graceful disconnect.
-    pub force_disconnect: bool,
-}
-
-/// `struct net_conf`; strings borrow from the message they came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NetConf<'a> {
-    /// Shared secret, without NUL (sensitive).
-    pub shared_secret: &'a [u8],
-    /// Peer authentication digest, without NUL; empty = none.
-    pub cram_hmac_alg: &'a [u8],
-    /// Data integrity digest; empty = none.
-    pub integrity_alg: &'a [u8],
-    /// Online verify digest; empty = none.
-    pub verify_alg: &'a [u8],
-    /// Checksum-based resync digest; empty = none.
-    pub csums_alg: &'a [u8],
-    /// `net_conf::PROT_A`..=`PROT_C`.
-    pub wire_protocol: u32,
-    /// Seconds.
-    pub connect_int: u32,
-    /// 0.1 s.
-    pub timeout: u32,
-    /// Seconds.
-    pub ping_int: u32,
-    /// 0.1 s.
-    pub ping_timeo: u32,
-    /// Bytes, 0 = auto.
-    pub sndbuf_size: u32,
-    /// Bytes, 0 = auto.
-    pub rcvbuf_size: u32,
-    /// Timeouts before the peer is dropped, 0 = never.
-    pub ko_count: u32,
-    /// Pages.
-    pub max_buffers: u32,
-    /// Writes per epoch.
-    pub max_epoch_size: u32,
-    /// Obsolete unplug watermark.
-    pub unplug_watermark: u32,
-    /// `net_conf::ASB_*`.
-    pub after_sb_0p: u32,
-    /// `net_conf::ASB_*`.
-    pub after_sb_1p: u32,
-    /// `net_conf::ASB_*`.
-    pub after_sb_2p: u32,
-    /// `net_conf::ASB_*`.
-    pub rr_conflict: u32,
-    /// `net_conf::OC_*`.
-    pub on_congestion: u32,
-    /// Sectors, 0 = off.
-    pub cong_fill: u32,
-    /// Activity log extents.
-    pub cong_extents: u32,
-    /// Allow two Primaries.
-    pub two_primaries: bool,
-    /// Discard local data on connect (one-shot).
-    pub discard_my_data: bool,
-    /// Cork the data socket.
-    pub tcp_cork: bool,
-    /// Apply the split-brain policies even without a resync decision.
-    pub always_asbp: bool,
-    /// Dry-run connect.
-    pub tentative: bool,
-    /// Run-length encode the bitmap.
-    pub use_rle: bool,
-    /// Use csums-alg only after a Primary crash.
-    pub csums_after_crash_only: bool,
-    /// 0.1 s, 0 = use the ping timeout.
-    pub sock_check_timeo: u32,
-}
-
-impl Default for NetConf<'_> {
-    /// Everything at its `drbd_limits.h` default (what the kernel's
-    /// `set_net_conf_defaults` leaves in a zeroed struct).
-    fn default() -> Self {
-        use net_conf as n;
-        Self {
-            shared_secret: &[],
-            cram_hmac_alg: &[],
-            integrity_alg: &[],
-            verify_alg: &[],
-            csums_alg: &[],
-            wire_protocol: n::WIRE_PROTOCOL_DEF,
-            connect_int: n::CONNECT_INT_LIMITS.default,
-            timeout: n::TIMEOUT_LIMITS.default,
-            ping_int: n::PING_INT_LIMITS.default,
-            ping_timeo: n::PING_TIMEO_LIMITS.default,
-            sndbuf_size: n::SNDBUF_SIZE_LIMITS.default,
-            rcvbuf_size: n::RCVBUF_SIZE_LIMITS.default,
-            ko_count: n::KO_COUNT_LIMITS.default,
-            max_buffers: n::MAX_BUFFERS_LIMITS.default,
-            max_epoch_size: n::MAX_EPOCH_SIZE_LIMITS.default,
-            unplug_watermark: n::UNPLUG_WATERMARK_LIMITS.default,
-            after_sb_0p: n::AFTER_SB_0P_DEF,
-            after_sb_1p: n::AFTER_SB_1P_DEF,
-            after_sb_2p: n::AFTER_SB_2P_DEF,
-            rr_conflict: n::RR_CONFLICT_DEF,
-            on_congestion: n::ON_CONGESTION_DEF,
-            cong_fill: n::CONG_FILL_LIMITS.default,
-            cong_extents: n::CONG_EXTENTS_LIMITS.default,
-            two_primaries: n::TWO_PRIMARIES_DEF,
-            discard_my_data: false,
-            tcp_cork: n::TCP_CORK_DEF,
-            always_asbp: n::ALWAYS_ASBP_DEF,
-            tentative: false,
-            use_rle: n::USE_RLE_DEF,
-            csums_after_crash_only: n::CSUMS_AFTER_CRASH_ONLY_DEF,
-            sock_check_timeo: n::SOCK_CHECK_TIMEO_LIMITS.default,
-        }
+        *self = self.defaults_keeping_invariant();
     }
 }
 
@@ -1674,245 +1463,72 @@ impl NetConf<'_> {
     /// Resets the options that have defaults, strings included, keeping the
     /// two invariant flags (what the kernel's `set_net_conf_defaults` does).
     pub fn reset_to_defaults(&mut self) {
-        *self = Self {
-            discard_my_data: self.discard_my_data,
-            tentative: self.tentative,
-            ..Self::default()
-        };
+        *self = self.defaults_keeping_invariant();
     }
 }
 
-/// `struct resize_parms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResizeParms {
-    /// New size in sectors, 0 = as large as possible.
-    pub resize_size: u64,
-    /// "--assume-peer-has-space".
-    pub resize_force: bool,
-    /// "--assume-clean".
-    pub no_resync: bool,
-    /// Activity log stripes.
-    pub al_stripes: u32,
-    /// Activity log stripe size in KiB.
-    pub al_stripe_size: u32,
-}
-
-impl Default for ResizeParms {
-    /// Size 0, no flags, the default activity log layout (1 stripe of 32 KiB).
-    fn default() -> Self {
-        Self {
-            resize_size: 0,
-            resize_force: false,
-            no_resync: false,
-            al_stripes: resize_parms::AL_STRIPES_LIMITS.default,
-            al_stripe_size: resize_parms::AL_STRIPE_SIZE_LIMITS.default,
+/// Reads as many host-order u64 as `bytes` fully holds, up to N.
+fn u64_slots<const N: usize>(bytes: &[u8]) -> [u64; N] {
+    let mut slots = [0; N];
+    for (slot, chunk) in slots.iter_mut().zip(bytes.chunks_exact(8)) {
+        if let Ok(raw) = chunk.try_into() {
+            *slot = u64::from_ne_bytes(raw);
         }
     }
+    slots
 }
 
-/// `struct start_ov_parms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StartOvParms {
-    /// First sector to verify.
-    pub ov_start_sector: u64,
-    /// Sector to stop at; `u64::MAX` = the end of the device.
-    pub ov_stop_sector: u64,
-}
-
-impl Default for StartOvParms {
-    /// The whole device.
-    fn default() -> Self {
-        Self {
-            ov_start_sector: 0,
-            ov_stop_sector: u64::MAX,
-        }
+/// `uuids` as host-order u64 in the first slots of B bytes, the rest zero.
+fn u64_slot_bytes<const B: usize>(uuids: &[u64]) -> [u8; B] {
+    let mut raw = [0u8; B];
+    for (chunk, uuid) in raw.chunks_exact_mut(8).zip(uuids) {
+        chunk.copy_from_slice(&uuid.to_ne_bytes());
     }
+    raw
 }
 
-/// `struct new_c_uuid_parms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct NewCUuidParms {
-    /// "--clear-bitmap": skip the initial full sync.
-    pub clear_bm: bool,
+/// Reads STATE_INFO.uuids (the kernel sends all four slots).
+fn get_uuids(a: Attr<'_>) -> Result<Option<[u64; 4]>, NlaError> {
+    Ok(Some(u64_slots(a.get_bytes(state_info::UUIDS_SIZE)?)))
 }
 
-/// `struct timeout_parms`, the reply of GET_TIMEOUT_TYPE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct TimeoutParms {
-    /// `timeout_parms::UT_*`.
-    pub timeout_type: u32,
+/// Writes STATE_INFO.uuids, nothing without them.
+fn put_uuids(
+    f: &mut FieldWriter<'_, '_>,
+    number: u16,
+    uuids: Option<[u64; 4]>,
+) -> Result<(), NlaError> {
+    uuids.map_or(Ok(()), |uuids| {
+        let raw: [u8; state_info::UUIDS_SIZE] = u64_slot_bytes(&uuids);
+        f.bytes(number, &raw, state_info::UUIDS_SIZE)
+    })
 }
 
-/// `struct resource_info`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ResourceInfo {
-    /// Highest role of the volumes ([`Role`] value).
-    pub role: u32,
-    /// IO suspended by the user.
-    pub susp: bool,
-    /// IO suspended for lack of data.
-    pub susp_nod: bool,
-    /// IO suspended while fencing.
-    pub susp_fen: bool,
+/// Reads DEVICE_STATISTICS.history_uuids: empty means no disk.
+fn get_history_uuids(a: Attr<'_>) -> Result<Option<[u64; 2]>, NlaError> {
+    let bytes = a.get_bytes(device_statistics::HISTORY_UUIDS_SIZE)?;
+    Ok((!bytes.is_empty()).then(|| u64_slots(bytes)))
 }
 
-/// `struct connection_info`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ConnectionInfo {
-    /// Connection state ([`ConnState`] value).
-    pub connection_state: u32,
-    /// Peer's role ([`Role`] value).
-    pub role: u32,
-}
-
-/// `struct peer_device_info`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PeerDeviceInfo {
-    /// Replication state ([`ConnState`] value).
-    pub repl_state: u32,
-    /// Peer's disk state ([`DiskState`] value).
-    pub disk_state: u32,
-    /// Resync paused by the user.
-    pub resync_susp_user: u32,
-    /// Resync paused by the peer.
-    pub resync_susp_peer: u32,
-    /// Resync paused by a resync-after dependency.
-    pub resync_susp_dependency: u32,
-}
-
-/// `struct resource_statistics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ResourceStatistics {
-    /// `resource_statistics::WO_*`.
-    pub write_ordering: u32,
-}
-
-/// `struct connection_statistics`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ConnectionStatistics {
-    /// The data socket is congested.
-    pub congested: bool,
-}
-
-/// `struct peer_device_statistics` (field names without `peer_dev_`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct PeerDeviceStatistics {
-    /// Sectors received.
-    pub received: u64,
-    /// Sectors sent.
-    pub sent: u64,
-    /// Requests waiting for the peer.
-    pub pending: u32,
-    /// Peer requests not yet acknowledged.
-    pub unacked: u32,
-    /// Out-of-sync sectors.
-    pub out_of_sync: u64,
-    /// Sectors that failed to resync.
-    pub resync_failed: u64,
-    /// Bitmap UUID.
-    pub bitmap_uuid: u64,
-    /// Peer flags.
-    pub flags: u32,
-}
-
-/// `struct drbd_helper_info`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct HelperInfo<'a> {
-    /// Helper name, without NUL.
-    pub name: &'a [u8],
-    /// Exit status (responses only).
-    pub status: u32,
-}
-
-/// `struct state_info`; `None` fields are left out of the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StateInfo<'a> {
-    /// Why the message was sent, `state_info::SIB_*`.
-    pub sib_reason: u32,
-    /// State word, see [`State`].
-    pub current_state: u32,
-    /// Device size in sectors.
-    pub capacity: u64,
-    /// Exposed data UUID.
-    pub ed_uuid: u64,
-    /// State word before the change (state change broadcasts).
-    pub prev_state: Option<u32>,
-    /// State word after the change (state change broadcasts).
-    pub new_state: Option<u32>,
-    /// Current, bitmap, history 1 and 2 UUIDs (with a disk).
-    pub uuids: Option<[u64; 4]>,
-    /// Meta data flags `MDF_*` (with a disk).
-    pub disk_flags: Option<u32>,
-    /// Bitmap bits (with a disk).
-    pub bits_total: Option<u64>,
-    /// Out-of-sync bits (with a disk).
-    pub bits_oos: Option<u64>,
-    /// Bits to resync or verify (while syncing).
-    pub bits_rs_total: Option<u64>,
-    /// Bits that failed (while syncing).
-    pub bits_rs_failed: Option<u64>,
-    /// Helper name, without NUL (helper broadcasts).
-    pub helper: Option<&'a [u8]>,
-    /// Helper exit code (after the helper ran).
-    pub helper_exit_code: Option<u32>,
-    /// Sectors sent to the peer.
-    pub send_cnt: u64,
-    /// Sectors received from the peer.
-    pub recv_cnt: u64,
-    /// Sectors read from the backing device.
-    pub read_cnt: u64,
-    /// Sectors written to the backing device.
-    pub writ_cnt: u64,
-    /// Activity log writes.
-    pub al_writ_cnt: u64,
-    /// Bitmap writes.
-    pub bm_writ_cnt: u64,
-    /// Application bios in flight.
-    pub ap_bio_cnt: u32,
-    /// Application requests waiting for the peer.
-    pub ap_pending_cnt: u32,
-    /// Resync requests waiting for the peer.
-    pub rs_pending_cnt: u32,
-}
-
-/// `struct device_info`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DeviceInfo {
-    /// Own disk state ([`DiskState`] value).
-    pub disk_state: u32,
-}
-
-/// `struct device_statistics` (field names without the `dev_` prefix).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DeviceStatistics {
-    /// Size in sectors.
-    pub size: u64,
-    /// Sectors read.
-    pub read: u64,
-    /// Sectors written.
-    pub write: u64,
-    /// Activity log writes.
-    pub al_writes: u64,
-    /// Bitmap writes.
-    pub bm_writes: u64,
-    /// Application requests in progress.
-    pub upper_pending: u32,
-    /// Backing device requests in progress.
-    pub lower_pending: u32,
-    /// Application IO blocked.
-    pub upper_blocked: bool,
-    /// Backing device IO blocked.
-    pub lower_blocked: bool,
-    /// Activity log suspended.
-    pub al_suspended: bool,
-    /// Exposed data UUID.
-    pub exposed_data_uuid: u64,
-    /// Current UUID.
-    pub current_uuid: u64,
-    /// Meta data flags `MDF_*`.
-    pub disk_flags: u32,
-    /// The two history UUIDs; `None` without a disk (sent empty).
-    pub history_uuids: Option<[u64; 2]>,
+/// Writes DEVICE_STATISTICS.history_uuids as the 8.4 kernel does: always
+/// present, empty without a disk, else four slots with two filled.
+fn put_history_uuids(
+    f: &mut FieldWriter<'_, '_>,
+    number: u16,
+    uuids: Option<[u64; 2]>,
+) -> Result<(), NlaError> {
+    use device_statistics as d;
+    let raw: [u8; d::HISTORY_UUIDS_SENT] = u64_slot_bytes(&uuids.unwrap_or_default());
+    let len = if uuids.is_some() {
+        d::HISTORY_UUIDS_SENT
+    } else {
+        0
+    };
+    f.bytes(
+        number,
+        raw.get(..len).unwrap_or_default(),
+        d::HISTORY_UUIDS_SIZE,
+    )
 }
 
 /// Why a message was refused: the ret_code to reply with and the text for
@@ -2020,378 +1636,15 @@ fn parse_fields<'a>(
     Ok(())
 }
 
-fn parse_cfg_context(nest: &[u8]) -> Result<CfgContext<'_>, RequestError> {
-    use cfg_context as f;
-    let mut ctx = CfgContext::default();
-    let rules = FieldRules::optional(f::MAX_FIELD);
-    parse_fields(nest, rules, false, |a| {
-        match a.number {
-            f::VOLUME => ctx.volume = Some(a.get_u32()?),
-            f::RESOURCE_NAME => ctx.resource_name = Some(a.get_str(RESOURCE_NAME_SIZE)?),
-            f::MY_ADDR => ctx.my_addr = Some(a.get_bytes(f::ADDR_SIZE)?),
-            f::PEER_ADDR => ctx.peer_addr = Some(a.get_bytes(f::ADDR_SIZE)?),
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(ctx)
-}
-
-fn parse_disk_conf<'a>(
+/// Parses one struct nest over `base` (`change`: a change request, which
+/// may not give invariant fields and need not repeat required ones).
+fn parse_struct<'a, S: GenlStruct<'a>>(
     nest: &'a [u8],
-    base: DiskConf<'a>,
+    base: S,
     change: bool,
-) -> Result<DiskConf<'a>, RequestError> {
-    use disk_conf as f;
-    let mut c = base;
-    let rules = FieldRules {
-        max_field: f::MAX_FIELD,
-        required: f::REQUIRED,
-        invariant: f::INVARIANT,
-    };
-    parse_fields(nest, rules, change, |a| {
-        match a.number {
-            f::BACKING_DEV => c.backing_dev = a.get_str(DEVICE_PATH_SIZE)?,
-            f::META_DEV => c.meta_dev = a.get_str(DEVICE_PATH_SIZE)?,
-            f::META_DEV_IDX => c.meta_dev_idx = a.get_s32()?,
-            f::DISK_SIZE => c.disk_size = a.get_u64()?,
-            f::MAX_BIO_BVECS => c.max_bio_bvecs = a.get_u32()?,
-            f::ON_IO_ERROR => c.on_io_error = a.get_u32()?,
-            f::FENCING => c.fencing = a.get_u32()?,
-            f::RESYNC_RATE => c.resync_rate = a.get_u32()?,
-            f::RESYNC_AFTER => c.resync_after = a.get_s32()?,
-            f::AL_EXTENTS => c.al_extents = a.get_u32()?,
-            f::C_PLAN_AHEAD => c.c_plan_ahead = a.get_u32()?,
-            f::C_DELAY_TARGET => c.c_delay_target = a.get_u32()?,
-            f::C_FILL_TARGET => c.c_fill_target = a.get_u32()?,
-            f::C_MAX_RATE => c.c_max_rate = a.get_u32()?,
-            f::C_MIN_RATE => c.c_min_rate = a.get_u32()?,
-            f::DISK_BARRIER => c.disk_barrier = a.get_flag()?,
-            f::DISK_FLUSHES => c.disk_flushes = a.get_flag()?,
-            f::DISK_DRAIN => c.disk_drain = a.get_flag()?,
-            f::MD_FLUSHES => c.md_flushes = a.get_flag()?,
-            f::DISK_TIMEOUT => c.disk_timeout = a.get_u32()?,
-            f::READ_BALANCING => c.read_balancing = a.get_u32()?,
-            f::AL_UPDATES => c.al_updates = a.get_flag()?,
-            f::DISCARD_ZEROES_IF_ALIGNED => c.discard_zeroes_if_aligned = a.get_flag()?,
-            f::RS_DISCARD_GRANULARITY => c.rs_discard_granularity = a.get_u32()?,
-            f::DISABLE_WRITE_SAME => c.disable_write_same = a.get_flag()?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(c)
-}
-
-fn parse_resource_opts<'a>(
-    nest: &'a [u8],
-    base: ResourceOpts<'a>,
-) -> Result<ResourceOpts<'a>, RequestError> {
-    use resource_opts as f;
-    let mut opts = base;
-    let rules = FieldRules::optional(f::MAX_FIELD);
-    parse_fields(nest, rules, false, |a| {
-        match a.number {
-            f::CPU_MASK => opts.cpu_mask = a.get_str(f::CPU_MASK_SIZE)?,
-            f::ON_NO_DATA => opts.on_no_data = a.get_u32()?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(opts)
-}
-
-/// Parses a struct whose only field is flag number 1 (the *_PARMS structs).
-fn parse_single_flag(nest: &[u8]) -> Result<bool, RequestError> {
-    let mut value = false;
-    let rules = FieldRules::optional(1);
-    parse_fields(nest, rules, false, |a| {
-        value = a.get_flag()?;
-        Ok(())
-    })?;
-    Ok(value)
-}
-
-/// Reads as many host-order u64 as `bytes` fully holds, up to N.
-fn u64_slots<const N: usize>(bytes: &[u8]) -> [u64; N] {
-    let mut slots = [0; N];
-    for (slot, chunk) in slots.iter_mut().zip(bytes.chunks_exact(8)) {
-        if let Ok(raw) = chunk.try_into() {
-            *slot = u64::from_ne_bytes(raw);
-        }
-    }
-    slots
-}
-
-fn parse_state_info(nest: &[u8]) -> Result<StateInfo<'_>, RequestError> {
-    use state_info as f;
-    let mut s = StateInfo::default();
-    let rules = FieldRules {
-        max_field: f::MAX_FIELD,
-        required: f::REQUIRED,
-        invariant: 0,
-    };
-    parse_fields(nest, rules, false, |a| {
-        match a.number {
-            f::SIB_REASON => s.sib_reason = a.get_u32()?,
-            f::CURRENT_STATE => s.current_state = a.get_u32()?,
-            f::CAPACITY => s.capacity = a.get_u64()?,
-            f::ED_UUID => s.ed_uuid = a.get_u64()?,
-            f::PREV_STATE => s.prev_state = Some(a.get_u32()?),
-            f::NEW_STATE => s.new_state = Some(a.get_u32()?),
-            f::UUIDS => s.uuids = Some(u64_slots(a.get_bytes(f::UUIDS_SIZE)?)),
-            f::DISK_FLAGS => s.disk_flags = Some(a.get_u32()?),
-            f::BITS_TOTAL => s.bits_total = Some(a.get_u64()?),
-            f::BITS_OOS => s.bits_oos = Some(a.get_u64()?),
-            f::BITS_RS_TOTAL => s.bits_rs_total = Some(a.get_u64()?),
-            f::BITS_RS_FAILED => s.bits_rs_failed = Some(a.get_u64()?),
-            f::HELPER => s.helper = Some(a.get_str(f::HELPER_SIZE)?),
-            f::HELPER_EXIT_CODE => s.helper_exit_code = Some(a.get_u32()?),
-            f::SEND_CNT => s.send_cnt = a.get_u64()?,
-            f::RECV_CNT => s.recv_cnt = a.get_u64()?,
-            f::READ_CNT => s.read_cnt = a.get_u64()?,
-            f::WRIT_CNT => s.writ_cnt = a.get_u64()?,
-            f::AL_WRIT_CNT => s.al_writ_cnt = a.get_u64()?,
-            f::BM_WRIT_CNT => s.bm_writ_cnt = a.get_u64()?,
-            f::AP_BIO_CNT => s.ap_bio_cnt = a.get_u32()?,
-            f::AP_PENDING_CNT => s.ap_pending_cnt = a.get_u32()?,
-            f::RS_PENDING_CNT => s.rs_pending_cnt = a.get_u32()?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(s)
-}
-
-fn parse_device_info(nest: &[u8]) -> Result<DeviceInfo, RequestError> {
-    let mut info = DeviceInfo::default();
-    let rules = FieldRules::optional(device_info::MAX_FIELD);
-    parse_fields(nest, rules, false, |a| {
-        if a.number == device_info::DEV_DISK_STATE {
-            info.disk_state = a.get_u32()?;
-        }
-        Ok(())
-    })?;
-    Ok(info)
-}
-
-fn parse_device_statistics(nest: &[u8]) -> Result<DeviceStatistics, RequestError> {
-    use device_statistics as f;
-    let mut s = DeviceStatistics::default();
-    let rules = FieldRules::optional(f::MAX_FIELD);
-    parse_fields(nest, rules, false, |a| {
-        match a.number {
-            f::DEV_SIZE => s.size = a.get_u64()?,
-            f::DEV_READ => s.read = a.get_u64()?,
-            f::DEV_WRITE => s.write = a.get_u64()?,
-            f::DEV_AL_WRITES => s.al_writes = a.get_u64()?,
-            f::DEV_BM_WRITES => s.bm_writes = a.get_u64()?,
-            f::DEV_UPPER_PENDING => s.upper_pending = a.get_u32()?,
-            f::DEV_LOWER_PENDING => s.lower_pending = a.get_u32()?,
-            f::DEV_UPPER_BLOCKED => s.upper_blocked = a.get_flag()?,
-            f::DEV_LOWER_BLOCKED => s.lower_blocked = a.get_flag()?,
-            f::DEV_AL_SUSPENDED => s.al_suspended = a.get_flag()?,
-            f::DEV_EXPOSED_DATA_UUID => s.exposed_data_uuid = a.get_u64()?,
-            f::DEV_CURRENT_UUID => s.current_uuid = a.get_u64()?,
-            f::DEV_DISK_FLAGS => s.disk_flags = a.get_u32()?,
-            f::HISTORY_UUIDS => {
-                let bytes = a.get_bytes(f::HISTORY_UUIDS_SIZE)?;
-                s.history_uuids = (!bytes.is_empty()).then(|| u64_slots(bytes));
-            }
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(s)
-}
-
-fn parse_net_conf<'a>(
-    nest: &'a [u8],
-    base: NetConf<'a>,
-    change: bool,
-) -> Result<NetConf<'a>, RequestError> {
-    use net_conf as f;
-    let mut c = base;
-    let rules = FieldRules {
-        max_field: f::MAX_FIELD,
-        required: 0,
-        invariant: f::INVARIANT,
-    };
-    parse_fields(nest, rules, change, |a| {
-        match a.number {
-            f::SHARED_SECRET => c.shared_secret = a.get_str(f::SECRET_SIZE)?,
-            f::CRAM_HMAC_ALG => c.cram_hmac_alg = a.get_str(f::SECRET_SIZE)?,
-            f::INTEGRITY_ALG => c.integrity_alg = a.get_str(f::SECRET_SIZE)?,
-            f::VERIFY_ALG => c.verify_alg = a.get_str(f::SECRET_SIZE)?,
-            f::CSUMS_ALG => c.csums_alg = a.get_str(f::SECRET_SIZE)?,
-            f::WIRE_PROTOCOL => c.wire_protocol = a.get_u32()?,
-            f::CONNECT_INT => c.connect_int = a.get_u32()?,
-            f::TIMEOUT => c.timeout = a.get_u32()?,
-            f::PING_INT => c.ping_int = a.get_u32()?,
-            f::PING_TIMEO => c.ping_timeo = a.get_u32()?,
-            f::SNDBUF_SIZE => c.sndbuf_size = a.get_u32()?,
-            f::RCVBUF_SIZE => c.rcvbuf_size = a.get_u32()?,
-            f::KO_COUNT => c.ko_count = a.get_u32()?,
-            f::MAX_BUFFERS => c.max_buffers = a.get_u32()?,
-            f::MAX_EPOCH_SIZE => c.max_epoch_size = a.get_u32()?,
-            f::UNPLUG_WATERMARK => c.unplug_watermark = a.get_u32()?,
-            f::AFTER_SB_0P => c.after_sb_0p = a.get_u32()?,
-            f::AFTER_SB_1P => c.after_sb_1p = a.get_u32()?,
-            f::AFTER_SB_2P => c.after_sb_2p = a.get_u32()?,
-            f::RR_CONFLICT => c.rr_conflict = a.get_u32()?,
-            f::ON_CONGESTION => c.on_congestion = a.get_u32()?,
-            f::CONG_FILL => c.cong_fill = a.get_u32()?,
-            f::CONG_EXTENTS => c.cong_extents = a.get_u32()?,
-            f::TWO_PRIMARIES => c.two_primaries = a.get_flag()?,
-            f::DISCARD_MY_DATA => c.discard_my_data = a.get_flag()?,
-            f::TCP_CORK => c.tcp_cork = a.get_flag()?,
-            f::ALWAYS_ASBP => c.always_asbp = a.get_flag()?,
-            f::TENTATIVE => c.tentative = a.get_flag()?,
-            f::USE_RLE => c.use_rle = a.get_flag()?,
-            f::CSUMS_AFTER_CRASH_ONLY => c.csums_after_crash_only = a.get_flag()?,
-            f::SOCK_CHECK_TIMEO => c.sock_check_timeo = a.get_u32()?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(c)
-}
-
-fn parse_resize_parms(nest: &[u8], base: ResizeParms) -> Result<ResizeParms, RequestError> {
-    use resize_parms as f;
-    let mut p = base;
-    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
-        match a.number {
-            f::RESIZE_SIZE => p.resize_size = a.get_u64()?,
-            f::RESIZE_FORCE => p.resize_force = a.get_flag()?,
-            f::NO_RESYNC => p.no_resync = a.get_flag()?,
-            f::AL_STRIPES => p.al_stripes = a.get_u32()?,
-            f::AL_STRIPE_SIZE => p.al_stripe_size = a.get_u32()?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(p)
-}
-
-fn parse_start_ov_parms(nest: &[u8], base: StartOvParms) -> Result<StartOvParms, RequestError> {
-    use start_ov_parms as f;
-    let mut p = base;
-    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
-        match a.number {
-            f::OV_START_SECTOR => p.ov_start_sector = a.get_u64()?,
-            f::OV_STOP_SECTOR => p.ov_stop_sector = a.get_u64()?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(p)
-}
-
-fn parse_timeout_parms(nest: &[u8]) -> Result<TimeoutParms, RequestError> {
-    let mut p = TimeoutParms::default();
-    let rules = FieldRules {
-        max_field: timeout_parms::MAX_FIELD,
-        required: timeout_parms::REQUIRED,
-        invariant: 0,
-    };
-    parse_fields(nest, rules, false, |a| {
-        if a.number == timeout_parms::TIMEOUT_TYPE {
-            p.timeout_type = a.get_u32()?;
-        }
-        Ok(())
-    })?;
-    Ok(p)
-}
-
-fn parse_resource_info(nest: &[u8]) -> Result<ResourceInfo, RequestError> {
-    use resource_info as f;
-    let mut i = ResourceInfo::default();
-    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
-        match a.number {
-            f::RES_ROLE => i.role = a.get_u32()?,
-            f::RES_SUSP => i.susp = a.get_flag()?,
-            f::RES_SUSP_NOD => i.susp_nod = a.get_flag()?,
-            f::RES_SUSP_FEN => i.susp_fen = a.get_flag()?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(i)
-}
-
-fn parse_connection_info(nest: &[u8]) -> Result<ConnectionInfo, RequestError> {
-    use connection_info as f;
-    let mut i = ConnectionInfo::default();
-    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
-        match a.number {
-            f::CONN_CONNECTION_STATE => i.connection_state = a.get_u32()?,
-            f::CONN_ROLE => i.role = a.get_u32()?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(i)
-}
-
-fn parse_peer_device_info(nest: &[u8]) -> Result<PeerDeviceInfo, RequestError> {
-    use peer_device_info as f;
-    let mut i = PeerDeviceInfo::default();
-    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
-        match a.number {
-            f::PEER_REPL_STATE => i.repl_state = a.get_u32()?,
-            f::PEER_DISK_STATE => i.disk_state = a.get_u32()?,
-            f::PEER_RESYNC_SUSP_USER => i.resync_susp_user = a.get_u32()?,
-            f::PEER_RESYNC_SUSP_PEER => i.resync_susp_peer = a.get_u32()?,
-            f::PEER_RESYNC_SUSP_DEPENDENCY => i.resync_susp_dependency = a.get_u32()?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(i)
-}
-
-fn parse_resource_statistics(nest: &[u8]) -> Result<ResourceStatistics, RequestError> {
-    use resource_statistics as f;
-    let mut s = ResourceStatistics::default();
-    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
-        if a.number == f::RES_STAT_WRITE_ORDERING {
-            s.write_ordering = a.get_u32()?;
-        }
-        Ok(())
-    })?;
-    Ok(s)
-}
-
-fn parse_connection_statistics(nest: &[u8]) -> Result<ConnectionStatistics, RequestError> {
-    use connection_statistics as f;
-    let mut s = ConnectionStatistics::default();
-    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
-        if a.number == f::CONN_CONGESTED {
-            s.congested = a.get_flag()?;
-        }
-        Ok(())
-    })?;
-    Ok(s)
-}
-
-fn parse_peer_device_statistics(nest: &[u8]) -> Result<PeerDeviceStatistics, RequestError> {
-    use peer_device_statistics as f;
-    let mut s = PeerDeviceStatistics::default();
-    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
-        match a.number {
-            f::PEER_DEV_RECEIVED => s.received = a.get_u64()?,
-            f::PEER_DEV_SENT => s.sent = a.get_u64()?,
-            f::PEER_DEV_PENDING => s.pending = a.get_u32()?,
-            f::PEER_DEV_UNACKED => s.unacked = a.get_u32()?,
-            f::PEER_DEV_OUT_OF_SYNC => s.out_of_sync = a.get_u64()?,
-            f::PEER_DEV_RESYNC_FAILED => s.resync_failed = a.get_u64()?,
-            f::PEER_DEV_BITMAP_UUID => s.bitmap_uuid = a.get_u64()?,
-            f::PEER_DEV_FLAGS => s.flags = a.get_u32()?,
-            _ => {}
-        }
-        Ok(())
-    })?;
+) -> Result<S, RequestError> {
+    let mut s = base;
+    parse_fields(nest, S::RULES, change, |a| s.set_field(a))?;
     Ok(s)
 }
 
@@ -2406,20 +1659,6 @@ fn parse_notification_header(nest: &[u8]) -> Result<Option<u32>, RequestError> {
         Ok(())
     })?;
     Ok(nh_type)
-}
-
-fn parse_helper_info(nest: &[u8]) -> Result<HelperInfo<'_>, RequestError> {
-    use helper_info as f;
-    let mut h = HelperInfo::default();
-    parse_fields(nest, FieldRules::optional(f::MAX_FIELD), false, |a| {
-        match a.number {
-            f::HELPER_NAME => h.name = a.get_str(f::HELPER_NAME_SIZE)?,
-            f::HELPER_STATUS => h.status = a.get_u32()?,
-            _ => {}
-        }
-        Ok(())
-    })?;
-    Ok(h)
 }
 
 /// A validated request, borrowing from the message (kernel side).
@@ -2441,6 +1680,17 @@ pub fn parse_request(payload: &[u8]) -> Result<Request<'_>, RequestError> {
     Ok(Request { header, attrs })
 }
 
+/// Defines `Request` accessors that return one struct over its defaults,
+/// `None` if the request does not carry it.
+macro_rules! given_structs {
+    ($($(#[$meta:meta])* fn $name:ident() -> $ty:ty;)*) => {$(
+        $(#[$meta])*
+        pub fn $name(&self) -> Result<Option<$ty>, RequestError> {
+            self.given()
+        }
+    )*};
+}
+
 impl<'a> Request<'a> {
     /// The header's minor.
     pub fn minor(&self) -> u32 {
@@ -2460,27 +1710,47 @@ impl<'a> Request<'a> {
             .last()
     }
 
+    /// Struct S over its defaults, `None` if the request does not carry it.
+    fn given<S: GenlStruct<'a>>(&self) -> Result<Option<S>, RequestError> {
+        self.tla(S::TLA)
+            .map(|a| parse_struct(a.payload, S::default(), false))
+            .transpose()
+    }
+
+    /// Struct S's fields applied to `base`; `base` if the request does not
+    /// carry it.
+    fn over<S: GenlStruct<'a>>(&self, base: S, change: bool) -> Result<S, RequestError> {
+        match self.tla(S::TLA) {
+            Some(a) => parse_struct(a.payload, base, change),
+            None => Ok(base),
+        }
+    }
+
     /// The CFG_CONTEXT attribute as sent (header included), for a reply to
     /// copy verbatim; validate it with `cfg_context` first.
     pub fn cfg_context_raw(&self) -> Option<&'a [u8]> {
         self.tla(tla::CFG_CONTEXT).map(|a| a.raw)
     }
 
-    /// The CFG_CONTEXT struct, if present. (The C kernel answers a malformed
-    /// CFG_CONTEXT with a netlink error, -EINVAL, instead of a reply.)
-    pub fn cfg_context(&self) -> Result<Option<CfgContext<'a>>, RequestError> {
-        self.tla(tla::CFG_CONTEXT)
-            .map(|a| parse_cfg_context(a.payload))
-            .transpose()
-    }
-
-    /// DISK_CONF for ATTACH: defaults for absent options, the three device
-    /// fields required. `None` if absent; ATTACH should then fail with
-    /// [`RequestError::REQUIRED_MISSING`].
-    pub fn disk_conf(&self) -> Result<Option<DiskConf<'a>>, RequestError> {
-        self.tla(tla::DISK_CONF)
-            .map(|a| parse_disk_conf(a.payload, DiskConf::default(), false))
-            .transpose()
+    given_structs! {
+        /// The CFG_CONTEXT struct, if present. (The C kernel answers a
+        /// malformed CFG_CONTEXT with a netlink error, -EINVAL, instead of a
+        /// reply.)
+        fn cfg_context() -> CfgContext<'a>;
+        /// DISK_CONF for ATTACH: defaults for absent options, the three
+        /// device fields required. `None` if absent; ATTACH should then fail
+        /// with [`RequestError::REQUIRED_MISSING`].
+        fn disk_conf() -> DiskConf<'a>;
+        /// DETACH_PARMS, if present.
+        fn detach_parms() -> DetachParms;
+        /// SET_ROLE_PARMS, if present.
+        fn set_role_parms() -> SetRoleParms;
+        /// DISCONNECT_PARMS, if present.
+        fn disconnect_parms() -> DisconnectParms;
+        /// NEW_C_UUID_PARMS, if present.
+        fn new_c_uuid_parms() -> NewCUuidParms;
+        /// TIMEOUT_PARMS, if present (the kernel only sends it; for symmetry).
+        fn timeout_parms() -> TimeoutParms;
     }
 
     /// DISK_CONF for CHG_DISK_OPTS: the given options applied to `current`
@@ -2490,10 +1760,7 @@ impl<'a> Request<'a> {
         if self.set_defaults() {
             base.reset_to_defaults();
         }
-        match self.tla(tla::DISK_CONF) {
-            Some(a) => parse_disk_conf(a.payload, base, true),
-            None => Ok(base),
-        }
+        self.over(base, true)
     }
 
     /// RESOURCE_OPTS applied to `current` (reset to defaults first with
@@ -2507,47 +1774,14 @@ impl<'a> Request<'a> {
         } else {
             current
         };
-        match self.tla(tla::RESOURCE_OPTS) {
-            Some(a) => parse_resource_opts(a.payload, base),
-            None => Ok(base),
-        }
-    }
-
-    /// DETACH_PARMS, if present.
-    pub fn detach_parms(&self) -> Result<Option<DetachParms>, RequestError> {
-        let parms = self
-            .tla(tla::DETACH_PARMS)
-            .map(|a| parse_single_flag(a.payload))
-            .transpose()?;
-        Ok(parms.map(|force_detach| DetachParms { force_detach }))
-    }
-
-    /// SET_ROLE_PARMS, if present.
-    pub fn set_role_parms(&self) -> Result<Option<SetRoleParms>, RequestError> {
-        let parms = self
-            .tla(tla::SET_ROLE_PARMS)
-            .map(|a| parse_single_flag(a.payload))
-            .transpose()?;
-        Ok(parms.map(|assume_uptodate| SetRoleParms { assume_uptodate }))
-    }
-
-    /// DISCONNECT_PARMS, if present.
-    pub fn disconnect_parms(&self) -> Result<Option<DisconnectParms>, RequestError> {
-        let parms = self
-            .tla(tla::DISCONNECT_PARMS)
-            .map(|a| parse_single_flag(a.payload))
-            .transpose()?;
-        Ok(parms.map(|force_disconnect| DisconnectParms { force_disconnect }))
+        self.over(base, false)
     }
 
     /// NET_CONF for CONNECT: the given options over the defaults (an absent
     /// NET_CONF means all defaults, as in the kernel). Invariant fields are
     /// allowed here.
     pub fn net_conf(&self) -> Result<NetConf<'a>, RequestError> {
-        match self.tla(tla::NET_CONF) {
-            Some(a) => parse_net_conf(a.payload, NetConf::default(), false),
-            None => Ok(NetConf::default()),
-        }
+        self.over(NetConf::default(), false)
     }
 
     /// NET_CONF for CHG_NET_OPTS: the given options applied to `current`
@@ -2559,45 +1793,20 @@ impl<'a> Request<'a> {
         if self.set_defaults() {
             base.reset_to_defaults();
         }
-        match self.tla(tla::NET_CONF) {
-            Some(a) => parse_net_conf(a.payload, base, true),
-            None => Ok(base),
-        }
+        self.over(base, true)
     }
 
     /// RESIZE_PARMS over `base`: the kernel starts from size 0, no flags and
     /// the device's current activity log layout (`al_stripes`,
     /// `al_stripe_size`).
     pub fn resize_parms(&self, base: ResizeParms) -> Result<ResizeParms, RequestError> {
-        match self.tla(tla::RESIZE_PARMS) {
-            Some(a) => parse_resize_parms(a.payload, base),
-            None => Ok(base),
-        }
+        self.over(base, false)
     }
 
     /// START_OV_PARMS over `base`: the kernel starts from the last verify
     /// position and `u64::MAX` as stop sector.
     pub fn start_ov_parms(&self, base: StartOvParms) -> Result<StartOvParms, RequestError> {
-        match self.tla(tla::START_OV_PARMS) {
-            Some(a) => parse_start_ov_parms(a.payload, base),
-            None => Ok(base),
-        }
-    }
-
-    /// NEW_C_UUID_PARMS, if present.
-    pub fn new_c_uuid_parms(&self) -> Result<Option<NewCUuidParms>, RequestError> {
-        let parms = self
-            .tla(tla::NEW_C_UUID_PARMS)
-            .map(|a| parse_single_flag(a.payload))
-            .transpose()?;
-        Ok(parms.map(|clear_bm| NewCUuidParms { clear_bm }))
-    }
-
-    /// TIMEOUT_PARMS, if present (the kernel only sends it; for symmetry).
-    pub fn timeout_parms(&self) -> Result<Option<TimeoutParms>, RequestError> {
-        self.tla(tla::TIMEOUT_PARMS)
-            .map(|a| parse_timeout_parms(a.payload))
-            .transpose()
+        self.over(base, false)
     }
 }
 
@@ -2614,41 +1823,36 @@ enum Flavor {
     User,
 }
 
-/// Writes the fields of one struct, choosing their types by flavor and
-/// skipping fields outside `selected`.
+/// Writes the fields of one struct, choosing their types by flavor.
 struct FieldWriter<'w, 'b> {
     w: &'w mut NlaWriter<'b>,
     mandatory: u64,
     flagged: bool,
-    selected: u64,
 }
 
 impl FieldWriter<'_, '_> {
-    fn ty(&self, number: u16) -> Option<u16> {
-        if self.selected & field_bit(number) == 0 {
-            None
-        } else if self.flagged && self.mandatory & field_bit(number) != 0 {
-            Some(number | NLA_F_MANDATORY)
+    fn ty(&self, number: u16) -> u16 {
+        if self.flagged && self.mandatory & field_bit(number) != 0 {
+            number | NLA_F_MANDATORY
         } else {
-            Some(number)
+            number
         }
     }
 
     fn u32(&mut self, number: u16, value: u32) -> Result<(), NlaError> {
-        self.ty(number).map_or(Ok(()), |t| self.w.put_u32(t, value))
+        self.w.put_u32(self.ty(number), value)
     }
 
     fn s32(&mut self, number: u16, value: i32) -> Result<(), NlaError> {
-        self.ty(number).map_or(Ok(()), |t| self.w.put_s32(t, value))
+        self.w.put_s32(self.ty(number), value)
     }
 
     fn u64(&mut self, number: u16, value: u64) -> Result<(), NlaError> {
-        self.ty(number).map_or(Ok(()), |t| self.w.put_u64(t, value))
+        self.w.put_u64(self.ty(number), value)
     }
 
     fn flag(&mut self, number: u16, value: bool) -> Result<(), NlaError> {
-        self.ty(number)
-            .map_or(Ok(()), |t| self.w.put_flag(t, value))
+        self.w.put_flag(self.ty(number), value)
     }
 
     /// A string for a C array of `size` bytes; refused rather than cut.
@@ -2656,15 +1860,14 @@ impl FieldWriter<'_, '_> {
         if value.len() >= size {
             return Err(NlaError::TooLong);
         }
-        self.ty(number).map_or(Ok(()), |t| self.w.put_str(t, value))
+        self.w.put_str(self.ty(number), value)
     }
 
     fn bytes(&mut self, number: u16, value: &[u8], size: usize) -> Result<(), NlaError> {
         if value.len() > size {
             return Err(NlaError::TooLong);
         }
-        self.ty(number)
-            .map_or(Ok(()), |t| self.w.put_bytes(t, value))
+        self.w.put_bytes(self.ty(number), value)
     }
 }
 
@@ -2674,7 +1877,6 @@ fn put_struct(
     tla_number: u16,
     flavor: Flavor,
     mandatory: u64,
-    selected: u64,
     body: impl FnOnce(&mut FieldWriter<'_, '_>) -> Result<(), NlaError>,
 ) -> Result<(), NlaError> {
     let nest_type = match flavor {
@@ -2687,7 +1889,6 @@ fn put_struct(
         w: &mut *w,
         mandatory,
         flagged,
-        selected,
     });
     match result {
         Ok(()) => w.end_nest(nest),
@@ -2698,31 +1899,65 @@ fn put_struct(
     }
 }
 
-/// CFG_CONTEXT fields: the kernel puts the volume first, drbd-utils last
-/// (after name and addresses); keeping each order makes the bytes match.
-fn put_cfg_context_fields(
-    f: &mut FieldWriter<'_, '_>,
-    ctx: &CfgContext<'_>,
-    volume_first: bool,
+/// Writes struct `s` as one nest: the fields `fields` selects, in its order.
+fn put_fields<'a, S: GenlStruct<'a>>(
+    w: &mut NlaWriter<'_>,
+    flavor: Flavor,
+    s: &S,
+    fields: impl FieldSelection,
 ) -> Result<(), NlaError> {
-    use cfg_context as c;
-    if let (true, Some(volume)) = (volume_first, ctx.volume) {
-        f.u32(c::VOLUME, volume)?;
-    }
-    if let Some(name) = ctx.resource_name {
-        f.str(c::RESOURCE_NAME, name, RESOURCE_NAME_SIZE)?;
-    }
-    if let Some(addr) = ctx.my_addr {
-        f.bytes(c::MY_ADDR, addr, c::ADDR_SIZE)?;
-    }
-    if let Some(addr) = ctx.peer_addr {
-        f.bytes(c::PEER_ADDR, addr, c::ADDR_SIZE)?;
-    }
-    if let (false, Some(volume)) = (volume_first, ctx.volume) {
-        f.u32(c::VOLUME, volume)?;
-    }
-    Ok(())
+    put_struct(w, S::TLA, flavor, S::MANDATORY, |f| {
+        fields.each_field(S::RULES.max_field, |n| s.put_field(f, n))
+    })
 }
+
+/// Writes struct `s` whole, in declaration order (`<struct>_to_skb`).
+fn put_declared<'a, S: GenlStruct<'a>>(
+    w: &mut NlaWriter<'_>,
+    flavor: Flavor,
+    s: &S,
+) -> Result<(), NlaError> {
+    put_fields(w, flavor, s, S::ORDER)
+}
+
+/// CFG_CONTEXT fields as drbd-utils sends them: the volume last, where the
+/// kernel puts it first (declaration order); keeping each order makes the
+/// bytes match.
+const CFG_CONTEXT_USER_ORDER: [u16; 4] = {
+    use cfg_context as c;
+    [c::RESOURCE_NAME, c::MY_ADDR, c::PEER_ADDR, c::VOLUME]
+};
+
+/// STATE_INFO fields in the order of the kernel's hand-made
+/// `nla_put_status_info`; absent optional fields write nothing.
+const STATE_INFO_KERNEL_ORDER: [u16; 23] = {
+    use state_info as i;
+    [
+        i::SIB_REASON,
+        i::CURRENT_STATE,
+        i::ED_UUID,
+        i::CAPACITY,
+        i::SEND_CNT,
+        i::RECV_CNT,
+        i::READ_CNT,
+        i::WRIT_CNT,
+        i::AL_WRIT_CNT,
+        i::BM_WRIT_CNT,
+        i::AP_BIO_CNT,
+        i::AP_PENDING_CNT,
+        i::RS_PENDING_CNT,
+        i::UUIDS,
+        i::DISK_FLAGS,
+        i::PREV_STATE,
+        i::NEW_STATE,
+        i::HELPER_EXIT_CODE,
+        i::BITS_TOTAL,
+        i::BITS_OOS,
+        i::BITS_RS_TOTAL,
+        i::BITS_RS_FAILED,
+        i::HELPER,
+    ]
+};
 
 /// Which fields a request carries, and in which order: a [`field_mask`]
 /// (`u64`, ascending field numbers) or an explicit list of field numbers
@@ -2761,138 +1996,22 @@ impl FieldSelection for &[u16] {
     }
 }
 
-/// DISK_CONF fields in `drbd_genl.h` declaration order (`disk_conf_to_skb`).
-const DISK_CONF_KERNEL_ORDER: [u16; 25] = [
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 20, 21, 25, 16, 17, 18, 19, 23, 24, 26,
-];
-
-/// Writes DISK_CONF field `number`; numbers 8.4 does not define write nothing.
-fn put_disk_conf_field(
-    f: &mut FieldWriter<'_, '_>,
-    c: &DiskConf<'_>,
-    number: u16,
-) -> Result<(), NlaError> {
-    use disk_conf as d;
-    match number {
-        d::BACKING_DEV => f.str(number, c.backing_dev, DEVICE_PATH_SIZE),
-        d::META_DEV => f.str(number, c.meta_dev, DEVICE_PATH_SIZE),
-        d::META_DEV_IDX => f.s32(number, c.meta_dev_idx),
-        d::DISK_SIZE => f.u64(number, c.disk_size),
-        d::MAX_BIO_BVECS => f.u32(number, c.max_bio_bvecs),
-        d::ON_IO_ERROR => f.u32(number, c.on_io_error),
-        d::FENCING => f.u32(number, c.fencing),
-        d::RESYNC_RATE => f.u32(number, c.resync_rate),
-        d::RESYNC_AFTER => f.s32(number, c.resync_after),
-        d::AL_EXTENTS => f.u32(number, c.al_extents),
-        d::C_PLAN_AHEAD => f.u32(number, c.c_plan_ahead),
-        d::C_DELAY_TARGET => f.u32(number, c.c_delay_target),
-        d::C_FILL_TARGET => f.u32(number, c.c_fill_target),
-        d::C_MAX_RATE => f.u32(number, c.c_max_rate),
-        d::C_MIN_RATE => f.u32(number, c.c_min_rate),
-        d::DISK_TIMEOUT => f.u32(number, c.disk_timeout),
-        d::READ_BALANCING => f.u32(number, c.read_balancing),
-        d::RS_DISCARD_GRANULARITY => f.u32(number, c.rs_discard_granularity),
-        d::DISK_BARRIER => f.flag(number, c.disk_barrier),
-        d::DISK_FLUSHES => f.flag(number, c.disk_flushes),
-        d::DISK_DRAIN => f.flag(number, c.disk_drain),
-        d::MD_FLUSHES => f.flag(number, c.md_flushes),
-        d::AL_UPDATES => f.flag(number, c.al_updates),
-        d::DISCARD_ZEROES_IF_ALIGNED => f.flag(number, c.discard_zeroes_if_aligned),
-        d::DISABLE_WRITE_SAME => f.flag(number, c.disable_write_same),
-        _ => Ok(()),
-    }
-}
-
-fn put_resource_opts_field(
-    f: &mut FieldWriter<'_, '_>,
-    opts: &ResourceOpts<'_>,
-    number: u16,
-) -> Result<(), NlaError> {
-    use resource_opts as r;
-    match number {
-        r::CPU_MASK => f.str(number, opts.cpu_mask, r::CPU_MASK_SIZE),
-        r::ON_NO_DATA => f.u32(number, opts.on_no_data),
-        _ => Ok(()),
-    }
-}
-
-/// Writes NET_CONF field `number` (declaration order is ascending).
-fn put_net_conf_field(
-    f: &mut FieldWriter<'_, '_>,
-    c: &NetConf<'_>,
-    number: u16,
-) -> Result<(), NlaError> {
-    use net_conf as n;
-    match number {
-        n::SHARED_SECRET => f.str(number, c.shared_secret, n::SECRET_SIZE),
-        n::CRAM_HMAC_ALG => f.str(number, c.cram_hmac_alg, n::SECRET_SIZE),
-        n::INTEGRITY_ALG => f.str(number, c.integrity_alg, n::SECRET_SIZE),
-        n::VERIFY_ALG => f.str(number, c.verify_alg, n::SECRET_SIZE),
-        n::CSUMS_ALG => f.str(number, c.csums_alg, n::SECRET_SIZE),
-        n::WIRE_PROTOCOL => f.u32(number, c.wire_protocol),
-        n::CONNECT_INT => f.u32(number, c.connect_int),
-        n::TIMEOUT => f.u32(number, c.timeout),
-        n::PING_INT => f.u32(number, c.ping_int),
-        n::PING_TIMEO => f.u32(number, c.ping_timeo),
-        n::SNDBUF_SIZE => f.u32(number, c.sndbuf_size),
-        n::RCVBUF_SIZE => f.u32(number, c.rcvbuf_size),
-        n::KO_COUNT => f.u32(number, c.ko_count),
-        n::MAX_BUFFERS => f.u32(number, c.max_buffers),
-        n::MAX_EPOCH_SIZE => f.u32(number, c.max_epoch_size),
-        n::UNPLUG_WATERMARK => f.u32(number, c.unplug_watermark),
-        n::AFTER_SB_0P => f.u32(number, c.after_sb_0p),
-        n::AFTER_SB_1P => f.u32(number, c.after_sb_1p),
-        n::AFTER_SB_2P => f.u32(number, c.after_sb_2p),
-        n::RR_CONFLICT => f.u32(number, c.rr_conflict),
-        n::ON_CONGESTION => f.u32(number, c.on_congestion),
-        n::CONG_FILL => f.u32(number, c.cong_fill),
-        n::CONG_EXTENTS => f.u32(number, c.cong_extents),
-        n::TWO_PRIMARIES => f.flag(number, c.two_primaries),
-        n::DISCARD_MY_DATA => f.flag(number, c.discard_my_data),
-        n::TCP_CORK => f.flag(number, c.tcp_cork),
-        n::ALWAYS_ASBP => f.flag(number, c.always_asbp),
-        n::TENTATIVE => f.flag(number, c.tentative),
-        n::USE_RLE => f.flag(number, c.use_rle),
-        n::CSUMS_AFTER_CRASH_ONLY => f.flag(number, c.csums_after_crash_only),
-        n::SOCK_CHECK_TIMEO => f.u32(number, c.sock_check_timeo),
-        _ => Ok(()),
-    }
-}
-
-fn put_resize_parms_field(
-    f: &mut FieldWriter<'_, '_>,
-    p: &ResizeParms,
-    number: u16,
-) -> Result<(), NlaError> {
-    use resize_parms as r;
-    match number {
-        r::RESIZE_SIZE => f.u64(number, p.resize_size),
-        r::RESIZE_FORCE => f.flag(number, p.resize_force),
-        r::NO_RESYNC => f.flag(number, p.no_resync),
-        r::AL_STRIPES => f.u32(number, p.al_stripes),
-        r::AL_STRIPE_SIZE => f.u32(number, p.al_stripe_size),
-        _ => Ok(()),
-    }
-}
-
-fn put_start_ov_parms_field(
-    f: &mut FieldWriter<'_, '_>,
-    p: &StartOvParms,
-    number: u16,
-) -> Result<(), NlaError> {
-    use start_ov_parms as o;
-    match number {
-        o::OV_START_SECTOR => f.u64(number, p.ov_start_sector),
-        o::OV_STOP_SECTOR => f.u64(number, p.ov_stop_sector),
-        _ => Ok(()),
-    }
-}
-
 /// Builds a reply or notification body in a caller-provided buffer (kernel
 /// side): the user header first, then top-level attributes.
 #[derive(Debug)]
 pub struct ReplyBuilder<'a> {
     w: NlaWriter<'a>,
+}
+
+/// Defines `ReplyBuilder` methods that add one struct whole, as the
+/// kernel's generated `<struct>_to_skb` writes it.
+macro_rules! kernel_writers {
+    ($($(#[$meta:meta])* fn $name:ident($arg:ident: &$ty:ty);)*) => {$(
+        $(#[$meta])*
+        pub fn $name(&mut self, $arg: &$ty) -> Result<(), NlaError> {
+            put_declared(&mut self.w, Flavor::Kernel, $arg)
+        }
+    )*};
 }
 
 impl<'a> ReplyBuilder<'a> {
@@ -2928,53 +2047,39 @@ impl<'a> ReplyBuilder<'a> {
             tla::CFG_REPLY,
             Flavor::HandMade,
             cfg_reply::MANDATORY,
-            u64::MAX,
             |f| f.str(cfg_reply::INFO_TEXT, text, usize::MAX),
         )
     }
 
     /// Adds CFG_CONTEXT as the kernel builds it for status and events.
     pub fn put_cfg_context(&mut self, ctx: &CfgContext<'_>) -> Result<(), NlaError> {
-        put_struct(
-            &mut self.w,
-            tla::CFG_CONTEXT,
-            Flavor::HandMade,
-            cfg_context::MANDATORY,
-            u64::MAX,
-            |f| put_cfg_context_fields(f, ctx, true),
-        )
+        put_declared(&mut self.w, Flavor::HandMade, ctx)
     }
 
-    /// Adds RESOURCE_OPTS (all fields).
-    pub fn put_resource_opts(&mut self, opts: &ResourceOpts<'_>) -> Result<(), NlaError> {
-        put_struct(
-            &mut self.w,
-            tla::RESOURCE_OPTS,
-            Flavor::Kernel,
-            0,
-            u64::MAX,
-            |f| {
-                resource_opts::ALL.each_field(resource_opts::MAX_FIELD, |n| {
-                    put_resource_opts_field(f, opts, n)
-                })
-            },
-        )
-    }
-
-    /// Adds DISK_CONF (all fields).
-    pub fn put_disk_conf(&mut self, conf: &DiskConf<'_>) -> Result<(), NlaError> {
-        put_struct(
-            &mut self.w,
-            tla::DISK_CONF,
-            Flavor::Kernel,
-            0,
-            u64::MAX,
-            |f| {
-                DISK_CONF_KERNEL_ORDER
-                    .as_slice()
-                    .each_field(disk_conf::MAX_FIELD, |n| put_disk_conf_field(f, conf, n))
-            },
-        )
+    kernel_writers! {
+        /// Adds RESOURCE_OPTS (all fields).
+        fn put_resource_opts(opts: &ResourceOpts<'_>);
+        /// Adds DISK_CONF (all fields, in `drbd_genl.h` order).
+        fn put_disk_conf(conf: &DiskConf<'_>);
+        /// Adds DEVICE_INFO.
+        fn put_device_info(info: &DeviceInfo);
+        /// Adds DEVICE_STATISTICS (history_uuids as the 8.4 kernel
+        /// sends them).
+        fn put_device_statistics(s: &DeviceStatistics);
+        /// Adds RESOURCE_INFO.
+        fn put_resource_info(i: &ResourceInfo);
+        /// Adds RESOURCE_STATISTICS.
+        fn put_resource_statistics(s: &ResourceStatistics);
+        /// Adds CONNECTION_INFO.
+        fn put_connection_info(i: &ConnectionInfo);
+        /// Adds CONNECTION_STATISTICS.
+        fn put_connection_statistics(s: &ConnectionStatistics);
+        /// Adds PEER_DEVICE_INFO.
+        fn put_peer_device_info(i: &PeerDeviceInfo);
+        /// Adds PEER_DEVICE_STATISTICS.
+        fn put_peer_device_statistics(s: &PeerDeviceStatistics);
+        /// Adds HELPER.
+        fn put_helper_info(h: &HelperInfo<'_>);
     }
 
     /// Adds NET_CONF (all fields); the shared secret only with
@@ -2990,223 +2095,29 @@ impl<'a> ReplyBuilder<'a> {
         } else {
             net_conf::ALL & !net_conf::SENSITIVE
         };
-        put_struct(
-            &mut self.w,
-            tla::NET_CONF,
-            Flavor::Kernel,
-            0,
-            u64::MAX,
-            |f| fields.each_field(net_conf::MAX_FIELD, |n| put_net_conf_field(f, conf, n)),
-        )
+        put_fields(&mut self.w, Flavor::Kernel, conf, fields)
     }
 
     /// Adds STATE_INFO; `None` fields are left out.
     pub fn put_state_info(&mut self, s: &StateInfo<'_>) -> Result<(), NlaError> {
-        use state_info as i;
-        put_struct(
-            &mut self.w,
-            tla::STATE_INFO,
-            Flavor::HandMade,
-            i::MANDATORY,
-            u64::MAX,
-            |f| {
-                f.u32(i::SIB_REASON, s.sib_reason)?;
-                f.u32(i::CURRENT_STATE, s.current_state)?;
-                f.u64(i::ED_UUID, s.ed_uuid)?;
-                f.u64(i::CAPACITY, s.capacity)?;
-                f.u64(i::SEND_CNT, s.send_cnt)?;
-                f.u64(i::RECV_CNT, s.recv_cnt)?;
-                f.u64(i::READ_CNT, s.read_cnt)?;
-                f.u64(i::WRIT_CNT, s.writ_cnt)?;
-                f.u64(i::AL_WRIT_CNT, s.al_writ_cnt)?;
-                f.u64(i::BM_WRIT_CNT, s.bm_writ_cnt)?;
-                f.u32(i::AP_BIO_CNT, s.ap_bio_cnt)?;
-                f.u32(i::AP_PENDING_CNT, s.ap_pending_cnt)?;
-                f.u32(i::RS_PENDING_CNT, s.rs_pending_cnt)?;
-                if let Some(uuids) = s.uuids {
-                    let mut raw = [0u8; i::UUIDS_SIZE];
-                    for (chunk, uuid) in raw.chunks_exact_mut(8).zip(uuids) {
-                        chunk.copy_from_slice(&uuid.to_ne_bytes());
-                    }
-                    f.bytes(i::UUIDS, &raw, i::UUIDS_SIZE)?;
-                }
-                let optional_u32 = [
-                    (i::DISK_FLAGS, s.disk_flags),
-                    (i::PREV_STATE, s.prev_state),
-                    (i::NEW_STATE, s.new_state),
-                    (i::HELPER_EXIT_CODE, s.helper_exit_code),
-                ];
-                for (number, value) in optional_u32 {
-                    value.map_or(Ok(()), |v| f.u32(number, v))?;
-                }
-                let optional_u64 = [
-                    (i::BITS_TOTAL, s.bits_total),
-                    (i::BITS_OOS, s.bits_oos),
-                    (i::BITS_RS_TOTAL, s.bits_rs_total),
-                    (i::BITS_RS_FAILED, s.bits_rs_failed),
-                ];
-                for (number, value) in optional_u64 {
-                    value.map_or(Ok(()), |v| f.u64(number, v))?;
-                }
-                s.helper
-                    .map_or(Ok(()), |h| f.str(i::HELPER, h, i::HELPER_SIZE))
-            },
-        )
-    }
-
-    /// Adds DEVICE_INFO.
-    pub fn put_device_info(&mut self, info: &DeviceInfo) -> Result<(), NlaError> {
-        put_struct(
-            &mut self.w,
-            tla::DEVICE_INFO,
-            Flavor::Kernel,
-            0,
-            u64::MAX,
-            |f| f.u32(device_info::DEV_DISK_STATE, info.disk_state),
-        )
-    }
-
-    /// Adds DEVICE_STATISTICS (history_uuids as the 8.4 kernel sends them).
-    pub fn put_device_statistics(&mut self, s: &DeviceStatistics) -> Result<(), NlaError> {
-        use device_statistics as d;
-        put_struct(
-            &mut self.w,
-            tla::DEVICE_STATISTICS,
-            Flavor::Kernel,
-            0,
-            u64::MAX,
-            |f| {
-                f.u64(d::DEV_SIZE, s.size)?;
-                f.u64(d::DEV_READ, s.read)?;
-                f.u64(d::DEV_WRITE, s.write)?;
-                f.u64(d::DEV_AL_WRITES, s.al_writes)?;
-                f.u64(d::DEV_BM_WRITES, s.bm_writes)?;
-                f.u32(d::DEV_UPPER_PENDING, s.upper_pending)?;
-                f.u32(d::DEV_LOWER_PENDING, s.lower_pending)?;
-                f.flag(d::DEV_UPPER_BLOCKED, s.upper_blocked)?;
-                f.flag(d::DEV_LOWER_BLOCKED, s.lower_blocked)?;
-                f.flag(d::DEV_AL_SUSPENDED, s.al_suspended)?;
-                f.u64(d::DEV_EXPOSED_DATA_UUID, s.exposed_data_uuid)?;
-                f.u64(d::DEV_CURRENT_UUID, s.current_uuid)?;
-                f.u32(d::DEV_DISK_FLAGS, s.disk_flags)?;
-                let mut raw = [0u8; d::HISTORY_UUIDS_SENT];
-                let len = match s.history_uuids {
-                    Some(uuids) => {
-                        for (chunk, uuid) in raw.chunks_exact_mut(8).zip(uuids) {
-                            chunk.copy_from_slice(&uuid.to_ne_bytes());
-                        }
-                        d::HISTORY_UUIDS_SENT
-                    }
-                    None => 0,
-                };
-                f.bytes(
-                    d::HISTORY_UUIDS,
-                    raw.get(..len).unwrap_or_default(),
-                    d::HISTORY_UUIDS_SIZE,
-                )
-            },
-        )
+        let order = STATE_INFO_KERNEL_ORDER.as_slice();
+        put_fields(&mut self.w, Flavor::HandMade, s, order)
     }
 
     /// Adds TIMEOUT_PARMS, the reply of GET_TIMEOUT_TYPE.
     pub fn put_timeout_type(&mut self, timeout_type: u32) -> Result<(), NlaError> {
-        put_struct(
-            &mut self.w,
-            tla::TIMEOUT_PARMS,
-            Flavor::Kernel,
-            0,
-            u64::MAX,
-            |f| f.u32(timeout_parms::TIMEOUT_TYPE, timeout_type),
-        )
-    }
-
-    /// Adds RESOURCE_INFO.
-    pub fn put_resource_info(&mut self, i: &ResourceInfo) -> Result<(), NlaError> {
-        use resource_info as r;
-        self.kernel_struct(tla::RESOURCE_INFO, |f| {
-            f.u32(r::RES_ROLE, i.role)?;
-            f.flag(r::RES_SUSP, i.susp)?;
-            f.flag(r::RES_SUSP_NOD, i.susp_nod)?;
-            f.flag(r::RES_SUSP_FEN, i.susp_fen)
-        })
-    }
-
-    /// Adds RESOURCE_STATISTICS.
-    pub fn put_resource_statistics(&mut self, s: &ResourceStatistics) -> Result<(), NlaError> {
-        self.kernel_struct(tla::RESOURCE_STATISTICS, |f| {
-            f.u32(
-                resource_statistics::RES_STAT_WRITE_ORDERING,
-                s.write_ordering,
-            )
-        })
-    }
-
-    /// Adds CONNECTION_INFO.
-    pub fn put_connection_info(&mut self, i: &ConnectionInfo) -> Result<(), NlaError> {
-        use connection_info as c;
-        self.kernel_struct(tla::CONNECTION_INFO, |f| {
-            f.u32(c::CONN_CONNECTION_STATE, i.connection_state)?;
-            f.u32(c::CONN_ROLE, i.role)
-        })
-    }
-
-    /// Adds CONNECTION_STATISTICS.
-    pub fn put_connection_statistics(&mut self, s: &ConnectionStatistics) -> Result<(), NlaError> {
-        self.kernel_struct(tla::CONNECTION_STATISTICS, |f| {
-            f.flag(connection_statistics::CONN_CONGESTED, s.congested)
-        })
-    }
-
-    /// Adds PEER_DEVICE_INFO.
-    pub fn put_peer_device_info(&mut self, i: &PeerDeviceInfo) -> Result<(), NlaError> {
-        use peer_device_info as p;
-        self.kernel_struct(tla::PEER_DEVICE_INFO, |f| {
-            f.u32(p::PEER_REPL_STATE, i.repl_state)?;
-            f.u32(p::PEER_DISK_STATE, i.disk_state)?;
-            f.u32(p::PEER_RESYNC_SUSP_USER, i.resync_susp_user)?;
-            f.u32(p::PEER_RESYNC_SUSP_PEER, i.resync_susp_peer)?;
-            f.u32(p::PEER_RESYNC_SUSP_DEPENDENCY, i.resync_susp_dependency)
-        })
-    }
-
-    /// Adds PEER_DEVICE_STATISTICS.
-    pub fn put_peer_device_statistics(&mut self, s: &PeerDeviceStatistics) -> Result<(), NlaError> {
-        use peer_device_statistics as p;
-        self.kernel_struct(tla::PEER_DEVICE_STATISTICS, |f| {
-            f.u64(p::PEER_DEV_RECEIVED, s.received)?;
-            f.u64(p::PEER_DEV_SENT, s.sent)?;
-            f.u32(p::PEER_DEV_PENDING, s.pending)?;
-            f.u32(p::PEER_DEV_UNACKED, s.unacked)?;
-            f.u64(p::PEER_DEV_OUT_OF_SYNC, s.out_of_sync)?;
-            f.u64(p::PEER_DEV_RESYNC_FAILED, s.resync_failed)?;
-            f.u64(p::PEER_DEV_BITMAP_UUID, s.bitmap_uuid)?;
-            f.u32(p::PEER_DEV_FLAGS, s.flags)
-        })
+        put_declared(&mut self.w, Flavor::Kernel, &TimeoutParms { timeout_type })
     }
 
     /// Adds NOTIFICATION_HEADER (`notification_header::NOTIFY_*`).
     pub fn put_notification_header(&mut self, nh_type: u32) -> Result<(), NlaError> {
-        self.kernel_struct(tla::NOTIFICATION_HEADER, |f| {
-            f.u32(notification_header::NH_TYPE, nh_type)
-        })
-    }
-
-    /// Adds HELPER.
-    pub fn put_helper_info(&mut self, h: &HelperInfo<'_>) -> Result<(), NlaError> {
-        use helper_info as i;
-        self.kernel_struct(tla::HELPER, |f| {
-            f.str(i::HELPER_NAME, h.name, i::HELPER_NAME_SIZE)?;
-            f.u32(i::HELPER_STATUS, h.status)
-        })
-    }
-
-    /// A struct as the kernel's generated `*_to_skb` writes it.
-    fn kernel_struct(
-        &mut self,
-        tla_number: u16,
-        body: impl FnOnce(&mut FieldWriter<'_, '_>) -> Result<(), NlaError>,
-    ) -> Result<(), NlaError> {
-        put_struct(&mut self.w, tla_number, Flavor::Kernel, 0, u64::MAX, body)
+        put_struct(
+            &mut self.w,
+            tla::NOTIFICATION_HEADER,
+            Flavor::Kernel,
+            0,
+            |f| f.u32(notification_header::NH_TYPE, nh_type),
+        )
     }
 
     /// The writer, for attributes this builder has no method for.
@@ -3225,172 +2136,60 @@ pub fn put_cfg_context_request(
     w: &mut NlaWriter<'_>,
     ctx: &CfgContext<'_>,
 ) -> Result<(), NlaError> {
-    put_struct(
-        w,
-        tla::CFG_CONTEXT,
-        Flavor::User,
-        cfg_context::MANDATORY,
-        u64::MAX,
-        |f| put_cfg_context_fields(f, ctx, false),
-    )
+    put_fields(w, Flavor::User, ctx, CFG_CONTEXT_USER_ORDER.as_slice())
 }
 
-/// Adds DISK_CONF to a request with only the fields in `fields` (a
-/// [`field_mask`] or a list in send order); drbdsetup sends
-/// [`disk_conf::REQUIRED`] plus the options given on attach, and only the
-/// given options on disk-options. An empty selection sends an empty nest.
-pub fn put_disk_conf_request(
-    w: &mut NlaWriter<'_>,
-    conf: &DiskConf<'_>,
-    fields: impl FieldSelection,
-) -> Result<(), NlaError> {
-    put_struct(
-        w,
-        tla::DISK_CONF,
-        Flavor::User,
-        disk_conf::MANDATORY,
-        u64::MAX,
-        |f| fields.each_field(disk_conf::MAX_FIELD, |n| put_disk_conf_field(f, conf, n)),
-    )
+/// Defines request writers (userspace side): each adds one struct as
+/// drbd-utils sends it, with only the fields a [`FieldSelection`] names, in
+/// its order, or (without `fields`) whole.
+macro_rules! request_writers {
+    (@fields $fields:ident) => { $fields };
+    (@fields) => { u64::MAX };
+    ($($(#[$meta:meta])* fn $name:ident($arg:ident: &$ty:ty $(, $fields:ident)?);)*) => {$(
+        $(#[$meta])*
+        pub fn $name(
+            w: &mut NlaWriter<'_>,
+            $arg: &$ty,
+            $($fields: impl FieldSelection,)?
+        ) -> Result<(), NlaError> {
+            put_fields(w, Flavor::User, $arg, request_writers!(@fields $($fields)?))
+        }
+    )*};
 }
 
-/// Adds RESOURCE_OPTS to a request with only the fields in `fields`.
-pub fn put_resource_opts_request(
-    w: &mut NlaWriter<'_>,
-    opts: &ResourceOpts<'_>,
-    fields: impl FieldSelection,
-) -> Result<(), NlaError> {
-    put_struct(
-        w,
-        tla::RESOURCE_OPTS,
-        Flavor::User,
-        resource_opts::MANDATORY,
-        u64::MAX,
-        |f| {
-            fields.each_field(resource_opts::MAX_FIELD, |n| {
-                put_resource_opts_field(f, opts, n)
-            })
-        },
-    )
-}
-
-/// Adds NET_CONF to a request with only the fields in `fields` (connect
-/// and net-options send the options given on the command line).
-pub fn put_net_conf_request(
-    w: &mut NlaWriter<'_>,
-    conf: &NetConf<'_>,
-    fields: impl FieldSelection,
-) -> Result<(), NlaError> {
-    put_struct(
-        w,
-        tla::NET_CONF,
-        Flavor::User,
-        net_conf::MANDATORY,
-        u64::MAX,
-        |f| fields.each_field(net_conf::MAX_FIELD, |n| put_net_conf_field(f, conf, n)),
-    )
-}
-
-/// Adds RESIZE_PARMS to a request with only the fields in `fields`.
-pub fn put_resize_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &ResizeParms,
-    fields: impl FieldSelection,
-) -> Result<(), NlaError> {
-    put_struct(
-        w,
-        tla::RESIZE_PARMS,
-        Flavor::User,
-        resize_parms::MANDATORY,
-        u64::MAX,
-        |f| {
-            fields.each_field(resize_parms::MAX_FIELD, |n| {
-                put_resize_parms_field(f, parms, n)
-            })
-        },
-    )
-}
-
-/// Adds START_OV_PARMS to a request with only the fields in `fields`.
-pub fn put_start_ov_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &StartOvParms,
-    fields: impl FieldSelection,
-) -> Result<(), NlaError> {
-    put_struct(
-        w,
-        tla::START_OV_PARMS,
-        Flavor::User,
-        start_ov_parms::MANDATORY,
-        u64::MAX,
-        |f| {
-            fields.each_field(start_ov_parms::MAX_FIELD, |n| {
-                put_start_ov_parms_field(f, parms, n)
-            })
-        },
-    )
-}
-
-/// Adds TIMEOUT_PARMS to a request (drbd-utils never sends it; for tests
-/// and symmetry).
-pub fn put_timeout_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &TimeoutParms,
-) -> Result<(), NlaError> {
-    put_struct(
-        w,
-        tla::TIMEOUT_PARMS,
-        Flavor::User,
-        timeout_parms::MANDATORY,
-        u64::MAX,
-        |f| f.u32(timeout_parms::TIMEOUT_TYPE, parms.timeout_type),
-    )
-}
-
-/// Adds a single-flag *_PARMS struct, as drbdsetup does for "--force".
-fn put_flag_request(w: &mut NlaWriter<'_>, tla_number: u16, value: bool) -> Result<(), NlaError> {
-    // Every single-flag struct has its flag as mandatory field 1.
-    put_struct(w, tla_number, Flavor::User, field_bit(1), u64::MAX, |f| {
-        f.flag(1, value)
-    })
-}
-
-/// Adds DETACH_PARMS to a request.
-pub fn put_detach_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &DetachParms,
-) -> Result<(), NlaError> {
-    put_flag_request(w, tla::DETACH_PARMS, parms.force_detach)
-}
-
-/// Adds SET_ROLE_PARMS to a request.
-pub fn put_set_role_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &SetRoleParms,
-) -> Result<(), NlaError> {
-    put_flag_request(w, tla::SET_ROLE_PARMS, parms.assume_uptodate)
-}
-
-/// Adds DISCONNECT_PARMS to a request.
-pub fn put_disconnect_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &DisconnectParms,
-) -> Result<(), NlaError> {
-    put_flag_request(w, tla::DISCONNECT_PARMS, parms.force_disconnect)
-}
-
-/// Adds NEW_C_UUID_PARMS to a request.
-pub fn put_new_c_uuid_parms_request(
-    w: &mut NlaWriter<'_>,
-    parms: &NewCUuidParms,
-) -> Result<(), NlaError> {
-    put_flag_request(w, tla::NEW_C_UUID_PARMS, parms.clear_bm)
+request_writers! {
+    /// Adds DISK_CONF to a request with only the fields in `fields` (a
+    /// [`field_mask`] or a list in send order); drbdsetup sends
+    /// [`disk_conf::REQUIRED`] plus the options given on attach, and only
+    /// the given options on disk-options. An empty selection sends an empty
+    /// nest.
+    fn put_disk_conf_request(conf: &DiskConf<'_>, fields);
+    /// Adds RESOURCE_OPTS to a request with only the fields in `fields`.
+    fn put_resource_opts_request(opts: &ResourceOpts<'_>, fields);
+    /// Adds NET_CONF to a request with only the fields in `fields` (connect
+    /// and net-options send the options given on the command line).
+    fn put_net_conf_request(conf: &NetConf<'_>, fields);
+    /// Adds RESIZE_PARMS to a request with only the fields in `fields`.
+    fn put_resize_parms_request(parms: &ResizeParms, fields);
+    /// Adds START_OV_PARMS to a request with only the fields in `fields`.
+    fn put_start_ov_parms_request(parms: &StartOvParms, fields);
+    /// Adds TIMEOUT_PARMS to a request (drbd-utils never sends it; for tests
+    /// and symmetry).
+    fn put_timeout_parms_request(parms: &TimeoutParms);
+    /// Adds DETACH_PARMS to a request.
+    fn put_detach_parms_request(parms: &DetachParms);
+    /// Adds SET_ROLE_PARMS to a request.
+    fn put_set_role_parms_request(parms: &SetRoleParms);
+    /// Adds DISCONNECT_PARMS to a request.
+    fn put_disconnect_parms_request(parms: &DisconnectParms);
+    /// Adds NEW_C_UUID_PARMS to a request.
+    fn put_new_c_uuid_parms_request(parms: &NewCUuidParms);
 }
 
 /// Adds an empty nest `tla_number`, as drbdsetup sends for a struct whose
 /// only options were given as "no" (`primary --force=no`).
 pub fn put_empty_request(w: &mut NlaWriter<'_>, tla_number: u16) -> Result<(), NlaError> {
-    put_struct(w, tla_number, Flavor::User, 0, u64::MAX, |_| Ok(()))
+    put_struct(w, tla_number, Flavor::User, 0, |_| Ok(()))
 }
 
 /// A parsed reply or notification (userspace side); absent structs are `None`.
@@ -3437,6 +2236,11 @@ pub struct Reply<'a> {
     pub helper_info: Option<HelperInfo<'a>>,
 }
 
+/// Struct S over its defaults, as a reply carries it.
+fn parse_whole<'a, S: GenlStruct<'a>>(nest: &'a [u8]) -> Result<S, RequestError> {
+    parse_struct(nest, S::default(), false)
+}
+
 /// Parses a reply or notification body that starts at the DRBD user header.
 /// Unknown top-level attributes are skipped; known structs are validated
 /// with the same rules as requests.
@@ -3461,44 +2265,30 @@ pub fn parse_reply(payload: &[u8]) -> Result<Reply<'_>, RequestError> {
                 })?;
                 reply.info_text = reply.info_text.or(text);
             }
-            tla::CFG_CONTEXT => reply.cfg_context = Some(parse_cfg_context(nest)?),
-            tla::RESOURCE_OPTS => {
-                reply.resource_opts = Some(parse_resource_opts(nest, ResourceOpts::default())?)
-            }
-            tla::DISK_CONF => {
-                reply.disk_conf = Some(parse_disk_conf(nest, DiskConf::default(), false)?)
-            }
-            tla::STATE_INFO => reply.state_info = Some(parse_state_info(nest)?),
-            tla::DEVICE_INFO => reply.device_info = Some(parse_device_info(nest)?),
-            tla::DEVICE_STATISTICS => {
-                reply.device_statistics = Some(parse_device_statistics(nest)?)
-            }
+            tla::CFG_CONTEXT => reply.cfg_context = Some(parse_whole(nest)?),
+            tla::RESOURCE_OPTS => reply.resource_opts = Some(parse_whole(nest)?),
+            tla::DISK_CONF => reply.disk_conf = Some(parse_whole(nest)?),
+            tla::STATE_INFO => reply.state_info = Some(parse_whole(nest)?),
+            tla::DEVICE_INFO => reply.device_info = Some(parse_whole(nest)?),
+            tla::DEVICE_STATISTICS => reply.device_statistics = Some(parse_whole(nest)?),
             tla::TIMEOUT_PARMS => {
-                reply.timeout_type = Some(parse_timeout_parms(nest)?.timeout_type)
+                let parms: TimeoutParms = parse_whole(nest)?;
+                reply.timeout_type = Some(parms.timeout_type);
             }
-            tla::NET_CONF => {
-                reply.net_conf = Some(parse_net_conf(nest, NetConf::default(), false)?)
-            }
-            tla::RESOURCE_INFO => reply.resource_info = Some(parse_resource_info(nest)?),
-            tla::RESOURCE_STATISTICS => {
-                reply.resource_statistics = Some(parse_resource_statistics(nest)?)
-            }
-            tla::CONNECTION_INFO => reply.connection_info = Some(parse_connection_info(nest)?),
-            tla::CONNECTION_STATISTICS => {
-                reply.connection_statistics = Some(parse_connection_statistics(nest)?)
-            }
-            tla::PEER_DEVICE_INFO => reply.peer_device_info = Some(parse_peer_device_info(nest)?),
-            tla::PEER_DEVICE_STATISTICS => {
-                reply.peer_device_statistics = Some(parse_peer_device_statistics(nest)?)
-            }
+            tla::NET_CONF => reply.net_conf = Some(parse_whole(nest)?),
+            tla::RESOURCE_INFO => reply.resource_info = Some(parse_whole(nest)?),
+            tla::RESOURCE_STATISTICS => reply.resource_statistics = Some(parse_whole(nest)?),
+            tla::CONNECTION_INFO => reply.connection_info = Some(parse_whole(nest)?),
+            tla::CONNECTION_STATISTICS => reply.connection_statistics = Some(parse_whole(nest)?),
+            tla::PEER_DEVICE_INFO => reply.peer_device_info = Some(parse_whole(nest)?),
+            tla::PEER_DEVICE_STATISTICS => reply.peer_device_statistics = Some(parse_whole(nest)?),
             tla::NOTIFICATION_HEADER => reply.notification_type = parse_notification_header(nest)?,
-            tla::HELPER => reply.helper_info = Some(parse_helper_info(nest)?),
+            tla::HELPER => reply.helper_info = Some(parse_whole(nest)?),
             _ => {}
         }
     }
     Ok(reply)
 }
-
 #[cfg(test)]
 mod tests {
     #![allow(
