@@ -792,28 +792,28 @@ genl_struct! {
         /// `wire_protocol`: synchronous.
         pub const PROT_C: u32 = super::WireProtocol::C as u32;
         /// `after_sb_*p`, `rr_conflict`: disconnect.
-        pub const ASB_DISCONNECT: u32 = 0;
+        pub const ASB_DISCONNECT: u32 = super::AfterSbPolicy::Disconnect as u32;
         /// `after_sb_0p`: discard the younger Primary.
-        pub const ASB_DISCARD_YOUNGER_PRI: u32 = 1;
+        pub const ASB_DISCARD_YOUNGER_PRI: u32 = super::AfterSbPolicy::DiscardYoungerPrimary as u32;
         /// `after_sb_0p`: discard the older Primary.
-        pub const ASB_DISCARD_OLDER_PRI: u32 = 2;
+        pub const ASB_DISCARD_OLDER_PRI: u32 = super::AfterSbPolicy::DiscardOlderPrimary as u32;
         /// `after_sb_0p`: discard the side without changes.
-        pub const ASB_DISCARD_ZERO_CHG: u32 = 3;
+        pub const ASB_DISCARD_ZERO_CHG: u32 = super::AfterSbPolicy::DiscardZeroChanges as u32;
         /// `after_sb_0p`: discard the side with fewer changes.
-        pub const ASB_DISCARD_LEAST_CHG: u32 = 4;
+        pub const ASB_DISCARD_LEAST_CHG: u32 = super::AfterSbPolicy::DiscardLeastChanges as u32;
         /// `after_sb_0p`: discard the local data.
-        pub const ASB_DISCARD_LOCAL: u32 = 5;
+        pub const ASB_DISCARD_LOCAL: u32 = super::AfterSbPolicy::DiscardLocal as u32;
         /// `after_sb_0p`: discard the peer's data.
-        pub const ASB_DISCARD_REMOTE: u32 = 6;
+        pub const ASB_DISCARD_REMOTE: u32 = super::AfterSbPolicy::DiscardRemote as u32;
         /// `after_sb_1p`: follow the 0p decision if it discards the Secondary.
-        pub const ASB_CONSENSUS: u32 = 7;
+        pub const ASB_CONSENSUS: u32 = super::AfterSbPolicy::Consensus as u32;
         /// `after_sb_1p`: discard the Secondary.
-        pub const ASB_DISCARD_SECONDARY: u32 = 8;
+        pub const ASB_DISCARD_SECONDARY: u32 = super::AfterSbPolicy::DiscardSecondary as u32;
         /// `after_sb_1p`, `after_sb_2p`, `rr_conflict`: call the pri-lost helper.
-        pub const ASB_CALL_HELPER: u32 = 9;
+        pub const ASB_CALL_HELPER: u32 = super::AfterSbPolicy::CallHelper as u32;
         /// `after_sb_1p`, `after_sb_2p`, `rr_conflict`: follow the 0p decision
         /// even on the Primary.
-        pub const ASB_VIOLENTLY: u32 = 10;
+        pub const ASB_VIOLENTLY: u32 = super::AfterSbPolicy::Violently as u32;
         /// `on_congestion`: block.
         pub const OC_BLOCK: u32 = 0;
         /// `on_congestion`: pull ahead (protocol A only).
@@ -1307,6 +1307,37 @@ pub fn ret_code_text(raw: i32) -> &'static str {
 /// state change result of 1..=4).
 pub fn ret_code_is_success(raw: i32) -> bool {
     raw == i32::from(RetCode::NoError) || (1..=4).contains(&raw)
+}
+
+wire_enum! {
+    /// An after-sb-*pri or rr-conflict policy (`enum drbd_after_sb_p`);
+    /// which of them each option allows is drbdsetup's to check.
+    AfterSbPolicy(u32), name, "The name drbd.conf uses (rr-conflict says call-pri-lost and violently)." {
+        Disconnect = 0 => "disconnect",
+        DiscardYoungerPrimary = 1 => "discard-younger-primary",
+        DiscardOlderPrimary = 2 => "discard-older-primary",
+        DiscardZeroChanges = 3 => "discard-zero-changes",
+        DiscardLeastChanges = 4 => "discard-least-changes",
+        DiscardLocal = 5 => "discard-local",
+        DiscardRemote = 6 => "discard-remote",
+        Consensus = 7 => "consensus",
+        DiscardSecondary = 8 => "discard-secondary",
+        CallHelper = 9 => "call-pri-lost-after-sb",
+        Violently = 10 => "violently-as0p",
+    }
+}
+
+impl AfterSbPolicy {
+    /// The peer's policy as the receiver compares it with its own
+    /// (`convert_after_sb`): what discards the peer's data for it
+    /// discards ours for us.
+    pub fn seen_from_peer(self) -> Self {
+        match self {
+            Self::DiscardRemote => Self::DiscardLocal,
+            Self::DiscardLocal => Self::DiscardRemote,
+            other => other,
+        }
+    }
 }
 
 wire_enum! {

@@ -1099,19 +1099,6 @@ impl<'a> ProtocolParams<'a> {
     }
 }
 
-/// after-sb values as the receiver compares them with its own
-/// (`convert_after_sb`): the peer's discard-remote is our discard-local and
-/// vice versa.
-pub fn convert_after_sb(peer: u32) -> u32 {
-    const DISCARD_LOCAL: u32 = 5;
-    const DISCARD_REMOTE: u32 = 6;
-    match peer {
-        DISCARD_REMOTE => DISCARD_LOCAL,
-        DISCARD_LOCAL => DISCARD_REMOTE,
-        other => other,
-    }
-}
-
 /// The dynamic resync controller settings of P_SYNC_PARAM89 (apv >= 95).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RsController {
@@ -1868,9 +1855,6 @@ mod tests {    #![allow(
             ..p
         };
         assert_eq!(nul.encode(L101, &mut buf), Err(ProtocolError::BadString));
-        assert_eq!(convert_after_sb(5), 6);
-        assert_eq!(convert_after_sb(6), 5);
-        assert_eq!(convert_after_sb(3), 3);
     }
 
     #[test]

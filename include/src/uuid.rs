@@ -493,54 +493,7 @@ pub fn uuid_compare(own: &mut Uuids, peer: &mut Uuids, ctx: &CompareContext) -> 
     at(100, UnrelatedData)
 }
 
-/// An after-sb-*pri or rr-conflict policy (`enum drbd_after_sb_p`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub enum AfterSbPolicy {
-    /// disconnect
-    Disconnect = 0,
-    /// discard-younger-primary
-    DiscardYoungerPrimary = 1,
-    /// discard-older-primary
-    DiscardOlderPrimary = 2,
-    /// discard-zero-changes
-    DiscardZeroChanges = 3,
-    /// discard-least-changes
-    DiscardLeastChanges = 4,
-    /// discard-local
-    DiscardLocal = 5,
-    /// discard-remote
-    DiscardRemote = 6,
-    /// consensus
-    Consensus = 7,
-    /// discard-secondary
-    DiscardSecondary = 8,
-    /// call-pri-lost-after-sb (rr-conflict: call-pri-lost)
-    CallHelper = 9,
-    /// violently-as0p (rr-conflict: violently)
-    Violently = 10,
-}
-
-impl AfterSbPolicy {
-    /// The policy with this netlink/wire value.
-    pub fn from_raw(raw: u32) -> Option<Self> {
-        use AfterSbPolicy::*;
-        Some(match raw {
-            0 => Disconnect,
-            1 => DiscardYoungerPrimary,
-            2 => DiscardOlderPrimary,
-            3 => DiscardZeroChanges,
-            4 => DiscardLeastChanges,
-            5 => DiscardLocal,
-            6 => DiscardRemote,
-            7 => Consensus,
-            8 => DiscardSecondary,
-            9 => CallHelper,
-            10 => Violently,
-            _ => return None,
-        })
-    }
-}
+pub use super::genl::AfterSbPolicy;
 
 /// The net options the handshake consults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use kernel::prelude::*;
 
 use crate::drbd_include::fixed_str::FixedStr;
-use crate::drbd_include::genl::{net_conf, NetConf, WireProtocol};
+use crate::drbd_include::genl::{net_conf, AfterSbPolicy, NetConf, WireProtocol};
 use crate::drbd_include::protocol::{self as proto, encode_packet, Header, Link, Packet, ProtocolError};
 use crate::drbd_include::protocol_settings::ProtocolSettings;
 use crate::drbd_include::request_timer::NetTimeouts;
@@ -35,8 +35,8 @@ pub(crate) struct NetConfig {
     pub(crate) ko_count: u32,
     /// Tenths of a second; 0: ping_timeo.
     pub(crate) sock_check_timeo: u32,
-    pub(crate) after_sb: [u32; 3],
-    pub(crate) rr_conflict: u32,
+    pub(crate) after_sb: [AfterSbPolicy; 3],
+    pub(crate) rr_conflict: AfterSbPolicy,
     pub(crate) always_asbp: bool,
     pub(crate) two_primaries: bool,
     pub(crate) discard_my_data: bool,
@@ -122,6 +122,7 @@ impl NetConfig {
         let my_addr = SockAddr::from_bytes(my_addr).ok_or("invalid local address")?;
         let peer_addr = SockAddr::from_bytes(peer_addr).ok_or("invalid peer address")?;
         let wire_protocol = WireProtocol::from_raw(nc.wire_protocol).ok_or("invalid wire protocol")?;
+        let policy = |raw: u32| AfterSbPolicy::from_raw(raw).ok_or("invalid after-sb or rr-conflict policy");
         Ok(Self {
             my_addr,
             peer_addr,
@@ -132,8 +133,8 @@ impl NetConfig {
             timeout: nc.timeout.max(1),
             ko_count: nc.ko_count,
             sock_check_timeo: nc.sock_check_timeo,
-            after_sb: [nc.after_sb_0p, nc.after_sb_1p, nc.after_sb_2p],
-            rr_conflict: nc.rr_conflict,
+            after_sb: [policy(nc.after_sb_0p)?, policy(nc.after_sb_1p)?, policy(nc.after_sb_2p)?],
+            rr_conflict: policy(nc.rr_conflict)?,
             always_asbp: nc.always_asbp,
             two_primaries: nc.two_primaries,
             discard_my_data: nc.discard_my_data,

@@ -10,6 +10,7 @@ use kernel::prelude::*;
 
 use crate::drbd_include::fixed_str::FixedStr;
 use crate::drbd_include::genl::{
+    AfterSbPolicy,
     self as api, disk_conf, net_conf, resource_opts, ConnState, DiskConf, DiskState, Fencing, NetConf,
     ResourceOpts, RetCode, Role, StateChangeResult, WireProtocol,
 };
@@ -163,7 +164,7 @@ impl NetOptions {
             return bad(what);
         }
         let policies = [conf.after_sb_0p, conf.after_sb_1p, conf.after_sb_2p, conf.rr_conflict];
-        if policies.iter().any(|&p| p > n::ASB_VIOLENTLY) || conf.on_congestion > n::OC_DISCONNECT {
+        if policies.iter().any(|&p| AfterSbPolicy::from_raw(p).is_none()) || conf.on_congestion > n::OC_DISCONNECT {
             return bad("invalid after-split-brain, rr-conflict or on-congestion policy");
         }
         if conf.two_primaries && conf.wire_protocol != n::PROT_C {
@@ -194,7 +195,7 @@ impl NetOptions {
     /// have changed them with P_PROTOCOL_UPDATE).
     pub(crate) fn with_protocol(mut self, settings: ProtocolSettings) -> Self {
         self.conf.wire_protocol = settings.wire_protocol as u32;
-        [self.conf.after_sb_0p, self.conf.after_sb_1p, self.conf.after_sb_2p] = settings.after_sb;
+        [self.conf.after_sb_0p, self.conf.after_sb_1p, self.conf.after_sb_2p] = settings.after_sb.map(|p| p as u32);
         self.conf.two_primaries = settings.two_primaries;
         self
     }
@@ -204,7 +205,9 @@ impl NetOptions {
         let c = &self.conf;
         ProtocolSettings {
             wire_protocol: WireProtocol::from_raw(c.wire_protocol).unwrap_or(WireProtocol::C),
-            after_sb: [c.after_sb_0p, c.after_sb_1p, c.after_sb_2p],
+            // Checked in `new`: every policy is a known one.
+            after_sb: [c.after_sb_0p, c.after_sb_1p, c.after_sb_2p]
+                .map(|raw| AfterSbPolicy::from_raw(raw).unwrap_or(AfterSbPolicy::Disconnect)),
             two_primaries: c.two_primaries,
         }
     }

@@ -27,7 +27,7 @@ use crate::drbd_resync::{SyncTargetWorker, TargetJob};
 use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
 use crate::drbd_include::uuid::{
-    sync_handshake, HandshakeAbort, uuid_compare, uuid_flags, AfterSbPolicy, CompareContext, HandshakeInput,
+    sync_handshake, HandshakeAbort, uuid_compare, uuid_flags, CompareContext, HandshakeInput,
     HandshakeResult, HelperCalls, SplitBrainConfig, Uuids,
 };
 use crate::kernel_glue::crypto::Digest;
@@ -349,7 +349,7 @@ fn receive_loop(
 fn receive_protocol(shared: &ConnShared, cmd: Packet, peer: &proto::ProtocolParams<'_>) -> core::result::Result<(), NetError> {
     let name = shared.name.as_str();
     let ours = shared.protocol_settings();
-    match ours.receive(peer, cmd == Packet::ProtocolUpdate) {
+    match ours.receive(peer, cmd == Packet::ProtocolUpdate, shared.config.discard_my_data) {
         PeerProtocol::Agreed => Ok(()),
         PeerProtocol::Adopt(new) => {
             shared.set_protocol_settings(new);
@@ -964,7 +964,6 @@ fn handshake(
             link,
         };
         let comparison = uuid_compare(&mut own, &mut theirs, &ctx);
-        let policy = |raw: u32| AfterSbPolicy::from_raw(raw).unwrap_or(AfterSbPolicy::Disconnect);
         let input = HandshakeInput {
             comparison,
             own_uuids: own,
@@ -981,10 +980,10 @@ fn handshake(
             resolve_conflicts,
             dry_run: false,
             config: SplitBrainConfig {
-                after_sb_0p: policy(after_sb[0]),
-                after_sb_1p: policy(after_sb[1]),
-                after_sb_2p: policy(after_sb[2]),
-                rr_conflict: policy(cfg.rr_conflict),
+                after_sb_0p: after_sb[0],
+                after_sb_1p: after_sb[1],
+                after_sb_2p: after_sb[2],
+                rr_conflict: cfg.rr_conflict,
                 always_asbp: cfg.always_asbp,
             },
         };
