@@ -10,7 +10,7 @@
 //! External metadata is `[superblock][activity log][bitmap]`.
 
 use super::al::AlGeometry;
-use super::genl::DiskState;
+use super::genl::{ConnState, DiskState};
 use core::fmt;
 use super::be::{get_be32, get_be64, put_be32, put_be64};
 
@@ -81,6 +81,34 @@ pub const MDF_CRASHED_PRIMARY: u32 = 1 << 6;
 pub const MDF_AL_CLEAN: u32 = 1 << 7;
 /// al-updates=no was in effect.
 pub const MDF_AL_DISABLED: u32 = 1 << 8;
+
+/// The flags a state keeps in the superblock (`__drbd_set_state`'s
+/// `mdf`): Primary, connected, Consistent, was UpToDate, peer outdated,
+/// crashed Primary; the other flags of `flags` stay.
+pub fn state_flags(flags: u32, primary: bool, disk: DiskState, pdsk: DiskState, conn: ConnState, crashed_primary: bool) -> u32 {
+    let mut mdf = flags
+        & !(MDF_CONSISTENT | MDF_PRIMARY_IND | MDF_CONNECTED_IND | MDF_WAS_UP_TO_DATE | MDF_PEER_OUT_DATED
+            | MDF_CRASHED_PRIMARY);
+    let set = |mdf: &mut u32, on: bool, flag: u32| {
+        if on {
+            *mdf |= flag;
+        }
+    };
+    set(&mut mdf, primary, MDF_PRIMARY_IND);
+    set(&mut mdf, conn > ConnState::WfReportParams, MDF_CONNECTED_IND);
+    set(&mut mdf, disk > DiskState::Inconsistent, MDF_CONSISTENT);
+    set(&mut mdf, disk > DiskState::Outdated, MDF_WAS_UP_TO_DATE);
+    set(&mut mdf, (DiskState::Inconsistent..=DiskState::Outdated).contains(&pdsk), MDF_PEER_OUT_DATED);
+    set(&mut mdf, crashed_primary, MDF_CRASHED_PRIMARY);
+    mdf
+}
+
+/// Whether the node these flags were left by went down as Primary
+/// without seeing its peer since (`drbd_adm_attach`: MDF_CRASHED_PRIMARY,
+/// or MDF_PRIMARY_IND still set: it was Primary when it stopped).
+pub fn crashed_primary_at_attach(flags: u32) -> bool {
+    flags & (MDF_CRASHED_PRIMARY | MDF_PRIMARY_IND) != 0
+}
 
 /// UUID slot of the current data generation.
 pub const UI_CURRENT: usize = 0;
@@ -634,6 +662,25 @@ mod tests {
     use super::*;
 
     use crate::test_rng::XorShift;
+
+    #[test]
+    fn state_flags_follow_the_state() {
+        let other = MDF_AL_DISABLED | MDF_FULL_SYNC;
+        let f = state_flags(other | MDF_PRIMARY_IND | MDF_CRASHED_PRIMARY, false, DiskState::UpToDate,
+            DiskState::Outdated, ConnState::StandAlone, false);
+        assert_eq!(f, other | MDF_CONSISTENT | MDF_WAS_UP_TO_DATE | MDF_PEER_OUT_DATED);
+        let f = state_flags(0, true, DiskState::Outdated, DiskState::DUnknown, ConnState::Connected, true);
+        assert_eq!(f, MDF_PRIMARY_IND | MDF_CONNECTED_IND | MDF_CONSISTENT | MDF_CRASHED_PRIMARY);
+        let f = state_flags(0, false, DiskState::Inconsistent, DiskState::UpToDate, ConnState::WfReportParams, false);
+        assert_eq!(f, 0);
+    }
+
+    #[test]
+    fn a_primary_that_stopped_as_primary_crashed() {
+        assert!(crashed_primary_at_attach(MDF_PRIMARY_IND | MDF_CONSISTENT));
+        assert!(crashed_primary_at_attach(MDF_CRASHED_PRIMARY));
+        assert!(!crashed_primary_at_attach(MDF_CONSISTENT | MDF_WAS_UP_TO_DATE | MDF_CONNECTED_IND));
+    }
 
     /// Superblock of a 64 MiB file after `drbdmeta ... internal create-md`
     /// (drbd-utils 9.22), first 96 bytes; the rest is zero.

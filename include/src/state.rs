@@ -12,7 +12,7 @@
 use core::fmt;
 
 use super::genl::{ConnState, DiskState, Role, State, StateChangeResult};
-use super::mgmt::shown_conn;
+use super::mgmt::{pdsk_while_unconnected, shown_conn};
 
 /// The states of a device itself.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -149,9 +149,7 @@ pub fn sanitize(ns: States) -> (States, Option<Warning>) {
     if ns.peer.conn < ConnState::Connected {
         ns.peer.peer_isp = false;
         ns.peer.peer = Role::Unknown;
-        if ns.peer.pdsk > DiskState::DUnknown || ns.peer.pdsk < DiskState::Inconsistent {
-            ns.peer.pdsk = DiskState::DUnknown;
-        }
+        ns.peer.pdsk = pdsk_while_unconnected(ns.peer.pdsk);
     }
     if ns.peer.conn > ConnState::Connected
         && (ns.device.disk <= DiskState::Failed || ns.peer.pdsk <= DiskState::Failed)

@@ -551,6 +551,8 @@ pub(crate) struct LocalView {
     pub(crate) uuids: crate::drbd_include::uuid::Uuids,
     pub(crate) bitmap_bits: u64,
     pub(crate) capacity: u64,
+    /// We went down as Primary (P_UUIDS flag CRASHED_PRIMARY).
+    pub(crate) crashed_primary: bool,
 }
 
 /// `drbd_send_protocol` and `drbd_connected`: P_PROTOCOL, then for the
@@ -587,6 +589,9 @@ pub(crate) fn send_parameters(
     }
     if local.disk == DiskState::Inconsistent {
         flags |= uuid_flags::INCONSISTENT;
+    }
+    if local.crashed_primary {
+        flags |= uuid_flags::CRASHED_PRIMARY;
     }
     let uuids = UuidsPacket { uuids: local.uuids, bitmap_bits: local.bitmap_bits, flags };
     send_packet(data, link, Packet::Uuids, volume, |out| uuids.encode(out))?;

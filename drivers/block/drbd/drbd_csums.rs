@@ -104,12 +104,11 @@ impl CsumsState {
     }
 
     /// The transform a SyncTarget starting now uses for its requests,
-    /// if it resyncs by checksums (`use_checksum_based_resync`; rdrbd
-    /// does not track a crashed Primary, so with csums-after-crash-only it
-    /// never does).
-    pub(crate) fn target_digest(&self, name: &str, cfg: &NetConfig, version: u32) -> Option<Digest> {
+    /// if it resyncs by checksums (`use_checksum_based_resync`: with
+    /// csums-after-crash-only, only while this node is a crashed Primary).
+    pub(crate) fn target_digest(&self, name: &str, cfg: &NetConfig, version: u32, crashed_primary: bool) -> Option<Digest> {
         let alg = self.alg.as_ref()?;
-        if !csums::use_checksum_based_resync(version, true, cfg.csums_after_crash_only, false) {
+        if !csums::use_checksum_based_resync(version, true, cfg.csums_after_crash_only, crashed_primary) {
             return None;
         }
         match digest_named(alg) {

@@ -297,8 +297,8 @@ pub(crate) fn peer_disk_changed(name: &str, io: &DeviceIo, old: DiskState, new: 
     match io.with_md(|md, dev| md.peer_lost_disk(dev, primary, peer_role, disk, new)) {
         Some(Ok(true)) => {
             pr_info!("{}: new current UUID: the peer's disk is {}\n", name, new.name());
-            if let (Some(replica), Some((uuids, bits))) = (io.replica(), io.with_md(|md, _| (md.uuids(), md.bitmap.count()))) {
-                let _ = replica.send_uuids(uuids, bits, 0);
+            if let (Some(replica), Some((uuids, bits, flags))) = (io.replica(), io.with_md(|md, _| (md.uuids(), md.bitmap.count(), md.uuid_flags()))) {
+                let _ = replica.send_uuids(uuids, bits, flags);
             }
         }
         Some(Err(e)) => pr_err!("{}: writing meta data failed: error {}\n", name, e.to_errno()),

@@ -346,12 +346,20 @@ impl Registry {
             return Err(AdmError::new(RetCode::OpenDisk, "backing device limits do not fit"));
         }
         let disk_state = md.disk_state();
+        let peer_outdated = md.peer_outdated();
         if device.io.attach_lower(lower, md).is_err() {
             return Err(AdmError::new(RetCode::DiskConfigured, "minor is already attached"));
         }
         device.io.set_exposed_sectors(sectors);
         device.io.resize().set_user_size(config.disk_size);
-        device.io.set_disk_state(disk_state);
+        // drbd_adm_attach: the disk as the flags have it, and the peer's
+        // disk Outdated if they say so (while it is not connected).
+        device.io.set_state(|s| {
+            s.device.disk = disk_state;
+            if peer_outdated && s.peer.conn < api::ConnState::Connected {
+                s.peer.pdsk = api::DiskState::Outdated;
+            }
+        });
         if let Some(pd) = device.io.peer_device() {
             pd.resync.set_rate(config.options.resync_rate());
         }
@@ -542,8 +550,8 @@ impl Registry {
         if let Some(replica) = device.io.replica() {
             let io = &device.io;
             if forced {
-                if let Some((uuids, bits)) = io.with_md(|md, _| (md.uuids(), md.bitmap.count())) {
-                    let _ = replica.send_uuids(uuids, bits, 0);
+                if let Some((uuids, bits, flags)) = io.with_md(|md, _| (md.uuids(), md.bitmap.count(), md.uuid_flags())) {
+                    let _ = replica.send_uuids(uuids, bits, flags);
                 }
             }
             // The state as it is now (`drbd_send_current_state`).

@@ -27,6 +27,10 @@ pub(crate) struct MetaData {
     pub(crate) io: MetaIo,
     pub(crate) bitmap: BitmapMem,
     pub(crate) al: ActivityLog,
+    /// This node went down as Primary and has not had both disks
+    /// UpToDate since (8.4's CRASHED_PRIMARY): the handshake makes it
+    /// SyncSource of what its activity log marked (uuid_compare rule 40).
+    pub(crate) crashed_primary: bool,
     block: KBox<[u8; MD_BLOCK_SIZE]>,
 }
 
@@ -146,7 +150,8 @@ impl MetaData {
             bitmap.load_block(i, &block);
         }
         let al = ActivityLog::new(al_extents, geometry, layout.al_sector(), layout.bm_sector()).map_err(nomem)?;
-        let mut this = Self { layout, sb, io, bitmap, al, block };
+        let crashed_primary = md::crashed_primary_at_attach(sb.flags);
+        let mut this = Self { layout, sb, io, bitmap, al, crashed_primary, block };
         if !this.sb.is_clean() {
             this.replay_activity_log(dev)?;
         }
@@ -253,25 +258,29 @@ impl MetaData {
 
     /// The `MDF_*` state flags of `drbd_md_sync` (via `__drbd_set_state`).
     pub(crate) fn set_state_flags(&mut self, primary: bool, disk: DiskState, pdsk: DiskState, conn: ConnState) {
-        let mut flags = self.sb.flags
-            & !(md::MDF_CONSISTENT | md::MDF_PRIMARY_IND | md::MDF_CONNECTED_IND
-                | md::MDF_WAS_UP_TO_DATE | md::MDF_PEER_OUT_DATED);
-        if primary {
-            flags |= md::MDF_PRIMARY_IND;
+        self.sb.flags = md::state_flags(self.sb.flags, primary, disk, pdsk, conn, self.crashed_primary);
+    }
+
+    /// After a state change: the flags as the state has them, written if
+    /// they changed (8.4 marks the metadata dirty in `__drbd_set_state`).
+    pub(crate) fn sync_state_flags(&mut self, dev: BdevRef<'_>, primary: bool, disk: DiskState, pdsk: DiskState, conn: ConnState) -> Result {
+        let before = self.sb.flags;
+        self.set_state_flags(primary, disk, pdsk, conn);
+        if self.sb.flags == before {
+            return Ok(());
         }
-        if conn > ConnState::WfReportParams {
-            flags |= md::MDF_CONNECTED_IND;
-        }
-        if disk > DiskState::Inconsistent {
-            flags |= md::MDF_CONSISTENT;
-        }
-        if disk > DiskState::Outdated {
-            flags |= md::MDF_WAS_UP_TO_DATE;
-        }
-        if (DiskState::Inconsistent as u32..=DiskState::Outdated as u32).contains(&(pdsk as u32)) {
-            flags |= md::MDF_PEER_OUT_DATED;
-        }
-        self.sb.flags = flags;
+        self.write_superblock(dev)
+    }
+
+    /// Whether the flags say the peer's disk is outdated (attach restores
+    /// the peer's disk state from it, as `drbd_adm_attach`).
+    pub(crate) fn peer_outdated(&self) -> bool {
+        self.sb.flags & md::MDF_PEER_OUT_DATED != 0
+    }
+
+    /// The P_UUIDS flags the metadata contributes (`_drbd_send_uuids`).
+    pub(crate) fn uuid_flags(&self) -> u64 {
+        if self.crashed_primary { crate::drbd_include::uuid::uuid_flags::CRASHED_PRIMARY } else { 0 }
     }
 
     /// Persists the `MDF_*` flags of a state change that has no UUID
@@ -408,12 +417,6 @@ impl MetaData {
     pub(crate) fn set_all_out_of_sync(&mut self, dev: BdevRef<'_>) -> Result {
         self.bitmap.set_all();
         self.write_bitmap(dev, true)
-    }
-
-    /// The state flags for a connection state, persisted.
-    pub(crate) fn write_state(&mut self, dev: BdevRef<'_>, primary: bool, disk: DiskState, pdsk: DiskState, conn: ConnState) -> Result {
-        self.set_state_flags(primary, disk, pdsk, conn);
-        self.write_superblock(dev)
     }
 
     /// Becoming SyncSource (`drbd_gen_and_send_sync_uuid`): a new sync

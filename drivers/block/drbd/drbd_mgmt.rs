@@ -218,12 +218,8 @@ impl Registry {
         match mgmt::invalidate(&self.snapshot(device)).map_err(refused)? {
             Plan::LocalOnly => {
                 set_all_out_of_sync(name, io).map_err(|_| AdmError::new(RetCode::IoMdDisk, "writing the bitmap failed"))?;
+                // The state change persists the flags (after_state_change).
                 io.request_state(|s| s.device.disk = DiskState::Inconsistent).map_err(refused)?;
-                let view = io.peer();
-                if let Some(Err(e)) = io.with_md(|md, dev| md.write_state(dev, false, DiskState::Inconsistent, view.pdsk, view.conn)) {
-                    pr_err!("drbd{}: writing meta data failed: error {}\n", minor, e.to_errno());
-                    return Err(AdmError::new(RetCode::IoMdDisk, "writing the meta data failed"));
-                }
                 pr_info!("drbd{}: invalidated: every block out of sync\n", minor);
             }
             Plan::ClusterWide(conn) => {

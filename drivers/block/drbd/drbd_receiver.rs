@@ -192,6 +192,7 @@ fn local_view(shared: &ConnShared) -> Option<LocalView> {
         uuids: md.uuids(),
         bitmap_bits: md.bitmap.count(),
         capacity: md.capacity(),
+        crashed_primary: md.crashed_primary,
     });
     Some(view.unwrap_or(LocalView {
         role,
@@ -199,6 +200,7 @@ fn local_view(shared: &ConnShared) -> Option<LocalView> {
         uuids: Uuids::default(),
         bitmap_bits: 0,
         capacity: 0,
+        crashed_primary: false,
     }))
 }
 
@@ -465,11 +467,8 @@ fn begin_sync(
     let Some(replica) = vs.replica.clone() else { return Err(NetError::Refused) };
     let (conn, full) = match decision {
         Decision::Connected => {
+            // The state change persists the flags (after_state_change).
             let now = connect(ConnState::Connected).new;
-            let (primary, disk) = (now.device.role == Role::Primary, now.device.disk);
-            if let Some(Err(e)) = io.with_md(|md, dev| md.write_state(dev, primary, disk, now.peer.pdsk, now.peer.conn)) {
-                pr_err!("{}: writing meta data failed: error {}\n", name, e.to_errno());
-            }
             if tell_peer {
                 replica.send_state(now.word()).map_err(NetError::Io)?;
             }
@@ -581,7 +580,8 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
     let (Some(replica), Some((peer_uuids, _, _))) = (vs.replica.clone(), vs.peer.uuids) else {
         return Err(NetError::Refused);
     };
-    let csums = vs.csums.target_digest(name, &shared.config, ctx.link.version);
+    let crashed_primary = io.with_md(|md, _| md.crashed_primary).unwrap_or(false);
+    let csums = vs.csums.target_digest(name, &shared.config, ctx.link.version, crashed_primary);
     let job = TargetJob { name: shared.name, io: io.clone(), pd: pd.clone(), replica, peer_uuids, csums };
     vs.worker = Some(SyncTargetWorker::start(job)?);
     Ok(())
@@ -958,7 +958,7 @@ fn handshake(
         let ctx = CompareContext {
             own_role: local.role,
             peer_role,
-            own_crashed_primary: false,
+            own_crashed_primary: local.crashed_primary,
             peer_flags,
             resolve_conflicts,
             link,

@@ -275,6 +275,7 @@ impl DeviceIo {
         if t.old.io_suspended() != t.new.io_suspended() {
             self.sync_suspension();
         }
+        self.sync_md_flags(t);
         if t.old.peer.conn >= ConnState::Connected && t.new.peer.conn < ConnState::Connected {
             if let Some(pd) = self.peer_device() {
                 pd.connection_lost();
@@ -284,6 +285,29 @@ impl DeviceIo {
             self.tell_peer();
         }
         self.state_changed();
+    }
+
+    /// The metadata follows the state (`__drbd_set_state`): the state's
+    /// flags written when they changed; the crashed-Primary mark ends once
+    /// both disks are UpToDate. Only with a disk that can take it
+    /// (Inconsistent or better: not while attaching, failing or gone).
+    fn sync_md_flags(&self, t: &Transition) {
+        let new = &t.new;
+        if new.device.disk < DiskState::Inconsistent {
+            return;
+        }
+        let both_up_to_date = |s: &States| s.device.disk == DiskState::UpToDate && s.peer.pdsk == DiskState::UpToDate;
+        let end_crash = !both_up_to_date(&t.old) && both_up_to_date(new);
+        let primary = new.device.role == Role::Primary;
+        let written = self.with_md(|md, dev| {
+            if end_crash {
+                md.crashed_primary = false;
+            }
+            md.sync_state_flags(dev, primary, new.device.disk, new.peer.pdsk, new.peer.conn)
+        });
+        if let Some(Err(e)) = written {
+            pr_err!("drbd{}: writing the state flags to the meta data failed: error {}\n", self.events.minor(), e.to_errno());
+        }
     }
 
     /// Usable size in sectors (0 when diskless).

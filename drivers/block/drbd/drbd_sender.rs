@@ -155,8 +155,9 @@ impl Replica {
         let mut buf = [0u8; 16];
         let hs = header.encode_as(HeaderKind::for_payload(self.link, length), &mut buf).map_err(|_| EINVAL)?;
         let _guard = self.send_lock.lock();
-        self.send_or_break(buf.get(..hs).ok_or(EINVAL)?)?;
-        self.send_or_break(head)?;
+        // One segment where they fit (MSG_MORE until the last part).
+        self.send_or_break_more(buf.get(..hs).ok_or(EINVAL)?, true)?;
+        self.send_or_break_more(head, true)?;
         self.send_or_break(data)
     }
 
@@ -178,11 +179,16 @@ impl Replica {
     /// error breaks it, and so do ko-count sends in a row that each block
     /// for `timeout`.
     fn send_or_break(&self, bytes: &[u8]) -> Result {
+        self.send_or_break_more(bytes, false)
+    }
+
+    /// [`Self::send_or_break`]; `more`: the payload follows at once.
+    fn send_or_break_more(&self, bytes: &[u8], more: bool) -> Result {
         if self.broken.load(Ordering::SeqCst) {
             return Err(EPIPE);
         }
         let mut ko = self.ko_counter();
-        let result = self.data.send_all_retrying(bytes, || self.keep_trying(&mut ko));
+        let result = self.data.send_all_retrying(bytes, more, || self.keep_trying(&mut ko));
         self.break_on_error(result)
     }
 
@@ -434,12 +440,17 @@ impl Replica {
         let hs = header.encode_as(HeaderKind::for_payload(self.link, length), &mut buf).map_err(|_| EINVAL)?;
         let body = buf.get_mut(hs..).ok_or(EINVAL)?;
         let n = head.encode(body).map_err(|_| EINVAL)?;
-        self.send_or_break(buf.get(..hs.saturating_add(n)).ok_or(EINVAL)?)?;
+        // Header and payload leave together (MSG_MORE on the header).
+        self.send_or_break_more(buf.get(..hs.saturating_add(n)).ok_or(EINVAL)?, true)?;
         if self.broken.load(Ordering::SeqCst) {
             return Err(EPIPE);
         }
         let mut ko = self.ko_counter();
-        let result = self.data.send_bio_retrying(sent, || self.keep_trying(&mut ko));
+        // Protocols B and C: the bio completes only once the peer has the
+        // data, so its pages can go to the socket without a copy (8.4's
+        // `_drbd_send_zc_bio`); protocol A completes at once and copies.
+        let zero_copy = self.wants_ack();
+        let result = self.data.send_bio_retrying(sent, zero_copy, || self.keep_trying(&mut ko));
         self.break_on_error(result)
     }
 

@@ -409,7 +409,7 @@ void rdrbd_sock_set_buffers(struct socket *sock, u32 snd, u32 rcv)
  * its parent's bio_vec array and has bi_vcnt 0). iov_iter_advance() walks
  * only nr_segs entries, so a wrong count resumes a send in the wrong memory.
  */
-int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done)
+int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done, bool zero_copy)
 {
 	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
 	struct bvec_iter iter;
@@ -421,6 +421,17 @@ int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done)
 		return -EINVAL;
 	bio_for_each_bvec(bvec, bio, iter)
 		nr_segs++;
+	/* The socket takes references to the pages instead of copying them
+	 * (_drbd_send_page), unless one of them may not be (slab memory). */
+	if (zero_copy) {
+		msg.msg_flags |= MSG_SPLICE_PAGES;
+		bio_for_each_segment(bvec, bio, iter) {
+			if (!sendpage_ok(bvec.bv_page)) {
+				msg.msg_flags &= ~MSG_SPLICE_PAGES;
+				break;
+			}
+		}
+	}
 	iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bio->bi_io_vec + bio->bi_iter.bi_idx,
 		      nr_segs, bio->bi_iter.bi_size + bio->bi_iter.bi_bvec_done);
 	iov_iter_advance(&msg.msg_iter, bio->bi_iter.bi_bvec_done + *done);

@@ -196,17 +196,19 @@ impl TcpSocket {
 
     /// Sends all of `buf` (a timeout or error ends the attempt).
     pub(crate) fn send_all(&self, buf: &[u8]) -> Result {
-        self.send_all_retrying(buf, || false)
+        self.send_all_retrying(buf, false, || false)
     }
 
     /// Sends all of `buf`; each time the send timeout expires with
     /// nothing sent (EAGAIN), `keep_trying` decides whether to go on.
-    pub(crate) fn send_all_retrying(&self, mut buf: &[u8], mut keep_trying: impl FnMut() -> bool) -> Result {
+    /// `more`: what follows at once belongs with it (a packet header before
+    /// its payload: MSG_MORE, so that they leave in one segment).
+    pub(crate) fn send_all_retrying(&self, mut buf: &[u8], more: bool, mut keep_trying: impl FnMut() -> bool) -> Result {
         while !buf.is_empty() {
             let mut vec = bindings::kvec { iov_base: buf.as_ptr().cast_mut().cast::<c_void>(), iov_len: buf.len() };
             // SAFETY: an all-zero msghdr is a valid "no address, no control" header.
             let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
-            msg.msg_flags = bindings::MSG_NOSIGNAL as u32;
+            msg.msg_flags = bindings::MSG_NOSIGNAL as u32 | if more { bindings::MSG_MORE as u32 } else { 0 };
             // SAFETY: `vec` describes `buf`, valid for reads for the call.
             let sent = unsafe { bindings::kernel_sendmsg(self.sock.as_ptr(), &mut msg, &mut vec, 1, buf.len()) };
             if sent == -(bindings::EAGAIN as c_int) && keep_trying() {
@@ -226,14 +228,24 @@ impl TcpSocket {
 
     /// Sends the data of the write behind `token`; each time the send
     /// timeout expires (EAGAIN), `keep_trying` decides whether to go on
-    /// from where it stopped.
-    pub(crate) fn send_bio_retrying(&self, token: &super::block::PeerToken, mut keep_trying: impl FnMut() -> bool) -> Result {
+    /// from where it stopped. `zero_copy`: the socket references the
+    /// pages instead of copying them (MSG_SPLICE_PAGES), for a write whose
+    /// bio completes only after the peer has the data (protocols B and C):
+    /// its pages stay as sent until then.
+    pub(crate) fn send_bio_retrying(
+        &self,
+        token: &super::block::PeerToken,
+        zero_copy: bool,
+        mut keep_trying: impl FnMut() -> bool,
+    ) -> Result {
         let mut done = 0usize;
         loop {
             // SAFETY: the socket is live; the bio and its pages cannot
             // complete (or be freed) while `token` lives; `done` is a
             // valid in/out count the shim checks against the bio's size.
-            let rv = unsafe { shim::rdrbd_sock_send_bio(self.sock.as_ptr(), token.as_ptr(), &mut done) };
+            // Pages the socket references stay alive by the references
+            // it takes.
+            let rv = unsafe { shim::rdrbd_sock_send_bio(self.sock.as_ptr(), token.as_ptr(), &mut done, zero_copy) };
             if rv == -(bindings::EAGAIN as c_int) && keep_trying() {
                 continue;
             }
