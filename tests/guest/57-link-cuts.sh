@@ -1,7 +1,9 @@
 #!/bin/bash
-# Link faults during writes (issue #12). Guest 0 (Primary) runs fio: 4 KiB
-# random writes at queue depth 32, protocol C, each pass verified by
-# reading back. Meanwhile guest 1 takes its network link down three times
+# Link faults during writes (issues #12, #13). Guest 0 (Primary) runs fio:
+# 4 KiB random writes at queue depth 32, each pass verified by reading
+# back, under protocol C and then, switched on the live connection
+# (net-options), protocol A. Meanwhile guest 1 takes its network link down
+# twice under each protocol
 # (`ip link set down`: the virtual link drops every packet), long enough
 # for both nodes to declare the connection lost, then up again: the nodes
 # reconnect and resync what guest 0 wrote alone, while fio goes on. fio
@@ -12,7 +14,7 @@
 # disks: 64M
 # kernel: fast
 # timeout: 600
-# budget: 60
+# budget: 75
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -20,7 +22,7 @@ two_rdrbd_nodes
 # Pings every second, answered within 1 s; a send blocked 1 s times out.
 connect_pair --ping-int=1 --ping-timeout=10 --timeout=10 || exit 1
 skip_initial_sync || exit 1
-CUTS=3
+CUTS=4            # the first two under protocol C, the others under A
 
 if [ "$GUEST_INDEX" = 0 ]; then
   step primary "$S" primary 0
@@ -40,6 +42,9 @@ if [ "$GUEST_INDEX" = 0 ]; then
   fio_loop > /tmp/fio-loop.out 2>&1 &
   fio_pid=$!
   share_put writing 1
+  share_get protocol-a 300 > /dev/null || fail protocol-a "guest 1 never asked for protocol A"
+  step protocol-a "$S" net-options "$LOCAL" "$PEER" --protocol=A
+  share_put protocol-a-set 1
   share_get cuts-done 300 > /dev/null || fail cuts "guest 1 never finished its link cuts"
   # One more run of writes and its verification after the last resync.
   step resynced-under-writes wait_synced 120
@@ -62,6 +67,11 @@ else
     sleep 2
     step "link-up-$i" ip link set "$PEER_IF" up
     step "reconnected-$i" wait_cs Connected 120
+    if [ "$i" = 2 ]; then
+      share_put protocol-a 1
+      share_get protocol-a-set 120 > /dev/null || die "guest 0 never switched to protocol A"
+      step protocol-a-in-force sh -c "grep -q ' A r' /proc/drbd || { cat /proc/drbd; false; }"
+    fi
   done
   share_put cuts-done 1
 fi
