@@ -80,12 +80,7 @@ if [ "$BOOT_INDEX" = 0 ]; then
 fi
 
 # --- boot 1: guest 0 comes back -----------------------------------------------------
-step insmod load_drbd || exit 1
-step new-resource "$S" new-resource r0 || exit 1
-step new-minor "$S" new-minor r0 0 0 || exit 1
-step attach-kept-md "$S" attach 0 /dev/vda || exit 1
-wait_for_dev /dev/drbd0
-grep -A2 '^ *0:' /proc/drbd
+rejoin_after_boot
 if [ "$GUEST_INDEX" = 0 ]; then
   step al-replayed sh -c "dmesg | grep 'activity log replayed'"
 else

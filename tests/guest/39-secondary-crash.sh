@@ -81,12 +81,7 @@ if [ "$BOOT_INDEX" = 0 ]; then
 fi
 
 # --- boot 1: guest 1 comes back --------------------------------------------------------
-step insmod load_drbd || exit 1
-step new-resource "$S" new-resource r0 || exit 1
-step new-minor "$S" new-minor r0 0 0 || exit 1
-step attach-kept-md "$S" attach 0 /dev/vda || exit 1
-wait_for_dev /dev/drbd0
-grep -A2 '^ *0:' /proc/drbd
+rejoin_after_boot
 dmesg | grep -E 'drbd.*(activity log|attach)' | tail -3
 if [ "$GUEST_INDEX" = 0 ]; then
   uptodate() { local d; d=$(proc_field ds); echo "ds:$d"; [ "$d" = UpToDate ]; }

@@ -307,6 +307,20 @@ attach_rdrbd() {
     step attach "$S" attach 0 "$dev"
 }
 
+# rejoin_after_boot [DEV]: a later boot of a crash test: the module loaded, r0
+# and minor 0 created, DEV (default /dev/vda) attached with the metadata
+# it kept, /dev/drbd0 there; shows /proc/drbd. Exits the test at a failure.
+rejoin_after_boot() {
+  local dev=${1:-/dev/vda}
+  S=$DRBDSETUP
+  step insmod load_drbd || exit 1
+  step new-resource "$S" new-resource r0 || exit 1
+  step new-minor "$S" new-minor r0 0 0 || exit 1
+  step attach-kept-md "$S" attach 0 "$dev" || exit 1
+  wait_for_dev /dev/drbd0
+  grep -A2 '^ *0:' /proc/drbd
+}
+
 # two_rdrbd_nodes [DEV]: the start of a test of two rdrbd nodes: the build
 # is there, two guests run, each attaches rdrbd on DEV (attach_rdrbd) and
 # waits for the other. Exits the test at a failure.
