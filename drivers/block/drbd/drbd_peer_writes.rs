@@ -87,9 +87,10 @@ impl PeerWrites {
     }
 
     /// Submits a replicated write (`P_DATA`) to the backing disk; it is
-    /// answered when it completes. `Err`: it failed locally at once (no
-    /// disk, an injected fault, an activity-log or allocation failure),
-    /// for the caller to answer as before.
+    /// answered when it completes. `Err(ENOMEM)`: no memory for it even
+    /// with nothing in flight (the caller drops the connection); any other
+    /// `Err`: it failed locally at once (no disk, an injected fault, an
+    /// activity-log failure), for the caller to answer.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn submit(
         &self,
@@ -132,7 +133,16 @@ impl PeerWrites {
             write_ack,
             nack,
         };
-        let write = match PeerWrite::new(&lower, head.sector, data, fua, flush, answer) {
+        // Short of memory: the writes in flight give theirs back first
+        // (8.4's drbd_alloc_pages waits for them too); then it fails, and
+        // the caller drops the connection.
+        let write = match PeerWrite::new(&lower, head.sector, data, fua, flush, answer).or_else(|e| {
+            if e != ENOMEM {
+                return Err(e);
+            }
+            self.wait_idle();
+            PeerWrite::new(&lower, head.sector, data, fua, flush, answer)
+        }) {
             Ok(write) => write,
             Err(e) => {
                 drop(lower);

@@ -863,6 +863,11 @@ fn receive_data(
     match ctx.writes.submit(io, &head, rest, fua, flush, write_ack, write_ack || recv_ack) {
         // Answered when it completes (drbd_peer_writes.rs).
         Ok(()) => Ok(()),
+        Err(e) if e == ENOMEM => {
+            // 8.4's drbd_alloc_peer_req failing: the connection goes.
+            pr_err!("{}: cannot allocate a peer request for sector {}\n", shared.name.as_str(), head.sector);
+            Err(NetError::Io(e))
+        }
         Err(e) => {
             pr_err!("{}: writing a replicated block at sector {} failed: error {}\n",
                 shared.name.as_str(), head.sector, e.to_errno());
