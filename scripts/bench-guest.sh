@@ -5,9 +5,11 @@
 #   rdrbd  /dev/drbd0 of rdrbd, Primary, connected to rdrbd on guest 1;
 #   C      /dev/drbd0 of the in-tree C DRBD 8.4, connected to the C driver;
 # each replicated run with protocol C, then A. Workloads: 4 KiB random writes
-# (queue depth 8, IOPS), 1 MiB sequential writes (queue depth 4, MB/s), and
-# a resync of 32 MiB written while disconnected (MB/s from the time the
-# peer needs to be back in sync). Guest 0 prints one line per figure:
+# at queue depth 1 (IOPS and mean completion latency in µs), 8 and 32
+# (IOPS), 4 KiB random reads at queue depth 32 (IOPS), 1 MiB sequential
+# writes (queue depth 4, MB/s), and a resync of 32 MiB written while
+# disconnected (MB/s from the time the peer needs to be back in sync).
+# Guest 0 prints one line per figure:
 #   BENCH <driver> <workload> <value> <unit>
 # Figures from TCG guests only compare with each other, within one run.
 # Performance is measured on the non-debug twin of the guest kernel: the
@@ -22,21 +24,31 @@ set -uo pipefail
 LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
 SECS=${BENCH_SECONDS:-10}
 
-# fio_figure KIND FIO-ARGS...: runs fio for $SECS s on guest 0; prints the
-# write IOPS (KIND iops) or bandwidth in MB/s (KIND mbs).
+# fio_figure KINDS FIO-ARGS...: runs fio for $SECS s on guest 0; prints,
+# space-separated, for each of the comma-separated KINDS: iops, mbs (MB/s)
+# or lat (mean completion latency, µs), of the reads for --rw=randread and
+# of the writes otherwise.
 fio_figure() {
-  local kind=$1; shift
+  local kinds=$1; shift
   fio --name=bench --direct=1 --ioengine=libaio --time_based --runtime="$SECS" \
       --size=64M --output-format=json "$@" 2>/dev/null |
     python3 -c '
 import json, sys
-w = json.load(sys.stdin)["jobs"][0]["write"]
-print(round(w["iops"]) if sys.argv[1] == "iops" else round(w["bw_bytes"] / 1e6, 1))' "$kind"
+job = json.load(sys.stdin)["jobs"][0]
+d = job["read"] if job["read"]["io_bytes"] else job["write"]
+fig = {"iops": round(d["iops"]), "mbs": round(d["bw_bytes"] / 1e6, 1), "lat": round(d["clat_ns"]["mean"] / 1e3)}
+print(" ".join(str(fig[k]) for k in sys.argv[1].split(",")))' "$kinds"
 }
 
 # workloads DRIVER DEV: the fio figures for DEV.
 workloads() {
+  local qd1
+  read -r -a qd1 <<<"$(fio_figure iops,lat --filename="$2" --rw=randwrite --bs=4k --iodepth=1)"
+  echo "BENCH $1 randwrite-4k-qd1 ${qd1[0]:-0} IOPS"
+  echo "BENCH $1 randwrite-4k-qd1-lat ${qd1[1]:-0} us"
   echo "BENCH $1 randwrite-4k-qd8 $(fio_figure iops --filename="$2" --rw=randwrite --bs=4k --iodepth=8) IOPS"
+  echo "BENCH $1 randwrite-4k-qd32 $(fio_figure iops --filename="$2" --rw=randwrite --bs=4k --iodepth=32) IOPS"
+  echo "BENCH $1 randread-4k-qd32 $(fio_figure iops --filename="$2" --rw=randread --bs=4k --iodepth=32) IOPS"
   echo "BENCH $1 seqwrite-1m-qd4 $(fio_figure mbs --filename="$2" --rw=write --bs=1M --iodepth=4) MB/s"
 }
 
