@@ -27,6 +27,7 @@ mod drbd_net;
 mod drbd_nl;
 mod drbd_options;
 mod drbd_peer_device;
+mod drbd_peer_writes;
 mod drbd_proc;
 mod drbd_receiver;
 mod drbd_remote_read;

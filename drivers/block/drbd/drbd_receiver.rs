@@ -23,6 +23,7 @@ use crate::drbd_io_error::{local_io_failed, peer_disk_changed};
 use crate::drbd_remote_read::Answer;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_peer_device::PeerDevice;
+use crate::drbd_peer_writes::PeerWrites;
 use crate::drbd_resync::{SyncTargetWorker, TargetJob};
 use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
@@ -85,6 +86,23 @@ pub(crate) fn serve(
         asender_data.shutdown();
     })?;
 
+    // Replicated writes in flight, answered by their own thread.
+    let writes = Arc::pin_init(PeerWrites::new(), GFP_KERNEL)?;
+    let answering = match &shared.volume {
+        Some(ConnVolume { volume, io, .. }) => {
+            let (ack_shared, ack_meta, ack_data, volume) = (shared.clone(), meta.clone(), data.clone(), *volume);
+            let to_peer = crate::drbd_peer_writes::Answering {
+                name: shared.name,
+                send: move |cmd: Packet, ack: &proto::BlockAck| {
+                    ack_shared.send_meta(&ack_meta, link, cmd, volume, |out| ack.encode(out))
+                },
+                broken: move || ack_data.shutdown(),
+            };
+            Some(crate::drbd_peer_writes::start_answering(&writes, io, to_peer)?)
+        }
+        None => None,
+    };
+
     let mut buf = KVVec::from_elem(0u8, MAX_PAYLOAD, GFP_KERNEL).map_err(|_| ENOMEM)?;
     let mut vs = VolumeState {
         connected: false,
@@ -98,8 +116,12 @@ pub(crate) fn serve(
         consider_resync: false,
         csums: CsumsState::new(&shared.config),
     };
-    let ctx = LoopCtx { shared, data, meta, link, resolve_conflicts };
+    let ctx = LoopCtx { shared, data, meta, link, resolve_conflicts, writes: &writes };
     let result = receive_loop(&ctx, &mut buf, &mut vs, local.as_ref());
+    // Every write in flight completes and is answered (or, the connection
+    // gone, handled) before the teardown looks at what is out of sync.
+    writes.finish();
+    drop(answering);
     // The target's worker stops first: it sends on the data socket.
     drop(vs.worker.take());
     if let Some(ConnVolume { io, pd, .. }) = &shared.volume {
@@ -228,6 +250,7 @@ struct LoopCtx<'a> {
     meta: &'a Arc<TcpSocket>,
     link: Link,
     resolve_conflicts: bool,
+    writes: &'a PeerWrites,
 }
 
 fn receive_loop(
@@ -280,14 +303,19 @@ fn receive_loop(
             }
             Body::State(s) => receive_state(ctx, vs, local, s.state)?,
             Body::Data { head, rest } if cmd == Packet::Data && vs.connected => {
-                receive_data(ctx, &mut vs.pages, head, rest)?;
+                receive_data(ctx, head, rest)?;
                 epoch_size = epoch_size.saturating_add(1);
             }
             Body::Trim(t) if cmd == Packet::Trim && vs.connected => {
+                // Zeroed synchronously: after the writes in flight.
+                ctx.writes.wait_idle();
                 receive_trim(ctx, t)?;
                 epoch_size = epoch_size.saturating_add(1);
             }
             Body::Data { head, rest } if cmd == Packet::RsDataReply && vs.connected => {
+                // Written synchronously: after the writes in flight (a
+                // resync block may be newer than one of them).
+                ctx.writes.wait_idle();
                 receive_rs_data(ctx, &mut vs.pages, head, rest)?;
             }
             Body::Data { head, rest } if cmd == Packet::DataReply && vs.connected => {
@@ -325,6 +353,8 @@ fn receive_loop(
                 // before the ack says so, and before any write of the
                 // next epoch is read.
                 if epoch_size > 0 {
+                    // Every write of the epoch is on disk and acked first.
+                    ctx.writes.wait_idle();
                     if let Some(ConnVolume { io, .. }) = &shared.volume {
                         if let Err(e) = io.flush_backing() {
                             pr_err!("{}: flushing the backing disk for barrier #{} failed: error {}\n",
@@ -782,7 +812,6 @@ fn receive_read_reply(
 /// the peer asked (protocol B on receipt, C when written).
 fn receive_data(
     ctx: &LoopCtx<'_>,
-    pages: &mut BlockPages,
     head: proto::DataPacket,
     rest: &[u8],
 ) -> core::result::Result<(), NetError> {
@@ -831,9 +860,14 @@ fn receive_data(
         // A Diskless peer writes through us: only our disk has it.
         io.set_out_of_sync(head.sector, size);
     }
-    match io.write_replicated(pages, head.sector, rest, fua, flush) {
-        Ok(()) if write_ack => ack(Packet::WriteAck),
+    match ctx.writes.submit(io, &head, rest, fua, flush, write_ack, write_ack || recv_ack) {
+        // Answered when it completes (drbd_peer_writes.rs).
         Ok(()) => Ok(()),
+        Err(e) if e == ENOMEM => {
+            // 8.4's drbd_alloc_peer_req failing: the connection goes.
+            pr_err!("{}: cannot allocate a peer request for sector {}\n", shared.name.as_str(), head.sector);
+            Err(NetError::Io(e))
+        }
         Err(e) => {
             pr_err!("{}: writing a replicated block at sector {} failed: error {}\n",
                 shared.name.as_str(), head.sector, e.to_errno());

@@ -488,14 +488,35 @@ impl DeviceIo {
         self.peer_device()?.replica()
     }
 
-    /// Writes a block received from the peer to the backing disk.
-    ///
-    /// The write passes the activity log as the Primary's do (8.4's
-    /// receiver does `drbd_al_begin_io` too): if this node crashes, the
-    /// replay marks the extents it may have torn, and the next handshake
-    /// resyncs them.
-    pub(crate) fn write_replicated(&self, pages: &mut BlockPages, sector: u64, data: &[u8], fua: bool, flush: bool) -> Result {
-        self.write_from_peer(pages, sector, data, fua, flush, true)
+    /// Admits a replicated write of `size` bytes at `sector` that the
+    /// receiver submits and does not wait for (`drbd_peer_writes.rs`):
+    /// the backing disk held open for it and its activity-log reference
+    /// (the tag [`Self::al_write_done`] ends at its completion). The write
+    /// passes the activity log as the Primary's do (8.4's receiver does
+    /// `drbd_al_begin_io` too): if this node crashes, the replay marks the
+    /// extents it may have torn, and the next handshake resyncs them.
+    /// An activity-log write error is handled here (metadata errors
+    /// detach); every error means the write failed locally.
+    pub(crate) fn start_replicated(&self, sector: u64, size: u32) -> Result<(LowerRef<'_>, u64)> {
+        let lower = self.gate.enter().ok_or(EIO)?;
+        if self.inject_fault(Fault::DataWrite) {
+            return Err(EIO);
+        }
+        match self.begin_cold_write(&lower, sector, size) {
+            Ok(tag) => Ok((lower, tag)),
+            Err(AlError::Io(e)) => {
+                drop(lower);
+                crate::drbd_io_error::local_io_failed(self, IoFailure::Meta, sector, size, e);
+                Err(e)
+            }
+            Err(_) => Err(EIO),
+        }
+    }
+
+    /// A replicated write started by [`Self::start_replicated`] is on the
+    /// backing disk: counted ("dw").
+    pub(crate) fn replicated_written(&self, bytes: u32) {
+        self.bytes_written.fetch_add(u64::from(bytes), Ordering::Relaxed);
     }
 
     /// Zeroes `size` bytes at `sector` for the peer (a received P_TRIM),
@@ -527,39 +548,15 @@ impl DeviceIo {
     /// every resynced extent hot would turn a crash of a SyncTarget into a
     /// full resync by AL replay.
     pub(crate) fn write_resync(&self, pages: &mut BlockPages, sector: u64, data: &[u8]) -> Result {
-        self.write_from_peer(pages, sector, data, false, false, false)
-    }
-
-    /// `al`: a replicated write (through the activity log), else a resync
-    /// write.
-    fn write_from_peer(&self, pages: &mut BlockPages, sector: u64, data: &[u8], fua: bool, flush: bool, al: bool) -> Result {
         let lower = self.gate.enter().ok_or(EIO)?;
-        if self.inject_fault(if al { Fault::DataWrite } else { Fault::ResyncWrite }) {
+        if self.inject_fault(Fault::ResyncWrite) {
             return Err(EIO);
         }
-        let size = u32::try_from(data.len()).map_err(|_| EINVAL)?;
-        let tag = if al {
-            match self.begin_cold_write(&lower, sector, size) {
-                Ok(tag) => Some(tag),
-                Err(AlError::Io(e)) => {
-                    drop(lower);
-                    crate::drbd_io_error::local_io_failed(self, IoFailure::Meta, sector, size, e);
-                    return Err(e);
-                }
-                Err(_) => return Err(EIO),
-            }
-        } else {
-            None
-        };
-        let written = pages.write(lower.bdev_ref(), sector, data, fua, flush);
-        if let Some(tag) = tag {
-            self.al_write_done(tag);
-        }
-        if written.is_ok() {
-            self.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
-        }
-        written
+        pages.write(lower.bdev_ref(), sector, data, false, false)?;
+        self.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
+
 
     /// The 8.4 state word of this device and its peer device.
     pub(crate) fn state(&self) -> api::State {

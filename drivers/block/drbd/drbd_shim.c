@@ -336,6 +336,148 @@ int rdrbd_pages_io(struct block_device *bdev, struct page **pages,
 	return err;
 }
 
+/* ---- writes done for the peer ----------------------------------------- */
+
+/* A write the receiver submits for the peer and does not wait for: its own
+ * pages (freed with it), and what its completion needs to find its way
+ * back to process context: the node for the owner's done list and two
+ * opaque pointers of the Rust side (rdrbd_rs_peer_write_done). */
+struct rdrbd_peer_write {
+	struct llist_node done;
+	void *queue;
+	void *gate;
+	u64 owner[6];
+	u32 age_slot;
+	int status;
+	struct bio *bio;
+};
+
+static void rdrbd_peer_write_endio(struct bio *bio)
+{
+	struct rdrbd_peer_write *pw = bio->bi_private;
+
+	pw->status = blk_status_to_errno(bio->bi_status);
+	rdrbd_rs_peer_write_done(pw);
+}
+
+/* A write of len bytes at sector on bdev with pages of its own, not yet
+ * submitted; NULL if memory is short. */
+struct rdrbd_peer_write *rdrbd_peer_write_alloc(struct block_device *bdev, unsigned int len,
+						u64 sector, bool fua, bool flush)
+{
+	unsigned int nr = DIV_ROUND_UP(len, PAGE_SIZE), i;
+	blk_opf_t opf = REQ_OP_WRITE;
+	struct rdrbd_peer_write *pw;
+
+	if (!len || nr > BIO_MAX_VECS)
+		return NULL;
+	if (fua)
+		opf |= REQ_FUA;
+	if (flush)
+		opf |= REQ_PREFLUSH;
+	pw = kzalloc(sizeof(*pw), GFP_NOIO);
+	if (!pw)
+		return NULL;
+	pw->bio = bio_alloc(bdev, nr, opf, GFP_NOIO);
+	for (i = 0; i < nr; i++) {
+		unsigned int n = min_t(unsigned int, len - i * PAGE_SIZE, PAGE_SIZE);
+		struct page *page = alloc_page(GFP_NOIO);
+
+		if (!page) {
+			rdrbd_peer_write_free(pw);
+			return NULL;
+		}
+		__bio_add_page(pw->bio, page, n, 0);
+	}
+	pw->bio->bi_iter.bi_sector = sector;
+	pw->bio->bi_private = pw;
+	pw->bio->bi_end_io = rdrbd_peer_write_endio;
+	return pw;
+}
+
+/* Copies len bytes of data into the write's pages (len is its size). */
+int rdrbd_peer_write_fill(struct rdrbd_peer_write *pw, const u8 *data, unsigned int len)
+{
+	struct bio_vec *bv;
+	struct bvec_iter_all iter;
+
+	if (len != pw->bio->bi_iter.bi_size)
+		return -EINVAL;
+	bio_for_each_segment_all(bv, pw->bio, iter) {
+		memcpy_to_page(bv->bv_page, bv->bv_offset, data, bv->bv_len);
+		data += bv->bv_len;
+	}
+	return 0;
+}
+
+/* The Rust side's pointers: the queue its completion goes to, the gate
+ * whose in-flight count it holds, the owner's 48 bytes, the disk-timeout slot. */
+void **rdrbd_peer_write_queue(struct rdrbd_peer_write *pw)
+{
+	return &pw->queue;
+}
+
+void **rdrbd_peer_write_gate(struct rdrbd_peer_write *pw)
+{
+	return &pw->gate;
+}
+
+u64 *rdrbd_peer_write_owner(struct rdrbd_peer_write *pw)
+{
+	return pw->owner;
+}
+
+u32 *rdrbd_peer_write_age_slot(struct rdrbd_peer_write *pw)
+{
+	return &pw->age_slot;
+}
+
+int rdrbd_peer_write_status(struct rdrbd_peer_write *pw)
+{
+	return pw->status;
+}
+
+void rdrbd_peer_write_submit(struct rdrbd_peer_write *pw)
+{
+	submit_bio_noacct(pw->bio);
+}
+
+/* Frees the pages, the bio and the write (not submitted, or completed). */
+void rdrbd_peer_write_free(struct rdrbd_peer_write *pw)
+{
+	struct bio_vec *bv;
+	struct bvec_iter_all iter;
+
+	bio_for_each_segment_all(bv, pw->bio, iter)
+		__free_page(bv->bv_page);
+	bio_put(pw->bio);
+	kfree(pw);
+}
+
+/* Queues a completed write on its owner's done list (any context). */
+void rdrbd_peer_write_push(struct llist_head *list, struct rdrbd_peer_write *pw)
+{
+	llist_add(&pw->done, list);
+}
+
+/* Takes every completed write, in the order they completed. */
+struct llist_node *rdrbd_peer_write_take_all(struct llist_head *list)
+{
+	return llist_reverse_order(llist_del_all(list));
+}
+
+/* The write at *cursor, moving *cursor to the next (NULL at the end). */
+struct rdrbd_peer_write *rdrbd_peer_write_next(struct llist_node **cursor)
+{
+	struct rdrbd_peer_write *pw;
+
+	if (!*cursor)
+		return NULL;
+	pw = container_of(*cursor, struct rdrbd_peer_write, done);
+	*cursor = (*cursor)->next;
+	return pw;
+}
+
 /* ---- sockets ---------------------------------------------------------- */
 
 int rdrbd_sock_create(int family, struct socket **res)

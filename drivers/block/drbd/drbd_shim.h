@@ -72,6 +72,22 @@ int rdrbd_pages_io(struct block_device *bdev, struct page **pages,
 		   unsigned int nr, u64 sector, unsigned int len,
 		   bool write, bool fua, bool flush);
 
+/* Writes done for the peer, completed to the Rust side's done list. */
+struct rdrbd_peer_write;
+struct rdrbd_peer_write *rdrbd_peer_write_alloc(struct block_device *bdev, unsigned int len,
+						u64 sector, bool fua, bool flush);
+int rdrbd_peer_write_fill(struct rdrbd_peer_write *pw, const u8 *data, unsigned int len);
+void **rdrbd_peer_write_queue(struct rdrbd_peer_write *pw);
+void **rdrbd_peer_write_gate(struct rdrbd_peer_write *pw);
+u64 *rdrbd_peer_write_owner(struct rdrbd_peer_write *pw);
+u32 *rdrbd_peer_write_age_slot(struct rdrbd_peer_write *pw);
+int rdrbd_peer_write_status(struct rdrbd_peer_write *pw);
+void rdrbd_peer_write_submit(struct rdrbd_peer_write *pw);
+void rdrbd_peer_write_free(struct rdrbd_peer_write *pw);
+void rdrbd_peer_write_push(struct llist_head *list, struct rdrbd_peer_write *pw);
+struct llist_node *rdrbd_peer_write_take_all(struct llist_head *list);
+struct rdrbd_peer_write *rdrbd_peer_write_next(struct llist_node **cursor);
+
 /* Generic netlink family "drbd". */
 int rdrbd_genl_register(void *ctx);
 void rdrbd_genl_unregister(void);
@@ -92,6 +108,7 @@ int rdrbd_rs_open(void *private_data, bool write);
 void rdrbd_rs_release(void *private_data);
 void rdrbd_rs_free_disk(void *private_data);
 int rdrbd_rs_proc_show(void *ctx, struct seq_file *seq);
+void rdrbd_rs_peer_write_done(struct rdrbd_peer_write *pw);
 
 struct crypto_shash;
 struct crypto_shash *rdrbd_hmac_alloc(const char *alg);

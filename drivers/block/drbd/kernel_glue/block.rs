@@ -762,6 +762,37 @@ impl Drop for LowerRef<'_> {
     }
 }
 
+impl LowerRef<'_> {
+    /// The backing device, for a bio of our own to it.
+    pub(super) fn bdev_ptr(&self) -> *mut bindings::block_device {
+        self.bdev.as_ptr()
+    }
+
+    /// Hands the in-flight count over to a request submitted now: the
+    /// gate and the request's disk-timeout age slot, to be given back by
+    /// [`request_done`] when it completes.
+    pub(super) fn into_request(self) -> (*const LowerGate, u32) {
+        let gate = ptr::from_ref(self.gate);
+        let slot = self.gate.ages.enter();
+        core::mem::forget(self);
+        (gate, slot)
+    }
+}
+
+/// A request that [`LowerRef::into_request`] counted has completed: its
+/// age slot and in-flight count are given back; the latter as the very
+/// last access to the gate (a waiting detach may then finish).
+///
+/// # Safety
+/// `gate` and `slot` come from one `into_request`, and this is called once
+/// for it.
+pub(super) unsafe fn request_done(gate: *const LowerGate, slot: u32) {
+    // SAFETY: the in-flight count the request holds keeps the gate alive.
+    let gate = unsafe { &*gate };
+    gate.ages.leave(slot);
+    gate.exit();
+}
+
 /// Completion of a clone: ends the upper bio with the clone's status; a
 /// failed read or write goes to the owner instead ([`DiskOps::lower_failed`]).
 unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {

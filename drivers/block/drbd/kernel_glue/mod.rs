@@ -12,6 +12,7 @@ pub(crate) mod crypto;
 pub(crate) mod faults;
 pub(crate) mod genl;
 pub(crate) mod net;
+pub(crate) mod peer_write;
 pub(crate) mod procfs;
 pub(crate) mod thread;
 pub(crate) mod umh;

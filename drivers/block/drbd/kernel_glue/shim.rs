@@ -5,6 +5,12 @@
 use kernel::bindings::{bio, block_device, file, gendisk, llist_head, llist_node, page, socket};
 use kernel::ffi::{c_char, c_int, c_long, c_uint, c_ulonglong, c_void};
 
+/// `struct rdrbd_peer_write` of the shim: only ever behind a pointer.
+#[repr(C)]
+pub(crate) struct rdrbd_peer_write {
+    _opaque: [u8; 0],
+}
+
 /// `struct crypto_shash`, which the bindings do not include: only ever
 /// behind a pointer the shim returns (an opaque type, as bindgen makes them).
 #[repr(C)]
@@ -58,6 +64,20 @@ extern "C" {
     pub(super) fn rdrbd_bio_flags(bio: *mut bio) -> c_uint;
     pub(super) fn rdrbd_pages_io(bdev: *mut block_device, pages: *mut *mut page, nr: c_uint,
         sector: u64, len: c_uint, write: bool, fua: bool, flush: bool) -> c_int;
+
+    pub(super) fn rdrbd_peer_write_alloc(bdev: *mut block_device, len: c_uint, sector: u64, fua: bool,
+        flush: bool) -> *mut rdrbd_peer_write;
+    pub(super) fn rdrbd_peer_write_fill(pw: *mut rdrbd_peer_write, data: *const u8, len: c_uint) -> c_int;
+    pub(super) fn rdrbd_peer_write_queue(pw: *mut rdrbd_peer_write) -> *mut *mut c_void;
+    pub(super) fn rdrbd_peer_write_gate(pw: *mut rdrbd_peer_write) -> *mut *mut c_void;
+    pub(super) fn rdrbd_peer_write_owner(pw: *mut rdrbd_peer_write) -> *mut u64;
+    pub(super) fn rdrbd_peer_write_age_slot(pw: *mut rdrbd_peer_write) -> *mut u32;
+    pub(super) fn rdrbd_peer_write_status(pw: *mut rdrbd_peer_write) -> c_int;
+    pub(super) fn rdrbd_peer_write_submit(pw: *mut rdrbd_peer_write);
+    pub(super) fn rdrbd_peer_write_free(pw: *mut rdrbd_peer_write);
+    pub(super) fn rdrbd_peer_write_push(list: *mut llist_head, pw: *mut rdrbd_peer_write);
+    pub(super) fn rdrbd_peer_write_take_all(list: *mut llist_head) -> *mut llist_node;
+    pub(super) fn rdrbd_peer_write_next(cursor: *mut *mut llist_node) -> *mut rdrbd_peer_write;
 
     pub(super) fn rdrbd_genl_register(ctx: *mut c_void) -> c_int;
     pub(super) fn rdrbd_genl_unregister();

@@ -1,0 +1,275 @@
+//! The Secondary's replicated writes in flight (8.4's peer requests on
+//! `active_ee`, answered from `done_ee`): the receiver submits each P_DATA
+//! to the backing disk and reads on; a thread of the connection answers
+//! the peer when each completes (P_WRITE_ACK, or P_NEG_ACK with the block
+//! marked out of sync and the local error handled), so the Primary's queue
+//! depth reaches this disk. The receiver waits for every write in flight
+//! to be answered before a barrier's ack, before any write it does itself
+//! (resync data, a trim) and before a write that asks for a flush, which
+//! keeps 8.4's write ordering: an epoch's writes are on disk, and acked,
+//! before its P_BARRIER_ACK. Two writes to overlapping blocks are never in
+//! flight together (the later waits), so the disk cannot reorder them: 8.4's
+//! Primary sends no such pair (`complete_conflicting_writes`), rdrbd's
+//! Primary is not relied on for it.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use kernel::prelude::*;
+use kernel::new_mutex;
+use kernel::sync::{Arc, Mutex};
+
+use crate::drbd_include::genl::DiskState;
+use crate::drbd_include::io_error::IoFailure;
+use crate::drbd_include::protocol::{self as proto, Packet};
+use crate::drbd_net::NetError;
+use crate::drbd_req::DeviceIo;
+use crate::kernel_glue::peer_write::{PeerWrite, PeerWriteQueue};
+use crate::kernel_glue::thread::KThread;
+use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
+
+/// Writes in flight at most, and their bytes at most (8.4 bounds its peer
+/// requests by `max-buffers`, 2048 pages by default: 8 MiB).
+const MAX_IN_FLIGHT: u32 = 256;
+const MAX_IN_FLIGHT_BYTES: u64 = 8 << 20;
+
+/// What the answer to a replicated write needs once it is on disk.
+#[derive(Clone, Copy)]
+struct WriteAnswer {
+    sector: u64,
+    block_id: u64,
+    /// The activity-log reference it holds.
+    al_tag: u64,
+    /// Its slot in [`PeerWrites::ranges`].
+    slot: u16,
+    size: u32,
+    seq_num: u32,
+    /// P_WRITE_ACK on success (protocol C).
+    write_ack: bool,
+    /// P_NEG_ACK on failure (the peer asked for an ack of either kind).
+    nack: bool,
+}
+
+/// A connection's replicated writes in flight.
+#[pin_data]
+pub(crate) struct PeerWrites {
+    #[pin]
+    queue: PeerWriteQueue<WriteAnswer>,
+    /// Submitted and not answered yet, and their bytes.
+    pending: AtomicU32,
+    pending_bytes: AtomicU64,
+    /// The sectors `[start, end)` of each write in flight by slot; (0, 0)
+    /// is a free slot. At most `MAX_IN_FLIGHT` are in flight.
+    #[pin]
+    ranges: Mutex<[(u64, u64); MAX_IN_FLIGHT as usize]>,
+    /// The answering thread is to end (after the last answer).
+    stop: AtomicBool,
+    /// Woken when an answer is done (the receiver waits for room or for
+    /// none in flight).
+    #[pin]
+    answered: WaitQueue,
+}
+
+impl PeerWrites {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            queue <- PeerWriteQueue::new(),
+            pending: AtomicU32::new(0),
+            pending_bytes: AtomicU64::new(0),
+            ranges <- new_mutex!([(0, 0); MAX_IN_FLIGHT as usize], "rdrbd::PeerWrites::ranges"),
+            stop: AtomicBool::new(false),
+            answered <- new_wait_queue!("rdrbd::PeerWrites::answered"),
+        })
+    }
+
+    /// Waits until every write submitted has been answered.
+    pub(crate) fn wait_idle(&self) {
+        self.answered.wait_until(|| self.pending.load(Ordering::SeqCst) == 0);
+    }
+
+    /// Submits a replicated write (`P_DATA`) to the backing disk; it is
+    /// answered when it completes. `Err(ENOMEM)`: no memory for it even
+    /// with nothing in flight (the caller drops the connection); any other
+    /// `Err`: it failed locally at once (no disk, an injected fault, an
+    /// activity-log failure), for the caller to answer.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn submit(
+        &self,
+        io: &DeviceIo,
+        head: &proto::DataPacket,
+        data: &[u8],
+        fua: bool,
+        flush: bool,
+        write_ack: bool,
+        nack: bool,
+    ) -> Result {
+        let size = u32::try_from(data.len()).map_err(|_| EINVAL)?;
+        if flush {
+            // A flush covers the writes completed before it: let those in
+            // flight complete first.
+            self.wait_idle();
+        }
+        // Room for it (a write larger than the byte bound goes alone).
+        self.answered.wait_until(|| {
+            let n = self.pending.load(Ordering::SeqCst);
+            n == 0
+                || (n < MAX_IN_FLIGHT
+                    && self.pending_bytes.load(Ordering::SeqCst).saturating_add(u64::from(size)) <= MAX_IN_FLIGHT_BYTES)
+        });
+        let slot = self.claim_range(head.sector, size);
+        let (lower, al_tag) = match io.start_replicated(head.sector, size) {
+            Ok(started) => started,
+            Err(e) => {
+                self.release_range(slot);
+                return Err(e);
+            }
+        };
+        let answer = WriteAnswer {
+            sector: head.sector,
+            block_id: head.block_id,
+            al_tag,
+            slot,
+            size,
+            seq_num: head.seq_num,
+            write_ack,
+            nack,
+        };
+        // Short of memory: the writes in flight give theirs back first
+        // (8.4's drbd_alloc_pages waits for them too); then it fails, and
+        // the caller drops the connection.
+        let write = match PeerWrite::new(&lower, head.sector, data, fua, flush, answer).or_else(|e| {
+            if e != ENOMEM {
+                return Err(e);
+            }
+            self.wait_idle();
+            PeerWrite::new(&lower, head.sector, data, fua, flush, answer)
+        }) {
+            Ok(write) => write,
+            Err(e) => {
+                drop(lower);
+                io.al_write_done(al_tag);
+                self.release_range(slot);
+                return Err(e);
+            }
+        };
+        self.pending_bytes.fetch_add(u64::from(size), Ordering::SeqCst);
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        self.queue.submit(lower, write);
+        Ok(())
+    }
+
+    /// A slot for a write of `size` bytes at `sector`, once no write in
+    /// flight overlaps it (the rare overlap waits for all in flight to be
+    /// answered). The caller made sure a slot is free (`pending` below
+    /// `MAX_IN_FLIGHT`; only the receiver claims).
+    fn claim_range(&self, sector: u64, size: u32) -> u16 {
+        let (start, end) = (sector, sector.saturating_add(u64::from(size).div_ceil(512)).max(sector + 1));
+        loop {
+            {
+                let mut ranges = self.ranges.lock();
+                if !ranges.iter().any(|&(s, e)| e != 0 && s < end && start < e) {
+                    if let Some((i, range)) = ranges.iter_mut().enumerate().find(|(_, r)| r.1 == 0) {
+                        *range = (start, end);
+                        // MAX_IN_FLIGHT slots: the index fits.
+                        return i as u16;
+                    }
+                }
+            }
+            self.wait_idle();
+        }
+    }
+
+    /// The write in `slot` is answered (or never went out).
+    fn release_range(&self, slot: u16) {
+        if let Some(range) = self.ranges.lock().get_mut(usize::from(slot)) {
+            *range = (0, 0);
+        }
+    }
+
+    /// Ends the answering thread once every write is answered.
+    pub(crate) fn finish(&self) {
+        self.wait_idle();
+        self.stop.store(true, Ordering::SeqCst);
+        self.queue.wake();
+    }
+}
+
+/// How the answering thread reaches the peer: `send` puts an ack on the
+/// meta socket, `broken` ends the connection after a failed send.
+pub(crate) struct Answering<S, B> {
+    pub(crate) name: crate::ResourceName,
+    pub(crate) send: S,
+    pub(crate) broken: B,
+}
+
+/// Starts the thread that answers the peer's writes as they complete.
+pub(crate) fn start_answering<S, B>(writes: &Arc<PeerWrites>, io: &Arc<DeviceIo>, to_peer: Answering<S, B>) -> Result<KThread>
+where
+    S: Fn(Packet, &proto::BlockAck) -> core::result::Result<(), NetError> + Send + 'static,
+    B: Fn() + Send + 'static,
+{
+    let (writes, io) = (writes.clone(), io.clone());
+    let name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_ack_{}", to_peer.name.as_str()))?;
+    KThread::spawn(&name, move || {
+        let mut broken = false;
+        loop {
+            let queue = &writes.queue;
+            // Every write is answered before the thread ends, a stop asked
+            // for included: each holds an activity-log reference.
+            let all_answered = || writes.pending.load(Ordering::SeqCst) == 0;
+            let ending = || writes.stop.load(Ordering::SeqCst) || KThread::should_stop();
+            queue.wait_until(|| queue.has_done() || (ending() && all_answered()));
+            for done in queue.take_done() {
+                let a = done.owner();
+                let result = done.result();
+                drop(done);
+                io.al_write_done(a.al_tag);
+                if !broken {
+                    broken = answer(&to_peer, &io, a, result).is_err();
+                    if broken {
+                        // The receiver sees the connection end.
+                        (to_peer.broken)();
+                    }
+                }
+                writes.release_range(a.slot);
+                writes.pending_bytes.fetch_sub(u64::from(a.size), Ordering::SeqCst);
+                writes.pending.fetch_sub(1, Ordering::SeqCst);
+                writes.answered.wake_all();
+            }
+            if ending() && !queue.has_done() && all_answered() {
+                return;
+            }
+        }
+    })
+}
+
+/// Answers one completed write (`e_end_block`).
+fn answer<S, B>(to_peer: &Answering<S, B>, io: &DeviceIo, a: WriteAnswer, result: Result) -> core::result::Result<(), NetError>
+where
+    S: Fn(Packet, &proto::BlockAck) -> core::result::Result<(), NetError>,
+{
+    let ack = |cmd: Packet| {
+        let b = proto::BlockAck { sector: a.sector, block_id: a.block_id, blksize: a.size, seq_num: a.seq_num };
+        (to_peer.send)(cmd, &b)
+    };
+    match result {
+        Ok(()) => {
+            io.replicated_written(a.size);
+            if a.write_ack {
+                ack(Packet::WriteAck)?;
+            }
+            Ok(())
+        }
+        Err(e) => {
+            pr_err!("{}: writing a replicated block at sector {} failed: error {}\n",
+                to_peer.name.as_str(), a.sector, e.to_errno());
+            if io.disk_state() != DiskState::Diskless {
+                io.set_out_of_sync(a.sector, a.size);
+                crate::drbd_io_error::local_io_failed(io, IoFailure::Write, a.sector, a.size, e);
+            }
+            if a.nack {
+                ack(Packet::NegAck)?;
+            }
+            Ok(())
+        }
+    }
+}
