@@ -226,13 +226,14 @@ bool rdrbd_failed_push(struct llist_head *list, struct bio *clone)
 	return llist_add(&container_of(clone, struct rdrbd_clone, bio)->failed, list);
 }
 
-bool rdrbd_failed_empty(struct llist_head *list)
+/* Whether a lock-free list (failed clones, completed peer writes) is empty. */
+bool rdrbd_llist_empty(struct llist_head *list)
 {
 	return llist_empty(list);
 }
 
-/* Takes every queued clone, in the order they failed. */
-struct llist_node *rdrbd_failed_take_all(struct llist_head *list)
+/* Takes every node of a lock-free list, in the order they were added. */
+struct llist_node *rdrbd_llist_take_all(struct llist_head *list)
 {
 	return llist_reverse_order(llist_del_all(list));
 }
@@ -458,12 +459,6 @@ void rdrbd_peer_write_free(struct rdrbd_peer_write *pw)
 void rdrbd_peer_write_push(struct llist_head *list, struct rdrbd_peer_write *pw)
 {
 	llist_add(&pw->done, list);
-}
-
-/* Takes every completed write, in the order they completed. */
-struct llist_node *rdrbd_peer_write_take_all(struct llist_head *list)
-{
-	return llist_reverse_order(llist_del_all(list));
 }
 
 /* The write at *cursor, moving *cursor to the next (NULL at the end). */

@@ -39,8 +39,8 @@ void rdrbd_clone_bioset_exit(void);
 struct llist_head;
 struct llist_node;
 bool rdrbd_failed_push(struct llist_head *list, struct bio *clone);
-bool rdrbd_failed_empty(struct llist_head *list);
-struct llist_node *rdrbd_failed_take_all(struct llist_head *list);
+bool rdrbd_llist_empty(struct llist_head *list);
+struct llist_node *rdrbd_llist_take_all(struct llist_head *list);
 struct bio *rdrbd_failed_next(struct llist_node **cursor);
 int rdrbd_bio_copy_in(struct bio *bio, const void *data, unsigned int len);
 unsigned long long rdrbd_bdev_nr_sectors(struct block_device *bdev);
@@ -85,7 +85,6 @@ int rdrbd_peer_write_status(struct rdrbd_peer_write *pw);
 void rdrbd_peer_write_submit(struct rdrbd_peer_write *pw);
 void rdrbd_peer_write_free(struct rdrbd_peer_write *pw);
 void rdrbd_peer_write_push(struct llist_head *list, struct rdrbd_peer_write *pw);
-struct llist_node *rdrbd_peer_write_take_all(struct llist_head *list);
 struct rdrbd_peer_write *rdrbd_peer_write_next(struct llist_node **cursor);
 
 /* Generic netlink family "drbd". */

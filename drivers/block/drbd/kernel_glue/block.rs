@@ -951,14 +951,14 @@ impl FailedBios {
     /// Whether nothing is queued.
     pub(crate) fn is_empty(&self) -> bool {
         // SAFETY: the head is initialised.
-        unsafe { shim::rdrbd_failed_empty(self.head.get()) }
+        unsafe { shim::rdrbd_llist_empty(self.head.get()) }
     }
 
     /// Takes every queued clone, in the order they failed.
     pub(crate) fn take_all(&self) -> FailedBatch {
         // INVARIANT: the detached chain is ours, each node a failed clone.
         // SAFETY: the head is initialised.
-        FailedBatch { cursor: unsafe { shim::rdrbd_failed_take_all(self.head.get()) } }
+        FailedBatch { cursor: unsafe { shim::rdrbd_llist_take_all(self.head.get()) } }
     }
 }
 

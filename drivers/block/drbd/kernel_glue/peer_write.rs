@@ -173,7 +173,7 @@ impl<T> PeerWriteQueue<T> {
     /// Whether a completed write waits to be taken.
     pub(crate) fn has_done(&self) -> bool {
         // SAFETY: the head is initialised (invariant).
-        !unsafe { shim::rdrbd_failed_empty(self.core.done.get()) }
+        !unsafe { shim::rdrbd_llist_empty(self.core.done.get()) }
     }
 
     /// Sleeps until `condition` holds; completions wake it (and so may
@@ -191,7 +191,7 @@ impl<T> PeerWriteQueue<T> {
     pub(crate) fn take_done(&self) -> DoneWrites<T> {
         // INVARIANT: the detached chain is ours; its writes carry `T`s.
         // SAFETY: the head is initialised.
-        DoneWrites { cursor: unsafe { shim::rdrbd_peer_write_take_all(self.core.done.get()) }, _data: PhantomData }
+        DoneWrites { cursor: unsafe { shim::rdrbd_llist_take_all(self.core.done.get()) }, _data: PhantomData }
     }
 }
 

@@ -40,8 +40,8 @@ extern "C" {
     pub(super) fn rdrbd_clone_outcome(clone: *mut bio) -> *mut u32;
     pub(super) fn rdrbd_clone_bioset_exit();
     pub(super) fn rdrbd_failed_push(list: *mut llist_head, clone: *mut bio) -> bool;
-    pub(super) fn rdrbd_failed_empty(list: *mut llist_head) -> bool;
-    pub(super) fn rdrbd_failed_take_all(list: *mut llist_head) -> *mut llist_node;
+    pub(super) fn rdrbd_llist_empty(list: *mut llist_head) -> bool;
+    pub(super) fn rdrbd_llist_take_all(list: *mut llist_head) -> *mut llist_node;
     pub(super) fn rdrbd_failed_next(cursor: *mut *mut llist_node) -> *mut bio;
     pub(super) fn rdrbd_bio_copy_in(bio: *mut bio, data: *const c_void, len: c_uint) -> c_int;
     pub(super) fn rdrbd_bdev_nr_sectors(bdev: *mut block_device) -> c_ulonglong;
@@ -76,7 +76,6 @@ extern "C" {
     pub(super) fn rdrbd_peer_write_submit(pw: *mut rdrbd_peer_write);
     pub(super) fn rdrbd_peer_write_free(pw: *mut rdrbd_peer_write);
     pub(super) fn rdrbd_peer_write_push(list: *mut llist_head, pw: *mut rdrbd_peer_write);
-    pub(super) fn rdrbd_peer_write_take_all(list: *mut llist_head) -> *mut llist_node;
     pub(super) fn rdrbd_peer_write_next(cursor: *mut *mut llist_node) -> *mut rdrbd_peer_write;
 
     pub(super) fn rdrbd_genl_register(ctx: *mut c_void) -> c_int;
