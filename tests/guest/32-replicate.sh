@@ -13,7 +13,7 @@
 # guests: 2
 # disks: 256M
 # timeout: 900
-# budget: 60
+# budget: 70
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

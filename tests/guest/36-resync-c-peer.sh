@@ -11,7 +11,7 @@
 # guests: 2
 # disks: 128M
 # timeout: 900
-# budget: 40
+# budget: 50
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
