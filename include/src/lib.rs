@@ -52,6 +52,9 @@ pub mod transfer_log;
 /// Replicated writes waiting for the peer's per-write ack.
 pub mod ack_slots;
 
+/// Writes queued for the connection's sender thread.
+pub mod send_fifo;
+
 /// Big-endian fields of on-disk blocks.
 mod be;
 

@@ -70,6 +70,10 @@ pub(crate) mod transfer_log;
 pub(crate) mod ack_slots;
 
 #[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/send_fifo.rs"]
+pub(crate) mod send_fifo;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/disk_timeout.rs"]
 pub(crate) mod disk_timeout;
 

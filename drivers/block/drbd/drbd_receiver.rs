@@ -433,6 +433,9 @@ fn receive_state(
             shared.timing.clone())?;
         let decision = handshake(shared, ctx.link, local, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         vs.connected = true;
+        // From here on the connection's end aborts the replica, which
+        // stops its sender.
+        replica.start_sender(shared.name.as_str(), io.clone())?;
         pd.set_replica(Some(replica.clone()));
         vs.replica = Some(replica);
         // The peer is back (`after_state_ch` case 2): what waited for

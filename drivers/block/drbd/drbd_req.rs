@@ -24,7 +24,7 @@ use crate::drbd_include::genl as api;
 use crate::drbd_include::genl::{ConnState, DiskState, Role, StateChangeResult};
 use crate::drbd_include::state::{Context, Kind, PeerDeviceStates, States};
 use crate::drbd_state::{StateEngine, Transition};
-use crate::drbd_sender::{HeldWrites, Replica};
+use crate::drbd_sender::{HeldWrites, Replica, SentWrites};
 use crate::drbd_md::MetaData;
 use crate::drbd_io_error::IoErrors;
 use crate::drbd_include::faults::Fault;
@@ -788,7 +788,7 @@ impl DeviceIo {
             pr_err!("discard at sector {} failed on the backing disk: error {}\n", sector, e.to_errno());
         }
         if let Some((replica, sent, ack)) = replicate {
-            if !replica.send_write(sent, ack) {
+            if !replica.queue_write(sent, ack) {
                 self.set_out_of_sync(sector, size);
             }
         }
@@ -828,11 +828,9 @@ impl DeviceIo {
         };
         if let Some((replica, sent, ack)) = replicate {
             let size = sent.size();
-            let sent_ok = replica.send_write(sent, ack);
-            if sent_ok {
-                self.count_net(size, true);
-            }
-            if !sent_ok {
+            // The sender thread sends it (`drbd_sender.rs`): this bio's
+            // local write is under way before its P_DATA is.
+            if !replica.queue_write(sent, ack) {
                 // Not sent: out of sync, even if an earlier overlapping
                 // write's ack cleared the bits meanwhile.
                 self.set_out_of_sync(sector, size);
@@ -899,11 +897,9 @@ impl DeviceIo {
         };
         let sent = bio.peer_completion();
         let ack = replica.wants_ack().then(|| bio.peer_completion());
-        let size = sent.size();
         bio.end(Err(EIO));
-        if replica.send_write(sent, ack) {
-            self.count_net(size, true);
-        }
+        // Not queued: the connection is gone, and the write fails.
+        let _queued = replica.queue_write(sent, ack);
     }
 }
 
@@ -929,6 +925,16 @@ fn tell_peer_of(t: &Transition) -> bool {
         && new.device.disk == DiskState::Inconsistent
         && old.peer.conn == new.peer.conn;
     connected && (paused || disk_gone || inconsistent)
+}
+
+impl SentWrites for DeviceIo {
+    fn data_sent(&self, bytes: u32) {
+        self.count_net(bytes, true);
+    }
+
+    fn not_sent(&self, sector: u64, size: u32) {
+        self.set_out_of_sync(sector, size);
+    }
 }
 
 impl DiskOps for DeviceIo {

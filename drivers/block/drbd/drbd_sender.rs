@@ -6,12 +6,20 @@
 //! long as someone still needs it. Writes travel in epochs closed by
 //! P_BARRIER; the peer's P_BARRIER_ACK releases them from the transfer
 //! log (`drbd_include::transfer_log`).
+//!
+//! The bio path never sends: it queues the write ([`Replica::queue_write`])
+//! and returns, so the local write is under way at once and no submitter
+//! waits for the network or for another submitter's send. The connection's
+//! sender thread (`drbd_s_<resource>`, DRBD 9's sender) takes the writes
+//! in order and sends them back to back, corked (MSG_MORE) until the
+//! queue runs dry, then closes the epoch with a P_BARRIER that pushes
+//! them out together.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use kernel::{new_condvar, new_mutex};
+use kernel::{new_condvar, new_mutex, new_spinlock};
 use kernel::prelude::*;
-use kernel::sync::{Arc, CondVar, Mutex};
+use kernel::sync::{Arc, CondVar, Mutex, SpinLock};
 
 use crate::drbd_include::genl::WireProtocol;
 use crate::drbd_net::{LiveTiming, SMALL_PACKET};
@@ -23,10 +31,13 @@ use crate::drbd_include::protocol::{
 };
 use crate::drbd_include::uuid::{uuid_flags, Uuids};
 use crate::drbd_include::ack_slots::AckSlots;
+use crate::drbd_include::send_fifo::SendFifo;
 use crate::drbd_include::transfer_log::{BarrierAckError, TlWrite, TransferLog};
 use crate::drbd_remote_read::RemoteReads;
 use crate::kernel_glue::block::{PeerToken, UpperBio};
 use crate::kernel_glue::net::TcpSocket;
+use crate::kernel_glue::thread::KThread;
+use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 
 /// A write sent to the peer and not acknowledged yet.
 struct Pending {
@@ -35,6 +46,37 @@ struct Pending {
     /// Given when the ack is in: that completes the upper bio's peer half.
     ack: PeerToken,
 }
+
+/// A write the bio path handed to the sender thread: its send completion
+/// and, unless protocol A, its ack completion.
+struct QueuedWrite {
+    sent: PeerToken,
+    ack: Option<PeerToken>,
+}
+
+/// A write sent in the open epoch: its send completion is given once the
+/// epoch's P_BARRIER is out (`protocol_a`: as the peer's success).
+struct SentWrite {
+    sent: PeerToken,
+    protocol_a: bool,
+}
+
+/// What the sender thread reports to the device whose writes it sends.
+pub(crate) trait SentWrites: Send + Sync + 'static {
+    /// `bytes` of a write's data went to the peer ("ns").
+    fn data_sent(&self, bytes: u32);
+    /// The write of `size` bytes at `sector` was not sent: out of sync.
+    fn not_sent(&self, sector: u64, size: u32);
+}
+
+/// Slots for one connection's writes queued for its sender thread (past
+/// that, submitters wait for it).
+const QUEUE_SLOTS: usize = 4096;
+
+/// Writes sent before the sender closes the epoch even though more are
+/// queued: bounds how long a protocol A write waits for its completion
+/// under a steady stream.
+const EPOCH_BATCH: usize = 64;
 
 /// The connected peer, as the request path sees it.
 #[pin_data]
@@ -58,8 +100,20 @@ pub(crate) struct Replica {
     /// when the connection breaks.
     #[pin]
     tl_room: CondVar,
-    /// Writes on their way to the socket; 0 means the sender is idle.
-    senders: AtomicU32,
+    /// Writes the bio path handed over, for the sender thread (a spinlock:
+    /// taken in `submit_bio`, held for a few stores).
+    #[pin]
+    queue: SpinLock<SendFifo<KVVec<Option<QueuedWrite>>>>,
+    /// Woken when a write is queued, and when the connection breaks.
+    #[pin]
+    queued: WaitQueue,
+    /// Woken when the sender takes a write off the queue, and when the
+    /// connection breaks.
+    #[pin]
+    queue_room: WaitQueue,
+    /// The sender thread, from [`Replica::start_sender`] until [`Replica::abort`].
+    #[pin]
+    sender: Mutex<Option<KThread>>,
     next_id: AtomicU64,
     seq: AtomicU32,
     broken: AtomicBool,
@@ -81,6 +135,7 @@ pub(crate) struct Replica {
 /// Dropping this completes them.
 pub(crate) struct HeldWrites {
     _writes: KVVec<Option<(u64, Pending)>>,
+    _unsent: KVVec<Option<QueuedWrite>>,
 }
 
 /// Writes the transfer log can hold (about twice the default
@@ -104,6 +159,10 @@ impl Replica {
         for _ in 0..TL_SLOTS {
             ack_slots.push(None, GFP_KERNEL)?;
         }
+        let mut queue_slots = KVVec::with_capacity(QUEUE_SLOTS, GFP_KERNEL)?;
+        for _ in 0..QUEUE_SLOTS {
+            queue_slots.push(None, GFP_KERNEL)?;
+        }
         Arc::pin_init(pin_init!(Self {
             data,
             link,
@@ -113,7 +172,10 @@ impl Replica {
             pending <- new_mutex!(AckSlots::new(ack_slots), "rdrbd::Replica::pending"),
             tl <- new_mutex!(TransferLog::new(slots, max_epoch_size), "rdrbd::Replica::tl"),
             tl_room <- new_condvar!("rdrbd::Replica::tl_room"),
-            senders: AtomicU32::new(0),
+            queue <- new_spinlock!(SendFifo::new(queue_slots), "rdrbd::Replica::queue"),
+            queued <- new_wait_queue!("rdrbd::Replica::queued"),
+            queue_room <- new_wait_queue!("rdrbd::Replica::queue_room"),
+            sender <- new_mutex!(None, "rdrbd::Replica::sender"),
             next_id: AtomicU64::new(0),
             seq: AtomicU32::new(0),
             broken: AtomicBool::new(false),
@@ -275,41 +337,128 @@ impl Replica {
         Ok(())
     }
 
-    /// Sends one write (P_DATA, or P_TRIM for a discard): `sent` is given
-    /// once the packet is out, `ack` (protocols B/C) when the peer
-    /// acknowledges it or the connection goes. On a send error the
-    /// connection is shut down. Returns whether the packet went out.
-    ///
-    /// The write is recorded in the open epoch of the transfer log. When
-    /// no other write is on its way to the socket, the sender is idle and
-    /// closes the epoch with a P_BARRIER right away, before `sent` may
-    /// complete the bio: a write submitted after this one completed (and
-    /// so maybe depending on it) always lands in a later epoch, which the
-    /// peer writes only after this one is on its disk (8.4 closes the
-    /// epoch when one of its writes completes, and sends the barrier when
-    /// its sender goes idle). The barrier ack then clears the bits of
-    /// protocol A and B writes.
-    pub(crate) fn send_write(&self, sent: PeerToken, ack: Option<PeerToken>) -> bool {
-        let ack_wanted = ack.is_some();
-        self.senders.fetch_add(1, Ordering::SeqCst);
-        let Some(guard) = self.lock_with_log_room() else {
-            self.senders.fetch_sub(1, Ordering::SeqCst);
-            return false;
+    /// Hands one write (P_DATA, or P_TRIM for a discard) to the sender
+    /// thread: `sent` is given once the packet is out and its epoch
+    /// closed, `ack` (protocols B/C) when the peer acknowledges it or the
+    /// connection goes. Returns whether it was queued: not once the
+    /// connection broke (the caller marks the write out of sync). Waits
+    /// only while the queue is full.
+    pub(crate) fn queue_write(&self, sent: PeerToken, ack: Option<PeerToken>) -> bool {
+        let mut write = QueuedWrite { sent, ack };
+        loop {
+            let refused = {
+                let mut queue = self.queue.lock();
+                if self.broken.load(Ordering::SeqCst) {
+                    Some(None)
+                } else {
+                    match queue.push(write) {
+                        Ok(()) => None,
+                        Err(full) => Some(Some(full)),
+                    }
+                }
+            };
+            match refused {
+                None => {
+                    self.queued.wake_all();
+                    return true;
+                }
+                // Broken: the tokens complete here, outside the spinlock.
+                Some(None) => return false,
+                Some(Some(full)) => write = full,
+            }
+            self.queue_room.wait_until(|| !self.queue.lock().is_full() || self.broken.load(Ordering::SeqCst));
+        }
+    }
+
+    /// Starts the sender thread of `io`'s writes to this peer
+    /// (`drbd_s_<name>`); [`Self::abort`] stops it.
+    pub(crate) fn start_sender<D: SentWrites>(self: &Arc<Self>, name: &str, io: Arc<D>) -> Result {
+        let mut slots = KVVec::with_capacity(EPOCH_BATCH, GFP_KERNEL)?;
+        for _ in 0..EPOCH_BATCH {
+            slots.push(None, GFP_KERNEL)?;
+        }
+        let epoch = SendFifo::new(slots);
+        let thread_name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_s_{}", name))?;
+        let replica = self.clone();
+        let thread = KThread::spawn(&thread_name, move || replica.run_sender(&*io, epoch))?;
+        *self.sender.lock() = Some(thread);
+        Ok(())
+    }
+
+    /// The sender thread: sends the queued writes in order, each recorded
+    /// in the open epoch of the transfer log, corked until the queue runs
+    /// dry (or [`EPOCH_BATCH`] writes went out); then the epoch closes with
+    /// a P_BARRIER, and only then are the writes' send completions given:
+    /// a write submitted after one of them completed (and so maybe
+    /// depending on it) always lands in a later epoch, which the peer
+    /// writes only after that one is on its disk (8.4 closes the epoch
+    /// when one of its writes completes, and sends the barrier when its
+    /// sender goes idle). The barrier ack then clears the bits of protocol
+    /// A and B writes. Ends when the connection breaks.
+    fn run_sender(&self, io: &impl SentWrites, mut epoch: SendFifo<KVVec<Option<SentWrite>>>) {
+        loop {
+            let mut next = None;
+            self.queued.wait_until(|| {
+                if self.broken.load(Ordering::SeqCst) || KThread::should_stop() {
+                    return true;
+                }
+                next = self.queue.lock().pop();
+                next.is_some()
+            });
+            let Some(write) = next else { break };
+            self.queue_room.wake_all();
+            if let Some(sent) = self.send_queued(io, write) {
+                if let Err(sent) = epoch.push(sent) {
+                    // Cannot happen: the epoch closes when full.
+                    self.close_epoch(&mut epoch);
+                    give_send_completion(sent);
+                }
+            }
+            if epoch.is_full() || self.queue.lock().is_empty() {
+                self.close_epoch(&mut epoch);
+            }
+        }
+        self.close_epoch(&mut epoch);
+    }
+
+    /// Sends one queued write (a P_BARRIER first if its epoch is full):
+    /// its send completion once sent, else `None`, the write marked out of
+    /// sync (even if an earlier overlapping write's ack cleared its bits
+    /// meanwhile) and the connection broken.
+    fn send_queued(&self, io: &impl SentWrites, write: QueuedWrite) -> Option<SentWrite> {
+        let QueuedWrite { sent, ack } = write;
+        let protocol_a = ack.is_none();
+        let (sector, size) = (sent.sector(), sent.size());
+        let sent_ok = match self.lock_with_log_room() {
+            // More follows at once: another write or the epoch's barrier.
+            Some(_guard) => self.send_data_locked(&sent, ack, true).is_ok(),
+            None => false,
         };
-        let sent_ok = self.send_data_locked(&sent, ack);
-        let idle = self.senders.fetch_sub(1, Ordering::SeqCst) == 1;
-        if sent_ok.is_ok() && idle {
-            // A failed barrier breaks the connection; the write's fate is
+        if sent_ok {
+            if !sent.is_discard() {
+                io.data_sent(size);
+            }
+            return Some(SentWrite { sent, protocol_a });
+        }
+        io.not_sent(sector, size);
+        None
+    }
+
+    /// Closes the open epoch (P_BARRIER, which also pushes out what was
+    /// corked) and gives the send completions of its writes.
+    fn close_epoch(&self, epoch: &mut SendFifo<KVVec<Option<SentWrite>>>) {
+        if epoch.is_empty() {
+            return;
+        }
+        {
+            let _guard = self.send_lock.lock();
+            // A failed barrier breaks the connection; the writes' fate is
             // then decided by the transfer log's drain.
             let _ = self.close_epoch_locked();
         }
-        drop(guard);
-        match (sent_ok.is_ok(), &ack_wanted) {
-            // Protocol A: handed to the network is the peer's success.
-            (true, false) => sent.peer_succeeded(),
-            _ => drop(sent),
+        while let Some(sent) = epoch.pop() {
+            give_send_completion(sent);
         }
-        sent_ok.is_ok()
     }
 
     /// Asks the peer for the data of read `bio` (P_DATA_REQUEST); its
@@ -379,9 +528,10 @@ impl Replica {
     }
 
     /// Sends the P_DATA of `sent` in the open epoch (a P_BARRIER first if
-    /// that epoch is full). The caller holds the send lock and made sure
-    /// the transfer log has room.
-    fn send_data_locked(&self, sent: &PeerToken, ack: Option<PeerToken>) -> Result {
+    /// that epoch is full); `more`: another packet follows at once (the
+    /// socket holds a partial segment back for it). The caller holds the
+    /// send lock and made sure the transfer log has room.
+    fn send_data_locked(&self, sent: &PeerToken, ack: Option<PeerToken>, more: bool) -> Result {
         let barrier = self.tl.lock().barrier_before_write();
         if let Some(barrier) = barrier {
             self.send_barrier_locked(barrier)?;
@@ -432,7 +582,7 @@ impl Replica {
             let mut buf = [0u8; 16 + Trim::SIZE];
             let len = encode_packet(self.link, Packet::Trim, self.volume, &mut buf, |out| trim.encode(out))
                 .map_err(|_| EINVAL)?;
-            return self.send_or_break(buf.get(..len).ok_or(EINVAL)?);
+            return self.send_or_break_more(buf.get(..len).ok_or(EINVAL)?, more);
         }
         let length = (DataPacket::SIZE as u32).saturating_add(size);
         let header = Header { cmd: Packet::Data, volume: self.volume, length };
@@ -450,7 +600,7 @@ impl Replica {
         // data, so its pages can go to the socket without a copy (8.4's
         // `_drbd_send_zc_bio`); protocol A completes at once and copies.
         let zero_copy = self.wants_ack();
-        let result = self.data.send_bio_retrying(sent, zero_copy, || self.keep_trying(&mut ko));
+        let result = self.data.send_bio_retrying(sent, zero_copy, more, || self.keep_trying(&mut ko));
         self.break_on_error(result)
     }
 
@@ -532,14 +682,37 @@ impl Replica {
     pub(crate) fn abort(&self, mark: impl Fn(u64, u32), hold: bool) -> Option<HeldWrites> {
         self.broken.store(true, Ordering::SeqCst);
         self.reads.abort();
+        // The sender and waiting submitters see the break; through the
+        // log's lock, a sender about to wait for room has either seen it
+        // or is queued for the notification.
+        self.queued.wake_all();
+        self.queue_room.wake_all();
+        drop(self.tl.lock());
+        self.tl_room.notify_all();
+        // Wait for the sender (a send in progress ends at the latest when
+        // its timeout expires: it does not retry once broken).
+        let sender = self.sender.lock().take();
+        drop(sender);
         let _guard = self.send_lock.lock();
         self.tl.lock().drain(|w| mark(w.sector, w.size));
-        // Senders waiting for room see the break (set before the lock).
         self.tl_room.notify_all();
+        // Writes queued and never sent (none are queued from now on).
+        let unsent = core::mem::replace(&mut *self.queue.lock(), SendFifo::new(KVVec::new())).into_slots();
+        for w in unsent.iter().flatten() {
+            mark(w.sent.sector(), w.sent.size());
+        }
         let drained = core::mem::replace(&mut *self.pending.lock(), AckSlots::new(KVVec::new())).into_slots();
         for (_, p) in drained.iter().flatten() {
             mark(p.sector, p.size);
         }
-        hold.then_some(HeldWrites { _writes: drained })
+        hold.then_some(HeldWrites { _writes: drained, _unsent: unsent })
+    }
+}
+
+/// Gives a sent write's send completion: as the peer's success under
+/// protocol A (handed to the network is all A waits for).
+fn give_send_completion(write: SentWrite) {
+    if write.protocol_a {
+        write.sent.peer_succeeded();
     }
 }

@@ -546,9 +546,9 @@ void rdrbd_sock_set_buffers(struct socket *sock, u32 snd, u32 rcv)
  * its parent's bio_vec array and has bi_vcnt 0). iov_iter_advance() walks
  * only nr_segs entries, so a wrong count resumes a send in the wrong memory.
  */
-int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done, bool zero_copy)
+int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done, bool zero_copy, bool more)
 {
-	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0) };
 	struct bvec_iter iter;
 	struct bio_vec bvec;
 	unsigned long nr_segs = 0;
