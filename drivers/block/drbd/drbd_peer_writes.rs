@@ -23,6 +23,7 @@ use crate::drbd_include::io_error::IoFailure;
 use crate::drbd_include::protocol::{self as proto, Packet};
 use crate::drbd_net::NetError;
 use crate::drbd_req::DeviceIo;
+use crate::kernel_glue::net::TcpSocket;
 use crate::kernel_glue::peer_write::{PeerWrite, PeerWriteQueue};
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
@@ -47,6 +48,51 @@ struct WriteAnswer {
     write_ack: bool,
     /// P_NEG_ACK on failure (the peer asked for an ack of either kind).
     nack: bool,
+}
+
+/// Where a replicated write's data is.
+pub(crate) enum WriteData<'a> {
+    /// Read already.
+    Bytes(&'a [u8]),
+    /// Still in the data socket, received straight into the write's pages
+    /// (no copy through a buffer, as 8.4's `read_in_block`); the `u32`
+    /// is set to 0 once it is in.
+    Socket(&'a TcpSocket, u32, &'a mut u32),
+}
+
+impl WriteData<'_> {
+    fn len(&self) -> Result<u32> {
+        match self {
+            Self::Bytes(data) => u32::try_from(data.len()).map_err(|_| EINVAL),
+            Self::Socket(_, len, _) => Ok(*len),
+        }
+    }
+
+    /// Puts the data into `write`'s pages.
+    fn fill(self, write: &mut PeerWrite<WriteAnswer>) -> core::result::Result<(), SubmitError> {
+        match self {
+            Self::Bytes(data) => write.fill(data).map_err(SubmitError::Local),
+            Self::Socket(sock, _, unread) => {
+                write.receive(sock).map_err(|e| SubmitError::Network(NetError::Io(e)))?;
+                *unread = 0;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Why a replicated write was not submitted.
+pub(crate) enum SubmitError {
+    /// No memory for it even with nothing in flight (the caller drops the
+    /// connection).
+    NoMemory,
+    /// It failed locally at once (no disk, an injected fault, an
+    /// activity-log failure), for the caller to answer; its data, if it
+    /// was still in the socket, is still there.
+    Local(Error),
+    /// Receiving its data or acknowledging its receipt failed: the
+    /// connection is gone.
+    Network(NetError),
 }
 
 /// A connection's replicated writes in flight.
@@ -86,23 +132,22 @@ impl PeerWrites {
         self.answered.wait_until(|| self.pending.load(Ordering::SeqCst) == 0);
     }
 
-    /// Submits a replicated write (`P_DATA`) to the backing disk; it is
-    /// answered when it completes. `Err(ENOMEM)`: no memory for it even
-    /// with nothing in flight (the caller drops the connection); any other
-    /// `Err`: it failed locally at once (no disk, an injected fault, an
-    /// activity-log failure), for the caller to answer.
+    /// Submits a replicated write (`P_DATA`) of `data` to the backing disk;
+    /// it is answered when it completes. `received` runs once its data is
+    /// in, before the write may complete (the P_RECV_ACK of protocol B).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn submit(
         &self,
         io: &DeviceIo,
         head: &proto::DataPacket,
-        data: &[u8],
+        data: WriteData<'_>,
         fua: bool,
         flush: bool,
         write_ack: bool,
         nack: bool,
-    ) -> Result {
-        let size = u32::try_from(data.len()).map_err(|_| EINVAL)?;
+        received: impl FnOnce() -> core::result::Result<(), NetError>,
+    ) -> core::result::Result<(), SubmitError> {
+        let size = data.len().map_err(SubmitError::Local)?;
         if flush {
             // A flush covers the writes completed before it: let those in
             // flight complete first.
@@ -120,7 +165,7 @@ impl PeerWrites {
             Ok(started) => started,
             Err(e) => {
                 self.release_range(slot);
-                return Err(e);
+                return Err(SubmitError::Local(e));
             }
         };
         let answer = WriteAnswer {
@@ -133,24 +178,35 @@ impl PeerWrites {
             write_ack,
             nack,
         };
+        let give_back = |lower, e| {
+            drop(lower);
+            io.al_write_done(al_tag);
+            self.release_range(slot);
+            e
+        };
         // Short of memory: the writes in flight give theirs back first
         // (8.4's drbd_alloc_pages waits for them too); then it fails, and
         // the caller drops the connection.
-        let write = match PeerWrite::new(&lower, head.sector, data, fua, flush, answer).or_else(|e| {
+        let write = PeerWrite::new(&lower, head.sector, size, fua, flush, answer).or_else(|e| {
             if e != ENOMEM {
                 return Err(e);
             }
             self.wait_idle();
-            PeerWrite::new(&lower, head.sector, data, fua, flush, answer)
-        }) {
+            PeerWrite::new(&lower, head.sector, size, fua, flush, answer)
+        });
+        let mut write = match write {
             Ok(write) => write,
-            Err(e) => {
-                drop(lower);
-                io.al_write_done(al_tag);
-                self.release_range(slot);
-                return Err(e);
-            }
+            Err(e) if e == ENOMEM => return Err(give_back(lower, SubmitError::NoMemory)),
+            Err(e) => return Err(give_back(lower, SubmitError::Local(e))),
         };
+        if let Err(e) = data.fill(&mut write) {
+            drop(write);
+            return Err(give_back(lower, e));
+        }
+        if let Err(e) = received() {
+            drop(write);
+            return Err(give_back(lower, SubmitError::Network(e)));
+        }
         self.pending_bytes.fetch_add(u64::from(size), Ordering::SeqCst);
         self.pending.fetch_add(1, Ordering::SeqCst);
         self.queue.submit(lower, write);

@@ -23,7 +23,7 @@ use crate::drbd_io_error::{local_io_failed, peer_disk_changed};
 use crate::drbd_remote_read::Answer;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_peer_device::PeerDevice;
-use crate::drbd_peer_writes::PeerWrites;
+use crate::drbd_peer_writes::{PeerWrites, SubmitError, WriteData};
 use crate::drbd_resync::{SyncTargetWorker, TargetJob};
 use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
@@ -264,10 +264,7 @@ fn receive_loop(
     // Writes of the current epoch (answered in P_BARRIER_ACK).
     let mut epoch_size: u32 = 0;
     loop {
-        let (cmd, volume, payload) = recv_packet(ctx.data, link, Socket::Data, buf)?;
-        if matches!(cmd, Packet::Data | Packet::RsDataReply | Packet::DataReply) {
-            corrupt_if_injected(shared, payload);
-        }
+        let (cmd, volume, payload, mut unread) = recv_data_socket_packet(ctx, buf, vs.connected)?;
         let payload = &*payload;
         let body = decode_body(cmd, link, payload)?;
         let our_volume = shared.volume.as_ref().map(|v| v.volume);
@@ -303,7 +300,11 @@ fn receive_loop(
             }
             Body::State(s) => receive_state(ctx, vs, local, s.state)?,
             Body::Data { head, rest } if cmd == Packet::Data && vs.connected => {
-                receive_data(ctx, head, rest)?;
+                let data = match unread {
+                    0 => WriteData::Bytes(rest),
+                    len => WriteData::Socket(ctx.data, len, &mut unread),
+                };
+                receive_data(ctx, head, data)?;
                 epoch_size = epoch_size.saturating_add(1);
             }
             Body::Trim(t) if cmd == Packet::Trim && vs.connected => {
@@ -370,6 +371,14 @@ fn receive_loop(
                 pr_err!("{}: {} is not supported by rdrbd yet (or not now); dropping the connection\n", name, cmd.name());
                 return Err(NetError::Refused);
             }
+        }
+        // A write's data the write did not take (it failed before): read
+        // and dropped, so that the next packet starts where it should.
+        while unread != 0 {
+            let n = unread.min(u32::try_from(buf.len()).unwrap_or(u32::MAX));
+            let chunk = buf.get_mut(..n as usize).ok_or(proto::ProtocolError::TooLong)?;
+            ctx.data.recv_exact(chunk)?;
+            unread -= n;
         }
     }
 }
@@ -816,14 +825,17 @@ fn receive_read_reply(
 fn receive_data(
     ctx: &LoopCtx<'_>,
     head: proto::DataPacket,
-    rest: &[u8],
+    data: WriteData<'_>,
 ) -> core::result::Result<(), NetError> {
     let shared = ctx.shared;
     let (link, meta) = (ctx.link, ctx.meta);
     let Some(ConnVolume { volume, io, .. }) = &shared.volume else {
         return Err(NetError::Refused);
     };
-    let size = u32::try_from(rest.len()).map_err(|_| proto::ProtocolError::TooLong)?;
+    let size = match &data {
+        WriteData::Bytes(rest) => u32::try_from(rest.len()).map_err(|_| proto::ProtocolError::TooLong)?,
+        WriteData::Socket(_, len, _) => *len,
+    };
     if size == 0 || size % 512 != 0 {
         pr_err!("{}: P_DATA with a size of {} bytes\n", shared.name.as_str(), size);
         return Err(NetError::Refused);
@@ -853,9 +865,6 @@ fn receive_data(
         let a = proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: size, seq_num: head.seq_num };
         shared.send_meta(meta, link, cmd, *volume, |out| a.encode(out))
     };
-    if recv_ack {
-        ack(Packet::RecvAck)?;
-    }
     let fua = head.dp_flags & proto::dp::FUA != 0;
     let flush = head.dp_flags & proto::dp::FLUSH != 0;
     io.count_net(size, false);
@@ -863,20 +872,28 @@ fn receive_data(
         // A Diskless peer writes through us: only our disk has it.
         io.set_out_of_sync(head.sector, size);
     }
-    match ctx.writes.submit(io, &head, rest, fua, flush, write_ack, write_ack || recv_ack) {
+    // Protocol B: acknowledged once the data is in, before the write may
+    // complete (and be answered).
+    let received = || if recv_ack { ack(Packet::RecvAck) } else { Ok(()) };
+    match ctx.writes.submit(io, &head, data, fua, flush, write_ack, write_ack || recv_ack, received) {
         // Answered when it completes (drbd_peer_writes.rs).
         Ok(()) => Ok(()),
-        Err(e) if e == ENOMEM => {
+        Err(SubmitError::NoMemory) => {
             // 8.4's drbd_alloc_peer_req failing: the connection goes.
             pr_err!("{}: cannot allocate a peer request for sector {}\n", shared.name.as_str(), head.sector);
-            Err(NetError::Io(e))
+            Err(NetError::Io(ENOMEM))
         }
-        Err(e) => {
+        Err(SubmitError::Network(e)) => Err(e),
+        Err(SubmitError::Local(e)) => {
             pr_err!("{}: writing a replicated block at sector {} failed: error {}\n",
                 shared.name.as_str(), head.sector, e.to_errno());
             if io.disk_state() != DiskState::Diskless {
                 io.set_out_of_sync(head.sector, size);
                 local_io_failed(io, IoFailure::Write, head.sector, size, e);
+            }
+            // The data was not taken in; the receive loop reads it past.
+            if recv_ack {
+                ack(Packet::RecvAck)?;
             }
             if write_ack || recv_ack {
                 ack(Packet::NegAck)?;
@@ -1403,11 +1420,42 @@ fn got_barrier_ack(shared: &ConnShared, ack: proto::BarrierAck) -> core::result:
 
 /// Fault injection (`Fault::Receive`): flips the first data byte of a
 /// received block, as 8.4 does to exercise data-integrity-alg.
-fn corrupt_if_injected(shared: &ConnShared, payload: &mut [u8]) {
-    let Some(ConnVolume { io, .. }) = &shared.volume else { return };
-    if faults::insert(io.events().minor(), Fault::Receive) {
-        if let Some(byte) = payload.get_mut(proto::DataPacket::SIZE) {
+/// Reads the next packet of the data socket: its command, volume, the
+/// payload read into `buf`, and how much of it is left in the socket.
+/// Once `connected`, a P_DATA's data is left there, for the write to
+/// receive into its own pages (`WriteData::Socket`); the caller reads
+/// what the write did not take. An injected receive fault flips the
+/// first data byte of a P_DATA, P_RS_DATA_REPLY or P_DATA_REPLY.
+fn recv_data_socket_packet<'a>(
+    ctx: &LoopCtx<'_>,
+    buf: &'a mut [u8],
+    connected: bool,
+) -> core::result::Result<(Packet, u16, &'a mut [u8], u32), NetError> {
+    let header = net::recv_header(ctx.data, ctx.link)?;
+    let cmd = header.cmd;
+    if !cmd.accepted_on(Socket::Data) {
+        return Err(proto::ProtocolError::UnexpectedCommand(cmd as u16).into());
+    }
+    let len = usize::try_from(header.length).map_err(|_| proto::ProtocolError::TooLong)?;
+    let corrupt = matches!(cmd, Packet::Data | Packet::RsDataReply | Packet::DataReply) && receive_fault(ctx.shared);
+    let fixed = proto::DataPacket::SIZE;
+    let leave = cmd == Packet::Data && connected && !corrupt && len > fixed;
+    let read = if leave { fixed } else { len };
+    let unread = len.saturating_sub(read);
+    if unread > proto::MAX_BIO_SIZE as usize {
+        return Err(proto::ProtocolError::TooLong.into());
+    }
+    let payload = buf.get_mut(..read).ok_or(proto::ProtocolError::TooLong)?;
+    ctx.data.recv_exact(payload)?;
+    if corrupt {
+        if let Some(byte) = payload.get_mut(fixed) {
             *byte ^= 0xff;
         }
     }
+    Ok((cmd, header.volume, payload, u32::try_from(unread).map_err(|_| proto::ProtocolError::TooLong)?))
+}
+
+/// Whether the `receive` fault fires for this packet's data.
+fn receive_fault(shared: &ConnShared) -> bool {
+    shared.volume.as_ref().is_some_and(|ConnVolume { io, .. }| faults::insert(io.events().minor(), Fault::Receive))
 }

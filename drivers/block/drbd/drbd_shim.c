@@ -411,6 +411,31 @@ int rdrbd_peer_write_fill(struct rdrbd_peer_write *pw, const u8 *data, unsigned 
 	return 0;
 }
 
+/* Receives a write's data from the socket straight into its pages (8.4's
+ * read_in_block reads into the peer request's pages too): `*done` bytes
+ * are in already, the rest follows; a timeout (-EAGAIN) leaves `*done`
+ * where it stopped. */
+int rdrbd_peer_write_recv(struct rdrbd_peer_write *pw, struct socket *sock, size_t *done)
+{
+	struct msghdr msg = { .msg_flags = MSG_WAITALL | MSG_NOSIGNAL };
+	unsigned int len = pw->bio->bi_iter.bi_size;
+	int rv;
+
+	if (*done > len)
+		return -EINVAL;
+	iov_iter_bvec(&msg.msg_iter, ITER_DEST, pw->bio->bi_io_vec, pw->bio->bi_vcnt, len);
+	iov_iter_advance(&msg.msg_iter, *done);
+	while (msg_data_left(&msg)) {
+		rv = sock_recvmsg(sock, &msg, msg.msg_flags);
+		if (rv < 0)
+			return rv;
+		if (rv == 0)
+			return -ECONNRESET;
+		*done += rv;
+	}
+	return 0;
+}
+
 /* The Rust side's pointers: the queue its completion goes to, the gate
  * whose in-flight count it holds, the owner's 48 bytes, the disk-timeout slot. */
 void **rdrbd_peer_write_queue(struct rdrbd_peer_write *pw)

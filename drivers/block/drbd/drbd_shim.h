@@ -77,6 +77,7 @@ struct rdrbd_peer_write;
 struct rdrbd_peer_write *rdrbd_peer_write_alloc(struct block_device *bdev, unsigned int len,
 						u64 sector, bool fua, bool flush);
 int rdrbd_peer_write_fill(struct rdrbd_peer_write *pw, const u8 *data, unsigned int len);
+int rdrbd_peer_write_recv(struct rdrbd_peer_write *pw, struct socket *sock, size_t *done);
 void **rdrbd_peer_write_queue(struct rdrbd_peer_write *pw);
 void **rdrbd_peer_write_gate(struct rdrbd_peer_write *pw);
 u64 *rdrbd_peer_write_owner(struct rdrbd_peer_write *pw);

@@ -96,6 +96,13 @@ pub(crate) struct TcpSocket {
     sock: NonNull<bindings::socket>,
 }
 
+impl TcpSocket {
+    /// The socket, live while `self` is.
+    pub(super) fn as_ptr(&self) -> *mut bindings::socket {
+        self.sock.as_ptr()
+    }
+}
+
 // SAFETY: kernel sockets may be used from any thread; the socket layer
 // serialises concurrent senders and receivers with the socket lock.
 unsafe impl Send for TcpSocket {}

@@ -13,6 +13,7 @@ use kernel::prelude::*;
 use kernel::types::Opaque;
 
 use super::block::{request_done, LowerGate, LowerRef};
+use super::net::TcpSocket;
 use super::shim::{self, rdrbd_peer_write};
 use super::wait::{new_wait_queue, wait_var_until, wake_var, WaitQueue};
 use kernel::error::to_result;
@@ -88,12 +89,13 @@ unsafe fn free_write(pw: NonNull<rdrbd_peer_write>) {
 const OWNER_BYTES: usize = 48;
 
 impl<T: Copy> PeerWrite<T> {
-    /// A write of `data` at `sector` of the backing device behind `lower`
-    /// (FUA / PREFLUSH as asked), carrying `owner` for the completion's
-    /// reader. Allocates with GFP_NOIO: ENOMEM when memory is short.
-    pub(crate) fn new(lower: &LowerRef<'_>, sector: u64, data: &[u8], fua: bool, flush: bool, owner: T) -> Result<Self> {
+    /// A write of `len` bytes at `sector` of the backing device behind
+    /// `lower` (FUA / PREFLUSH as asked), carrying `owner` for the
+    /// completion's reader; its data comes from [`Self::fill`] or
+    /// [`Self::receive`]. Allocates with GFP_NOIO: ENOMEM when memory is
+    /// short.
+    pub(crate) fn new(lower: &LowerRef<'_>, sector: u64, len: u32, fua: bool, flush: bool, owner: T) -> Result<Self> {
         const { assert!(core::mem::size_of::<T>() <= OWNER_BYTES && core::mem::align_of::<T>() <= 8) };
-        let len = u32::try_from(data.len()).map_err(|_| EINVAL)?;
         // SAFETY: the backing device is open while `lower` lives.
         let pw = unsafe { shim::rdrbd_peer_write_alloc(lower.bdev_ptr(), len, sector, fua, flush) };
         let pw = NonNull::new(pw).ok_or(ENOMEM)?;
@@ -101,11 +103,27 @@ impl<T: Copy> PeerWrite<T> {
         // above to hold a `T`), and ours.
         unsafe { ptr::write(shim::rdrbd_peer_write_owner(pw.as_ptr()).cast::<T>(), owner) };
         // INVARIANT: live, not submitted, a `T` in its owner area.
-        let write = Self { pw, _data: PhantomData };
-        // SAFETY: `data` is valid for `len` bytes; the shim checks `len`
-        // against the write's size.
-        to_result(unsafe { shim::rdrbd_peer_write_fill(pw.as_ptr(), data.as_ptr(), len) })?;
-        Ok(write)
+        Ok(Self { pw, _data: PhantomData })
+    }
+
+    /// Copies the write's data from `data` (exactly its size).
+    pub(crate) fn fill(&mut self, data: &[u8]) -> Result {
+        let len = u32::try_from(data.len()).map_err(|_| EINVAL)?;
+        // SAFETY: the write is live and not submitted (invariant); `data`
+        // is valid for `len` bytes; the shim checks `len` against the
+        // write's size.
+        to_result(unsafe { shim::rdrbd_peer_write_fill(self.pw.as_ptr(), data.as_ptr(), len) })
+    }
+
+    /// Receives the write's data (its whole size) from `sock` straight
+    /// into its pages. A closed connection is `ECONNRESET` (as
+    /// `TcpSocket::recv_exact`).
+    pub(crate) fn receive(&mut self, sock: &TcpSocket) -> Result {
+        let mut done = 0usize;
+        // SAFETY: the write is live and not submitted (invariant), so its
+        // pages are ours to fill; the socket is live while `sock` is;
+        // `done` is a valid in/out count the shim checks.
+        to_result(unsafe { shim::rdrbd_peer_write_recv(self.pw.as_ptr(), sock.as_ptr(), &mut done) })
     }
 }
 

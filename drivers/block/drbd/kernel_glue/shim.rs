@@ -68,6 +68,7 @@ extern "C" {
     pub(super) fn rdrbd_peer_write_alloc(bdev: *mut block_device, len: c_uint, sector: u64, fua: bool,
         flush: bool) -> *mut rdrbd_peer_write;
     pub(super) fn rdrbd_peer_write_fill(pw: *mut rdrbd_peer_write, data: *const u8, len: c_uint) -> c_int;
+    pub(super) fn rdrbd_peer_write_recv(pw: *mut rdrbd_peer_write, sock: *mut socket, done: *mut usize) -> c_int;
     pub(super) fn rdrbd_peer_write_queue(pw: *mut rdrbd_peer_write) -> *mut *mut c_void;
     pub(super) fn rdrbd_peer_write_gate(pw: *mut rdrbd_peer_write) -> *mut *mut c_void;
     pub(super) fn rdrbd_peer_write_owner(pw: *mut rdrbd_peer_write) -> *mut u64;
