@@ -2,7 +2,7 @@
 #   make        build the guest kernel (cached), drbd.ko and the userspace tools
 #   make demo   boot guests and show /dev/drbd0 in use
 #   make check  run every host and guest test; ends with "N passed, N failed"
-#   make bench  write and resync throughput: raw disk, rdrbd, the C driver
+#   make bench  link, raw disk, rdrbd and the C driver: writes, reads, resync
 # Artifacts: build/out/{bzImage,drbd.ko,bin/}, kernel build tree build/kernel;
 # the non-debug twin kernel (tests/README.md, "Which kernel") and drbd.ko built
 # for it: build/out/{bzImage-fast,fast/drbd.ko}, build/kernel-fast.

@@ -7,8 +7,11 @@
 # each replicated run with protocol C, then A. Workloads: 4 KiB random writes
 # at queue depth 1 (IOPS and mean completion latency in µs), 8 and 32
 # (IOPS), 4 KiB random reads at queue depth 32 (IOPS), 1 MiB sequential
-# writes (queue depth 4, MB/s), and a resync of 32 MiB written while
-# disconnected (MB/s from the time the peer needs to be back in sync).
+# writes (queue depth 4, MB/s), a resync of 64 MiB written while
+# disconnected (MB/s from the time the peer needs to be back in sync), and
+# the full initial sync of the device (MB/s) with the default resync options
+# and with a fixed rate of 400 MiB/s. First, the link itself: a TCP stream
+# from guest 0 to guest 1 (MB/s) and its round trip (µs, 1-byte ping-pong).
 # Guest 0 prints one line per figure:
 #   BENCH <driver> <workload> <value> <unit>
 # Figures from TCG guests only compare with each other, within one run.
@@ -17,7 +20,7 @@
 # kernel: fast
 # guests: 2
 # disks: 256M
-# timeout: 1200
+# timeout: 1800
 set -uo pipefail
 . "$RDRBD_ROOT/tests/guest/lib.sh"
 
@@ -52,6 +55,73 @@ workloads() {
   echo "BENCH $1 seqwrite-1m-qd4 $(fio_figure mbs --filename="$2" --rw=write --bs=1M --iodepth=4) MB/s"
 }
 
+# link_figures: guest 1 serves, guest 0 measures the TCP link between them.
+LINK_PORT=7795
+link_figures() {
+  if [ "$GUEST_INDEX" = 1 ]; then
+    python3 - "$LINK_PORT" <<'PY' &
+import socket, sys
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("", int(sys.argv[1]))); srv.listen(2)
+for kind in ("stream", "pingpong"):
+    c, _ = srv.accept()
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        b = c.recv(1 << 20)
+        if not b:
+            break
+        if kind == "pingpong":
+            c.sendall(b)
+    c.close()
+PY
+  fi
+  barrier link-listening
+  if [ "$GUEST_INDEX" = 0 ]; then
+    python3 - "$PEER_ADDR" "$LINK_PORT" "$SECS" <<'PY'
+import socket, sys, time
+addr, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.create_connection((addr, port)); buf = b"\0" * (1 << 20); sent = 0
+t0 = time.monotonic()
+while time.monotonic() - t0 < secs:
+    s.sendall(buf); sent += len(buf)
+s.shutdown(socket.SHUT_WR); s.recv(1); dt = time.monotonic() - t0; s.close()
+print(f"BENCH link stream {sent / dt / 1e6:.1f} MB/s")
+s = socket.create_connection((addr, port)); s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+n = 2000; t0 = time.monotonic()
+for _ in range(n):
+    s.sendall(b"x"); s.recv(1)
+print(f"BENCH link rtt {(time.monotonic() - t0) / n * 1e6:.0f} us")
+s.close()
+PY
+  fi
+  barrier link-done
+  wait
+}
+
+# full_sync DRIVER TAG [DISK-OPTIONS...]: both guests attached with fresh
+# metadata: the initial full sync from guest 0 (primary --force) with the
+# disk options given, timed; ends disconnected and down.
+full_sync() {
+  local driver=$1 tag=$2 t0 t1 kib; shift 2
+  [ $# -gt 0 ] && { "$S" disk-options 0 "$@" || die "$driver: disk-options $*"; }
+  "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 >/dev/null
+  wait_cs Connected 90 >/dev/null || die "$driver: no connection"
+  barrier "$driver-$tag-connected"
+  t0=$(date +%s.%N)
+  [ "$GUEST_INDEX" = 0 ] && { "$S" primary 0 --force || die "$driver: primary --force"; }
+  synced 900 || die "$driver: full sync did not finish"
+  t1=$(date +%s.%N)
+  if [ "$GUEST_INDEX" = 0 ]; then
+    kib=$(( $(blockdev --getsize64 /dev/drbd0) / 1024 ))
+    echo "BENCH $driver fullsync-$tag $(python3 -c "print(round($kib * 1.024 / 1000 / ($t1 - $t0), 1))") MB/s"
+    "$S" secondary 0
+  fi
+  barrier "$driver-$tag-synced"
+  "$S" disconnect "$LOCAL" "$PEER" >/dev/null 2>&1
+  "$S" down r0
+  barrier "$driver-$tag-down"
+}
+
 # synced SECONDS: connected and UpToDate on both sides.
 synced() {
   local n=$(( $1 * 10 ))
@@ -61,7 +131,7 @@ synced() {
 
 # replicated DRIVER TAG: both guests have DRIVER's r0 attached ($S is its
 # drbdsetup); connect with each protocol, guest 0 Primary, the workloads,
-# then (protocol C) a resync of 32 MiB; ends with r0 down.
+# then (protocol C) a resync of 64 MiB; ends with r0 down.
 replicated() {
   local driver=$1 proto t0 t1
   for proto in C A; do
@@ -80,14 +150,14 @@ replicated() {
       barrier "$driver-disconnected"
       if [ "$GUEST_INDEX" = 0 ]; then
         wait_cs WFConnection 30 >/dev/null
-        dd if=/dev/urandom of=/dev/drbd0 bs=1M count=32 seek=128 oflag=direct status=none
+        dd if=/dev/urandom of=/dev/drbd0 bs=1M count=64 seek=128 oflag=direct status=none
       fi
       barrier "$driver-changed"
       [ "$GUEST_INDEX" = 1 ] && "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20
       t0=$(date +%s.%N)
       synced 600 || die "$driver: resync did not finish"
       t1=$(date +%s.%N)
-      [ "$GUEST_INDEX" = 0 ] && echo "BENCH $driver resync-32m $(python3 -c "print(round(32 * 1.048576 / ($t1 - $t0), 1))") MB/s"
+      [ "$GUEST_INDEX" = 0 ] && echo "BENCH $driver resync-64m $(python3 -c "print(round(64 * 1.048576 / ($t1 - $t0), 1))") MB/s"
     fi
     [ "$GUEST_INDEX" = 0 ] && "$S" secondary 0
     barrier "$driver-$proto-done"
@@ -97,22 +167,36 @@ replicated() {
   "$S" down r0
 }
 
+link_figures
 if [ "$GUEST_INDEX" = 0 ]; then
   workloads raw /dev/vda
 fi
 barrier raw-done
 
-# rdrbd on both guests.
-attach_rdrbd >/dev/null || die "rdrbd attach"
-barrier rdrbd-attached
-replicated rdrbd
-rmmod drbd
-barrier rdrbd-gone
+# fresh_r0 DRIVER: r0 again on the loaded DRIVER (rdrbd or C-drbd), with
+# new metadata (so that the next connect starts a full sync).
+fresh_r0() {
+  local meta=$DRBDMETA attach_args=(/dev/vda)
+  [ "$1" = C-drbd ] && { meta=$DEBIAN_DRBDMETA; attach_args=(/dev/vda /dev/vda internal); }
+  "$S" new-resource r0 >/dev/null && "$S" new-minor r0 0 0 >/dev/null &&
+    create_md /dev/vda "$meta" >/dev/null && "$S" attach 0 "${attach_args[@]}" >/dev/null ||
+    die "$1: fresh r0"
+}
 
-# The in-tree C driver on both guests.
-attach_c_drbd >/dev/null || die "C attach"
-barrier c-attached
-replicated C-drbd
-rmmod drbd
-barrier done
+# Each driver on both guests: the workloads, then the full syncs.
+for driver in rdrbd C-drbd; do
+  if [ $driver = rdrbd ]; then
+    attach_rdrbd >/dev/null || die "rdrbd attach"
+  else
+    attach_c_drbd >/dev/null || die "C attach"
+  fi
+  barrier "$driver-attached"
+  replicated $driver
+  fresh_r0 $driver
+  full_sync $driver default
+  fresh_r0 $driver
+  full_sync $driver fixed400m --c-plan-ahead=0 --resync-rate=400M
+  rmmod drbd
+  barrier "$driver-gone"
+done
 exit 0

@@ -4,7 +4,8 @@
 # replicates dm's cloned bios (which share their parent's bio_vec array:
 # bi_vcnt 0). Guest 1's (Secondary) backing device is a dm-linear mapping
 # over /dev/vda that it suspends for 5 s in the middle of the writes: its
-# receiver blocks in a write and stops reading the data socket, guest 0's
+# writes in flight reach their bound, its receiver stops reading the data
+# socket, guest 0's
 # sends of P_DATA payloads block (64 KiB socket buffers), time out after
 # `timeout` (1 s) and are resumed where they stopped while ko-count (60)
 # allows. A resumed send must continue in the bio's own data: guest 0 reads
@@ -55,16 +56,19 @@ for off in range(n - 4096, -1, -4096):
     os.pwrite(fd, data[off:off + 4096], off)
 buf = mmap.mmap(fd, n)
 dev = os.open("/dev/mapper/upper", os.O_WRONLY | os.O_DIRECT)
+writers = 12
 def write(base, first):
-    for off in range(first, n, 4 << 20):
+    for off in range(first, n, writers << 20):
         if os.pwrite(dev, memoryview(buf)[off:off + (1 << 20)], base + off) != 1 << 20:
             raise OSError("short write")
 open("/tmp/writing", "w").close()
 for base in (0, 31 << 20):
-    # Four writers, each every fourth MiB: four writes in flight, so that
-    # sends queue behind the one the stalled peer does not read.
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(write, [base] * 4, [k << 20 for k in range(4)]))
+    # Twelve writers, each every twelfth MiB: 12 MiB in flight, more than
+    # the Secondary takes in (8 MiB of writes in flight), so that its
+    # receiver stops reading while its disk is suspended and our sends
+    # block behind it.
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(write, [base] * writers, [k << 20 for k in range(writers)]))
 ' &
   writer=$!
   started() { local n=300; until [ -e /tmp/writing ]; do n=$((n - 1)); [ $n -gt 0 ] || return 1; sleep 0.2; done; }

@@ -204,11 +204,12 @@ pub(crate) fn send_packet(
 }
 
 /// Receives one header and checks its payload length against the limits
-/// of its command.
+/// of its command. Waiting for it, the data received so far is acked at
+/// once (`TcpSocket::recv_exact_acking`).
 pub(crate) fn recv_header(sock: &TcpSocket, link: Link) -> core::result::Result<Header, NetError> {
     let mut buf = [0u8; 16];
     let raw = buf.get_mut(..link.header_size()).ok_or(ProtocolError::BufferTooSmall)?;
-    sock.recv_exact(raw)?;
+    sock.recv_exact_acking(raw)?;
     let header = Header::decode(link, raw)?;
     proto::check_payload_size(header.cmd, link, header.length)?;
     Ok(header)

@@ -788,7 +788,7 @@ impl DeviceIo {
             pr_err!("discard at sector {} failed on the backing disk: error {}\n", sector, e.to_errno());
         }
         if let Some((replica, sent, ack)) = replicate {
-            if !replica.queue_write(sent, ack) {
+            if !replica.queue_write(self, sent, ack) {
                 self.set_out_of_sync(sector, size);
             }
         }
@@ -830,7 +830,7 @@ impl DeviceIo {
             let size = sent.size();
             // The sender thread sends it (`drbd_sender.rs`): this bio's
             // local write is under way before its P_DATA is.
-            if !replica.queue_write(sent, ack) {
+            if !replica.queue_write(self, sent, ack) {
                 // Not sent: out of sync, even if an earlier overlapping
                 // write's ack cleared the bits meanwhile.
                 self.set_out_of_sync(sector, size);
@@ -899,7 +899,7 @@ impl DeviceIo {
         let ack = replica.wants_ack().then(|| bio.peer_completion());
         bio.end(Err(EIO));
         // Not queued: the connection is gone, and the write fails.
-        let _queued = replica.queue_write(sent, ack);
+        let _queued = replica.queue_write(self, sent, ack);
     }
 }
 

@@ -7,13 +7,16 @@
 //! P_BARRIER; the peer's P_BARRIER_ACK releases them from the transfer
 //! log (`drbd_include::transfer_log`).
 //!
-//! The bio path never sends: it queues the write ([`Replica::queue_write`])
-//! and returns, so the local write is under way at once and no submitter
-//! waits for the network or for another submitter's send. The connection's
-//! sender thread (`drbd_s_<resource>`, DRBD 9's sender) takes the writes
-//! in order and sends them back to back, corked (MSG_MORE) until the
-//! queue runs dry, then closes the epoch with a P_BARRIER that pushes
-//! them out together.
+//! The bio path never waits for the network: it queues the write
+//! ([`Replica::queue_write`]) and returns, so the local write is under
+//! way at once and no submitter waits for another submitter's send. The
+//! connection's sender thread (`drbd_s_<resource>`, DRBD 9's sender) takes
+//! the writes in order and sends them back to back, then closes the epoch
+//! with a P_BARRIER when the queue runs dry. A lone writer (protocol B or
+//! C, every earlier write acknowledged, nothing queued, nobody sending)
+//! sends its write itself when the socket's buffer takes it without
+//! blocking: the hand-off to the sender thread would cost its wake-up in
+//! latency, which a QD1 writer pays for every write.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -61,6 +64,15 @@ struct SentWrite {
     protocol_a: bool,
 }
 
+/// The writes waiting for the sender, and who sends writes now.
+struct SendQueue {
+    fifo: SendFifo<KVVec<Option<QueuedWrite>>>,
+    /// The sender thread (until its epoch is closed and nothing waits) or
+    /// a lone submitter sends writes: nobody else may start, so that
+    /// writes leave in order and an epoch is closed by whoever filled it.
+    sending: bool,
+}
+
 /// What the sender thread reports to the device whose writes it sends.
 pub(crate) trait SentWrites: Send + Sync + 'static {
     /// `bytes` of a write's data went to the peer ("ns").
@@ -103,7 +115,7 @@ pub(crate) struct Replica {
     /// Writes the bio path handed over, for the sender thread (a spinlock:
     /// taken in `submit_bio`, held for a few stores).
     #[pin]
-    queue: SpinLock<SendFifo<KVVec<Option<QueuedWrite>>>>,
+    queue: SpinLock<SendQueue>,
     /// Woken when a write is queued, and when the connection breaks.
     #[pin]
     queued: WaitQueue,
@@ -172,7 +184,7 @@ impl Replica {
             pending <- new_mutex!(AckSlots::new(ack_slots), "rdrbd::Replica::pending"),
             tl <- new_mutex!(TransferLog::new(slots, max_epoch_size), "rdrbd::Replica::tl"),
             tl_room <- new_condvar!("rdrbd::Replica::tl_room"),
-            queue <- new_spinlock!(SendFifo::new(queue_slots), "rdrbd::Replica::queue"),
+            queue <- new_spinlock!(SendQueue { fifo: SendFifo::new(queue_slots), sending: false }, "rdrbd::Replica::queue"),
             queued <- new_wait_queue!("rdrbd::Replica::queued"),
             queue_room <- new_wait_queue!("rdrbd::Replica::queue_room"),
             sender <- new_mutex!(None, "rdrbd::Replica::sender"),
@@ -338,20 +350,62 @@ impl Replica {
     }
 
     /// Hands one write (P_DATA, or P_TRIM for a discard) to the sender
-    /// thread: `sent` is given once the packet is out and its epoch
-    /// closed, `ack` (protocols B/C) when the peer acknowledges it or the
-    /// connection goes. Returns whether it was queued: not once the
-    /// connection broke (the caller marks the write out of sync). Waits
-    /// only while the queue is full.
-    pub(crate) fn queue_write(&self, sent: PeerToken, ack: Option<PeerToken>) -> bool {
-        let mut write = QueuedWrite { sent, ack };
+    /// thread, or sends it at once if nothing is queued, nobody sends and
+    /// the socket takes it without blocking: `sent` is given once the
+    /// packet is out and its epoch closed, `ack` (protocols B/C) when the
+    /// peer acknowledges it or the connection goes; `io` hears whether it
+    /// was sent. Returns whether it was taken: not once the connection
+    /// broke (the caller marks the write out of sync). Waits only while
+    /// the queue is full.
+    pub(crate) fn queue_write(&self, io: &impl SentWrites, sent: PeerToken, ack: Option<PeerToken>) -> bool {
+        // Alone: every earlier write acknowledged (B, C), none queued or
+        // being sent. Under protocol A a write completes once sent, so a
+        // submitter of many never finds the earlier ones answered: A
+        // always goes through the sender.
+        let alone = ack.is_some() && self.pending.lock().is_empty();
+        let write = QueuedWrite { sent, ack };
+        let lone = {
+            let mut queue = self.queue.lock();
+            if self.broken.load(Ordering::SeqCst) {
+                return false;
+            }
+            let lone = alone && queue.fifo.is_empty() && !queue.sending;
+            queue.sending |= lone;
+            lone
+        };
+        let write = if lone {
+            let left = self.send_alone(io, write);
+            let waiting = {
+                let mut queue = self.queue.lock();
+                queue.sending = false;
+                !queue.fifo.is_empty()
+            };
+            if waiting {
+                self.queued.wake_all();
+            }
+            match left {
+                None => return true,
+                // No room: the sender sends it. Writes queued meanwhile
+                // were submitted while this one was in flight, so their
+                // order against it does not matter.
+                Some(write) => write,
+            }
+        } else {
+            write
+        };
+        self.push(write)
+    }
+
+    /// Queues `write` for the sender thread, waiting while the queue is
+    /// full; `false` once the connection broke.
+    fn push(&self, mut write: QueuedWrite) -> bool {
         loop {
             let refused = {
                 let mut queue = self.queue.lock();
                 if self.broken.load(Ordering::SeqCst) {
                     Some(None)
                 } else {
-                    match queue.push(write) {
+                    match queue.fifo.push(write) {
                         Ok(()) => None,
                         Err(full) => Some(Some(full)),
                     }
@@ -366,8 +420,38 @@ impl Replica {
                 Some(None) => return false,
                 Some(Some(full)) => write = full,
             }
-            self.queue_room.wait_until(|| !self.queue.lock().is_full() || self.broken.load(Ordering::SeqCst));
+            self.queue_room.wait_until(|| !self.queue.lock().fifo.is_full() || self.broken.load(Ordering::SeqCst));
         }
+    }
+
+    /// A lone writer's write, sent by its submitter (who holds
+    /// `sending`) in an epoch of its own, unless the socket or the
+    /// transfer log has no room for it now: then it comes back.
+    fn send_alone(&self, io: &impl SentWrites, write: QueuedWrite) -> Option<QueuedWrite> {
+        let guard = self.send_lock.lock();
+        // The packet and its barrier, with room to spare for the socket's
+        // accounting overhead.
+        let bytes = write.sent.size().saturating_add(256).saturating_mul(2);
+        if self.broken.load(Ordering::SeqCst) || self.tl.lock().is_full() || !self.data.has_send_room(bytes) {
+            return Some(write);
+        }
+        let QueuedWrite { sent, ack } = write;
+        let protocol_a = ack.is_none();
+        let (sector, size) = (sent.sector(), sent.size());
+        if self.send_data_locked(&sent, ack).is_err() {
+            drop(guard);
+            io.not_sent(sector, size);
+            return None;
+        }
+        // A failed barrier breaks the connection; the write's fate is then
+        // decided by the transfer log's drain.
+        let _ = self.close_epoch_locked();
+        drop(guard);
+        if !sent.is_discard() {
+            io.data_sent(size);
+        }
+        give_send_completion(SentWrite { sent, protocol_a });
+        None
     }
 
     /// Starts the sender thread of `io`'s writes to this peer
@@ -386,9 +470,9 @@ impl Replica {
     }
 
     /// The sender thread: sends the queued writes in order, each recorded
-    /// in the open epoch of the transfer log, corked until the queue runs
-    /// dry (or [`EPOCH_BATCH`] writes went out); then the epoch closes with
-    /// a P_BARRIER, and only then are the writes' send completions given:
+    /// in the open epoch of the transfer log, until the queue runs dry (or
+    /// [`EPOCH_BATCH`] writes went out); then the epoch closes with a
+    /// P_BARRIER, and only then are the writes' send completions given:
     /// a write submitted after one of them completed (and so maybe
     /// depending on it) always lands in a later epoch, which the peer
     /// writes only after that one is on its disk (8.4 closes the epoch
@@ -396,13 +480,25 @@ impl Replica {
     /// sender goes idle). The barrier ack then clears the bits of protocol
     /// A and B writes. Ends when the connection breaks.
     fn run_sender(&self, io: &impl SentWrites, mut epoch: SendFifo<KVVec<Option<SentWrite>>>) {
+        // Whether this thread holds `sending`: from the first write it
+        // takes until its epoch is closed with nothing queued.
+        let mut owning = false;
         loop {
             let mut next = None;
             self.queued.wait_until(|| {
                 if self.broken.load(Ordering::SeqCst) || KThread::should_stop() {
                     return true;
                 }
-                next = self.queue.lock().pop();
+                let mut queue = self.queue.lock();
+                if !owning {
+                    // A lone submitter sending wakes us when it is done.
+                    if queue.sending || queue.fifo.is_empty() {
+                        return false;
+                    }
+                    queue.sending = true;
+                    owning = true;
+                }
+                next = queue.fifo.pop();
                 next.is_some()
             });
             let Some(write) = next else { break };
@@ -414,8 +510,16 @@ impl Replica {
                     give_send_completion(sent);
                 }
             }
-            if epoch.is_full() || self.queue.lock().is_empty() {
+            let idle = self.queue.lock().fifo.is_empty();
+            if epoch.is_full() || idle {
                 self.close_epoch(&mut epoch);
+            }
+            if idle {
+                let mut queue = self.queue.lock();
+                if queue.fifo.is_empty() {
+                    queue.sending = false;
+                    owning = false;
+                }
             }
         }
         self.close_epoch(&mut epoch);
@@ -430,8 +534,7 @@ impl Replica {
         let protocol_a = ack.is_none();
         let (sector, size) = (sent.sector(), sent.size());
         let sent_ok = match self.lock_with_log_room() {
-            // More follows at once: another write or the epoch's barrier.
-            Some(_guard) => self.send_data_locked(&sent, ack, true).is_ok(),
+            Some(_guard) => self.send_data_locked(&sent, ack).is_ok(),
             None => false,
         };
         if sent_ok {
@@ -444,8 +547,8 @@ impl Replica {
         None
     }
 
-    /// Closes the open epoch (P_BARRIER, which also pushes out what was
-    /// corked) and gives the send completions of its writes.
+    /// Closes the open epoch (P_BARRIER) and gives the send completions of
+    /// its writes.
     fn close_epoch(&self, epoch: &mut SendFifo<KVVec<Option<SentWrite>>>) {
         if epoch.is_empty() {
             return;
@@ -528,10 +631,9 @@ impl Replica {
     }
 
     /// Sends the P_DATA of `sent` in the open epoch (a P_BARRIER first if
-    /// that epoch is full); `more`: another packet follows at once (the
-    /// socket holds a partial segment back for it). The caller holds the
-    /// send lock and made sure the transfer log has room.
-    fn send_data_locked(&self, sent: &PeerToken, ack: Option<PeerToken>, more: bool) -> Result {
+    /// that epoch is full). The caller holds the send lock and made sure
+    /// the transfer log has room.
+    fn send_data_locked(&self, sent: &PeerToken, ack: Option<PeerToken>) -> Result {
         let barrier = self.tl.lock().barrier_before_write();
         if let Some(barrier) = barrier {
             self.send_barrier_locked(barrier)?;
@@ -582,7 +684,7 @@ impl Replica {
             let mut buf = [0u8; 16 + Trim::SIZE];
             let len = encode_packet(self.link, Packet::Trim, self.volume, &mut buf, |out| trim.encode(out))
                 .map_err(|_| EINVAL)?;
-            return self.send_or_break_more(buf.get(..len).ok_or(EINVAL)?, more);
+            return self.send_or_break(buf.get(..len).ok_or(EINVAL)?);
         }
         let length = (DataPacket::SIZE as u32).saturating_add(size);
         let header = Header { cmd: Packet::Data, volume: self.volume, length };
@@ -600,7 +702,7 @@ impl Replica {
         // data, so its pages can go to the socket without a copy (8.4's
         // `_drbd_send_zc_bio`); protocol A completes at once and copies.
         let zero_copy = self.wants_ack();
-        let result = self.data.send_bio_retrying(sent, zero_copy, more, || self.keep_trying(&mut ko));
+        let result = self.data.send_bio_retrying(sent, zero_copy, || self.keep_trying(&mut ko));
         self.break_on_error(result)
     }
 
@@ -697,7 +799,7 @@ impl Replica {
         self.tl.lock().drain(|w| mark(w.sector, w.size));
         self.tl_room.notify_all();
         // Writes queued and never sent (none are queued from now on).
-        let unsent = core::mem::replace(&mut *self.queue.lock(), SendFifo::new(KVVec::new())).into_slots();
+        let unsent = core::mem::replace(&mut self.queue.lock().fifo, SendFifo::new(KVVec::new())).into_slots();
         for w in unsent.iter().flatten() {
             mark(w.sent.sector(), w.sent.size());
         }

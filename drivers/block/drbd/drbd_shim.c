@@ -512,6 +512,21 @@ void rdrbd_sock_set_timeouts(struct socket *sock, long rcv_jiffies, long snd_jif
 	sock->sk->sk_sndtimeo = snd_jiffies ? snd_jiffies : MAX_SCHEDULE_TIMEOUT;
 }
 
+/* Acks what was received at once (8.4's receiver does so whenever it
+ * finds nothing more to read): the peer's send buffer is freed without
+ * waiting for a delayed ack. */
+void rdrbd_sock_quickack(struct socket *sock)
+{
+	tcp_sock_set_quickack(sock->sk, 2);
+}
+
+/* Bytes the socket's send buffer takes before a send would block
+ * (sk_stream_wspace); acks only make it grow. */
+int rdrbd_sock_send_room(struct socket *sock)
+{
+	return sk_stream_wspace(sock->sk);
+}
+
 void rdrbd_sock_set_nodelay(struct socket *sock)
 {
 	tcp_sock_set_nodelay(sock->sk);
@@ -571,9 +586,9 @@ void rdrbd_sock_set_buffers(struct socket *sock, u32 snd, u32 rcv)
  * its parent's bio_vec array and has bi_vcnt 0). iov_iter_advance() walks
  * only nr_segs entries, so a wrong count resumes a send in the wrong memory.
  */
-int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done, bool zero_copy, bool more)
+int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done, bool zero_copy)
 {
-	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0) };
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
 	struct bvec_iter iter;
 	struct bio_vec bvec;
 	unsigned long nr_segs = 0;

@@ -195,6 +195,15 @@ impl TcpSocket {
         unsafe { shim::rdrbd_sock_set_buffers(self.sock.as_ptr(), buffers.send, buffers.receive) };
     }
 
+    /// Whether a send of `bytes` fits the send buffer now, so that it
+    /// cannot block (as long as only the caller sends: acks only make
+    /// room).
+    pub(crate) fn has_send_room(&self, bytes: u32) -> bool {
+        // SAFETY: the socket is live.
+        let room = unsafe { shim::rdrbd_sock_send_room(self.sock.as_ptr()) };
+        u32::try_from(room).is_ok_and(|room| room >= bytes)
+    }
+
     /// Disables Nagle: DRBD's acks and small packets must not wait.
     pub(crate) fn set_nodelay(&self) {
         // SAFETY: the socket is live.
@@ -238,13 +247,11 @@ impl TcpSocket {
     /// from where it stopped. `zero_copy`: the socket references the
     /// pages instead of copying them (MSG_SPLICE_PAGES), for a write whose
     /// bio completes only after the peer has the data (protocols B and C):
-    /// its pages stay as sent until then. `more`: another packet follows
-    /// at once (MSG_MORE: a partial segment waits for it).
+    /// its pages stay as sent until then.
     pub(crate) fn send_bio_retrying(
         &self,
         token: &super::block::PeerToken,
         zero_copy: bool,
-        more: bool,
         mut keep_trying: impl FnMut() -> bool,
     ) -> Result {
         let mut done = 0usize;
@@ -254,12 +261,37 @@ impl TcpSocket {
             // valid in/out count the shim checks against the bio's size.
             // Pages the socket references stay alive by the references
             // it takes.
-            let rv = unsafe { shim::rdrbd_sock_send_bio(self.sock.as_ptr(), token.as_ptr(), &mut done, zero_copy, more) };
+            let rv = unsafe { shim::rdrbd_sock_send_bio(self.sock.as_ptr(), token.as_ptr(), &mut done, zero_copy) };
             if rv == -(bindings::EAGAIN as c_int) && keep_trying() {
                 continue;
             }
             return to_result(rv);
         }
+    }
+
+    /// [`Self::recv_exact`] for the start of a packet: when nothing is
+    /// buffered yet, first acks what was received at once (TCP quickack,
+    /// as 8.4's `drbd_recv_header_maybe_unplug`), so that the peer's send
+    /// buffer does not wait for a delayed ack while it waits for us.
+    pub(crate) fn recv_exact_acking(&self, buf: &mut [u8]) -> Result {
+        let mut vec = bindings::kvec { iov_base: buf.as_mut_ptr().cast::<c_void>(), iov_len: buf.len() };
+        // SAFETY: an all-zero msghdr is a valid "no address, no control" header.
+        let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+        let flags = (bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL) as c_int;
+        // SAFETY: `vec` describes `buf`, valid for writes for the call.
+        let got = unsafe { bindings::kernel_recvmsg(self.sock.as_ptr(), &mut msg, &mut vec, 1, buf.len(), flags) };
+        let got = if got == -(bindings::EAGAIN as c_int) {
+            // SAFETY: the socket is live.
+            unsafe { shim::rdrbd_sock_quickack(self.sock.as_ptr()) };
+            0
+        } else if got < 0 {
+            return Err(Error::from_errno(got));
+        } else if got == 0 && !buf.is_empty() {
+            return Err(errno(bindings::ECONNRESET));
+        } else {
+            usize::try_from(got).map_err(|_| EIO)?
+        };
+        self.recv_exact(buf.get_mut(got..).ok_or(EIO)?)
     }
 
     /// Fills all of `buf`; a closed connection is `ECONNRESET`.

@@ -52,13 +52,15 @@ extern "C" {
 
     pub(super) fn rdrbd_sock_create(family: c_int, res: *mut *mut socket) -> c_int;
     pub(super) fn rdrbd_sock_set_timeouts(sock: *mut socket, rcv_jiffies: c_long, snd_jiffies: c_long);
+    pub(super) fn rdrbd_sock_send_room(sock: *mut socket) -> c_int;
+    pub(super) fn rdrbd_sock_quickack(sock: *mut socket);
     pub(super) fn rdrbd_sock_set_nodelay(sock: *mut socket);
     pub(super) fn rdrbd_sock_for_block_io(sock: *mut socket);
     pub(super) fn rdrbd_sock_for_swap(sock: *mut socket);
     pub(super) fn rdrbd_sock_release(sock: *mut socket);
     pub(super) fn rdrbd_sock_set_buffers(sock: *mut socket, snd: u32, rcv: u32);
     pub(super) fn rdrbd_sock_set_reuseaddr(sock: *mut socket);
-    pub(super) fn rdrbd_sock_send_bio(sock: *mut socket, bio: *mut bio, done: *mut usize, zero_copy: bool, more: bool) -> c_int;
+    pub(super) fn rdrbd_sock_send_bio(sock: *mut socket, bio: *mut bio, done: *mut usize, zero_copy: bool) -> c_int;
     pub(super) fn rdrbd_bio_inc_remaining(bio: *mut bio);
     pub(super) fn rdrbd_bio_get(bio: *mut bio);
     pub(super) fn rdrbd_bio_flags(bio: *mut bio) -> c_uint;
