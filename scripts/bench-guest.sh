@@ -59,10 +59,12 @@ workloads() {
 LINK_PORT=7795
 link_figures() {
   if [ "$GUEST_INDEX" = 1 ]; then
+    rm -f /tmp/link-listening
     python3 - "$LINK_PORT" <<'PY' &
 import socket, sys
 srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("", int(sys.argv[1]))); srv.listen(2)
+srv.bind(("", int(sys.argv[1]))); srv.listen(2); srv.settimeout(300)
+open("/tmp/link-listening", "w").close()
 for kind in ("stream", "pingpong"):
     c, _ = srv.accept()
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -74,6 +76,8 @@ for kind in ("stream", "pingpong"):
             c.sendall(b)
     c.close()
 PY
+    local n=100
+    until [ -e /tmp/link-listening ] || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
   fi
   barrier link-listening
   if [ "$GUEST_INDEX" = 0 ]; then

@@ -55,6 +55,9 @@ pub mod ack_slots;
 /// Writes queued for the connection's sender thread.
 pub mod send_fifo;
 
+/// The Secondary's write-ordering method at barriers (disk-flushes, disk-drain).
+pub mod write_ordering;
+
 /// Big-endian fields of on-disk blocks.
 mod be;
 

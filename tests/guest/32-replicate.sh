@@ -7,6 +7,8 @@
 # must then be 0 (P_WRITE_ACK under C, P_BARRIER_ACK under A and B cleared
 # the bits), also after a blkdiscard (zeroed here, sent as P_TRIM); both
 # disconnect and the data areas of both backing disks must be identical.
+# The rounds run with write ordering flush (A), drain (B) and none (C),
+# set by disk-options and shown as wo: in /proc/drbd.
 # Mostly moves data (fio with verification under three protocols and whole-disk checksums): runs on the non-debug twin
 # kernel (tests/README.md, "Which kernel").
 # kernel: fast
@@ -88,8 +90,23 @@ both_uptodate() {
   grep '^ *0:' /proc/drbd; grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
 }
 
+# wo_is LETTER: /proc/drbd shows write ordering LETTER (f, d or n).
+wo_is() { grep -A1 '^ *0:' /proc/drbd; grep -q " wo:$1 " /proc/drbd; }
+
+# Write ordering on both nodes: barriers drain and flush in round A (wo:f,
+# the default), only drain in round B (disk-flushes no, md-flushes no:
+# wo:d), neither in round C (disk-drain no too: wo:n); the data must be
+# identical after each.
 first=1 RANDOM_BASE=0
 for p in A B C; do
+  case $p in
+    A) step write-ordering-flush wo_is f ;;
+    B) step disk-flushes-no "$S" disk-options 0 --disk-flushes=no --md-flushes=no &&
+         step write-ordering-drain wo_is d ;;
+    C) step disk-drain-no "$S" disk-options 0 --disk-flushes=no --disk-drain=no --md-flushes=no &&
+         step write-ordering-none wo_is n &&
+         step method-logged sh -c "dmesg | grep 'Method to ensure write ordering: none'" ;;
+  esac
   round "$p" "$first" || exit 1
   first=0 RANDOM_BASE=$((RANDOM_BASE + 8))
 done

@@ -74,6 +74,10 @@ pub(crate) mod ack_slots;
 pub(crate) mod send_fifo;
 
 #[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/write_ordering.rs"]
+pub(crate) mod write_ordering;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/disk_timeout.rs"]
 pub(crate) mod disk_timeout;
 

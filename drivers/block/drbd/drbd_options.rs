@@ -106,6 +106,16 @@ impl DiskOptions {
             .unwrap_or(crate::drbd_include::io_error::OnIoError::Detach)
     }
 
+    /// The write-ordering method `disk-flushes` and `disk-drain` allow.
+    pub(crate) fn write_ordering(&self) -> crate::drbd_include::write_ordering::WriteOrdering {
+        crate::drbd_include::write_ordering::WriteOrdering::from_options(self.0.disk_flushes, self.0.disk_drain)
+    }
+
+    /// `md-flushes`: metadata writes are flush + FUA.
+    pub(crate) fn md_flushes(&self) -> bool {
+        self.0.md_flushes
+    }
+
     /// The fencing policy (validated by `new`).
     pub(crate) fn fencing(&self) -> Fencing {
         Fencing::from_raw(self.0.fencing).unwrap_or(Fencing::DontCare)
@@ -257,6 +267,7 @@ impl Registry {
             pd.resync.set_rate(options.resync_rate());
         }
         device.io.set_fencing(options.fencing());
+        device.io.set_write_ordering(options.write_ordering(), options.md_flushes());
         device.io.io_errors().configure(options.on_io_error(), options.disk_timeout_ds(), false);
         config.options = options;
         Ok(())

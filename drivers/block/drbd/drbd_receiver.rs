@@ -348,15 +348,17 @@ fn receive_loop(
                 receive_ov_reply(ctx, vs, volume, req, digest)?
             }
             Body::Barrier(b) => {
-                // `receive_Barrier` with flush write ordering: every write
-                // of the epoch has completed (they are written
-                // synchronously); a flush puts them on stable storage
+                // `receive_Barrier`: every write of the epoch completes
+                // and is acked before the barrier ack (under every write
+                // ordering: 8.4's `none` acks later too, without holding
+                // the next epoch back, which rdrbd does not do); with
+                // flush ordering a flush puts them on stable storage
                 // before the ack says so, and before any write of the
                 // next epoch is read.
                 if epoch_size > 0 {
-                    // Every write of the epoch is on disk and acked first.
                     ctx.writes.wait_idle();
-                    if let Some(ConnVolume { io, .. }) = &shared.volume {
+                    let flush = shared.volume.as_ref().filter(|v| v.io.write_ordering().flushes());
+                    if let Some(ConnVolume { io, .. }) = flush {
                         if let Err(e) = io.flush_backing() {
                             pr_err!("{}: flushing the backing disk for barrier #{} failed: error {}\n",
                                 name, b.barrier, e.to_errno());

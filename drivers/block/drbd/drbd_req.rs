@@ -10,7 +10,7 @@
 //! only queued until it returns.) While connected to a peer with a disk,
 //! the write goes to the peer too (`drbd_sender.rs`).
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
@@ -28,6 +28,7 @@ use crate::drbd_sender::{HeldWrites, Replica, SentWrites};
 use crate::drbd_md::MetaData;
 use crate::drbd_io_error::IoErrors;
 use crate::drbd_include::faults::Fault;
+use crate::drbd_include::write_ordering::WriteOrdering;
 use crate::drbd_include::io_error::{read_source, IoFailure, ReadSource};
 use crate::kernel_glue::faults;
 use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskCapacity, DiskOps, FailedBio, LowerDev, LowerGate, LowerRef, UpperBio};
@@ -70,6 +71,9 @@ pub(crate) struct DeviceIo {
     /// path (the replica to send writes to) and the commands.
     #[pin]
     peer_device: Mutex<Option<Arc<PeerDevice>>>,
+    /// The write-ordering method (`WriteOrdering` as u8) the disk
+    /// options choose: what a barrier from the peer does.
+    write_ordering: AtomicU8,
     /// Usable size in sectors while attached (0 when diskless).
     capacity: AtomicU64,
     /// The size `/dev/drbdN` exposes, and the handle that sets it:
@@ -133,6 +137,7 @@ impl DeviceIo {
             resync_lock: ResyncLock::new(),
             resize: ResizeShared::new(),
             peer_device <- new_mutex!(None, "rdrbd::DeviceIo::peer_device"),
+            write_ordering: AtomicU8::new(WriteOrdering::Flush as u8),
             capacity: AtomicU64::new(0),
             exposed <- new_mutex!(ExposedSize { sectors: 0, disk: None }, "rdrbd::DeviceIo::exposed"),
             bytes_read: AtomicU64::new(0),
@@ -379,6 +384,22 @@ impl DeviceIo {
     /// Sets the `fencing` disk option (attach, disk-options).
     pub(crate) fn set_fencing(&self, policy: crate::drbd_include::genl::Fencing) {
         self.state.set_fencing(policy);
+    }
+
+    /// Sets the write-ordering method and whether metadata writes flush
+    /// (`md-flushes`), at attach and on `disk-options`; logged as 8.4's
+    /// `drbd_bump_write_ordering` does (when it changes, or is flush).
+    pub(crate) fn set_write_ordering(&self, method: WriteOrdering, md_flushes: bool) {
+        let old = self.write_ordering.swap(method as u8, Ordering::Relaxed);
+        if old != method as u8 || method == WriteOrdering::Flush {
+            pr_info!("drbd{}: Method to ensure write ordering: {}\n", self.events.minor(), method.name());
+        }
+        self.with_md(|md, _| md.io.set_flushes(md_flushes));
+    }
+
+    /// The write-ordering method (`wo:` in /proc/drbd).
+    pub(crate) fn write_ordering(&self) -> WriteOrdering {
+        WriteOrdering::from_raw(self.write_ordering.load(Ordering::Relaxed)).unwrap_or(WriteOrdering::Flush)
     }
 
     /// Out-of-sync 4 KiB blocks per the bitmap (0 when diskless).

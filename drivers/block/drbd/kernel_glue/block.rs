@@ -415,13 +415,21 @@ pub(crate) struct MetaIo {
     minor: u32,
     /// A read or write failed since [`MetaIo::take_failed`] last looked.
     failed: bool,
+    /// Durable writes are flush + FUA (`md-flushes`; off: plain writes,
+    /// for a meta device with a cache that survives power loss).
+    flushes: bool,
 }
 
 impl MetaIo {
     /// Allocates the I/O page; `external` is the meta device of external
     /// metadata (released when this is dropped).
     pub(crate) fn new(external: Option<LowerDev>, minor: u32) -> Result<Self> {
-        Ok(Self { page: kernel::page::Page::alloc_page(GFP_KERNEL)?, external, writable: (0, 0), minor, failed: false })
+        Ok(Self { page: kernel::page::Page::alloc_page(GFP_KERNEL)?, external, writable: (0, 0), minor, failed: false, flushes: true })
+    }
+
+    /// `md-flushes`: whether durable writes are flush + FUA.
+    pub(crate) fn set_flushes(&mut self, flushes: bool) {
+        self.flushes = flushes;
     }
 
     /// Whether a read or write failed since the last call (metadata I/O
@@ -478,7 +486,8 @@ impl MetaIo {
 
     /// Writes `data` to the 4 KiB block at `sector` of the metadata (on
     /// `backing` or the external meta device); `durable` makes it a flush +
-    /// FUA write. A block outside the metadata area is refused (`EIO`).
+    /// FUA write unless `md-flushes` is off. A block outside the metadata
+    /// area is refused (`EIO`).
     pub(crate) fn write(&mut self, backing: BdevRef<'_>, sector: u64, data: &[u8; MD_BLOCK_SIZE], durable: bool) -> Result {
         let (first, end) = self.writable;
         if sector < first || sector.saturating_add(MD_BLOCK_SIZE as u64 / 512) > end {
@@ -494,7 +503,7 @@ impl MetaIo {
         // SAFETY: the page is ours and exclusively borrowed; `bdev` is
         // `backing`, open for its lifetime, or our own open meta device.
         let written = backing.counted(|| to_result(unsafe {
-            shim::rdrbd_md_io(bdev.as_ptr(), self.page.as_ptr(), sector, true, durable)
+            shim::rdrbd_md_io(bdev.as_ptr(), self.page.as_ptr(), sector, true, durable && self.flushes)
         }));
         self.failing(written)
     }
