@@ -30,7 +30,7 @@ for ((i = 1; i <= repeat; i++)); do
   fi
   # 2 link figures; 6 workload figures for raw; per driver 2 x 6 + resync +
   # 2 full syncs.
-  want=39
+  want=38
   got=$(grep -c '^BENCH ' "build/logs/bench/run-$i.txt" || true)
   if [ "$got" -lt $want ]; then
     echo "bench: run $i FAILED: $got of $want figures; see build/logs/bench/run-$i*.txt"
