@@ -142,6 +142,37 @@ def set_pdeathsig():
     os.setsid()  # and keep terminal Ctrl-C to the harness, which cleans up
 
 
+
+def host_tsc_khz():
+    """The host's TSC frequency in kHz, or None. A TCG guest's TSC ticks at
+    the host's rate, but the guest measures it against the emulated PIT,
+    and on a loaded host that measurement can fail (CI: "tsc: Detected
+    63.211 MHz processor" instead of 2100: the guest's clock then ran 33
+    times too fast and a barrier timed out at once). Without ACPI the guest
+    has no HPET or PM timer to refine it, so it is given the host's value
+    (`tsc_early_khz`), read from sysfs or the host kernel's log."""
+    try:
+        with open("/sys/devices/system/cpu/cpu0/tsc_freq_khz") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        pass
+    pattern = re.compile(r"tsc: (?:Refined TSC clocksource calibration:|Detected) ([0-9]+[.][0-9]+) MHz")
+    for cmd in (["dmesg"], ["journalctl", "-k", "-b", "0", "--no-pager", "-q"]):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        found = pattern.findall(out)
+        if found:
+            # The refined value, when there is one, comes last.
+            khz = round(float(found[-1]) * 1000)
+            if 100_000 <= khz <= 10_000_000:
+                return khz
+    return None
+
+
+HOST_TSC_KHZ = host_tsc_khz()
+
 class Run:
     def __init__(self, script, opts):
         self.script = os.path.abspath(script)
@@ -237,6 +268,7 @@ class Run:
             # busy wait, which an emulated CPU on a loaded host can miss
             # (CI: "IO-APIC + timer doesn't work!" panic at boot).
             "console=ttyS0", "panic=-1", "printk.time=1", "no_timer_check",
+        ] + ([f"tsc_early_khz={HOST_TSC_KHZ}"] if HOST_TSC_KHZ else []) + [
             f"rdrbd.script={self.script}", f"rdrbd.root={ROOT}", f"rdrbd.test={self.name}",
             f"rdrbd.guest={i}", f"rdrbd.nguests={self.nguests}", f"rdrbd.timeout={self.timeout}",
             f"rdrbd.boot={b}", f"rdrbd.nboots={self.nboots}",
