@@ -56,17 +56,17 @@ for off in range(n - 4096, -1, -4096):
     os.pwrite(fd, data[off:off + 4096], off)
 buf = mmap.mmap(fd, n)
 dev = os.open("/dev/mapper/upper", os.O_WRONLY | os.O_DIRECT)
-writers = 12
+writers = 32
 def write(base, first):
     for off in range(first, n, writers << 20):
         if os.pwrite(dev, memoryview(buf)[off:off + (1 << 20)], base + off) != 1 << 20:
             raise OSError("short write")
 open("/tmp/writing", "w").close()
 for base in (0, 31 << 20):
-    # Twelve writers, each every twelfth MiB: 12 MiB in flight, more than
-    # the Secondary takes in (8 MiB of writes in flight), so that its
-    # receiver stops reading while its disk is suspended and our sends
-    # block behind it.
+    # Thirty-two writers, one MiB each: all 32 MiB in flight at once, far
+    # more than the Secondary takes in (8 MiB of writes in flight), so
+    # that whatever it wrote before its disk was suspended, its receiver
+    # stops reading and our sends block behind it.
     with ThreadPoolExecutor(writers) as pool:
         list(pool.map(write, [base] * writers, [k << 20 for k in range(writers)]))
 ' &
