@@ -5,7 +5,7 @@
 # guests: 1
 # disks: none
 # timeout: 600
-# budget: 70
+# budget: 85
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

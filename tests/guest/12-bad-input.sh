@@ -5,7 +5,7 @@
 # guests: 1
 # disks: 256M
 # timeout: 600
-# budget: 40
+# budget: 50
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -11,7 +11,7 @@
 # guests: 2
 # disks: 256M
 # timeout: 900
-# budget: 40
+# budget: 55
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -8,7 +8,7 @@
 # guests: 2
 # disks: 32M
 # timeout: 300
-# budget: 60
+# budget: 90
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
