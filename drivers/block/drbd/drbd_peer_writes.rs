@@ -54,17 +54,17 @@ struct WriteAnswer {
 pub(crate) enum WriteData<'a> {
     /// Read already.
     Bytes(&'a [u8]),
-    /// Still in the data socket, received straight into the write's pages
-    /// (no copy through a buffer, as 8.4's `read_in_block`); the `u32`
-    /// is set to 0 once it is in.
-    Socket(&'a TcpSocket, u32, &'a mut u32),
+    /// Still in the data socket: as many bytes as the count says, received
+    /// straight into the write's pages (no copy through a buffer, as
+    /// 8.4's `read_in_block`); the count is set to 0 once they are in.
+    Socket(&'a TcpSocket, &'a mut u32),
 }
 
 impl WriteData<'_> {
     fn len(&self) -> Result<u32> {
         match self {
             Self::Bytes(data) => u32::try_from(data.len()).map_err(|_| EINVAL),
-            Self::Socket(_, len, _) => Ok(*len),
+            Self::Socket(_, unread) => Ok(**unread),
         }
     }
 
@@ -72,7 +72,7 @@ impl WriteData<'_> {
     fn fill(self, write: &mut PeerWrite<WriteAnswer>) -> core::result::Result<(), SubmitError> {
         match self {
             Self::Bytes(data) => write.fill(data).map_err(SubmitError::Local),
-            Self::Socket(sock, _, unread) => {
+            Self::Socket(sock, unread) => {
                 write.receive(sock).map_err(|e| SubmitError::Network(NetError::Io(e)))?;
                 *unread = 0;
                 Ok(())

@@ -302,7 +302,7 @@ fn receive_loop(
             Body::Data { head, rest } if cmd == Packet::Data && vs.connected => {
                 let data = match unread {
                     0 => WriteData::Bytes(rest),
-                    len => WriteData::Socket(ctx.data, len, &mut unread),
+                    _ => WriteData::Socket(ctx.data, &mut unread),
                 };
                 receive_data(ctx, head, data)?;
                 epoch_size = epoch_size.saturating_add(1);
@@ -836,7 +836,7 @@ fn receive_data(
     };
     let size = match &data {
         WriteData::Bytes(rest) => u32::try_from(rest.len()).map_err(|_| proto::ProtocolError::TooLong)?,
-        WriteData::Socket(_, len, _) => *len,
+        WriteData::Socket(_, unread) => **unread,
     };
     if size == 0 || size % 512 != 0 {
         pr_err!("{}: P_DATA with a size of {} bytes\n", shared.name.as_str(), size);
