@@ -8,7 +8,8 @@
 # at queue depth 1 (IOPS and mean completion latency in µs), 8 and 32
 # (IOPS), 4 KiB random reads at queue depth 32 (IOPS), 1 MiB sequential
 # writes (queue depth 4, MB/s), a resync of 64 MiB written while
-# disconnected (MB/s from the time the peer needs to be back in sync), and
+# disconnected (MB/s from the reconnection's handshake until both are in
+# sync), and
 # the full initial sync of the device (MB/s) with the default resync options
 # and with a fixed rate of 400 MiB/s. First, the link itself: a TCP stream
 # from guest 0 to guest 1 (MB/s) and its round trip (µs, 1-byte ping-pong).
@@ -126,6 +127,15 @@ full_sync() {
   barrier "$driver-$tag-down"
 }
 
+# handshaken SECONDS: the connection is past its handshake (exchanging
+# bitmaps, resyncing or in sync).
+handshaken() {
+  local n=$(( $1 * 20 ))
+  until grep -qE 'cs:(WFBitMap|SyncSource|SyncTarget|PausedSync|Connected)' /proc/drbd || [ $n = 0 ]; do
+    sleep 0.05; n=$((n - 1))
+  done
+}
+
 # synced SECONDS: connected and UpToDate on both sides.
 synced() {
   local n=$(( $1 * 10 ))
@@ -158,6 +168,10 @@ replicated() {
       fi
       barrier "$driver-changed"
       [ "$GUEST_INDEX" = 1 ] && "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20
+      # From the handshake on: the connection's setup (both drivers wait
+      # sock-check-timeo, here 2 s, before they use new sockets) is not
+      # the resync.
+      handshaken 60
       t0=$(date +%s.%N)
       synced 600 || die "$driver: resync did not finish"
       t1=$(date +%s.%N)

@@ -58,6 +58,9 @@ pub mod send_fifo;
 /// The Secondary's write-ordering method at barriers (disk-flushes, disk-drain).
 pub mod write_ordering;
 
+/// The size of resync requests.
+pub mod resync_request;
+
 /// Big-endian fields of on-disk blocks.
 mod be;
 

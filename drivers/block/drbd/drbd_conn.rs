@@ -65,6 +65,11 @@ pub(crate) struct ConnShared {
     protocol: Mutex<ProtocolSettings>,
 }
 
+/// Acks [`ConnShared::send_meta_acks`] sends at once at most.
+pub(crate) const ACK_BATCH: usize = 16;
+/// Bytes of one block ack at most: the largest header and its payload.
+const ACK_PACKET_MAX: usize = 16 + proto::BlockAck::SIZE;
+
 impl ConnShared {
     /// Sends one packet on the meta socket.
     pub(crate) fn send_meta(
@@ -77,6 +82,27 @@ impl ConnShared {
     ) -> core::result::Result<(), NetError> {
         let _guard = self.meta_lock.lock();
         send_packet(meta, link, cmd, volume, payload)
+    }
+
+    /// Sends block acks on the meta socket in one send, so that the acks
+    /// of writes completed together leave in one segment (8.4's asender
+    /// corks the meta socket around `drbd_finish_peer_reqs`).
+    pub(crate) fn send_meta_acks(
+        &self,
+        meta: &TcpSocket,
+        link: Link,
+        volume: u16,
+        acks: &[(Packet, proto::BlockAck)],
+    ) -> core::result::Result<(), NetError> {
+        let mut buf = [0u8; ACK_BATCH * ACK_PACKET_MAX];
+        let mut len = 0usize;
+        for (cmd, ack) in acks.iter().take(ACK_BATCH) {
+            let out = buf.get_mut(len..).ok_or(ProtocolError::BufferTooSmall)?;
+            len += encode_packet(link, *cmd, volume, out, |body| ack.encode(body))?;
+        }
+        let _guard = self.meta_lock.lock();
+        meta.send_all(buf.get(..len).ok_or(ProtocolError::BufferTooSmall)?)?;
+        Ok(())
     }
 
     /// Publishes the connection state and what we know of the peer to the

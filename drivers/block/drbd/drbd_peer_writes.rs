@@ -1,11 +1,13 @@
-//! The Secondary's replicated writes in flight (8.4's peer requests on
-//! `active_ee`, answered from `done_ee`): the receiver submits each P_DATA
-//! to the backing disk and reads on; a thread of the connection answers
-//! the peer when each completes (P_WRITE_ACK, or P_NEG_ACK with the block
-//! marked out of sync and the local error handled), so the Primary's queue
-//! depth reaches this disk. The receiver waits for every write in flight
-//! to be answered before a barrier's ack, before any write it does itself
-//! (resync data, a trim) and before a write that asks for a flush, which
+//! The Secondary's replicated writes and the SyncTarget's resync writes in
+//! flight (8.4's peer requests on `active_ee` and `sync_ee`, answered from
+//! `done_ee`): the receiver submits each P_DATA and P_RS_DATA_REPLY to the
+//! backing disk and reads on; a thread of the connection answers the peer
+//! when each completes (P_WRITE_ACK or P_RS_WRITE_ACK, or P_NEG_ACK with
+//! the block marked out of sync, or counted as failed, and the local error
+//! handled), so the Primary's queue depth, and the SyncSource's stream of
+//! resync data, reach this disk. The receiver waits for every write in
+//! flight to be answered before a barrier's ack, before any write it does
+//! itself (a trim) and before a write that asks for a flush, which
 //! keeps 8.4's write ordering: an epoch's writes are on disk, and acked,
 //! before its P_BARRIER_ACK. Two writes to overlapping blocks are never in
 //! flight together (the later waits), so the disk cannot reorder them: 8.4's
@@ -21,9 +23,12 @@ use kernel::sync::{Arc, Mutex};
 use crate::drbd_include::genl::DiskState;
 use crate::drbd_include::io_error::IoFailure;
 use crate::drbd_include::protocol::{self as proto, Packet};
+use crate::drbd_conn::ACK_BATCH;
 use crate::drbd_net::NetError;
+use crate::drbd_peer_device::PeerDevice;
 use crate::drbd_req::DeviceIo;
 use crate::kernel_glue::net::TcpSocket;
+use crate::kernel_glue::block::LowerRef;
 use crate::kernel_glue::peer_write::{PeerWrite, PeerWriteQueue};
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
@@ -33,12 +38,12 @@ use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 const MAX_IN_FLIGHT: u32 = 256;
 const MAX_IN_FLIGHT_BYTES: u64 = 8 << 20;
 
-/// What the answer to a replicated write needs once it is on disk.
+/// What the answer to a write needs once it is on disk.
 #[derive(Clone, Copy)]
 struct WriteAnswer {
     sector: u64,
     block_id: u64,
-    /// The activity-log reference it holds.
+    /// The activity-log reference it holds (a replicated write).
     al_tag: u64,
     /// Its slot in [`PeerWrites::ranges`].
     slot: u16,
@@ -48,6 +53,9 @@ struct WriteAnswer {
     write_ack: bool,
     /// P_NEG_ACK on failure (the peer asked for an ack of either kind).
     nack: bool,
+    /// Resync data (P_RS_DATA_REPLY): in sync once written, answered with
+    /// P_RS_WRITE_ACK (or P_NEG_ACK), no activity-log reference.
+    resync: bool,
 }
 
 /// Where a replicated write's data is.
@@ -61,7 +69,8 @@ pub(crate) enum WriteData<'a> {
 }
 
 impl WriteData<'_> {
-    fn len(&self) -> Result<u32> {
+    /// Its bytes.
+    pub(crate) fn len(&self) -> Result<u32> {
         match self {
             Self::Bytes(data) => u32::try_from(data.len()).map_err(|_| EINVAL),
             Self::Socket(_, unread) => Ok(**unread),
@@ -153,6 +162,55 @@ impl PeerWrites {
             // flight complete first.
             self.wait_idle();
         }
+        let answer = WriteAnswer {
+            sector: head.sector,
+            block_id: head.block_id,
+            al_tag: 0,
+            slot: 0,
+            size,
+            seq_num: head.seq_num,
+            write_ack,
+            nack,
+            resync: false,
+        };
+        let start = || io.start_replicated(head.sector, size);
+        self.submit_write(io, answer, start, data, fua, flush, received)
+    }
+
+    /// Submits resync data (`P_RS_DATA_REPLY`) of `data` for `sector` to
+    /// the backing disk; it is answered when it completes.
+    pub(crate) fn submit_resync(&self, io: &DeviceIo, sector: u64, data: WriteData<'_>) -> core::result::Result<(), SubmitError> {
+        let size = data.len().map_err(SubmitError::Local)?;
+        let answer = WriteAnswer {
+            sector,
+            block_id: proto::ID_SYNCER,
+            al_tag: 0,
+            slot: 0,
+            size,
+            seq_num: 0,
+            write_ack: true,
+            nack: true,
+            resync: true,
+        };
+        let start = || io.start_resync_write().map(|lower| (lower, 0));
+        self.submit_write(io, answer, start, data, false, false, || Ok(()))
+    }
+
+    /// Waits for room and for no overlapping write in flight, starts the
+    /// write (`start` admits it and gives its activity-log reference),
+    /// takes its data in and submits it.
+    #[allow(clippy::too_many_arguments)]
+    fn submit_write<'io>(
+        &self,
+        io: &'io DeviceIo,
+        mut answer: WriteAnswer,
+        start: impl FnOnce() -> Result<(LowerRef<'io>, u64)>,
+        data: WriteData<'_>,
+        fua: bool,
+        flush: bool,
+        received: impl FnOnce() -> core::result::Result<(), NetError>,
+    ) -> core::result::Result<(), SubmitError> {
+        let (sector, size) = (answer.sector, answer.size);
         // Room for it (a write larger than the byte bound goes alone).
         self.answered.wait_until(|| {
             let n = self.pending.load(Ordering::SeqCst);
@@ -160,39 +218,33 @@ impl PeerWrites {
                 || (n < MAX_IN_FLIGHT
                     && self.pending_bytes.load(Ordering::SeqCst).saturating_add(u64::from(size)) <= MAX_IN_FLIGHT_BYTES)
         });
-        let slot = self.claim_range(head.sector, size);
-        let (lower, al_tag) = match io.start_replicated(head.sector, size) {
+        let slot = self.claim_range(sector, size);
+        let (lower, al_tag) = match start() {
             Ok(started) => started,
             Err(e) => {
                 self.release_range(slot);
                 return Err(SubmitError::Local(e));
             }
         };
-        let answer = WriteAnswer {
-            sector: head.sector,
-            block_id: head.block_id,
-            al_tag,
-            slot,
-            size,
-            seq_num: head.seq_num,
-            write_ack,
-            nack,
-        };
+        answer.al_tag = al_tag;
+        answer.slot = slot;
         let give_back = |lower, e| {
             drop(lower);
-            io.al_write_done(al_tag);
+            if !answer.resync {
+                io.al_write_done(al_tag);
+            }
             self.release_range(slot);
             e
         };
         // Short of memory: the writes in flight give theirs back first
         // (8.4's drbd_alloc_pages waits for them too); then it fails, and
         // the caller drops the connection.
-        let write = PeerWrite::new(&lower, head.sector, size, fua, flush, answer).or_else(|e| {
+        let write = PeerWrite::new(&lower, sector, size, fua, flush, answer).or_else(|e| {
             if e != ENOMEM {
                 return Err(e);
             }
             self.wait_idle();
-            PeerWrite::new(&lower, head.sector, size, fua, flush, answer)
+            PeerWrite::new(&lower, sector, size, fua, flush, answer)
         });
         let mut write = match write {
             Ok(write) => write,
@@ -249,21 +301,28 @@ impl PeerWrites {
     }
 }
 
-/// How the answering thread reaches the peer: `send` puts an ack on the
-/// meta socket, `broken` ends the connection after a failed send.
+/// How the answering thread reaches the peer: `send` puts acks on the
+/// meta socket (at most `ACK_BATCH` in one send), `broken` ends the
+/// connection after a failed send.
 pub(crate) struct Answering<S, B> {
     pub(crate) name: crate::ResourceName,
     pub(crate) send: S,
     pub(crate) broken: B,
 }
 
-/// Starts the thread that answers the peer's writes as they complete.
-pub(crate) fn start_answering<S, B>(writes: &Arc<PeerWrites>, io: &Arc<DeviceIo>, to_peer: Answering<S, B>) -> Result<KThread>
+/// Starts the thread that answers the peer's writes as they complete;
+/// resync writes are progress of `pd`'s resync.
+pub(crate) fn start_answering<S, B>(
+    writes: &Arc<PeerWrites>,
+    io: &Arc<DeviceIo>,
+    pd: &Arc<PeerDevice>,
+    to_peer: Answering<S, B>,
+) -> Result<KThread>
 where
-    S: Fn(Packet, &proto::BlockAck) -> core::result::Result<(), NetError> + Send + 'static,
+    S: Fn(&[(Packet, proto::BlockAck)]) -> core::result::Result<(), NetError> + Send + 'static,
     B: Fn() + Send + 'static,
 {
-    let (writes, io) = (writes.clone(), io.clone());
+    let (writes, io, pd) = (writes.clone(), io.clone(), pd.clone());
     let name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_ack_{}", to_peer.name.as_str()))?;
     KThread::spawn(&name, move || {
         let mut broken = false;
@@ -274,23 +333,26 @@ where
             let all_answered = || writes.pending.load(Ordering::SeqCst) == 0;
             let ending = || writes.stop.load(Ordering::SeqCst) || KThread::should_stop();
             queue.wait_until(|| queue.has_done() || (ending() && all_answered()));
+            // The acks of the writes completed together go in one send;
+            // each write counts as answered only once its ack is sent (a
+            // barrier ack must not overtake them).
+            let mut batch = AckBatch::new();
             for done in queue.take_done() {
                 let a = done.owner();
                 let result = done.result();
                 drop(done);
-                io.al_write_done(a.al_tag);
-                if !broken {
-                    broken = answer(&to_peer, &io, a, result).is_err();
-                    if broken {
-                        // The receiver sees the connection end.
-                        (to_peer.broken)();
-                    }
+                if !a.resync {
+                    io.al_write_done(a.al_tag);
                 }
-                writes.release_range(a.slot);
-                writes.pending_bytes.fetch_sub(u64::from(a.size), Ordering::SeqCst);
-                writes.pending.fetch_sub(1, Ordering::SeqCst);
-                writes.answered.wake_all();
+                // What the write means locally counts even when the
+                // connection is gone; the peer hears only while it is not.
+                let reply = if a.resync { resync_written(&to_peer, &io, &pd, a, result) } else { written(&to_peer, &io, a, result) };
+                batch.push(a, reply.filter(|_| !broken));
+                if batch.is_full() {
+                    broken |= batch.flush(&to_peer, &writes, &pd);
+                }
             }
+            broken |= batch.flush(&to_peer, &writes, &pd);
             if ending() && !queue.has_done() && all_answered() {
                 return;
             }
@@ -298,22 +360,75 @@ where
     })
 }
 
-/// Answers one completed write (`e_end_block`).
-fn answer<S, B>(to_peer: &Answering<S, B>, io: &DeviceIo, a: WriteAnswer, result: Result) -> core::result::Result<(), NetError>
-where
-    S: Fn(Packet, &proto::BlockAck) -> core::result::Result<(), NetError>,
-{
-    let ack = |cmd: Packet| {
-        let b = proto::BlockAck { sector: a.sector, block_id: a.block_id, blksize: a.size, seq_num: a.seq_num };
-        (to_peer.send)(cmd, &b)
-    };
+/// Completed writes whose acks go out together.
+struct AckBatch {
+    writes: [Option<WriteAnswer>; ACK_BATCH],
+    acks: [(Packet, proto::BlockAck); ACK_BATCH],
+    count: usize,
+    nacks: usize,
+}
+
+impl AckBatch {
+    fn new() -> Self {
+        let none = proto::BlockAck { sector: 0, block_id: 0, blksize: 0, seq_num: 0 };
+        Self { writes: [None; ACK_BATCH], acks: [(Packet::WriteAck, none); ACK_BATCH], count: 0, nacks: 0 }
+    }
+
+    fn is_full(&self) -> bool {
+        self.count == ACK_BATCH
+    }
+
+    /// Adds a completed write, with the ack it wants (if any).
+    fn push(&mut self, a: WriteAnswer, reply: Option<Packet>) {
+        if let Some(slot) = self.writes.get_mut(self.count) {
+            *slot = Some(a);
+            self.count += 1;
+        }
+        if let (Some(cmd), Some(slot)) = (reply, self.acks.get_mut(self.nacks)) {
+            *slot = (cmd, proto::BlockAck { sector: a.sector, block_id: a.block_id, blksize: a.size, seq_num: a.seq_num });
+            self.nacks += 1;
+        }
+    }
+
+    /// Sends the acks, then counts the writes as answered. Returns whether
+    /// the send failed (the connection is then ended).
+    fn flush<S, B>(&mut self, to_peer: &Answering<S, B>, writes: &PeerWrites, pd: &PeerDevice) -> bool
+    where
+        S: Fn(&[(Packet, proto::BlockAck)]) -> core::result::Result<(), NetError>,
+        B: Fn(),
+    {
+        let acks = self.acks.get(..self.nacks).unwrap_or(&[]);
+        let broken = !acks.is_empty() && (to_peer.send)(acks).is_err();
+        if broken {
+            // The receiver sees the connection end.
+            (to_peer.broken)();
+        }
+        for a in self.writes.iter_mut().take(self.count).filter_map(Option::take) {
+            if a.resync {
+                // After the block's bit is cleared: the SyncTarget's
+                // worker may finish when the last request is answered.
+                pd.resync.request_answered(a.size);
+            }
+            writes.release_range(a.slot);
+            writes.pending_bytes.fetch_sub(u64::from(a.size), Ordering::SeqCst);
+            writes.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+        if self.count > 0 {
+            writes.answered.wake_all();
+        }
+        self.count = 0;
+        self.nacks = 0;
+        broken
+    }
+}
+
+/// A replicated write completed (`e_end_block`): counted, or marked out
+/// of sync with the local error handled; the ack the peer asked for.
+fn written<S, B>(to_peer: &Answering<S, B>, io: &DeviceIo, a: WriteAnswer, result: Result) -> Option<Packet> {
     match result {
         Ok(()) => {
-            io.replicated_written(a.size);
-            if a.write_ack {
-                ack(Packet::WriteAck)?;
-            }
-            Ok(())
+            io.written_for_peer(a.size);
+            a.write_ack.then_some(Packet::WriteAck)
         }
         Err(e) => {
             pr_err!("{}: writing a replicated block at sector {} failed: error {}\n",
@@ -322,10 +437,35 @@ where
                 io.set_out_of_sync(a.sector, a.size);
                 crate::drbd_io_error::local_io_failed(io, IoFailure::Write, a.sector, a.size, e);
             }
-            if a.nack {
-                ack(Packet::NegAck)?;
-            }
-            Ok(())
+            a.nack.then_some(Packet::NegAck)
         }
     }
+}
+
+/// Resync data was written (`e_end_resync_block`): its blocks are in sync,
+/// or counted as failed with the local error handled; P_RS_WRITE_ACK or
+/// P_NEG_ACK.
+fn resync_written<S, B>(to_peer: &Answering<S, B>, io: &DeviceIo, pd: &PeerDevice, a: WriteAnswer, result: Result) -> Option<Packet> {
+    let answer = match result {
+        Ok(()) => {
+            io.written_for_peer(a.size);
+            io.set_in_sync(a.sector, a.size);
+            Packet::RsWriteAck
+        }
+        Err(e) => {
+            resync_write_failed(to_peer.name.as_str(), io, pd, a.sector, a.size, e);
+            Packet::NegAck
+        }
+    };
+    pd.resync.note_left(|| io.out_of_sync_bits());
+    Some(answer)
+}
+
+/// A resync write at `sector` failed locally (at its completion, or before
+/// it was submitted): its blocks count as failed, the error is handled as
+/// the disk's error policy says (`drbd_rs_failed_io`, `__drbd_chk_io_error`).
+pub(crate) fn resync_write_failed(name: &str, io: &DeviceIo, pd: &PeerDevice, sector: u64, size: u32, e: Error) {
+    pr_err!("{}: resync write at sector {} failed: error {}\n", name, sector, e.to_errno());
+    pd.resync.add_failed(u64::from(size).div_ceil(4096));
+    crate::drbd_io_error::local_io_failed(io, IoFailure::Write, sector, size, e);
 }

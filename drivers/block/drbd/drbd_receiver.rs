@@ -43,6 +43,9 @@ const MAX_PAYLOAD: usize = proto::DataPacket::SIZE + proto::MAX_DIGEST_SIZE as u
 struct PeerInfo {
     uuids: Option<(Uuids, u64, u64)>,
     size: u64,
+    /// The largest block the peer takes (its P_SIZES, capped by the
+    /// protocol version); 0 until it said.
+    max_bio_size: u32,
 }
 
 /// Runs one connection until it breaks (or we are asked to stop).
@@ -89,16 +92,14 @@ pub(crate) fn serve(
     // Replicated writes in flight, answered by their own thread.
     let writes = Arc::pin_init(PeerWrites::new(), GFP_KERNEL)?;
     let answering = match &shared.volume {
-        Some(ConnVolume { volume, io, .. }) => {
+        Some(ConnVolume { volume, io, pd }) => {
             let (ack_shared, ack_meta, ack_data, volume) = (shared.clone(), meta.clone(), data.clone(), *volume);
             let to_peer = crate::drbd_peer_writes::Answering {
                 name: shared.name,
-                send: move |cmd: Packet, ack: &proto::BlockAck| {
-                    ack_shared.send_meta(&ack_meta, link, cmd, volume, |out| ack.encode(out))
-                },
+                send: move |acks: &[(Packet, proto::BlockAck)]| ack_shared.send_meta_acks(&ack_meta, link, volume, acks),
                 broken: move || ack_data.shutdown(),
             };
-            Some(crate::drbd_peer_writes::start_answering(&writes, io, to_peer)?)
+            Some(crate::drbd_peer_writes::start_answering(&writes, io, pd, to_peer)?)
         }
         None => None,
     };
@@ -279,6 +280,7 @@ fn receive_loop(
             Body::DelayProbe(_) | Body::Empty => {}
             Body::Sizes(s) => {
                 vs.peer.size = s.d_size;
+                vs.peer.max_bio_size = s.max_bio_size.min(link.max_bio_size());
                 if let Some(ConnVolume { io, pd, .. }) = &shared.volume {
                     io.resize().set_peer_size(s.d_size);
                     // After the handshake: the peer resized (drbd_resize.rs).
@@ -314,10 +316,11 @@ fn receive_loop(
                 epoch_size = epoch_size.saturating_add(1);
             }
             Body::Data { head, rest } if cmd == Packet::RsDataReply && vs.connected => {
-                // Written synchronously: after the writes in flight (a
-                // resync block may be newer than one of them).
-                ctx.writes.wait_idle();
-                receive_rs_data(ctx, &mut vs.pages, head, rest)?;
+                let data = match unread {
+                    0 => WriteData::Bytes(rest),
+                    _ => WriteData::Socket(ctx.data, &mut unread),
+                };
+                receive_rs_data(ctx, head, data)?;
             }
             Body::Data { head, rest } if cmd == Packet::DataReply && vs.connected => {
                 receive_read_reply(ctx, vs, head, rest)?;
@@ -626,7 +629,8 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
     };
     let crashed_primary = io.with_md(|md, _| md.crashed_primary).unwrap_or(false);
     let csums = vs.csums.target_digest(name, &shared.config, ctx.link.version, crashed_primary);
-    let job = TargetJob { name: shared.name, io: io.clone(), pd: pd.clone(), replica, peer_uuids, csums };
+    let request_bytes = crate::drbd_include::resync_request::request_bytes(vs.peer.max_bio_size);
+    let job = TargetJob { name: shared.name, io: io.clone(), pd: pd.clone(), replica, peer_uuids, csums, request_bytes };
     vs.worker = Some(SyncTargetWorker::start(job)?);
     Ok(())
 }
@@ -762,43 +766,39 @@ fn serve_csum_request(
     }
 }
 
-/// P_RS_DATA_REPLY (we are SyncTarget): write the block, mark it in sync,
-/// ack it (P_RS_WRITE_ACK), let the worker ask for more.
+/// P_RS_DATA_REPLY (we are SyncTarget): the block goes to the disk with
+/// the writes in flight (after any earlier one it overlaps); when written
+/// it is in sync and acked (P_RS_WRITE_ACK), and the worker may ask for
+/// more (`drbd_peer_writes.rs`).
 fn receive_rs_data(
     ctx: &LoopCtx<'_>,
-    pages: &mut BlockPages,
     head: proto::DataPacket,
-    rest: &[u8],
+    data: WriteData<'_>,
 ) -> core::result::Result<(), NetError> {
     let shared = ctx.shared;
     let name = shared.name.as_str();
     let Some(ConnVolume { volume, io, pd, .. }) = &shared.volume else { return Err(NetError::Refused) };
-    let size = u32::try_from(rest.len()).map_err(|_| proto::ProtocolError::TooLong)?;
+    let size = data.len().map_err(|_| proto::ProtocolError::TooLong)?;
     if head.block_id != ID_SYNCER || !check_request_range(io, head.sector, size) || io.peer().conn != ConnState::SyncTarget {
         pr_err!("{}: unexpected RSDataReply for sector {} size {}\n", name, head.sector, size);
         return Err(NetError::Refused);
     }
-    let rs = &pd.resync;
-    let ack = |cmd: Packet| {
-        let a = proto::BlockAck { sector: head.sector, block_id: ID_SYNCER, blksize: size, seq_num: 0 };
-        shared.send_meta(ctx.meta, ctx.link, cmd, *volume, |out| a.encode(out))
-    };
     io.count_net(size, false);
-    let result = match io.write_resync(pages, head.sector, rest) {
-        Ok(()) => {
-            io.set_in_sync(head.sector, size);
-            ack(Packet::RsWriteAck)
+    match ctx.writes.submit_resync(io, head.sector, data) {
+        Ok(()) => Ok(()),
+        Err(SubmitError::NoMemory) => {
+            pr_err!("{}: cannot allocate a resync write for sector {}\n", name, head.sector);
+            Err(NetError::Io(ENOMEM))
         }
-        Err(e) => {
-            pr_err!("{}: resync write at sector {} failed: error {}\n", name, head.sector, e.to_errno());
-            rs.add_failed(u64::from(size).div_ceil(4096));
-            local_io_failed(io, IoFailure::Write, head.sector, size, e);
-            ack(Packet::NegAck)
+        Err(SubmitError::Network(e)) => Err(e),
+        Err(SubmitError::Local(e)) => {
+            // The data was not taken in; the receive loop reads it past.
+            crate::drbd_peer_writes::resync_write_failed(name, io, pd, head.sector, size, e);
+            pd.resync.request_answered(size);
+            let a = proto::BlockAck { sector: head.sector, block_id: ID_SYNCER, blksize: size, seq_num: 0 };
+            shared.send_meta(ctx.meta, ctx.link, Packet::NegAck, *volume, |out| a.encode(out))
         }
-    };
-    rs.note_left(|| io.out_of_sync_bits());
-    rs.request_answered(size);
-    result
+    }
 }
 
 /// P_DATA_REPLY: the block a read of ours asked the peer for.
@@ -1420,12 +1420,11 @@ fn got_barrier_ack(shared: &ConnShared, ack: proto::BarrierAck) -> core::result:
     }
 }
 
-/// Fault injection (`Fault::Receive`): flips the first data byte of a
-/// received block, as 8.4 does to exercise data-integrity-alg.
 /// Reads the next packet of the data socket: its command, volume, the
 /// payload read into `buf`, and how much of it is left in the socket.
-/// Once `connected`, a P_DATA's data is left there, for the write to
-/// receive into its own pages (`WriteData::Socket`); the caller reads
+/// Once `connected`, the data of a P_DATA or P_RS_DATA_REPLY is left
+/// there, for the write to receive into its own pages
+/// (`WriteData::Socket`); the caller reads
 /// what the write did not take. An injected receive fault flips the
 /// first data byte of a P_DATA, P_RS_DATA_REPLY or P_DATA_REPLY.
 fn recv_data_socket_packet<'a>(
@@ -1441,7 +1440,7 @@ fn recv_data_socket_packet<'a>(
     let len = usize::try_from(header.length).map_err(|_| proto::ProtocolError::TooLong)?;
     let corrupt = matches!(cmd, Packet::Data | Packet::RsDataReply | Packet::DataReply) && receive_fault(ctx.shared);
     let fixed = proto::DataPacket::SIZE;
-    let leave = cmd == Packet::Data && connected && !corrupt && len > fixed;
+    let leave = matches!(cmd, Packet::Data | Packet::RsDataReply) && connected && !corrupt && len > fixed;
     let read = if leave { fixed } else { len };
     let unread = len.saturating_sub(read);
     if unread > proto::MAX_BIO_SIZE as usize {

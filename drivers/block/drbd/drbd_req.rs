@@ -421,7 +421,8 @@ impl DeviceIo {
     }
 
     /// The next resync request from bit `cursor` on: sector, bytes, and
-    /// the bit after it; up to `max_bits` consecutive out-of-sync blocks,
+    /// the bit after it; up to `max_bits` consecutive out-of-sync blocks
+    /// within one `max_bits`-aligned span (`resync_request::request_end`),
     /// clipped to the device. `None` when no bit is set from `cursor` on.
     pub(crate) fn next_resync_request(&self, cursor: u64, max_bits: u64) -> Option<(u64, u32, u64)> {
         use crate::drbd_include::bitmap_rle::BitmapSource;
@@ -432,10 +433,7 @@ impl DeviceIo {
         if first >= bitmap.bits() {
             return None;
         }
-        let mut end = first.saturating_add(1);
-        while end < bitmap.bits() && end - first < max_bits && bitmap.test(end) {
-            end += 1;
-        }
+        let end = crate::drbd_include::resync_request::request_end(first, bitmap.bits(), max_bits, |bit| bitmap.test(bit));
         let sector = first.saturating_mul(8);
         let end_sector = end.saturating_mul(8).min(capacity);
         let size = u32::try_from(end_sector.checked_sub(sector)?.saturating_mul(512)).ok()?;
@@ -534,9 +532,9 @@ impl DeviceIo {
         }
     }
 
-    /// A replicated write started by [`Self::start_replicated`] is on the
-    /// backing disk: counted ("dw").
-    pub(crate) fn replicated_written(&self, bytes: u32) {
+    /// A write for the peer (replicated, or resync data) is on the backing
+    /// disk: counted ("dw").
+    pub(crate) fn written_for_peer(&self, bytes: u32) {
         self.bytes_written.fetch_add(u64::from(bytes), Ordering::Relaxed);
     }
 
@@ -562,22 +560,20 @@ impl DeviceIo {
         lower.bdev_ref().flush()
     }
 
-    /// Writes resync data (P_RS_DATA_REPLY) to the backing disk. Unlike
+    /// Admits a resync write (P_RS_DATA_REPLY) that the receiver submits
+    /// and does not wait for: the backing disk held open for it. Unlike
     /// replicated writes it does not pass the activity log (8.4's
     /// `recv_resync_read` submits without `drbd_al_begin_io`): the resync
-    /// bitmap covers these blocks until they are acknowledged, and making
-    /// every resynced extent hot would turn a crash of a SyncTarget into a
-    /// full resync by AL replay.
-    pub(crate) fn write_resync(&self, pages: &mut BlockPages, sector: u64, data: &[u8]) -> Result {
+    /// bitmap covers these blocks until they are written, and making every
+    /// resynced extent hot would turn a crash of a SyncTarget into a full
+    /// resync by AL replay.
+    pub(crate) fn start_resync_write(&self) -> Result<LowerRef<'_>> {
         let lower = self.gate.enter().ok_or(EIO)?;
         if self.inject_fault(Fault::ResyncWrite) {
             return Err(EIO);
         }
-        pages.write(lower.bdev_ref(), sector, data, false, false)?;
-        self.bytes_written.fetch_add(data.len() as u64, Ordering::Relaxed);
-        Ok(())
+        Ok(lower)
     }
-
 
     /// The 8.4 state word of this device and its peer device.
     pub(crate) fn state(&self) -> api::State {

@@ -22,7 +22,7 @@ use kernel::sync::Arc;
 
 use crate::drbd_include::genl::{ConnState, DiskState};
 use crate::drbd_include::uuid::Uuids;
-use crate::drbd_peer_device::{PeerDevice, ResyncRate, MAX_REQUEST_BITS, MAX_REQUEST_BYTES};
+use crate::drbd_peer_device::{PeerDevice, ResyncRate};
 use crate::drbd_req::DeviceIo;
 use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
@@ -49,6 +49,9 @@ pub(crate) struct TargetJob {
     pub(crate) peer_uuids: Uuids,
     /// The csums-alg transform when this resync compares checksums.
     pub(crate) csums: Option<Digest>,
+    /// Bytes one request asks for at most
+    /// (`resync_request::request_bytes`).
+    pub(crate) request_bytes: u32,
 }
 
 impl SyncTargetWorker {
@@ -67,8 +70,8 @@ struct CsumBuffers {
 }
 
 impl CsumBuffers {
-    fn new() -> Result<Self> {
-        let size = MAX_REQUEST_BYTES as usize;
+    fn new(size: u32) -> Result<Self> {
+        let size = size as usize;
         Ok(Self { pages: BlockPages::new(size)?, data: KVVec::from_elem(0u8, size, GFP_KERNEL).map_err(|_| ENOMEM)? })
     }
 }
@@ -78,7 +81,8 @@ fn run_target(mut job: TargetJob) {
     let rs = &job.pd.resync;
     let name = job.name;
     // With checksums the worker reads each block before asking for it.
-    let mut csums = job.csums.take().and_then(|digest| match CsumBuffers::new() {
+    let max_bits = u64::from(job.request_bytes / 4096);
+    let mut csums = job.csums.take().and_then(|digest| match CsumBuffers::new(job.request_bytes) {
         Ok(bufs) => Some((digest, bufs)),
         Err(e) => {
             pr_warn!("{}: no memory for checksum-based resync (error {}); requesting every block\n",
@@ -127,7 +131,7 @@ fn run_target(mut job: TargetJob) {
             && budget > 0
             && rs.in_flight_bytes.load(Ordering::Acquire) < u64::from(rate.window_bytes)
         {
-            let Some((sector, size, next)) = io.next_resync_request(cursor, MAX_REQUEST_BITS) else {
+            let Some((sector, size, next)) = io.next_resync_request(cursor, max_bits) else {
                 rs.requests_done.store(true, Ordering::Release);
                 break;
             };
@@ -152,7 +156,7 @@ fn run_target(mut job: TargetJob) {
             if left > rs.failed() {
                 // A bit set after this pass's scan went by (a replicated
                 // write not covering whole blocks) is found by a new scan.
-                let another_scan_finds_one = io.next_resync_request(0, MAX_REQUEST_BITS).is_some();
+                let another_scan_finds_one = io.next_resync_request(0, max_bits).is_some();
                 if requested == 0 && !another_scan_finds_one {
                     // Bits the walk cannot turn into requests: never claim
                     // UpToDate over them; they count as failed blocks.

@@ -22,7 +22,7 @@ use kernel::{new_condvar, new_mutex};
 use crate::drbd_sender::Replica;
 
 pub(crate) use peer_size::ResizeShared;
-pub(crate) use resync_progress::{ResyncRate, ResyncShared, MAX_REQUEST_BITS, MAX_REQUEST_BYTES};
+pub(crate) use resync_progress::{ResyncRate, ResyncShared};
 pub(crate) use verify_progress::VerifyShared;
 
 /// One peer of a device.

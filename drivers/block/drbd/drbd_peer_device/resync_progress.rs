@@ -15,11 +15,11 @@ use crate::drbd_include::genl::{self as api, ConnState};
 use crate::kernel_glue::now_ms;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 
-/// Bytes one resync request asks for at most (C DRBD merges up to its
-/// max bio size; 128 KiB keeps the source's reads short).
-pub(crate) const MAX_REQUEST_BYTES: u32 = 128 * 1024;
-/// Bits (4 KiB blocks) one request covers at most.
-pub(crate) const MAX_REQUEST_BITS: u64 = (MAX_REQUEST_BYTES / 4096) as u64;
+/// Bytes of requests in flight at least (8.4's default `max-buffers`,
+/// 2048 pages), and at most with the dynamic controller.
+const MIN_WINDOW_BYTES: u32 = 8 << 20;
+const MAX_WINDOW_BYTES: u32 = 32 << 20;
+
 /// How fast the SyncTarget may ask for data (from the disk options).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ResyncRate {
@@ -33,14 +33,15 @@ pub(crate) struct ResyncRate {
 impl ResyncRate {
     /// The rate the disk options give. The dynamic controller of C DRBD
     /// aims at `c-fill-target` in flight below `c-max-rate`; rdrbd keeps
-    /// a window of requests in flight, capped at `c-max-rate`.
+    /// a window of requests in flight (at least 8 MiB, so that the link
+    /// stays busy), capped at `c-max-rate`.
     pub(crate) fn from_options(resync_rate: u32, c_plan_ahead: u32, c_max_rate: u32, c_fill_target: u32) -> Self {
         if c_plan_ahead == 0 {
-            Self { kib_per_sec: resync_rate.max(1), window_bytes: 8 * MAX_REQUEST_BYTES }
+            Self { kib_per_sec: resync_rate.max(1), window_bytes: MIN_WINDOW_BYTES }
         } else {
             // c-fill-target is in sectors.
-            let fill = c_fill_target.saturating_mul(512).max(8 * MAX_REQUEST_BYTES);
-            Self { kib_per_sec: c_max_rate.max(1), window_bytes: fill.min(64 * MAX_REQUEST_BYTES) }
+            let fill = c_fill_target.saturating_mul(512).clamp(MIN_WINDOW_BYTES, MAX_WINDOW_BYTES);
+            Self { kib_per_sec: c_max_rate.max(1), window_bytes: fill }
         }
     }
 

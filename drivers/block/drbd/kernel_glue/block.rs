@@ -1241,8 +1241,9 @@ impl Drop for PeerToken {
     }
 }
 
-/// Pages for the synchronous block I/O done on the peer's behalf: writing
-/// a replicated block, reading a block a resyncing peer asked for.
+/// Pages for the synchronous block reads done on the peer's behalf: a
+/// block a resyncing (or verifying, or diskless) peer asked for, a block
+/// read for its checksum.
 ///
 /// # Invariants
 /// `ptrs[i]` is the page of `pages[i]`, owned by it, for every `i`.
@@ -1275,20 +1276,6 @@ impl BlockPages {
             return Err(EINVAL);
         }
         Ok((u32::try_from(nr).map_err(|_| EINVAL)?, u32::try_from(len).map_err(|_| EINVAL)?))
-    }
-
-    /// Writes `data` at `sector` of `dev`, synchronously.
-    pub(crate) fn write(&mut self, dev: BdevRef<'_>, sector: u64, data: &[u8], fua: bool, flush: bool) -> Result {
-        let (nr, len) = self.pages_for(data.len())?;
-        for (page, chunk) in self.pages.iter().zip(data.chunks(kernel::page::PAGE_SIZE)) {
-            // SAFETY: `chunk` is valid for its length, at most a page.
-            unsafe { page.write_raw(chunk.as_ptr(), 0, chunk.len()) }?;
-        }
-        // SAFETY: the pages are ours; `dev` is open for its lifetime; the
-        // write completes before this returns.
-        dev.counted(|| to_result(unsafe {
-            shim::rdrbd_pages_io(dev.bdev.as_ptr(), self.ptrs.as_mut_ptr(), nr, sector, len, true, fua, flush)
-        }))
     }
 
     /// Reads `out.len()` bytes at `sector` of `dev` into `out`, synchronously.
