@@ -699,21 +699,11 @@ fn serve_read_request(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, req:
     if io.disk_state() != DiskState::UpToDate {
         return nack(ctx);
     }
-    let len = req.blksize as usize;
-    let Some(out) = vs.read_buf.get_mut(..len) else { return Err(NetError::Refused) };
     let mut send_failed = false;
     let fault = if reply == Packet::RsDataReply { Fault::ResyncRead } else { Fault::DataRead };
-    let sent = io.read_for_resync(&mut vs.pages, req.sector, out, fault, |data| {
+    let sent = io.read_for_peer(&mut vs.pages, req.sector, req.blksize, fault, |pages| {
         io.count_net(req.blksize, true);
-        if reply == Packet::RsDataReply {
-            replica.send_rs_reply(req.sector, req.block_id, data)
-        } else {
-            let head = proto::DataPacket { sector: req.sector, block_id: req.block_id, seq_num: 0, dp_flags: 0 };
-            let mut h = [0u8; proto::DataPacket::SIZE];
-            let n = head.encode(&mut h).map_err(|_| EINVAL)?;
-            replica.send_with_data(reply, h.get(..n).unwrap_or(&[]), data)
-        }
-        .inspect_err(|_| send_failed = true)
+        replica.send_block_reply(reply, req.sector, req.block_id, pages, req.blksize).inspect_err(|_| send_failed = true)
     });
     match sent {
         Ok(()) => Ok(()),

@@ -440,10 +440,8 @@ impl DeviceIo {
         (size > 0).then_some((sector, size, end))
     }
 
-    /// Reads `out.len()` bytes at `sector` for a resyncing peer, holding
-    /// new application writes to the range off and waiting for those in
-    /// flight, so the data is at least as new as any write replicated
-    /// before (`drbd_rs_begin_io`). `send` runs with the range still held.
+    /// Reads `out.len()` bytes at `sector` for a resyncing peer into `out`
+    /// and calls `send` with them, as [`Self::read_for_peer`].
     pub(crate) fn read_for_resync(
         &self,
         pages: &mut BlockPages,
@@ -452,11 +450,30 @@ impl DeviceIo {
         fault: Fault,
         send: impl FnOnce(&[u8]) -> Result,
     ) -> Result {
+        let size = u32::try_from(out.len()).map_err(|_| EINVAL)?;
+        self.read_for_peer(pages, sector, size, fault, |pages| {
+            pages.copy_out(out)?;
+            send(out)
+        })
+    }
+
+    /// Reads `size` bytes at `sector` into `pages` for a resyncing peer,
+    /// holding new application writes to the range off and waiting for
+    /// those in flight, so the data is at least as new as any write
+    /// replicated before (`drbd_rs_begin_io`). `send` runs with the range
+    /// still held.
+    pub(crate) fn read_for_peer(
+        &self,
+        pages: &mut BlockPages,
+        sector: u64,
+        size: u32,
+        fault: Fault,
+        send: impl FnOnce(&mut BlockPages) -> Result,
+    ) -> Result {
         let lower = self.gate.enter().ok_or(EIO)?;
         if self.inject_fault(fault) {
             return Err(EIO);
         }
-        let size = u32::try_from(out.len()).map_err(|_| EINVAL)?;
         // The whole activity-log extents, not only the requested range:
         // the writes in flight in them must drain, and with only the range
         // locked new writes to the rest of a busy extent would keep it from
@@ -472,8 +489,8 @@ impl DeviceIo {
             for slot in slots.into_iter().flatten() {
                 self.al_idle.wait_until(|| self.al_refs.in_flight(slot) == 0);
             }
-            pages.read(lower.bdev_ref(), sector, out)?;
-            send(out)
+            pages.read_in(lower.bdev_ref(), sector, size)?;
+            send(pages)
         })();
         self.resync_lock.release();
         // Writes held off meanwhile wait in the submitter's queue, or in

@@ -37,7 +37,7 @@ use crate::drbd_include::ack_slots::AckSlots;
 use crate::drbd_include::send_fifo::SendFifo;
 use crate::drbd_include::transfer_log::{BarrierAckError, TlWrite, TransferLog};
 use crate::drbd_remote_read::RemoteReads;
-use crate::kernel_glue::block::{PeerToken, UpperBio};
+use crate::kernel_glue::block::{BlockPages, PeerToken, UpperBio};
 use crate::kernel_glue::net::TcpSocket;
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
@@ -241,6 +241,28 @@ impl Replica {
         let mut buf = [0u8; DataPacket::SIZE];
         let n = head.encode(&mut buf).map_err(|_| EINVAL)?;
         self.send_with_data(Packet::RsDataReply, buf.get(..n).ok_or(EINVAL)?, data)
+    }
+
+    /// P_RS_DATA_REPLY or P_DATA_REPLY: the block a peer asked for, `len`
+    /// bytes sent from the pages it was read into (no copy through a
+    /// buffer).
+    pub(crate) fn send_block_reply(&self, cmd: Packet, sector: u64, block_id: u64, pages: &mut BlockPages, len: u32) -> Result {
+        let head = DataPacket { sector, block_id, seq_num: 0, dp_flags: 0 };
+        let mut hb = [0u8; DataPacket::SIZE];
+        let n = head.encode(&mut hb).map_err(|_| EINVAL)?;
+        let length = u32::try_from(n).map_err(|_| EINVAL)?.checked_add(len).ok_or(EINVAL)?;
+        let header = Header { cmd, volume: self.volume, length };
+        let mut buf = [0u8; 16];
+        let hs = header.encode_as(HeaderKind::for_payload(self.link, length), &mut buf).map_err(|_| EINVAL)?;
+        let _guard = self.send_lock.lock();
+        self.send_or_break_more(buf.get(..hs).ok_or(EINVAL)?, true)?;
+        self.send_or_break_more(hb.get(..n).ok_or(EINVAL)?, true)?;
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(EPIPE);
+        }
+        let mut ko = self.ko_counter();
+        let result = self.data.send_pages_retrying(pages, len, false, || self.keep_trying(&mut ko));
+        self.break_on_error(result)
     }
 
     /// P_RS_DATA_REQUEST for `size` bytes at `sector` (block id ID_SYNCER).

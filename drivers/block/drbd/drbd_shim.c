@@ -621,6 +621,40 @@ int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done, bool
 	return 0;
 }
 
+/* Sends bytes [*done, len) of the pages pages[0..] (whole pages, the last
+ * one possibly partial), a few pages per sendmsg: the socket copies them,
+ * so the caller may reuse the pages at once. More: what follows at once
+ * belongs with them (MSG_MORE on the last part too). */
+int rdrbd_sock_send_pages(struct socket *sock, struct page **pages, unsigned int len, size_t *done, bool more)
+{
+	struct bio_vec bv[16];
+
+	if (*done > len)
+		return -EINVAL;
+	while (*done < len) {
+		struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+		size_t start = *done, chunk = 0;
+		unsigned int n = 0, i = start / PAGE_SIZE, off = start % PAGE_SIZE;
+		int rv;
+
+		while (n < ARRAY_SIZE(bv) && start + chunk < len) {
+			unsigned int l = min_t(size_t, PAGE_SIZE - off, len - start - chunk);
+
+			bvec_set_page(&bv[n++], pages[i++], l, off);
+			chunk += l;
+			off = 0;
+		}
+		if (more || start + chunk < len)
+			msg.msg_flags |= MSG_MORE;
+		iov_iter_bvec(&msg.msg_iter, ITER_SOURCE, bv, n, chunk);
+		rv = sock_sendmsg(sock, &msg);
+		if (rv <= 0)
+			return rv ? rv : -EPIPE;
+		*done += rv;
+	}
+	return 0;
+}
+
 void rdrbd_sock_set_reuseaddr(struct socket *sock)
 {
 	sock_set_reuseaddr(sock->sk);

@@ -1278,19 +1278,31 @@ impl BlockPages {
         Ok((u32::try_from(nr).map_err(|_| EINVAL)?, u32::try_from(len).map_err(|_| EINVAL)?))
     }
 
-    /// Reads `out.len()` bytes at `sector` of `dev` into `out`, synchronously.
-    pub(crate) fn read(&mut self, dev: BdevRef<'_>, sector: u64, out: &mut [u8]) -> Result {
-        let (nr, len) = self.pages_for(out.len())?;
-        // SAFETY: the pages are ours; `dev` is open for its lifetime; the
-        // read completes before this returns.
-        dev.counted(|| to_result(unsafe {
-            shim::rdrbd_pages_io(dev.bdev.as_ptr(), self.ptrs.as_mut_ptr(), nr, sector, len, false, false, false)
-        }))?;
+    /// Copies the first `out.len()` bytes of the pages into `out`.
+    pub(crate) fn copy_out(&self, out: &mut [u8]) -> Result {
+        self.pages_for(out.len())?;
         for (page, chunk) in self.pages.iter().zip(out.chunks_mut(kernel::page::PAGE_SIZE)) {
             // SAFETY: `chunk` is valid for writes of its length, at most a page.
             unsafe { page.read_raw(chunk.as_mut_ptr(), 0, chunk.len()) }?;
         }
         Ok(())
+    }
+
+    /// Reads `len` bytes at `sector` of `dev` into the pages, synchronously
+    /// (for [`super::net::TcpSocket::send_pages_retrying`]).
+    pub(crate) fn read_in(&mut self, dev: BdevRef<'_>, sector: u64, len: u32) -> Result {
+        let (nr, len) = self.pages_for(len as usize)?;
+        // SAFETY: the pages are ours; `dev` is open for its lifetime; the
+        // read completes before this returns.
+        dev.counted(|| to_result(unsafe {
+            shim::rdrbd_pages_io(dev.bdev.as_ptr(), self.ptrs.as_mut_ptr(), nr, sector, len, false, false, false)
+        }))
+    }
+
+    /// The page array, if it holds `len` bytes.
+    pub(super) fn page_array(&mut self, len: u32) -> Result<*mut *mut bindings::page> {
+        self.pages_for(len as usize)?;
+        Ok(self.ptrs.as_mut_ptr())
     }
 }
 

@@ -13,6 +13,7 @@ use kernel::error::to_result;
 use kernel::ffi::{c_int, c_long, c_void};
 use kernel::prelude::*;
 
+use super::block::BlockPages;
 use super::shim;
 
 /// An errno the `kernel` crate has no constant for.
@@ -262,6 +263,32 @@ impl TcpSocket {
             // Pages the socket references stay alive by the references
             // it takes.
             let rv = unsafe { shim::rdrbd_sock_send_bio(self.sock.as_ptr(), token.as_ptr(), &mut done, zero_copy) };
+            if rv == -(bindings::EAGAIN as c_int) && keep_trying() {
+                continue;
+            }
+            return to_result(rv);
+        }
+    }
+
+    /// Sends the first `len` bytes of `pages` (read there with
+    /// [`BlockPages::read_in`]); the socket copies them, so the pages may
+    /// be reused at once. Timeouts as [`Self::send_all_retrying`]; `more`
+    /// as there.
+    pub(crate) fn send_pages_retrying(
+        &self,
+        pages: &mut BlockPages,
+        len: u32,
+        more: bool,
+        mut keep_trying: impl FnMut() -> bool,
+    ) -> Result {
+        let array = pages.page_array(len)?;
+        let mut done = 0usize;
+        loop {
+            // SAFETY: the socket is live; `array` holds pages for `len`
+            // bytes (checked above), owned by `pages`, which the borrow
+            // keeps alive and unchanged for the call; `done` is a valid
+            // in/out count the shim checks against `len`.
+            let rv = unsafe { shim::rdrbd_sock_send_pages(self.sock.as_ptr(), array, len, &mut done, more) };
             if rv == -(bindings::EAGAIN as c_int) && keep_trying() {
                 continue;
             }
