@@ -61,6 +61,9 @@ pub mod write_ordering;
 /// The size of resync requests.
 pub mod resync_request;
 
+/// c-min-rate: the resync steps aside for application I/O.
+pub mod resync_throttle;
+
 /// Big-endian fields of on-disk blocks.
 mod be;
 

@@ -9,7 +9,8 @@
 # reconnect and resync what guest 0 wrote alone, while fio goes on. fio
 # must see no error and no wrong data; at the end both are UpToDate with
 # nothing out of sync and the data areas of both backing disks are equal:
-# every acknowledged write is on both.
+# every acknowledged write is on both. With c-min-rate 0 the resyncs never
+# step aside for fio's writes.
 # guests: 2
 # disks: 64M
 # kernel: fast
@@ -26,6 +27,9 @@ CUTS=4            # the first two under protocol C, the others under A
 
 if [ "$GUEST_INDEX" = 0 ]; then
   step primary "$S" primary 0
+  # No c-min-rate: the resyncs never step aside for the writes (with the
+  # default they would; 53-resync-under-writes checks that).
+  step no-c-min-rate "$S" disk-options 0 --c-min-rate=0
   # fio runs one after another until told to stop, each writing 16 MiB
   # in random order and verifying it.
   fio_loop() {
@@ -55,6 +59,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step fio-runs-clean test "$rc" = 0
   losses=$(kernel_log_count 'conn\( (Connected|SyncSource|SyncTarget) -> (NetworkFailure|Timeout|BrokenPipe) \)')
   step lost-each-time test "$losses" -ge "$CUTS"
+  step never-stepped-aside sh -c "! dmesg | grep 'resync steps aside'"
   step secondary "$S" secondary 0
 else
   share_get writing 120 > /dev/null || die "guest 0 never started writing"

@@ -82,6 +82,10 @@ pub(crate) mod write_ordering;
 pub(crate) mod resync_request;
 
 #[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/resync_throttle.rs"]
+pub(crate) mod resync_throttle;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/disk_timeout.rs"]
 pub(crate) mod disk_timeout;
 

@@ -131,10 +131,11 @@ impl DiskOptions {
         self.0.al_extents
     }
 
-    /// How fast a resync may go when this node is SyncTarget.
+    /// How fast a resync may go when this node is SyncTarget, and when it
+    /// steps aside for application I/O (`c-min-rate`, on either side).
     pub(crate) fn resync_rate(&self) -> crate::drbd_peer_device::ResyncRate {
         let c = &self.0;
-        crate::drbd_peer_device::ResyncRate::from_options(c.resync_rate, c.c_plan_ahead, c.c_max_rate, c.c_fill_target)
+        crate::drbd_peer_device::ResyncRate::from_options(c.resync_rate, c.c_plan_ahead, c.c_max_rate, c.c_fill_target, c.c_min_rate)
     }
 }
 

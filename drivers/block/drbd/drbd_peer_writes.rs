@@ -427,7 +427,7 @@ impl AckBatch {
 fn written<S, B>(to_peer: &Answering<S, B>, io: &DeviceIo, a: WriteAnswer, result: Result) -> Option<Packet> {
     match result {
         Ok(()) => {
-            io.written_for_peer(a.size);
+            io.written_for_peer(a.size, false);
             a.write_ack.then_some(Packet::WriteAck)
         }
         Err(e) => {
@@ -448,7 +448,7 @@ fn written<S, B>(to_peer: &Answering<S, B>, io: &DeviceIo, a: WriteAnswer, resul
 fn resync_written<S, B>(to_peer: &Answering<S, B>, io: &DeviceIo, pd: &PeerDevice, a: WriteAnswer, result: Result) -> Option<Packet> {
     let answer = match result {
         Ok(()) => {
-            io.written_for_peer(a.size);
+            io.written_for_peer(a.size, true);
             io.set_in_sync(a.sector, a.size);
             Packet::RsWriteAck
         }

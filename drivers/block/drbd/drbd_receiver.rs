@@ -682,10 +682,13 @@ fn check_request_range(io: &DeviceIo, sector: u64, size: u32) -> bool {
 fn serve_read_request(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, req: proto::BlockRequest) -> core::result::Result<(), NetError> {
     let shared = ctx.shared;
     let name = shared.name.as_str();
-    let Some(ConnVolume { volume, io, .. }) = &shared.volume else { return Err(NetError::Refused) };
+    let Some(ConnVolume { volume, io, pd }) = &shared.volume else { return Err(NetError::Refused) };
     if !check_request_range(io, req.sector, req.blksize) {
         pr_err!("{}: {} for sector {} size {} is out of range\n", name, cmd.name(), req.sector, req.blksize);
         return Err(NetError::Refused);
+    }
+    if cmd == Packet::RsDataRequest {
+        source_steps_aside(name, io, pd);
     }
     let Some(replica) = vs.replica.clone() else { return Err(NetError::Refused) };
     let (neg, reply) = match cmd {
@@ -720,6 +723,19 @@ fn serve_read_request(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, req:
     }
 }
 
+/// `c-min-rate` on the SyncSource (8.4's `receive_DataRequest`): with
+/// application I/O on our disk and the resync above that rate, wait 100 ms
+/// before serving a resync request — unless the peer is Primary, whose
+/// reads through us would wait too (the SyncTarget throttles then).
+fn source_steps_aside(name: &str, io: &DeviceIo, pd: &PeerDevice) {
+    let rs = &pd.resync;
+    if io.peer().peer != Role::Primary
+        && rs.should_slow_down(name, io.app_activity(), io.out_of_sync_bits().saturating_sub(rs.failed()))
+    {
+        rs.wake.pause_unless(|| false, 100);
+    }
+}
+
 /// P_CSUM_RS_REQUEST (we are SyncSource): our block's digest decides
 /// between P_RS_IS_IN_SYNC and P_RS_DATA_REPLY (`drbd_csums`).
 fn serve_csum_request(
@@ -746,6 +762,7 @@ fn serve_csum_request(
         pr_err!("{}: Can not satisfy peer's read request, no local data.\n", name);
         return answer(Packet::NegRsDReply);
     }
+    source_steps_aside(name, io, pd);
     let served = crate::drbd_csums::serve_request(
         name, io, &pd.resync, &replica, &mut vs.csums, &mut vs.pages, &mut vs.read_buf, req, peer_digest,
     )?;

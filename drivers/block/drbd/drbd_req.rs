@@ -82,6 +82,9 @@ pub(crate) struct DeviceIo {
     exposed: Mutex<ExposedSize>,
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
+    /// Of those, resync writes (what `c-min-rate` does not count as
+    /// application I/O).
+    resync_written: AtomicU64,
     /// Data sent to and received from the peer ("ns", "nr").
     net_sent: AtomicU64,
     net_received: AtomicU64,
@@ -142,6 +145,7 @@ impl DeviceIo {
             exposed <- new_mutex!(ExposedSize { sectors: 0, disk: None }, "rdrbd::DeviceIo::exposed"),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
+            resync_written: AtomicU64::new(0),
             net_sent: AtomicU64::new(0),
             net_received: AtomicU64::new(0),
             events <- StateEvents::new(ident, crate::drbd_events::unconfigured_state()),
@@ -551,8 +555,23 @@ impl DeviceIo {
 
     /// A write for the peer (replicated, or resync data) is on the backing
     /// disk: counted ("dw").
-    pub(crate) fn written_for_peer(&self, bytes: u32) {
+    pub(crate) fn written_for_peer(&self, bytes: u32, resync: bool) {
         self.bytes_written.fetch_add(u64::from(bytes), Ordering::Relaxed);
+        if resync {
+            self.resync_written.fetch_add(u64::from(bytes), Ordering::Relaxed);
+        }
+    }
+
+    /// What `c-min-rate` looks at: the backing disk's I/O but the resync's
+    /// (the SyncSource's resync reads are not counted as reads at all),
+    /// and whether application writes wait for the activity log or a
+    /// resync read.
+    pub(crate) fn app_activity(&self) -> crate::drbd_include::resync_throttle::Activity {
+        let io = self.bytes_read.load(Ordering::Relaxed).wrapping_add(self.bytes_written.load(Ordering::Relaxed));
+        crate::drbd_include::resync_throttle::Activity {
+            app_sectors: io.wrapping_sub(self.resync_written.load(Ordering::Relaxed)) >> 9,
+            app_waiting: !self.cold_writes.lock().is_empty(),
+        }
     }
 
     /// Zeroes `size` bytes at `sector` for the peer (a received P_TRIM),

@@ -126,6 +126,12 @@ fn run_target(mut job: TargetJob) {
                 rs.want_kib.store(rate.kib_per_sec, Ordering::Relaxed);
             }
             budget = budget.saturating_add(per_tick).min(per_tick);
+            // c-min-rate: with application I/O on this disk and the resync
+            // above that rate, no request this tick (8.4's
+            // `drbd_try_rs_begin_io` requeues the resync work).
+            if rs.should_slow_down(name.as_str(), io.app_activity(), io.out_of_sync_bits().saturating_sub(rs.failed())) {
+                budget = 0;
+            }
         }
         while !rs.requests_done.load(Ordering::Acquire)
             && budget > 0

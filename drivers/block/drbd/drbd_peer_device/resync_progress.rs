@@ -12,6 +12,7 @@ use kernel::new_mutex;
 use kernel::sync::Mutex;
 
 use crate::drbd_include::genl::{self as api, ConnState};
+use crate::drbd_include::resync_throttle::{self, Activity};
 use crate::kernel_glue::now_ms;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 
@@ -28,6 +29,9 @@ pub(crate) struct ResyncRate {
     pub(crate) kib_per_sec: u32,
     /// Bytes in flight at most.
     pub(crate) window_bytes: u32,
+    /// `c-min-rate` (KiB/s): above it the resync steps aside for
+    /// application I/O (`resync_throttle`); 0: never.
+    pub(crate) min_kib_per_sec: u32,
 }
 
 impl ResyncRate {
@@ -35,24 +39,25 @@ impl ResyncRate {
     /// aims at `c-fill-target` in flight below `c-max-rate`; rdrbd keeps
     /// a window of requests in flight (at least 8 MiB, so that the link
     /// stays busy), capped at `c-max-rate`.
-    pub(crate) fn from_options(resync_rate: u32, c_plan_ahead: u32, c_max_rate: u32, c_fill_target: u32) -> Self {
+    pub(crate) fn from_options(resync_rate: u32, c_plan_ahead: u32, c_max_rate: u32, c_fill_target: u32, c_min_rate: u32) -> Self {
         if c_plan_ahead == 0 {
-            Self { kib_per_sec: resync_rate.max(1), window_bytes: MIN_WINDOW_BYTES }
+            Self { kib_per_sec: resync_rate.max(1), window_bytes: MIN_WINDOW_BYTES, min_kib_per_sec: c_min_rate }
         } else {
             // c-fill-target is in sectors.
             let fill = c_fill_target.saturating_mul(512).clamp(MIN_WINDOW_BYTES, MAX_WINDOW_BYTES);
-            Self { kib_per_sec: c_max_rate.max(1), window_bytes: fill }
+            Self { kib_per_sec: c_max_rate.max(1), window_bytes: fill, min_kib_per_sec: c_min_rate }
         }
     }
 
     /// The 8.4 defaults (resync-rate 250, c-plan-ahead 20, c-max-rate
-    /// 100 MiB/s, c-fill-target 100 sectors).
+    /// 100 MiB/s, c-fill-target 100 sectors, c-min-rate 250).
     pub(crate) fn defaults() -> Self {
         Self::from_options(
             api::disk_conf::RESYNC_RATE_LIMITS.default,
             api::disk_conf::C_PLAN_AHEAD_LIMITS.default,
             api::disk_conf::C_MAX_RATE_LIMITS.default,
             api::disk_conf::C_FILL_TARGET_LIMITS.default,
+            api::disk_conf::C_MIN_RATE_LIMITS.default,
         )
     }
 }
@@ -70,6 +75,15 @@ pub(crate) struct ResyncShared {
     /// A mark for the current speed: time (ms) and bits left then.
     mark_ms: AtomicU64,
     mark_left: AtomicU64,
+    /// The mark before it (`c-min-rate` measures the speed since then:
+    /// 3 to 6 s, as 8.4 over its last two mark steps).
+    prev_mark_ms: AtomicU64,
+    prev_mark_left: AtomicU64,
+    /// `c-min-rate`: the application I/O counter at its last look that
+    /// found activity, and whether this resync has stepped aside yet (it
+    /// says so once).
+    throttle_last: AtomicU64,
+    throttle_noted: AtomicBool,
     /// Target: requests sent and not answered.
     pub(crate) in_flight: AtomicU32,
     /// Target: bytes of requests sent and not answered.
@@ -101,6 +115,10 @@ impl ResyncShared {
             failed: AtomicU64::new(0),
             mark_ms: AtomicU64::new(0),
             mark_left: AtomicU64::new(0),
+            prev_mark_ms: AtomicU64::new(0),
+            prev_mark_left: AtomicU64::new(0),
+            throttle_last: AtomicU64::new(0),
+            throttle_noted: AtomicBool::new(false),
             in_flight: AtomicU32::new(0),
             in_flight_bytes: AtomicU64::new(0),
             requests_done: AtomicBool::new(false),
@@ -125,6 +143,9 @@ impl ResyncShared {
         self.failed.store(0, Ordering::Relaxed);
         self.mark_ms.store(now, Ordering::Relaxed);
         self.mark_left.store(bits, Ordering::Relaxed);
+        self.prev_mark_ms.store(now, Ordering::Relaxed);
+        self.prev_mark_left.store(bits, Ordering::Relaxed);
+        self.throttle_noted.store(false, Ordering::Relaxed);
         self.in_flight.store(0, Ordering::Relaxed);
         self.in_flight_bytes.store(0, Ordering::Relaxed);
         self.requests_done.store(false, Ordering::Relaxed);
@@ -185,10 +206,29 @@ impl ResyncShared {
     /// Moves the speed mark forward every few seconds (`drbd_advance_rs_marks`).
     pub(crate) fn note_left(&self, left: impl FnOnce() -> u64) {
         let now = now_ms();
-        if now.saturating_sub(self.mark_ms.load(Ordering::Relaxed)) >= 3000 {
+        let mark_ms = self.mark_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(mark_ms) >= 3000 {
+            self.prev_mark_ms.store(mark_ms, Ordering::Relaxed);
+            self.prev_mark_left.store(self.mark_left.load(Ordering::Relaxed), Ordering::Relaxed);
             self.mark_ms.store(now, Ordering::Relaxed);
             self.mark_left.store(left(), Ordering::Relaxed);
         }
+    }
+
+    /// `c-min-rate` (`drbd_rs_c_min_rate_throttle`): whether the resync,
+    /// with `left` blocks to go, steps aside for application I/O now
+    /// (`resync_throttle`). The first time in a resync it says so.
+    pub(crate) fn should_slow_down(&self, name: &str, activity: Activity, left: u64) -> bool {
+        let c_min_rate = self.rate.lock().min_kib_per_sec;
+        let since_ms = now_ms().saturating_sub(self.prev_mark_ms.load(Ordering::Relaxed));
+        let speed = resync_throttle::speed_kib(self.prev_mark_left.load(Ordering::Relaxed), left, since_ms);
+        let mut last = self.throttle_last.load(Ordering::Relaxed);
+        let slow = resync_throttle::should_slow_down(c_min_rate, activity, &mut last, speed);
+        self.throttle_last.store(last, Ordering::Relaxed);
+        if slow && !self.throttle_noted.swap(true, Ordering::Relaxed) {
+            pr_info!("{}: resync steps aside for application I/O ({} K/sec > c-min-rate {} K/sec)\n", name, speed, c_min_rate);
+        }
+        slow
     }
 
     /// The resync progress lines of `/proc/drbd` (`drbd_syncer_progress`).

@@ -1328,6 +1328,11 @@ impl BioFifo {
         Self { head: ptr::null_mut(), tail: ptr::null_mut() }
     }
 
+    /// Whether no bio is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.is_null()
+    }
+
     /// Appends `bio`.
     pub(crate) fn push(&mut self, bio: UpperBio) {
         let bio = bio.into_raw();
