@@ -13,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 repeat=${BENCH_REPEAT:-3}
 mkdir -p build/logs/bench
-rm -f build/logs/bench/run-*.txt
+rm -f build/logs/bench/run-*.txt build/logs/bench/runner-*.txt
 echo "bench: two guests (QEMU, TCG, non-debug kernel): link, raw disk, rdrbd, C drbd; $repeat run(s) of about 10 minutes"
 for ((i = 1; i <= repeat; i++)); do
   rc=0
@@ -23,7 +23,7 @@ for ((i = 1; i <= repeat; i++)); do
     cat build/logs/bench-run.txt; echo "bench: run $i FAILED (no output)"; exit 1
   fi
   cp "$out" "build/logs/bench/run-$i.txt"
-  cp build/logs/bench-run.txt "build/logs/bench/run-$i-runner.txt"
+  cp build/logs/bench-run.txt "build/logs/bench/runner-$i.txt"
   if [ $rc != 0 ]; then
     echo "note: guest run $i reported:"
     grep '^FAIL' build/logs/bench-run.txt | sed 's/^/  /' || true
@@ -33,7 +33,7 @@ for ((i = 1; i <= repeat; i++)); do
   want=38
   got=$(grep -c '^BENCH ' "build/logs/bench/run-$i.txt" || true)
   if [ "$got" -lt $want ]; then
-    echo "bench: run $i FAILED: $got of $want figures; see build/logs/bench/run-$i*.txt"
+    echo "bench: run $i FAILED: $got of $want figures; see build/logs/bench/run-$i.txt, runner-$i.txt"
     exit 1
   fi
 done

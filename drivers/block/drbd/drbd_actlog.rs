@@ -260,37 +260,50 @@ impl ActivityLog {
     }
 }
 
-/// The range a resync read for the peer holds application writes off
-/// (8.4's resync extent in `drbd_rs_begin_io`): a device's, since it
-/// guards the local disk the read comes from.
+/// The ranges resync reads for the peer hold application writes off
+/// (8.4's resync extents in `drbd_rs_begin_io`): a device's, since they
+/// guard the local disk the reads come from. Slot 0 is the receiver's own
+/// synchronous reads; the others are the SyncSource's pipelined replies
+/// (`drbd_resync_reply.rs`), each held from its read until it is sent.
 pub(crate) struct ResyncLock {
-    /// Sectors `[start, end)`; end 0: none. Set under the metadata lock.
-    start: AtomicU64,
-    end: AtomicU64,
+    /// Sectors `[start, end)` by slot; end 0: none. Set under the
+    /// metadata lock.
+    ranges: [(AtomicU64, AtomicU64); RESYNC_LOCK_SLOTS],
 }
+
+/// Ranges a device's resync reads may hold at once.
+pub(crate) const RESYNC_LOCK_SLOTS: usize = 3;
 
 impl ResyncLock {
     pub(crate) const fn new() -> Self {
-        Self { start: AtomicU64::new(0), end: AtomicU64::new(0) }
+        const FREE: (AtomicU64, AtomicU64) = (AtomicU64::new(0), AtomicU64::new(0));
+        Self { ranges: [FREE; RESYNC_LOCK_SLOTS] }
     }
 
-    /// Whether `[sector, sector + size)` overlaps the held range (checked
+    /// Whether `[sector, sector + size)` overlaps a held range (checked
     /// under the metadata lock).
     pub(crate) fn overlaps(&self, sector: u64, size: u32) -> bool {
-        let end = self.end.load(Ordering::Acquire);
-        end != 0 && sector < end && sector.saturating_add(u64::from(size).div_ceil(512)) > self.start.load(Ordering::Acquire)
+        let last = sector.saturating_add(u64::from(size).div_ceil(512));
+        self.ranges.iter().any(|(start, end)| {
+            let end = end.load(Ordering::Acquire);
+            end != 0 && sector < end && last > start.load(Ordering::Acquire)
+        })
     }
 
-    /// Holds application writes off `[sector, sector + bytes / 512)`: set
-    /// under the metadata lock, so every write admitted before is counted
-    /// in flight and every later one sees the lock.
-    pub(crate) fn hold(&self, sector: u64, bytes: u64) {
-        self.start.store(sector, Ordering::Release);
-        self.end.store(sector.saturating_add(bytes.div_ceil(512)).max(1), Ordering::Release);
+    /// Holds application writes off `[sector, sector + bytes / 512)` in
+    /// `slot`: set under the metadata lock, so every write admitted before
+    /// is counted in flight and every later one sees the lock.
+    pub(crate) fn hold(&self, slot: usize, sector: u64, bytes: u64) {
+        if let Some((start, end)) = self.ranges.get(slot) {
+            start.store(sector, Ordering::Release);
+            end.store(sector.saturating_add(bytes.div_ceil(512)).max(1), Ordering::Release);
+        }
     }
 
-    /// Lets application writes through again.
-    pub(crate) fn release(&self) {
-        self.end.store(0, Ordering::Release);
+    /// Lets application writes through `slot` again.
+    pub(crate) fn release(&self, slot: usize) {
+        if let Some((_, end)) = self.ranges.get(slot) {
+            end.store(0, Ordering::Release);
+        }
     }
 }

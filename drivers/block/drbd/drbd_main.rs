@@ -34,6 +34,7 @@ mod drbd_remote_read;
 mod drbd_req;
 mod drbd_resize;
 mod drbd_resync;
+mod drbd_resync_reply;
 mod drbd_sender;
 mod drbd_state;
 mod drbd_timeout;

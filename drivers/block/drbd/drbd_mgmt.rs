@@ -295,7 +295,7 @@ impl Registry {
         let start = (parms.ov_start_sector & !7).min(capacity);
         let end = parms.ov_stop_sector.min(capacity);
         io.request_state_with_consent(|s| s.peer.conn = conn, || request_cluster_wide(name, io, &replica, conn), || Ok(()))?;
-        let job = crate::drbd_verify::SourceJob { io: device.io.clone(), pd, replica, start, end };
+        let job = crate::drbd_verify::SourceJob { name: device.resource, io: device.io.clone(), pd, replica, start, end };
         crate::drbd_verify::start_source(name, job).map_err(|_| AdmError::new(RetCode::NoMem, "cannot start the verify thread"))?;
         Ok(StateChangeResult::Success)
     }

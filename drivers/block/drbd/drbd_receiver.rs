@@ -23,6 +23,7 @@ use crate::drbd_io_error::{local_io_failed, peer_disk_changed};
 use crate::drbd_remote_read::Answer;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_peer_device::PeerDevice;
+use crate::drbd_resync_reply::ReplyPipeline;
 use crate::drbd_peer_writes::{PeerWrites, SubmitError, WriteData};
 use crate::drbd_resync::{SyncTargetWorker, TargetJob};
 use crate::drbd_sender::Replica;
@@ -111,6 +112,7 @@ pub(crate) fn serve(
         replica: None,
         bitmap_rx: None,
         worker: None,
+        replies: None,
         pages: BlockPages::new(proto::MAX_BIO_SIZE as usize)?,
         read_buf: KVVec::from_elem(0u8, proto::MAX_BIO_SIZE as usize, GFP_KERNEL).map_err(|_| ENOMEM)?,
         verify_digest: None,
@@ -119,6 +121,9 @@ pub(crate) fn serve(
     };
     let ctx = LoopCtx { shared, data, meta, link, resolve_conflicts, writes: &writes };
     let result = receive_loop(&ctx, &mut buf, &mut vs, local.as_ref());
+    // Its thread sends on the data socket, and the ranges it holds keep
+    // writes off: first to go.
+    drop(vs.replies.take());
     // Every write in flight completes and is answered (or, the connection
     // gone, handled) before the teardown looks at what is out of sync.
     writes.finish();
@@ -182,6 +187,10 @@ struct VolumeState {
     bitmap_rx: Option<BitmapXfer>,
     /// SyncTarget: the worker requesting blocks.
     worker: Option<SyncTargetWorker>,
+    /// SyncSource (and a diskless peer's reads): the replies, read here
+    /// and sent by their own thread (`drbd_resync_reply.rs`); started with
+    /// the first request.
+    replies: Option<ReplyPipeline>,
     pages: BlockPages,
     /// Blocks read for the peer.
     read_buf: KVVec<u8>,
@@ -702,15 +711,14 @@ fn serve_read_request(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, req:
     if io.disk_state() != DiskState::UpToDate {
         return nack(ctx);
     }
-    let mut send_failed = false;
     let fault = if reply == Packet::RsDataReply { Fault::ResyncRead } else { Fault::DataRead };
-    let sent = io.read_for_peer(&mut vs.pages, req.sector, req.blksize, fault, |pages| {
-        io.count_net(req.blksize, true);
-        replica.send_block_reply(reply, req.sector, req.block_id, pages, req.blksize).inspect_err(|_| send_failed = true)
-    });
-    match sent {
+    let replies = match &mut vs.replies {
+        Some(replies) => replies,
+        none => none.insert(ReplyPipeline::start(name, io.clone(), replica, proto::MAX_BIO_SIZE as usize)?),
+    };
+    match replies.read_and_queue(io, reply, req, fault) {
+        // Sent by the pipeline's thread; a failed send ends the connection.
         Ok(()) => Ok(()),
-        Err(e) if send_failed => Err(NetError::Io(e)),
         Err(e) => {
             pr_err!("{}: reading sector {} for the peer failed: error {}\n", name, req.sector, e.to_errno());
             if e != EIO || io.disk_state() == DiskState::Diskless {
@@ -729,10 +737,8 @@ fn serve_read_request(ctx: &LoopCtx<'_>, vs: &mut VolumeState, cmd: Packet, req:
 /// reads through us would wait too (the SyncTarget throttles then).
 fn source_steps_aside(name: &str, io: &DeviceIo, pd: &PeerDevice) {
     let rs = &pd.resync;
-    if io.peer().peer != Role::Primary
-        && rs.should_slow_down(name, io.app_activity(), io.out_of_sync_bits().saturating_sub(rs.failed()))
-    {
-        rs.wake.pause_unless(|| false, 100);
+    if io.peer().peer != Role::Primary {
+        rs.step_aside(name, io.app_activity(), io.out_of_sync_bits().saturating_sub(rs.failed()));
     }
 }
 

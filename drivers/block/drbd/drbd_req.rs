@@ -474,6 +474,17 @@ impl DeviceIo {
         fault: Fault,
         send: impl FnOnce(&mut BlockPages) -> Result,
     ) -> Result {
+        self.hold_and_read(0, pages, sector, size, fault)?;
+        let result = send(pages);
+        self.release_resync_slot(0);
+        result
+    }
+
+    /// The read of [`Self::read_for_peer`] in resync-lock `slot`, which
+    /// stays held when it succeeds, until [`Self::release_resync_slot`]
+    /// (after the block is sent: a later write to it must not reach the
+    /// peer before it).
+    pub(crate) fn hold_and_read(&self, slot: usize, pages: &mut BlockPages, sector: u64, size: u32, fault: Fault) -> Result {
         let lower = self.gate.enter().ok_or(EIO)?;
         if self.inject_fault(fault) {
             return Err(EIO);
@@ -486,22 +497,26 @@ impl DeviceIo {
         let (lock_start, lock_bytes) = crate::drbd_include::bitmap::al_extent_span(sector, size);
         let slots = {
             let guard = self.md.lock();
-            self.resync_lock.hold(lock_start, lock_bytes);
+            self.resync_lock.hold(slot, lock_start, lock_bytes);
             guard.as_ref().map_or([None, None], |md| md.al.hot_slots(sector, size))
         };
-        let result = (|| {
-            for slot in slots.into_iter().flatten() {
-                self.al_idle.wait_until(|| self.al_refs.in_flight(slot) == 0);
-            }
-            pages.read_in(lower.bdev_ref(), sector, size)?;
-            send(pages)
-        })();
-        self.resync_lock.release();
+        for al_slot in slots.into_iter().flatten() {
+            self.al_idle.wait_until(|| self.al_refs.in_flight(al_slot) == 0);
+        }
+        let read = pages.read_in(lower.bdev_ref(), sector, size);
+        if read.is_err() {
+            self.release_resync_slot(slot);
+        }
+        read
+    }
+
+    /// Lets application writes through resync-lock `slot` again.
+    pub(crate) fn release_resync_slot(&self, slot: usize) {
+        self.resync_lock.release(slot);
         // Writes held off meanwhile wait in the submitter's queue, or in
         // the submitter itself (`begin_cold_write`).
         self.resync_unlocked.wake_all();
         self.cold_writes_added.notify_one();
-        result
     }
 
     /// Own disk state.

@@ -18,7 +18,7 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use crate::drbd_block_digest::{send_block_digest, with_block_digest};
-use crate::drbd_include::genl::ConnState;
+use crate::drbd_include::genl::{ConnState, Role};
 use crate::drbd_include::protocol::{self as proto, Packet, ID_IN_SYNC, ID_OUT_OF_SYNC, ID_SYNCER};
 use crate::drbd_req::DeviceIo;
 use crate::drbd_peer_device::PeerDevice;
@@ -36,6 +36,7 @@ const WINDOW_RECHECK_MS: u32 = 100;
 
 /// What the VerifyS worker needs.
 pub(crate) struct SourceJob {
+    pub(crate) name: crate::ResourceName,
     pub(crate) io: Arc<DeviceIo>,
     pub(crate) pd: Arc<PeerDevice>,
     pub(crate) replica: Arc<Replica>,
@@ -79,6 +80,10 @@ fn run_source(job: SourceJob) {
             v.wake.pause_unless(|| v.in_flight.load(Ordering::Acquire) < WINDOW, WINDOW_RECHECK_MS);
             continue;
         }
+        // c-min-rate, as for a resync (8.4's make_ov_request requeues).
+        if job.pd.resync.step_aside(job.name.as_str(), job.io.app_activity(), v.left()) {
+            continue;
+        }
         let sectors = job.end.saturating_sub(sector).min(BLOCK_SECTORS);
         let req = proto::BlockRequest { sector, block_id: ID_SYNCER, blksize: (sectors * 512) as u32 };
         v.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -110,6 +115,10 @@ pub(crate) fn serve_request(
         v.reset(blocks);
         pd.resync.begin(blocks);
         pr_info!("{}: Online Verify start sector: {}\n", name, req.sector);
+    }
+    // c-min-rate, as the SyncSource (8.4's receive_DataRequest).
+    if io.peer().peer != Role::Primary {
+        pd.resync.step_aside(name, io.app_activity(), v.left());
     }
     send_block_digest(io, replica, digest, pages, buf, Packet::OvReply, req).map_err(|e| e.errno())
 }

@@ -80,9 +80,11 @@ pub(crate) struct ResyncShared {
     prev_mark_ms: AtomicU64,
     prev_mark_left: AtomicU64,
     /// `c-min-rate`: the application I/O counter at its last look that
-    /// found activity, and whether this resync has stepped aside yet (it
-    /// says so once).
+    /// found activity (or at the resync's first look: 8.4 takes it when
+    /// the resync starts), whether that first look was taken, and whether
+    /// this resync has stepped aside yet (it says so once).
     throttle_last: AtomicU64,
+    throttle_primed: AtomicBool,
     throttle_noted: AtomicBool,
     /// Target: requests sent and not answered.
     pub(crate) in_flight: AtomicU32,
@@ -118,6 +120,7 @@ impl ResyncShared {
             prev_mark_ms: AtomicU64::new(0),
             prev_mark_left: AtomicU64::new(0),
             throttle_last: AtomicU64::new(0),
+            throttle_primed: AtomicBool::new(false),
             throttle_noted: AtomicBool::new(false),
             in_flight: AtomicU32::new(0),
             in_flight_bytes: AtomicU64::new(0),
@@ -145,6 +148,7 @@ impl ResyncShared {
         self.mark_left.store(bits, Ordering::Relaxed);
         self.prev_mark_ms.store(now, Ordering::Relaxed);
         self.prev_mark_left.store(bits, Ordering::Relaxed);
+        self.throttle_primed.store(false, Ordering::Relaxed);
         self.throttle_noted.store(false, Ordering::Relaxed);
         self.in_flight.store(0, Ordering::Relaxed);
         self.in_flight_bytes.store(0, Ordering::Relaxed);
@@ -219,6 +223,11 @@ impl ResyncShared {
     /// with `left` blocks to go, steps aside for application I/O now
     /// (`resync_throttle`). The first time in a resync it says so.
     pub(crate) fn should_slow_down(&self, name: &str, activity: Activity, left: u64) -> bool {
+        if !self.throttle_primed.swap(true, Ordering::Relaxed) {
+            // I/O before the resync began is no activity during it.
+            self.throttle_last.store(activity.app_sectors, Ordering::Relaxed);
+            return false;
+        }
         let c_min_rate = self.rate.lock().min_kib_per_sec;
         let since_ms = now_ms().saturating_sub(self.prev_mark_ms.load(Ordering::Relaxed));
         let speed = resync_throttle::speed_kib(self.prev_mark_left.load(Ordering::Relaxed), left, since_ms);
@@ -227,6 +236,16 @@ impl ResyncShared {
         self.throttle_last.store(last, Ordering::Relaxed);
         if slow && !self.throttle_noted.swap(true, Ordering::Relaxed) {
             pr_info!("{}: resync steps aside for application I/O ({} K/sec > c-min-rate {} K/sec)\n", name, speed, c_min_rate);
+        }
+        slow
+    }
+
+    /// [`Self::should_slow_down`], and if so waits 100 ms (8.4's
+    /// SyncSource and VerifyT before they serve a request).
+    pub(crate) fn step_aside(&self, name: &str, activity: Activity, left: u64) -> bool {
+        let slow = self.should_slow_down(name, activity, left);
+        if slow {
+            self.wake.pause_unless(|| false, 100);
         }
         slow
     }
