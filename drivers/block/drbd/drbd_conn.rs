@@ -21,6 +21,7 @@ use crate::drbd_include::protocol_settings::ProtocolSettings;
 use crate::drbd_include::uuid::uuid_flags;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_peer_device::{PeerDevice, ResyncRate};
+use crate::drbd_peer_writes::ACK_BATCH;
 use crate::drbd_net::{deciseconds, recv_header, send_packet, AuthConfig, LiveTiming, NetConfig, NetError};
 use crate::kernel_glue::crypto::HMAC_MAX_DIGEST;
 use crate::kernel_glue::net::TcpSocket;
@@ -65,8 +66,6 @@ pub(crate) struct ConnShared {
     protocol: Mutex<ProtocolSettings>,
 }
 
-/// Acks [`ConnShared::send_meta_acks`] sends at once at most.
-pub(crate) const ACK_BATCH: usize = 16;
 /// Bytes of one block ack at most: the largest header and its payload.
 const ACK_PACKET_MAX: usize = 16 + proto::BlockAck::SIZE;
 

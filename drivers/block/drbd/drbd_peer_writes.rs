@@ -23,7 +23,6 @@ use kernel::sync::{Arc, Mutex};
 use crate::drbd_include::genl::DiskState;
 use crate::drbd_include::io_error::IoFailure;
 use crate::drbd_include::protocol::{self as proto, Packet};
-use crate::drbd_conn::ACK_BATCH;
 use crate::drbd_net::NetError;
 use crate::drbd_peer_device::PeerDevice;
 use crate::drbd_req::DeviceIo;
@@ -37,6 +36,10 @@ use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 /// requests by `max-buffers`, 2048 pages by default: 8 MiB).
 const MAX_IN_FLIGHT: u32 = 256;
 const MAX_IN_FLIGHT_BYTES: u64 = 8 << 20;
+
+/// Acks the answering thread sends at once at most
+/// (`ConnShared::send_meta_acks`).
+pub(crate) const ACK_BATCH: usize = 16;
 
 /// What the answer to a write needs once it is on disk.
 #[derive(Clone, Copy)]
