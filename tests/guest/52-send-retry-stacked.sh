@@ -5,7 +5,8 @@
 # bi_vcnt 0). Guest 1's (Secondary) backing device is a dm-linear mapping
 # over /dev/vda that it suspends for 5 s in the middle of the writes: its
 # writes in flight reach their bound, its receiver stops reading the data
-# socket, guest 0's
+# socket (the stall lasts until guest 0 saw a send time out, at most
+# 60 s), guest 0's
 # sends of P_DATA payloads block (64 KiB socket buffers), time out after
 # `timeout` (1 s) and are resumed where they stopped while ko-count (60)
 # allows. A resumed send must continue in the bio's own data: guest 0 reads
@@ -73,6 +74,11 @@ for base in (0, 31 << 20):
   writer=$!
   started() { local n=300; until [ -e /tmp/writing ]; do n=$((n - 1)); [ $n -gt 0 ] || return 1; sleep 0.2; done; }
   step writer-started started
+  # Guest 1 keeps its disk suspended until a send here has timed out (on a
+  # loaded host our writes can come so slowly that a fixed stall ends
+  # before its receiver's bound stops it), at most 60 s.
+  ( until dmesg | grep -q 'sock_sendmsg time expired'; do sleep 0.2; done; share_put send-timed-out 1 ) &
+  timed_out_watch=$!
   share_put writing 1
   wait "$writer"
   rc=$?
@@ -85,6 +91,7 @@ for base in (0, 31 << 20):
   }
   step read-back written_back
   step send-retried sh -c "dmesg | grep 'sock_sendmsg time expired'"
+  kill "$timed_out_watch" 2>/dev/null
   step still-connected wait_cs Connected 5
   step in-sync test "$(proc_field oos)" = 0
   step upper-removed dm_remove upper
@@ -96,8 +103,11 @@ else
   step suspend-lower dmsetup suspend --noudevsync lower
   # Nothing here may touch /proc/drbd meanwhile: reading it waits for the
   # metadata lock, which the receiver holds while its activity-log write
-  # waits for the suspended device.
+  # waits for the suspended device. At least 5 s, and until guest 0's
+  # sends have timed out behind our stopped receiver (at most 60 s; the
+  # check is guest 0's send-retried).
   sleep 5
+  share_get send-timed-out 60 > /dev/null || echo "guest 0 saw no send time out within 60 s"
   step resume-lower dmsetup resume --noudevsync lower
 fi
 barrier written || die "barrier written"

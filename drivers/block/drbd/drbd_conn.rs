@@ -356,10 +356,8 @@ fn run(shared: Arc<ConnShared>) {
             Err(NetError::Protocol(e)) => pr_err!("{}: protocol error from peer: {}; dropping the connection\n",
                 shared.name.as_str(), e.reason()),
             Err(NetError::Refused) => {}
-            Err(NetError::GiveUp) => {
-                shared.gave_up.store(true, Ordering::SeqCst);
-                linger_for_peer(&shared, &data);
-            }
+            // `serve` lingered for the peer to see why.
+            Err(NetError::GiveUp) => shared.gave_up.store(true, Ordering::SeqCst),
         }
         data.shutdown();
         meta.shutdown();
@@ -385,9 +383,10 @@ fn run(shared: Arc<ConnShared>) {
 /// reports a lost connection and it retries as after a network failure,
 /// never logging the refusal (the in-tree C driver did, against our faster
 /// refusal of its csums-alg). So we end our data stream (the peer reads it
-/// to the end), keep the meta socket open, and wait up to four
-/// ping-timeouts for the peer to close.
-fn linger_for_peer(shared: &ConnShared, data: &TcpSocket) {
+/// to the end), keep the meta socket open (the receiver calls this before
+/// its teardown shuts it down), and wait up to four ping-timeouts for the
+/// peer to close.
+pub(crate) fn linger_for_peer(shared: &ConnShared, data: &TcpSocket) {
     data.set_timeouts(deciseconds(shared.config.ping_timeo.saturating_mul(4)), 0);
     data.shutdown_write();
     data.drain_until_closed(64);

@@ -121,6 +121,11 @@ pub(crate) fn serve(
     };
     let ctx = LoopCtx { shared, data, meta, link, resolve_conflicts, writes: &writes };
     let result = receive_loop(&ctx, &mut buf, &mut vs, local.as_ref());
+    if matches!(result, Err(NetError::GiveUp)) {
+        // With both sockets still up: the meta socket's shutdown below
+        // could reach the peer before it has read why we refused.
+        crate::drbd_conn::linger_for_peer(shared, data);
+    }
     // Its thread sends on the data socket, and the ranges it holds keep
     // writes off: first to go.
     drop(vs.replies.take());
