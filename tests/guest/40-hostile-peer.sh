@@ -34,8 +34,12 @@ if [ "$GUEST_INDEX" = 1 ]; then
   barrier ready 300 || die "node never got ready"
   log "attacking $PEER_ADDR:7789 for ${SECONDS_OF_ATTACK}s, seed $SEED"
   "$HOSTILE" --node "$PEER_ADDR:7789" --listen "$LOCAL_ADDR:7789" \
-    --duration "$SECONDS_OF_ATTACK" --seed "$SEED" --verbose 2>&1
+    --duration "$SECONDS_OF_ATTACK" --seed "$SEED" --verbose > /tmp/hostile.txt 2>&1
   rc=$?
+  cat /tmp/hostile.txt
+  # How often the node closed a connection on us: what its log must account for.
+  closed=$(sed -n 's/.* node closed \([0-9]*\) times.*/\1/p' /tmp/hostile.txt | tail -1)
+  share_put node-closed "${closed:-0}"
   if [ $rc = 0 ]; then pass hostile-peer-ran; else fail hostile-peer-ran "exit $rc"; fi
   barrier attack-done 300 || die "barrier attack-done"
   barrier checked 600 || true
@@ -98,8 +102,15 @@ drops=$(dmesg | grep -c -E 'conn\( [A-Za-z]+ -> (ProtocolError|NetworkFailure|Br
 handshakes=$(dmesg | grep -c 'Handshake successful')
 log "kernel log: $errors protocol complaints, $drops dropped connections, $handshakes feature handshakes"
 dmesg | grep -E 'r0: ' | sed 's/^\[[ 0-9.]*\] //' | sort | uniq -c | sort -rn | head -40 | sed 's/^/    /'
-step protocol-errors-logged test "$errors" -gt 10
-step connections-dropped test "$drops" -gt 10
+# How many rounds the attack gets through depends on the host's speed (9 to
+# 35 in 40 s): the node must have dropped at least half of the connections
+# the attacker saw it close, and named a protocol fault for a quarter of them
+# (the rest end in resets it logs as socket errors).
+closed=$(share_get node-closed 60 || echo 0)
+log "the attacker saw the node close $closed connections"
+step attacker-saw-closes test "$closed" -ge 4
+step protocol-errors-logged test "$errors" -ge $(( (closed + 3) / 4 ))
+step connections-dropped test "$drops" -ge $(( (closed + 1) / 2 ))
 
 step disconnect "$S" disconnect "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789"
 step standalone wait_cs StandAlone 20

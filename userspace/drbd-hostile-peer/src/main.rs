@@ -729,7 +729,10 @@ fn connected_packet(link: Link, rng: &mut Rng, node: &NodeInfo, seq: &mut u32, s
             let sector = match rng.below(5) {
                 0 => cap,
                 1 => cap + rng.below(256),
-                2 => cap.saturating_sub(1 + rng.below(len / 512)),
+                // Across the end: starts k sectors before it, k smaller
+                // than the write (a 512-byte write cannot cross it).
+                2 if len > 512 => cap.saturating_sub(1 + rng.below(len / 512 - 1)),
+                2 => cap,
                 3 => cap + (1 << 30) + rng.below(1 << 20),
                 _ => u64::MAX - rng.below(64),
             };
