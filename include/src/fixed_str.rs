@@ -9,6 +9,9 @@ pub struct FixedStr<const N: usize> {
 }
 
 impl<const N: usize> FixedStr<N> {
+    /// The empty string.
+    pub const EMPTY: Self = Self { len: 0, bytes: [0; N] };
+
     /// Copies `s`; `None` if it is too long or contains a NUL byte.
     pub fn new(s: &[u8]) -> Option<Self> {
         if s.len() >= N || s.contains(&0) {

@@ -164,6 +164,9 @@ pub enum ProtocolError {
     VliOutOfRange,
     /// A bitmap source reported a zero-length run (it changed while read).
     ZeroRunLength,
+    /// A block's data does not match the data-integrity-alg digest it
+    /// came with.
+    IntegrityCheckFailed,
 }
 
 impl ProtocolError {
@@ -188,6 +191,7 @@ impl ProtocolError {
             Self::RleBeyondBitmap => "bitmap overflow while decoding RLE",
             Self::VliOutOfRange => "run length not encodable",
             Self::ZeroRunLength => "zero run length while encoding bitmap",
+            Self::IntegrityCheckFailed => "data integrity check failed",
         }
     }
 }

@@ -1,17 +1,26 @@
 //! The connection settings both peers must agree on (8.4's P_PROTOCOL):
-//! the wire protocol, the after-split-brain policies and
-//! allow-two-primaries, and what a received P_PROTOCOL or
+//! the wire protocol, the after-split-brain policies, allow-two-primaries
+//! and data-integrity-alg, and what a received P_PROTOCOL or
 //! P_PROTOCOL_UPDATE does to them (`receive_protocol`).
 //!
 //! At the handshake the peer's P_PROTOCOL must match ours, or the
 //! connection is refused. On a live connection `net-options` may change
 //! them; the node that changed them sends P_PROTOCOL_UPDATE (protocol
 //! version 100 and later) and the peer adopts them as they are, mirrored
-//! where the two sides see a policy from opposite ends.
+//! where the two sides see a policy from opposite ends. The
+//! data-integrity-alg is the exception, as in 8.4: each side digests what
+//! it sends with its own and checks what it receives with the peer's, so
+//! an update changes only the algorithm the receiver checks with (the
+//! packet marks where the sender switched); the receiver's own stays.
 
+use super::fixed_str::FixedStr;
 use super::genl::{AfterSbPolicy, WireProtocol};
 use super::protocol::conn_flags;
-use super::protocol::ProtocolParams;
+use super::protocol::{ProtocolParams, SHARED_SECRET_MAX};
+
+/// A digest's name as the crypto API knows it ("crc32c", "sha256"); empty
+/// for none.
+pub type AlgName = FixedStr<SHARED_SECRET_MAX>;
 
 /// Settings of one side, as its net options say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,16 +31,15 @@ pub struct ProtocolSettings {
     pub after_sb: [AfterSbPolicy; 3],
     /// allow-two-primaries.
     pub two_primaries: bool,
+    /// data-integrity-alg: the digest our P_DATA, P_DATA_REPLY and
+    /// P_RS_DATA_REPLY carry (empty: none).
+    pub integrity_alg: AlgName,
 }
 
 /// A P_PROTOCOL that does not match ours: the name of the setting as
 /// 8.4 logs it ("incompatible %s settings").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Incompatible(pub &'static str);
-
-/// The peer's data-integrity-alg, which rdrbd cannot verify.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IntegrityUnsupported;
 
 /// What a received P_PROTOCOL / P_PROTOCOL_UPDATE decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,14 +50,12 @@ pub enum PeerProtocol {
     Adopt(ProtocolSettings),
     /// The handshake's P_PROTOCOL does not match: refuse the connection.
     Refuse(Incompatible),
-    /// The peer uses a data-integrity-alg (rdrbd has none): disconnect.
-    IntegrityUnsupported,
 }
 
 impl ProtocolSettings {
-    /// The P_PROTOCOL(_UPDATE) payload carrying these settings (without
-    /// data-integrity-alg); `conn_flags` as the caller needs them.
-    pub fn params(&self, conn_flags: u32) -> ProtocolParams<'static> {
+    /// The P_PROTOCOL(_UPDATE) payload carrying these settings;
+    /// `conn_flags` as the caller needs them.
+    pub fn params(&self, conn_flags: u32) -> ProtocolParams<'_> {
         ProtocolParams {
             wire_protocol: self.wire_protocol as u32,
             after_sb_0p: self.after_sb[0] as u32,
@@ -57,19 +63,24 @@ impl ProtocolSettings {
             after_sb_2p: self.after_sb[2] as u32,
             conn_flags,
             two_primaries: u32::from(self.two_primaries),
-            integrity_alg: &[],
+            integrity_alg: self.integrity_alg.as_bytes(),
         }
+    }
+
+    /// The settings ours are plus `alg` as data-integrity-alg; `None` if
+    /// it cannot be a digest name.
+    pub fn with_integrity_alg(self, alg: &[u8]) -> Option<Self> {
+        Some(Self { integrity_alg: AlgName::new(alg)?, ..self })
     }
 
     /// `receive_protocol`: the peer's P_PROTOCOL (`update` false, at the
     /// handshake) must match what we have (its after-sb policies seen from
     /// our side, and not both with `discard-my-data`, which is
     /// `discard_my_data` here); a P_PROTOCOL_UPDATE (`update` true) is
-    /// adopted. Protocol and policies must be known values either way.
+    /// adopted, but for our own data-integrity-alg. Protocol and policies
+    /// must be known values either way. The peer's data-integrity-alg is
+    /// the one to check its data with from now on ([`peer_integrity_alg`]).
     pub fn receive(&self, peer: &ProtocolParams<'_>, update: bool, discard_my_data: bool) -> PeerProtocol {
-        if !peer.integrity_alg.is_empty() {
-            return PeerProtocol::IntegrityUnsupported;
-        }
         let Some(wire_protocol) = WireProtocol::from_raw(peer.wire_protocol) else {
             return PeerProtocol::Refuse(Incompatible("protocol"));
         };
@@ -83,7 +94,12 @@ impl ProtocolSettings {
             }
         }
         if update {
-            return PeerProtocol::Adopt(Self { wire_protocol, after_sb, two_primaries: peer.two_primaries != 0 });
+            return PeerProtocol::Adopt(Self {
+                wire_protocol,
+                after_sb,
+                two_primaries: peer.two_primaries != 0,
+                integrity_alg: self.integrity_alg,
+            });
         }
         if wire_protocol != self.wire_protocol {
             return PeerProtocol::Refuse(Incompatible("protocol"));
@@ -97,7 +113,19 @@ impl ProtocolSettings {
         if (peer.two_primaries != 0) != self.two_primaries {
             return PeerProtocol::Refuse(Incompatible("allow-two-primaries"));
         }
+        if peer.integrity_alg != self.integrity_alg.as_bytes() {
+            return PeerProtocol::Refuse(Incompatible("data-integrity-alg"));
+        }
         PeerProtocol::Agreed
+    }
+}
+
+/// The digest the peer's data carries from this P_PROTOCOL(_UPDATE) on;
+/// `None` for none. (Its decoder made sure the name is a valid string.)
+pub fn peer_integrity_alg(peer: &ProtocolParams<'_>) -> Option<AlgName> {
+    match peer.integrity_alg {
+        [] => None,
+        alg => AlgName::new(alg),
     }
 }
 
@@ -110,6 +138,7 @@ mod tests {
         wire_protocol: WireProtocol::C,
         after_sb: [AfterSbPolicy::Disconnect, AfterSbPolicy::Consensus, AfterSbPolicy::Disconnect],
         two_primaries: false,
+        integrity_alg: AlgName::EMPTY,
     };
 
     #[test]
@@ -129,11 +158,13 @@ mod tests {
             wire_protocol: WireProtocol::A,
             after_sb: [AfterSbPolicy::DiscardRemote, AfterSbPolicy::DiscardLocal, AfterSbPolicy::Consensus],
             two_primaries: true,
+            integrity_alg: AlgName::EMPTY,
         };
         let adopted = ProtocolSettings {
             wire_protocol: WireProtocol::A,
             after_sb: [AfterSbPolicy::DiscardLocal, AfterSbPolicy::DiscardRemote, AfterSbPolicy::Consensus],
             two_primaries: true,
+            integrity_alg: AlgName::EMPTY,
         };
         assert_eq!(OURS.receive(&theirs.params(0), true, false), PeerProtocol::Adopt(adopted));
     }
@@ -173,11 +204,18 @@ mod tests {
     }
 
     #[test]
-    fn integrity_alg_is_not_supported() {
-        let mut p = OURS.params(0);
-        p.integrity_alg = b"crc32c";
-        assert_eq!(OURS.receive(&p, true, false), PeerProtocol::IntegrityUnsupported);
-        assert_eq!(OURS.receive(&p, false, false), PeerProtocol::IntegrityUnsupported);
+    fn integrity_alg_must_match_at_the_handshake_only() {
+        let crc = OURS.with_integrity_alg(b"crc32c").unwrap();
+        assert_eq!(crc.params(0).integrity_alg, b"crc32c");
+        assert_eq!(crc.receive(&crc.params(0), false, false), PeerProtocol::Agreed);
+        assert_eq!(OURS.receive(&crc.params(0), false, false), PeerProtocol::Refuse(Incompatible("data-integrity-alg")));
+        assert_eq!(crc.receive(&OURS.params(0), false, false), PeerProtocol::Refuse(Incompatible("data-integrity-alg")));
+        // An update changes what we check the peer's data with, not what
+        // we send.
+        assert_eq!(OURS.receive(&crc.params(0), true, false), PeerProtocol::Adopt(OURS));
+        assert_eq!(peer_integrity_alg(&crc.params(0)).unwrap().as_bytes(), b"crc32c");
+        assert_eq!(peer_integrity_alg(&OURS.params(0)), None);
+        assert_eq!(OURS.with_integrity_alg(&[b'x'; 64]), None);
     }
 
     #[test]

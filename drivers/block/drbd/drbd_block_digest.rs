@@ -43,8 +43,8 @@ pub(crate) fn with_block_digest(
 ) -> Result {
     let out = buf.get_mut(..size as usize).ok_or(EINVAL)?;
     io.read_for_resync(pages, sector, out, crate::drbd_include::faults::Fault::ResyncRead, |data| {
-        let (sum, n) = digest.digest(data)?;
-        then(data, sum.get(..n).ok_or(EINVAL)?)
+        let sum = digest.digest(data)?;
+        then(data, sum.as_bytes())
     })
 }
 

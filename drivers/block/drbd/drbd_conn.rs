@@ -258,17 +258,19 @@ impl Connection {
         self.shared.protocol_settings()
     }
 
-    /// `net-options` changed protocol, after-sb policies or
-    /// allow-two-primaries (`drbd_adm_net_opts`): on an established
-    /// connection (protocol 100 or later) the peer is told with
-    /// P_PROTOCOL_UPDATE, sent on the data socket between two writes, and
-    /// writes sent after it use the new protocol; otherwise they apply at
-    /// the next handshake.
+    /// `net-options` changed protocol, after-sb policies,
+    /// allow-two-primaries or data-integrity-alg (`drbd_adm_net_opts`): on
+    /// an established connection (protocol 100 or later) the peer is told
+    /// with P_PROTOCOL_UPDATE, sent on the data socket between two writes,
+    /// and writes sent after it use the new settings; otherwise they apply
+    /// at the next handshake.
     pub(crate) fn change_protocol_settings(&self, settings: ProtocolSettings) -> Result {
         let replica = self.shared.volume.as_ref().and_then(|v| v.io.replica());
         match replica {
             Some(replica) if replica.link_version() >= 100 => {
-                let sent = replica.send_protocol_update(settings.params(0), || self.shared.set_protocol_settings(settings));
+                let integrity = crate::drbd_net::integrity_digest(&settings.integrity_alg)?;
+                let sent = replica.send_protocol_update(settings.params(0), integrity,
+                    || self.shared.set_protocol_settings(settings));
                 if sent.is_err() {
                     // The connection breaks; the next handshake uses them.
                     self.shared.set_protocol_settings(settings);
@@ -592,7 +594,8 @@ pub(crate) fn send_parameters(
     if cfg.discard_my_data {
         conn_flags |= proto::conn_flags::DISCARD_MY_DATA;
     }
-    let params = shared.protocol_settings().params(conn_flags);
+    let settings = shared.protocol_settings();
+    let params = settings.params(conn_flags);
     send_packet(data, link, Packet::Protocol, 0, |out| params.encode(link, out))?;
     let (Some(local), Some(ConnVolume { volume, .. })) = (local, &shared.volume) else {
         return Ok(());

@@ -11,7 +11,7 @@ use kernel::prelude::*;
 use crate::drbd_include::fixed_str::FixedStr;
 use crate::drbd_include::genl::{net_conf, AfterSbPolicy, NetConf, WireProtocol};
 use crate::drbd_include::protocol::{self as proto, encode_packet, Header, Link, Packet, ProtocolError};
-use crate::drbd_include::protocol_settings::ProtocolSettings;
+use crate::drbd_include::protocol_settings::{AlgName, ProtocolSettings};
 use crate::drbd_include::request_timer::NetTimeouts;
 use crate::kernel_glue::crypto::{Digest, Hmac};
 use crate::kernel_glue::net::{SockAddr, SocketBuffers, TcpSocket};
@@ -49,6 +49,8 @@ pub(crate) struct NetConfig {
     pub(crate) verify_alg: Option<FixedStr<{ net_conf::SECRET_SIZE }>>,
     /// `csums-alg` of checksum-based resync, e.g. "crc32c".
     pub(crate) csums_alg: Option<FixedStr<{ net_conf::SECRET_SIZE }>>,
+    /// `data-integrity-alg`: the digest our data packets carry (empty: none).
+    pub(crate) integrity_alg: AlgName,
     /// `csums-after-crash-only`: checksums only after a Primary crashed.
     pub(crate) csums_after_crash_only: bool,
     /// `sndbuf-size` and `rcvbuf-size` of every socket (0: the kernel
@@ -59,6 +61,14 @@ pub(crate) struct NetConfig {
 /// The digest transform named `alg`.
 pub(crate) fn digest_named(alg: &FixedStr<{ net_conf::SECRET_SIZE }>) -> Result<Digest> {
     kernel::str::CStr::from_bytes_with_nul(alg.as_bytes_with_nul()).map_err(|_| EINVAL).and_then(Digest::new)
+}
+
+/// The `data-integrity-alg` transform of `alg`; `None` for none (empty).
+pub(crate) fn integrity_digest(alg: &AlgName) -> Result<Option<Digest>> {
+    match alg.as_bytes() {
+        [] => Ok(None),
+        _ => digest_named(alg).map(Some),
+    }
 }
 
 /// Peer authentication settings.
@@ -80,7 +90,12 @@ impl AuthConfig {
 impl NetConfig {
     /// The protocol settings given at `connect`.
     pub(crate) fn protocol_settings(&self) -> ProtocolSettings {
-        ProtocolSettings { wire_protocol: self.wire_protocol, after_sb: self.after_sb, two_primaries: self.two_primaries }
+        ProtocolSettings {
+            wire_protocol: self.wire_protocol,
+            after_sb: self.after_sb,
+            two_primaries: self.two_primaries,
+            integrity_alg: self.integrity_alg,
+        }
     }
 
     /// The `verify-alg` transform; `None` without a verify-alg.
@@ -116,9 +131,8 @@ impl NetConfig {
             [] => None,
             alg => Some(FixedStr::new(alg).filter(|a| !a.as_bytes().contains(&0)).ok_or("invalid csums-alg")?),
         };
-        if !nc.integrity_alg.is_empty() {
-            return Err("data-integrity-alg is not supported by rdrbd yet");
-        }
+        // NetOptions::new checked that the kernel has it.
+        let integrity_alg = AlgName::new(nc.integrity_alg).ok_or("invalid data-integrity-alg")?;
         let my_addr = SockAddr::from_bytes(my_addr).ok_or("invalid local address")?;
         let peer_addr = SockAddr::from_bytes(peer_addr).ok_or("invalid peer address")?;
         let wire_protocol = WireProtocol::from_raw(nc.wire_protocol).ok_or("invalid wire protocol")?;
@@ -142,6 +156,7 @@ impl NetConfig {
             auth,
             verify_alg,
             csums_alg,
+            integrity_alg,
             csums_after_crash_only: nc.csums_after_crash_only,
             buffers: SocketBuffers { send: nc.sndbuf_size, receive: nc.rcvbuf_size },
         })

@@ -185,6 +185,11 @@ impl NetOptions {
             return Err(AdmError::new(RetCode::CongNotProtoA, "an on-congestion policy other than block needs protocol A"));
         }
         let text = |s: &[u8]| NetString::new(s).ok_or(AdmError::new(RetCode::InvalidRequest, "net option string too long"));
+        let integrity_alg = text(conf.integrity_alg)?;
+        if !integrity_alg.as_bytes().is_empty() && crate::drbd_net::digest_named(&integrity_alg).is_err() {
+            // 8.4's ERR_INTEGRITY_ALG (drbdsetup prints the code's text).
+            return Err(AdmError::new(RetCode::IntegrityAlg, ""));
+        }
         Ok(Self {
             conf: NetConf {
                 shared_secret: &[],
@@ -196,7 +201,7 @@ impl NetOptions {
             },
             shared_secret: text(conf.shared_secret)?,
             cram_hmac_alg: text(conf.cram_hmac_alg)?,
-            integrity_alg: text(conf.integrity_alg)?,
+            integrity_alg,
             verify_alg: text(conf.verify_alg)?,
             csums_alg: text(conf.csums_alg)?,
         })
@@ -208,6 +213,7 @@ impl NetOptions {
         self.conf.wire_protocol = settings.wire_protocol as u32;
         [self.conf.after_sb_0p, self.conf.after_sb_1p, self.conf.after_sb_2p] = settings.after_sb.map(|p| p as u32);
         self.conf.two_primaries = settings.two_primaries;
+        self.integrity_alg = settings.integrity_alg;
         self
     }
 
@@ -220,6 +226,7 @@ impl NetOptions {
             after_sb: [c.after_sb_0p, c.after_sb_1p, c.after_sb_2p]
                 .map(|raw| AfterSbPolicy::from_raw(raw).unwrap_or(AfterSbPolicy::Disconnect)),
             two_primaries: c.two_primaries,
+            integrity_alg: self.integrity_alg,
         }
     }
 
@@ -299,9 +306,6 @@ impl Registry {
         if let Err(code) = net_options::check(Some(&old), &new, &context) {
             // drbdsetup prints the code's own text, as for C DRBD.
             return Err(AdmError::new(code, ""));
-        }
-        if !new.integrity_alg.is_empty() {
-            return Err(AdmError::new(RetCode::InvalidRequest, "data-integrity-alg is not supported by rdrbd yet"));
         }
         conn.timing().set(new.ping_int, new.ping_timeo, new.timeout, new.ko_count);
         let settings = options.protocol_settings();

@@ -28,6 +28,7 @@ use crate::drbd_peer_device::PeerDevice;
 use crate::drbd_req::DeviceIo;
 use crate::kernel_glue::net::TcpSocket;
 use crate::kernel_glue::block::LowerRef;
+use crate::kernel_glue::crypto::Digest;
 use crate::kernel_glue::peer_write::{PeerWrite, PeerWriteQueue};
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
@@ -93,8 +94,19 @@ impl WriteData<'_> {
     }
 }
 
+/// The `data-integrity-alg` digest a block came with, which its data must
+/// match before it is written (8.4's `read_in_block`).
+#[derive(Clone, Copy)]
+pub(crate) struct IntegrityCheck<'a> {
+    pub(crate) digest: &'a Digest,
+    pub(crate) expected: &'a [u8],
+}
+
 /// Why a replicated write was not submitted.
 pub(crate) enum SubmitError {
+    /// Its data does not match the digest it came with: nothing was
+    /// written (the caller drops the connection).
+    IntegrityFailed,
     /// No memory for it even with nothing in flight (the caller drops the
     /// connection).
     NoMemory,
@@ -153,6 +165,7 @@ impl PeerWrites {
         io: &DeviceIo,
         head: &proto::DataPacket,
         data: WriteData<'_>,
+        integrity: Option<IntegrityCheck<'_>>,
         fua: bool,
         flush: bool,
         write_ack: bool,
@@ -177,12 +190,18 @@ impl PeerWrites {
             resync: false,
         };
         let start = || io.start_replicated(head.sector, size);
-        self.submit_write(io, answer, start, data, fua, flush, received)
+        self.submit_write(io, answer, start, data, integrity, fua, flush, received)
     }
 
     /// Submits resync data (`P_RS_DATA_REPLY`) of `data` for `sector` to
     /// the backing disk; it is answered when it completes.
-    pub(crate) fn submit_resync(&self, io: &DeviceIo, sector: u64, data: WriteData<'_>) -> core::result::Result<(), SubmitError> {
+    pub(crate) fn submit_resync(
+        &self,
+        io: &DeviceIo,
+        sector: u64,
+        data: WriteData<'_>,
+        integrity: Option<IntegrityCheck<'_>>,
+    ) -> core::result::Result<(), SubmitError> {
         let size = data.len().map_err(SubmitError::Local)?;
         let answer = WriteAnswer {
             sector,
@@ -196,12 +215,12 @@ impl PeerWrites {
             resync: true,
         };
         let start = || io.start_resync_write().map(|lower| (lower, 0));
-        self.submit_write(io, answer, start, data, false, false, || Ok(()))
+        self.submit_write(io, answer, start, data, integrity, false, false, || Ok(()))
     }
 
     /// Waits for room and for no overlapping write in flight, starts the
     /// write (`start` admits it and gives its activity-log reference),
-    /// takes its data in and submits it.
+    /// takes its data in, checks it against `integrity` and submits it.
     #[allow(clippy::too_many_arguments)]
     fn submit_write<'io>(
         &self,
@@ -209,6 +228,7 @@ impl PeerWrites {
         mut answer: WriteAnswer,
         start: impl FnOnce() -> Result<(LowerRef<'io>, u64)>,
         data: WriteData<'_>,
+        integrity: Option<IntegrityCheck<'_>>,
         fua: bool,
         flush: bool,
         received: impl FnOnce() -> core::result::Result<(), NetError>,
@@ -257,6 +277,12 @@ impl PeerWrites {
         if let Err(e) = data.fill(&mut write) {
             drop(write);
             return Err(give_back(lower, e));
+        }
+        if let Some(check) = integrity {
+            if !write.digest(check.digest).is_ok_and(|d| d.as_bytes() == check.expected) {
+                drop(write);
+                return Err(give_back(lower, SubmitError::IntegrityFailed));
+            }
         }
         if let Err(e) = received() {
             drop(write);

@@ -13,7 +13,7 @@ use crate::drbd_net::{self as net, NetError};
 use crate::drbd_csums::CsumsState;
 use crate::drbd_include::bitmap_rle::BitmapXfer;
 use crate::drbd_include::genl::{self as api, ConnState, DiskState, Role, WireProtocol};
-use crate::drbd_include::protocol_settings::{Incompatible, PeerProtocol};
+use crate::drbd_include::protocol_settings::{peer_integrity_alg, AlgName, Incompatible, PeerProtocol};
 use crate::drbd_include::request_timer;
 use crate::drbd_include::protocol::{self as proto, decode_body, Body, Link, Packet, Socket, ID_SYNCER};
 use crate::drbd_include::faults::Fault;
@@ -24,7 +24,7 @@ use crate::drbd_remote_read::Answer;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_peer_device::PeerDevice;
 use crate::drbd_resync_reply::ReplyPipeline;
-use crate::drbd_peer_writes::{PeerWrites, SubmitError, WriteData};
+use crate::drbd_peer_writes::{IntegrityCheck, PeerWrites, SubmitError, WriteData};
 use crate::drbd_resync::{SyncTargetWorker, TargetJob};
 use crate::drbd_sender::Replica;
 use crate::kernel_glue::block::BlockPages;
@@ -116,6 +116,7 @@ pub(crate) fn serve(
         pages: BlockPages::new(proto::MAX_BIO_SIZE as usize)?,
         read_buf: KVVec::from_elem(0u8, proto::MAX_BIO_SIZE as usize, GFP_KERNEL).map_err(|_| ENOMEM)?,
         verify_digest: None,
+        peer_integrity: None,
         consider_resync: false,
         csums: CsumsState::new(&shared.config),
     };
@@ -201,6 +202,9 @@ struct VolumeState {
     read_buf: KVVec<u8>,
     /// The `verify-alg` transform, from the first online verify packet on.
     verify_digest: Option<Digest>,
+    /// The peer's `data-integrity-alg` (its P_PROTOCOL's, or its last
+    /// P_PROTOCOL_UPDATE's): the digest its data packets carry.
+    peer_integrity: Option<Digest>,
     /// The peer asked to be promoted while both disks were Inconsistent
     /// (it was forced UpToDate): run the sync handshake at its next
     /// P_STATE (CONSIDER_RESYNC).
@@ -279,7 +283,8 @@ fn receive_loop(
     // Writes of the current epoch (answered in P_BARRIER_ACK).
     let mut epoch_size: u32 = 0;
     loop {
-        let (cmd, volume, payload, mut unread) = recv_data_socket_packet(ctx, buf, vs.connected)?;
+        let digest_size = vs.peer_integrity.as_ref().map_or(0, Digest::size);
+        let (cmd, volume, payload, mut unread) = recv_data_socket_packet(ctx, buf, vs.connected, digest_size)?;
         let payload = &*payload;
         let body = decode_body(cmd, link, payload)?;
         let our_volume = shared.volume.as_ref().map(|v| v.volume);
@@ -289,7 +294,7 @@ fn receive_loop(
             return Err(NetError::Refused);
         }
         match body {
-            Body::Protocol(p) => receive_protocol(shared, cmd, &p)?,
+            Body::Protocol(p) => receive_protocol(shared, cmd, &p, &mut vs.peer_integrity)?,
             Body::SyncParams(p) => vs.csums.receive_sync_params(name, &shared.config, !vs.connected, link.version, &p)?,
             Body::DelayProbe(_) | Body::Empty => {}
             Body::Sizes(s) => {
@@ -316,11 +321,12 @@ fn receive_loop(
             }
             Body::State(s) => receive_state(ctx, vs, local, s.state)?,
             Body::Data { head, rest } if cmd == Packet::Data && vs.connected => {
+                let (integrity, rest) = integrity_check(vs.peer_integrity.as_ref(), rest)?;
                 let data = match unread {
                     0 => WriteData::Bytes(rest),
                     _ => WriteData::Socket(ctx.data, &mut unread),
                 };
-                receive_data(ctx, head, data)?;
+                receive_data(ctx, head, data, integrity)?;
                 epoch_size = epoch_size.saturating_add(1);
             }
             Body::Trim(t) if cmd == Packet::Trim && vs.connected => {
@@ -330,13 +336,21 @@ fn receive_loop(
                 epoch_size = epoch_size.saturating_add(1);
             }
             Body::Data { head, rest } if cmd == Packet::RsDataReply && vs.connected => {
+                let (integrity, rest) = integrity_check(vs.peer_integrity.as_ref(), rest)?;
                 let data = match unread {
                     0 => WriteData::Bytes(rest),
                     _ => WriteData::Socket(ctx.data, &mut unread),
                 };
-                receive_rs_data(ctx, head, data)?;
+                receive_rs_data(ctx, head, data, integrity)?;
             }
             Body::Data { head, rest } if cmd == Packet::DataReply && vs.connected => {
+                let (integrity, rest) = integrity_check(vs.peer_integrity.as_ref(), rest)?;
+                if let Some(check) = integrity {
+                    if !check.digest.digest(rest).is_ok_and(|d| d.as_bytes() == check.expected) {
+                        pr_err!("{}: Digest integrity check FAILED. Broken NICs?\n", name);
+                        return Err(proto::ProtocolError::IntegrityCheckFailed.into());
+                    }
+                }
                 receive_read_reply(ctx, vs, head, rest)?;
             }
             Body::Request { req, .. } if matches!(cmd, Packet::RsDataRequest | Packet::DataRequest) && vs.connected => {
@@ -404,32 +418,64 @@ fn receive_loop(
 
 /// `receive_protocol`: the handshake's P_PROTOCOL must match our
 /// settings; a P_PROTOCOL_UPDATE (the peer's `net-options` on the live
-/// connection) becomes our settings. It arrives on the data socket in
-/// order with the peer's writes, which carry their own ack requests.
-fn receive_protocol(shared: &ConnShared, cmd: Packet, peer: &proto::ProtocolParams<'_>) -> core::result::Result<(), NetError> {
+/// connection) becomes our settings but for our data-integrity-alg. It
+/// arrives on the data socket in order with the peer's writes, which carry
+/// their own ack requests; the peer's data after it carries a digest of
+/// its data-integrity-alg, which becomes `peer_integrity`.
+fn receive_protocol(
+    shared: &ConnShared,
+    cmd: Packet,
+    peer: &proto::ProtocolParams<'_>,
+    peer_integrity: &mut Option<Digest>,
+) -> core::result::Result<(), NetError> {
     let name = shared.name.as_str();
     let ours = shared.protocol_settings();
-    match ours.receive(peer, cmd == Packet::ProtocolUpdate, shared.config.discard_my_data) {
-        PeerProtocol::Agreed => Ok(()),
-        PeerProtocol::Adopt(new) => {
-            shared.set_protocol_settings(new);
-            if new != ours {
-                pr_info!("{}: peer changed the connection settings: protocol {} -> {}, allow-two-primaries {} -> {}\n",
-                    name, ours.wire_protocol.name(), new.wire_protocol.name(),
-                    ours.two_primaries, new.two_primaries);
-            }
-            Ok(())
-        }
+    let adopt = match ours.receive(peer, cmd == Packet::ProtocolUpdate, shared.config.discard_my_data) {
+        PeerProtocol::Agreed => None,
+        PeerProtocol::Adopt(new) => Some(new),
         PeerProtocol::Refuse(Incompatible(what)) => {
+            // As 8.4, the connection goes StandAlone (Disconnecting): only
+            // the admin can make the settings agree.
             pr_err!("{}: incompatible {} settings\n", name, what);
-            Err(NetError::Refused)
+            return Err(NetError::GiveUp);
         }
-        PeerProtocol::IntegrityUnsupported => {
-            pr_err!("{}: peer data-integrity-alg {} not supported\n", name,
-                core::str::from_utf8(peer.integrity_alg).unwrap_or("(invalid)"));
-            Err(NetError::Refused)
+    };
+    let alg = peer_integrity_alg(peer);
+    let digest = match &alg {
+        None => None,
+        Some(alg) => match crate::drbd_net::digest_named(alg) {
+            Ok(digest) => Some(digest),
+            Err(_) => {
+                pr_err!("{}: peer data-integrity-alg {} not supported\n", name, alg.as_str());
+                return Err(NetError::GiveUp);
+            }
+        },
+    };
+    *peer_integrity = digest;
+    if alg.unwrap_or(AlgName::EMPTY) != ours.integrity_alg {
+        pr_info!("{}: peer data-integrity-alg: {}\n", name, alg.as_ref().map_or("(none)", AlgName::as_str));
+    }
+    if let Some(new) = adopt {
+        shared.set_protocol_settings(new);
+        if new != ours {
+            pr_info!("{}: peer changed the connection settings: protocol {} -> {}, allow-two-primaries {} -> {}\n",
+                name, ours.wire_protocol.name(), new.wire_protocol.name(),
+                ours.two_primaries, new.two_primaries);
         }
     }
+    Ok(())
+}
+
+/// Splits the peer's data-integrity-alg digest off the start of a data
+/// packet's `rest` (8.4 puts it between the fixed part and the data);
+/// without one, the check is `None` and `rest` the data.
+fn integrity_check<'a>(
+    digest: Option<&'a Digest>,
+    rest: &'a [u8],
+) -> core::result::Result<(Option<IntegrityCheck<'a>>, &'a [u8]), NetError> {
+    let Some(digest) = digest else { return Ok((None, rest)) };
+    let (expected, data) = rest.split_at_checked(digest.size()).ok_or(proto::ProtocolError::TooShort)?;
+    Ok((Some(IntegrityCheck { digest, expected }), data))
 }
 
 /// `receive_state`: the first P_STATE completes the handshake; later ones
@@ -457,8 +503,9 @@ fn receive_state(
     if !vs.connected {
         let cfg = &shared.config;
         let protocol = shared.protocol_settings().wire_protocol;
+        let integrity = net::integrity_digest(&shared.protocol_settings().integrity_alg)?;
         let replica = Replica::new(ctx.data.clone(), ctx.link, *volume, protocol, cfg.max_epoch_size,
-            shared.timing.clone())?;
+            shared.timing.clone(), integrity)?;
         let decision = handshake(shared, ctx.link, local, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         vs.connected = true;
         // From here on the connection's end aborts the replica, which
@@ -792,6 +839,7 @@ fn receive_rs_data(
     ctx: &LoopCtx<'_>,
     head: proto::DataPacket,
     data: WriteData<'_>,
+    integrity: Option<IntegrityCheck<'_>>,
 ) -> core::result::Result<(), NetError> {
     let shared = ctx.shared;
     let name = shared.name.as_str();
@@ -802,8 +850,9 @@ fn receive_rs_data(
         return Err(NetError::Refused);
     }
     io.count_net(size, false);
-    match ctx.writes.submit_resync(io, head.sector, data) {
+    match ctx.writes.submit_resync(io, head.sector, data, integrity) {
         Ok(()) => Ok(()),
+        Err(SubmitError::IntegrityFailed) => Err(integrity_failed(name, head.sector, size)),
         Err(SubmitError::NoMemory) => {
             pr_err!("{}: cannot allocate a resync write for sector {}\n", name, head.sector);
             Err(NetError::Io(ENOMEM))
@@ -846,6 +895,7 @@ fn receive_data(
     ctx: &LoopCtx<'_>,
     head: proto::DataPacket,
     data: WriteData<'_>,
+    integrity: Option<IntegrityCheck<'_>>,
 ) -> core::result::Result<(), NetError> {
     let shared = ctx.shared;
     let (link, meta) = (ctx.link, ctx.meta);
@@ -895,9 +945,10 @@ fn receive_data(
     // Protocol B: acknowledged once the data is in, before the write may
     // complete (and be answered).
     let received = || if recv_ack { ack(Packet::RecvAck) } else { Ok(()) };
-    match ctx.writes.submit(io, &head, data, fua, flush, write_ack, write_ack || recv_ack, received) {
+    match ctx.writes.submit(io, &head, data, integrity, fua, flush, write_ack, write_ack || recv_ack, received) {
         // Answered when it completes (drbd_peer_writes.rs).
         Ok(()) => Ok(()),
+        Err(SubmitError::IntegrityFailed) => Err(integrity_failed(shared.name.as_str(), head.sector, size)),
         Err(SubmitError::NoMemory) => {
             // 8.4's drbd_alloc_peer_req failing: the connection goes.
             pr_err!("{}: cannot allocate a peer request for sector {}\n", shared.name.as_str(), head.sector);
@@ -921,6 +972,14 @@ fn receive_data(
             Ok(())
         }
     }
+}
+
+/// A block's data did not match its data-integrity-alg digest: nothing
+/// was written, and the connection goes (8.4: "Digest integrity check
+/// FAILED", then ProtocolError).
+fn integrity_failed(name: &str, sector: u64, size: u32) -> NetError {
+    pr_err!("{}: Digest integrity check FAILED: {}s +{}\n", name, sector, size);
+    proto::ProtocolError::IntegrityCheckFailed.into()
 }
 
 /// Largest P_TRIM we take: without FF_WSAME (we do not offer it) 8.4
@@ -1449,6 +1508,7 @@ fn recv_data_socket_packet<'a>(
     ctx: &LoopCtx<'_>,
     buf: &'a mut [u8],
     connected: bool,
+    digest_size: usize,
 ) -> core::result::Result<(Packet, u16, &'a mut [u8], u32), NetError> {
     let header = net::recv_header(ctx.data, ctx.link)?;
     let cmd = header.cmd;
@@ -1457,7 +1517,8 @@ fn recv_data_socket_packet<'a>(
     }
     let len = usize::try_from(header.length).map_err(|_| proto::ProtocolError::TooLong)?;
     let corrupt = matches!(cmd, Packet::Data | Packet::RsDataReply | Packet::DataReply) && receive_fault(ctx.shared);
-    let fixed = proto::DataPacket::SIZE;
+    // The fixed part and the data-integrity-alg digest come first.
+    let fixed = proto::DataPacket::SIZE.saturating_add(digest_size);
     let leave = matches!(cmd, Packet::Data | Packet::RsDataReply) && connected && !corrupt && len > fixed;
     let read = if leave { fixed } else { len };
     let unread = len.saturating_sub(read);

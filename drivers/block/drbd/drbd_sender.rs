@@ -38,6 +38,7 @@ use crate::drbd_include::send_fifo::SendFifo;
 use crate::drbd_include::transfer_log::{BarrierAckError, TlWrite, TransferLog};
 use crate::drbd_remote_read::RemoteReads;
 use crate::kernel_glue::block::{BlockPages, PeerToken, UpperBio};
+use crate::kernel_glue::crypto::{Digest, DigestValue, HMAC_MAX_DIGEST};
 use crate::kernel_glue::net::TcpSocket;
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
@@ -98,9 +99,12 @@ pub(crate) struct Replica {
     volume: u16,
     /// The wire protocol (`WireProtocol` as u32); P_PROTOCOL_UPDATE changes it.
     protocol: AtomicU32,
-    /// One packet at a time on the data socket.
+    /// One packet at a time on the data socket; holds our
+    /// `data-integrity-alg`, which the data-carrying packets sent under it
+    /// carry a digest of (it changes only between two packets, with the
+    /// P_PROTOCOL_UPDATE that tells the peer).
     #[pin]
-    send_lock: Mutex<()>,
+    send_lock: Mutex<Option<Digest>>,
     /// Writes waiting for an ack, by block id, in as many slots as the
     /// transfer log has (allocated once: tracking a write never allocates).
     #[pin]
@@ -157,7 +161,8 @@ const TL_SLOTS: usize = 4096;
 impl Replica {
     /// The peer reached over `data`, replicating `volume` with `protocol`;
     /// epochs close after at most `max_epoch_size` writes; sends that
-    /// block count the ko-count of `timing`.
+    /// block count the ko-count of `timing`; data is sent with a digest
+    /// of `integrity` (the `data-integrity-alg`), if any.
     pub(crate) fn new(
         data: Arc<TcpSocket>,
         link: Link,
@@ -165,6 +170,7 @@ impl Replica {
         protocol: WireProtocol,
         max_epoch_size: u32,
         timing: Arc<LiveTiming>,
+        integrity: Option<Digest>,
     ) -> Result<Arc<Self>> {
         let slots = KVVec::from_elem(TlWrite::default(), TL_SLOTS, GFP_KERNEL)?;
         let mut ack_slots = KVVec::with_capacity(TL_SLOTS, GFP_KERNEL)?;
@@ -180,7 +186,7 @@ impl Replica {
             link,
             volume,
             protocol: AtomicU32::new(protocol as u32),
-            send_lock <- new_mutex!((), "rdrbd::Replica::send_lock"),
+            send_lock <- new_mutex!(integrity, "rdrbd::Replica::send_lock"),
             pending <- new_mutex!(AckSlots::new(ack_slots), "rdrbd::Replica::pending"),
             tl <- new_mutex!(TransferLog::new(slots, max_epoch_size), "rdrbd::Replica::tl"),
             tl_room <- new_condvar!("rdrbd::Replica::tl_room"),
@@ -238,9 +244,11 @@ impl Replica {
     /// P_RS_DATA_REPLY: the block a SyncTarget asked for.
     pub(crate) fn send_rs_reply(&self, sector: u64, block_id: u64, data: &[u8]) -> Result {
         let head = DataPacket { sector, block_id, seq_num: 0, dp_flags: 0 };
-        let mut buf = [0u8; DataPacket::SIZE];
-        let n = head.encode(&mut buf).map_err(|_| EINVAL)?;
-        self.send_with_data(Packet::RsDataReply, buf.get(..n).ok_or(EINVAL)?, data)
+        let len = u32::try_from(data.len()).map_err(|_| EINVAL)?;
+        let guard = self.send_lock.lock();
+        let digest = guard.as_ref().map(|d| d.digest(data)).transpose()?;
+        self.send_data_head_locked(Packet::RsDataReply, &head, digest.as_ref(), len)?;
+        self.send_or_break(data)
     }
 
     /// P_RS_DATA_REPLY or P_DATA_REPLY: the block a peer asked for, `len`
@@ -248,21 +256,36 @@ impl Replica {
     /// buffer).
     pub(crate) fn send_block_reply(&self, cmd: Packet, sector: u64, block_id: u64, pages: &mut BlockPages, len: u32) -> Result {
         let head = DataPacket { sector, block_id, seq_num: 0, dp_flags: 0 };
-        let mut hb = [0u8; DataPacket::SIZE];
-        let n = head.encode(&mut hb).map_err(|_| EINVAL)?;
-        let length = u32::try_from(n).map_err(|_| EINVAL)?.checked_add(len).ok_or(EINVAL)?;
-        let header = Header { cmd, volume: self.volume, length };
-        let mut buf = [0u8; 16];
-        let hs = header.encode_as(HeaderKind::for_payload(self.link, length), &mut buf).map_err(|_| EINVAL)?;
-        let _guard = self.send_lock.lock();
-        self.send_or_break_more(buf.get(..hs).ok_or(EINVAL)?, true)?;
-        self.send_or_break_more(hb.get(..n).ok_or(EINVAL)?, true)?;
+        let guard = self.send_lock.lock();
+        let digest = match guard.as_ref() {
+            Some(d) => Some(pages.digest(d, len)?),
+            None => None,
+        };
+        self.send_data_head_locked(cmd, &head, digest.as_ref(), len)?;
         if self.broken.load(Ordering::SeqCst) {
             return Err(EPIPE);
         }
         let mut ko = self.ko_counter();
         let result = self.data.send_pages_retrying(pages, len, false, || self.keep_trying(&mut ko));
         self.break_on_error(result)
+    }
+
+    /// Sends the start of a packet carrying `data_len` bytes of block data
+    /// (P_DATA, P_DATA_REPLY, P_RS_DATA_REPLY): its header, `head` and the
+    /// data's `digest` if the data-integrity-alg asks for one (8.4 puts it
+    /// between the two), with MSG_MORE: the data follows at once. The
+    /// caller holds the send lock.
+    fn send_data_head_locked(&self, cmd: Packet, head: &DataPacket, digest: Option<&DigestValue>, data_len: u32) -> Result {
+        let digest = digest.map_or(&[][..], |d| d.as_bytes());
+        let fixed = DataPacket::SIZE.saturating_add(digest.len());
+        let length = u32::try_from(fixed).map_err(|_| EINVAL)?.checked_add(data_len).ok_or(EINVAL)?;
+        let header = Header { cmd, volume: self.volume, length };
+        let mut buf = [0u8; 16 + DataPacket::SIZE + HMAC_MAX_DIGEST];
+        let hs = header.encode_as(HeaderKind::for_payload(self.link, length), &mut buf).map_err(|_| EINVAL)?;
+        let body = buf.get_mut(hs..).ok_or(EINVAL)?;
+        let n = head.encode(body).map_err(|_| EINVAL)?;
+        body.get_mut(n..n.saturating_add(digest.len())).ok_or(EINVAL)?.copy_from_slice(digest);
+        self.send_or_break_more(buf.get(..hs.saturating_add(fixed)).ok_or(EINVAL)?, true)
     }
 
     /// P_RS_DATA_REQUEST for `size` bytes at `sector` (block id ID_SYNCER).
@@ -360,13 +383,15 @@ impl Replica {
 
     /// P_PROTOCOL_UPDATE with `params`; `apply` switches our side over
     /// while no write is being sent, so every write before the packet
-    /// uses the old settings and every one after it the new ones.
-    pub(crate) fn send_protocol_update(&self, params: ProtocolParams<'_>, apply: impl FnOnce()) -> Result {
+    /// uses the old settings and every one after it the new ones,
+    /// `integrity` (the digest of `params`' data-integrity-alg) included.
+    pub(crate) fn send_protocol_update(&self, params: ProtocolParams<'_>, integrity: Option<Digest>, apply: impl FnOnce()) -> Result {
         let mut buf = [0u8; SMALL_PACKET];
         let len = encode_packet(self.link, Packet::ProtocolUpdate, 0, &mut buf, |out| params.encode(self.link, out))
             .map_err(|_| EINVAL)?;
-        let _guard = self.send_lock.lock();
+        let mut guard = self.send_lock.lock();
         self.send_or_break(buf.get(..len).ok_or(EINVAL)?)?;
+        *guard = integrity;
         apply();
         Ok(())
     }
@@ -460,7 +485,7 @@ impl Replica {
         let QueuedWrite { sent, ack } = write;
         let protocol_a = ack.is_none();
         let (sector, size) = (sent.sector(), sent.size());
-        if self.send_data_locked(&sent, ack).is_err() {
+        if self.send_data_locked(&sent, ack, guard.as_ref()).is_err() {
             drop(guard);
             io.not_sent(sector, size);
             return None;
@@ -556,7 +581,7 @@ impl Replica {
         let protocol_a = ack.is_none();
         let (sector, size) = (sent.sector(), sent.size());
         let sent_ok = match self.lock_with_log_room() {
-            Some(_guard) => self.send_data_locked(&sent, ack).is_ok(),
+            Some(guard) => self.send_data_locked(&sent, ack, guard.as_ref()).is_ok(),
             None => false,
         };
         if sent_ok {
@@ -610,7 +635,7 @@ impl Replica {
     /// Takes the send lock once the transfer log has room for a write.
     /// While it is full, the open epoch is closed so that the peer's
     /// barrier ack frees slots. `None`: the connection broke meanwhile.
-    fn lock_with_log_room(&self) -> Option<kernel::sync::lock::Guard<'_, (), kernel::sync::lock::mutex::MutexBackend>> {
+    fn lock_with_log_room(&self) -> Option<kernel::sync::lock::Guard<'_, Option<Digest>, kernel::sync::lock::mutex::MutexBackend>> {
         loop {
             if self.broken.load(Ordering::SeqCst) {
                 return None;
@@ -653,13 +678,23 @@ impl Replica {
     }
 
     /// Sends the P_DATA of `sent` in the open epoch (a P_BARRIER first if
-    /// that epoch is full). The caller holds the send lock and made sure
-    /// the transfer log has room.
-    fn send_data_locked(&self, sent: &PeerToken, ack: Option<PeerToken>) -> Result {
+    /// that epoch is full), with a digest of its data by `integrity` if
+    /// given. The caller holds the send lock (`integrity` is what it
+    /// holds) and made sure the transfer log has room.
+    fn send_data_locked(&self, sent: &PeerToken, ack: Option<PeerToken>, integrity: Option<&Digest>) -> Result {
         let barrier = self.tl.lock().barrier_before_write();
         if let Some(barrier) = barrier {
             self.send_barrier_locked(barrier)?;
         }
+        // Before the write is tracked: if it cannot be digested, it was
+        // not sent (and the connection goes).
+        let digest = match integrity {
+            Some(d) if !sent.is_discard() => match sent.digest(d) {
+                Ok(value) => Some(value),
+                Err(e) => return self.break_on_error(Err(e)),
+            },
+            _ => None,
+        };
         let block_id = self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let seq_num = self.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         let (sector, size, flags) = (sent.sector(), sent.size(), sent.flags());
@@ -708,14 +743,8 @@ impl Replica {
                 .map_err(|_| EINVAL)?;
             return self.send_or_break(buf.get(..len).ok_or(EINVAL)?);
         }
-        let length = (DataPacket::SIZE as u32).saturating_add(size);
-        let header = Header { cmd: Packet::Data, volume: self.volume, length };
-        let mut buf = [0u8; 16 + DataPacket::SIZE];
-        let hs = header.encode_as(HeaderKind::for_payload(self.link, length), &mut buf).map_err(|_| EINVAL)?;
-        let body = buf.get_mut(hs..).ok_or(EINVAL)?;
-        let n = head.encode(body).map_err(|_| EINVAL)?;
         // Header and payload leave together (MSG_MORE on the header).
-        self.send_or_break_more(buf.get(..hs.saturating_add(n)).ok_or(EINVAL)?, true)?;
+        self.send_data_head_locked(Packet::Data, &head, digest.as_ref(), size)?;
         if self.broken.load(Ordering::SeqCst) {
             return Err(EPIPE);
         }
@@ -723,8 +752,18 @@ impl Replica {
         // Protocols B and C: the bio completes only once the peer has the
         // data, so its pages can go to the socket without a copy (8.4's
         // `_drbd_send_zc_bio`); protocol A completes at once and copies.
-        let zero_copy = self.wants_ack();
+        // With a digest the data is copied too, as 8.4 does: what is on
+        // the wire then cannot change after it was digested, so a
+        // mismatch at the peer means corruption on the way.
+        let zero_copy = self.wants_ack() && digest.is_none();
         let result = self.data.send_bio_retrying(sent, zero_copy, || self.keep_trying(&mut ko));
+        if let (Ok(()), Some(d), Some(sent_digest)) = (&result, integrity, digest) {
+            // 8.4's double check: the bio's pages changed while we sent
+            // them (the digest is of what they held before).
+            if sent.digest(d).is_ok_and(|now| now.as_bytes() != sent_digest.as_bytes()) {
+                pr_warn!("drbd: Digest mismatch, buffer modified by upper layers during write: {}s +{}\n", sector, size);
+            }
+        }
         self.break_on_error(result)
     }
 

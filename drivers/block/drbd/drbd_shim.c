@@ -904,6 +904,68 @@ int rdrbd_hmac_digest(struct crypto_shash *tfm, const u8 *data, unsigned int len
 	return err;
 }
 
+/* ---- data-integrity-alg: digests of scattered data ---------------------- */
+
+static int rdrbd_digest_update_page(struct shash_desc *desc, struct page *page,
+				    unsigned int off, unsigned int len)
+{
+	u8 *src = kmap_local_page(page);
+	int err = crypto_shash_update(desc, src + off, len);
+
+	kunmap_local(src);
+	return err;
+}
+
+/* The digest of a bio's data, from its bi_iter on (a clone's own range);
+ * out has room for the digest. */
+int rdrbd_digest_bio(struct crypto_shash *tfm, struct bio *bio, u8 *out)
+{
+	SHASH_DESC_ON_STACK(desc, tfm);
+	struct bvec_iter iter;
+	struct bio_vec bvec;
+	int err;
+
+	desc->tfm = tfm;
+	err = crypto_shash_init(desc);
+	bio_for_each_segment(bvec, bio, iter) {
+		if (err)
+			break;
+		err = rdrbd_digest_update_page(desc, bvec.bv_page, bvec.bv_offset, bvec.bv_len);
+	}
+	if (!err)
+		err = crypto_shash_final(desc, out);
+	shash_desc_zero(desc);
+	return err;
+}
+
+/* The digest of the first len bytes of pages[0..] (whole pages, the last
+ * one possibly partial). */
+int rdrbd_digest_pages(struct crypto_shash *tfm, struct page **pages, unsigned int len, u8 *out)
+{
+	SHASH_DESC_ON_STACK(desc, tfm);
+	unsigned int i;
+	int err;
+
+	desc->tfm = tfm;
+	err = crypto_shash_init(desc);
+	for (i = 0; !err && len; i++) {
+		unsigned int n = min_t(unsigned int, len, PAGE_SIZE);
+
+		err = rdrbd_digest_update_page(desc, pages[i], 0, n);
+		len -= n;
+	}
+	if (!err)
+		err = crypto_shash_final(desc, out);
+	shash_desc_zero(desc);
+	return err;
+}
+
+/* The digest of a peer write's data (its pages, before it is submitted). */
+int rdrbd_peer_write_digest(struct rdrbd_peer_write *pw, struct crypto_shash *tfm, u8 *out)
+{
+	return rdrbd_digest_bio(tfm, pw->bio, out);
+}
+
 /* ---- usermode helper --------------------------------------------------- */
 
 /*

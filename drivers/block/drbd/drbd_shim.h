@@ -120,6 +120,9 @@ void rdrbd_hmac_free(struct crypto_shash *tfm);
 int rdrbd_hmac_setkey(struct crypto_shash *tfm, const u8 *key, unsigned int len);
 unsigned int rdrbd_hmac_digestsize(struct crypto_shash *tfm);
 int rdrbd_hmac_digest(struct crypto_shash *tfm, const u8 *data, unsigned int len, u8 *out);
+int rdrbd_digest_bio(struct crypto_shash *tfm, struct bio *bio, u8 *out);
+int rdrbd_digest_pages(struct crypto_shash *tfm, struct page **pages, unsigned int len, u8 *out);
+int rdrbd_peer_write_digest(struct rdrbd_peer_write *pw, struct crypto_shash *tfm, u8 *out);
 
 /* Usermode helper (the usermode_helper module parameter). */
 void rdrbd_usermode_helper_path(char *buf, unsigned int len);

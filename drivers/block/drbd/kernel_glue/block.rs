@@ -1195,6 +1195,13 @@ impl PeerToken {
         self.bio.as_ptr()
     }
 
+    /// The `data-integrity-alg` digest of the bio's data.
+    pub(crate) fn digest(&self, digest: &super::crypto::Digest) -> Result<super::crypto::DigestValue> {
+        // SAFETY: the bio and its pages cannot complete while this token
+        // lives; the shim gets a live transform and a buffer for its digest.
+        digest.of_pages(|tfm, out| unsafe { shim::rdrbd_digest_bio(tfm, self.bio.as_ptr(), out) })
+    }
+
     /// Whether the bio's local part failed (so far: it may still be in
     /// flight). Without a local part (a diskless write), whether the bio
     /// has an error so far.
@@ -1297,6 +1304,15 @@ impl BlockPages {
         dev.counted(|| to_result(unsafe {
             shim::rdrbd_pages_io(dev.bdev.as_ptr(), self.ptrs.as_mut_ptr(), nr, sector, len, false, false, false)
         }))
+    }
+
+    /// The `data-integrity-alg` digest of the first `len` bytes.
+    pub(crate) fn digest(&mut self, digest: &super::crypto::Digest, len: u32) -> Result<super::crypto::DigestValue> {
+        let array = self.page_array(len)?;
+        // SAFETY: `array` holds pages for `len` bytes (checked above),
+        // owned by `self`, which the borrow keeps unchanged; the shim gets
+        // a live transform and a buffer for its digest.
+        digest.of_pages(|tfm, out| unsafe { shim::rdrbd_digest_pages(tfm, array, len, out) })
     }
 
     /// The page array, if it holds `len` bytes.

@@ -1,6 +1,8 @@
 //! Hashes of the kernel crypto API (`crypto_shash`): keyed "hmac(alg)"
 //! for `cram-hmac-alg` peer authentication, plain digests for the
-//! `verify-alg` of online verify.
+//! `verify-alg` of online verify, the `csums-alg` of a resync and the
+//! `data-integrity-alg` of replicated data (over a bio's or a block's
+//! pages: [`Digest::of_pages`], used by the block glue).
 
 use core::ptr::NonNull;
 
@@ -107,10 +109,33 @@ impl Digest {
         self.0.digest_size
     }
 
-    /// The digest of `data`: its first `n` bytes of the returned buffer.
-    pub(crate) fn digest(&self, data: &[u8]) -> Result<([u8; HMAC_MAX_DIGEST], usize)> {
-        let mut out = [0u8; HMAC_MAX_DIGEST];
-        let n = self.0.digest(data, &mut out)?;
-        Ok((out, n))
+    /// The digest of `data`.
+    pub(crate) fn digest(&self, data: &[u8]) -> Result<DigestValue> {
+        let mut value = DigestValue { bytes: [0u8; HMAC_MAX_DIGEST], len: 0 };
+        value.len = self.0.digest(data, &mut value.bytes)?;
+        Ok(value)
+    }
+
+    /// The digest `compute` writes: it is given the live transform and a
+    /// buffer of [`HMAC_MAX_DIGEST`] bytes and returns 0 or a negative
+    /// errno (a shim call digesting pages).
+    pub(super) fn of_pages(&self, compute: impl FnOnce(*mut shim::crypto_shash, *mut u8) -> i32) -> Result<DigestValue> {
+        let mut value = DigestValue { bytes: [0u8; HMAC_MAX_DIGEST], len: self.0.digest_size };
+        to_result(compute(self.0.tfm.as_ptr(), value.bytes.as_mut_ptr()))?;
+        Ok(value)
+    }
+}
+
+/// A computed digest.
+#[derive(Clone, Copy)]
+pub(crate) struct DigestValue {
+    bytes: [u8; HMAC_MAX_DIGEST],
+    len: usize,
+}
+
+impl DigestValue {
+    /// Its bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.bytes.get(..self.len).unwrap_or(&[])
     }
 }

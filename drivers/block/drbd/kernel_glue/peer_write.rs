@@ -115,6 +115,15 @@ impl<T: Copy> PeerWrite<T> {
         to_result(unsafe { shim::rdrbd_peer_write_fill(self.pw.as_ptr(), data.as_ptr(), len) })
     }
 
+    /// The `data-integrity-alg` digest of the write's data (filled or
+    /// received already).
+    pub(crate) fn digest(&self, digest: &super::crypto::Digest) -> Result<super::crypto::DigestValue> {
+        // SAFETY: the write is live and not submitted (invariant): its
+        // pages are ours and unchanged during the call; the shim gets a
+        // live transform and a buffer for its digest.
+        digest.of_pages(|tfm, out| unsafe { shim::rdrbd_peer_write_digest(self.pw.as_ptr(), tfm, out) })
+    }
+
     /// Receives the write's data (its whole size) from `sock` straight
     /// into its pages. A closed connection is `ECONNRESET` (as
     /// `TcpSocket::recv_exact`).

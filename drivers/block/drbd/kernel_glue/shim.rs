@@ -96,6 +96,9 @@ extern "C" {
     pub(super) fn rdrbd_hmac_setkey(tfm: *mut crypto_shash, key: *const u8, len: c_uint) -> c_int;
     pub(super) fn rdrbd_hmac_digestsize(tfm: *mut crypto_shash) -> c_uint;
     pub(super) fn rdrbd_hmac_digest(tfm: *mut crypto_shash, data: *const u8, len: c_uint, out: *mut u8) -> c_int;
+    pub(super) fn rdrbd_digest_bio(tfm: *mut crypto_shash, bio: *mut bio, out: *mut u8) -> c_int;
+    pub(super) fn rdrbd_digest_pages(tfm: *mut crypto_shash, pages: *mut *mut page, len: c_uint, out: *mut u8) -> c_int;
+    pub(super) fn rdrbd_peer_write_digest(pw: *mut rdrbd_peer_write, tfm: *mut crypto_shash, out: *mut u8) -> c_int;
 
     pub(super) fn rdrbd_fault_params(enable: *mut u32, rate: *mut u32, devs: *mut u32);
     pub(super) fn rdrbd_fault_counted();
