@@ -125,10 +125,23 @@ pub fn peer_read_ok(conn: ConnState, pdsk: DiskState) -> bool {
     pdsk == DiskState::UpToDate && conn >= ConnState::Connected
 }
 
-/// Where a read of a range goes first (read-balancing prefer-local).
-pub fn read_source(disk: DiskState, range_in_sync: bool, conn: ConnState, pdsk: DiskState) -> ReadSource {
+/// Where a read of a range goes first (8.4's `do_remote_read`): to our
+/// disk if it can serve it, unless the peer can too and `balance_to_peer`
+/// (the read-balancing policy, asked only then) says so; else to the peer
+/// if it can.
+pub fn read_source(
+    disk: DiskState,
+    range_in_sync: bool,
+    conn: ConnState,
+    pdsk: DiskState,
+    balance_to_peer: impl FnOnce() -> bool,
+) -> ReadSource {
     if local_read_ok(disk, range_in_sync) {
-        ReadSource::Local
+        if peer_read_ok(conn, pdsk) && balance_to_peer() {
+            ReadSource::Peer
+        } else {
+            ReadSource::Local
+        }
     } else if peer_read_ok(conn, pdsk) {
         ReadSource::Peer
     } else {
@@ -214,14 +227,20 @@ mod tests {
     #[test]
     fn reads_prefer_good_local_data_then_an_uptodate_peer() {
         let (c, u) = (ConnState::Connected, DiskState::UpToDate);
-        assert_eq!(read_source(DiskState::UpToDate, false, c, u), ReadSource::Local);
-        assert_eq!(read_source(DiskState::Inconsistent, true, c, u), ReadSource::Local);
-        assert_eq!(read_source(DiskState::Inconsistent, false, c, u), ReadSource::Peer);
-        assert_eq!(read_source(DiskState::Diskless, true, c, u), ReadSource::Peer);
-        assert_eq!(read_source(DiskState::Failed, true, ConnState::SyncSource, u), ReadSource::Peer);
-        assert_eq!(read_source(DiskState::Diskless, true, ConnState::WfReportParams, u), ReadSource::Nowhere);
-        assert_eq!(read_source(DiskState::Diskless, true, c, DiskState::Outdated), ReadSource::Nowhere);
-        assert_eq!(read_source(DiskState::Inconsistent, false, ConnState::StandAlone, DiskState::DUnknown), ReadSource::Nowhere);
+        assert_eq!(read_source(DiskState::UpToDate, false, c, u, || false), ReadSource::Local);
+        assert_eq!(read_source(DiskState::Inconsistent, true, c, u, || false), ReadSource::Local);
+        assert_eq!(read_source(DiskState::Inconsistent, false, c, u, || false), ReadSource::Peer);
+        assert_eq!(read_source(DiskState::Diskless, true, c, u, || false), ReadSource::Peer);
+        assert_eq!(read_source(DiskState::Failed, true, ConnState::SyncSource, u, || false), ReadSource::Peer);
+        assert_eq!(read_source(DiskState::Diskless, true, ConnState::WfReportParams, u, || false), ReadSource::Nowhere);
+        assert_eq!(read_source(DiskState::Diskless, true, c, DiskState::Outdated, || false), ReadSource::Nowhere);
+        assert_eq!(read_source(DiskState::Inconsistent, false, ConnState::StandAlone, DiskState::DUnknown, || false), ReadSource::Nowhere);
+        // Read-balancing sends a read our disk could serve to the peer,
+        // only if the peer can serve it.
+        assert_eq!(read_source(DiskState::UpToDate, false, c, u, || true), ReadSource::Peer);
+        assert_eq!(read_source(DiskState::Inconsistent, true, c, u, || true), ReadSource::Peer);
+        assert_eq!(read_source(DiskState::UpToDate, false, c, DiskState::Outdated, || true), ReadSource::Local);
+        assert_eq!(read_source(DiskState::UpToDate, false, ConnState::WfReportParams, u, || true), ReadSource::Local);
     }
 
     #[test]

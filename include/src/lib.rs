@@ -80,9 +80,12 @@ pub mod net_options;
 /// stopped finishing writes.
 pub mod request_timer;
 
-/// The settings both peers agree on (protocol, after-sb, two primaries)
-/// and P_PROTOCOL_UPDATE.
+/// The settings both peers agree on (protocol, after-sb, two primaries,
+/// data-integrity-alg) and P_PROTOCOL_UPDATE.
 pub mod protocol_settings;
+
+/// `read-balancing`: which reads the peer serves though our disk could.
+pub mod read_balancing;
 /// Checksum-based resync (csums-alg): agreement, answers, counters.
 pub mod csums;
 

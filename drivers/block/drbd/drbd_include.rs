@@ -106,6 +106,10 @@ pub(crate) mod csums;
 pub(crate) mod io_error;
 
 #[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/read_balancing.rs"]
+pub(crate) mod read_balancing;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/faults.rs"]
 pub(crate) mod faults;
 

@@ -366,6 +366,7 @@ impl Registry {
             pd.resync.set_rate(config.options.resync_rate());
         }
         device.io.set_fencing(config.options.fencing());
+        device.io.set_read_balancing(config.options.read_balancing());
         device.io.set_write_ordering(config.options.write_ordering(), config.options.md_flushes());
         device.io.io_errors().configure(config.options.on_io_error(), config.options.disk_timeout_ds(), true);
         if MetaIndex::from_raw(config.meta_dev_idx).is_ok_and(|index| !index.is_internal()) {

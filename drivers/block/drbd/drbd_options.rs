@@ -86,7 +86,7 @@ impl DiskOptions {
         // on-io-error: pass_on, call-local-io-error, detach; fencing:
         // dont-care, resource-only, resource-and-stonith; read-balancing:
         // prefer-local .. 1M-striping.
-        if conf.on_io_error > 2 || Fencing::from_raw(conf.fencing).is_none() || conf.read_balancing > 9 {
+        if conf.on_io_error > 2 || Fencing::from_raw(conf.fencing).is_none() || crate::drbd_include::read_balancing::ReadBalancing::from_raw(conf.read_balancing).is_none() {
             return bad("invalid on-io-error, fencing or read-balancing policy");
         }
         if conf.resync_after >= 0 {
@@ -114,6 +114,12 @@ impl DiskOptions {
     /// `md-flushes`: metadata writes are flush + FUA.
     pub(crate) fn md_flushes(&self) -> bool {
         self.0.md_flushes
+    }
+
+    /// The `read-balancing` policy (validated by `new`).
+    pub(crate) fn read_balancing(&self) -> crate::drbd_include::read_balancing::ReadBalancing {
+        crate::drbd_include::read_balancing::ReadBalancing::from_raw(self.0.read_balancing)
+            .unwrap_or(crate::drbd_include::read_balancing::ReadBalancing::PreferLocal)
     }
 
     /// The fencing policy (validated by `new`).
@@ -275,6 +281,7 @@ impl Registry {
             pd.resync.set_rate(options.resync_rate());
         }
         device.io.set_fencing(options.fencing());
+        device.io.set_read_balancing(options.read_balancing());
         device.io.set_write_ordering(options.write_ordering(), options.md_flushes());
         device.io.io_errors().configure(options.on_io_error(), options.disk_timeout_ds(), false);
         config.options = options;

@@ -10,7 +10,7 @@
 //! only queued until it returns.) While connected to a peer with a disk,
 //! the write goes to the peer too (`drbd_sender.rs`).
 
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
@@ -30,6 +30,7 @@ use crate::drbd_io_error::IoErrors;
 use crate::drbd_include::faults::Fault;
 use crate::drbd_include::write_ordering::WriteOrdering;
 use crate::drbd_include::io_error::{read_source, IoFailure, ReadSource};
+use crate::drbd_include::read_balancing::{InFlight, ReadBalancing};
 use crate::kernel_glue::faults;
 use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskCapacity, DiskOps, FailedBio, LowerDev, LowerGate, LowerRef, UpperBio};
 use crate::kernel_glue::thread::KThread;
@@ -74,6 +75,10 @@ pub(crate) struct DeviceIo {
     /// The write-ordering method (`WriteOrdering` as u8) the disk
     /// options choose: what a barrier from the peer does.
     write_ordering: AtomicU8,
+    /// The `read-balancing` disk option (`ReadBalancing` as u32), and
+    /// whose turn the next round-robin read is (true: the peer's).
+    read_balancing: AtomicU32,
+    read_turn: AtomicBool,
     /// Usable size in sectors while attached (0 when diskless).
     capacity: AtomicU64,
     /// The size `/dev/drbdN` exposes, and the handle that sets it:
@@ -82,6 +87,9 @@ pub(crate) struct DeviceIo {
     exposed: Mutex<ExposedSize>,
     bytes_read: AtomicU64,
     bytes_written: AtomicU64,
+    /// Read from the backing disk for the peer (its reads, resync and
+    /// verify): counted in "dr" as 8.4 does, not as application I/O.
+    peer_read: AtomicU64,
     /// Of those, resync writes (what `c-min-rate` does not count as
     /// application I/O).
     resync_written: AtomicU64,
@@ -141,9 +149,12 @@ impl DeviceIo {
             resize: ResizeShared::new(),
             peer_device <- new_mutex!(None, "rdrbd::DeviceIo::peer_device"),
             write_ordering: AtomicU8::new(WriteOrdering::Flush as u8),
+            read_balancing: AtomicU32::new(ReadBalancing::PreferLocal as u32),
+            read_turn: AtomicBool::new(false),
             capacity: AtomicU64::new(0),
             exposed <- new_mutex!(ExposedSize { sectors: 0, disk: None }, "rdrbd::DeviceIo::exposed"),
             bytes_read: AtomicU64::new(0),
+            peer_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             resync_written: AtomicU64::new(0),
             net_sent: AtomicU64::new(0),
@@ -390,6 +401,16 @@ impl DeviceIo {
         self.state.set_fencing(policy);
     }
 
+    /// Sets the `read-balancing` disk option (attach, disk-options).
+    pub(crate) fn set_read_balancing(&self, policy: ReadBalancing) {
+        self.read_balancing.store(policy as u32, Ordering::Relaxed);
+    }
+
+    /// The `read-balancing` disk option.
+    fn read_balancing(&self) -> ReadBalancing {
+        ReadBalancing::from_raw(self.read_balancing.load(Ordering::Relaxed)).unwrap_or(ReadBalancing::PreferLocal)
+    }
+
     /// Sets the write-ordering method and whether metadata writes flush
     /// (`md-flushes`), at attach and on `disk-options`; logged as 8.4's
     /// `drbd_bump_write_ordering` does (when it changes, or is flush).
@@ -504,8 +525,9 @@ impl DeviceIo {
             self.al_idle.wait_until(|| self.al_refs.in_flight(al_slot) == 0);
         }
         let read = pages.read_in(lower.bdev_ref(), sector, size);
-        if read.is_err() {
-            self.release_resync_slot(slot);
+        match read {
+            Ok(()) => _ = self.peer_read.fetch_add(u64::from(size), Ordering::Relaxed),
+            Err(_) => self.release_resync_slot(slot),
         }
         read
     }
@@ -714,9 +736,10 @@ impl DeviceIo {
         self.md.lock().as_ref().map_or(0, |md| md.bitmap.count() * 4)
     }
 
-    /// Sectors read from the backing disk ("dr" in /proc/drbd, in KiB).
+    /// Sectors read from the backing disk ("dr" in /proc/drbd, in KiB),
+    /// for us and for the peer.
     pub(crate) fn read_sectors(&self) -> u64 {
-        self.bytes_read.load(Ordering::Relaxed) >> 9
+        self.bytes_read.load(Ordering::Relaxed).wrapping_add(self.peer_read.load(Ordering::Relaxed)) >> 9
     }
 
     /// KiB of data sent to the peer ("ns" in /proc/drbd).
@@ -915,18 +938,28 @@ impl DeviceIo {
 impl DeviceIo {
     /// A read: from the backing disk if it has the blocks in sync, else
     /// from an UpToDate peer (`drbd_may_do_local_read`, then the remote
-    /// read of `drbd_send_dblock`'s sibling P_DATA_REQUEST).
+    /// read of `drbd_send_dblock`'s sibling P_DATA_REQUEST); with a
+    /// `read-balancing` other than prefer-local, the peer may get it even
+    /// though our disk could serve it (8.4's `do_remote_read`).
     fn submit_read(&self, bio: UpperBio) {
         let lower = self.gate.enter();
         let disk = if lower.is_some() { self.disk_state() } else { DiskState::Diskless };
+        let policy = self.read_balancing();
         let lower = match (disk, lower) {
             // The common case: no bitmap or peer to look at.
-            (DiskState::UpToDate, Some(lower)) => return self.forward(lower, bio, 0),
+            (DiskState::UpToDate, Some(lower)) if policy == ReadBalancing::PreferLocal => {
+                return self.forward(lower, bio, 0)
+            }
             (_, lower) => lower,
         };
-        let in_sync = lower.is_some() && self.range_in_sync(bio.sector(), bio.size());
+        let in_sync = lower.is_some() && (disk == DiskState::UpToDate || self.range_in_sync(bio.sector(), bio.size()));
         let peer = self.peer();
-        match (read_source(disk, in_sync, peer.conn, peer.pdsk), lower) {
+        let in_flight = || InFlight {
+            local: self.gate.in_flight(),
+            peer: self.replica().map_or(0, |r| r.in_flight()),
+        };
+        let to_peer = || policy.to_peer(bio.sector(), in_flight, || self.read_turn.fetch_xor(true, Ordering::Relaxed));
+        match (read_source(disk, in_sync, peer.conn, peer.pdsk, to_peer), lower) {
             (ReadSource::Local, Some(lower)) => self.forward(lower, bio, 0),
             (ReadSource::Peer, lower) => {
                 drop(lower);

@@ -627,6 +627,12 @@ impl Replica {
         Ok(())
     }
 
+    /// Writes waiting for the peer's ack (8.4's `ap_pending_cnt`), for
+    /// read-balancing least-pending.
+    pub(crate) fn in_flight(&self) -> u32 {
+        u32::try_from(self.pending.lock().len()).unwrap_or(u32::MAX)
+    }
+
     /// The reads waiting for the peer.
     pub(crate) fn reads(&self) -> &RemoteReads {
         &self.reads

@@ -535,6 +535,13 @@ pub(crate) struct LowerGate {
     ages: DiskAges,
 }
 
+impl LowerGate {
+    /// Requests in flight to the backing device (8.4's `local_cnt`).
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
 /// Requests in flight to the backing device counted by the generation
 /// they were submitted in, for `disk-timeout` (the scheme and its bounds
 /// are `drbd_include::disk_timeout`'s): one atomic add at submission and
