@@ -330,16 +330,19 @@ pub struct RleChunk {
     pub end_bit: u64,
 }
 
-/// Encodes runs from `start_bit` into a P_COMPRESSED_BITMAP payload in
-/// `out` (whose length limits the chunk), like `fill_bitmap_rle_bits`.
-/// `Ok(None)`: nothing to encode, or the code would be longer than the
-/// bits it covers; send a plain chunk instead.
+/// Encodes runs from `start_bit` up to `end_bit` (at most the source's
+/// bit count: the size the peers agreed on may be smaller than our bitmap)
+/// into a P_COMPRESSED_BITMAP payload in `out` (whose length limits the
+/// chunk), like `fill_bitmap_rle_bits`. `Ok(None)`: nothing to encode, or
+/// the code would be longer than the bits it covers; send a plain chunk
+/// instead.
 pub fn encode_rle(
     src: &impl BitmapSource,
     start_bit: u64,
+    end_bit: u64,
     out: &mut [u8],
 ) -> Result<Option<RleChunk>, ProtocolError> {
-    let bits = src.bit_count();
+    let bits = src.bit_count().min(end_bit);
     let Some((first, code)) = out.split_first_mut() else {
         return Ok(None);
     };
@@ -497,7 +500,7 @@ impl BitmapXfer {
             .get_mut(..link.bitmap_payload_max())
             .ok_or(ProtocolError::BufferTooSmall)?;
         if use_rle && link.version >= 90 && self.bit_offset < self.bm_bits {
-            if let Some(chunk) = encode_rle(src, self.bit_offset, out)? {
+            if let Some(chunk) = encode_rle(src, self.bit_offset, self.bm_bits, out)? {
                 self.bit_offset = chunk.end_bit;
                 self.word_offset = chunk.end_bit / 64;
                 return Ok(SentChunk {
@@ -513,7 +516,13 @@ impl BitmapXfer {
         let words = self.plain_chunk_words(link);
         let mut len = 0usize;
         for (i, slot) in out.chunks_exact_mut(8).take(words as usize).enumerate() {
-            let word = src.word(self.word_offset.saturating_add(i as u64));
+            let index = self.word_offset.saturating_add(i as u64);
+            let mut word = src.word(index);
+            // Nothing past the transfer's last bit (the source may be larger).
+            let past = index.saturating_add(1).saturating_mul(64).saturating_sub(self.bm_bits);
+            if past > 0 {
+                word &= u64::MAX.checked_shr(past.min(64) as u32).unwrap_or(0);
+            }
             slot.copy_from_slice(&word.to_le_bytes());
             len = len.saturating_add(8);
         }
@@ -677,13 +686,13 @@ mod tests {
         let mut all = bitmap(262_144, |_| true);
         let src = WordBitmap::new(&mut all, 262_144).unwrap();
         let mut out = [0u8; 4080];
-        let c = encode_rle(&src, 0, &mut out).unwrap().unwrap();
+        let c = encode_rle(&src, 0, u64::MAX, &mut out).unwrap().unwrap();
         assert_eq!(&out[..c.len], [0xb2, 0x7f, 0xcf, 0xde, 0x03]);
         assert_eq!(c.end_bit, 262_144);
 
         let mut some = bitmap(262_144, |b| (100..200).contains(&b));
         let src = WordBitmap::new(&mut some, 262_144).unwrap();
-        let c = encode_rle(&src, 0, &mut out).unwrap().unwrap();
+        let c = encode_rle(&src, 0, u64::MAX, &mut out).unwrap().unwrap();
         assert_eq!(
             &out[..c.len],
             [0x72, 0xdf, 0xcc, 0x37, 0xf3, 0x77, 0xe0, 0x3d, 0x00]
@@ -702,9 +711,33 @@ mod tests {
         let mut words = bitmap(4096, |b| b.is_multiple_of(2));
         let src = WordBitmap::new(&mut words, 4096).unwrap();
         let mut out = [0u8; 4080];
-        assert_eq!(encode_rle(&src, 0, &mut out), Ok(None));
-        assert_eq!(encode_rle(&src, 4096, &mut out), Ok(None));
-        assert_eq!(encode_rle(&src, 0, &mut []), Ok(None));
+        assert_eq!(encode_rle(&src, 0, u64::MAX, &mut out), Ok(None));
+        assert_eq!(encode_rle(&src, 4096, u64::MAX, &mut out), Ok(None));
+        assert_eq!(encode_rle(&src, 0, u64::MAX, &mut []), Ok(None));
+    }
+
+    #[test]
+    fn a_transfer_smaller_than_the_bitmap_stops_at_its_last_bit() {
+        // Our bitmap covers 8192 bits, the size agreed with the peer 6000:
+        // neither a compressed nor a plain chunk says anything past it.
+        let mut words = bitmap(8192, |_| true);
+        let src = WordBitmap::new(&mut words, 8192).unwrap();
+        let link = Link { version: 101, features: 0 };
+        let mut out = [0u8; 4096];
+        let mut xfer = BitmapXfer::new(6000);
+        let chunk = xfer.send_next(link, true, &src, &mut out).unwrap();
+        assert_eq!(chunk.cmd, Packet::CompressedBitmap);
+        assert!(chunk.last);
+        let mut theirs = vec![0u64; 94];
+        let mut sink = WordBitmap::new(&mut theirs, 6000).unwrap();
+        let mut rx = BitmapXfer::new(6000);
+        assert_eq!(rx.receive(link, chunk.cmd, &out[..chunk.len], &mut sink), Ok(true));
+        let mut plain = BitmapXfer::new(6000);
+        let chunk = plain.send_next(link, false, &src, &mut out).unwrap();
+        assert_eq!(chunk.cmd, Packet::Bitmap);
+        assert_eq!(chunk.len, 94 * 8);
+        // The last word carries bits 5952..6000 only.
+        assert_eq!(u64::from_le_bytes(out[93 * 8..94 * 8].try_into().unwrap()), (1u64 << 48) - 1);
     }
 
     #[test]

@@ -400,6 +400,42 @@ pub fn new_dev_size(i: &SizeInputs) -> NewSize {
     NewSize { size, too_big, forced_unconnected }
 }
 
+/// What the peer's P_SIZES at the handshake does to our size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeSize {
+    /// The size agreed is the one we have.
+    Keep,
+    /// The device takes this size (sectors): the smaller of both disks.
+    Change(u64),
+    /// The agreed size would shrink a disk with usable data: refused ("The
+    /// peer's disk size is too small!"), the connection goes StandAlone.
+    PeerTooSmall {
+        /// What the device would shrink to.
+        new: u64,
+    },
+}
+
+/// `receive_sizes` before the connection is established: both disks'
+/// sizes and the smaller of both user sizes (`min_not_zero`) decide
+/// (`new_dev_size`, connected); a disk with usable data (Outdated or
+/// better, in `disk`) is never shrunk at connect (8.4 allows that only
+/// online), an Inconsistent one is.
+pub fn handshake_size(i: &SizeInputs, peer_user_size: u64, disk: DiskState) -> HandshakeSize {
+    let user_size = match (i.user_size, peer_user_size) {
+        (0, peer) => peer,
+        (mine, 0) => mine,
+        (mine, peer) => mine.min(peer),
+    };
+    let new = new_dev_size(&SizeInputs { user_size, connected: true, assume_peer_has_space: false, ..*i }).size;
+    if new < i.last_agreed && disk >= DiskState::Outdated {
+        HandshakeSize::PeerTooSmall { new }
+    } else if new != i.last_agreed && new != 0 {
+        HandshakeSize::Change(new)
+    } else {
+        HandshakeSize::Keep
+    }
+}
+
 /// DRBD's `ppsize`: `kib` KiB as a number below 10000 and its unit
 /// (K, M, G, T, P, E), rounded as 8.4's log lines show sizes.
 pub fn ppsize(kib: u64) -> (u64, char) {
@@ -767,6 +803,30 @@ mod tests {
         assert_eq!(ppsize(65_532), (64, 'M'));
         assert_eq!(ppsize(10 << 20), (10, 'G'));
         assert_eq!(ppsize(u64::MAX).1, 'E');
+    }
+
+    #[test]
+    fn handshake_takes_the_smaller_disk_but_never_shrinks_good_data() {
+        let i = SizeInputs {
+            peer_size: 40_000,
+            last_agreed: 60_000,
+            my_max: 60_000,
+            user_size: 0,
+            connected: false,
+            assume_peer_has_space: false,
+        };
+        assert_eq!(handshake_size(&i, 0, DiskState::Inconsistent), HandshakeSize::Change(40_000));
+        assert_eq!(handshake_size(&i, 0, DiskState::UpToDate), HandshakeSize::PeerTooSmall { new: 40_000 });
+        assert_eq!(handshake_size(&i, 0, DiskState::Outdated), HandshakeSize::PeerTooSmall { new: 40_000 });
+        // A bigger peer: our own disk limits it.
+        let bigger = SizeInputs { peer_size: 80_000, ..i };
+        assert_eq!(handshake_size(&bigger, 0, DiskState::UpToDate), HandshakeSize::Keep);
+        // Both grew while apart: the device grows.
+        let grown = SizeInputs { my_max: 70_000, peer_size: 90_000, ..i };
+        assert_eq!(handshake_size(&grown, 0, DiskState::UpToDate), HandshakeSize::Change(70_000));
+        // The smaller user size wins; a diskless peer changes nothing.
+        assert_eq!(handshake_size(&bigger, 50_000, DiskState::Inconsistent), HandshakeSize::Change(50_000));
+        assert_eq!(handshake_size(&SizeInputs { peer_size: 0, ..i }, 0, DiskState::UpToDate), HandshakeSize::Keep);
     }
 
     #[test]

@@ -12,12 +12,15 @@
 #   ("incompatible data-integrity-alg settings");
 # - net-options changes it on the live connection (P_PROTOCOL_UPDATE): the
 #   peer checks with the new algorithm from that packet on, and writes go
-#   on; drbdsetup show reports it.
+#   on; drbdsetup show reports it;
+# - net-options sets verify-alg and csums-alg on the live connection
+#   (P_SYNC_PARAM): the peer adopts them ("using verify-alg"), and an
+#   online verify with sha256 finds the replicas equal.
 # Both data areas match at the end.
 # guests: 2
-# disks: 32M
+# disks: 16M
 # timeout: 600
-# budget: 120
+# budget: 150
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -90,6 +93,24 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step write-both-sha256 dd if=/dev/urandom of=/dev/drbd0 bs=1M count=2 seek=12 oflag=direct status=none
 fi
 barrier written-sha256 || die "barrier written-sha256"
+
+# --- verify-alg and csums-alg set on the live connection -------------------
+# (P_SYNC_PARAM: the peer adopts them, as 8.4's receive_SyncParam does.)
+if [ "$GUEST_INDEX" = 0 ]; then
+  step live-verify-alg "$S" net-options "$LOCAL" "$PEER" --verify-alg=sha256 --csums-alg=crc32c
+fi
+barrier sync-algs || die "barrier sync-algs"
+if [ "$GUEST_INDEX" = 1 ]; then
+  step verify-alg-adopted wait_kernel_log 1 30 'using verify-alg: "sha256"'
+  step csums-alg-adopted wait_kernel_log 1 30 'using csums-alg: "crc32c"'
+  step show-adopted sh -c "\"$S\" show r0 | grep 'verify-alg.*sha256'"
+else
+  # The first 4 MiB (half of them written here): verify reads 4 KiB at a
+  # time, slow under TCG.
+  step verify-with-sha256 "$S" verify 0 --stop=4M
+fi
+step verify-done wait_verify_done 1 120
+step verify-found-nothing sh -c "! dmesg | grep 'Online verify found'"
 step still-connected wait_synced 30
 step no-new-failure test "$(kernel_log_count 'integrity check FAILED')" = "$failures"
 [ "$GUEST_INDEX" = 0 ] && step secondary "$S" secondary 0

@@ -175,13 +175,6 @@ impl BitmapMem {
             .is_some_and(|w| w.load(Ordering::Relaxed) >> (bit % 64) & 1 == 1)
     }
 
-    /// Sets every bit (`drbd_bmio_set_n_write`; the caller writes it).
-    pub(crate) fn set_all(&self) {
-        if let Some(last) = self.bits.checked_sub(1) {
-            self.set_bits(0, last);
-        }
-    }
-
     /// Marks the 4 KiB blocks touched by `size` bytes at `sector`.
     pub(crate) fn set_sectors(&self, sector: u64, size: u32) -> u64 {
         if size == 0 {

@@ -17,7 +17,7 @@ use crate::drbd_include::protocol::{
     self as proto, encode_packet, ConnectionFeatures, Link, Packet, ProtocolError,
     RsController, Sizes, StatePacket, SyncParams, UuidsPacket,
 };
-use crate::drbd_include::protocol_settings::ProtocolSettings;
+use crate::drbd_include::protocol_settings::{AlgName, ProtocolSettings};
 use crate::drbd_include::uuid::uuid_flags;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_peer_device::{PeerDevice, ResyncRate};
@@ -64,6 +64,23 @@ pub(crate) struct ConnShared {
     /// live connection, and a reconnect uses them.
     #[pin]
     protocol: Mutex<ProtocolSettings>,
+    /// verify-alg and csums-alg in force: `net-options` and the peer's
+    /// P_SYNC_PARAM on the live connection change them (8.4 adopts the
+    /// peer's into its own net_conf), and a reconnect uses them.
+    #[pin]
+    sync_algs: Mutex<SyncAlgs>,
+}
+
+/// The digests of online verify and checksum-based resync.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SyncAlgs {
+    pub(crate) verify: Option<AlgName>,
+    pub(crate) csums: Option<AlgName>,
+}
+
+/// An algorithm's bytes (empty for none), as P_SYNC_PARAM carries it.
+pub(crate) fn alg_bytes(alg: &Option<AlgName>) -> &[u8] {
+    alg.as_ref().map_or(&[][..], |a| a.as_bytes())
 }
 
 /// Bytes of one block ack at most: the largest header and its payload.
@@ -119,6 +136,17 @@ impl ConnShared {
     /// The protocol settings in force.
     pub(crate) fn protocol_settings(&self) -> ProtocolSettings {
         *self.protocol.lock()
+    }
+
+    /// The verify-alg and csums-alg in force.
+    pub(crate) fn sync_algs(&self) -> SyncAlgs {
+        *self.sync_algs.lock()
+    }
+
+    /// New verify-alg and csums-alg (ours from `net-options`, or the
+    /// peer's P_SYNC_PARAM).
+    pub(crate) fn set_sync_algs(&self, algs: SyncAlgs) {
+        *self.sync_algs.lock() = algs;
     }
 
     /// New protocol settings in force (ours from `net-options`, or the
@@ -216,6 +244,8 @@ impl Connection {
                 peer_replied: AtomicBool::new(false),
                 wake <- new_wait_queue!("rdrbd::ConnShared::wake"),
                 protocol <- new_mutex!(config.protocol_settings(), "rdrbd::ConnShared::protocol"),
+                sync_algs <- new_mutex!(SyncAlgs { verify: config.verify_alg, csums: config.csums_alg },
+                    "rdrbd::ConnShared::sync_algs"),
             }),
             GFP_KERNEL,
         )?;
@@ -286,6 +316,22 @@ impl Connection {
 }
 
 impl Connection {
+    /// `net-options` changed verify-alg or csums-alg: in force at once,
+    /// and an established peer is told with P_SYNC_PARAM (8.4's
+    /// `drbd_send_sync_param`), which it adopts.
+    pub(crate) fn change_sync_algs(&self, algs: SyncAlgs) -> Result {
+        self.shared.set_sync_algs(algs);
+        let Some(replica) = self.shared.volume.as_ref().and_then(|v| v.io.replica()) else { return Ok(()) };
+        let link = replica.link();
+        let sync = sync_params(&algs);
+        replica.send_small(SyncParams::command(link), |out| sync.encode(link, out))
+    }
+
+    /// The verify-alg and csums-alg in force.
+    pub(crate) fn sync_algs(&self) -> SyncAlgs {
+        self.shared.sync_algs()
+    }
+
     /// Our graceful disconnect (`conn_try_disconnect`): a connected peer
     /// is asked to let us go (P_CONN_ST_CHG_REQ conn Disconnecting, which
     /// it takes as TearDown), so that it goes back to WFConnection without
@@ -581,6 +627,17 @@ pub(crate) struct LocalView {
     pub(crate) crashed_primary: bool,
 }
 
+/// P_SYNC_PARAM(89) with `algs` (8.4's `drbd_send_sync_param`; the rate
+/// and controller fields are informational for the peer).
+pub(crate) fn sync_params(algs: &SyncAlgs) -> SyncParams<'_> {
+    SyncParams {
+        resync_rate: api::disk_conf::RESYNC_RATE_LIMITS.default,
+        verify_alg: alg_bytes(&algs.verify),
+        csums_alg: alg_bytes(&algs.csums),
+        controller: Some(RsController::DEFAULTS),
+    }
+}
+
 /// `drbd_send_protocol` and `drbd_connected`: P_PROTOCOL, then for the
 /// volume P_SYNC_PARAM89, P_SIZES, P_UUIDS, P_STATE.
 pub(crate) fn send_parameters(
@@ -597,18 +654,16 @@ pub(crate) fn send_parameters(
     let settings = shared.protocol_settings();
     let params = settings.params(conn_flags);
     send_packet(data, link, Packet::Protocol, 0, |out| params.encode(link, out))?;
-    let (Some(local), Some(ConnVolume { volume, .. })) = (local, &shared.volume) else {
+    let (Some(local), Some(ConnVolume { volume, io, .. })) = (local, &shared.volume) else {
         return Ok(());
     };
     let volume = *volume;
-    let sync = SyncParams {
-        resync_rate: api::disk_conf::RESYNC_RATE_LIMITS.default,
-        verify_alg: cfg.verify_alg.as_ref().map_or(&[][..], |a| a.as_bytes()),
-        csums_alg: cfg.csums_alg.as_ref().map_or(&[][..], |a| a.as_bytes()),
-        controller: Some(RsController::DEFAULTS),
-    };
+    let algs = shared.sync_algs();
+    let sync = sync_params(&algs);
     send_packet(data, link, SyncParams::command(link), volume, |out| sync.encode(link, out))?;
-    let sizes = Sizes::ours(link, local.capacity, 0, local.capacity, 0);
+    // What our disk offers, the user's --size and the size exposed now
+    // (`drbd_send_sizes`).
+    let sizes = Sizes::ours(link, local.capacity, io.resize().user_size(), io.exposed_sectors(), 0);
     send_packet(data, link, Packet::Sizes, volume, |out| sizes.encode(link, out))?;
     let mut flags = 0;
     if cfg.discard_my_data {

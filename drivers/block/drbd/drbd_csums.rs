@@ -3,9 +3,10 @@
 //! `got_IsInSync`). The decisions are `drbd_include::csums`; this file
 //! applies them to our blocks and the connection.
 //!
-//! Both nodes must name the same csums-alg in P_SYNC_PARAM89 (a
-//! difference at connect goes StandAlone; a peer that changes it on a
-//! live connection is followed). A SyncTarget with a csums-alg reads each
+//! Both nodes must name the same csums-alg and verify-alg in
+//! P_SYNC_PARAM89 (a difference at connect goes StandAlone; a peer that
+//! changes them on a live connection is followed, as it follows ours:
+//! `Connection::change_sync_algs`). A SyncTarget with a csums-alg reads each
 //! out-of-sync block itself and sends P_CSUM_RS_REQUEST with its digest;
 //! the SyncSource digests its own block and answers P_RS_IS_IN_SYNC (both
 //! clear the bits, no data crosses) or P_RS_DATA_REPLY. Both count the
@@ -14,7 +15,8 @@
 use kernel::prelude::*;
 
 use crate::drbd_block_digest::{send_block_digest, with_block_digest, DigestSendError};
-use crate::drbd_net::{digest_named, NetConfig, NetError};
+use crate::drbd_conn::{alg_bytes, ConnShared};
+use crate::drbd_net::{digest_named, NetError};
 use crate::drbd_include::csums::{self, AlgAgreement, CsumAnswer};
 use crate::drbd_include::fixed_str::FixedStr;
 use crate::drbd_include::genl::net_conf;
@@ -34,21 +36,16 @@ fn shown(alg: &[u8]) -> &str {
     core::str::from_utf8(alg).unwrap_or("<not UTF-8>")
 }
 
-/// The csums-alg of one connection, owned by its receiver: the
-/// configured one until the peer changes it, and its transform for
-/// serving P_CSUM_RS_REQUEST (allocated at the first one).
+/// The receiver's csums-alg transform for serving P_CSUM_RS_REQUEST,
+/// allocated at the first one for the csums-alg then in force
+/// (`ConnShared::sync_algs`), again when that changed.
 pub(crate) struct CsumsState {
-    alg: Option<AlgName>,
-    source_digest: Option<Digest>,
+    source_digest: Option<(AlgName, Digest)>,
 }
 
 impl CsumsState {
-    pub(crate) fn new(cfg: &NetConfig) -> Self {
-        Self { alg: cfg.csums_alg, source_digest: None }
-    }
-
-    fn alg_bytes(&self) -> &[u8] {
-        self.alg.as_ref().map_or(&[][..], |a| a.as_bytes())
+    pub(crate) fn new() -> Self {
+        Self { source_digest: None }
     }
 
     /// `receive_SyncParam` for the algorithm names: the peer's verify-alg
@@ -58,56 +55,29 @@ impl CsumsState {
     pub(crate) fn receive_sync_params(
         &mut self,
         name: &str,
-        cfg: &NetConfig,
+        shared: &ConnShared,
         handshake: bool,
         version: u32,
         p: &SyncParams<'_>,
     ) -> core::result::Result<(), NetError> {
-        let our_verify = cfg.verify_alg.as_ref().map_or(&[][..], |a| a.as_bytes());
-        if version >= 88 && csums::compare_alg(our_verify, p.verify_alg, handshake) == AlgAgreement::MismatchAtHandshake {
-            pr_err!("{}: Different verify-alg settings. me=\"{}\" peer=\"{}\"\n", name, shown(our_verify), shown(p.verify_alg));
-            return Err(NetError::GiveUp);
+        let mut algs = shared.sync_algs();
+        if version >= 88 {
+            algs.verify = agree(name, "verify-alg", algs.verify, p.verify_alg, handshake)?;
         }
-        if version < csums::MIN_VERSION {
-            return Ok(());
+        if version >= csums::MIN_VERSION {
+            algs.csums = agree(name, "csums-alg", algs.csums, p.csums_alg, handshake)?;
         }
-        match csums::compare_alg(self.alg_bytes(), p.csums_alg, handshake) {
-            AlgAgreement::Same => Ok(()),
-            AlgAgreement::MismatchAtHandshake => {
-                pr_err!("{}: Different csums-alg settings. me=\"{}\" peer=\"{}\"\n", name, shown(self.alg_bytes()), shown(p.csums_alg));
-                Err(NetError::GiveUp)
-            }
-            AlgAgreement::AdoptPeer => self.adopt(name, p.csums_alg),
-        }
-    }
-
-    /// The peer changed its csums-alg on the live connection.
-    fn adopt(&mut self, name: &str, peer: &[u8]) -> core::result::Result<(), NetError> {
-        let alg = if peer.is_empty() {
-            None
-        } else {
-            let Some(alg) = FixedStr::new(peer).filter(|a| !a.as_bytes().contains(&0)) else {
-                pr_err!("{}: peer's csums-alg is not a valid name\n", name);
-                return Err(NetError::GiveUp);
-            };
-            if digest_named(&alg).is_err() {
-                // 8.4 (drbd_crypto_alloc_digest_safe): disconnect.
-                pr_err!("{}: Can not allocate \"{}\" as csums-alg\n", name, shown(peer));
-                return Err(NetError::GiveUp);
-            }
-            Some(alg)
-        };
-        pr_info!("{}: using csums-alg: \"{}\"\n", name, shown(peer));
-        self.alg = alg;
-        self.source_digest = None;
+        shared.set_sync_algs(algs);
         Ok(())
     }
 
     /// The transform a SyncTarget starting now uses for its requests,
     /// if it resyncs by checksums (`use_checksum_based_resync`: with
     /// csums-after-crash-only, only while this node is a crashed Primary).
-    pub(crate) fn target_digest(&self, name: &str, cfg: &NetConfig, version: u32, crashed_primary: bool) -> Option<Digest> {
-        let alg = self.alg.as_ref()?;
+    pub(crate) fn target_digest(&self, name: &str, shared: &ConnShared, version: u32, crashed_primary: bool) -> Option<Digest> {
+        let cfg = &shared.config;
+        let alg = shared.sync_algs().csums?;
+        let alg = &alg;
         if !csums::use_checksum_based_resync(version, true, cfg.csums_after_crash_only, crashed_primary) {
             return None;
         }
@@ -121,17 +91,55 @@ impl CsumsState {
         }
     }
 
-    /// The transform to compare a P_CSUM_RS_REQUEST's digest with.
-    fn source_digest(&mut self, name: &str) -> core::result::Result<&Digest, NetError> {
-        if self.source_digest.is_none() {
-            let Some(alg) = self.alg.as_ref() else {
-                pr_err!("{}: CsumRSRequest, but no csums-alg is agreed\n", name);
-                return Err(NetError::Refused);
-            };
-            self.source_digest = Some(digest_named(alg).map_err(NetError::Io)?);
+    /// The transform to compare a P_CSUM_RS_REQUEST's digest with: of
+    /// `alg`, the csums-alg in force.
+    fn source_digest(&mut self, name: &str, alg: Option<AlgName>) -> core::result::Result<&Digest, NetError> {
+        let Some(alg) = alg else {
+            pr_err!("{}: CsumRSRequest, but no csums-alg is agreed\n", name);
+            return Err(NetError::Refused);
+        };
+        if self.source_digest.as_ref().is_none_or(|(cached, _)| *cached != alg) {
+            self.source_digest = Some((alg, digest_named(&alg).map_err(NetError::Io)?));
         }
-        self.source_digest.as_ref().ok_or(NetError::Refused)
+        self.source_digest.as_ref().map(|(_, d)| d).ok_or(NetError::Refused)
     }
+}
+
+/// The verify-alg or csums-alg (`what`) after the peer's P_SYNC_PARAM
+/// named `peer` where ours is `ours`: at the handshake they must be equal
+/// ("Different ... settings", StandAlone); later the peer's is adopted.
+fn agree(name: &str, what: &str, ours: Option<AlgName>, peer: &[u8], handshake: bool) -> core::result::Result<Option<AlgName>, NetError> {
+    let mine = alg_bytes(&ours);
+    match csums::compare_alg(mine, peer, handshake) {
+        AlgAgreement::Same => Ok(ours),
+        AlgAgreement::MismatchAtHandshake => {
+            pr_err!("{}: Different {} settings. me=\"{}\" peer=\"{}\"\n", name, what, shown(mine), shown(peer));
+            Err(NetError::GiveUp)
+        }
+        AlgAgreement::AdoptPeer => adopt(name, what, peer),
+    }
+}
+
+/// The peer changed its verify-alg or csums-alg (`what`) on the live
+/// connection to `peer`: adopted, as 8.4's `receive_SyncParam` does, if
+/// the kernel has it (else 8.4 disconnects).
+fn adopt(name: &str, what: &str, peer: &[u8]) -> core::result::Result<Option<AlgName>, NetError> {
+    let alg = if peer.is_empty() {
+        None
+    } else {
+        let Some(alg) = FixedStr::new(peer).filter(|a| !a.as_bytes().contains(&0)) else {
+            pr_err!("{}: peer's {} is not a valid name\n", name, what);
+            return Err(NetError::GiveUp);
+        };
+        if digest_named(&alg).is_err() {
+            // 8.4 (drbd_crypto_alloc_digest_safe): disconnect.
+            pr_err!("{}: Can not allocate \"{}\" as {}\n", name, shown(peer), what);
+            return Err(NetError::GiveUp);
+        }
+        Some(alg)
+    };
+    pr_info!("{}: using {}: \"{}\"\n", name, what, shown(peer));
+    Ok(alg)
 }
 
 /// What the SyncSource did with a P_CSUM_RS_REQUEST.
@@ -154,12 +162,13 @@ pub(crate) fn serve_request(
     rs: &ResyncShared,
     replica: &Replica,
     state: &mut CsumsState,
+    alg: Option<AlgName>,
     pages: &mut BlockPages,
     buf: &mut [u8],
     req: proto::BlockRequest,
     peer_digest: &[u8],
 ) -> core::result::Result<CsumServed, NetError> {
-    let digest = state.source_digest(name)?;
+    let digest = state.source_digest(name, alg)?;
     if let Err(bad) = csums::check_peer_digest(peer_digest, digest.size()) {
         pr_err!("{}: CsumRSRequest with a digest of {} bytes, csums-alg gives {}\n", name, bad.peer, bad.own);
         return Err(NetError::Refused);

@@ -121,7 +121,7 @@ impl Resource {
     pub(crate) fn current_net_options(&self) -> Option<drbd_options::NetOptions> {
         let net = self.net_options?;
         Some(match &self.conn {
-            Some(conn) => net.with_protocol(conn.protocol_settings()),
+            Some(conn) => net.with_protocol(conn.protocol_settings()).with_sync_algs(conn.sync_algs()),
             None => net,
         })
     }
@@ -340,7 +340,7 @@ impl Registry {
         let md = drbd_md::MetaData::load(lower.bdev_ref(), lower.nr_sectors(), meta, config.meta_dev_idx, config.al_extents, minor)?;
         let usable = md.capacity();
         let sectors = match config.disk_size {
-            0 => usable,
+            0 => md.agreed_size(),
             wanted if wanted <= usable => wanted,
             _ => return Err(AdmError::new(RetCode::DiskTooSmall, "backing device smaller than the requested size")),
         };

@@ -160,7 +160,12 @@ impl MetaData {
         // flag on disk before the first write can happen.
         this.sb.flags &= !md::MDF_AL_CLEAN;
         this.sb.magic = md::DRBD_MD_MAGIC_84_UNCLEAN;
-        this.sb.la_size_sect = this.layout.max_capacity;
+        // The last agreed size stays (8.4's drbd_determine_dev_size at
+        // attach keeps it: a device agreed smaller with its peer does not
+        // grow by being attached again); fresh metadata gets all there is.
+        if this.sb.la_size_sect == 0 {
+            this.sb.la_size_sect = this.layout.max_capacity;
+        }
         this.sb.al_nr_extents = u32::try_from(this.al.extents()).unwrap_or(al::AL_EXTENTS_DEFAULT);
         this.write_superblock(dev).map_err(io_error)?;
         Ok(this)
@@ -183,6 +188,12 @@ impl MetaData {
     /// Usable data size in sectors.
     pub(crate) fn capacity(&self) -> u64 {
         self.layout.max_capacity
+    }
+
+    /// The last agreed size in sectors (`la_size_sect`, at most
+    /// [`Self::capacity`]: `load` refuses more).
+    pub(crate) fn agreed_size(&self) -> u64 {
+        self.sb.la_size_sect.min(self.layout.max_capacity)
     }
 
     /// The disk state the flags give at attach (no peer to ask).
@@ -381,6 +392,16 @@ impl MetaData {
         } else if let Some((first, last)) = mark {
             self.bitmap.set_bits(first, last);
         }
+        if new_size < old_size {
+            // What is no longer exposed is no longer out of sync (8.4's
+            // bitmap shrinks with the device).
+            if let Some(last) = self.bitmap.bits().checked_sub(1) {
+                let first = new_size.div_ceil(8);
+                if first <= last {
+                    self.bitmap.clear_bits(first, last);
+                }
+            }
+        }
         let size_changed = self.sb.la_size_sect != new_size;
         self.layout = new_layout;
         let (area_first, area_sectors) = self.layout.area();
@@ -412,11 +433,25 @@ impl MetaData {
 /// Metadata updates of replication and resync (`drbd_receiver.c`,
 /// `drbd_worker.c`), each persisted before it returns.
 impl MetaData {
-    /// A full sync is needed (`drbd_bmio_set_n_write`): every bit set,
-    /// the bitmap written.
-    pub(crate) fn set_all_out_of_sync(&mut self, dev: BdevRef<'_>) -> Result {
-        self.bitmap.set_all();
+    /// A full sync is needed (`drbd_bmio_set_n_write`): every bit of the
+    /// `exposed` sectors set, the bitmap written.
+    pub(crate) fn set_all_out_of_sync(&mut self, dev: BdevRef<'_>, exposed: u64) -> Result {
+        if let Some(last) = self.bits_in_use(exposed).checked_sub(1) {
+            self.bitmap.set_bits(0, last);
+        }
         self.write_bitmap(dev, true)
+    }
+
+    /// The bits that cover the `exposed` sectors (all while nothing is
+    /// exposed): 8.4's bitmap has exactly those, ours covers the whole
+    /// backing disk, so the bitmap exchange and a full sync stop there and
+    /// two nodes with disks of different sizes exchange bitmaps of the
+    /// size they agreed on.
+    pub(crate) fn bits_in_use(&self, exposed: u64) -> u64 {
+        match exposed {
+            0 => self.bitmap.bits(),
+            sectors => self.bitmap.bits().min(sectors.div_ceil(8)),
+        }
     }
 
     /// Becoming SyncSource (`drbd_gen_and_send_sync_uuid`): a new sync

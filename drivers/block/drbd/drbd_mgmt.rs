@@ -73,7 +73,8 @@ fn begin_full_sync(name: &str, io: &DeviceIo, conn: ConnState) -> Result<kernel:
 
 /// Sets every bit of the bitmap and writes it (`drbd_bmio_set_n_write`).
 pub(crate) fn set_all_out_of_sync(name: &str, io: &DeviceIo) -> Result {
-    match io.with_md(|md, dev| md.set_all_out_of_sync(dev)) {
+    let exposed = io.exposed_sectors();
+    match io.with_md(|md, dev| md.set_all_out_of_sync(dev, exposed)) {
         Some(Ok(())) => Ok(()),
         Some(Err(e)) => {
             pr_err!("{}: writing the bitmap failed: error {}\n", name, e.to_errno());
@@ -121,9 +122,15 @@ pub(crate) enum PeerRequest {
 }
 
 /// Decides on the peer's request `mask`/`val`.
-pub(crate) fn judge_peer_request(io: &DeviceIo, cfg: &crate::drbd_net::NetConfig, link_version: u32, mask: u32, val: u32) -> PeerRequest {
+pub(crate) fn judge_peer_request(
+    io: &DeviceIo,
+    cfg: &crate::drbd_net::NetConfig,
+    verify_alg: bool,
+    link_version: u32,
+    mask: u32,
+    val: u32,
+) -> PeerRequest {
     let view = io.peer();
-    let verify_alg = cfg.verify_alg.is_some();
     let s = Snapshot {
         role: if io.is_primary() { api::Role::Primary } else { api::Role::Secondary },
         peer: view.peer,
@@ -187,7 +194,7 @@ impl Registry {
             .resources
             .get(&device.resource)
             .and_then(|r| r.conn.as_ref())
-            .is_some_and(|c| c.config().verify_alg.is_some());
+            .is_some_and(|c| c.sync_algs().verify.is_some());
         Snapshot {
             role: device.io.role(),
             peer: view.peer,

@@ -223,6 +223,20 @@ impl NetOptions {
         self
     }
 
+    /// These options with the verify-alg and csums-alg in force (the peer
+    /// may have changed them with P_SYNC_PARAM).
+    pub(crate) fn with_sync_algs(mut self, algs: crate::drbd_conn::SyncAlgs) -> Self {
+        self.verify_alg = algs.verify.unwrap_or(NetString::EMPTY);
+        self.csums_alg = algs.csums.unwrap_or(NetString::EMPTY);
+        self
+    }
+
+    /// The verify-alg and csums-alg these options ask for.
+    pub(crate) fn sync_algs(&self) -> crate::drbd_conn::SyncAlgs {
+        let named = |s: &NetString| (!s.as_bytes().is_empty()).then_some(*s);
+        crate::drbd_conn::SyncAlgs { verify: named(&self.verify_alg), csums: named(&self.csums_alg) }
+    }
+
     /// The protocol settings these options ask for.
     pub(crate) fn protocol_settings(&self) -> ProtocolSettings {
         let c = &self.conf;
@@ -304,7 +318,7 @@ impl Registry {
         });
         let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
         let (conn, current) = match (&resource.conn, &resource.net_options) {
-            (Some(conn), Some(net)) => (conn, net.with_protocol(conn.protocol_settings())),
+            (Some(conn), Some(net)) => (conn, net.with_protocol(conn.protocol_settings()).with_sync_algs(conn.sync_algs())),
             _ => return Err(AdmError::state(StateChangeResult::NoNetConfig, "resource has no connection configured (connect first)")),
         };
         let options = change(current.view())?;
@@ -314,7 +328,19 @@ impl Registry {
             // drbdsetup prints the code's own text, as for C DRBD.
             return Err(AdmError::new(code, ""));
         }
+        // As C DRBD (ERR_VERIFY_ALG, ERR_CSUMS_ALG): an algorithm the
+        // kernel lacks is refused before anything changes.
+        let algs = options.sync_algs();
+        if algs.verify.is_some_and(|a| crate::drbd_net::digest_named(&a).is_err()) {
+            return Err(AdmError::new(RetCode::VerifyAlg, ""));
+        }
+        if algs.csums.is_some_and(|a| crate::drbd_net::digest_named(&a).is_err()) {
+            return Err(AdmError::new(RetCode::CsumsAlg, ""));
+        }
         conn.timing().set(new.ping_int, new.ping_timeo, new.timeout, new.ko_count);
+        if algs != conn.sync_algs() && conn.change_sync_algs(algs).is_err() {
+            pr_warn!("{}: could not send the new verify-alg and csums-alg to the peer\n", name.as_str());
+        }
         let settings = options.protocol_settings();
         if settings != current.protocol_settings() && conn.change_protocol_settings(settings).is_err() {
             // The connection breaks on a failed send; the settings hold

@@ -118,7 +118,7 @@ pub(crate) fn serve(
         verify_digest: None,
         peer_integrity: None,
         consider_resync: false,
-        csums: CsumsState::new(&shared.config),
+        csums: CsumsState::new(),
     };
     let ctx = LoopCtx { shared, data, meta, link, resolve_conflicts, writes: &writes };
     let result = receive_loop(&ctx, &mut buf, &mut vs, local.as_ref());
@@ -200,8 +200,9 @@ struct VolumeState {
     pages: BlockPages,
     /// Blocks read for the peer.
     read_buf: KVVec<u8>,
-    /// The `verify-alg` transform, from the first online verify packet on.
-    verify_digest: Option<Digest>,
+    /// The `verify-alg` transform, from the first online verify packet on
+    /// (again after the verify-alg changed).
+    verify_digest: Option<(AlgName, Digest)>,
     /// The peer's `data-integrity-alg` (its P_PROTOCOL's, or its last
     /// P_PROTOCOL_UPDATE's): the digest its data packets carry.
     peer_integrity: Option<Digest>,
@@ -295,7 +296,7 @@ fn receive_loop(
         }
         match body {
             Body::Protocol(p) => receive_protocol(shared, cmd, &p, &mut vs.peer_integrity)?,
-            Body::SyncParams(p) => vs.csums.receive_sync_params(name, &shared.config, !vs.connected, link.version, &p)?,
+            Body::SyncParams(p) => vs.csums.receive_sync_params(name, shared, !vs.connected, link.version, &p)?,
             Body::DelayProbe(_) | Body::Empty => {}
             Body::Sizes(s) => {
                 vs.peer.size = s.d_size;
@@ -307,9 +308,11 @@ fn receive_loop(
                         crate::drbd_resize::receive_sizes(name, io, pd, replica, &s, ctx.resolve_conflicts).map_err(NetError::Io)?;
                     }
                 }
-                if let Some(local) = local {
-                    if s.d_size != 0 && local.capacity != 0 && s.d_size < local.capacity {
-                        pr_warn!("{}: peer's disk is smaller ({} < {} sectors)\n", name, s.d_size, local.capacity);
+                if let (false, Some(ConnVolume { io, .. })) = (vs.connected, &shared.volume) {
+                    // The handshake: both agree on the smaller disk.
+                    let decision = crate::drbd_resize::handshake_sizes(name, io, &s).map_err(NetError::Io)?;
+                    if matches!(decision, crate::drbd_include::mgmt::HandshakeSize::PeerTooSmall { .. }) {
+                        return Err(NetError::GiveUp);
                     }
                 }
             }
@@ -587,7 +590,8 @@ fn begin_sync(
     };
     if full {
         pr_info!("{}: Writing the whole bitmap, full sync required after drbd_sync_handshake.\n", name);
-        match io.with_md(|md, dev| md.set_all_out_of_sync(dev)) {
+        let exposed = io.exposed_sectors();
+        match io.with_md(|md, dev| md.set_all_out_of_sync(dev, exposed)) {
             Some(Ok(())) => {}
             Some(Err(e)) => {
                 pr_err!("{}: writing the bitmap failed: error {}\n", name, e.to_errno());
@@ -601,7 +605,8 @@ fn begin_sync(
     if tell_peer {
         replica.send_state(now.word()).map_err(NetError::Io)?;
     }
-    let bits = io.with_md(|md, _| md.bitmap.bits()).unwrap_or(0);
+    let exposed = io.exposed_sectors();
+    let bits = io.with_md(|md, _| md.bits_in_use(exposed)).unwrap_or(0);
     vs.bitmap_rx = Some(BitmapXfer::new(bits));
     if conn == ConnState::WfBitMapS {
         send_bitmap(ctx, io, &replica)?;
@@ -614,7 +619,8 @@ fn begin_sync(
 /// writes are not held up.
 fn send_bitmap(ctx: &LoopCtx<'_>, io: &DeviceIo, replica: &Replica) -> core::result::Result<(), NetError> {
     let link = ctx.link;
-    let bits = io.with_md(|md, _| md.bitmap.bits()).ok_or(NetError::Refused)?;
+    let exposed = io.exposed_sectors();
+    let bits = io.with_md(|md, _| md.bits_in_use(exposed)).ok_or(NetError::Refused)?;
     let mut xfer = BitmapXfer::new(bits);
     let mut chunk = [0u8; proto::SOCKET_BUFFER_SIZE];
     loop {
@@ -689,7 +695,7 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
         return Err(NetError::Refused);
     };
     let crashed_primary = io.with_md(|md, _| md.crashed_primary).unwrap_or(false);
-    let csums = vs.csums.target_digest(name, &shared.config, ctx.link.version, crashed_primary);
+    let csums = vs.csums.target_digest(name, shared, ctx.link.version, crashed_primary);
     let request_bytes = crate::drbd_include::resync_request::request_bytes(vs.peer.max_bio_size);
     let job = TargetJob { name: shared.name, io: io.clone(), pd: pd.clone(), replica, peer_uuids, csums, request_bytes };
     vs.worker = Some(SyncTargetWorker::start(job)?);
@@ -822,7 +828,8 @@ fn serve_csum_request(
     }
     source_steps_aside(name, io, pd);
     let served = crate::drbd_csums::serve_request(
-        name, io, &pd.resync, &replica, &mut vs.csums, &mut vs.pages, &mut vs.read_buf, req, peer_digest,
+        name, io, &pd.resync, &replica, &mut vs.csums, shared.sync_algs().csums, &mut vs.pages, &mut vs.read_buf, req,
+        peer_digest,
     )?;
     match served {
         CsumServed::InSync => answer(Packet::RsIsInSync),
@@ -1373,7 +1380,7 @@ fn receive_req_state(
     }
     let judged = match &shared.volume {
         Some(ConnVolume { io, .. }) if cmd == Packet::StateChgReq && vs.connected => {
-            judge_peer_request(io, &shared.config, ctx.link.version, r.mask, r.val)
+            judge_peer_request(io, &shared.config, shared.sync_algs().verify.is_some(), ctx.link.version, r.mask, r.val)
         }
         _ => PeerRequest::Other,
     };
@@ -1402,18 +1409,24 @@ fn receive_req_state(
     }
 }
 
-/// The `verify-alg` transform, allocated at the first verify packet.
-fn verify_digest<'a>(shared: &ConnShared, slot: &'a mut Option<Digest>) -> core::result::Result<&'a Digest, NetError> {
-    if slot.is_none() {
-        match shared.config.verify_digest() {
-            Some(Ok(digest)) => *slot = Some(digest),
-            _ => {
-                pr_err!("{}: online verify packet, but no usable verify-alg is configured\n", shared.name.as_str());
+/// The transform of the `verify-alg` in force, allocated at the first
+/// verify packet and again when the algorithm changed.
+fn verify_digest<'a>(shared: &ConnShared, slot: &'a mut Option<(AlgName, Digest)>) -> core::result::Result<&'a Digest, NetError> {
+    let alg = shared.sync_algs().verify;
+    let Some(alg) = alg else {
+        pr_err!("{}: online verify packet, but no verify-alg is configured\n", shared.name.as_str());
+        return Err(NetError::Refused);
+    };
+    if slot.as_ref().is_none_or(|(cached, _)| *cached != alg) {
+        match net::digest_named(&alg) {
+            Ok(digest) => *slot = Some((alg, digest)),
+            Err(_) => {
+                pr_err!("{}: online verify packet, but verify-alg {} is not usable\n", shared.name.as_str(), alg.as_str());
                 return Err(NetError::Refused);
             }
         }
     }
-    slot.as_ref().ok_or(NetError::Refused)
+    slot.as_ref().map(|(_, d)| d).ok_or(NetError::Refused)
 }
 
 /// Checks an online verify packet: the connection state it belongs to

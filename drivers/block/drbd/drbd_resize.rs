@@ -51,6 +51,42 @@ pub(crate) fn send_sizes(io: &DeviceIo, replica: &Replica, user_size: u64, flags
     replica.send_small(Packet::Sizes, |out| sizes.encode(link, out))
 }
 
+/// The peer's P_SIZES at the handshake (`receive_sizes` before the
+/// connection is established): the device takes the smaller of both
+/// disks (`mgmt::handshake_size`), growing with the new area out of sync,
+/// or shrinking if our disk has no usable data yet. Returns the decision:
+/// `PeerTooSmall` (logged here) refuses the connection.
+pub(crate) fn handshake_sizes(name: &str, io: &DeviceIo, peer: &Sizes) -> Result<mgmt::HandshakeSize> {
+    let disk = io.disk_state();
+    let layout = match layout_now(io) {
+        Some(Ok(layout)) => layout,
+        Some(Err(e)) => {
+            pr_err!("{}: peer's sizes: cannot place the meta data: {}\n", name, e.reason);
+            return Ok(mgmt::HandshakeSize::Keep);
+        }
+        // Diskless: nothing of ours to size.
+        None => return Ok(mgmt::HandshakeSize::Keep),
+    };
+    let old = io.exposed_sectors();
+    let inputs = SizeInputs {
+        peer_size: peer.d_size,
+        last_agreed: old,
+        my_max: layout.max_capacity,
+        user_size: io.resize().user_size(),
+        connected: true,
+        assume_peer_has_space: false,
+    };
+    let decision = mgmt::handshake_size(&inputs, peer.u_size, disk);
+    match decision {
+        mgmt::HandshakeSize::Keep => {}
+        mgmt::HandshakeSize::Change(size) => apply(name, io, layout, size, size > old)?,
+        mgmt::HandshakeSize::PeerTooSmall { new } => {
+            pr_err!("{}: The peer's disk size is too small! ({} < {} sectors)\n", name, new, old);
+        }
+    }
+    Ok(decision)
+}
+
 /// The peer's P_SIZES on an established connection (`receive_sizes`):
 /// the size becomes the smaller of both disks (and the user's size, which
 /// the peer passes on); a grown device answers with its own sizes and
