@@ -92,6 +92,12 @@ impl DiskOptions {
         if conf.resync_after >= 0 {
             return Err(AdmError::new(RetCode::ResyncAfter, "resync-after is not supported by rdrbd yet"));
         }
+        // Refused rather than accepted and ignored: without activity-log
+        // updates a crashed Primary needs a full sync, which rdrbd does not
+        // track yet (MDF_AL_DISABLED).
+        if !conf.al_updates {
+            return bad("al-updates no is not supported by rdrbd yet");
+        }
         Ok(Self(DiskConf { backing_dev: &[], meta_dev: &[], ..*conf }))
     }
 
@@ -189,6 +195,15 @@ impl NetOptions {
         }
         if conf.on_congestion != n::OC_BLOCK && conf.wire_protocol != n::PROT_A {
             return Err(AdmError::new(RetCode::CongNotProtoA, "an on-congestion policy other than block needs protocol A"));
+        }
+        // Refused rather than accepted and ignored (issue #14): rdrbd has
+        // no Ahead/Behind mode yet, and no conflict detection between two
+        // Primaries writing the same blocks (their replicas could differ).
+        if conf.on_congestion != n::OC_BLOCK {
+            return bad("on-congestion pull-ahead and disconnect are not supported by rdrbd yet");
+        }
+        if conf.two_primaries {
+            return bad("allow-two-primaries is not supported by rdrbd yet (no conflict detection for two Primaries)");
         }
         let text = |s: &[u8]| NetString::new(s).ok_or(AdmError::new(RetCode::InvalidRequest, "net option string too long"));
         let integrity_alg = text(conf.integrity_alg)?;
@@ -305,14 +320,20 @@ impl Registry {
     /// `net-options` (`drbd_adm_net_opts`): only on a configured
     /// connection, checked as `_check_net_options` does. ping-int,
     /// ping-timeout, timeout and ko-count apply to the live connection at
-    /// once; protocol, after-sb policies and allow-two-primaries too, and
-    /// an established peer is told with P_PROTOCOL_UPDATE; the rest is
-    /// stored and applies at the next `connect`. data-integrity-alg is
-    /// refused (rdrbd has none).
+    /// once; protocol, after-sb policies, allow-two-primaries and
+    /// data-integrity-alg too, and an established peer is told with
+    /// P_PROTOCOL_UPDATE; verify-alg and csums-alg likewise, with
+    /// P_SYNC_PARAM (not while an online verify or a resync uses them,
+    /// as 8.4); the rest is stored and applies at the next `connect`.
     pub(crate) fn net_options(&mut self, name: &ResourceName, change: impl FnOnce(NetConf<'_>) -> AdmResult<NetOptions>) -> AdmResult {
         let volumes = || self.devices_of(name);
         let local_primary = volumes().any(|d| d.io.is_primary());
         let peer_primary = volumes().any(|d| d.io.peer().peer == Role::Primary);
+        // conn_resync_running, conn_ov_running.
+        let resync_running = volumes().any(|d| {
+            matches!(d.io.peer().conn, ConnState::SyncSource | ConnState::SyncTarget | ConnState::PausedSyncS | ConnState::PausedSyncT)
+        });
+        let verify_running = volumes().any(|d| matches!(d.io.peer().conn, ConnState::VerifyS | ConnState::VerifyT));
         let stonith = volumes().any(|d| {
             d.disk_config.as_ref().is_some_and(|c| c.options.fencing() == Fencing::ResourceAndStonith)
         });
@@ -337,8 +358,15 @@ impl Registry {
         if algs.csums.is_some_and(|a| crate::drbd_net::digest_named(&a).is_err()) {
             return Err(AdmError::new(RetCode::CsumsAlg, ""));
         }
+        let in_force = conn.sync_algs();
+        if resync_running && algs.csums != in_force.csums {
+            return Err(AdmError::new(RetCode::CsumsResyncRunning, ""));
+        }
+        if verify_running && algs.verify != in_force.verify {
+            return Err(AdmError::new(RetCode::VerifyRunning, ""));
+        }
         conn.timing().set(new.ping_int, new.ping_timeo, new.timeout, new.ko_count);
-        if algs != conn.sync_algs() && conn.change_sync_algs(algs).is_err() {
+        if algs != in_force && conn.change_sync_algs(algs).is_err() {
             pr_warn!("{}: could not send the new verify-alg and csums-alg to the peer\n", name.as_str());
         }
         let settings = options.protocol_settings();

@@ -443,6 +443,11 @@ fn receive_protocol(
             return Err(NetError::GiveUp);
         }
     };
+    if adopt.is_some_and(|new| new.two_primaries) {
+        // Refused at configuration too: no conflict detection yet.
+        pr_err!("{}: peer allows two primaries, which rdrbd does not support yet\n", name);
+        return Err(NetError::GiveUp);
+    }
     let alg = peer_integrity_alg(peer);
     let digest = match &alg {
         None => None,
