@@ -16,7 +16,7 @@
 # guests: 2
 # disks: 32M
 # timeout: 600
-# budget: 135
+# budget: 180
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -17,12 +17,12 @@ use crate::drbd_include::protocol::{
     self as proto, encode_packet, ConnectionFeatures, Link, Packet, ProtocolError,
     RsController, Sizes, StatePacket, SyncParams, UuidsPacket,
 };
-use crate::drbd_include::protocol_settings::{AlgName, ProtocolSettings};
+use crate::drbd_include::protocol_settings::ProtocolSettings;
 use crate::drbd_include::uuid::uuid_flags;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_peer_device::{PeerDevice, ResyncRate};
 use crate::drbd_peer_writes::ACK_BATCH;
-use crate::drbd_net::{deciseconds, recv_header, send_packet, AuthConfig, LiveTiming, NetConfig, NetError};
+use crate::drbd_net::{alg_bytes, deciseconds, recv_header, send_packet, AuthConfig, LiveTiming, NetConfig, NetError, SyncAlgs};
 use crate::kernel_glue::crypto::HMAC_MAX_DIGEST;
 use crate::kernel_glue::net::TcpSocket;
 use crate::kernel_glue::thread::KThread;
@@ -71,17 +71,6 @@ pub(crate) struct ConnShared {
     sync_algs: Mutex<SyncAlgs>,
 }
 
-/// The digests of online verify and checksum-based resync.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SyncAlgs {
-    pub(crate) verify: Option<AlgName>,
-    pub(crate) csums: Option<AlgName>,
-}
-
-/// An algorithm's bytes (empty for none), as P_SYNC_PARAM carries it.
-pub(crate) fn alg_bytes(alg: &Option<AlgName>) -> &[u8] {
-    alg.as_ref().map_or(&[][..], |a| a.as_bytes())
-}
 
 /// Bytes of one block ack at most: the largest header and its payload.
 const ACK_PACKET_MAX: usize = 16 + proto::BlockAck::SIZE;

@@ -15,8 +15,7 @@
 use kernel::prelude::*;
 
 use crate::drbd_block_digest::{send_block_digest, with_block_digest, DigestSendError};
-use crate::drbd_conn::{alg_bytes, ConnShared};
-use crate::drbd_net::{digest_named, NetError};
+use crate::drbd_net::{alg_bytes, digest_named, NetConfig, NetError, SyncAlgs};
 use crate::drbd_include::csums::{self, AlgAgreement, CsumAnswer};
 use crate::drbd_include::fixed_str::FixedStr;
 use crate::drbd_include::genl::net_conf;
@@ -48,36 +47,18 @@ impl CsumsState {
         Self { source_digest: None }
     }
 
-    /// `receive_SyncParam` for the algorithm names: the peer's verify-alg
-    /// and csums-alg must equal ours while connecting (8.4: "Different
-    /// ... settings", disconnect: StandAlone). Later a different csums-alg
-    /// is the peer's net-options change, and adopted as 8.4 does.
-    pub(crate) fn receive_sync_params(
-        &mut self,
-        name: &str,
-        shared: &ConnShared,
-        handshake: bool,
-        version: u32,
-        p: &SyncParams<'_>,
-    ) -> core::result::Result<(), NetError> {
-        let mut algs = shared.sync_algs();
-        if version >= 88 {
-            algs.verify = agree(name, "verify-alg", algs.verify, p.verify_alg, handshake)?;
-        }
-        if version >= csums::MIN_VERSION {
-            algs.csums = agree(name, "csums-alg", algs.csums, p.csums_alg, handshake)?;
-        }
-        shared.set_sync_algs(algs);
-        Ok(())
-    }
-
     /// The transform a SyncTarget starting now uses for its requests,
     /// if it resyncs by checksums (`use_checksum_based_resync`: with
     /// csums-after-crash-only, only while this node is a crashed Primary).
-    pub(crate) fn target_digest(&self, name: &str, shared: &ConnShared, version: u32, crashed_primary: bool) -> Option<Digest> {
-        let cfg = &shared.config;
-        let alg = shared.sync_algs().csums?;
-        let alg = &alg;
+    pub(crate) fn target_digest(
+        &self,
+        name: &str,
+        cfg: &NetConfig,
+        csums_alg: Option<AlgName>,
+        version: u32,
+        crashed_primary: bool,
+    ) -> Option<Digest> {
+        let alg = &csums_alg?;
         if !csums::use_checksum_based_resync(version, true, cfg.csums_after_crash_only, crashed_primary) {
             return None;
         }
@@ -103,6 +84,27 @@ impl CsumsState {
         }
         self.source_digest.as_ref().map(|(_, d)| d).ok_or(NetError::Refused)
     }
+}
+
+/// `receive_SyncParam` for the algorithm names: the peer's verify-alg and
+/// csums-alg must equal `algs`, ours, while connecting (8.4: "Different
+/// ... settings", disconnect: StandAlone); later a different one is the
+/// peer's net-options change, adopted as 8.4 does. Returns the algorithms
+/// in force from now on.
+pub(crate) fn receive_sync_params(
+    name: &str,
+    mut algs: SyncAlgs,
+    handshake: bool,
+    version: u32,
+    p: &SyncParams<'_>,
+) -> core::result::Result<SyncAlgs, NetError> {
+    if version >= 88 {
+        algs.verify = agree(name, "verify-alg", algs.verify, p.verify_alg, handshake)?;
+    }
+    if version >= csums::MIN_VERSION {
+        algs.csums = agree(name, "csums-alg", algs.csums, p.csums_alg, handshake)?;
+    }
+    Ok(algs)
 }
 
 /// The verify-alg or csums-alg (`what`) after the peer's P_SYNC_PARAM

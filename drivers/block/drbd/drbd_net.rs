@@ -63,6 +63,19 @@ pub(crate) fn digest_named(alg: &FixedStr<{ net_conf::SECRET_SIZE }>) -> Result<
     kernel::str::CStr::from_bytes_with_nul(alg.as_bytes_with_nul()).map_err(|_| EINVAL).and_then(Digest::new)
 }
 
+/// The digests of online verify and checksum-based resync in force
+/// (`ConnShared::sync_algs`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SyncAlgs {
+    pub(crate) verify: Option<AlgName>,
+    pub(crate) csums: Option<AlgName>,
+}
+
+/// An algorithm's bytes (empty for none), as P_SYNC_PARAM carries it.
+pub(crate) fn alg_bytes(alg: &Option<AlgName>) -> &[u8] {
+    alg.as_ref().map_or(&[][..], |a| a.as_bytes())
+}
+
 /// The `data-integrity-alg` transform of `alg`; `None` for none (empty).
 pub(crate) fn integrity_digest(alg: &AlgName) -> Result<Option<Digest>> {
     match alg.as_bytes() {

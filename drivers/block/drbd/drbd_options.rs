@@ -240,16 +240,16 @@ impl NetOptions {
 
     /// These options with the verify-alg and csums-alg in force (the peer
     /// may have changed them with P_SYNC_PARAM).
-    pub(crate) fn with_sync_algs(mut self, algs: crate::drbd_conn::SyncAlgs) -> Self {
+    pub(crate) fn with_sync_algs(mut self, algs: crate::drbd_net::SyncAlgs) -> Self {
         self.verify_alg = algs.verify.unwrap_or(NetString::EMPTY);
         self.csums_alg = algs.csums.unwrap_or(NetString::EMPTY);
         self
     }
 
     /// The verify-alg and csums-alg these options ask for.
-    pub(crate) fn sync_algs(&self) -> crate::drbd_conn::SyncAlgs {
+    pub(crate) fn sync_algs(&self) -> crate::drbd_net::SyncAlgs {
         let named = |s: &NetString| (!s.as_bytes().is_empty()).then_some(*s);
-        crate::drbd_conn::SyncAlgs { verify: named(&self.verify_alg), csums: named(&self.csums_alg) }
+        crate::drbd_net::SyncAlgs { verify: named(&self.verify_alg), csums: named(&self.csums_alg) }
     }
 
     /// The protocol settings these options ask for.

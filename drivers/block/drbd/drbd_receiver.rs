@@ -296,7 +296,10 @@ fn receive_loop(
         }
         match body {
             Body::Protocol(p) => receive_protocol(shared, cmd, &p, &mut vs.peer_integrity)?,
-            Body::SyncParams(p) => vs.csums.receive_sync_params(name, shared, !vs.connected, link.version, &p)?,
+            Body::SyncParams(p) => {
+                let algs = crate::drbd_csums::receive_sync_params(name, shared.sync_algs(), !vs.connected, link.version, &p)?;
+                shared.set_sync_algs(algs);
+            }
             Body::DelayProbe(_) | Body::Empty => {}
             Body::Sizes(s) => {
                 vs.peer.size = s.d_size;
@@ -700,7 +703,7 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
         return Err(NetError::Refused);
     };
     let crashed_primary = io.with_md(|md, _| md.crashed_primary).unwrap_or(false);
-    let csums = vs.csums.target_digest(name, shared, ctx.link.version, crashed_primary);
+    let csums = vs.csums.target_digest(name, &shared.config, shared.sync_algs().csums, ctx.link.version, crashed_primary);
     let request_bytes = crate::drbd_include::resync_request::request_bytes(vs.peer.max_bio_size);
     let job = TargetJob { name: shared.name, io: io.clone(), pd: pd.clone(), replica, peer_uuids, csums, request_bytes };
     vs.worker = Some(SyncTargetWorker::start(job)?);
