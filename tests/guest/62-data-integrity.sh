@@ -29,14 +29,17 @@ two_rdrbd_nodes
 LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
 connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 "$@"; }
 
-# refused_unknown_alg: connect fails with 8.4's ERR_INTEGRITY_ALG text.
+# refused_unknown_alg OPTION: connect with OPTION=no-such-digest fails
+# with 8.4's ERR_INTEGRITY_ALG / ERR_VERIFY_ALG / ERR_CSUMS_ALG text.
 refused_unknown_alg() {
   local out
-  if out=$(connect --data-integrity-alg=no-such-digest 2>&1); then echo "accepted: $out"; return 1; fi
+  if out=$(connect "--$1=no-such-digest" 2>&1); then echo "accepted: $out"; return 1; fi
   echo "$out"
-  echo "$out" | grep -q 'not known in the kernel'
+  echo "$out" | grep -q "The $1 is not known in the kernel"
 }
-step unknown-alg-refused refused_unknown_alg
+step unknown-alg-refused refused_unknown_alg data-integrity-alg
+step unknown-verify-alg-refused refused_unknown_alg verify-alg
+step unknown-csums-alg-refused refused_unknown_alg csums-alg
 step connect connect --data-integrity-alg=crc32c || exit 1
 step connected wait_cs Connected 90 || exit 1
 step show-crc32c sh -c "\"$S\" show r0 | grep 'data-integrity-alg.*crc32c'"

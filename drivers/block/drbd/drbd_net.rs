@@ -111,16 +111,6 @@ impl NetConfig {
         }
     }
 
-    /// The `verify-alg` transform; `None` without a verify-alg.
-    pub(crate) fn verify_digest(&self) -> Option<Result<Digest>> {
-        self.verify_alg.as_ref().map(digest_named)
-    }
-
-    /// The `csums-alg` transform; `None` without a csums-alg.
-    pub(crate) fn csums_digest(&self) -> Option<Result<Digest>> {
-        self.csums_alg.as_ref().map(digest_named)
-    }
-
     /// Checks a CONNECT request's addresses and options.
     pub(crate) fn new(my_addr: &[u8], peer_addr: &[u8], nc: &NetConf<'_>) -> core::result::Result<Self, &'static str> {
         let auth = match nc.cram_hmac_alg {

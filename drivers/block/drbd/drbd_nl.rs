@@ -159,17 +159,6 @@ impl Drbd {
                 let options = NetOptions::new(&nc)?;
                 let config = crate::drbd_net::NetConfig::new(my_addr, peer_addr, &nc)
                     .map_err(|reason| AdmError::new(RetCode::InvalidRequest, reason))?;
-                // As C DRBD (ERR_VERIFY_ALG): a verify-alg the kernel lacks
-                // is refused now, not when verify starts.
-                if let Some(Err(_)) = config.verify_digest() {
-                    return Err(AdmError::new(RetCode::VerifyAlg,
-                        "verify-alg: the kernel has no such digest (rdrbd's kernel: crc32c, sha256)"));
-                }
-                // ERR_CSUMS_ALG likewise.
-                if let Some(Err(_)) = config.csums_digest() {
-                    return Err(AdmError::new(RetCode::CsumsAlg,
-                        "csums-alg: the kernel has no such digest (rdrbd's kernel: crc32c, sha256)"));
-                }
                 registry.connect(&name, config)?;
                 if let Some(resource) = registry.resources.get_mut(&name) {
                     resource.net_options = Some(options);

@@ -206,11 +206,20 @@ impl NetOptions {
             return bad("allow-two-primaries is not supported by rdrbd yet (no conflict detection for two Primaries)");
         }
         let text = |s: &[u8]| NetString::new(s).ok_or(AdmError::new(RetCode::InvalidRequest, "net option string too long"));
-        let integrity_alg = text(conf.integrity_alg)?;
-        if !integrity_alg.as_bytes().is_empty() && crate::drbd_net::digest_named(&integrity_alg).is_err() {
-            // 8.4's ERR_INTEGRITY_ALG (drbdsetup prints the code's text).
-            return Err(AdmError::new(RetCode::IntegrityAlg, ""));
-        }
+        // As C DRBD (ERR_INTEGRITY_ALG, ERR_VERIFY_ALG, ERR_CSUMS_ALG), for
+        // connect and net-options alike: an algorithm the kernel lacks is
+        // refused now, not when it is first used (drbdsetup prints the
+        // code's text).
+        let digest = |s: &[u8], code| {
+            let alg = text(s)?;
+            match alg.as_bytes().is_empty() || crate::drbd_net::digest_named(&alg).is_ok() {
+                true => Ok(alg),
+                false => Err(AdmError::new(code, "")),
+            }
+        };
+        let integrity_alg = digest(conf.integrity_alg, RetCode::IntegrityAlg)?;
+        let verify_alg = digest(conf.verify_alg, RetCode::VerifyAlg)?;
+        let csums_alg = digest(conf.csums_alg, RetCode::CsumsAlg)?;
         Ok(Self {
             conf: NetConf {
                 shared_secret: &[],
@@ -223,8 +232,8 @@ impl NetOptions {
             shared_secret: text(conf.shared_secret)?,
             cram_hmac_alg: text(conf.cram_hmac_alg)?,
             integrity_alg,
-            verify_alg: text(conf.verify_alg)?,
-            csums_alg: text(conf.csums_alg)?,
+            verify_alg,
+            csums_alg,
         })
     }
 
@@ -349,15 +358,7 @@ impl Registry {
             // drbdsetup prints the code's own text, as for C DRBD.
             return Err(AdmError::new(code, ""));
         }
-        // As C DRBD (ERR_VERIFY_ALG, ERR_CSUMS_ALG): an algorithm the
-        // kernel lacks is refused before anything changes.
         let algs = options.sync_algs();
-        if algs.verify.is_some_and(|a| crate::drbd_net::digest_named(&a).is_err()) {
-            return Err(AdmError::new(RetCode::VerifyAlg, ""));
-        }
-        if algs.csums.is_some_and(|a| crate::drbd_net::digest_named(&a).is_err()) {
-            return Err(AdmError::new(RetCode::CsumsAlg, ""));
-        }
         let in_force = conn.sync_algs();
         if resync_running && algs.csums != in_force.csums {
             return Err(AdmError::new(RetCode::CsumsResyncRunning, ""));
