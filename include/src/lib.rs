@@ -101,3 +101,6 @@ pub mod disk_timeout;
 /// The state engine's rules: valid states and transitions, implied
 /// changes, the log line of a change.
 pub mod state;
+
+/// `on-congestion`: Ahead/Behind and when a Primary pulls ahead.
+pub mod congestion;

@@ -141,7 +141,8 @@ impl Warning {
 
 /// `sanitize_state`: the changes a change implies. Without a connection
 /// the peer's role and pause are unknown and its disk only known when
-/// Inconsistent or Outdated; a resync or verify ends when either disk
+/// Inconsistent or Outdated; Ahead, the peer's disk is at best Consistent,
+/// Behind, ours at best Outdated; a resync or verify ends when either disk
 /// fails.
 pub fn sanitize(ns: States) -> (States, Option<Warning>) {
     let mut ns = ns;
@@ -150,6 +151,14 @@ pub fn sanitize(ns: States) -> (States, Option<Warning>) {
         ns.peer.peer_isp = false;
         ns.peer.peer = Role::Unknown;
         ns.peer.pdsk = pdsk_while_unconnected(ns.peer.pdsk);
+    }
+    // Ahead, the peer misses writes: its disk is at best Consistent; Behind,
+    // ours is at best Outdated (8.4's disk_max/pdsk_max of these states).
+    if ns.peer.conn == ConnState::Ahead && ns.peer.pdsk > DiskState::Consistent {
+        ns.peer.pdsk = DiskState::Consistent;
+    }
+    if ns.peer.conn == ConnState::Behind && ns.device.disk > DiskState::Outdated {
+        ns.device.disk = DiskState::Outdated;
     }
     if ns.peer.conn > ConnState::Connected
         && (ns.device.disk <= DiskState::Failed || ns.peer.pdsk <= DiskState::Failed)
@@ -450,6 +459,22 @@ mod tests {
             ns.peer.conn = ConnState::Timeout;
             assert_eq!(sanitize(ns).0.peer.pdsk, pdsk);
         }
+    }
+
+    #[test]
+    fn ahead_and_behind_cap_the_lagging_disk() {
+        let mut ns = connected();
+        ns.peer.conn = ConnState::Ahead;
+        let (s, w) = sanitize(ns);
+        assert_eq!((s.device.disk, s.peer.pdsk, w), (DiskState::UpToDate, DiskState::Consistent, None));
+        let mut ns = connected();
+        ns.peer.conn = ConnState::Behind;
+        let s = sanitize(ns).0;
+        assert_eq!((s.device.disk, s.peer.pdsk), (DiskState::Outdated, DiskState::UpToDate));
+        // An Inconsistent disk stays so.
+        ns.device.disk = DiskState::Inconsistent;
+        assert_eq!(sanitize(ns).0.device.disk, DiskState::Inconsistent);
+        assert_eq!(check(&connected(), &sanitize(ns).0, Kind::Hard), Ok(()));
     }
 
     #[test]

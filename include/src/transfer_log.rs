@@ -97,6 +97,9 @@ pub struct TransferLog<S> {
     epoch_writes: u32,
     /// An epoch is closed once it has this many writes (`max-epoch-size`).
     max_epoch_writes: u32,
+    /// Sectors of the writes in the log (8.4's `ap_in_flight`, which
+    /// `cong-fill` is measured against).
+    sectors: u64,
 }
 
 impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
@@ -104,7 +107,7 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
     /// `max_epoch_writes` writes (at least 1). The first epoch is 1 (any
     /// number works: the peer only echoes it).
     pub fn new(slots: S, max_epoch_writes: u32) -> Self {
-        Self { slots, head: 0, len: 0, epoch: 1, epoch_writes: 0, max_epoch_writes: max_epoch_writes.max(1) }
+        Self { slots, head: 0, len: 0, epoch: 1, epoch_writes: 0, max_epoch_writes: max_epoch_writes.max(1), sectors: 0 }
     }
 
     /// The slot of the `i`-th oldest write (`None` without slots).
@@ -115,6 +118,11 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
     /// Writes in the log (sent, not yet released by a barrier ack).
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Sectors sent and not yet released by a barrier ack.
+    pub fn sectors_in_flight(&self) -> u64 {
+        self.sectors
     }
 
     /// Whether the log holds no write.
@@ -181,6 +189,7 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
         *slot = TlWrite { block_id, sector, size, epoch: self.epoch, sent_at_ms, failed: false };
         self.len = self.len.saturating_add(1);
         self.epoch_writes = self.epoch_writes.saturating_add(1);
+        self.sectors = self.sectors.saturating_add(u64::from(size >> 9));
         Ok(())
     }
 
@@ -249,6 +258,7 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
         }
         for _ in 0..in_epoch {
             if let Some(w) = self.slots.get(self.head) {
+                self.sectors = self.sectors.saturating_sub(u64::from(w.size >> 9));
                 release(w);
             }
             self.head = self.slot(1).unwrap_or(0);
@@ -268,6 +278,7 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
         self.head = 0;
         self.len = 0;
         self.epoch_writes = 0;
+        self.sectors = 0;
     }
 }
 
@@ -438,5 +449,22 @@ mod tests {
         assert_eq!(tl.close_epoch(), Some(0));
         assert_eq!(released(&mut tl, u32::MAX, 1).unwrap(), [1]);
         assert_eq!(released(&mut tl, 0, 1).unwrap(), [2]);
+    }
+
+    #[test]
+    fn sectors_in_flight_follow_the_log() {
+        let mut tl = log(8, 100);
+        tl.record(1, 0, 4096, 0).unwrap();
+        tl.record(2, 8, 1 << 20, 0).unwrap();
+        assert_eq!(tl.sectors_in_flight(), 8 + 2048);
+        let b = tl.close_epoch().unwrap();
+        tl.record(3, 0, 512, 0).unwrap();
+        assert_eq!(released(&mut tl, b, 2).unwrap(), std::vec![1, 2]);
+        assert_eq!(tl.sectors_in_flight(), 1);
+        // A rejected ack changes nothing.
+        assert!(released(&mut tl, b, 2).is_err());
+        assert_eq!(tl.sectors_in_flight(), 1);
+        tl.drain(|_| {});
+        assert_eq!(tl.sectors_in_flight(), 0);
     }
 }

@@ -21,6 +21,9 @@ pub(crate) struct AlRefs {
     /// How many times a slot's count fell to zero: a waiter for any idle
     /// slot compares it with what it saw before it looked.
     idle_events: AtomicU64,
+    /// Slots with writes in flight (8.4's `act_log->used`, which
+    /// `cong-extents` is measured against).
+    busy: AtomicU32,
 }
 
 impl AlRefs {
@@ -30,11 +33,25 @@ impl AlRefs {
         for _ in 0..n {
             refs.push(AtomicU32::new(0), GFP_KERNEL)?;
         }
-        Ok(Self { refs, idle_events: AtomicU64::new(0) })
+        Ok(Self { refs, idle_events: AtomicU64::new(0), busy: AtomicU32::new(0) })
     }
 
     fn get(&self, slot: usize) -> Option<&AtomicU32> {
         self.refs.get(slot)
+    }
+
+    /// Counts one more write in flight in `slot`.
+    fn take(&self, slot: usize) {
+        if let Some(r) = self.get(slot) {
+            if r.fetch_add(1, Ordering::Acquire) == 0 {
+                self.busy.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Slots with writes in flight.
+    pub(crate) fn busy(&self) -> u32 {
+        self.busy.load(Ordering::Relaxed)
     }
 
     /// Ends the writes `tag` (from [`ActivityLog::begin_write`]) stood for;
@@ -46,6 +63,7 @@ impl AlRefs {
             if let Some(r) = self.get(slot) {
                 if r.fetch_sub(1, Ordering::AcqRel) == 1 {
                     idle = true;
+                    self.busy.fetch_sub(1, Ordering::Relaxed);
                 }
             }
         }
@@ -153,9 +171,7 @@ impl ActivityLog {
             if let Some(s) = self.slots.get_mut(slot) {
                 s.last_used = self.clock;
             }
-            if let Some(r) = refs.get(slot) {
-                r.fetch_add(1, Ordering::Acquire);
-            }
+            refs.take(slot);
         }
         Some(tag_of(first_slot, second_slot))
     }
@@ -186,9 +202,7 @@ impl ActivityLog {
         // Count the write in flight before any I/O, so the slots it needs
         // cannot be taken by another writer meanwhile.
         for slot in [Some(first_slot), second_slot].into_iter().flatten() {
-            if let Some(r) = refs.get(slot) {
-                r.fetch_add(1, Ordering::Acquire);
-            }
+            refs.take(slot);
         }
         let tag = tag_of(first_slot, second_slot);
         if changes > 0 {

@@ -116,3 +116,7 @@ pub(crate) mod faults;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/state.rs"]
 pub(crate) mod state;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/congestion.rs"]
+pub(crate) mod congestion;

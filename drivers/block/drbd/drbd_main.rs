@@ -15,6 +15,7 @@ use kernel::{c_str, fmt, new_mutex};
 mod drbd_actlog;
 mod drbd_bitmap;
 mod drbd_block_digest;
+mod drbd_congestion;
 mod drbd_conn;
 mod drbd_csums;
 mod drbd_events;

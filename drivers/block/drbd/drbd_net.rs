@@ -8,6 +8,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use kernel::prelude::*;
 
+use crate::drbd_include::congestion::{CongestionPolicy, OnCongestion};
 use crate::drbd_include::fixed_str::FixedStr;
 use crate::drbd_include::genl::{net_conf, AfterSbPolicy, NetConf, WireProtocol};
 use crate::drbd_include::protocol::{self as proto, encode_packet, Header, Link, Packet, ProtocolError};
@@ -53,6 +54,8 @@ pub(crate) struct NetConfig {
     pub(crate) integrity_alg: AlgName,
     /// `csums-after-crash-only`: checksums only after a Primary crashed.
     pub(crate) csums_after_crash_only: bool,
+    /// `on-congestion`, `cong-fill`, `cong-extents`.
+    pub(crate) congestion: CongestionPolicy,
     /// `sndbuf-size` and `rcvbuf-size` of every socket (0: the kernel
     /// sizes it).
     pub(crate) buffers: SocketBuffers,
@@ -161,9 +164,19 @@ impl NetConfig {
             csums_alg,
             integrity_alg,
             csums_after_crash_only: nc.csums_after_crash_only,
+            congestion: congestion_policy(nc).ok_or("invalid on-congestion policy")?,
             buffers: SocketBuffers { send: nc.sndbuf_size, receive: nc.rcvbuf_size },
         })
     }
+}
+
+/// The congestion options of `nc`.
+pub(crate) fn congestion_policy(nc: &NetConf<'_>) -> Option<CongestionPolicy> {
+    Some(CongestionPolicy {
+        on_congestion: OnCongestion::from_raw(nc.on_congestion)?,
+        fill_sectors: nc.cong_fill,
+        extents: nc.cong_extents,
+    })
 }
 
 /// Jiffies for `ms` milliseconds (at least one).
@@ -233,7 +246,8 @@ pub(crate) fn recv_header(sock: &TcpSocket, link: Link) -> core::result::Result<
     Ok(header)
 }
 
-/// Ping and send timing of a live connection, changed by `net-options`.
+/// Ping and send timing and the congestion policy of a live connection,
+/// changed by `net-options`.
 pub(crate) struct LiveTiming {
     /// Seconds.
     ping_int: AtomicU32,
@@ -243,6 +257,12 @@ pub(crate) struct LiveTiming {
     timeout: AtomicU32,
     /// Blocked sends tolerated; with `timeout` the request timer.
     ko_count: AtomicU32,
+    /// `on-congestion` (`net_conf::OC_*`).
+    on_congestion: AtomicU32,
+    /// `cong-fill`, sectors.
+    cong_fill: AtomicU32,
+    /// `cong-extents`.
+    cong_extents: AtomicU32,
 }
 
 impl LiveTiming {
@@ -252,6 +272,25 @@ impl LiveTiming {
             ping_timeo: AtomicU32::new(config.ping_timeo),
             timeout: AtomicU32::new(config.timeout),
             ko_count: AtomicU32::new(config.ko_count),
+            on_congestion: AtomicU32::new(config.congestion.on_congestion.to_raw()),
+            cong_fill: AtomicU32::new(config.congestion.fill_sectors),
+            cong_extents: AtomicU32::new(config.congestion.extents),
+        }
+    }
+
+    /// Applies a changed congestion policy.
+    pub(crate) fn set_congestion(&self, policy: CongestionPolicy) {
+        self.on_congestion.store(policy.on_congestion.to_raw(), Ordering::Relaxed);
+        self.cong_fill.store(policy.fill_sectors, Ordering::Relaxed);
+        self.cong_extents.store(policy.extents, Ordering::Relaxed);
+    }
+
+    /// The congestion policy in force.
+    pub(crate) fn congestion(&self) -> CongestionPolicy {
+        CongestionPolicy {
+            on_congestion: OnCongestion::from_raw(self.on_congestion.load(Ordering::Relaxed)).unwrap_or(OnCongestion::Block),
+            fill_sectors: self.cong_fill.load(Ordering::Relaxed),
+            extents: self.cong_extents.load(Ordering::Relaxed),
         }
     }
 

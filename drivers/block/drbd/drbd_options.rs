@@ -197,11 +197,8 @@ impl NetOptions {
             return Err(AdmError::new(RetCode::CongNotProtoA, "an on-congestion policy other than block needs protocol A"));
         }
         // Refused rather than accepted and ignored (issue #14): rdrbd has
-        // no Ahead/Behind mode yet, and no conflict detection between two
-        // Primaries writing the same blocks (their replicas could differ).
-        if conf.on_congestion != n::OC_BLOCK {
-            return bad("on-congestion pull-ahead and disconnect are not supported by rdrbd yet");
-        }
+        // no conflict detection between two Primaries writing the same
+        // blocks (their replicas could differ).
         if conf.two_primaries {
             return bad("allow-two-primaries is not supported by rdrbd yet (no conflict detection for two Primaries)");
         }
@@ -367,6 +364,9 @@ impl Registry {
             return Err(AdmError::new(RetCode::VerifyRunning, ""));
         }
         conn.timing().set(new.ping_int, new.ping_timeo, new.timeout, new.ko_count);
+        if let Some(policy) = crate::drbd_net::congestion_policy(&new) {
+            conn.timing().set_congestion(policy);
+        }
         if algs != in_force && conn.change_sync_algs(algs).is_err() {
             pr_warn!("{}: could not send the new verify-alg and csums-alg to the peer\n", name.as_str());
         }

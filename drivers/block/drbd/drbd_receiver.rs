@@ -122,6 +122,12 @@ pub(crate) fn serve(
     };
     let ctx = LoopCtx { shared, data, meta, link, resolve_conflicts, writes: &writes };
     let result = receive_loop(&ctx, &mut buf, &mut vs, local.as_ref());
+    // `on-congestion disconnect` shut the socket: 8.4's C_DISCONNECTING,
+    // which ends StandAlone.
+    let result = match &vs.replica {
+        Some(r) if r.disconnected_congested() => Err(NetError::GiveUp),
+        _ => result,
+    };
     if matches!(result, Err(NetError::GiveUp)) {
         // With both sockets still up: the meta socket's shutdown below
         // could reach the peer before it has read why we refused.
@@ -521,7 +527,8 @@ fn receive_state(
         vs.connected = true;
         // From here on the connection's end aborts the replica, which
         // stops its sender.
-        replica.start_sender(shared.name.as_str(), io.clone())?;
+        let leave_ahead = crate::drbd_congestion::resync_after_ahead(shared.name, io.clone(), pd.clone());
+        replica.start_sender(shared.name.as_str(), io.clone(), leave_ahead)?;
         pd.set_replica(Some(replica.clone()));
         vs.replica = Some(replica);
         // The peer is back (`after_state_ch` case 2): what waited for
@@ -540,6 +547,10 @@ fn receive_state(
     }
     if old.conn == ConnState::SyncSource && st.conn == ConnState::Connected {
         return finish_source(ctx, vs, io, pd);
+    }
+    if old.conn == ConnState::Connected && st.conn == ConnState::Ahead {
+        crate::drbd_congestion::peer_went_ahead(io);
+        return Ok(());
     }
     // Explicit end of an online verify (stop sector reached, or done).
     if old.conn == ConnState::VerifyT && st.conn == ConnState::Connected {
@@ -679,7 +690,8 @@ fn receive_sync_uuid(ctx: &LoopCtx<'_>, vs: &mut VolumeState, uuid: u64) -> core
     // it agreed to, or before our bitmap is written (`receive_sync_uuid`
     // waits for C_WF_SYNC_UUID too).
     let conn = io.wait_peer_leaves(&[ConnState::Connected, ConnState::StartingSyncT], 30_000).conn;
-    if conn != ConnState::WfSyncUuid {
+    // Behind: the peer that pulled ahead of us starts its resync.
+    if conn != ConnState::WfSyncUuid && conn != ConnState::Behind {
         pr_err!("{}: ReportSyncUUID in connection state {}\n", name, conn.name());
         return Err(NetError::Refused);
     }
@@ -1202,11 +1214,16 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
     // The last packet received, or our ping: the ping timing counts from it.
     let mut quiet_since = crate::kernel_glue::now_ms();
     let mut request_timer = crate::drbd_timeout::RequestTimer::new(quiet_since);
+    // When an Ahead Primary whose link drained starts its resync.
+    let mut leave_ahead_at: Option<u64> = None;
     loop {
         if KThread::should_stop() {
             return Ok(());
         }
         let now = crate::kernel_glue::now_ms();
+        if let Some(ConnVolume { io, .. }) = &shared.volume {
+            leave_ahead_at = crate::drbd_congestion::leave_ahead_when_drained(io, leave_ahead_at, now);
+        }
         let ping_due = quiet_since.wrapping_add(if ping_pending { timing.ping_timeout_ms() } else { timing.idle_ms() });
         if !request_timer::time_after(ping_due, now) {
             if ping_pending {
@@ -1219,7 +1236,10 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
             continue;
         }
         let check_due = request_timer.check(shared, now)?;
-        let wake = if request_timer::time_after(ping_due, check_due) { check_due } else { ping_due };
+        let mut wake = if request_timer::time_after(ping_due, check_due) { check_due } else { ping_due };
+        if let Some(at) = leave_ahead_at.filter(|&at| request_timer::time_after(wake, at)) {
+            wake = at;
+        }
         meta.set_timeouts(net::ms_to_jiffies(request_timer::elapsed_ms(wake, now)), timing.send_timeout());
         let received = recv_packet(meta, link, Socket::Meta, &mut buf);
         if received.is_ok() {
@@ -1505,7 +1525,7 @@ fn got_barrier_ack(shared: &ConnShared, ack: proto::BarrierAck) -> core::result:
     let released = replica.got_barrier_ack(ack.barrier, ack.set_size, |w| {
         if w.failed {
             io.set_out_of_sync(w.sector, w.size);
-        } else if clear {
+        } else if clear && !replica.keep_marked_if_ahead(w.sector, w.size) {
             io.set_in_sync(w.sector, w.size);
         }
     });

@@ -879,6 +879,7 @@ impl DeviceIo {
             pr_err!("discard at sector {} failed on the backing disk: error {}\n", sector, e.to_errno());
         }
         if let Some((replica, sent, ack)) = replicate {
+            self.maybe_pull_ahead(&replica);
             if !replica.queue_write(self, sent, ack) {
                 self.set_out_of_sync(sector, size);
             }
@@ -919,6 +920,7 @@ impl DeviceIo {
         };
         if let Some((replica, sent, ack)) = replicate {
             let size = sent.size();
+            self.maybe_pull_ahead(&replica);
             // The sender thread sends it (`drbd_sender.rs`): this bio's
             // local write is under way before its P_DATA is.
             if !replica.queue_write(self, sent, ack) {
@@ -936,6 +938,50 @@ impl DeviceIo {
 }
 
 impl DeviceIo {
+    /// `maybe_pull_ahead`, before a write is handed to `replica`: with
+    /// `on-congestion` other than block, too much in flight (`cong-fill`)
+    /// or too many busy activity-log extents (`cong-extents`) makes us go
+    /// Ahead (this write and those after it only mark their blocks out of
+    /// sync at the peer, `drbd_congestion.rs` brings us back) or drop the
+    /// connection.
+    fn maybe_pull_ahead(&self, replica: &Replica) {
+        use crate::drbd_include::congestion::{judge, Load, OnCongestion, Reached, Verdict};
+        let policy = replica.congestion();
+        if policy.on_congestion == OnCongestion::Block {
+            return;
+        }
+        let states = self.state.states();
+        let load = Load { in_flight_sectors: replica.sectors_in_flight(), al_busy: self.al_refs.busy() };
+        let log = |r: Reached| {
+            if r.fill {
+                pr_info!("drbd{}: Congestion-fill threshold reached\n", self.events.minor());
+            }
+            if r.extents {
+                pr_info!("drbd{}: Congestion-extents threshold reached\n", self.events.minor());
+            }
+        };
+        match judge(&policy, replica.link_version(), states.peer.conn, states.device.disk, load) {
+            Verdict::Replicate => {}
+            Verdict::PullAhead(reached) => {
+                let t = self.set_state(|s| {
+                    if s.peer.conn == ConnState::Connected {
+                        s.peer.conn = ConnState::Ahead;
+                    }
+                });
+                // One submitter makes the change; the replica tells the
+                // peer once the state says Ahead.
+                if t.old.peer.conn == ConnState::Connected && t.new.peer.conn == ConnState::Ahead {
+                    log(reached);
+                    replica.pull_ahead();
+                }
+            }
+            Verdict::Disconnect(reached) => {
+                log(reached);
+                replica.disconnect_congested();
+            }
+        }
+    }
+
     /// A read: from the backing disk if it has the blocks in sync, else
     /// from an UpToDate peer (`drbd_may_do_local_read`, then the remote
     /// read of `drbd_send_dblock`'s sibling P_DATA_REQUEST); with a
@@ -1035,6 +1081,10 @@ impl SentWrites for DeviceIo {
 
     fn not_sent(&self, sector: u64, size: u32) {
         self.set_out_of_sync(sector, size);
+    }
+
+    fn state_word(&self) -> crate::drbd_include::genl::State {
+        self.state()
     }
 }
 

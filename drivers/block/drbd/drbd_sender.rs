@@ -29,7 +29,7 @@ use crate::drbd_net::{LiveTiming, SMALL_PACKET};
 use crate::kernel_glue::now_ms;
 use crate::drbd_include::request_timer::{net_timeout_reached, next_check_ms, KoCounter, NetVerdict, OldestWrite, SendTimeout, SenderView};
 use crate::drbd_include::protocol::{
-    dp, encode_packet, feature, Barrier, BlockRequest, DataPacket, Header, HeaderKind, Link, Packet, ProtocolError,
+    dp, encode_packet, feature, Barrier, BlockDesc, BlockRequest, DataPacket, Header, HeaderKind, Link, Packet, ProtocolError,
     ProtocolParams, StatePacket, Trim, UuidsPacket, ID_SYNCER,
 };
 use crate::drbd_include::uuid::{uuid_flags, Uuids};
@@ -65,13 +65,33 @@ struct SentWrite {
     protocol_a: bool,
 }
 
+/// What the bio path hands to the sender thread, in order.
+enum Queued {
+    /// A write to replicate.
+    Write(QueuedWrite),
+    /// Ahead (`on-congestion pull-ahead`): the peer only marks the range
+    /// out of sync (P_OUT_OF_SYNC).
+    OutOfSync { sector: u64, size: u32 },
+    /// We went Ahead: the peer hears it (P_STATE, it goes Behind) before
+    /// the first P_OUT_OF_SYNC.
+    WentAhead,
+    /// Every write sent before we went Ahead is on the peer's disk: the
+    /// resync begins (P_SYNC_UUID) after every P_OUT_OF_SYNC queued before,
+    /// so the peer's bitmap is complete when it starts.
+    LeaveAhead,
+}
+
 /// The writes waiting for the sender, and who sends writes now.
 struct SendQueue {
-    fifo: SendFifo<KVVec<Option<QueuedWrite>>>,
+    fifo: SendFifo<KVVec<Option<Queued>>>,
     /// The sender thread (until its epoch is closed and nothing waits) or
     /// a lone submitter sends writes: nobody else may start, so that
     /// writes leave in order and an epoch is closed by whoever filled it.
     sending: bool,
+    /// Ahead: writes are queued as [`Queued::OutOfSync`] (decided under
+    /// this lock, so each write is on its side of [`Queued::WentAhead`]
+    /// and [`Queued::LeaveAhead`]).
+    ahead: bool,
 }
 
 /// What the sender thread reports to the device whose writes it sends.
@@ -80,6 +100,8 @@ pub(crate) trait SentWrites: Send + Sync + 'static {
     fn data_sent(&self, bytes: u32);
     /// The write of `size` bytes at `sector` was not sent: out of sync.
     fn not_sent(&self, sector: u64, size: u32);
+    /// The state word the peer is told of (P_STATE).
+    fn state_word(&self) -> crate::drbd_include::genl::State;
 }
 
 /// Slots for one connection's writes queued for its sender thread (past
@@ -143,6 +165,9 @@ pub(crate) struct Replica {
     /// Reads waiting for the peer's P_DATA_REPLY.
     #[pin]
     reads: RemoteReads,
+    /// `on-congestion disconnect` dropped the connection: it ends
+    /// StandAlone, as 8.4's C_DISCONNECTING.
+    congestion_disconnect: AtomicBool,
 }
 
 /// Replicated writes whose peer half is held back while I/O is frozen for
@@ -151,7 +176,7 @@ pub(crate) struct Replica {
 /// Dropping this completes them.
 pub(crate) struct HeldWrites {
     _writes: KVVec<Option<(u64, Pending)>>,
-    _unsent: KVVec<Option<QueuedWrite>>,
+    _unsent: KVVec<Option<Queued>>,
 }
 
 /// Writes the transfer log can hold (about twice the default
@@ -190,7 +215,8 @@ impl Replica {
             pending <- new_mutex!(AckSlots::new(ack_slots), "rdrbd::Replica::pending"),
             tl <- new_mutex!(TransferLog::new(slots, max_epoch_size), "rdrbd::Replica::tl"),
             tl_room <- new_condvar!("rdrbd::Replica::tl_room"),
-            queue <- new_spinlock!(SendQueue { fifo: SendFifo::new(queue_slots), sending: false }, "rdrbd::Replica::queue"),
+            queue <- new_spinlock!(SendQueue { fifo: SendFifo::new(queue_slots), sending: false, ahead: false },
+                "rdrbd::Replica::queue"),
             queued <- new_wait_queue!("rdrbd::Replica::queued"),
             queue_room <- new_wait_queue!("rdrbd::Replica::queue_room"),
             sender <- new_mutex!(None, "rdrbd::Replica::sender"),
@@ -201,6 +227,7 @@ impl Replica {
             last_barrier_ms: AtomicU64::new(now_ms()),
             timing,
             reads <- RemoteReads::new(),
+            congestion_disconnect: AtomicBool::new(false),
         }), GFP_KERNEL)
     }
 
@@ -416,6 +443,19 @@ impl Replica {
             if self.broken.load(Ordering::SeqCst) {
                 return false;
             }
+            if queue.ahead {
+                let oos = Queued::OutOfSync { sector: write.sent.sector(), size: write.sent.size() };
+                if queue.fifo.push(oos).is_ok() {
+                    drop(queue);
+                    self.queued.wake_all();
+                    // The tokens complete here: the peer gets no data.
+                    drop(write);
+                    return true;
+                }
+                // No room: the peer is not told, which a resync after a
+                // reconnect covers (our bit stays set); dropped below.
+                return false;
+            }
             let lone = alone && queue.fifo.is_empty() && !queue.sending;
             queue.sending |= lone;
             lone
@@ -440,12 +480,92 @@ impl Replica {
         } else {
             write
         };
-        self.push(write)
+        self.push(Queued::Write(write))
+    }
+
+    /// `on-congestion pull-ahead` (`maybe_pull_ahead`): from now on writes
+    /// only mark their range out of sync at the peer; the peer is told
+    /// first. Returns whether we were not Ahead already.
+    pub(crate) fn pull_ahead(&self) -> bool {
+        let went = {
+            let mut queue = self.queue.lock();
+            if queue.ahead || self.broken.load(Ordering::SeqCst) {
+                return false;
+            }
+            queue.ahead = true;
+            queue.fifo.push(Queued::WentAhead).is_ok()
+        };
+        if !went {
+            // No room to tell the peer: the link is hopeless.
+            pr_warn!("drbd: send queue full while pulling ahead; dropping the connection\n");
+            let _ = self.break_on_error(Err(ENOMEM));
+        }
+        self.queued.wake_all();
+        went
+    }
+
+    /// A barrier ack released a write sent before we went Ahead: its
+    /// blocks may have been written again since and only marked at the
+    /// peer, so ours stay set; the peer marks them too (P_OUT_OF_SYNC), so
+    /// that both bitmaps name the same blocks for the resync after Ahead.
+    /// Returns whether we are Ahead (else the caller clears the bits).
+    pub(crate) fn keep_marked_if_ahead(&self, sector: u64, size: u32) -> bool {
+        let mut queue = self.queue.lock();
+        if !queue.ahead {
+            return false;
+        }
+        // Full: the peer misses these few blocks until a reconnect's
+        // bitmap exchange; ours stay set all the same.
+        let _ = queue.fifo.push(Queued::OutOfSync { sector, size });
+        drop(queue);
+        self.queued.wake_all();
+        true
+    }
+
+    /// The link drained while Ahead: writes are replicated again from
+    /// now on, and the sender starts the resync before it sends them.
+    /// Returns whether we were Ahead.
+    pub(crate) fn leave_ahead(&self) -> bool {
+        let left = {
+            let mut queue = self.queue.lock();
+            if !queue.ahead || self.broken.load(Ordering::SeqCst) {
+                return false;
+            }
+            queue.ahead = false;
+            queue.fifo.push(Queued::LeaveAhead).is_ok()
+        };
+        if !left {
+            pr_warn!("drbd: send queue full while leaving Ahead; dropping the connection\n");
+            let _ = self.break_on_error(Err(ENOMEM));
+        }
+        self.queued.wake_all();
+        left
+    }
+
+    /// `on-congestion disconnect`: the connection goes, StandAlone.
+    pub(crate) fn disconnect_congested(&self) {
+        self.congestion_disconnect.store(true, Ordering::SeqCst);
+        self.data.shutdown();
+    }
+
+    /// Whether `on-congestion disconnect` ended the connection.
+    pub(crate) fn disconnected_congested(&self) -> bool {
+        self.congestion_disconnect.load(Ordering::SeqCst)
+    }
+
+    /// The `on-congestion` policy in force.
+    pub(crate) fn congestion(&self) -> crate::drbd_include::congestion::CongestionPolicy {
+        self.timing.congestion()
+    }
+
+    /// Sectors sent and not yet on the peer's disk (`ap_in_flight`).
+    pub(crate) fn sectors_in_flight(&self) -> u64 {
+        self.tl.lock().sectors_in_flight()
     }
 
     /// Queues `write` for the sender thread, waiting while the queue is
     /// full; `false` once the connection broke.
-    fn push(&self, mut write: QueuedWrite) -> bool {
+    fn push(&self, mut write: Queued) -> bool {
         loop {
             let refused = {
                 let mut queue = self.queue.lock();
@@ -503,7 +623,12 @@ impl Replica {
 
     /// Starts the sender thread of `io`'s writes to this peer
     /// (`drbd_s_<name>`); [`Self::abort`] stops it.
-    pub(crate) fn start_sender<D: SentWrites>(self: &Arc<Self>, name: &str, io: Arc<D>) -> Result {
+    pub(crate) fn start_sender<D: SentWrites>(
+        self: &Arc<Self>,
+        name: &str,
+        io: Arc<D>,
+        leave_ahead: impl Fn(&Replica) + Send + 'static,
+    ) -> Result {
         let mut slots = KVVec::with_capacity(EPOCH_BATCH, GFP_KERNEL)?;
         for _ in 0..EPOCH_BATCH {
             slots.push(None, GFP_KERNEL)?;
@@ -511,7 +636,7 @@ impl Replica {
         let epoch = SendFifo::new(slots);
         let thread_name = kernel::str::CString::try_from_fmt(kernel::fmt!("drbd_s_{}", name))?;
         let replica = self.clone();
-        let thread = KThread::spawn(&thread_name, move || replica.run_sender(&*io, epoch))?;
+        let thread = KThread::spawn(&thread_name, move || replica.run_sender(&*io, epoch, &leave_ahead))?;
         *self.sender.lock() = Some(thread);
         Ok(())
     }
@@ -526,7 +651,7 @@ impl Replica {
     /// when one of its writes completes, and sends the barrier when its
     /// sender goes idle). The barrier ack then clears the bits of protocol
     /// A and B writes. Ends when the connection breaks.
-    fn run_sender(&self, io: &impl SentWrites, mut epoch: SendFifo<KVVec<Option<SentWrite>>>) {
+    fn run_sender(&self, io: &impl SentWrites, mut epoch: SendFifo<KVVec<Option<SentWrite>>>, leave_ahead: &dyn Fn(&Replica)) {
         // Whether this thread holds `sending`: from the first write it
         // takes until its epoch is closed with nothing queued.
         let mut owning = false;
@@ -548,9 +673,30 @@ impl Replica {
                 next = queue.fifo.pop();
                 next.is_some()
             });
-            let Some(write) = next else { break };
+            let Some(item) = next else { break };
             self.queue_room.wake_all();
-            if let Some(sent) = self.send_queued(io, write) {
+            let write = match item {
+                Queued::Write(write) => Some(write),
+                Queued::OutOfSync { sector, size } => {
+                    // Ours stays set too, whatever an earlier write's
+                    // barrier ack cleared before we went Ahead.
+                    io.not_sent(sector, size);
+                    let desc = BlockDesc { sector, blksize: size };
+                    let _ = self.send_small(Packet::OutOfSync, |out| desc.encode(out));
+                    None
+                }
+                Queued::WentAhead => {
+                    // Writes sent before belong to the epoch before.
+                    self.close_epoch(&mut epoch);
+                    let _ = self.send_state(io.state_word());
+                    None
+                }
+                Queued::LeaveAhead => {
+                    leave_ahead(self);
+                    None
+                }
+            };
+            if let Some(sent) = write.and_then(|write| self.send_queued(io, write)) {
                 if let Err(sent) = epoch.push(sent) {
                     // Cannot happen: the epoch closes when full.
                     self.close_epoch(&mut epoch);
@@ -867,8 +1013,12 @@ impl Replica {
         self.tl_room.notify_all();
         // Writes queued and never sent (none are queued from now on).
         let unsent = core::mem::replace(&mut self.queue.lock().fifo, SendFifo::new(KVVec::new())).into_slots();
-        for w in unsent.iter().flatten() {
-            mark(w.sent.sector(), w.sent.size());
+        for item in unsent.iter().flatten() {
+            match item {
+                Queued::Write(w) => mark(w.sent.sector(), w.sent.size()),
+                Queued::OutOfSync { sector, size } => mark(*sector, *size),
+                Queued::WentAhead | Queued::LeaveAhead => {}
+            }
         }
         let drained = core::mem::replace(&mut *self.pending.lock(), AckSlots::new(KVVec::new())).into_slots();
         for (_, p) in drained.iter().flatten() {
