@@ -104,3 +104,6 @@ pub mod state;
 
 /// `on-congestion`: Ahead/Behind and when a Primary pulls ahead.
 pub mod congestion;
+
+/// `resync-after`: which minors' resyncs wait for which.
+pub mod resync_after;

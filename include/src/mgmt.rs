@@ -314,12 +314,16 @@ pub fn pause_sync(user_isp: bool) -> Result<(), RetCode> {
 }
 
 /// `drbd_adm_resume_sync`: clearing a clear user_isp is an error that
-/// says what else keeps the resync paused.
-pub fn resume_sync(user_isp: bool, peer_isp: bool, conn: ConnState) -> Result<(), RetCode> {
+/// says what else keeps the resync paused: a resync-after dependency
+/// (`aftr_isp`) or the peer.
+pub fn resume_sync(user_isp: bool, aftr_isp: bool, peer_isp: bool, conn: ConnState) -> Result<(), RetCode> {
     if user_isp {
         return Ok(());
     }
-    if peer_isp && matches!(conn, ConnState::SyncSource | ConnState::SyncTarget) {
+    let resyncing = matches!(conn, ConnState::SyncSource | ConnState::SyncTarget);
+    if resyncing && aftr_isp {
+        Err(RetCode::PicAfterDep)
+    } else if resyncing && peer_isp {
         Err(RetCode::PicPeerDep)
     } else {
         Err(RetCode::PauseIsClear)
@@ -689,9 +693,11 @@ mod tests {
     fn pause_and_resume() {
         assert_eq!(pause_sync(false), Ok(()));
         assert_eq!(pause_sync(true), Err(RetCode::PauseIsSet));
-        assert_eq!(resume_sync(true, false, SyncTarget), Ok(()));
-        assert_eq!(resume_sync(false, false, Connected), Err(RetCode::PauseIsClear));
-        assert_eq!(resume_sync(false, true, SyncTarget), Err(RetCode::PicPeerDep));
+        assert_eq!(resume_sync(true, false, false, SyncTarget), Ok(()));
+        assert_eq!(resume_sync(false, false, false, Connected), Err(RetCode::PauseIsClear));
+        assert_eq!(resume_sync(false, false, true, SyncTarget), Err(RetCode::PicPeerDep));
+        assert_eq!(resume_sync(false, true, true, SyncSource), Err(RetCode::PicAfterDep));
+        assert_eq!(resume_sync(false, true, false, Connected), Err(RetCode::PauseIsClear));
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct DeviceStates {
     pub susp_fen: bool,
     /// The user paused the resync (`user_isp`).
     pub user_isp: bool,
+    /// The resync waits for another minor's (`resync-after`, `aftr_isp`).
+    pub aftr_isp: bool,
 }
 
 /// The states of a device towards one peer.
@@ -67,6 +69,7 @@ impl States {
             susp_user: false,
             susp_fen: false,
             user_isp: false,
+            aftr_isp: false,
         },
         peer: PeerDeviceStates::STANDALONE,
     };
@@ -77,11 +80,11 @@ impl States {
         State {
             role: d.role,
             peer: p.peer,
-            conn: shown_conn(p.conn, d.user_isp || p.peer_isp),
+            conn: shown_conn(p.conn, self.sync_paused()),
             disk: d.disk,
             pdsk: p.pdsk,
             susp: d.susp_user,
-            aftr_isp: false,
+            aftr_isp: d.aftr_isp,
             peer_isp: p.peer_isp,
             user_isp: d.user_isp,
             susp_nod: false,
@@ -91,7 +94,7 @@ impl States {
 
     /// Whether a resync must not make progress (a pause flag is set).
     pub fn sync_paused(&self) -> bool {
-        self.device.user_isp || self.peer.peer_isp
+        self.device.user_isp || self.device.aftr_isp || self.peer.peer_isp
     }
 
     /// Whether application I/O waits (`is_susp`).

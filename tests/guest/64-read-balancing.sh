@@ -13,8 +13,8 @@
 #   flight than the peer has, so it goes to the peer (8.4's comparison);
 # - prefer-remote with the peer disconnected: local again.
 # drbdsetup show reports the policy. The 8.4 options rdrbd does not have
-# yet (allow-two-primaries, al-updates no, resync-after) are refused with
-# an error naming them.
+# yet (allow-two-primaries, al-updates no) are refused with an error
+# naming them.
 # guests: 2
 # disks: 32M
 # timeout: 400
@@ -62,7 +62,6 @@ if [ "$GUEST_INDEX" = 0 ]; then
   }
   step two-primaries-refused unsupported "$S" net-options "$LOCAL" "$PEER" --allow-two-primaries
   step al-updates-no-refused unsupported "$S" disk-options 0 --al-updates=no
-  step resync-after-refused unsupported "$S" disk-options 0 --resync-after=1
   step still-connected wait_cs Connected 5
 fi
 barrier read || die "barrier read"

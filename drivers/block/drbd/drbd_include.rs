@@ -120,3 +120,7 @@ pub(crate) mod state;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/congestion.rs"]
 pub(crate) mod congestion;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/resync_after.rs"]
+pub(crate) mod resync_after;

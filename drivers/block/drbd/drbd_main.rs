@@ -35,6 +35,7 @@ mod drbd_remote_read;
 mod drbd_req;
 mod drbd_resize;
 mod drbd_resync;
+mod drbd_resync_after;
 mod drbd_resync_reply;
 mod drbd_sender;
 mod drbd_state;
@@ -45,6 +46,7 @@ mod kernel_glue;
 use drbd_include::fixed_str::FixedStr;
 use drbd_include::genl::{self as api, RetCode};
 use drbd_req::DeviceIo;
+use drbd_resync_after::ResyncOrder;
 use drbd_peer_device::ResyncRate;
 use drbd_include::md::MetaIndex;
 use kernel_glue::block::{BlockMajor, CloneBioSet, GenDisk, Holder, LowerDev};
@@ -175,6 +177,9 @@ pub(crate) struct Registry {
     pub(crate) resources: RBTree<ResourceName, Resource>,
     /// Which resource and volume each minor is (DRBD's `drbd_devices`).
     minors: RBTree<u32, (ResourceName, u32)>,
+    /// Every minor's place in the `resync-after` order (made with the
+    /// first minor).
+    order: Option<Arc<ResyncOrder<DeviceIo>>>,
 }
 
 /// The driver: one per module.
@@ -188,7 +193,7 @@ impl Drbd {
     fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             registry <- new_mutex!(
-                Registry { resources: RBTree::new(), minors: RBTree::new() },
+                Registry { resources: RBTree::new(), minors: RBTree::new(), order: None },
                 "rdrbd::Drbd::registry"
             ),
         })
@@ -272,7 +277,16 @@ impl Registry {
         }
         let nomem = AdmError::new(RetCode::NoMem, "out of memory");
         let ident = drbd_events::DeviceIdent { minor, volume, resource: *name };
-        let io = Arc::pin_init(DeviceIo::new(ident), GFP_KERNEL).map_err(|_| nomem)?;
+        let order = match &self.order {
+            Some(order) => order.clone(),
+            None => {
+                let order = Arc::pin_init(ResyncOrder::new(), GFP_KERNEL).map_err(|_| nomem)?;
+                self.order = Some(order.clone());
+                order
+            }
+        };
+        let io = Arc::pin_init(DeviceIo::new(ident, order.clone()), GFP_KERNEL).map_err(|_| nomem)?;
+        order.add(io.clone()).map_err(|_| nomem)?;
         let disk = GenDisk::new(DRBD_MAJOR, minor, io.clone())
             .map_err(|_| AdmError::new(RetCode::NoMem, "could not create the block device"))?;
         let thread_name = CString::try_from_fmt(fmt!("drbd{}_submit", minor)).map_err(|_| nomem)?;
@@ -324,6 +338,7 @@ impl Registry {
     /// `attach`: opens the backing disk exclusively (and the meta device of
     /// external metadata), reads its metadata and exposes it.
     pub(crate) fn attach(&mut self, minor: u32, config: DiskConfig) -> AdmResult {
+        self.check_resync_after(minor, config.options.resync_after())?;
         let device = self.device_mut(minor)?;
         if device.disk_config.is_some() {
             return Err(AdmError::new(RetCode::DiskConfigured, "minor is already attached"));
@@ -368,6 +383,7 @@ impl Registry {
         }
         device.io.set_fencing(config.options.fencing());
         device.io.set_read_balancing(config.options.read_balancing());
+        device.io.set_resync_after(config.options.resync_after());
         device.io.set_write_ordering(config.options.write_ordering(), config.options.md_flushes());
         device.io.io_errors().configure(config.options.on_io_error(), config.options.disk_timeout_ds(), true);
         if MetaIndex::from_raw(config.meta_dev_idx).is_ok_and(|index| !index.is_internal()) {
@@ -737,6 +753,18 @@ impl Registry {
                 resource.devices.remove(&volume);
             }
         }
+        if let Some(order) = &self.order {
+            order.remove(minor);
+        }
+    }
+
+    /// `drbd_resync_after_valid` for `minor` waiting for `after`.
+    fn check_resync_after(&self, minor: u32, after: i32) -> AdmResult {
+        let Some(order) = &self.order else { return Ok(()) };
+        order.check(minor, after).map_err(|code| AdmError::new(code, match code {
+            RetCode::ResyncAfterCycle => "resync-after would form a dependency cycle",
+            _ => "resync-after names an invalid minor",
+        }))
     }
 
     /// Disks the worker released after an I/O error (`drbd_io_error.rs`)

@@ -277,7 +277,8 @@ impl Registry {
     pub(crate) fn resume_sync(&mut self, minor: u32) -> AdmResult {
         let io = &self.device(minor)?.io;
         let s = io.states();
-        mgmt::resume_sync(s.device.user_isp, s.peer.peer_isp, s.peer.conn).map_err(|c| AdmError::new(c, match c {
+        mgmt::resume_sync(s.device.user_isp, s.device.aftr_isp, s.peer.peer_isp, s.peer.conn).map_err(|c| AdmError::new(c, match c {
+            RetCode::PicAfterDep => "the resync waits for its resync-after dependency",
             RetCode::PicPeerDep => "the resync is paused by the peer",
             _ => "the resync is not paused",
         }))?;

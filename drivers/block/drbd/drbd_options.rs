@@ -89,9 +89,6 @@ impl DiskOptions {
         if conf.on_io_error > 2 || Fencing::from_raw(conf.fencing).is_none() || crate::drbd_include::read_balancing::ReadBalancing::from_raw(conf.read_balancing).is_none() {
             return bad("invalid on-io-error, fencing or read-balancing policy");
         }
-        if conf.resync_after >= 0 {
-            return Err(AdmError::new(RetCode::ResyncAfter, "resync-after is not supported by rdrbd yet"));
-        }
         // Refused rather than accepted and ignored: without activity-log
         // updates a crashed Primary needs a full sync, which rdrbd does not
         // track yet (MDF_AL_DISABLED).
@@ -104,6 +101,11 @@ impl DiskOptions {
     /// The whole `disk_conf`, with the device paths given.
     pub(crate) fn view<'a>(&self, backing_dev: &'a [u8], meta_dev: &'a [u8]) -> DiskConf<'a> {
         DiskConf { backing_dev, meta_dev, ..self.0 }
+    }
+
+    /// `resync-after`: the minor this one's resync waits for (-1: none).
+    pub(crate) fn resync_after(&self) -> i32 {
+        self.0.resync_after
     }
 
     /// What a local I/O error does (validated by `new`).
@@ -299,10 +301,14 @@ impl Registry {
     /// settings apply at once (also to a running resync), al-extents from
     /// the next attach (the activity log is sized there).
     pub(crate) fn disk_options(&mut self, minor: u32, change: impl FnOnce(DiskConf<'_>) -> AdmResult<DiskOptions>) -> AdmResult {
+        let no_disk = AdmError::new(RetCode::NoDisk, "device has no disk (attach it first)");
+        let options = {
+            let config = self.device_mut(minor)?.disk_config.as_ref().ok_or(no_disk)?;
+            change(config.options.view(config.backing_dev.as_bytes(), config.meta_dev.as_bytes()))?
+        };
+        self.check_resync_after(minor, options.resync_after())?;
         let device = self.device_mut(minor)?;
-        let config = device.disk_config.as_mut().ok_or(AdmError::new(RetCode::NoDisk, "device has no disk (attach it first)"))?;
-        let current = config.options.view(config.backing_dev.as_bytes(), config.meta_dev.as_bytes());
-        let options = change(current)?;
+        let config = device.disk_config.as_mut().ok_or(no_disk)?;
         if options.al_extents() != config.al_extents {
             // 8.4 resizes the activity log here when no extent is in use;
             // rdrbd sizes it at attach only.
@@ -319,6 +325,8 @@ impl Registry {
         device.io.set_read_balancing(options.read_balancing());
         device.io.set_write_ordering(options.write_ordering(), options.md_flushes());
         device.io.io_errors().configure(options.on_io_error(), options.disk_timeout_ds(), false);
+        // drbd_resync_after_changed: a new dependency pauses or resumes.
+        device.io.set_resync_after(options.resync_after());
         config.options = options;
         Ok(())
     }

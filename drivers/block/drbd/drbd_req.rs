@@ -10,7 +10,7 @@
 //! only queued until it returns.) While connected to a peer with a disk,
 //! the write goes to the peer too (`drbd_sender.rs`).
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
@@ -31,6 +31,8 @@ use crate::drbd_include::faults::Fault;
 use crate::drbd_include::write_ordering::WriteOrdering;
 use crate::drbd_include::io_error::{read_source, IoFailure, ReadSource};
 use crate::drbd_include::read_balancing::{InFlight, ReadBalancing};
+use crate::drbd_include::resync_after::Member;
+use crate::drbd_resync_after::{OrderMember, ResyncOrder};
 use crate::kernel_glue::faults;
 use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskCapacity, DiskOps, FailedBio, LowerDev, LowerGate, LowerRef, UpperBio};
 use crate::kernel_glue::thread::KThread;
@@ -78,6 +80,9 @@ pub(crate) struct DeviceIo {
     /// The `read-balancing` disk option (`ReadBalancing` as u32), and
     /// whose turn the next round-robin read is (true: the peer's).
     read_balancing: AtomicU32,
+    /// `resync-after` (-1: none), and the order of all minors it is read by.
+    resync_after: AtomicI32,
+    order: Arc<ResyncOrder<DeviceIo>>,
     read_turn: AtomicBool,
     /// Usable size in sectors while attached (0 when diskless).
     capacity: AtomicU64,
@@ -135,7 +140,7 @@ impl DeviceIo {
     }
 
     /// A device with no backing disk.
-    pub(crate) fn new(ident: DeviceIdent) -> impl PinInit<Self, Error> {
+    pub(crate) fn new(ident: DeviceIdent, order: Arc<ResyncOrder<DeviceIo>>) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             cold_writes <- new_mutex!(BioFifo::new(), "rdrbd::DeviceIo::cold_writes"),
             cold_writes_added <- new_condvar!("rdrbd::DeviceIo::cold_writes_added"),
@@ -150,6 +155,8 @@ impl DeviceIo {
             peer_device <- new_mutex!(None, "rdrbd::DeviceIo::peer_device"),
             write_ordering: AtomicU8::new(WriteOrdering::Flush as u8),
             read_balancing: AtomicU32::new(ReadBalancing::PreferLocal as u32),
+            resync_after: AtomicI32::new(-1),
+            order,
             read_turn: AtomicBool::new(false),
             capacity: AtomicU64::new(0),
             exposed <- new_mutex!(ExposedSize { sectors: 0, disk: None }, "rdrbd::DeviceIo::exposed"),
@@ -305,6 +312,16 @@ impl DeviceIo {
             self.tell_peer();
         }
         self.state_changed();
+        if resync_order_input(&t.old) != resync_order_input(&t.new) {
+            self.order.settle();
+        }
+    }
+
+    /// Sets `resync-after` (attach, disk-options; checked by the caller
+    /// against the order) and settles the order.
+    pub(crate) fn set_resync_after(&self, after: i32) {
+        self.resync_after.store(after, Ordering::Relaxed);
+        self.order.settle();
     }
 
     /// The metadata follows the state (`__drbd_set_state`): the state's
@@ -1057,6 +1074,35 @@ fn peer_has_disk(view: &PeerDeviceStates) -> bool {
         && crate::drbd_include::io_error::has_data(view.pdsk)
 }
 
+/// What of a device's states the resync-after order looks at: whether it
+/// resyncs (or verifies), is Diskless, is paused otherwise, is StandAlone.
+/// Its own `aftr_isp` is not: the order sets that.
+fn resync_order_input(s: &States) -> (bool, bool, bool, bool) {
+    let syncing = (ConnState::SyncSource as u32..=ConnState::PausedSyncT as u32).contains(&(s.peer.conn as u32));
+    (syncing, s.device.disk == DiskState::Diskless, s.device.user_isp || s.peer.peer_isp, s.peer.conn == ConnState::StandAlone)
+}
+
+impl OrderMember for DeviceIo {
+    fn order_view(&self) -> Member {
+        let s = self.state.states();
+        Member {
+            minor: self.events.minor(),
+            attached: s.device.disk != DiskState::Diskless,
+            idle: s.peer.conn == ConnState::StandAlone && s.device.disk == DiskState::Diskless,
+            resync_after: u32::try_from(self.resync_after.load(Ordering::Relaxed)).ok(),
+            conn: s.peer.conn,
+            paused_otherwise: s.device.user_isp || s.peer.peer_isp,
+            aftr_isp: s.device.aftr_isp,
+        }
+    }
+
+    fn set_aftr_isp(&self, on: bool) {
+        if self.state.states().device.aftr_isp != on {
+            self.set_state(|s| s.device.aftr_isp = on);
+        }
+    }
+}
+
 /// Whether the peer must hear of change `t` at once (8.4's
 /// `after_state_ch` sends P_STATE for these): a pause of the resync by
 /// the user, our disk failing or going (the peer marks what it writes from
@@ -1066,7 +1112,7 @@ fn peer_has_disk(view: &PeerDeviceStates) -> bool {
 fn tell_peer_of(t: &Transition) -> bool {
     let (old, new) = (&t.old, &t.new);
     let connected = old.peer.conn >= ConnState::Connected && new.peer.conn >= ConnState::Connected;
-    let paused = old.device.user_isp != new.device.user_isp;
+    let paused = old.device.user_isp != new.device.user_isp || old.device.aftr_isp != new.device.aftr_isp;
     let disk_gone = old.device.disk != new.device.disk && matches!(new.device.disk, DiskState::Failed | DiskState::Diskless);
     let inconsistent = old.device.disk == DiskState::UpToDate
         && new.device.disk == DiskState::Inconsistent
