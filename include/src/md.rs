@@ -110,6 +110,13 @@ pub fn crashed_primary_at_attach(flags: u32) -> bool {
     flags & (MDF_CRASHED_PRIMARY | MDF_PRIMARY_IND) != 0
 }
 
+/// Whether attaching with these flags must assume every block out of sync
+/// (`drbd_adm_attach`): a full sync was asked for (a resize cut short), or
+/// a crashed Primary kept no activity log (`al-updates no`).
+pub fn full_sync_at_attach(flags: u32) -> bool {
+    flags & MDF_FULL_SYNC != 0 || (crashed_primary_at_attach(flags) && flags & MDF_AL_DISABLED != 0)
+}
+
 /// UUID slot of the current data generation.
 pub const UI_CURRENT: usize = 0;
 /// UUID slot of the generation the bitmap is relative to.
@@ -680,6 +687,11 @@ mod tests {
         assert!(crashed_primary_at_attach(MDF_PRIMARY_IND | MDF_CONSISTENT));
         assert!(crashed_primary_at_attach(MDF_CRASHED_PRIMARY));
         assert!(!crashed_primary_at_attach(MDF_CONSISTENT | MDF_WAS_UP_TO_DATE | MDF_CONNECTED_IND));
+        // A full sync: asked for, or a crashed Primary without AL updates.
+        assert!(full_sync_at_attach(MDF_FULL_SYNC | MDF_CONSISTENT));
+        assert!(full_sync_at_attach(MDF_PRIMARY_IND | MDF_AL_DISABLED));
+        assert!(!full_sync_at_attach(MDF_PRIMARY_IND | MDF_CONSISTENT));
+        assert!(!full_sync_at_attach(MDF_AL_DISABLED | MDF_CONSISTENT));
     }
 
     /// Superblock of a 64 MiB file after `drbdmeta ... internal create-md`

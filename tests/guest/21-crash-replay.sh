@@ -7,12 +7,15 @@
 # every extent written is out of sync in /proc/drbd (oos >= 4 MiB per
 # extent) and, after detach, in Debian's `drbdmeta dump-md` (all 1024 bits of
 # each extent); the data written before the cut is there; a second attach is
-# clean (no replay).
-# boots: 2
+# clean (no replay). Then `al-updates no` (MDF_AL_DISABLED): Primary again,
+# a write, a second power cut. Boot 2: a crashed Primary without activity
+# log assumes every block out of sync ("Assuming that all blocks are out of
+# sync (aka FullSync)", oos = the whole device), as 8.4's attach.
+# boots: 3
 # guests: 1
 # disks: 256M
 # timeout: 900
-# budget: 70
+# budget: 95
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -75,6 +78,7 @@ if [ "$BOOT_INDEX" = 0 ]; then
 fi
 
 # --- boot 1: recovery -------------------------------------------------------------
+if [ "$BOOT_INDEX" = 1 ]; then
 [ -s "$STATE/fixed" ] || die "boot 0 left no $STATE/fixed"
 # Touched extents: the fixed ones and every completed random write's.
 completed_random() { grep -Ex '[0-9]+ done' "$STATE/random" | cut -d' ' -f1; }
@@ -143,6 +147,26 @@ one_replay_only() { local n; n=$(dmesg | grep -c 'activity log replayed'); echo 
 step reattach-no-replay one_replay_only
 oos_kept() { local o; o=$(proc_field oos); echo "oos ${o:-?} KiB, before detach $OOS KiB"; [ -n "$o" ] && [ "$o" = "$OOS" ]; }
 step reattach-oos-kept oos_kept
+
+# al-updates no: no activity-log transactions, the superblock says so.
+step al-updates-no "$S" disk-options 0 --al-updates=no
+shows_al_off() { "$S" show r0 | tee /tmp/show; grep -qE 'al-updates\s+no;' /tmp/show; }
+step show-al-updates-no shows_al_off
+step primary-no-al "$R" primary 0 --force
+step write-no-al dd if=/dev/urandom of=/dev/drbd0 bs=4k count=16 seek=$((62 * 1024)) oflag=direct status=none
+grep '^ *0:' -A1 /proc/drbd
+power_cut "Primary with al-updates no"
+fi
+
+# --- boot 2: a crashed Primary without activity log -----------------------------
+step attach-after-crash-no-al "$S" attach 0 $DEV || exit 1
+step full-sync-assumed sh -c "dmesg | grep 'Assuming that all blocks are out of sync (aka FullSync)'"
+all_out_of_sync() {
+  local oos kib; oos=$(proc_field oos) kib=$(( $(size_of /dev/drbd0) / 1024 ))
+  echo "oos ${oos:-?} KiB of $kib KiB"
+  [ -n "$oos" ] && [ "$oos" = "$kib" ]
+}
+step all-out-of-sync all_out_of_sync
 step detach-again "$S" detach 0
 step del-minor "$S" del-minor 0
 step del-resource "$S" del-resource r0

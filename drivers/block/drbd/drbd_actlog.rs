@@ -127,6 +127,8 @@ pub(crate) struct ActivityLog {
     clock: u64,
     block: KBox<[u8; MD_BLOCK_SIZE]>,
     context: KVVec<u32>,
+    /// `al-updates`: transactions are written (else only kept in memory).
+    updates: bool,
 }
 
 impl ActivityLog {
@@ -143,7 +145,13 @@ impl ActivityLog {
             clock: 0,
             block: KBox::new([0u8; MD_BLOCK_SIZE], GFP_KERNEL)?,
             context: KVVec::from_elem(al::AL_FREE_EXTENT, AL_CONTEXT_PER_TRANSACTION, GFP_KERNEL)?,
+            updates: true,
         })
+    }
+
+    /// `al-updates`: whether transactions are written.
+    pub(crate) fn set_updates(&mut self, on: bool) {
+        self.updates = on;
     }
 
     /// Number of slots (`al-extents`).
@@ -251,6 +259,10 @@ impl ActivityLog {
 
     /// Commits one transaction with `updates` and the next context window.
     fn commit(&mut self, io: &mut MetaIo, dev: BdevRef<'_>, updates: &[(u16, u32)]) -> Result {
+        if !self.updates {
+            // `al-updates no` (8.4's al_write_transaction skips the write).
+            return Ok(());
+        }
         let n = al_set::context_window(&self.slots, self.context_start, &mut self.context);
         let header = TransactionHeader {
             tr_number: self.tr_number,

@@ -353,7 +353,9 @@ impl Registry {
         })?;
         let meta = self.open_meta_device(minor, &config, holder, &lower)?;
         let device = self.device_mut(minor)?;
-        let md = drbd_md::MetaData::load(lower.bdev_ref(), lower.nr_sectors(), meta, config.meta_dev_idx, config.al_extents, minor)?;
+        let mut md = drbd_md::MetaData::load(lower.bdev_ref(), lower.nr_sectors(), meta, config.meta_dev_idx, config.al_extents, minor)?;
+        md.set_al_updates(lower.bdev_ref(), config.options.al_updates())
+            .map_err(|_| AdmError::new(RetCode::IoMdDisk, "I/O error on the meta data area"))?;
         let usable = md.capacity();
         let sectors = match config.disk_size {
             0 => md.agreed_size(),

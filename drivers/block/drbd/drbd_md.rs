@@ -156,6 +156,15 @@ impl MetaData {
             this.replay_activity_log(dev)?;
         }
         this.initialize_ring(dev)?;
+        // drbd_adm_attach: metadata that asks for a full sync (a resize cut
+        // short), or a crashed Primary that wrote no activity log
+        // (`al-updates no`), cannot tell what it may have torn: all of it.
+        if md::full_sync_at_attach(this.sb.flags) {
+            pr_info!("drbd{}: Assuming that all blocks are out of sync (aka FullSync)\n", minor);
+            let exposed = this.sb.la_size_sect;
+            this.set_all_out_of_sync(dev, exposed).map_err(io_error)?;
+            this.sb.flags &= !md::MDF_FULL_SYNC;
+        }
         // From now on an unclean stop must be detectable: drop the clean
         // flag on disk before the first write can happen.
         this.sb.flags &= !md::MDF_AL_CLEAN;
@@ -344,6 +353,20 @@ impl MetaData {
             }
         }
         Ok(())
+    }
+
+    /// `al-updates` (attach, disk-options): without, activity-log
+    /// transactions are not written (the bitmap blocks of evicted extents
+    /// still are), and the superblock says so (MDF_AL_DISABLED), so that
+    /// a crashed Primary's next attach assumes a full sync.
+    pub(crate) fn set_al_updates(&mut self, dev: BdevRef<'_>, on: bool) -> Result {
+        self.al.set_updates(on);
+        let flags = if on { self.sb.flags & !md::MDF_AL_DISABLED } else { self.sb.flags | md::MDF_AL_DISABLED };
+        if flags == self.sb.flags {
+            return Ok(());
+        }
+        self.sb.flags = flags;
+        self.write_superblock(dev)
     }
 
     /// Writes the superblock, durably (flush + FUA).

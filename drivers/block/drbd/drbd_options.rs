@@ -89,18 +89,17 @@ impl DiskOptions {
         if conf.on_io_error > 2 || Fencing::from_raw(conf.fencing).is_none() || crate::drbd_include::read_balancing::ReadBalancing::from_raw(conf.read_balancing).is_none() {
             return bad("invalid on-io-error, fencing or read-balancing policy");
         }
-        // Refused rather than accepted and ignored: without activity-log
-        // updates a crashed Primary needs a full sync, which rdrbd does not
-        // track yet (MDF_AL_DISABLED).
-        if !conf.al_updates {
-            return bad("al-updates no is not supported by rdrbd yet");
-        }
         Ok(Self(DiskConf { backing_dev: &[], meta_dev: &[], ..*conf }))
     }
 
     /// The whole `disk_conf`, with the device paths given.
     pub(crate) fn view<'a>(&self, backing_dev: &'a [u8], meta_dev: &'a [u8]) -> DiskConf<'a> {
         DiskConf { backing_dev, meta_dev, ..self.0 }
+    }
+
+    /// `al-updates`: whether activity-log transactions are written.
+    pub(crate) fn al_updates(&self) -> bool {
+        self.0.al_updates
     }
 
     /// `resync-after`: the minor this one's resync waits for (-1: none).
@@ -327,6 +326,10 @@ impl Registry {
         device.io.io_errors().configure(options.on_io_error(), options.disk_timeout_ds(), false);
         // drbd_resync_after_changed: a new dependency pauses or resumes.
         device.io.set_resync_after(options.resync_after());
+        if let Some(Err(e)) = device.io.with_md(|md, dev| md.set_al_updates(dev, options.al_updates())) {
+            pr_err!("drbd{}: writing the al-updates flag failed: error {}\n", minor, e.to_errno());
+            return Err(AdmError::new(RetCode::IoMdDisk, "I/O error on the meta data area"));
+        }
         config.options = options;
         Ok(())
     }
