@@ -16,7 +16,10 @@
 # backing files grow to 96 MiB; `resize` on the Primary sends P_SIZES, the
 # Secondary grows and answers with its own, the Primary grows and resyncs
 # the new area as SyncSource (nothing else); then a write to the new end
-# is replicated and both data areas are equal.
+# is replicated. `resize --size=80M` on the Primary while connected shrinks
+# both (the Secondary follows its P_SIZES, "Peer sets u_size"), a write to
+# the new last MiB is replicated, one past it fails; the data areas (80 MiB)
+# are equal.
 # guests: 2
 # disks: none
 # memory: 1G
@@ -144,14 +147,24 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step resync-only-new-area resync_of_new_area
   step pair-write-new-end dd if=/dev/urandom of=/dev/drbd0 bs=1M count=1 seek=$(( SIZE96 / MIB - 1 )) oflag=direct status=none
   step pair-still-connected wait_cs Connected 5
+  # Connected shrink (8.4 allows it online): the peer follows our P_SIZES.
+  step pair-shrink-connected "$S" resize 0 --size=80M
+fi
+step pair-size-80M wait_size $((80 * MIB))
+step pair-connected-after-shrink wait_synced 30
+if [ "$GUEST_INDEX" = 0 ]; then
+  step pair-write-shrunk-end dd if=/dev/urandom of=/dev/drbd0 bs=1M count=1 seek=79 oflag=direct status=none
+  step pair-write-past-end-fails expect_fail dd if=/dev/zero of=/dev/drbd0 bs=1M count=1 seek=80 oflag=direct status=none
   step pair-secondary "$S" secondary 0
+else
+  step pair-peer-usize-logged sh -c "dmesg | grep 'Peer sets u_size to 163840 sectors'"
 fi
 barrier pair-done || die "barrier pair-done"
 dmesg | grep -E 'drbd|r0:' | grep -iE 'size|resync|grow' | tail -20
 step pair-down "$S" down r0
-share_put "sum.$GUEST_INDEX" "$(checksum_head "$LO" "$SIZE96")"
+share_put "sum.$GUEST_INDEX" "$(checksum_head "$LO" $((80 * MIB)))"
 barrier summed || die "barrier summed"
-step pair-data-identical same_data "$SIZE96"
+step pair-data-identical same_data $((80 * MIB))
 losetup -d "$LO"
 
 step rmmod rmmod drbd

@@ -5,7 +5,9 @@
 # skipped. Both files grow to 96 MiB; `resize` on the rdrbd Primary sends
 # P_SIZES, the C node grows (its metadata moves), answers with its sizes
 # and waits for the sync UUID; rdrbd grows and resyncs exactly the new
-# area as SyncSource. Both end with the new size and equal data.
+# area as SyncSource. Then the C node shrinks to 80 MiB while connected
+# (`resize --size`), rdrbd follows ("Peer sets u_size"); a write to the
+# new last MiB is replicated. Both end with 80 MiB and equal data.
 # guests: 2
 # disks: none
 # memory: 1G
@@ -73,14 +75,24 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step resync-only-new-area resync_of_new_area
   step write-new-end dd if=/dev/urandom of=/dev/drbd0 bs=1M count=1 seek=$(( SIZE96 / MIB - 1 )) oflag=direct status=none
   step still-connected wait_cs Connected 5
+fi
+barrier grown || die "barrier grown"
+# Connected shrink by the C node (its resize --size while we are Primary):
+# rdrbd follows its P_SIZES.
+[ "$GUEST_INDEX" = 1 ] && step c-shrinks-connected "$S" resize 0 --size=80M
+step size-80M wait_size $((80 * MIB))
+step connected-after-shrink wait_synced 30
+if [ "$GUEST_INDEX" = 0 ]; then
+  step peer-usize-logged sh -c "dmesg | grep 'Peer sets u_size to 163840 sectors'"
+  step write-shrunk-end dd if=/dev/urandom of=/dev/drbd0 bs=1M count=1 seek=79 oflag=direct status=none
   step secondary "$S" secondary 0
 fi
 barrier done || die "barrier done"
 dmesg | grep -iE 'size|resync|grow' | grep -v 'Command line' | tail -20
 step down "$S" down r0
-share_put "sum.$GUEST_INDEX" "$(checksum_head "$LO" "$SIZE96")"
+share_put "sum.$GUEST_INDEX" "$(checksum_head "$LO" $((80 * MIB)))"
 barrier summed || die "barrier summed"
-step data-identical same_data "$SIZE96"
+step data-identical same_data $((80 * MIB))
 losetup -d "$LO"
 step rmmod rmmod drbd
 step kernel-log-clean dmesg_clean

@@ -372,12 +372,6 @@ impl Registry {
         if new.too_big {
             pr_err!("drbd{}: Requested disk size is too big ({} > {})\n", minor, req.size >> 1, new.size >> 1);
         }
-        if connected && matches!(verdict, ResizeVerdict::Shrink(_)) {
-            // The peer would have to follow (receive_sizes); rdrbd does
-            // not shrink on the peer's word.
-            return Err(AdmError::new(RetCode::InvalidRequest,
-                "shrinking a connected device is not supported by rdrbd (disconnect, shrink both nodes with --size)"));
-        }
         let name = device.resource;
         let name = name.as_str();
         crate::drbd_resize::apply(name, io, layout, new.size, !req.no_resync).map_err(|e| {

@@ -90,8 +90,9 @@ pub(crate) fn handshake_sizes(name: &str, io: &DeviceIo, peer: &Sizes) -> Result
 /// The peer's P_SIZES on an established connection (`receive_sizes`):
 /// the size becomes the smaller of both disks (and the user's size, which
 /// the peer passes on); a grown device answers with its own sizes and
-/// resyncs the new area. The peer asking us to shrink is not followed
-/// (rdrbd shrinks only by its own `resize --size`): logged, size kept.
+/// resyncs the new area. A smaller size (the peer's `resize --size`, or
+/// its disk) is followed: 8.4 allows online shrinking while connected
+/// (what lies past the new end is no longer out of sync).
 pub(crate) fn receive_sizes(name: &str, io: &DeviceIo, pd: &PeerDevice, replica: &Replica, peer: &Sizes, resolve_conflicts: bool) -> Result {
     let shared = io.resize();
     if io.disk_state() == DiskState::Diskless {
@@ -106,6 +107,10 @@ pub(crate) fn receive_sizes(name: &str, io: &DeviceIo, pd: &PeerDevice, replica:
         None => return Ok(()),
     };
     // 8.4 takes over the peer's user size on a live connection.
+    let my_usize = shared.user_size();
+    if my_usize != peer.u_size {
+        pr_info!("{}: Peer sets u_size to {} sectors (old: {})\n", name, peer.u_size, my_usize);
+    }
     shared.set_user_size(peer.u_size);
     let old = io.exposed_sectors();
     let new = mgmt::new_dev_size(&SizeInputs {
@@ -118,11 +123,6 @@ pub(crate) fn receive_sizes(name: &str, io: &DeviceIo, pd: &PeerDevice, replica:
     });
     if new.too_big {
         pr_err!("{}: Requested disk size is too big ({} > {})\n", name, peer.u_size >> 1, new.size >> 1);
-    }
-    if new.size < old {
-        pr_warn!("{}: peer's sizes would shrink the device from {} to {} sectors: not followed (shrink with resize --size on this node)\n",
-            name, old, new.size);
-        return Ok(());
     }
     let mark_new = peer.dds_flags & dds_flags::NO_RESYNC == 0;
     let moved = io.with_md(|md, _| layout.moved_from(&md.layout)).unwrap_or(false);
