@@ -501,8 +501,8 @@ pub fn resize(
         if s.conn != ConnState::Connected && !req.force {
             return Err(RetCode::MdLayoutConnected);
         }
-        // A new layout moves the activity log: not implemented.
-        return Err(RetCode::MdLayoutNoFit);
+        // The caller's `sizes` are those of the new layout (the activity
+        // log moves, the data area may shrink).
     }
     let inputs = SizeInputs { user_size: req.size, assume_peer_has_space: req.force, ..*sizes };
     let new = new_dev_size(&inputs);
@@ -731,6 +731,13 @@ mod tests {
         let standalone = Snapshot { conn: StandAlone, peer: Role::Unknown, ..primary };
         let two = ResizeRequest { al_stripes: 2, ..req };
         assert_eq!(verdict(&standalone, &two, &sizes), Err(RetCode::MdLayoutConnected));
+        // Connected, or forced: the size is decided for the new layout; a
+        // layout that leaves less room shrinks only with --size.
+        assert_eq!(verdict(&primary, &two, &sizes), Ok(ResizeVerdict::Unchanged { too_big: false }));
+        let forced = ResizeRequest { force: true, ..two };
+        assert_eq!(verdict(&standalone, &forced, &sizes), Ok(ResizeVerdict::Unchanged { too_big: false }));
+        let less_room = SizeInputs { my_max: 900, ..sizes };
+        assert_eq!(verdict(&primary, &two, &less_room), Err(RetCode::ImplicitShrink));
     }
 
     #[test]

@@ -9,7 +9,9 @@
 # the metadata moves to the new end (drbdmeta dump-md reads it there after
 # detach, la-size-sect is the new size), the data written before is intact,
 # the new area is out of sync, an explicit `--size` shrinks and a resize
-# without it grows again; detach + attach keeps the new size.
+# without it grows again; detach + attach keeps the new size. A new
+# activity log layout (resize --al-stripes --al-stripe-size-kB) moves the
+# metadata (drbdmeta finds it) and keeps the data.
 #
 # Connected pair: fresh 64 MiB on both, the initial sync skipped
 # (new-current-uuid --clear-bitmap), guest 0 Primary writes 8 MiB; both
@@ -98,6 +100,31 @@ step reattach "$S" attach 0 "$LO"
 step size-after-reattach size_is "$SIZE96"
 step primary-again drbd_primary 0
 step data-after-reattach test "$(checksum_of /dev/drbd0)" = "$TAIL_MD5"
+# A new activity log layout (4 stripes of 64 KiB instead of one of 32): the
+# metadata moves and the larger log leaves less room, so only with --size.
+AL_OPTS="--al-stripes=4 --al-stripe-size-kB=64"
+# shellcheck disable=SC2086
+step al-layout-needs-size expect_fail "$S" resize 0 --assume-peer-has-space $AL_OPTS
+# shellcheck disable=SC2086
+step al-layout "$S" resize 0 --assume-peer-has-space $AL_OPTS --size=90M
+step al-layout-logged sh -c "dmesg | grep 'Changed AL layout to al-stripes = 4, al-stripe-size-kB = 64'"
+step size-90M size_is $((90 * MIB))
+step data-after-al-layout test "$(checksum_head /dev/drbd0 $((8 * MIB)))" = "$HEAD"
+step write-after-al-layout dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=40 oflag=direct status=none
+AL_MD5=$(checksum_head /dev/drbd0 $((90 * MIB)))
+step secondary-al drbd_secondary 0
+step detach-al "$S" detach 0
+check_al_dump() {
+  local dump
+  dump=$(dump_md "$LO" "$1") || { echo "$dump"; return 1; }
+  grep -E '^(la-size-sect|al-stripe)' <<<"$dump"
+  grep -qx "la-size-sect $((90 * 2048));" <<<"$dump" && grep -qx 'al-stripes 4;' <<<"$dump" &&
+    grep -qx 'al-stripe-size-4k 16;' <<<"$dump"
+}
+step dump-md-al-layout check_al_dump "$DEBIAN_DRBDMETA"
+step reattach-al "$S" attach 0 "$LO"
+step primary-al drbd_primary 0
+step data-after-al-reattach test "$(checksum_head /dev/drbd0 $((90 * MIB)))" = "$AL_MD5"
 step secondary-again drbd_secondary 0
 step down "$S" down r0
 barrier standalone-done || die "barrier standalone-done"

@@ -224,13 +224,15 @@ impl ActivityLog {
         Ok(tag)
     }
 
-    /// Moves the ring and the bitmap this writes to (an online resize
-    /// moved the metadata, `drbd_al_initialize`): the new ring is filled
+    /// Moves the ring and the bitmap this writes to, in the ring's new
+    /// shape (an online resize moved the metadata or changed the activity
+    /// log layout, `drbd_al_initialize`): the new ring is filled
     /// with "initialized" blocks, then the whole active set is committed
     /// there in as many transactions as its context needs, so a crash
     /// afterwards replays the extents hot now. The caller holds the
     /// metadata lock, so no write is admitted meanwhile.
-    pub(crate) fn relocate(&mut self, io: &mut MetaIo, dev: BdevRef<'_>, ring_sector: u64, bm_sector: u64) -> Result {
+    pub(crate) fn relocate(&mut self, io: &mut MetaIo, dev: BdevRef<'_>, geometry: AlGeometry, ring_sector: u64, bm_sector: u64) -> Result {
+        self.geometry = geometry;
         self.ring_sector = ring_sector;
         self.bm_sector = bm_sector;
         al::encode_initialized(&mut self.block);

@@ -12,7 +12,7 @@ use kernel::prelude::*;
 
 use crate::drbd_actlog::ActivityLog;
 use crate::drbd_bitmap::BitmapMem;
-use crate::drbd_include::al;
+use crate::drbd_include::al::{self, AlGeometry};
 use crate::drbd_include::bitmap as bm_layout;
 use crate::drbd_include::genl::{self as api, ConnState, DiskState, RetCode};
 use crate::drbd_include::uuid::Uuids;
@@ -392,9 +392,15 @@ impl MetaData {
     /// large as it is now (`drbd_md_set_sector_offsets`): internal
     /// metadata moves to the new end of a grown backing device.
     pub(crate) fn layout_now(&self, dev: BdevRef<'_>) -> AdmResult<Layout> {
+        self.layout_with(dev, self.layout.al)
+    }
+
+    /// [`Self::layout_now`] with the activity log shaped `al` (a resize
+    /// with `--al-stripes` / `--al-stripe-size-kB`).
+    pub(crate) fn layout_with(&self, dev: BdevRef<'_>, al: AlGeometry) -> AdmResult<Layout> {
         let backing = dev.nr_sectors();
         let meta = self.io.external_sectors().unwrap_or(backing);
-        Layout::compute(self.layout.index, backing, meta, self.layout.al).map_err(layout_error)
+        Layout::compute(self.layout.index, backing, meta, al).map_err(layout_error)
     }
 
     /// Carries out a resize from `old_size` to `new_size` sectors of data over
@@ -426,6 +432,7 @@ impl MetaData {
             }
         }
         let size_changed = self.sb.la_size_sect != new_size;
+        let al_changed = new_layout.al != self.layout.al;
         self.layout = new_layout;
         let (area_first, area_sectors) = self.layout.area();
         self.io.confine_writes(area_first, area_sectors);
@@ -433,14 +440,16 @@ impl MetaData {
         self.sb.al_offset = self.layout.al_offset;
         self.sb.bm_offset = self.layout.bm_offset;
         self.sb.la_size_sect = new_size;
-        if !(moved || size_changed) {
+        self.sb.al_stripes = self.layout.al.stripes();
+        self.sb.al_stripe_size_4k = self.layout.al.stripe_size_4k();
+        if !(moved || size_changed || al_changed) {
             return Ok(());
         }
         let flags = self.sb.flags;
         self.sb.flags |= md::MDF_FULL_SYNC | md::MDF_AL_DISABLED;
         self.write_superblock(dev)?;
-        if moved {
-            self.al.relocate(&mut self.io, dev, self.layout.al_sector(), self.layout.bm_sector())?;
+        if moved || al_changed {
+            self.al.relocate(&mut self.io, dev, self.layout.al, self.layout.al_sector(), self.layout.bm_sector())?;
         }
         pr_info!("Writing the whole bitmap, {}\n", match (size_changed, moved) {
             (true, true) => "size changed and md moved",
@@ -449,7 +458,12 @@ impl MetaData {
         });
         self.write_bitmap(dev, true)?;
         self.sb.flags = flags;
-        self.write_superblock(dev)
+        self.write_superblock(dev)?;
+        if al_changed {
+            pr_info!("Changed AL layout to al-stripes = {}, al-stripe-size-kB = {}\n",
+                self.layout.al.stripes(), self.layout.al.stripe_size_4k().saturating_mul(4));
+        }
+        Ok(())
     }
 }
 

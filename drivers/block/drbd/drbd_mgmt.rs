@@ -340,7 +340,16 @@ impl Registry {
         let snapshot = self.snapshot(device);
         let al = Self::al_layout(device);
         let no_disk = || AdmError::new(RetCode::NoDisk, "device has no disk (attach it first)");
-        let layout = crate::drbd_resize::layout_now(io).ok_or_else(no_disk)??;
+        // `--al-stripes` / `--al-stripe-size-kB`: the size is decided for
+        // the metadata in the new layout (8.4's determine_dev_size with rs).
+        let al_change = (parms.al_stripes, parms.al_stripe_size) != al;
+        let geometry = (parms.al_stripe_size % 4 == 0)
+            .then(|| crate::drbd_include::al::AlGeometry::new(parms.al_stripes, parms.al_stripe_size / 4))
+            .flatten();
+        let layout = match geometry.filter(|_| al_change) {
+            Some(geometry) => io.with_md(|md, dev| md.layout_with(dev, geometry)).ok_or_else(no_disk)??,
+            None => crate::drbd_resize::layout_now(io).ok_or_else(no_disk)??,
+        };
         let connected = snapshot.conn == ConnState::Connected;
         let current = device.capacity();
         let sizes = mgmt::SizeInputs {
@@ -359,13 +368,13 @@ impl Registry {
             al_stripe_size: parms.al_stripe_size,
         };
         let reason = |c: RetCode| match c {
-            RetCode::MdLayoutNoFit if (req.al_stripes, req.al_stripe_size) != al => {
-                "changing the activity log layout is not supported by rdrbd yet"
-            }
             RetCode::ImplicitShrink => "the device would shrink: shrink explicitly with --size",
             _ => c.text(),
         };
         let (new, verdict) = mgmt::resize(&snapshot, &req, &sizes, al).map_err(|c| AdmError::new(c, reason(c)))?;
+        if al_change && geometry.is_none() {
+            return Err(AdmError::new(RetCode::MdLayoutNoFit, "invalid activity log layout"));
+        }
         if new.forced_unconnected {
             pr_warn!("drbd{}: Resize while not connected was forced by the user!\n", minor);
         }
