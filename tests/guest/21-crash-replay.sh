@@ -10,7 +10,8 @@
 # clean (no replay). Then `al-updates no` (MDF_AL_DISABLED): Primary again,
 # a write, a second power cut. Boot 2: a crashed Primary without activity
 # log assumes every block out of sync ("Assuming that all blocks are out of
-# sync (aka FullSync)", oos = the whole device), as 8.4's attach.
+# sync (aka FullSync)", oos = the whole device), as 8.4's attach; a new
+# al-extents applies at once (the superblock has it after detach).
 # boots: 3
 # guests: 1
 # disks: 256M
@@ -167,7 +168,22 @@ all_out_of_sync() {
   [ -n "$oos" ] && [ "$oos" = "$kib" ]
 }
 step all-out-of-sync all_out_of_sync
+# al-extents changes at once (8.4's disk-options shrinks and resizes the
+# log once no extent is in use); writes to 60 extents use the new slots.
+step al-extents-live "$S" disk-options 0 --al-extents=67
+step al-extents-not-deferred sh -c "! dmesg | grep 'applies from the next attach'"
+step primary-al-extents "$R" primary 0 --force
+spread_writes() {
+  local e
+  for e in $(seq 0 59); do
+    dd if=/dev/zero of=/dev/drbd0 bs=4k count=1 seek=$((e * 1024 + 2)) oflag=direct status=none || return 1
+  done
+}
+step writes-over-60-extents spread_writes
+step secondary-al-extents "$R" secondary 0
 step detach-again "$S" detach 0
+al_extents_on_disk() { dump_md $DEV | grep -E '^# al-extents'; dump_md $DEV | grep -qx '# al-extents 67;'; }
+step al-extents-on-disk al_extents_on_disk
 step del-minor "$S" del-minor 0
 step del-resource "$S" del-resource r0
 step rmmod rmmod drbd

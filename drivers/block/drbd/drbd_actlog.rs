@@ -246,6 +246,27 @@ impl ActivityLog {
         Ok(())
     }
 
+    /// A new `al-extents` (disk-options, 8.4's `drbd_al_shrink` and
+    /// `drbd_check_al_size`): every extent leaves the active set (their
+    /// bitmap blocks written first), the slots are made anew, and the
+    /// ring gets transactions of the new, empty set. The caller holds the
+    /// metadata lock and saw no write in flight.
+    pub(crate) fn resize(&mut self, bitmap: &BitmapMem, io: &mut MetaIo, dev: BdevRef<'_>, extents: u32) -> Result {
+        let n = usize::try_from(extents.clamp(al::AL_EXTENTS_MIN, al::AL_EXTENTS_MAX)).map_err(|_| EINVAL)?;
+        let mut active = KVVec::with_capacity(self.slots.len(), GFP_KERNEL)?;
+        for slot in self.slots.iter().filter(|s| s.extent != al::AL_FREE_EXTENT) {
+            active.push(slot.extent, GFP_KERNEL)?;
+        }
+        let slots = KVVec::from_elem(Slot::FREE, n, GFP_KERNEL)?;
+        self.write_evicted_bitmap(bitmap, io, dev, &active)?;
+        self.slots = slots;
+        self.context_start = 0;
+        for _ in 0..self.slots.len().div_ceil(AL_CONTEXT_PER_TRANSACTION) {
+            self.commit(io, dev, &[])?;
+        }
+        Ok(())
+    }
+
     /// Writes the bitmap blocks of extents leaving the active set: their
     /// out-of-sync bits must be on disk before the AL forgets them.
     fn write_evicted_bitmap(&mut self, bitmap: &BitmapMem, io: &mut MetaIo, dev: BdevRef<'_>, evicted: &[u32]) -> Result {

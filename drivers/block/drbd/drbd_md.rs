@@ -355,6 +355,19 @@ impl MetaData {
         Ok(())
     }
 
+    /// A new `al-extents` (see [`ActivityLog::resize`]), recorded in the
+    /// superblock.
+    pub(crate) fn set_al_extents(&mut self, dev: BdevRef<'_>, extents: u32) -> Result {
+        self.al.resize(&self.bitmap, &mut self.io, dev, extents)?;
+        self.sb.al_nr_extents = u32::try_from(self.al.extents()).unwrap_or(al::AL_EXTENTS_DEFAULT);
+        self.write_superblock(dev)
+    }
+
+    /// The number of activity-log slots in use now.
+    pub(crate) fn al_extents(&self) -> u32 {
+        u32::try_from(self.al.extents()).unwrap_or(0)
+    }
+
     /// `al-updates` (attach, disk-options): without, activity-log
     /// transactions are not written (the bitmap blocks of evicted extents
     /// still are), and the superblock says so (MDF_AL_DISABLED), so that

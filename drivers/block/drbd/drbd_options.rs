@@ -18,6 +18,10 @@ use crate::drbd_include::net_options;
 use crate::drbd_include::protocol_settings::ProtocolSettings;
 use crate::{AdmError, AdmResult, Registry, ResourceName};
 
+/// How long `disk-options` waits for the activity log to go idle before
+/// a new `al-extents` is left for the next attach.
+const AL_RESIZE_WAIT_MS: u32 = 5000;
+
 /// A digest or secret name of NET_CONF, as stored.
 type NetString = FixedStr<{ net_conf::SECRET_SIZE }>;
 
@@ -309,9 +313,16 @@ impl Registry {
         let device = self.device_mut(minor)?;
         let config = device.disk_config.as_mut().ok_or(no_disk)?;
         if options.al_extents() != config.al_extents {
-            // 8.4 resizes the activity log here when no extent is in use;
-            // rdrbd sizes it at attach only.
-            pr_info!("drbd{}: al-extents {} applies from the next attach\n", minor, options.al_extents());
+            // As 8.4: at once, once no extent is in use (new writes wait).
+            match device.io.resize_activity_log(options.al_extents(), AL_RESIZE_WAIT_MS) {
+                Ok(true) => {}
+                Ok(false) => pr_warn!("drbd{}: the activity log stayed busy; al-extents {} applies from the next attach\n",
+                    minor, options.al_extents()),
+                Err(e) => {
+                    pr_err!("drbd{}: resizing the activity log failed: error {}\n", minor, e.to_errno());
+                    return Err(AdmError::new(RetCode::IoMdDisk, "I/O error on the meta data area"));
+                }
+            }
         }
         config.al_extents = options.al_extents();
         // The resync worker re-reads the rate every tick: a running

@@ -748,6 +748,24 @@ impl DeviceIo {
         Some(result)
     }
 
+    /// A new `al-extents` (8.4's `drbd_adm_disk_opts`: I/O suspended until
+    /// no extent is in use, then the log shrunk and resized): new writes
+    /// wait for the metadata lock held here, the ones in flight finish (at
+    /// most `timeout_ms`). Returns whether it was resized (`false`: still
+    /// busy, or no disk).
+    pub(crate) fn resize_activity_log(&self, extents: u32, timeout_ms: u32) -> Result<bool> {
+        self.with_md(|md, dev| {
+            if md.al_extents() == extents {
+                return Ok(true);
+            }
+            if !self.al_idle.wait_until_timeout(|| self.al_refs.busy() == 0, timeout_ms) {
+                return Ok(false);
+            }
+            md.set_al_extents(dev, extents).map(|()| true)
+        })
+        .unwrap_or(Ok(false))
+    }
+
     /// Out-of-sync KiB per the bitmap (0 when diskless).
     pub(crate) fn out_of_sync_kib(&self) -> u64 {
         self.md.lock().as_ref().map_or(0, |md| md.bitmap.count() * 4)

@@ -487,21 +487,7 @@ impl Replica {
     /// only mark their range out of sync at the peer; the peer is told
     /// first. Returns whether we were not Ahead already.
     pub(crate) fn pull_ahead(&self) -> bool {
-        let went = {
-            let mut queue = self.queue.lock();
-            if queue.ahead || self.broken.load(Ordering::SeqCst) {
-                return false;
-            }
-            queue.ahead = true;
-            queue.fifo.push(Queued::WentAhead).is_ok()
-        };
-        if !went {
-            // No room to tell the peer: the link is hopeless.
-            pr_warn!("drbd: send queue full while pulling ahead; dropping the connection\n");
-            let _ = self.break_on_error(Err(ENOMEM));
-        }
-        self.queued.wake_all();
-        went
+        self.switch_ahead(true, Queued::WentAhead)
     }
 
     /// A barrier ack released a write sent before we went Ahead: its
@@ -526,20 +512,28 @@ impl Replica {
     /// now on, and the sender starts the resync before it sends them.
     /// Returns whether we were Ahead.
     pub(crate) fn leave_ahead(&self) -> bool {
-        let left = {
+        self.switch_ahead(false, Queued::LeaveAhead)
+    }
+
+    /// Sets the Ahead flag to `ahead` and queues `marker`, under the
+    /// queue's lock, so that every write is on one side of the marker.
+    /// Returns whether it changed. No room for the marker: the link is
+    /// hopeless, the connection goes.
+    fn switch_ahead(&self, ahead: bool, marker: Queued) -> bool {
+        let queued = {
             let mut queue = self.queue.lock();
-            if !queue.ahead || self.broken.load(Ordering::SeqCst) {
+            if queue.ahead == ahead || self.broken.load(Ordering::SeqCst) {
                 return false;
             }
-            queue.ahead = false;
-            queue.fifo.push(Queued::LeaveAhead).is_ok()
+            queue.ahead = ahead;
+            queue.fifo.push(marker).is_ok()
         };
-        if !left {
-            pr_warn!("drbd: send queue full while leaving Ahead; dropping the connection\n");
+        if !queued {
+            pr_warn!("drbd: send queue full while switching Ahead mode; dropping the connection\n");
             let _ = self.break_on_error(Err(ENOMEM));
         }
         self.queued.wake_all();
-        left
+        queued
     }
 
     /// `on-congestion disconnect`: the connection goes, StandAlone.
