@@ -5,10 +5,12 @@
 # for each protocol: connect with it, guest 0 becomes Primary, fio writes
 # with verification through /dev/drbd0; the Primary's out-of-sync count
 # must then be 0 (P_WRITE_ACK under C, P_BARRIER_ACK under A and B cleared
-# the bits), also after a blkdiscard (zeroed here, sent as P_TRIM); both
+# the bits), also after a blkdiscard (zeroed here, sent as P_TRIM) and
+# unaligned writes (their partial blocks are not marked, as 8.4); both
 # disconnect and the data areas of both backing disks must be identical.
 # The rounds run with write ordering flush (A), drain (B) and none (C),
-# set by disk-options and shown as wo: in /proc/drbd.
+# set by disk-options and shown as wo: in /proc/drbd. At the end, an
+# unaligned write while disconnected marks every block it touches.
 # Mostly moves data (fio with verification under three protocols and whole-disk checksums): runs on the non-debug twin
 # kernel (tests/README.md, "Which kernel").
 # kernel: fast
@@ -39,10 +41,13 @@ round() {
     step "fio-seq-verify-$p" $FIO --rw=write --bs=1M --verify=crc32c --ioengine=libaio --iodepth=4 --direct=1 --offset=$((RANDOM_BASE + 64))M
     step "fua-write-$p" dd if=/dev/urandom of=/dev/drbd0 bs=64k count=16 seek=2000 oflag=direct,dsync conv=fsync status=none
     # A discard over written data, across an activity-log extent
-    # boundary: zeroed here, P_TRIM to the peer. (Whole 4 KiB blocks: the
-    # bits of a partly covered block stay set after the ack, see
-    # Documentation/design.md.)
+    # boundary: zeroed here, P_TRIM to the peer.
     step "blkdiscard-$p" discard_zeroes $((RANDOM_BASE * 1024 * 1024 + 3 * 1024 * 1024 + 4096)) $((2 * 1024 * 1024 + 8192))
+    # Unaligned writes (1.5 KiB at sector 1, 512 bytes across a block
+    # boundary): replicated, they leave their partial 4 KiB blocks as they
+    # were, not out of sync (8.4).
+    step "unaligned-writes-$p" sh -c "dd if=/dev/urandom of=/dev/drbd0 bs=512 count=3 seek=$((RANDOM_BASE * 2048 + 1)) oflag=direct status=none &&
+      dd if=/dev/urandom of=/dev/drbd0 bs=512 count=2 seek=$((RANDOM_BASE * 2048 + 4 * 2048 + 7)) oflag=direct status=none"
     step "still-connected-$p" wait_cs Connected 5
     # Protocol C clears bits on each P_WRITE_ACK, A and B on the barrier
     # acks; none may stay set while connected with every write done.
@@ -110,6 +115,15 @@ for p in A B C; do
   round "$p" "$first" || exit 1
   first=0 RANDOM_BASE=$((RANDOM_BASE + 8))
 done
+# Not replicated (disconnected), an unaligned write marks every block it
+# touches: 1 KiB across a block boundary is 8 KiB out of sync.
+if [ "$GUEST_INDEX" = 0 ]; then
+  step primary-alone "$S" primary 0
+  step unaligned-write-alone dd if=/dev/urandom of=/dev/drbd0 bs=512 count=2 seek=$((100 * 2048 + 7)) oflag=direct status=none
+  oos_is() { local o; o=$(proc_field oos); echo "oos:${o:-?} KiB, expected $1"; [ "$o" = "$1" ]; }
+  step unaligned-alone-marks-both-blocks oos_is 8
+  step secondary-alone "$S" secondary 0
+fi
 step down "$S" down r0
 step rmmod rmmod drbd
 step kernel-log-clean dmesg_clean

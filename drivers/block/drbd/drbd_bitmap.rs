@@ -146,9 +146,25 @@ impl BitmapMem {
     /// out of sync, except the last one of a device whose size is not a
     /// multiple of 4 KiB. `capacity` is the device size in sectors.
     pub(crate) fn clear_sectors(&self, sector: u64, size: u32, capacity: u64) -> u64 {
+        self.covered_bits(sector, size, capacity).map_or(0, |(first, last)| self.clear_bits(first, last))
+    }
+
+    /// Marks the 4 KiB blocks that `size` bytes at `sector` cover
+    /// completely (as [`Self::clear_sectors`] counts them): a replicated
+    /// write's until its ack. A partly written block is left as it was,
+    /// as 8.4 leaves it (only a write that fails to reach the peer marks
+    /// every block it touches, [`Self::set_sectors`]).
+    pub(crate) fn set_covered_sectors(&self, sector: u64, size: u32, capacity: u64) -> u64 {
+        self.covered_bits(sector, size, capacity).map_or(0, |(first, last)| self.set_bits(first, last))
+    }
+
+    /// The first and last bit of the blocks `size` bytes at `sector` cover
+    /// completely (the last block of a device whose size is not a multiple
+    /// of 4 KiB counts as covered when the range reaches its end).
+    fn covered_bits(&self, sector: u64, size: u32, capacity: u64) -> Option<(u64, u64)> {
         let end_sector = sector.saturating_add(u64::from(size) / 512);
         if size == 0 || end_sector <= sector {
-            return 0;
+            return None;
         }
         let first = layout::sector_to_bit(sector.saturating_add(7));
         let end = if end_sector >= capacity {
@@ -156,10 +172,7 @@ impl BitmapMem {
         } else {
             layout::sector_to_bit(end_sector)
         };
-        match end.checked_sub(1) {
-            Some(last) if last >= first => self.clear_bits(first, last),
-            _ => 0,
-        }
+        end.checked_sub(1).filter(|&last| last >= first).map(|last| (first, last))
     }
 
     /// Number of bits.

@@ -455,6 +455,15 @@ impl DeviceIo {
         self.md.lock().as_ref().map_or(0, |md| md.bitmap.clear_sectors(sector, size, capacity))
     }
 
+    /// A write about to be replicated: the blocks it covers completely are
+    /// out of sync until the peer's ack clears them.
+    fn mark_until_acked(&self, sector: u64, size: u32) {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        if let Some(md) = self.md.lock().as_ref() {
+            md.bitmap.set_covered_sectors(sector, size, capacity);
+        }
+    }
+
     /// The peer may not have `size` bytes at `sector` (`drbd_set_out_of_sync`).
     pub(crate) fn set_out_of_sync(&self, sector: u64, size: u32) {
         if let Some(md) = self.md.lock().as_ref() {
@@ -833,7 +842,7 @@ impl DeviceIo {
                 // Out of sync until the peer has it (the hot path marks
                 // before it finds an extent cold; a write held off by a
                 // resync read and a discard come here unmarked).
-                self.set_out_of_sync(sector, size);
+                self.mark_until_acked(sector, size);
                 if bio.op() == BioOp::Discard {
                     self.discard(lower, bio, tag)
                 } else {
@@ -887,8 +896,9 @@ impl DeviceIo {
             // A resync read holds this range: the submitter waits for it.
             return Err(());
         }
-        // Out of sync until the peer has it (cleared on its ack).
-        md.bitmap.set_sectors(sector, size);
+        // Out of sync until the peer has it (cleared on its ack); a write
+        // that does not reach it marks all it touches (`forward`).
+        md.bitmap.set_covered_sectors(sector, size, self.capacity.load(Ordering::Relaxed));
         md.al.begin_hot_write(&self.al_refs, sector, size).map(Some).ok_or(())
     }
 
@@ -905,7 +915,11 @@ impl DeviceIo {
                 let ack = r.wants_ack().then(|| bio.peer_completion());
                 Some((r, sent, ack))
             }
-            _ => None,
+            _ => {
+                // Not replicated: every block it touches differs.
+                self.set_out_of_sync(sector, size);
+                None
+            }
         };
         let zeroed = lower.bdev_ref().zero_out(sector, u64::from(size) >> 9);
         self.al_write_done(tag);
@@ -930,6 +944,11 @@ impl DeviceIo {
             _ => None,
         };
         let sector = bio.sector();
+        if op == BioOp::Write && replica.is_none() {
+            // Not replicated: every block it touches differs (submission
+            // marked only those it covers).
+            self.set_out_of_sync(sector, bio.size());
+        }
         let fault = match op {
             BioOp::Write => Some(Fault::DataWrite),
             BioOp::Read if bio.is_readahead() => Some(Fault::DataReadAhead),
