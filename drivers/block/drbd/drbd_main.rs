@@ -286,7 +286,7 @@ impl Registry {
             }
         };
         let io = Arc::pin_init(DeviceIo::new(ident, order.clone()), GFP_KERNEL).map_err(|_| nomem)?;
-        order.add(io.clone()).map_err(|_| nomem)?;
+        let member = io.clone();
         let disk = GenDisk::new(DRBD_MAJOR, minor, io.clone())
             .map_err(|_| AdmError::new(RetCode::NoMem, "could not create the block device"))?;
         let thread_name = CString::try_from_fmt(fmt!("drbd{}_submit", minor)).map_err(|_| nomem)?;
@@ -313,6 +313,11 @@ impl Registry {
         let resource = self.resources.get_mut(name).ok_or(AdmError::new(RetCode::ResNotKnown, "unknown resource"))?;
         resource.devices.insert(device_node);
         self.minors.insert(minor_node);
+        // Last: a minor that could not be created is never a member.
+        if order.add(member).is_err() {
+            self.remove_device(minor);
+            return Err(nomem);
+        }
         if let Ok(device) = self.device(minor) {
             device.io.events().device_created(&drbd_events::statistics_of(device));
         }
