@@ -13,8 +13,7 @@
 #   flight than the peer has, so it goes to the peer (8.4's comparison);
 # - prefer-remote with the peer disconnected: local again.
 # drbdsetup show reports the policy. The 8.4 options rdrbd does not have
-# yet (allow-two-primaries, al-updates no) are refused with an error
-# naming them.
+# yet (allow-two-primaries) is refused with an error naming it.
 # guests: 2
 # disks: 32M
 # timeout: 400
@@ -52,7 +51,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step round-robin read_with round-robin 2048 2048
   step least-pending read_with least-pending 0 4096
 
-  # The 8.4 options rdrbd does not have yet are refused, naming the
+  # The 8.4 option rdrbd does not have yet is refused, naming the
   # option, not accepted and ignored (issue #14).
   unsupported() {
     local out
@@ -61,7 +60,6 @@ if [ "$GUEST_INDEX" = 0 ]; then
     echo "$out" | grep -q 'not supported by rdrbd yet'
   }
   step two-primaries-refused unsupported "$S" net-options "$LOCAL" "$PEER" --allow-two-primaries
-  step al-updates-no-refused unsupported "$S" disk-options 0 --al-updates=no
   step still-connected wait_cs Connected 5
 fi
 barrier read || die "barrier read"
