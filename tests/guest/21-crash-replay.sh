@@ -16,7 +16,7 @@
 # guests: 1
 # disks: 256M
 # timeout: 900
-# budget: 95
+# budget: 125
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

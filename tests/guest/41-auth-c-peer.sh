@@ -9,7 +9,7 @@
 # guests: 2
 # disks: 64M
 # timeout: 600
-# budget: 30
+# budget: 40
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

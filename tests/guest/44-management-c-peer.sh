@@ -16,7 +16,7 @@
 # kernel: fast
 # disks: 32M
 # timeout: 900
-# budget: 110
+# budget: 125
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

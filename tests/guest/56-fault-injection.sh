@@ -15,7 +15,7 @@
 # guests: 2
 # disks: 32M
 # timeout: 900
-# budget: 130
+# budget: 150
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
