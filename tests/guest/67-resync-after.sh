@@ -10,7 +10,7 @@
 # guests: 2
 # disks: 32M
 # timeout: 400
-# budget: 120
+# budget: 150
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
