@@ -26,12 +26,16 @@ pub struct Member {
     pub aftr_isp: bool,
 }
 
+/// Resyncing or verifying, paused or not (8.4's `conn` between
+/// C_SYNC_SOURCE and C_PAUSED_SYNC_T): what a dependent minor waits for.
+pub fn resyncing(conn: ConnState) -> bool {
+    (ConnState::SyncSource as u32..=ConnState::PausedSyncT as u32).contains(&(conn as u32))
+}
+
 impl Member {
-    /// Resyncing or verifying, paused or not (8.4's `conn` between
-    /// C_SYNC_SOURCE and C_PAUSED_SYNC_T), or paused for any reason.
+    /// [`resyncing`], or paused for any reason.
     fn busy(&self) -> bool {
-        let syncing = (ConnState::SyncSource as u32..=ConnState::PausedSyncT as u32).contains(&(self.conn as u32));
-        syncing || self.paused_otherwise || self.aftr_isp
+        resyncing(self.conn) || self.paused_otherwise || self.aftr_isp
     }
 }
 

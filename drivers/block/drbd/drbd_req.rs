@@ -1115,7 +1115,7 @@ fn peer_has_disk(view: &PeerDeviceStates) -> bool {
 /// resyncs (or verifies), is Diskless, is paused otherwise, is StandAlone.
 /// Its own `aftr_isp` is not: the order sets that.
 fn resync_order_input(s: &States) -> (bool, bool, bool, bool) {
-    let syncing = (ConnState::SyncSource as u32..=ConnState::PausedSyncT as u32).contains(&(s.peer.conn as u32));
+    let syncing = crate::drbd_include::resync_after::resyncing(s.peer.conn);
     (syncing, s.device.disk == DiskState::Diskless, s.device.user_isp || s.peer.peer_isp, s.peer.conn == ConnState::StandAlone)
 }
 
