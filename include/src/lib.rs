@@ -107,3 +107,7 @@ pub mod congestion;
 
 /// `resync-after`: which minors' resyncs wait for which.
 pub mod resync_after;
+
+/// Writes in flight by the sectors they cover: overlapping writes wait,
+/// and two Primaries' concurrent writes are resolved (8.4's conflicts).
+pub mod write_conflicts;

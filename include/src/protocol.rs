@@ -42,6 +42,11 @@ pub mod feature {
     pub const WSAME: u32 = 4;
     /// Write-zeroes travel as P_ZEROES.
     pub const WZEROES: u32 = 8;
+    /// rdrbd's own: the peer resolves the conflicting writes of two
+    /// Primaries (P_SUPERSEDED, P_RETRY_WRITE, ordered by sequence
+    /// numbers). The C driver masks unknown flags away, so only two rdrbd
+    /// nodes agree on it.
+    pub const RDRBD_WRITE_CONFLICTS: u32 = 1 << 31;
 }
 
 /// Flags of P_DATA, P_TRIM and P_ZEROES (`DP_*`).

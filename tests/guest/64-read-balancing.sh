@@ -12,8 +12,9 @@
 # - least-pending: idle, the read itself is one more local request in
 #   flight than the peer has, so it goes to the peer (8.4's comparison);
 # - prefer-remote with the peer disconnected: local again.
-# drbdsetup show reports the policy. The 8.4 options rdrbd does not have
-# yet (allow-two-primaries) is refused with an error naming it.
+# drbdsetup show reports the policy. allow-two-primaries turned on over
+# the live connection (P_PROTOCOL_UPDATE) is adopted by the rdrbd peer,
+# and turned off again.
 # guests: 2
 # disks: 32M
 # timeout: 400
@@ -51,21 +52,23 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step round-robin read_with round-robin 2048 2048
   step least-pending read_with least-pending 0 4096
 
-  # The 8.4 option rdrbd does not have yet is refused, naming the
-  # option, not accepted and ignored (issue #14).
-  unsupported() {
-    local out
-    if out=$("$@" 2>&1); then echo "accepted: $*"; return 1; fi
-    echo "$out"
-    echo "$out" | grep -q 'not supported by rdrbd yet'
+  # Two Primaries allowed over the live connection: the rdrbd peer
+  # resolves conflicting writes, so it is accepted, and the peer adopts it.
+  two_primaries_live() {
+    "$S" net-options "$LOCAL" "$PEER" --allow-two-primaries || return 1
+    "$S" show r0 | grep -E 'allow-two-primaries\s+yes;' || return 1
+    dmesg | grep 'allow-two-primaries' | tail -2
+    "$S" net-options "$LOCAL" "$PEER" --allow-two-primaries=no
   }
-  step two-primaries-refused unsupported "$S" net-options "$LOCAL" "$PEER" --allow-two-primaries
+  step two-primaries-live two_primaries_live
   step still-connected wait_cs Connected 5
 fi
 barrier read || die "barrier read"
 # The Secondary read for the peer what guest 0 counted as received.
 peer_served() { echo "dr:$(proc_field dr) KiB"; [ "$(proc_field dr)" -ge 10240 ]; }
 [ "$GUEST_INDEX" = 1 ] && step peer-served peer_served
+adopted_two_primaries() { dmesg | grep -E 'allow-two-primaries false -> true'; }
+[ "$GUEST_INDEX" = 1 ] && step peer-adopted-two-primaries adopted_two_primaries
 barrier counted || die "barrier counted"
 [ "$GUEST_INDEX" = 1 ] && step disconnect "$S" disconnect "$LOCAL" "$PEER"
 barrier disconnected || die "barrier disconnected"

@@ -22,6 +22,7 @@ use crate::drbd_include::uuid::uuid_flags;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_peer_device::{PeerDevice, ResyncRate};
 use crate::drbd_peer_writes::ACK_BATCH;
+use crate::drbd_packet_seq::PacketSeq;
 use crate::drbd_net::{alg_bytes, deciseconds, recv_header, send_packet, AuthConfig, LiveTiming, NetConfig, NetError, SyncAlgs};
 use crate::kernel_glue::crypto::HMAC_MAX_DIGEST;
 use crate::kernel_glue::net::TcpSocket;
@@ -92,22 +93,43 @@ impl ConnShared {
     /// Sends block acks on the meta socket in one send, so that the acks
     /// of writes completed together leave in one segment (8.4's asender
     /// corks the meta socket around `drbd_finish_peer_reqs`).
+    /// The acks of replicated writes take their numbers from `seq` as they
+    /// go on the socket (`send_block_ack`).
     pub(crate) fn send_meta_acks(
         &self,
         meta: &TcpSocket,
         link: Link,
         volume: u16,
         acks: &[(Packet, proto::BlockAck)],
+        seq: Option<&PacketSeq>,
     ) -> core::result::Result<(), NetError> {
         let mut buf = [0u8; ACK_BATCH * ACK_PACKET_MAX];
         let mut len = 0usize;
+        let _guard = self.meta_lock.lock();
         for (cmd, ack) in acks.iter().take(ACK_BATCH) {
             let out = buf.get_mut(len..).ok_or(ProtocolError::BufferTooSmall)?;
+            let ack = numbered(*cmd, *ack, seq);
             len += encode_packet(link, *cmd, volume, out, |body| ack.encode(body))?;
         }
-        let _guard = self.meta_lock.lock();
         meta.send_all(buf.get(..len).ok_or(ProtocolError::BufferTooSmall)?)?;
         Ok(())
+    }
+
+    /// Sends one block ack; an ack of a replicated write takes the next
+    /// number of `seq` (8.4's `_drbd_send_ack`), under the socket's lock,
+    /// so that the numbers leave in order.
+    pub(crate) fn send_block_ack(
+        &self,
+        meta: &TcpSocket,
+        link: Link,
+        volume: u16,
+        cmd: Packet,
+        ack: proto::BlockAck,
+        seq: Option<&PacketSeq>,
+    ) -> core::result::Result<(), NetError> {
+        let _guard = self.meta_lock.lock();
+        let ack = numbered(cmd, ack, seq);
+        send_packet(meta, link, cmd, volume, |out| ack.encode(out))
     }
 
     /// Publishes the connection state and what we know of the peer to the
@@ -277,6 +299,12 @@ impl Connection {
         self.shared.protocol_settings()
     }
 
+    /// The agreed version and features once the handshake is done.
+    pub(crate) fn peer_link(&self) -> Option<Link> {
+        let io = &self.shared.volume.as_ref()?.io;
+        io.replica().map(|replica| replica.link())
+    }
+
     /// `net-options` changed protocol, after-sb policies,
     /// allow-two-primaries or data-integrity-alg (`drbd_adm_net_opts`): on
     /// an established connection (protocol 100 or later) the peer is told
@@ -413,6 +441,18 @@ fn run(shared: Arc<ConnShared>) {
     }
 }
 
+/// `ack` with the next number of `seq` if it answers a replicated write
+/// (the numbers the resolving peer orders its data socket by); resync acks
+/// keep theirs.
+fn numbered(cmd: Packet, ack: proto::BlockAck, seq: Option<&PacketSeq>) -> proto::BlockAck {
+    let numbers = matches!(cmd, Packet::WriteAck | Packet::RecvAck | Packet::NegAck | Packet::Superseded | Packet::RetryWrite)
+        && ack.block_id != proto::ID_SYNCER;
+    match seq {
+        Some(seq) if numbers => proto::BlockAck { seq_num: seq.next(), ..ack },
+        _ => ack,
+    }
+}
+
 /// After we refused the handshake (a split brain, different csums-alg or
 /// verify-alg, ...): let the peer see why too, as it does in 8.4 when both
 /// nodes decide at about the same time. Closing both sockets at once can
@@ -522,7 +562,7 @@ fn established(shared: &ConnShared, data: &mut Option<TcpSocket>, meta: &mut Opt
 /// THIN_RESYNC, WSAME or WZEROES: without WZEROES a peer sends no
 /// P_ZEROES, and P_TRIM stays within 4 MiB without WSAME.
 const OUR_FEATURES: ConnectionFeatures =
-    ConnectionFeatures { feature_flags: proto::feature::TRIM, ..ConnectionFeatures::OURS };
+    ConnectionFeatures { feature_flags: proto::feature::TRIM | proto::feature::RDRBD_WRITE_CONFLICTS, ..ConnectionFeatures::OURS };
 
 /// `drbd_do_features` on the data socket: both send P_CONNECTION_FEATURES
 /// with an h80 header, then agree.

@@ -124,3 +124,7 @@ pub(crate) mod congestion;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/resync_after.rs"]
 pub(crate) mod resync_after;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/write_conflicts.rs"]
+pub(crate) mod write_conflicts;

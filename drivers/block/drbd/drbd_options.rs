@@ -201,12 +201,6 @@ impl NetOptions {
         if conf.on_congestion != n::OC_BLOCK && conf.wire_protocol != n::PROT_A {
             return Err(AdmError::new(RetCode::CongNotProtoA, "an on-congestion policy other than block needs protocol A"));
         }
-        // Refused rather than accepted and ignored (issue #14): rdrbd has
-        // no conflict detection between two Primaries writing the same
-        // blocks (their replicas could differ).
-        if conf.two_primaries {
-            return bad("allow-two-primaries is not supported by rdrbd yet (no conflict detection for two Primaries)");
-        }
         let text = |s: &[u8]| NetString::new(s).ok_or(AdmError::new(RetCode::InvalidRequest, "net option string too long"));
         // As C DRBD (ERR_INTEGRITY_ALG, ERR_VERIFY_ALG, ERR_CSUMS_ALG), for
         // connect and net-options alike: an algorithm the kernel lacks is
@@ -384,6 +378,11 @@ impl Registry {
         }
         if verify_running && algs.verify != in_force.verify {
             return Err(AdmError::new(RetCode::VerifyRunning, ""));
+        }
+        if new.two_primaries && conn.peer_link().is_some_and(|link| crate::drbd_dual_primary::refuses_peer(true, link)) {
+            // A connected C peer would not resolve conflicting writes.
+            return Err(AdmError::new(RetCode::InvalidRequest,
+                "allow-two-primaries: the connected peer does not resolve conflicting writes as rdrbd does"));
         }
         conn.timing().set(new.ping_int, new.ping_timeo, new.timeout, new.ko_count);
         if let Some(policy) = crate::drbd_net::congestion_policy(&new) {

@@ -51,6 +51,8 @@ struct WriteAnswer {
     al_tag: u64,
     /// Its slot in [`PeerWrites::ranges`].
     slot: u16,
+    /// Tracked against our own writes (two Primaries; 0: not).
+    interval: u32,
     size: u32,
     seq_num: u32,
     /// P_WRITE_ACK on success (protocol C).
@@ -170,6 +172,7 @@ impl PeerWrites {
         flush: bool,
         write_ack: bool,
         nack: bool,
+        interval: u32,
         received: impl FnOnce() -> core::result::Result<(), NetError>,
     ) -> core::result::Result<(), SubmitError> {
         let size = data.len().map_err(SubmitError::Local)?;
@@ -183,6 +186,7 @@ impl PeerWrites {
             block_id: head.block_id,
             al_tag: 0,
             slot: 0,
+            interval,
             size,
             seq_num: head.seq_num,
             write_ack,
@@ -208,6 +212,7 @@ impl PeerWrites {
             block_id: proto::ID_SYNCER,
             al_tag: 0,
             slot: 0,
+            interval: 0,
             size,
             seq_num: 0,
             write_ack: true,
@@ -378,10 +383,10 @@ where
                 let reply = if a.resync { resync_written(&to_peer, &io, &pd, a, result) } else { written(&to_peer, &io, a, result) };
                 batch.push(a, reply.filter(|_| !broken));
                 if batch.is_full() {
-                    broken |= batch.flush(&to_peer, &writes, &pd);
+                    broken |= batch.flush(&to_peer, &writes, &io, &pd);
                 }
             }
-            broken |= batch.flush(&to_peer, &writes, &pd);
+            broken |= batch.flush(&to_peer, &writes, &io, &pd);
             if ending() && !queue.has_done() && all_answered() {
                 return;
             }
@@ -421,7 +426,7 @@ impl AckBatch {
 
     /// Sends the acks, then counts the writes as answered. Returns whether
     /// the send failed (the connection is then ended).
-    fn flush<S, B>(&mut self, to_peer: &Answering<S, B>, writes: &PeerWrites, pd: &PeerDevice) -> bool
+    fn flush<S, B>(&mut self, to_peer: &Answering<S, B>, writes: &PeerWrites, io: &DeviceIo, pd: &PeerDevice) -> bool
     where
         S: Fn(&[(Packet, proto::BlockAck)]) -> core::result::Result<(), NetError>,
         B: Fn(),
@@ -439,6 +444,9 @@ impl AckBatch {
                 pd.resync.request_answered(a.size);
             }
             writes.release_range(a.slot);
+            // Answered: local writes it held off may go, and postponed
+            // ones it was to go before are written again.
+            crate::drbd_dual_primary::peer_write_done(io, a.interval);
             writes.pending_bytes.fetch_sub(u64::from(a.size), Ordering::SeqCst);
             writes.pending.fetch_sub(1, Ordering::SeqCst);
         }

@@ -27,6 +27,7 @@ use crate::drbd_resync_reply::ReplyPipeline;
 use crate::drbd_peer_writes::{IntegrityCheck, PeerWrites, SubmitError, WriteData};
 use crate::drbd_resync::{SyncTargetWorker, TargetJob};
 use crate::drbd_sender::Replica;
+use crate::drbd_dual_primary::{admit_peer_write, peer_write_done, Admitted, PeerLink};
 use crate::kernel_glue::block::BlockPages;
 use crate::drbd_include::uuid::{
     sync_handshake, HandshakeAbort, uuid_compare, uuid_flags, CompareContext, HandshakeInput,
@@ -66,6 +67,12 @@ pub(crate) fn serve(
     data.set_nodelay();
     meta.set_nodelay();
     let link = conn::exchange_features(name, data)?;
+    if crate::drbd_dual_primary::refuses_peer(shared.protocol_settings().two_primaries, link) {
+        // Before our parameters: the peer never gets far enough to think
+        // itself connected.
+        pr_err!("{}: two primaries allowed, but the peer does not resolve conflicting writes as rdrbd does (not rdrbd?)\n", name);
+        return Err(NetError::GiveUp);
+    }
     if let Some(auth) = &cfg.auth {
         conn::authenticate(name, data, link, auth)?;
     }
@@ -95,9 +102,13 @@ pub(crate) fn serve(
     let answering = match &shared.volume {
         Some(ConnVolume { volume, io, pd }) => {
             let (ack_shared, ack_meta, ack_data, volume) = (shared.clone(), meta.clone(), data.clone(), *volume);
+            let ack_io = io.clone();
             let to_peer = crate::drbd_peer_writes::Answering {
                 name: shared.name,
-                send: move |acks: &[(Packet, proto::BlockAck)]| ack_shared.send_meta_acks(&ack_meta, link, volume, acks),
+                send: move |acks: &[(Packet, proto::BlockAck)]| {
+                    let replica = ack_io.replica();
+                    ack_shared.send_meta_acks(&ack_meta, link, volume, acks, replica.as_deref().map(Replica::packet_seq))
+                },
                 broken: move || ack_data.shutdown(),
             };
             Some(crate::drbd_peer_writes::start_answering(&writes, io, pd, to_peer)?)
@@ -171,6 +182,10 @@ fn connection_lost(name: &str, io: &DeviceIo, pd: &PeerDevice, network_failure: 
             io.hold_writes(held);
         }
     }
+    // Writes the peer asked us to retry will not see its conflicting
+    // write: they complete as they are on our disk (their bits set, no
+    // ack cleared them).
+    io.conflicts().release_postponed();
     if matches!(view.conn, ConnState::SyncSource | ConnState::SyncTarget | ConnState::WfBitMapS
         | ConnState::WfBitMapT | ConnState::WfSyncUuid)
     {
@@ -301,7 +316,7 @@ fn receive_loop(
             return Err(NetError::Refused);
         }
         match body {
-            Body::Protocol(p) => receive_protocol(shared, cmd, &p, &mut vs.peer_integrity)?,
+            Body::Protocol(p) => receive_protocol(shared, link, cmd, &p, &mut vs.peer_integrity)?,
             Body::SyncParams(p) => {
                 let algs = crate::drbd_csums::receive_sync_params(name, shared.sync_algs(), !vs.connected, link.version, &p)?;
                 shared.set_sync_algs(algs);
@@ -436,6 +451,7 @@ fn receive_loop(
 /// its data-integrity-alg, which becomes `peer_integrity`.
 fn receive_protocol(
     shared: &ConnShared,
+    ctx_link: Link,
     cmd: Packet,
     peer: &proto::ProtocolParams<'_>,
     peer_integrity: &mut Option<Digest>,
@@ -452,9 +468,11 @@ fn receive_protocol(
             return Err(NetError::GiveUp);
         }
     };
-    if adopt.is_some_and(|new| new.two_primaries) {
-        // Refused at configuration too: no conflict detection yet.
-        pr_err!("{}: peer allows two primaries, which rdrbd does not support yet\n", name);
+    let two_primaries = adopt.map_or(ours.two_primaries, |new| new.two_primaries);
+    if crate::drbd_dual_primary::refuses_peer(two_primaries, ctx_link) {
+        // The C driver does not resolve two Primaries' conflicting writes
+        // as rdrbd does (and fails them itself): refused, StandAlone.
+        pr_err!("{}: two primaries allowed, but the peer does not resolve conflicting writes as rdrbd does (not rdrbd?)\n", name);
         return Err(NetError::GiveUp);
     }
     let alg = peer_integrity_alg(peer);
@@ -958,9 +976,19 @@ fn receive_data(
     } else {
         (prot == WireProtocol::B, prot == WireProtocol::C)
     };
+    let to = PeerLink { shared, data: ctx.data, meta, link, volume: *volume, resolver: ctx.resolve_conflicts };
+    // Two Primaries: after the peer's earlier acks, and judged against our
+    // writes in flight (drbd_dual_primary.rs).
+    let interval = match admit_peer_write(&to, io, &head, size)? {
+        Admitted::Write(interval) => interval,
+        // Its data is read past by the receive loop.
+        Admitted::Answered => return Ok(()),
+    };
+    let replica = io.replica();
+    let seq = replica.as_deref().map(Replica::packet_seq);
     let ack = |cmd: Packet| {
         let a = proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: size, seq_num: head.seq_num };
-        shared.send_meta(meta, link, cmd, *volume, |out| a.encode(out))
+        shared.send_block_ack(meta, link, *volume, cmd, a, seq)
     };
     let fua = head.dp_flags & proto::dp::FUA != 0;
     let flush = head.dp_flags & proto::dp::FLUSH != 0;
@@ -972,7 +1000,11 @@ fn receive_data(
     // Protocol B: acknowledged once the data is in, before the write may
     // complete (and be answered).
     let received = || if recv_ack { ack(Packet::RecvAck) } else { Ok(()) };
-    match ctx.writes.submit(io, &head, data, integrity, fua, flush, write_ack, write_ack || recv_ack, received) {
+    let submitted = ctx.writes.submit(io, &head, data, integrity, fua, flush, write_ack, write_ack || recv_ack, interval, received);
+    if submitted.is_err() {
+        peer_write_done(io, interval);
+    }
+    match submitted {
         // Answered when it completes (drbd_peer_writes.rs).
         Ok(()) => Ok(()),
         Err(SubmitError::IntegrityFailed) => Err(integrity_failed(shared.name.as_str(), head.sector, size)),
@@ -1034,24 +1066,36 @@ fn receive_trim(ctx: &LoopCtx<'_>, t: proto::Trim) -> core::result::Result<(), N
         let prot = shared.protocol_settings().wire_protocol;
         (prot == WireProtocol::B, prot == WireProtocol::C)
     };
+    let to = PeerLink { shared, data: ctx.data, meta: ctx.meta, link: ctx.link, volume: *volume, resolver: ctx.resolve_conflicts };
+    let interval = match admit_peer_write(&to, io, &head, t.size)? {
+        Admitted::Write(interval) => interval,
+        Admitted::Answered => return Ok(()),
+    };
+    let replica = io.replica();
+    let seq = replica.as_deref().map(Replica::packet_seq);
     let ack = |cmd: Packet| {
         let a = proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: t.size, seq_num: head.seq_num };
-        shared.send_meta(ctx.meta, ctx.link, cmd, *volume, |out| a.encode(out))
+        shared.send_block_ack(ctx.meta, ctx.link, *volume, cmd, a, seq)
     };
-    if recv_ack {
-        ack(Packet::RecvAck)?;
-    }
-    match io.zero_replicated(head.sector, t.size) {
-        Ok(()) if write_ack => ack(Packet::WriteAck),
-        Ok(()) => Ok(()),
-        Err(e) => {
-            pr_err!("{}: zeroing a discarded range at sector {} failed: error {}\n", name, head.sector, e.to_errno());
-            if write_ack || recv_ack {
-                ack(Packet::NegAck)?;
-            }
-            Ok(())
+    let zeroed = (|| {
+        if recv_ack {
+            ack(Packet::RecvAck)?;
         }
-    }
+        match io.zero_replicated(head.sector, t.size) {
+            Ok(()) if write_ack => ack(Packet::WriteAck),
+            Ok(()) => Ok(()),
+            Err(e) => {
+                pr_err!("{}: zeroing a discarded range at sector {} failed: error {}\n", name, head.sector, e.to_errno());
+                if write_ack || recv_ack {
+                    ack(Packet::NegAck)?;
+                }
+                Ok(())
+            }
+        }
+    })();
+    // Answered (or the connection is gone): local writes may go on.
+    peer_write_done(io, interval);
+    zeroed
 }
 
 /// `receive_uuids` with SKIP_INITIAL_SYNC on a just-created node: take
@@ -1289,7 +1333,8 @@ fn run_asender(shared: &ConnShared, meta: &TcpSocket, link: Link) -> core::resul
 /// Acks of single blocks the meta socket carries.
 fn is_block_ack(cmd: Packet) -> bool {
     matches!(cmd, Packet::WriteAck | Packet::RecvAck | Packet::NegAck | Packet::RsWriteAck
-        | Packet::NegRsDReply | Packet::RsIsInSync | Packet::RsCancel | Packet::NegDReply)
+        | Packet::NegRsDReply | Packet::RsIsInSync | Packet::RsCancel | Packet::NegDReply
+        | Packet::Superseded | Packet::RetryWrite)
 }
 
 /// `got_BlockAck` and friends: an ack of a replicated write (by its block
@@ -1345,6 +1390,10 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
             Answer::Unknown | Answer::Mismatch => Err(NetError::Refused),
         };
     }
+    // Counted as processed once it took effect (the write it ends no
+    // longer holds overlapping writes off): the resolving receiver may
+    // then judge the peer's later P_DATA.
+    let processed = || replica.packet_seq().peer_processed(ack.seq_num);
     if cmd == Packet::NegAck {
         // Its epoch's barrier ack must not clear it (protocol B: the
         // P_RECV_ACK came first and released the ack token already).
@@ -1354,17 +1403,31 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
             return Err(NetError::Refused);
         }
         io.set_out_of_sync(ack.sector, ack.blksize);
+        processed();
         pr_warn!("{}: peer failed the write at sector {}\n", name, ack.sector);
         return Ok(());
     }
-    let known = replica.got_ack(ack.block_id, matches!(cmd, Packet::WriteAck | Packet::RecvAck), |sector, size, local_failed| match cmd {
+    if cmd == Packet::RetryWrite {
+        // Two Primaries: the peer's conflicting write goes first here.
+        if !crate::drbd_dual_primary::got_retry_write(io, &replica, ack.block_id) {
+            pr_err!("{}: {} for an unknown request\n", name, cmd.name());
+            return Err(NetError::Refused);
+        }
+        processed();
+        return Ok(());
+    }
+    let positive = matches!(cmd, Packet::WriteAck | Packet::RecvAck | Packet::Superseded);
+    let known = replica.got_ack(ack.block_id, positive, |sector, size, local_failed| match cmd {
         // Protocol C: on the peer's disk, and in sync if on ours too.
         // (Protocol A and B writes stay marked until their epoch's
-        // barrier ack.)
-        Packet::WriteAck if !local_failed => {
+        // barrier ack.) Superseded (two Primaries): the peer's write,
+        // which contains ours, goes over ours here next; where the two
+        // differ until then, the peer's bits (its write is not acked
+        // yet) and activity log say so.
+        Packet::WriteAck | Packet::Superseded if !local_failed => {
             io.set_in_sync(sector, size);
         }
-        Packet::WriteAck => {}
+        Packet::WriteAck | Packet::Superseded => {}
         Packet::RecvAck => {}
         _ => io.set_out_of_sync(sector, size),
     });
@@ -1372,6 +1435,7 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
         pr_err!("{}: {} for an unknown request\n", name, cmd.name());
         return Err(NetError::Refused);
     }
+    processed();
     Ok(())
 }
 

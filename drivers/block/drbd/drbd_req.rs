@@ -17,6 +17,7 @@ use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::{new_condvar, new_mutex};
 
 use crate::drbd_actlog::{AlError, AlRefs, ResyncLock};
+use crate::drbd_conflicts::{Interval, WriteConflicts};
 use crate::drbd_include::al_set::SlotUse;
 use crate::drbd_peer_device::{PeerDevice, ResizeShared};
 use crate::drbd_events::{DeviceIdent, EventCounters, StateEvents};
@@ -112,6 +113,11 @@ pub(crate) struct DeviceIo {
     /// Failed bios and a failed disk, for the worker (`drbd_io_error.rs`).
     #[pin]
     io_errors: IoErrors,
+    /// Writes in flight by the sectors they cover: overlapping writes
+    /// wait, two Primaries' concurrent writes are resolved
+    /// (`drbd_conflicts.rs`).
+    #[pin]
+    conflicts: WriteConflicts,
 }
 
 /// The size of `/dev/drbdN` (sectors) and what sets it on the gendisk.
@@ -170,6 +176,7 @@ impl DeviceIo {
             suspended <- new_mutex!(Suspended { frozen: false, bios: BioFifo::new(), held: None },
                 "rdrbd::DeviceIo::suspended"),
             io_errors <- IoErrors::new(),
+            conflicts <- WriteConflicts::new(),
         }? Error)
     }
 
@@ -390,6 +397,61 @@ impl DeviceIo {
     /// Errors of the backing disk, for the worker.
     pub(crate) fn io_errors(&self) -> &IoErrors {
         &self.io_errors
+    }
+
+    /// The writes in flight by the sectors they cover.
+    pub(crate) fn conflicts(&self) -> &WriteConflicts {
+        &self.conflicts
+    }
+
+    /// The postponed local writes overlapping `range` whose disk write is
+    /// done are written to our disk again, and sent to the peer again (8.4's
+    /// restarted requests, after the peer's conflicting write): the peer
+    /// asked for it with P_RETRY_WRITE. Sleeps (a thread of the connection).
+    pub(crate) fn restart_postponed(&self, range: crate::drbd_include::write_conflicts::Range) {
+        self.conflicts.take_restartable(range, |interval, token| self.rewrite(interval, token));
+    }
+
+    /// Submits postponed write `interval` again (`token`: its first
+    /// submission's last part, given at the end).
+    fn rewrite(&self, interval: Interval, token: crate::kernel_glue::block::PeerToken) {
+        let (sector, size) = (token.sector(), token.size());
+        let replica = self.replica().filter(|_| peer_has_disk(&self.peer()));
+        let submitted = match self.gate.enter() {
+            // No activity-log reference: its bits stay set from its first
+            // submission (no P_WRITE_ACK cleared them), and are on disk
+            // either in the activity log's extents or in the bitmap
+            // written when the extent left it.
+            Some(lower) => lower.resubmit(&token, 0, interval, |local| {
+                replica.map(|r| {
+                    self.conflicts.add_part(interval);
+                    let sent = local.peer_completion();
+                    let ack = r.wants_ack().then(|| {
+                        self.conflicts.add_part(interval);
+                        local.peer_completion()
+                    });
+                    (r, sent, ack)
+                })
+            }),
+            None => Err(()),
+        };
+        match submitted {
+            Ok(Some((replica, sent, ack))) => {
+                if !replica.queue_write(self, sent, ack) {
+                    self.set_out_of_sync(sector, size);
+                }
+            }
+            Ok(None) => self.set_out_of_sync(sector, size),
+            Err(()) => {
+                // Not written again: the first write's data stays, the
+                // peer's over part of it; out of sync until a resync.
+                pr_warn!("drbd{}: cannot write the retried write at sector {} again\n", self.events.minor(), sector);
+                self.set_out_of_sync(sector, size);
+                self.conflicts.local_done(interval);
+                self.conflicts.part_done(interval);
+            }
+        }
+        drop(token);
     }
 
     /// The device's peer device while a connection is configured.
@@ -833,10 +895,14 @@ impl DeviceIo {
     }
 
     fn submit_cold_write(&self, bio: UpperBio) {
+        let (sector, size) = (bio.sector(), bio.size());
+        // After every overlapping write in flight (8.4's
+        // `complete_conflicting_writes`): the disk never has two.
+        let interval = self.conflicts.admit_waiting(sector, size);
         let Some(lower) = self.gate.enter() else {
+            self.conflicts.cancel(interval);
             return bio.fail();
         };
-        let (sector, size) = (bio.sector(), bio.size());
         match self.begin_cold_write(&lower, sector, size) {
             Ok(tag) => {
                 // Out of sync until the peer has it (the hot path marks
@@ -844,18 +910,22 @@ impl DeviceIo {
                 // resync read and a discard come here unmarked).
                 self.mark_until_acked(sector, size);
                 if bio.op() == BioOp::Discard {
-                    self.discard(lower, bio, tag)
+                    self.discard(lower, bio, tag, interval)
                 } else {
-                    self.forward(lower, bio, tag)
+                    self.forward(lower, bio, tag, interval)
                 }
             }
             Err(AlError::Io(e)) => {
                 pr_err!("activity log write failed: error {}; failing the write\n", e.to_errno());
                 drop(lower);
+                self.conflicts.cancel(interval);
                 crate::drbd_io_error::local_io_failed(self, IoFailure::Meta, sector, size, e);
                 bio.fail();
             }
-            Err(_) => bio.fail(),
+            Err(_) => {
+                self.conflicts.cancel(interval);
+                bio.fail()
+            }
         }
     }
 
@@ -907,12 +977,16 @@ impl DeviceIo {
     /// if it takes them, which zeroes it too (8.4's receiver does without
     /// FF_WZEROES), so both disks read the same afterwards. A peer without
     /// FF_TRIM does not get it: the range stays out of sync for a resync.
-    fn discard(&self, lower: LowerRef<'_>, bio: UpperBio, tag: u64) {
+    fn discard(&self, lower: LowerRef<'_>, bio: UpperBio, tag: u64, interval: Interval) {
         let (sector, size) = (bio.sector(), bio.size());
         let replicate = match self.replica() {
             Some(r) if peer_has_disk(&self.peer()) && r.sends_trim() => {
-                let sent = bio.peer_completion();
-                let ack = r.wants_ack().then(|| bio.peer_completion());
+                self.conflicts.add_part(interval);
+                let sent = bio.peer_completion(interval);
+                let ack = r.wants_ack().then(|| {
+                    self.conflicts.add_part(interval);
+                    bio.peer_completion(interval)
+                });
                 Some((r, sent, ack))
             }
             _ => {
@@ -924,6 +998,9 @@ impl DeviceIo {
         let zeroed = lower.bdev_ref().zero_out(sector, u64::from(size) >> 9);
         self.al_write_done(tag);
         drop(lower);
+        // The local part is done.
+        self.conflicts.local_done(interval);
+        self.conflicts.part_done(interval);
         if let Err(e) = &zeroed {
             pr_err!("discard at sector {} failed on the backing disk: error {}\n", sector, e.to_errno());
         }
@@ -936,7 +1013,9 @@ impl DeviceIo {
         bio.end(zeroed);
     }
 
-    fn forward(&self, lower: LowerRef<'_>, bio: UpperBio, tag: u64) {
+    /// Sends `bio` to the backing disk, and a write to the peer too;
+    /// `interval`: the tracked write it is (0 for reads and flushes).
+    fn forward(&self, lower: LowerRef<'_>, bio: UpperBio, tag: u64, interval: Interval) {
         let (op, size) = (bio.op(), u64::from(bio.size()));
         // A write goes to the peer too; its bio completes when both are done.
         let replica = match (op, size) {
@@ -958,10 +1037,16 @@ impl DeviceIo {
         let simulate = fault.is_some_and(|f| self.inject_fault(f));
         // The peer's completions are tied to the local part: the bio
         // succeeds if either part does.
-        let submitted = lower.submit_with(bio, tag, simulate, |local| {
+        let submitted = lower.submit_with(bio, tag, interval, simulate, |local| {
             replica.map(|r| {
+                // Counted before they exist: the write stays tracked
+                // until each is given.
+                self.conflicts.add_part(interval);
                 let sent = local.peer_completion();
-                let ack = r.wants_ack().then(|| local.peer_completion());
+                let ack = r.wants_ack().then(|| {
+                    self.conflicts.add_part(interval);
+                    local.peer_completion()
+                });
                 (r, sent, ack)
             })
         });
@@ -969,6 +1054,7 @@ impl DeviceIo {
             Ok(replicate) => replicate,
             Err(bio) => {
                 self.al_write_done(tag);
+                self.conflicts.cancel(interval);
                 return bio.fail();
             }
         };
@@ -1048,7 +1134,7 @@ impl DeviceIo {
         let lower = match (disk, lower) {
             // The common case: no bitmap or peer to look at.
             (DiskState::UpToDate, Some(lower)) if policy == ReadBalancing::PreferLocal => {
-                return self.forward(lower, bio, 0)
+                return self.forward(lower, bio, 0, 0)
             }
             (_, lower) => lower,
         };
@@ -1060,7 +1146,7 @@ impl DeviceIo {
         };
         let to_peer = || policy.to_peer(bio.sector(), in_flight, || self.read_turn.fetch_xor(true, Ordering::Relaxed));
         match (read_source(disk, in_sync, peer.conn, peer.pdsk, to_peer), lower) {
-            (ReadSource::Local, Some(lower)) => self.forward(lower, bio, 0),
+            (ReadSource::Local, Some(lower)) => self.forward(lower, bio, 0, 0),
             (ReadSource::Peer, lower) => {
                 drop(lower);
                 let Some(replica) = self.replica() else { return bio.fail() };
@@ -1096,8 +1182,8 @@ impl DeviceIo {
         let Some(replica) = self.replica().filter(|r| peer_has_disk(&self.peer()) && (op != BioOp::Discard || r.sends_trim())) else {
             return bio.fail();
         };
-        let sent = bio.peer_completion();
-        let ack = replica.wants_ack().then(|| bio.peer_completion());
+        let sent = bio.peer_completion(0);
+        let ack = replica.wants_ack().then(|| bio.peer_completion(0));
         bio.end(Err(EIO));
         // Not queued: the connection is gone, and the write fails.
         let _queued = replica.queue_write(self, sent, ack);
@@ -1189,7 +1275,7 @@ impl DiskOps for DeviceIo {
             return self.submit_diskless(bio);
         };
         if size == 0 {
-            return self.forward(lower, bio, 0);
+            return self.forward(lower, bio, 0, 0);
         }
         if op == BioOp::Discard {
             // Zeroing waits for its bios: not here, in the submitter.
@@ -1198,9 +1284,18 @@ impl DiskOps for DeviceIo {
             self.cold_writes_added.notify_one();
             return;
         }
-        match self.begin_hot_write(sector, size) {
-            Ok(tag) => self.forward(lower, bio, tag.unwrap_or(0)),
+        // Overlapping a write in flight (or no slot): the submitter waits
+        // for it, as this context may not.
+        let hot = self.conflicts.try_admit(sector, size).map(|interval| match self.begin_hot_write(sector, size) {
+            Ok(tag) => Ok((tag.unwrap_or(0), interval)),
             Err(()) => {
+                self.conflicts.cancel(interval);
+                Err(())
+            }
+        });
+        match hot {
+            Some(Ok((tag, interval))) => self.forward(lower, bio, tag, interval),
+            _ => {
                 drop(lower);
                 self.cold_writes.lock().push(bio);
                 self.cold_writes_added.notify_one();
@@ -1216,8 +1311,16 @@ impl DiskOps for DeviceIo {
         self.io_errors.queue(failed);
     }
 
-    fn bio_done(&self, tag: u64) {
+    fn bio_done(&self, tag: u64, interval: u32) {
         self.al_write_done(tag);
+        if interval != 0 {
+            self.conflicts.local_done(interval);
+            self.conflicts.part_done(interval);
+        }
+    }
+
+    fn interval_part_done(&self, interval: u32) {
+        self.conflicts.part_done(interval);
     }
 
     fn open(&self, write: bool) -> Result {

@@ -26,6 +26,7 @@ use kernel::sync::{Arc, CondVar, Mutex, SpinLock};
 
 use crate::drbd_include::genl::WireProtocol;
 use crate::drbd_net::{LiveTiming, SMALL_PACKET};
+use crate::drbd_packet_seq::PacketSeq;
 use crate::kernel_glue::now_ms;
 use crate::drbd_include::request_timer::{net_timeout_reached, next_check_ms, KoCounter, NetVerdict, OldestWrite, SendTimeout, SenderView};
 use crate::drbd_include::protocol::{
@@ -153,7 +154,9 @@ pub(crate) struct Replica {
     #[pin]
     sender: Mutex<Option<KThread>>,
     next_id: AtomicU64,
-    seq: AtomicU32,
+    /// The numbers of our P_DATA and write acks, and of the peer's.
+    #[pin]
+    seq: PacketSeq,
     broken: AtomicBool,
     /// When the connection was established (the request timer gives the
     /// peer a full `ko-count * timeout` from then).
@@ -221,7 +224,7 @@ impl Replica {
             queue_room <- new_wait_queue!("rdrbd::Replica::queue_room"),
             sender <- new_mutex!(None, "rdrbd::Replica::sender"),
             next_id: AtomicU64::new(0),
-            seq: AtomicU32::new(0),
+            seq <- PacketSeq::new(),
             broken: AtomicBool::new(false),
             connected_at_ms: now_ms(),
             last_barrier_ms: AtomicU64::new(now_ms()),
@@ -842,7 +845,7 @@ impl Replica {
             _ => None,
         };
         let block_id = self.next_id.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
-        let seq_num = self.seq.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        let seq_num = self.seq.next();
         let (sector, size, flags) = (sent.sector(), sent.size(), sent.flags());
         let mut dp_flags = 0;
         if flags.fua {
@@ -982,6 +985,19 @@ impl Replica {
             done.ack.peer_succeeded();
         }
         true
+    }
+
+    /// The sequence numbers of this connection's writes and acks.
+    pub(crate) fn packet_seq(&self) -> &PacketSeq {
+        &self.seq
+    }
+
+    /// The peer asked us to retry write `block_id` (P_RETRY_WRITE): it
+    /// no longer waits for an ack; its sector and ack token come back
+    /// (the token keeps the bio for the write's restart).
+    pub(crate) fn take_for_retry(&self, block_id: u64) -> Option<(u64, PeerToken)> {
+        let done = self.pending.lock().take(block_id)?;
+        Some((done.sector, done.ack))
     }
 
     /// The connection is gone: every write the peer may not have on its

@@ -193,6 +193,7 @@ struct rdrbd_clone {
 	u64 tag;
 	u32 age_slot;
 	u32 outcome;
+	u32 interval;
 	struct llist_node failed;
 	struct bio bio;
 };
@@ -217,6 +218,11 @@ u32 *rdrbd_clone_age_slot(struct bio *clone)
 u32 *rdrbd_clone_outcome(struct bio *clone)
 {
 	return &container_of(clone, struct rdrbd_clone, bio)->outcome;
+}
+
+u32 *rdrbd_clone_interval(struct bio *clone)
+{
+	return &container_of(clone, struct rdrbd_clone, bio)->interval;
 }
 
 /* Queues a failed clone (from any context, its completion included);

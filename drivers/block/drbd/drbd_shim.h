@@ -35,6 +35,7 @@ int rdrbd_clone_bioset_init(void);
 u64 *rdrbd_clone_tag(struct bio *clone);
 u32 *rdrbd_clone_age_slot(struct bio *clone);
 u32 *rdrbd_clone_outcome(struct bio *clone);
+u32 *rdrbd_clone_interval(struct bio *clone);
 void rdrbd_clone_bioset_exit(void);
 struct llist_head;
 struct llist_node;

@@ -74,8 +74,12 @@ pub(crate) trait DiskOps: Send + Sync {
     /// The gate through which bios reach the backing device.
     fn lower_gate(&self) -> &LowerGate;
     /// A bio forwarded with [`LowerRef::submit_with`] completed (interrupt
-    /// context: no sleeping); `tag` is what it was submitted with.
-    fn bio_done(&self, tag: u64);
+    /// context: no sleeping); `tag` and `interval` are what it was
+    /// submitted with.
+    fn bio_done(&self, tag: u64, interval: u32);
+    /// A [`PeerToken`] of tracked write `interval` (not 0) was given (any
+    /// context, interrupt context included: no sleeping).
+    fn interval_part_done(&self, interval: u32);
     /// The backing device failed a read or a write forwarded with
     /// [`LowerRef::submit_with`] (interrupt context: no sleeping). The upper bio
     /// is not completed and the gate's in-flight count stays raised until
@@ -677,8 +681,10 @@ impl LowerRef<'_> {
         BdevRef { bdev: self.bdev, ages: Some(&self.gate.ages) }
     }
 
-    /// Sends `bio` to the backing device as a clone tagged with `tag`; the
-    /// owner's [`DiskOps::bio_done`] gets the tag back on completion.
+    /// Sends `bio` to the backing device as a clone tagged with `tag` and
+    /// `interval` (a tracked write's number, 0 for none; the peer tokens
+    /// taken from it carry it too); the owner's [`DiskOps::bio_done`] gets
+    /// both back on completion.
     /// `simulate_error` (fault injection): the clone fails at once, as if
     /// the backing device had failed it. Hands the bio back if no clone
     /// could be allocated. `before` runs once the clone exists and before
@@ -689,16 +695,66 @@ impl LowerRef<'_> {
         self,
         bio: UpperBio,
         tag: u64,
+        interval: u32,
         simulate_error: bool,
         before: impl FnOnce(&LocalPart) -> R,
     ) -> core::result::Result<R, UpperBio> {
         let upper = bio.into_raw();
+        // SAFETY: `upper` is a live bio whose own completion we own: the
+        // clone takes it over.
+        match unsafe { self.submit_clone(upper, tag, interval, simulate_error, before) } {
+            Ok(result) => Ok(result),
+            // SAFETY: ownership of `upper` comes back to us (no clone).
+            Err(()) => Err(unsafe { UpperBio::from_raw(upper) }),
+        }
+    }
+
+    /// Writes the data of `token`'s bio to the backing device once more,
+    /// as a new clone of it with `tag` and `interval` (a write the peer
+    /// asked us to retry, 8.4's restarted request); `before` as in
+    /// [`Self::submit_with`]. The clone holds a completion of its own on
+    /// the bio. `Err` if no clone could be allocated.
+    pub(crate) fn resubmit<R>(
+        self,
+        token: &PeerToken,
+        tag: u64,
+        interval: u32,
+        before: impl FnOnce(&LocalPart) -> R,
+    ) -> core::result::Result<R, ()> {
+        let upper = token.as_ptr();
+        // SAFETY: the token keeps the bio live (it cannot complete while the
+        // token lives); the extra count is the new clone's completion.
+        unsafe { shim::rdrbd_bio_inc_remaining(upper) };
+        // SAFETY: `upper` is live and the completion just added is ours to
+        // hand to the clone; its iterator was never advanced (bio-based:
+        // only clones are).
+        let submitted = unsafe { self.submit_clone(upper, tag, interval, false, before) };
+        if submitted.is_err() {
+            // SAFETY: no clone took the completion added above: give it.
+            unsafe { bindings::bio_endio(upper) };
+        }
+        submitted
+    }
+
+    /// Clones `upper` to the backing device and submits the clone, which
+    /// takes over one completion of `upper` and our in-flight count.
+    ///
+    /// # Safety
+    /// `upper` is a live bio of an rdrbd gendisk and the caller owns one of
+    /// its completions, handed to the clone on success (kept on `Err`).
+    unsafe fn submit_clone<R>(
+        self,
+        upper: *mut bindings::bio,
+        tag: u64,
+        interval: u32,
+        simulate_error: bool,
+        before: impl FnOnce(&LocalPart) -> R,
+    ) -> core::result::Result<R, ()> {
         // SAFETY: the backing device is open while this LowerRef raises the
-        // in-flight count; `upper` is a live bio we own until it is ended.
+        // in-flight count; `upper` is live (caller).
         let clone = unsafe { shim::rdrbd_bio_clone(upper, self.bdev.as_ptr()) };
         let (Some(upper_bio), Some(clone_bio)) = (NonNull::new(upper), NonNull::new(clone)) else {
-            // SAFETY: ownership of `upper` comes back to us (no clone).
-            return Err(unsafe { UpperBio::from_raw(upper) });
+            return Err(());
         };
         // The clone takes over our in-flight count; `lower_endio` drops it.
         let age_slot = self.gate.ages.enter();
@@ -708,11 +764,12 @@ impl LowerRef<'_> {
             *shim::rdrbd_clone_tag(clone) = tag;
             *shim::rdrbd_clone_age_slot(clone) = age_slot;
             *shim::rdrbd_clone_outcome(clone) = 0;
+            *shim::rdrbd_clone_interval(clone) = interval;
             (*clone).bi_private = upper.cast::<c_void>();
             (*clone).bi_end_io = Some(lower_endio);
         }
-        // INVARIANT: both are live and the upper bio cannot complete: its
-        // own completion waits for the clone, which is not submitted yet.
+        // INVARIANT: both are live and the upper bio cannot complete: the
+        // clone's completion is still to come, it is not submitted yet.
         let part = LocalPart { upper: upper_bio, clone: clone_bio };
         let result = before(&part);
         // SAFETY: the clone is ours until submitted; submit takes it.
@@ -764,11 +821,12 @@ impl LocalPart {
         // SAFETY: both are live (invariant); the extra counts keep the upper
         // bio from completing and the clone from being freed until the
         // token's drop.
-        unsafe {
+        let interval = unsafe {
             shim::rdrbd_bio_inc_remaining(self.upper.as_ptr());
             shim::rdrbd_bio_get(self.clone.as_ptr());
-        }
-        PeerToken { bio: self.upper, clone: Some(self.clone) }
+            *shim::rdrbd_clone_interval(self.clone.as_ptr())
+        };
+        PeerToken { bio: self.upper, clone: Some(self.clone), interval }
     }
 }
 
@@ -842,9 +900,10 @@ unsafe extern "C" fn lower_endio(clone: *mut bindings::bio) {
             return wake_var(counter);
         }
         let tag = *shim::rdrbd_clone_tag(clone);
+        let interval = *shim::rdrbd_clone_interval(clone);
         (*upper).bi_status = (*clone).bi_status;
         bindings::bio_put(clone);
-        owner.bio_done(tag);
+        owner.bio_done(tag, interval);
         let gate = owner.lower_gate();
         bindings::bio_endio(upper);
         // Last access to the owner's memory: after this, detach may finish.
@@ -919,8 +978,15 @@ impl FailedBio {
         // keeps the owner alive until the decrement, our last access.
         unsafe {
             let upper = (*clone).bi_private.cast::<bindings::bio>();
+            let interval = *shim::rdrbd_clone_interval(clone);
             bindings::bio_put(clone);
-            DiskPrivate::of_bio(upper).owner.lower_gate().exit();
+            let owner = &DiskPrivate::of_bio(upper).owner;
+            if interval != 0 {
+                // The local part of a tracked write is over (failed); its
+                // activity-log tag the caller ends itself.
+                owner.bio_done(0, interval);
+            }
+            owner.lower_gate().exit();
             UpperBio::from_raw(upper)
         }
     }
@@ -1089,11 +1155,13 @@ impl UpperBio {
     /// Makes the bio wait for one more completion, represented by the
     /// returned token (dropping the token gives it): a replicated write
     /// completes when its local write and the peer's ack are both in.
-    pub(crate) fn peer_completion(&self) -> PeerToken {
+    /// `interval`: the tracked write it belongs to (0: none), told when
+    /// the token is given ([`DiskOps::interval_part_done`]).
+    pub(crate) fn peer_completion(&self, interval: u32) -> PeerToken {
         // SAFETY: the bio is live while we own it; the extra count keeps it
         // from completing (and so alive) until the token's bio_endio.
         unsafe { shim::rdrbd_bio_inc_remaining(self.0.as_ptr()) };
-        PeerToken { bio: self.0, clone: None }
+        PeerToken { bio: self.0, clone: None, interval }
     }
 
     /// Completes the bio (its own completion; tokens taken with
@@ -1166,6 +1234,8 @@ fn bio_flags(bio: NonNull<bindings::bio>) -> BioFlags {
 pub(crate) struct PeerToken {
     bio: NonNull<bindings::bio>,
     clone: Option<NonNull<bindings::bio>>,
+    /// The tracked write this completion is part of (0: none).
+    interval: u32,
 }
 
 // SAFETY: a bio may be completed from any thread, and its data read from
@@ -1245,8 +1315,12 @@ impl Drop for PeerToken {
     fn drop(&mut self) {
         // SAFETY: this token owns exactly one of the bio's completions and,
         // if set, one reference to the clone (invariant); each is given
-        // exactly once, here.
+        // exactly once, here. Before the completion, the bio (and so its
+        // disk and the disk's owner) is live.
         unsafe {
+            if self.interval != 0 {
+                DiskPrivate::of_bio(self.bio.as_ptr()).owner.interval_part_done(self.interval);
+            }
             bindings::bio_endio(self.bio.as_ptr());
             if let Some(clone) = self.clone {
                 bindings::bio_put(clone.as_ptr());

@@ -38,6 +38,7 @@ extern "C" {
     pub(super) fn rdrbd_clone_tag(clone: *mut bio) -> *mut u64;
     pub(super) fn rdrbd_clone_age_slot(clone: *mut bio) -> *mut u32;
     pub(super) fn rdrbd_clone_outcome(clone: *mut bio) -> *mut u32;
+    pub(super) fn rdrbd_clone_interval(clone: *mut bio) -> *mut u32;
     pub(super) fn rdrbd_clone_bioset_exit();
     pub(super) fn rdrbd_failed_push(list: *mut llist_head, clone: *mut bio) -> bool;
     pub(super) fn rdrbd_llist_empty(list: *mut llist_head) -> bool;
