@@ -18,7 +18,7 @@
 # guests: 2
 # disks: 64M
 # timeout: 900
-# budget: 170
+# budget: 200
 # boots: 2
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"

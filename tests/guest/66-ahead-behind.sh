@@ -105,12 +105,7 @@ fi
 step synced-after-ahead-c wait_synced 120 || { dmesg | grep drbd | tail -30; exit 1; }
 [ "$GUEST_INDEX" = 0 ] && step secondary "$S" secondary 0
 
-cat /proc/drbd
-barrier checked || die "barrier checked"
-step down "$S" down r0
-n=$(md_data_bytes "$(size_of /dev/vda)")
-share_data_sum "$n" || die "barrier summed"
-step data-identical same_data "$n"
+down_and_compare
 step rmmod rmmod drbd
 [ "$GUEST_INDEX" = 1 ] && step slow-disk-gone dm_remove slow
 step kernel-log-clean dmesg_clean

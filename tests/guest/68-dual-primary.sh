@@ -20,7 +20,7 @@
 # guests: 2
 # disks: 16M
 # timeout: 300
-# budget: 100
+# budget: 130
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -96,12 +96,7 @@ same_head() {
 step written-area-identical same_head
 step secondary "$S" secondary 0
 
-cat /proc/drbd
-barrier checked || die "barrier checked"
-step down "$S" down r0
-n=$(md_data_bytes "$(size_of /dev/vda)")
-share_data_sum "$n" || die "barrier summed"
-step data-identical same_data "$n"
+down_and_compare
 
 # --- the C driver with allow-two-primaries: refused ---------------------------
 if [ "$GUEST_INDEX" = 0 ]; then

@@ -523,10 +523,9 @@ share_data_sum() {
   barrier summed
 }
 
-# down_with_equal_data: the end of a two-node test. r0 goes down on both
-# guests, whose backing disks' data areas must then be equal; then the
-# module is unloaded and the kernel log checked.
-down_with_equal_data() {
+# down_and_compare: r0 goes down on both guests, whose backing disks' data
+# areas must then be equal.
+down_and_compare() {
   cat /proc/drbd
   # Neither goes down while the other still checks the connected state.
   barrier checked || die "barrier checked"
@@ -534,6 +533,12 @@ down_with_equal_data() {
   local n; n=$(md_data_bytes "$(size_of /dev/vda)")
   share_data_sum "$n" || die "barrier summed"
   step data-identical same_data "$n"
+}
+
+# down_with_equal_data: the end of a two-node test: down_and_compare, then
+# the module is unloaded and the kernel log checked.
+down_with_equal_data() {
+  down_and_compare
   step rmmod rmmod drbd
   step kernel-log-clean dmesg_clean
 }

@@ -155,12 +155,13 @@ pub(crate) fn peer_write_done(io: &DeviceIo, interval: Interval) {
 /// False if no such write waits for an ack.
 pub(crate) fn got_retry_write(io: &DeviceIo, replica: &crate::drbd_sender::Replica, block_id: u64) -> bool {
     let Some((sector, ack)) = replica.take_for_retry(block_id) else { return false };
-    match io.conflicts().postpone(sector, ack) {
-        Ok(()) => true,
-        Err(ack) => {
-            // Not tracked (cannot happen: it waited for this ack).
-            drop(ack);
-            false
-        }
+    if let Err(ack) = io.conflicts().postpone(sector, ack) {
+        // Not tracked: a write of ours while diskless, which cannot be
+        // written again here. It fails (only the peer's success would
+        // have made it succeed); neither disk has it.
+        pr_warn!("drbd{}: the peer asked to retry our write at sector {}, which has no local part: failing it\n",
+            io.events().minor(), sector);
+        drop(ack);
     }
+    true
 }

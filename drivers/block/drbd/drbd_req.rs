@@ -422,17 +422,7 @@ impl DeviceIo {
             // submission (no P_WRITE_ACK cleared them), and are on disk
             // either in the activity log's extents or in the bitmap
             // written when the extent left it.
-            Some(lower) => lower.resubmit(&token, 0, interval, |local| {
-                replica.map(|r| {
-                    self.conflicts.add_part(interval);
-                    let sent = local.peer_completion();
-                    let ack = r.wants_ack().then(|| {
-                        self.conflicts.add_part(interval);
-                        local.peer_completion()
-                    });
-                    (r, sent, ack)
-                })
-            }),
+            Some(lower) => lower.resubmit(&token, 0, interval, |local| self.peer_part(replica, local, interval)),
             None => Err(()),
         };
         match submitted {
@@ -1037,19 +1027,7 @@ impl DeviceIo {
         let simulate = fault.is_some_and(|f| self.inject_fault(f));
         // The peer's completions are tied to the local part: the bio
         // succeeds if either part does.
-        let submitted = lower.submit_with(bio, tag, interval, simulate, |local| {
-            replica.map(|r| {
-                // Counted before they exist: the write stays tracked
-                // until each is given.
-                self.conflicts.add_part(interval);
-                let sent = local.peer_completion();
-                let ack = r.wants_ack().then(|| {
-                    self.conflicts.add_part(interval);
-                    local.peer_completion()
-                });
-                (r, sent, ack)
-            })
-        });
+        let submitted = lower.submit_with(bio, tag, interval, simulate, |local| self.peer_part(replica, local, interval));
         let replicate = match submitted {
             Ok(replicate) => replicate,
             Err(bio) => {
@@ -1074,6 +1052,29 @@ impl DeviceIo {
             BioOp::Write => self.bytes_written.fetch_add(size, Ordering::Relaxed),
             BioOp::Discard | BioOp::Other => 0,
         };
+    }
+}
+
+impl DeviceIo {
+    /// The peer's part of a write going to `replica` (if any): its send
+    /// completion and, unless protocol A, its ack completion, taken from
+    /// the `local` part and counted as parts of tracked write `interval`
+    /// before they exist (it stays tracked until each is given).
+    fn peer_part(
+        &self,
+        replica: Option<Arc<Replica>>,
+        local: &crate::kernel_glue::block::LocalPart,
+        interval: Interval,
+    ) -> Option<(Arc<Replica>, crate::kernel_glue::block::PeerToken, Option<crate::kernel_glue::block::PeerToken>)> {
+        replica.map(|r| {
+            self.conflicts.add_part(interval);
+            let sent = local.peer_completion();
+            let ack = r.wants_ack().then(|| {
+                self.conflicts.add_part(interval);
+                local.peer_completion()
+            });
+            (r, sent, ack)
+        })
     }
 }
 
