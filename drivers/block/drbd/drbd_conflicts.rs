@@ -112,25 +112,45 @@ impl WriteConflicts {
     /// Admits a local write of `size` bytes at `sector` if nothing in
     /// flight overlaps it and a slot is free: its interval number, with
     /// one part (the local write) counted.
-    pub(crate) fn try_admit(&self, sector: u64, size: u32) -> Option<Interval> {
+    fn try_admit(&self, sector: u64, size: u32) -> Admission {
         let mut t = self.tracked.lock();
         self.sweep(&mut t, false);
-        match t.admit_local(sector, size) {
-            Admission::Admitted(slot) => {
-                if let Some(p) = self.progress(slot) {
-                    p.store(1, Ordering::Release);
-                }
-                Some(interval_of(slot))
+        let admission = t.admit_local(sector, size);
+        if let Admission::Admitted(slot) = admission {
+            if let Some(p) = self.progress(slot) {
+                p.store(1, Ordering::Release);
             }
-            Admission::Conflict | Admission::Full => None,
         }
+        admission
+    }
+
+    /// [`Self::try_admit`] for the bio path: `None` if a write in flight
+    /// overlaps it (it is for the submitter thread to wait). While every
+    /// slot is taken it waits for one, as the sender's full queue makes
+    /// submitters wait: the back pressure that keeps memory reclaim from
+    /// queueing writes without bound (swap on `/dev/drbdN`). That wait
+    /// is for writes submitted earlier, whose clones already left this
+    /// task's bio list.
+    pub(crate) fn admit_or_defer(&self, sector: u64, size: u32) -> Option<Interval> {
+        let mut admitted = None;
+        self.changed.wait_until(|| match self.try_admit(sector, size) {
+            Admission::Admitted(slot) => {
+                admitted = Some(interval_of(slot));
+                true
+            }
+            Admission::Conflict => true,
+            Admission::Full => false,
+        });
+        admitted
     }
 
     /// [`Self::try_admit`], waiting until it can be (sleeps).
     pub(crate) fn admit_waiting(&self, sector: u64, size: u32) -> Interval {
         let mut admitted = 0;
         self.changed.wait_until(|| {
-            admitted = self.try_admit(sector, size).unwrap_or(0);
+            if let Admission::Admitted(slot) = self.try_admit(sector, size) {
+                admitted = interval_of(slot);
+            }
             admitted != 0
         });
         admitted

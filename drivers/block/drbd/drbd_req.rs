@@ -1285,9 +1285,9 @@ impl DiskOps for DeviceIo {
             self.cold_writes_added.notify_one();
             return;
         }
-        // Overlapping a write in flight (or no slot): the submitter waits
-        // for it, as this context may not.
-        let hot = self.conflicts.try_admit(sector, size).map(|interval| match self.begin_hot_write(sector, size) {
+        // Overlapping a write in flight: the submitter waits for it, as
+        // this context may not (no slot free: we wait for one).
+        let hot = self.conflicts.admit_or_defer(sector, size).map(|interval| match self.begin_hot_write(sector, size) {
             Ok(tag) => Ok((tag.unwrap_or(0), interval)),
             Err(()) => {
                 self.conflicts.cancel(interval);
