@@ -224,6 +224,17 @@ impl WriteConflicts {
         }
     }
 
+    /// The peer acknowledged our write at `sector` (written there, or
+    /// failed): a peer write it numbered after the ack is no longer
+    /// concurrent with it (`Write::acked`). Before the ack counts as
+    /// processed.
+    pub(crate) fn peer_acked(&self, sector: u64) {
+        let mut t = self.tracked.lock();
+        if let Some(w) = t.local_at(sector).and_then(|slot| t.get_mut(slot)) {
+            w.acked = true;
+        }
+    }
+
     /// Local write `interval` was admitted but never submitted: it leaves.
     pub(crate) fn cancel(&self, interval: Interval) {
         let Some(slot) = slot_of(interval) else { return };

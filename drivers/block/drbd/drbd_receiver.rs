@@ -1398,7 +1398,11 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
         // Its epoch's barrier ack must not clear it (protocol B: the
         // P_RECV_ACK came first and released the ack token already).
         let in_log = replica.write_failed(ack.block_id);
-        if !replica.got_ack(ack.block_id, false, |sector, size, _| io.set_out_of_sync(sector, size)) && !in_log {
+        let nacked = |sector, size, _| {
+            io.set_out_of_sync(sector, size);
+            io.conflicts().peer_acked(sector);
+        };
+        if !replica.got_ack(ack.block_id, false, nacked) && !in_log {
             pr_err!("{}: {} for an unknown request\n", name, cmd.name());
             return Err(NetError::Refused);
         }
@@ -1417,19 +1421,25 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
         return Ok(());
     }
     let positive = matches!(cmd, Packet::WriteAck | Packet::RecvAck | Packet::Superseded);
-    let known = replica.got_ack(ack.block_id, positive, |sector, size, local_failed| match cmd {
-        // Protocol C: on the peer's disk, and in sync if on ours too.
-        // (Protocol A and B writes stay marked until their epoch's
-        // barrier ack.) Superseded (two Primaries): the peer's write,
-        // which contains ours, goes over ours here next; where the two
-        // differ until then, the peer's bits (its write is not acked
-        // yet) and activity log say so.
-        Packet::WriteAck | Packet::Superseded if !local_failed => {
-            io.set_in_sync(sector, size);
+    let known = replica.got_ack(ack.block_id, positive, |sector, size, local_failed| {
+        if matches!(cmd, Packet::WriteAck | Packet::Superseded) {
+            // Two Primaries: the peer's writes after this ack are later.
+            io.conflicts().peer_acked(sector);
         }
-        Packet::WriteAck | Packet::Superseded => {}
-        Packet::RecvAck => {}
-        _ => io.set_out_of_sync(sector, size),
+        match cmd {
+            // Protocol C: on the peer's disk, and in sync if on ours too.
+            // (Protocol A and B writes stay marked until their epoch's
+            // barrier ack.) Superseded (two Primaries): the peer's write,
+            // which contains ours, goes over ours here next; where the two
+            // differ until then, the peer's bits (its write is not acked
+            // yet) and activity log say so.
+            Packet::WriteAck | Packet::Superseded if !local_failed => {
+                io.set_in_sync(sector, size);
+            }
+            Packet::WriteAck | Packet::Superseded => {}
+            Packet::RecvAck => {}
+            _ => io.set_out_of_sync(sector, size),
+        }
     });
     if !known {
         pr_err!("{}: {} for an unknown request\n", name, cmd.name());
