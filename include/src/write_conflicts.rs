@@ -24,6 +24,13 @@
 
 use core::ops::DerefMut;
 
+/// Whether a peer must be refused: two Primaries are allowed, and it
+/// does not resolve their conflicting writes as rdrbd does (it lacks
+/// rdrbd's feature flag: the C driver, which fails them itself).
+pub fn refuses_peer(two_primaries: bool, link: super::protocol::Link) -> bool {
+    two_primaries && !link.has(super::protocol::feature::RDRBD_WRITE_CONFLICTS)
+}
+
 /// Whether packet number `a` is newer than `b` (`seq_greater`: 32-bit
 /// wrap-around, the newer half of the circle).
 pub fn seq_newer(a: u32, b: u32) -> bool {
@@ -408,6 +415,16 @@ mod tests {
 
     fn intervals(n: usize) -> WriteIntervals<Vec<Option<Write>>> {
         WriteIntervals::new(vec![None; n])
+    }
+
+    #[test]
+    fn only_rdrbd_peers_with_two_primaries() {
+        use crate::protocol::{feature, Link};
+        let c = Link { features: feature::TRIM, ..Link::HANDSHAKE };
+        let rdrbd = Link { features: feature::TRIM | feature::RDRBD_WRITE_CONFLICTS, ..Link::HANDSHAKE };
+        assert!(refuses_peer(true, c));
+        assert!(!refuses_peer(true, rdrbd));
+        assert!(!refuses_peer(false, c));
     }
 
     #[test]

@@ -8,35 +8,35 @@
 //! Only an rdrbd peer gets this far: the C driver of Linux 6.12 fails
 //! concurrent writes of two Primaries itself, so a peer without rdrbd's
 //! feature flag is refused when two Primaries are allowed
-//! ([`refuses_peer`]).
+//! (`drbd_include::write_conflicts::refuses_peer`).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use kernel::prelude::*;
 
 use crate::drbd_conflicts::Interval;
-use crate::drbd_conn::ConnShared;
-use crate::drbd_include::protocol::{self as proto, feature, Link, Packet};
+use crate::drbd_include::protocol::{self as proto, Link, Packet};
 use crate::drbd_include::write_conflicts::{PeerVerdict, Range};
 use crate::drbd_net::NetError;
 use crate::drbd_req::DeviceIo;
 use crate::kernel_glue::net::TcpSocket;
 
-/// Where the answers to a peer write go.
+/// What the judging of a peer write needs of its connection.
 pub(crate) struct PeerLink<'a> {
-    pub(crate) shared: &'a ConnShared,
+    pub(crate) name: &'a str,
     pub(crate) data: &'a TcpSocket,
-    pub(crate) meta: &'a TcpSocket,
     pub(crate) link: Link,
-    pub(crate) volume: u16,
+    /// allow-two-primaries in force.
+    pub(crate) two_primaries: bool,
     /// We hold RESOLVE_CONFLICTS.
     pub(crate) resolver: bool,
-}
-
-/// Whether a peer must be refused because two Primaries are allowed and
-/// it does not resolve their conflicting writes as rdrbd does.
-pub(crate) fn refuses_peer(two_primaries: bool, link: Link) -> bool {
-    two_primaries && !link.has(feature::RDRBD_WRITE_CONFLICTS)
+    /// How long the peer's missing acks are waited for (ping-timeout).
+    pub(crate) ack_wait_ms: u32,
+    /// How long a conflicting write is waited for (ko-count * timeout;
+    /// 0: no limit).
+    pub(crate) conflict_wait_ms: u32,
+    /// Sends an ack of a replicated write on the meta socket (numbered).
+    pub(crate) send_ack: &'a dyn Fn(Packet, proto::BlockAck) -> core::result::Result<(), NetError>,
 }
 
 /// What becomes of a peer write (P_DATA, P_TRIM) before it is written.
@@ -76,14 +76,13 @@ pub(crate) fn admit_peer_write(
     head: &proto::DataPacket,
     size: u32,
 ) -> core::result::Result<Admitted, NetError> {
-    let name = to.shared.name.as_str();
-    let two_primaries = to.shared.protocol_settings().two_primaries;
+    let (name, two_primaries) = (to.name, to.two_primaries);
     let replica = io.replica();
     let seq = replica.as_deref().map(|r| r.packet_seq());
     if let (true, Some(seq)) = (to.resolver, seq) {
         if !two_primaries {
             seq.peer_processed(head.seq_num);
-        } else if !seq.wait_for_peer(head.seq_num, to.shared.timing.ping_timeout_ms().try_into().unwrap_or(u32::MAX), || to.data.is_alive()) {
+        } else if !seq.wait_for_peer(head.seq_num, to.ack_wait_ms, || to.data.is_alive()) {
             pr_err!("{}: Timed out waiting for missing ack packets; disconnecting\n", name);
             return Err(NetError::Io(timed_out()));
         }
@@ -94,10 +93,7 @@ pub(crate) fn admit_peer_write(
     let conflicts = io.conflicts();
     let interval = conflicts.track_peer(head.sector, size);
     let remote = Range::of(head.sector, size);
-    // As 8.4's drbd_wait_misc: ko-count times timeout, then the peer is
-    // considered dead.
-    let t = to.shared.timing.net_timeouts();
-    let limit_ms = t.ko_count.saturating_mul(t.timeout_ds).saturating_mul(100);
+    let limit_ms = to.conflict_wait_ms;
     let mut waited = 0u32;
     loop {
         match conflicts.judge_peer(interval, to.resolver) {
@@ -117,7 +113,7 @@ pub(crate) fn admit_peer_write(
                 // superseded write (8.4's e_send_retry_write).
                 let cmd = if superseded || to.link.version < 100 { Packet::Superseded } else { Packet::RetryWrite };
                 let ack = proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: size, seq_num: 0 };
-                to.shared.send_block_ack(to.meta, to.link, to.volume, cmd, ack, seq)?;
+                (to.send_ack)(cmd, ack)?;
                 return Ok(Admitted::Answered);
             }
             PeerVerdict::Wait => {
@@ -131,21 +127,6 @@ pub(crate) fn admit_peer_write(
                     return Err(NetError::Io(timed_out()));
                 }
             }
-        }
-    }
-}
-
-/// Peer write `interval` is answered (or was not written): it stops
-/// holding local writes off; postponed local writes it was to go before
-/// are written and sent again now (8.4's `restart_conflicting_writes`).
-/// Sleeps.
-pub(crate) fn peer_write_done(io: &DeviceIo, interval: Interval) {
-    if interval == 0 {
-        return;
-    }
-    if let Some(done) = io.conflicts().peer_done(interval) {
-        if done.restarts {
-            io.restart_postponed(done.range);
         }
     }
 }

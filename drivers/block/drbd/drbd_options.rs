@@ -379,7 +379,7 @@ impl Registry {
         if verify_running && algs.verify != in_force.verify {
             return Err(AdmError::new(RetCode::VerifyRunning, ""));
         }
-        if new.two_primaries && conn.peer_link().is_some_and(|link| crate::drbd_dual_primary::refuses_peer(true, link)) {
+        if new.two_primaries && conn.peer_link().is_some_and(|link| crate::drbd_include::write_conflicts::refuses_peer(true, link)) {
             // A connected C peer would not resolve conflicting writes.
             return Err(AdmError::new(RetCode::InvalidRequest,
                 "allow-two-primaries: the connected peer does not resolve conflicting writes as rdrbd does"));

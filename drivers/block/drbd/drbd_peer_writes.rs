@@ -446,7 +446,7 @@ impl AckBatch {
             writes.release_range(a.slot);
             // Answered: local writes it held off may go, and postponed
             // ones it was to go before are written again.
-            crate::drbd_dual_primary::peer_write_done(io, a.interval);
+            io.peer_write_answered(a.interval);
             writes.pending_bytes.fetch_sub(u64::from(a.size), Ordering::SeqCst);
             writes.pending.fetch_sub(1, Ordering::SeqCst);
         }

@@ -27,7 +27,7 @@ use crate::drbd_resync_reply::ReplyPipeline;
 use crate::drbd_peer_writes::{IntegrityCheck, PeerWrites, SubmitError, WriteData};
 use crate::drbd_resync::{SyncTargetWorker, TargetJob};
 use crate::drbd_sender::Replica;
-use crate::drbd_dual_primary::{admit_peer_write, peer_write_done, Admitted, PeerLink};
+use crate::drbd_dual_primary::{admit_peer_write, Admitted, PeerLink};
 use crate::kernel_glue::block::BlockPages;
 use crate::drbd_include::uuid::{
     sync_handshake, HandshakeAbort, uuid_compare, uuid_flags, CompareContext, HandshakeInput,
@@ -67,7 +67,7 @@ pub(crate) fn serve(
     data.set_nodelay();
     meta.set_nodelay();
     let link = conn::exchange_features(name, data)?;
-    if crate::drbd_dual_primary::refuses_peer(shared.protocol_settings().two_primaries, link) {
+    if crate::drbd_include::write_conflicts::refuses_peer(shared.protocol_settings().two_primaries, link) {
         // Before our parameters: the peer never gets far enough to think
         // itself connected.
         pr_err!("{}: two primaries allowed, but the peer does not resolve conflicting writes as rdrbd does (not rdrbd?)\n", name);
@@ -469,7 +469,7 @@ fn receive_protocol(
         }
     };
     let two_primaries = adopt.map_or(ours.two_primaries, |new| new.two_primaries);
-    if crate::drbd_dual_primary::refuses_peer(two_primaries, ctx_link) {
+    if crate::drbd_include::write_conflicts::refuses_peer(two_primaries, ctx_link) {
         // The C driver does not resolve two Primaries' conflicting writes
         // as rdrbd does (and fails them itself): refused, StandAlone.
         pr_err!("{}: two primaries allowed, but the peer does not resolve conflicting writes as rdrbd does (not rdrbd?)\n", name);
@@ -934,6 +934,28 @@ fn receive_read_reply(
     }
 }
 
+/// What judging a peer write needs of the connection (two Primaries):
+/// acks go out with `send_ack`; the peer's missing acks are waited for up
+/// to ping-timeout, a conflicting write of ours up to ko-count times
+/// timeout (8.4's `drbd_wait_misc`), then the connection goes.
+fn peer_link<'a>(
+    ctx: &'a LoopCtx<'_>,
+    send_ack: &'a dyn Fn(Packet, proto::BlockAck) -> core::result::Result<(), NetError>,
+) -> PeerLink<'a> {
+    let shared = ctx.shared;
+    let t = shared.timing.net_timeouts();
+    PeerLink {
+        name: shared.name.as_str(),
+        data: ctx.data,
+        link: ctx.link,
+        two_primaries: shared.protocol_settings().two_primaries,
+        resolver: ctx.resolve_conflicts,
+        ack_wait_ms: u32::try_from(shared.timing.ping_timeout_ms()).unwrap_or(u32::MAX),
+        conflict_wait_ms: t.ko_count.saturating_mul(t.timeout_ds).saturating_mul(100),
+        send_ack,
+    }
+}
+
 /// `receive_Data`: writes a replicated block to our disk and acks it as
 /// the peer asked (protocol B on receipt, C when written).
 fn receive_data(
@@ -976,19 +998,18 @@ fn receive_data(
     } else {
         (prot == WireProtocol::B, prot == WireProtocol::C)
     };
-    let to = PeerLink { shared, data: ctx.data, meta, link, volume: *volume, resolver: ctx.resolve_conflicts };
+    let replica = io.replica();
+    let seq = replica.as_deref().map(Replica::packet_seq);
+    let send_ack = |cmd, a| shared.send_block_ack(meta, link, *volume, cmd, a, seq);
     // Two Primaries: after the peer's earlier acks, and judged against our
     // writes in flight (drbd_dual_primary.rs).
-    let interval = match admit_peer_write(&to, io, &head, size)? {
+    let interval = match admit_peer_write(&peer_link(ctx, &send_ack), io, &head, size)? {
         Admitted::Write(interval) => interval,
         // Its data is read past by the receive loop.
         Admitted::Answered => return Ok(()),
     };
-    let replica = io.replica();
-    let seq = replica.as_deref().map(Replica::packet_seq);
     let ack = |cmd: Packet| {
-        let a = proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: size, seq_num: head.seq_num };
-        shared.send_block_ack(meta, link, *volume, cmd, a, seq)
+        send_ack(cmd, proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: size, seq_num: head.seq_num })
     };
     let fua = head.dp_flags & proto::dp::FUA != 0;
     let flush = head.dp_flags & proto::dp::FLUSH != 0;
@@ -1002,7 +1023,7 @@ fn receive_data(
     let received = || if recv_ack { ack(Packet::RecvAck) } else { Ok(()) };
     let submitted = ctx.writes.submit(io, &head, data, integrity, fua, flush, write_ack, write_ack || recv_ack, interval, received);
     if submitted.is_err() {
-        peer_write_done(io, interval);
+        io.peer_write_answered(interval);
     }
     match submitted {
         // Answered when it completes (drbd_peer_writes.rs).
@@ -1066,16 +1087,15 @@ fn receive_trim(ctx: &LoopCtx<'_>, t: proto::Trim) -> core::result::Result<(), N
         let prot = shared.protocol_settings().wire_protocol;
         (prot == WireProtocol::B, prot == WireProtocol::C)
     };
-    let to = PeerLink { shared, data: ctx.data, meta: ctx.meta, link: ctx.link, volume: *volume, resolver: ctx.resolve_conflicts };
-    let interval = match admit_peer_write(&to, io, &head, t.size)? {
+    let replica = io.replica();
+    let seq = replica.as_deref().map(Replica::packet_seq);
+    let send_ack = |cmd, a| shared.send_block_ack(ctx.meta, ctx.link, *volume, cmd, a, seq);
+    let interval = match admit_peer_write(&peer_link(ctx, &send_ack), io, &head, t.size)? {
         Admitted::Write(interval) => interval,
         Admitted::Answered => return Ok(()),
     };
-    let replica = io.replica();
-    let seq = replica.as_deref().map(Replica::packet_seq);
     let ack = |cmd: Packet| {
-        let a = proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: t.size, seq_num: head.seq_num };
-        shared.send_block_ack(ctx.meta, ctx.link, *volume, cmd, a, seq)
+        send_ack(cmd, proto::BlockAck { sector: head.sector, block_id: head.block_id, blksize: t.size, seq_num: head.seq_num })
     };
     let zeroed = (|| {
         if recv_ack {
@@ -1094,7 +1114,7 @@ fn receive_trim(ctx: &LoopCtx<'_>, t: proto::Trim) -> core::result::Result<(), N
         }
     })();
     // Answered (or the connection is gone): local writes may go on.
-    peer_write_done(io, interval);
+    io.peer_write_answered(interval);
     zeroed
 }
 

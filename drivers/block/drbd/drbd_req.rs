@@ -404,11 +404,26 @@ impl DeviceIo {
         &self.conflicts
     }
 
+    /// Peer write `interval` (two Primaries; 0: not tracked) is answered,
+    /// or was not written: it stops holding local writes off, and the
+    /// postponed local writes it was to go before are written and sent
+    /// again now (8.4's `restart_conflicting_writes`). Sleeps.
+    pub(crate) fn peer_write_answered(&self, interval: Interval) {
+        if interval == 0 {
+            return;
+        }
+        if let Some(done) = self.conflicts.peer_done(interval) {
+            if done.restarts {
+                self.restart_postponed(done.range);
+            }
+        }
+    }
+
     /// The postponed local writes overlapping `range` whose disk write is
     /// done are written to our disk again, and sent to the peer again (8.4's
     /// restarted requests, after the peer's conflicting write): the peer
     /// asked for it with P_RETRY_WRITE. Sleeps (a thread of the connection).
-    pub(crate) fn restart_postponed(&self, range: crate::drbd_include::write_conflicts::Range) {
+    fn restart_postponed(&self, range: crate::drbd_include::write_conflicts::Range) {
         self.conflicts.take_restartable(range, |interval, token| self.rewrite(interval, token));
     }
 
