@@ -94,21 +94,17 @@ pub struct Write {
     /// already, so a peer write numbered after that ack came later and
     /// does not conflict with it (it only waits for our disk write).
     pub acked: bool,
-    /// Completions still to come before a local write leaves: one per
-    /// time it was submitted (a retried write is submitted again while
-    /// its first submission's last completion may still be pending).
-    pub settles: u8,
 }
 
 impl Write {
     /// A local write of `size` bytes at `sector`, just submitted.
     pub fn local(sector: u64, size: u32) -> Self {
-        Self { range: Range::of(sector, size), origin: Origin::Local, local_pending: true, postponed: false, restarts: false, acked: false, settles: 1 }
+        Self { range: Range::of(sector, size), origin: Origin::Local, local_pending: true, postponed: false, restarts: false, acked: false }
     }
 
     /// A peer write of `size` bytes at `sector`, just arrived.
     pub fn peer(sector: u64, size: u32) -> Self {
-        Self { range: Range::of(sector, size), origin: Origin::Peer, local_pending: true, postponed: false, restarts: false, acked: false, settles: 1 }
+        Self { range: Range::of(sector, size), origin: Origin::Peer, local_pending: true, postponed: false, restarts: false, acked: false }
     }
 }
 

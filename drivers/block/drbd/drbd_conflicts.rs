@@ -310,8 +310,10 @@ impl WriteConflicts {
             let token = {
                 let mut tokens = self.postponed.lock();
                 let Some(slot) = tokens.iter().position(Option::is_some) else { return };
-                if let Some(w) = u16::try_from(slot).ok().and_then(|s| self.tracked.lock().get_mut(s).map(|w| w.postponed = false)) {
-                    let () = w;
+                if let Ok(slot) = u16::try_from(slot) {
+                    if let Some(w) = self.tracked.lock().get_mut(slot) {
+                        w.postponed = false;
+                    }
                 }
                 tokens.get_mut(slot).and_then(Option::take)
             };
