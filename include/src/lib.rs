@@ -58,6 +58,9 @@ pub mod send_fifo;
 /// The Secondary's write-ordering method at barriers (disk-flushes, disk-drain).
 pub mod write_ordering;
 
+/// The Secondary's epochs whose barrier ack is owed.
+pub mod peer_epochs;
+
 /// The size of resync requests.
 pub mod resync_request;
 

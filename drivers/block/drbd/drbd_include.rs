@@ -78,6 +78,10 @@ pub(crate) mod send_fifo;
 pub(crate) mod write_ordering;
 
 #[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/peer_epochs.rs"]
+pub(crate) mod peer_epochs;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/resync_request.rs"]
 pub(crate) mod resync_request;
 

@@ -5,11 +5,17 @@
 //! when each completes (P_WRITE_ACK or P_RS_WRITE_ACK, or P_NEG_ACK with
 //! the block marked out of sync, or counted as failed, and the local error
 //! handled), so the Primary's queue depth, and the SyncSource's stream of
-//! resync data, reach this disk. The receiver waits for every write in
-//! flight to be answered before a barrier's ack, before any write it does
-//! itself (a trim) and before a write that asks for a flush, which
-//! keeps 8.4's write ordering: an epoch's writes are on disk, and acked,
-//! before its P_BARRIER_ACK. Two writes to overlapping blocks are never in
+//! resync data, reach this disk. The same thread sends each epoch's
+//! P_BARRIER_ACK once the epoch's writes, and those of every epoch before,
+//! are answered (after a flush of the backing disk under the `flush` write
+//! ordering): an epoch's writes are on disk, and acked, before its barrier
+//! ack. The receiver waits for that ack before it reads on when the epoch
+//! holds a write of protocol A or B (8.4's write ordering: the next epoch
+//! may depend on writes the Primary saw complete before they were on this
+//! disk), not under protocol C (every write the Primary saw complete was
+//! answered here after it completed; see `Documentation/design.md`). It
+//! also waits for every write in flight before any write it does itself
+//! (a trim) and before a write that asks for a flush. Two writes to overlapping blocks are never in
 //! flight together (the later waits), so the disk cannot reorder them: 8.4's
 //! Primary sends no such pair (`complete_conflicting_writes`), rdrbd's
 //! Primary is not relied on for it.
@@ -17,10 +23,11 @@
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kernel::prelude::*;
-use kernel::new_mutex;
-use kernel::sync::{Arc, Mutex};
+use kernel::{new_mutex, new_spinlock};
+use kernel::sync::{Arc, Mutex, SpinLock};
 
 use crate::drbd_include::genl::DiskState;
+use crate::drbd_include::peer_epochs::{ClosedEpoch, PeerEpochs};
 use crate::drbd_include::io_error::IoFailure;
 use crate::drbd_include::protocol::{self as proto, Packet};
 use crate::drbd_net::NetError;
@@ -53,6 +60,8 @@ struct WriteAnswer {
     slot: u16,
     /// Tracked against our own writes (two Primaries; 0: not).
     interval: u32,
+    /// The epoch it counts in (a replicated write).
+    epoch: u32,
     size: u32,
     seq_num: u32,
     /// P_WRITE_ACK on success (protocol C).
@@ -133,10 +142,15 @@ pub(crate) struct PeerWrites {
     /// is a free slot. At most `MAX_IN_FLIGHT` are in flight.
     #[pin]
     ranges: Mutex<[(u64, u64); MAX_IN_FLIGHT as usize]>,
+    /// The epochs whose barrier ack is owed, with the replicated writes
+    /// in flight of each.
+    /// (A spinlock: wait conditions look at it.)
+    #[pin]
+    epochs: SpinLock<PeerEpochs>,
     /// The answering thread is to end (after the last answer).
     stop: AtomicBool,
-    /// Woken when an answer is done (the receiver waits for room or for
-    /// none in flight).
+    /// Woken when an answer or a barrier ack is done (the receiver waits
+    /// for room, for none in flight, or for the acks owed).
     #[pin]
     answered: WaitQueue,
 }
@@ -148,6 +162,7 @@ impl PeerWrites {
             pending: AtomicU32::new(0),
             pending_bytes: AtomicU64::new(0),
             ranges <- new_mutex!([(0, 0); MAX_IN_FLIGHT as usize], "rdrbd::PeerWrites::ranges"),
+            epochs <- new_spinlock!(PeerEpochs::new(), "rdrbd::PeerWrites::epochs"),
             stop: AtomicBool::new(false),
             answered <- new_wait_queue!("rdrbd::PeerWrites::answered"),
         })
@@ -156,6 +171,23 @@ impl PeerWrites {
     /// Waits until every write submitted has been answered.
     pub(crate) fn wait_idle(&self) {
         self.answered.wait_until(|| self.pending.load(Ordering::SeqCst) == 0);
+    }
+
+    /// P_BARRIER `barrier` closes the open epoch, which had `set_size`
+    /// writes: the answering thread sends its P_BARRIER_ACK once they and
+    /// those of the epochs before are answered. Waits while too many
+    /// epochs owe their ack.
+    pub(crate) fn close_epoch(&self, barrier: u32, set_size: u32) {
+        self.answered.wait_until(|| self.epochs.lock().has_room());
+        // Only the receiver closes epochs: the room is still there.
+        let _ = self.epochs.lock().close(barrier, set_size);
+        self.queue.wake();
+    }
+
+    /// Waits until every closed epoch's barrier ack was sent (or the
+    /// connection is gone).
+    pub(crate) fn wait_epochs_acked(&self) {
+        self.answered.wait_until(|| self.epochs.lock().all_acked());
     }
 
     /// Submits a replicated write (`P_DATA`) of `data` to the backing disk;
@@ -187,6 +219,7 @@ impl PeerWrites {
             al_tag: 0,
             slot: 0,
             interval,
+            epoch: 0,
             size,
             seq_num: head.seq_num,
             write_ack,
@@ -213,6 +246,7 @@ impl PeerWrites {
             al_tag: 0,
             slot: 0,
             interval: 0,
+            epoch: 0,
             size,
             seq_num: 0,
             write_ack: true,
@@ -256,10 +290,15 @@ impl PeerWrites {
         };
         answer.al_tag = al_tag;
         answer.slot = slot;
+        if !answer.resync {
+            // Counted in the open epoch (until answered, or given back).
+            answer.epoch = self.epochs.lock().write_started();
+        }
         let give_back = |lower, e| {
             drop(lower);
             if !answer.resync {
                 io.al_write_done(al_tag);
+                self.epochs.lock().write_answered(answer.epoch);
             }
             self.release_range(slot);
             e
@@ -336,24 +375,26 @@ impl PeerWrites {
 }
 
 /// How the answering thread reaches the peer: `send` puts acks on the
-/// meta socket (at most `ACK_BATCH` in one send), `broken` ends the
-/// connection after a failed send.
-pub(crate) struct Answering<S, B> {
+/// meta socket (at most `ACK_BATCH` in one send), `send_barrier_ack` a
+/// P_BARRIER_ACK, `broken` ends the connection after a failed send.
+pub(crate) struct Answering<S, A, B> {
     pub(crate) name: crate::ResourceName,
     pub(crate) send: S,
+    pub(crate) send_barrier_ack: A,
     pub(crate) broken: B,
 }
 
 /// Starts the thread that answers the peer's writes as they complete;
 /// resync writes are progress of `pd`'s resync.
-pub(crate) fn start_answering<S, B>(
+pub(crate) fn start_answering<S, A, B>(
     writes: &Arc<PeerWrites>,
     io: &Arc<DeviceIo>,
     pd: &Arc<PeerDevice>,
-    to_peer: Answering<S, B>,
+    to_peer: Answering<S, A, B>,
 ) -> Result<KThread>
 where
     S: Fn(&[(Packet, proto::BlockAck)]) -> core::result::Result<(), NetError> + Send + 'static,
+    A: Fn(proto::BarrierAck) -> core::result::Result<(), NetError> + Send + 'static,
     B: Fn() + Send + 'static,
 {
     let (writes, io, pd) = (writes.clone(), io.clone(), pd.clone());
@@ -366,7 +407,8 @@ where
             // for included: each holds an activity-log reference.
             let all_answered = || writes.pending.load(Ordering::SeqCst) == 0;
             let ending = || writes.stop.load(Ordering::SeqCst) || KThread::should_stop();
-            queue.wait_until(|| queue.has_done() || (ending() && all_answered()));
+            let acks_due = || writes.epochs.lock().has_ready();
+            queue.wait_until(|| queue.has_done() || acks_due() || (ending() && all_answered()));
             // The acks of the writes completed together go in one send;
             // each write counts as answered only once its ack is sent (a
             // barrier ack must not overtake them).
@@ -387,11 +429,50 @@ where
                 }
             }
             broken |= batch.flush(&to_peer, &writes, &io, &pd);
+            broken |= send_barrier_acks(&to_peer, &writes, &io, broken);
             if ending() && !queue.has_done() && all_answered() {
                 return;
             }
         }
     })
+}
+
+/// Sends the P_BARRIER_ACKs now due, oldest first, after a flush of the
+/// backing disk when an epoch had writes and the write ordering flushes
+/// (the flush follows their completion, so it puts them on stable
+/// storage; 8.4's receiver flushes at the barrier after draining). With
+/// the connection `broken` they are only counted as sent. Returns whether
+/// the connection is broken (a send failed: it is then ended).
+fn send_barrier_acks<S, A, B>(to_peer: &Answering<S, A, B>, writes: &PeerWrites, io: &DeviceIo, mut broken: bool) -> bool
+where
+    A: Fn(proto::BarrierAck) -> core::result::Result<(), NetError>,
+    B: Fn(),
+{
+    let mut due = [ClosedEpoch::default(); 16];
+    loop {
+        let n = writes.epochs.lock().ready(&mut due);
+        let Some(due) = due.get(..n).filter(|d| !d.is_empty()) else { break };
+        if !broken && io.write_ordering().flushes() && due.iter().any(|e| e.set_size > 0) {
+            if let Err(e) = io.flush_backing() {
+                pr_err!("{}: flushing the backing disk for barrier #{} failed: error {}\n",
+                    to_peer.name.as_str(), due.last().map_or(0, |e| e.barrier), e.to_errno());
+            }
+        }
+        for epoch in due {
+            if broken {
+                break;
+            }
+            let ack = proto::BarrierAck { barrier: epoch.barrier, set_size: epoch.set_size };
+            if (to_peer.send_barrier_ack)(ack).is_err() {
+                // The receiver sees the connection end.
+                (to_peer.broken)();
+                broken = true;
+            }
+        }
+        writes.epochs.lock().acked(n);
+        writes.answered.wake_all();
+    }
+    broken
 }
 
 /// Completed writes whose acks go out together.
@@ -426,7 +507,7 @@ impl AckBatch {
 
     /// Sends the acks, then counts the writes as answered. Returns whether
     /// the send failed (the connection is then ended).
-    fn flush<S, B>(&mut self, to_peer: &Answering<S, B>, writes: &PeerWrites, io: &DeviceIo, pd: &PeerDevice) -> bool
+    fn flush<S, A, B>(&mut self, to_peer: &Answering<S, A, B>, writes: &PeerWrites, io: &DeviceIo, pd: &PeerDevice) -> bool
     where
         S: Fn(&[(Packet, proto::BlockAck)]) -> core::result::Result<(), NetError>,
         B: Fn(),
@@ -438,6 +519,9 @@ impl AckBatch {
             (to_peer.broken)();
         }
         for a in self.writes.iter_mut().take(self.count).filter_map(Option::take) {
+            if !a.resync {
+                writes.epochs.lock().write_answered(a.epoch);
+            }
             if a.resync {
                 // After the block's bit is cleared: the SyncTarget's
                 // worker may finish when the last request is answered.
@@ -461,7 +545,7 @@ impl AckBatch {
 
 /// A replicated write completed (`e_end_block`): counted, or marked out
 /// of sync with the local error handled; the ack the peer asked for.
-fn written<S, B>(to_peer: &Answering<S, B>, io: &DeviceIo, a: WriteAnswer, result: Result) -> Option<Packet> {
+fn written<S, A, B>(to_peer: &Answering<S, A, B>, io: &DeviceIo, a: WriteAnswer, result: Result) -> Option<Packet> {
     match result {
         Ok(()) => {
             io.written_for_peer(a.size, false);
@@ -482,7 +566,7 @@ fn written<S, B>(to_peer: &Answering<S, B>, io: &DeviceIo, a: WriteAnswer, resul
 /// Resync data was written (`e_end_resync_block`): its blocks are in sync,
 /// or counted as failed with the local error handled; P_RS_WRITE_ACK or
 /// P_NEG_ACK.
-fn resync_written<S, B>(to_peer: &Answering<S, B>, io: &DeviceIo, pd: &PeerDevice, a: WriteAnswer, result: Result) -> Option<Packet> {
+fn resync_written<S, A, B>(to_peer: &Answering<S, A, B>, io: &DeviceIo, pd: &PeerDevice, a: WriteAnswer, result: Result) -> Option<Packet> {
     let answer = match result {
         Ok(()) => {
             io.written_for_peer(a.size, true);

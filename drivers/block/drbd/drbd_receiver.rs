@@ -103,11 +103,15 @@ pub(crate) fn serve(
         Some(ConnVolume { volume, io, pd }) => {
             let (ack_shared, ack_meta, ack_data, volume) = (shared.clone(), meta.clone(), data.clone(), *volume);
             let ack_io = io.clone();
+            let (barrier_shared, barrier_meta) = (shared.clone(), meta.clone());
             let to_peer = crate::drbd_peer_writes::Answering {
                 name: shared.name,
                 send: move |acks: &[(Packet, proto::BlockAck)]| {
                     let replica = ack_io.replica();
                     ack_shared.send_meta_acks(&ack_meta, link, volume, acks, replica.as_deref().map(Replica::packet_seq))
+                },
+                send_barrier_ack: move |ack: proto::BarrierAck| {
+                    barrier_shared.send_meta(&barrier_meta, link, Packet::BarrierAck, 0, |out| ack.encode(out))
                 },
                 broken: move || ack_data.shutdown(),
             };
@@ -302,8 +306,10 @@ fn receive_loop(
 ) -> core::result::Result<(), NetError> {
     let (shared, link) = (ctx.shared, ctx.link);
     let name = shared.name.as_str();
-    // Writes of the current epoch (answered in P_BARRIER_ACK).
+    // Writes of the current epoch (answered in P_BARRIER_ACK), and whether
+    // one of them was acked before it was on our disk (protocol A or B).
     let mut epoch_size: u32 = 0;
+    let mut epoch_acked_early = false;
     loop {
         let digest_size = vs.peer_integrity.as_ref().map_or(0, Digest::size);
         let (cmd, volume, payload, mut unread) = recv_data_socket_packet(ctx, buf, vs.connected, digest_size)?;
@@ -353,12 +359,14 @@ fn receive_loop(
                     0 => WriteData::Bytes(rest),
                     _ => WriteData::Socket(ctx.data, &mut unread),
                 };
+                epoch_acked_early |= !wanted_acks(ctx, &head).1;
                 receive_data(ctx, head, data, integrity)?;
                 epoch_size = epoch_size.saturating_add(1);
             }
             Body::Trim(t) if cmd == Packet::Trim && vs.connected => {
                 // Zeroed synchronously: after the writes in flight.
                 ctx.writes.wait_idle();
+                epoch_acked_early |= !wanted_acks(ctx, &t.data).1;
                 receive_trim(ctx, t)?;
                 epoch_size = epoch_size.saturating_add(1);
             }
@@ -405,24 +413,24 @@ fn receive_loop(
             Body::Request { req, digest } if cmd == Packet::OvReply && vs.connected => {
                 receive_ov_reply(ctx, vs, volume, req, digest)?
             }
-            Body::Barrier(b) => {
+            Body::Barrier(b) if shared.volume.is_some() => {
                 // `receive_Barrier`: every write of the epoch completes
-                // and is acked before the barrier ack (under every write
-                // ordering: 8.4's `none` acks later too, without holding
-                // the next epoch back, which rdrbd does not do); with
-                // flush ordering a flush puts them on stable storage
-                // before the ack says so, and before any write of the
-                // next epoch is read.
-                if epoch_size > 0 {
-                    ctx.writes.wait_idle();
-                    let flush = shared.volume.as_ref().filter(|v| v.io.write_ordering().flushes());
-                    if let Some(ConnVolume { io, .. }) = flush {
-                        if let Err(e) = io.flush_backing() {
-                            pr_err!("{}: flushing the backing disk for barrier #{} failed: error {}\n",
-                                name, b.barrier, e.to_errno());
-                        }
-                    }
+                // and is acked before the barrier ack, which the
+                // answering thread sends (after a flush under the flush
+                // ordering; under every write ordering: 8.4's `none` acks
+                // later too). Before any write of the next epoch is read
+                // (8.4 drains here) only if a write of this one was acked
+                // before it was on our disk: the Primary may have
+                // completed it, and the next epoch may depend on it.
+                ctx.writes.close_epoch(b.barrier, epoch_size);
+                if epoch_acked_early {
+                    ctx.writes.wait_epochs_acked();
                 }
+                epoch_size = 0;
+                epoch_acked_early = false;
+            }
+            Body::Barrier(b) => {
+                // No volume, so no writes: acked at once.
                 let ack = proto::BarrierAck { barrier: b.barrier, set_size: epoch_size };
                 shared.send_meta(ctx.meta, link, Packet::BarrierAck, 0, |out| ack.encode(out))?;
                 epoch_size = 0;
@@ -958,6 +966,17 @@ fn peer_link<'a>(
 
 /// `receive_Data`: writes a replicated block to our disk and acks it as
 /// the peer asked (protocol B on receipt, C when written).
+/// The acks the peer wants for a write: (P_RECV_ACK, P_WRITE_ACK), by its
+/// dp_flags (protocol 100 on) or else by the agreed protocol (B, C).
+fn wanted_acks(ctx: &LoopCtx<'_>, head: &proto::DataPacket) -> (bool, bool) {
+    if ctx.link.version >= 100 {
+        (head.dp_flags & proto::dp::SEND_RECEIVE_ACK != 0, head.dp_flags & proto::dp::SEND_WRITE_ACK != 0)
+    } else {
+        let prot = ctx.shared.protocol_settings().wire_protocol;
+        (prot == WireProtocol::B, prot == WireProtocol::C)
+    }
+}
+
 fn receive_data(
     ctx: &LoopCtx<'_>,
     head: proto::DataPacket,
@@ -992,12 +1011,7 @@ fn receive_data(
         pr_err!("{}: cannot allocate a peer request for sector {}\n", shared.name.as_str(), head.sector);
         return Err(NetError::Io(ENOMEM));
     }
-    let prot = shared.protocol_settings().wire_protocol;
-    let (recv_ack, write_ack) = if link.version >= 100 {
-        (head.dp_flags & proto::dp::SEND_RECEIVE_ACK != 0, head.dp_flags & proto::dp::SEND_WRITE_ACK != 0)
-    } else {
-        (prot == WireProtocol::B, prot == WireProtocol::C)
-    };
+    let (recv_ack, write_ack) = wanted_acks(ctx, &head);
     let replica = io.replica();
     let seq = replica.as_deref().map(Replica::packet_seq);
     let send_ack = |cmd, a| shared.send_block_ack(meta, link, *volume, cmd, a, seq);
@@ -1081,12 +1095,7 @@ fn receive_trim(ctx: &LoopCtx<'_>, t: proto::Trim) -> core::result::Result<(), N
             name, t.size, head.sector, capacity, MAX_TRIM_SIZE);
         return Err(NetError::Refused);
     }
-    let (recv_ack, write_ack) = if ctx.link.version >= 100 {
-        (head.dp_flags & proto::dp::SEND_RECEIVE_ACK != 0, head.dp_flags & proto::dp::SEND_WRITE_ACK != 0)
-    } else {
-        let prot = shared.protocol_settings().wire_protocol;
-        (prot == WireProtocol::B, prot == WireProtocol::C)
-    };
+    let (recv_ack, write_ack) = wanted_acks(ctx, &head);
     let replica = io.replica();
     let seq = replica.as_deref().map(Replica::packet_seq);
     let send_ack = |cmd, a| shared.send_block_ack(ctx.meta, ctx.link, *volume, cmd, a, seq);
