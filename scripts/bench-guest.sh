@@ -7,7 +7,10 @@
 # each replicated run with protocol C, then A. Workloads: 4 KiB random writes
 # at queue depth 1 (IOPS and mean completion latency in µs), 8 and 32
 # (IOPS), 4 KiB random reads at queue depth 32 (IOPS), 1 MiB sequential
-# writes (queue depth 4, MB/s), a resync of 64 MiB written while
+# writes (queue depth 4, MB/s), an activity-log-bound workload (4 KiB random
+# writes at queue depth 8 over all of a 1 GiB device, 256 AL extents, with
+# al-extents 67, 8.4's least: most writes need an AL transaction first;
+# protocol C, on the second disk /dev/vdb), a resync of 64 MiB written while
 # disconnected (MB/s from the reconnection's handshake until both are in
 # sync), and
 # the full initial sync of the device (MB/s) with the default resync options
@@ -20,7 +23,7 @@
 # debugging kernel's KASAN and lockdep cost 10-20x in data throughput.
 # kernel: fast
 # guests: 2
-# disks: 256M
+# disks: 256M 1G
 # timeout: 1800
 set -uo pipefail
 . "$RDRBD_ROOT/tests/guest/lib.sh"
@@ -188,17 +191,40 @@ replicated() {
 link_figures
 if [ "$GUEST_INDEX" = 0 ]; then
   workloads raw /dev/vda
+  echo "BENCH raw randwrite-4k-al $(fio_figure iops --filename=/dev/vdb "${AL_FIO[@]}") IOPS"
 fi
 barrier raw-done
 
 # fresh_r0 DRIVER: r0 again on the loaded DRIVER (rdrbd or C-drbd), with
 # new metadata (so that the next connect starts a full sync).
 fresh_r0() {
-  local meta=$DRBDMETA attach_args=(/dev/vda)
-  [ "$1" = C-drbd ] && { meta=$DEBIAN_DRBDMETA; attach_args=(/dev/vda /dev/vda internal); }
+  local driver=$1 dev=${2:-/dev/vda} meta=$DRBDMETA; shift; shift || true
+  local attach_args=("$dev")
+  [ "$driver" = C-drbd ] && { meta=$DEBIAN_DRBDMETA; attach_args=("$dev" "$dev" internal); }
   "$S" new-resource r0 >/dev/null && "$S" new-minor r0 0 0 >/dev/null &&
-    create_md /dev/vda "$meta" >/dev/null && "$S" attach 0 "${attach_args[@]}" >/dev/null ||
-    die "$1: fresh r0"
+    create_md "$dev" "$meta" >/dev/null && "$S" attach 0 "${attach_args[@]}" "$@" >/dev/null ||
+    die "$driver: fresh r0"
+}
+
+# al_bound DRIVER: the activity-log-bound workload on /dev/vdb (1 GiB),
+# al-extents 67, protocol C, from a cleared bitmap.
+AL_FIO=(--rw=randwrite --bs=4k --iodepth=8 --size=1000M)
+al_bound() {
+  fresh_r0 "$1" /dev/vdb --al-extents=67
+  "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 >/dev/null
+  wait_cs Connected 90 >/dev/null || die "$1: no connection (AL-bound)"
+  barrier "$1-al-connected"
+  [ "$GUEST_INDEX" = 0 ] && "$S" new-current-uuid --clear-bitmap 0
+  synced 60 || die "$1: not UpToDate (AL-bound)"
+  if [ "$GUEST_INDEX" = 0 ]; then
+    "$S" primary 0 >/dev/null || die "$1: primary (AL-bound)"
+    echo "BENCH $1-protoC randwrite-4k-al $(fio_figure iops --filename=/dev/drbd0 "${AL_FIO[@]}") IOPS"
+    "$S" secondary 0
+  fi
+  barrier "$1-al-written"
+  "$S" disconnect "$LOCAL" "$PEER" >/dev/null 2>&1
+  "$S" down r0
+  barrier "$1-al-down"
 }
 
 # Each driver on both guests: the workloads, then the full syncs.
@@ -210,6 +236,7 @@ for driver in rdrbd C-drbd; do
   fi
   barrier "$driver-attached"
   replicated $driver
+  al_bound $driver
   fresh_r0 $driver
   full_sync $driver default
   fresh_r0 $driver

@@ -25,6 +25,7 @@ WORKLOADS = [
     ("randwrite-4k-qd32", "4 KiB random write QD32", "IOPS", True, 4096),
     ("randread-4k-qd32", "4 KiB random read QD32", "IOPS", True, None),
     ("seqwrite-1m-qd4", "1 MiB sequential write QD4", "MB/s", True, 0),
+    ("randwrite-4k-al", "4 KiB random write QD8 over 256 AL extents, al-extents 67 (protocol C)", "IOPS", True, 4096),
     ("resync-64m", "resync of 64 MiB changed while disconnected", "MB/s", True, 0),
     ("fullsync-default", "full initial sync, default resync options", "MB/s", True, 0),
     ("fullsync-fixed400m", "full initial sync, fixed rate 400M", "MB/s", True, 0),

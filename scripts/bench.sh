@@ -28,9 +28,9 @@ for ((i = 1; i <= repeat; i++)); do
     echo "note: guest run $i reported:"
     grep '^FAIL' build/logs/bench-run.txt | sed 's/^/  /' || true
   fi
-  # 2 link figures; 6 workload figures for raw; per driver 2 x 6 + resync +
-  # 2 full syncs.
-  want=38
+  # 2 link figures; 7 workload figures for raw; per driver 2 x 6 + the
+  # AL-bound workload + resync + 2 full syncs.
+  want=41
   got=$(grep -c '^BENCH ' "build/logs/bench/run-$i.txt" || true)
   if [ "$got" -lt $want ]; then
     echo "bench: run $i FAILED: $got of $want figures; see build/logs/bench/run-$i.txt, runner-$i.txt"
