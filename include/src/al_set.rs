@@ -95,6 +95,23 @@ pub fn activate(
         Some(1) => Some(last),
         _ => return Activation::TooLarge,
     };
+    // Enough idle slots for every cold extent before any slot changes: a
+    // change made and then given up (Busy for the second extent) would
+    // leave an extent hot in memory that no transaction records.
+    let hot_first = find(slots, first);
+    let hot_second = second.and_then(|e| find(slots, e));
+    let needed = usize::from(hot_first.is_none()).saturating_add(usize::from(second.is_some() && hot_second.is_none()));
+    if needed > 0 {
+        let idle = slots
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| Some(i) != hot_first && Some(i) != hot_second && usage.in_flight(i) == 0)
+            .take(needed)
+            .count();
+        if idle < needed {
+            return Activation::Busy;
+        }
+    }
     let mut changes = 0usize;
     let mut assign = |extent: u32, skip: Option<usize>, slots: &mut [Slot]| -> Option<usize> {
         if let Some(i) = find(slots, extent) {
@@ -112,7 +129,8 @@ pub fn activate(
         changes = changes.checked_add(1)?;
         Some(i)
     };
-    let Some(first_slot) = assign(first, None, slots) else {
+    // The first extent's victim is not the second extent's hot slot.
+    let Some(first_slot) = assign(first, hot_second, slots) else {
         return Activation::Busy;
     };
     let second_slot = match second {
@@ -179,6 +197,30 @@ mod tests {
         let (a, up, ev) = run(&mut slots, &refs, 9, 20, 20);
         assert_eq!(a, Activation::Commit { first_slot: 1, second_slot: None, updates: 1 });
         assert_eq!((up[0], ev[0]), ((1, 20), 11));
+    }
+
+    #[test]
+    fn busy_changes_nothing() {
+        // Slots 0-2 in use, slot 3 idle: a write over two cold extents
+        // finds one idle slot, not two, and must leave the set as it was.
+        let mut slots = [Slot::FREE; 4];
+        let mut refs = Refs([0; 4]);
+        for (i, e) in [1, 2, 3, 4].into_iter().enumerate() {
+            assert!(matches!(run(&mut slots, &refs, i as u64 + 1, e, e).0, Activation::Commit { .. }));
+        }
+        refs.0 = [1, 1, 1, 0];
+        let before = slots;
+        assert_eq!(run(&mut slots, &refs, 9, 7, 8).0, Activation::Busy);
+        assert_eq!(slots, before);
+        // A cold extent beside a hot one: the only idle slot is the hot
+        // one's, which must not be taken for the cold one.
+        refs.0 = [0, 1, 1, 1];
+        assert_eq!(run(&mut slots, &refs, 10, 0, 1).0, Activation::Busy);
+        assert_eq!(slots, before);
+        refs.0 = [0, 1, 1, 0];
+        let (a, up, ev) = run(&mut slots, &refs, 11, 0, 1);
+        assert_eq!(a, Activation::Commit { first_slot: 3, second_slot: Some(0), updates: 1 });
+        assert_eq!((up[0], ev[0]), ((3, 0), 4));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 #!/bin/bash
 # Crash recovery through the activity log. Boot 0: fresh metadata, attach,
-# Primary, O_DIRECT writes to six distinct 4 MiB extents and a steady
-# random-write loop, then a power cut (sysrq b) while the loop still runs,
+# Primary, O_DIRECT writes to six distinct 4 MiB extents and four steady
+# random-write loops (several cold extents at once: the submitter admits
+# them in batches, one AL transaction each), then a power cut (sysrq b)
+# while the loops still run,
 # without detaching. Boot 1: the attach finds the unclean metadata and
 # replays the activity log ("activity log replayed: ..." in the kernel log);
 # every extent written is out of sync in /proc/drbd (oos >= 4 MiB per
@@ -58,6 +60,7 @@ if [ "$BOOT_INDEX" = 0 ]; then
 
   # Random 4 KiB O_DIRECT writes; each extent is recorded after its write
   # completed (a write cut off in flight may or may not be in the log).
+  # Four loops append to one file (short O_APPEND lines stay whole).
   random_writes() {
     local e b
     while :; do
@@ -68,10 +71,13 @@ if [ "$BOOT_INDEX" = 0 ]; then
     done
   }
   : > "$STATE/random"
-  random_writes &
-  loop=$!
+  loops=()
+  for _ in 1 2 3 4; do
+    random_writes &
+    loops+=($!)
+  done
   sleep 2
-  if kill -0 $loop 2>/dev/null; then pass random-writes-running; else fail random-writes-running "the write loop died"; fi
+  if kill -0 "${loops[@]}" 2>/dev/null; then pass random-writes-running; else fail random-writes-running "a write loop died"; fi
   log "random writes so far: $(wc -l < "$STATE/random"), /proc/drbd: $(grep oos: /proc/drbd)"
   grep '^ *0:' /proc/drbd
   # Power cut with the loop still writing: no detach, no sync.

@@ -114,6 +114,36 @@ pub(crate) enum AlError {
     TooLarge,
 }
 
+/// Slot changes of a batch of admitted writes, not committed yet: the
+/// (slot, extent) updates one transaction records and the extents they
+/// push out.
+pub(crate) struct StagedChanges {
+    updates: [(u16, u32); al::AL_UPDATES_PER_TRANSACTION],
+    evicted: [u32; al::AL_UPDATES_PER_TRANSACTION],
+    len: usize,
+}
+
+impl StagedChanges {
+    pub(crate) const fn new() -> Self {
+        Self { updates: [(0, 0); al::AL_UPDATES_PER_TRANSACTION], evicted: [al::AL_FREE_EXTENT; al::AL_UPDATES_PER_TRANSACTION], len: 0 }
+    }
+
+    /// Room for another write's changes (at most two).
+    fn has_room(&self) -> bool {
+        self.len.saturating_add(2) <= al::AL_UPDATES_PER_TRANSACTION
+    }
+
+    fn add(&mut self, updates: &[(u16, u32)], evicted: &[u32]) {
+        for (&u, &e) in updates.iter().zip(evicted) {
+            if let (Some(us), Some(es)) = (self.updates.get_mut(self.len), self.evicted.get_mut(self.len)) {
+                *us = u;
+                *es = e;
+                self.len = self.len.saturating_add(1);
+            }
+        }
+    }
+}
+
 /// The active set and the ring position of one attached device.
 pub(crate) struct ActivityLog {
     slots: KVVec<Slot>,
@@ -123,6 +153,9 @@ pub(crate) struct ActivityLog {
     /// First sector of the bitmap on the meta device.
     bm_sector: u64,
     tr_number: u32,
+    /// Transactions written since attach (/proc/drbd's `al:`, 8.4's
+    /// `al_writ_cnt`).
+    written: u64,
     context_start: usize,
     clock: u64,
     block: KBox<[u8; MD_BLOCK_SIZE]>,
@@ -141,6 +174,7 @@ impl ActivityLog {
             ring_sector,
             bm_sector,
             tr_number: 0,
+            written: 0,
             context_start: 0,
             clock: 0,
             block: KBox::new([0u8; MD_BLOCK_SIZE], GFP_KERNEL)?,
@@ -152,6 +186,11 @@ impl ActivityLog {
     /// `al-updates`: whether transactions are written.
     pub(crate) fn set_updates(&mut self, on: bool) {
         self.updates = on;
+    }
+
+    /// Transactions written since attach.
+    pub(crate) fn transactions_written(&self) -> u64 {
+        self.written
     }
 
     /// Number of slots (`al-extents`).
@@ -196,32 +235,66 @@ impl ActivityLog {
         sector: u64,
         size: u32,
     ) -> core::result::Result<u64, AlError> {
+        let mut staged = StagedChanges::new();
+        let tag = self.stage_write(refs, &mut staged, sector, size)?;
+        if let Err(e) = self.commit_staged(bitmap, io, dev, &mut staged) {
+            refs.complete(tag);
+            return Err(AlError::Io(e));
+        }
+        Ok(tag)
+    }
+
+    /// Admits a write as [`Self::begin_write`] does, but its slot changes
+    /// join `staged`, for one transaction of a batch of writes
+    /// ([`Self::commit_staged`], which the caller runs before it drops the
+    /// metadata lock and before any write of the batch is submitted: the
+    /// hot path must not find an extent hot that no transaction records
+    /// yet). `Busy` also when `staged` has no room for this write.
+    pub(crate) fn stage_write(
+        &mut self,
+        refs: &AlRefs,
+        staged: &mut StagedChanges,
+        sector: u64,
+        size: u32,
+    ) -> core::result::Result<u64, AlError> {
         let (first, last) = extent_range(sector, size).ok_or(AlError::TooLarge)?;
+        if !staged.has_room() {
+            return Err(AlError::Busy);
+        }
         self.clock = self.clock.wrapping_add(1);
         let mut updates = [(0u16, 0u32); 2];
         let mut evicted = [al::AL_FREE_EXTENT; 2];
-        let (first_slot, second_slot, changes) =
+        let (first_slot, second_slot) =
             match al_set::activate(&mut self.slots, refs, self.clock, first, last, &mut updates, &mut evicted) {
-                Activation::Hot { first_slot, second_slot } => (first_slot, second_slot, 0),
-                Activation::Commit { first_slot, second_slot, updates } => (first_slot, second_slot, updates),
+                Activation::Hot { first_slot, second_slot } => (first_slot, second_slot),
+                Activation::Commit { first_slot, second_slot, updates: n } => {
+                    staged.add(updates.get(..n).unwrap_or(&[]), evicted.get(..n).unwrap_or(&[]));
+                    (first_slot, second_slot)
+                }
                 Activation::Busy => return Err(AlError::Busy),
                 Activation::TooLarge => return Err(AlError::TooLarge),
             };
-        // Count the write in flight before any I/O, so the slots it needs
-        // cannot be taken by another writer meanwhile.
+        // Counted in flight at once, so that the slots it needs cannot be
+        // taken by another writer (of the batch too) meanwhile.
         for slot in [Some(first_slot), second_slot].into_iter().flatten() {
             refs.take(slot);
         }
-        let tag = tag_of(first_slot, second_slot);
-        if changes > 0 {
-            let result = self.write_evicted_bitmap(bitmap, io, dev, evicted.get(..changes).unwrap_or(&[]))
-                .and_then(|()| self.commit(io, dev, updates.get(..changes).unwrap_or(&[])));
-            if let Err(e) = result {
-                refs.complete(tag);
-                return Err(AlError::Io(e));
-            }
+        Ok(tag_of(first_slot, second_slot))
+    }
+
+    /// Commits the changes `staged` holds in one transaction, after the
+    /// bitmap blocks of the extents they push out; `staged` is empty
+    /// afterwards. On failure the caller completes the batch's tags.
+    pub(crate) fn commit_staged(&mut self, bitmap: &BitmapMem, io: &mut MetaIo, dev: BdevRef<'_>, staged: &mut StagedChanges) -> Result {
+        if staged.len == 0 {
+            return Ok(());
         }
-        Ok(tag)
+        let n = staged.len;
+        staged.len = 0;
+        let evicted = staged.evicted;
+        self.write_evicted_bitmap(bitmap, io, dev, evicted.get(..n).unwrap_or(&[]))?;
+        let updates = staged.updates;
+        self.commit(io, dev, updates.get(..n).unwrap_or(&[]))
     }
 
     /// Moves the ring and the bitmap this writes to, in the ring's new
@@ -301,6 +374,7 @@ impl ActivityLog {
         // earlier data), is stable before the data write it admits.
         io.write(dev, self.ring_sector.saturating_add(block * 8), &self.block, true)?;
         self.tr_number = self.tr_number.wrapping_add(1);
+        self.written = self.written.wrapping_add(1);
         self.context_start = self.context_start.saturating_add(n);
         if self.context_start >= self.slots.len() {
             self.context_start = 0;

@@ -144,6 +144,14 @@ impl WriteConflicts {
         admitted
     }
 
+    /// [`Self::try_admit`] without waiting: `None` if it would have to.
+    pub(crate) fn admit_now(&self, sector: u64, size: u32) -> Option<Interval> {
+        match self.try_admit(sector, size) {
+            Admission::Admitted(slot) => Some(interval_of(slot)),
+            Admission::Conflict | Admission::Full => None,
+        }
+    }
+
     /// [`Self::try_admit`], waiting until it can be (sleeps).
     pub(crate) fn admit_waiting(&self, sector: u64, size: u32) -> Interval {
         let mut admitted = 0;

@@ -44,9 +44,9 @@ fn show_device(out: &mut SeqFile, device: &Device) -> fmt::Result {
         state.disk.name(), state.pdsk.name(), protocol,
         if state.susp || state.susp_fen || state.susp_nod { 's' } else { 'r' }, flag(state.aftr_isp, 'a'), flag(state.peer_isp, 'p'),
         flag(state.user_isp, 'u'))?;
-    writeln!(out, "    ns:{} nr:{} dw:{} dr:{} al:0 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:{} oos:{}",
+    writeln!(out, "    ns:{} nr:{} dw:{} dr:{} al:{} bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:{} oos:{}",
         device.io.net_sent_kib(), device.io.net_received_kib(), device.io.written_sectors() / 2, device.io.read_sectors() / 2,
-        device.io.write_ordering().proc_char(), device.io.out_of_sync_kib())?;
+        device.io.al_transactions(), device.io.write_ordering().proc_char(), device.io.out_of_sync_kib())?;
     use api::ConnState::*;
     // A resync or verify runs over the peer device, present while connected.
     let Some(pd) = device.io.peer_device() else { return Ok(()) };

@@ -16,7 +16,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::{new_condvar, new_mutex};
 
-use crate::drbd_actlog::{AlError, AlRefs, ResyncLock};
+use crate::drbd_actlog::{AlError, AlRefs, ResyncLock, StagedChanges};
 use crate::drbd_conflicts::{Interval, WriteConflicts};
 use crate::drbd_include::al_set::SlotUse;
 use crate::drbd_peer_device::{PeerDevice, ResizeShared};
@@ -39,6 +39,10 @@ use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskCapacity, DiskOp
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 
+/// Cold writes the submitter thread admits together, with one
+/// activity-log transaction for all their extents.
+const COLD_BATCH: usize = 16;
+
 /// The part of a device that the bio path touches: shared with the gendisk
 /// and reached without taking the configuration lock.
 #[pin_data]
@@ -57,6 +61,10 @@ pub(crate) struct DeviceIo {
     /// Woken when an AL slot's last write in flight completes.
     #[pin]
     al_idle: WaitQueue,
+    /// The submitter thread writes an AL transaction (holding the
+    /// metadata lock): the bio path queues writes for it rather than
+    /// wait for the lock, so they can join its next transaction.
+    al_committing: AtomicBool,
     /// Woken when a resync read lets application writes through again.
     #[pin]
     resync_unlocked: WaitQueue,
@@ -157,6 +165,7 @@ impl DeviceIo {
             resync_unlocked <- new_wait_queue!("rdrbd::DeviceIo::resync_unlocked"),
             state <- StateEngine::new(ident.minor),
             resync_lock: ResyncLock::new(),
+            al_committing: AtomicBool::new(false),
             resize: ResizeShared::new(),
             peer_device <- new_mutex!(None, "rdrbd::DeviceIo::peer_device"),
             write_ordering: AtomicU8::new(WriteOrdering::Flush as u8),
@@ -509,6 +518,11 @@ impl DeviceIo {
     /// The write-ordering method (`wo:` in /proc/drbd).
     pub(crate) fn write_ordering(&self) -> WriteOrdering {
         WriteOrdering::from_raw(self.write_ordering.load(Ordering::Relaxed)).unwrap_or(WriteOrdering::Flush)
+    }
+
+    /// Activity-log transactions written since attach (0 when diskless).
+    pub(crate) fn al_transactions(&self) -> u64 {
+        self.md.lock().as_ref().map_or(0, |md| md.al.transactions_written())
     }
 
     /// Out-of-sync 4 KiB blocks per the bitmap (0 when diskless).
@@ -875,27 +889,134 @@ impl DeviceIo {
     }
 
     /// The submitter thread of a device: admits writes to cold extents
-    /// through the activity log. Stops when its [`KThread`] is dropped.
+    /// through the activity log, up to [`COLD_BATCH`] queued ones at a
+    /// time. Stops when its [`KThread`] is dropped.
     pub(crate) fn run_submitter(self: Arc<Self>) {
         loop {
-            let next = {
+            let mut batch: [Option<UpperBio>; COLD_BATCH] = [const { None }; COLD_BATCH];
+            let mut taken = 0;
+            {
                 let mut queue = self.cold_writes.lock();
                 loop {
-                    if let Some(bio) = queue.pop() {
-                        break Some(bio);
+                    for slot in batch.iter_mut().skip(taken) {
+                        match queue.pop() {
+                            Some(bio) => {
+                                *slot = Some(bio);
+                                taken += 1;
+                            }
+                            None => break,
+                        }
+                    }
+                    if taken > 0 {
+                        break;
                     }
                     if KThread::should_stop() {
-                        break None;
+                        return;
                     }
                     // kthread_stop shows up as a pending signal; the loop
                     // then sees should_stop.
                     let _stop_or_signal = self.cold_writes_added.wait_interruptible(&mut queue);
                 }
-            };
-            match next {
-                Some(bio) => self.submit_cold_write(bio),
-                None => return,
             }
+            self.submit_cold_writes(&mut batch);
+        }
+    }
+
+    /// Admits the cold writes of `batch` that need not wait with one
+    /// activity-log transaction for all their extents (8.4's `do_submit`
+    /// prepares as many requests as one transaction takes), then submits
+    /// them; a write that must wait (a write in flight overlaps it, a
+    /// resync read holds its range, no idle AL slot, no room left in the
+    /// transaction) and a discard go alone afterwards.
+    fn submit_cold_writes(&self, batch: &mut [Option<UpperBio>; COLD_BATCH]) {
+        let mut admitted: [Option<(Interval, u64)>; COLD_BATCH] = [None; COLD_BATCH];
+        if batch.iter().flatten().count() > 1 {
+            if let Some(lower) = self.gate.enter() {
+                self.admit_cold_batch(&lower, batch, &mut admitted);
+            }
+        }
+        // The admitted ones first: one that waits alone may wait for them.
+        for (slot, admission) in batch.iter_mut().zip(admitted) {
+            let Some((interval, tag)) = admission else { continue };
+            let Some(bio) = slot.take() else { continue };
+            match self.gate.enter() {
+                Some(lower) => self.forward(lower, bio, tag, interval),
+                None => {
+                    self.al_write_done(tag);
+                    self.conflicts.cancel(interval);
+                    bio.fail();
+                }
+            }
+        }
+        for bio in batch.iter_mut().filter_map(Option::take) {
+            self.submit_cold_write(bio);
+        }
+    }
+
+    /// The batch part of [`Self::submit_cold_writes`]: admits what can be
+    /// now, under one hold of the metadata lock, through the transaction's
+    /// commit (so the bio path cannot find an extent hot before a
+    /// transaction records it). `admitted` gets each write's interval and
+    /// AL tag; on a failed transaction the writes fail here.
+    fn admit_cold_batch(&self, lower: &LowerRef<'_>, batch: &mut [Option<UpperBio>; COLD_BATCH], admitted: &mut [Option<(Interval, u64)>; COLD_BATCH]) {
+        for (bio, slot) in batch.iter().zip(admitted.iter_mut()) {
+            if let Some(bio) = bio.as_ref().filter(|b| b.op() != BioOp::Discard) {
+                *slot = self.conflicts.admit_now(bio.sector(), bio.size()).map(|interval| (interval, 0));
+            }
+        }
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        let committed = {
+            let mut guard = self.md.lock();
+            match guard.as_mut() {
+                // No metadata: nothing to track.
+                None => Ok(()),
+                Some(md) => {
+                    let MetaData { al, bitmap, io, .. } = md;
+                    let mut staged = StagedChanges::new();
+                    for (bio, slot) in batch.iter().zip(admitted.iter_mut()) {
+                        let (Some(bio), Some((interval, tag))) = (bio, slot.as_mut()) else { continue };
+                        let (sector, size) = (bio.sector(), bio.size());
+                        let staging = if self.resync_lock.overlaps(sector, size) {
+                            Err(AlError::Busy)
+                        } else {
+                            al.stage_write(&self.al_refs, &mut staged, sector, size)
+                        };
+                        match staging {
+                            Ok(t) => {
+                                *tag = t;
+                                // Out of sync until the peer has it (as
+                                // `submit_cold_write` marks).
+                                bitmap.set_covered_sectors(sector, size, capacity);
+                            }
+                            Err(_) => {
+                                // Alone, after the batch.
+                                self.conflicts.cancel(*interval);
+                                *slot = None;
+                            }
+                        }
+                    }
+                    self.al_committing.store(true, Ordering::Release);
+                    let committed = al.commit_staged(bitmap, io, lower.bdev_ref(), &mut staged);
+                    self.al_committing.store(false, Ordering::Release);
+                    // The caller reports an AL write error itself.
+                    io.take_failed();
+                    committed
+                }
+            }
+        };
+        let Err(e) = committed else { return };
+        pr_err!("activity log write failed: error {}; failing the write\n", e.to_errno());
+        let mut reported = false;
+        for (bio, slot) in batch.iter_mut().zip(admitted.iter_mut()) {
+            let Some((interval, tag)) = slot.take() else { continue };
+            let Some(bio) = bio.take() else { continue };
+            self.al_write_done(tag);
+            self.conflicts.cancel(interval);
+            if !reported {
+                crate::drbd_io_error::local_io_failed(self, IoFailure::Meta, bio.sector(), bio.size(), e);
+                reported = true;
+            }
+            bio.fail();
         }
     }
 
@@ -948,7 +1069,10 @@ impl DeviceIo {
             // Read before the attempt: a slot going idle after it changes it.
             let idle_seen = self.al_refs.idle_events();
             let MetaData { al, bitmap, io, .. } = md;
-            match al.begin_write(&self.al_refs, bitmap, io, lower.bdev_ref(), sector, size) {
+            self.al_committing.store(true, Ordering::Release);
+            let began = al.begin_write(&self.al_refs, bitmap, io, lower.bdev_ref(), sector, size);
+            self.al_committing.store(false, Ordering::Release);
+            match began {
                 Err(AlError::Busy) => {
                     drop(guard);
                     self.al_idle.wait_until(|| self.al_refs.idle_events() != idle_seen);
@@ -965,6 +1089,10 @@ impl DeviceIo {
     /// Marks a write out of sync; admits it if its extents are hot.
     /// `Ok(None)`: no metadata (nothing to track).
     fn begin_hot_write(&self, sector: u64, size: u32) -> core::result::Result<Option<u64>, ()> {
+        if self.al_committing.load(Ordering::Acquire) {
+            // For the submitter's next batch (marked there).
+            return Err(());
+        }
         let mut guard = self.md.lock();
         let Some(md) = guard.as_mut() else { return Ok(None) };
         if self.resync_lock.overlaps(sector, size) {
