@@ -15,10 +15,11 @@
 //! disk), not under protocol C (every write the Primary saw complete was
 //! answered here after it completed; see `Documentation/design.md`). It
 //! also waits for every write in flight before any write it does itself
-//! (a trim) and before a write that asks for a flush. Two writes to overlapping blocks are never in
-//! flight together (the later waits), so the disk cannot reorder them: 8.4's
-//! Primary sends no such pair (`complete_conflicting_writes`), rdrbd's
-//! Primary is not relied on for it.
+//! (a trim) and before a write that asks for a flush. Two writes to
+//! overlapping blocks are never in flight together (the later waits), so
+//! the disk cannot reorder them: 8.4's Primary sends no such pair
+//! (`complete_conflicting_writes`), rdrbd's Primary is not relied on for
+//! it.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -143,8 +144,7 @@ pub(crate) struct PeerWrites {
     #[pin]
     ranges: Mutex<[(u64, u64); MAX_IN_FLIGHT as usize]>,
     /// The epochs whose barrier ack is owed, with the replicated writes
-    /// in flight of each.
-    /// (A spinlock: wait conditions look at it.)
+    /// in flight of each (a spinlock: wait conditions look at it).
     #[pin]
     epochs: SpinLock<PeerEpochs>,
     /// The answering thread is to end (after the last answer).
