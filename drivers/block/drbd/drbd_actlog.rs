@@ -54,7 +54,7 @@ impl AlRefs {
         self.busy.load(Ordering::Relaxed)
     }
 
-    /// Ends the writes `tag` (from [`ActivityLog::begin_write`]) stood for;
+    /// Ends the writes `tag` (from [`ActivityLog::stage_write`]) stood for;
     /// true if a slot has no write in flight any more (waiters for an idle
     /// slot must be woken).
     pub(crate) fn complete(&self, tag: u64) -> bool {
@@ -126,6 +126,11 @@ pub(crate) struct StagedChanges {
 impl StagedChanges {
     pub(crate) const fn new() -> Self {
         Self { updates: [(0, 0); al::AL_UPDATES_PER_TRANSACTION], evicted: [al::AL_FREE_EXTENT; al::AL_UPDATES_PER_TRANSACTION], len: 0 }
+    }
+
+    /// Nothing staged.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
     }
 
     /// Room for another write's changes (at most two).
@@ -207,7 +212,7 @@ impl ActivityLog {
     }
 
     /// Admits a write whose extents are all hot, without any I/O; `None`
-    /// if one is cold (then [`Self::begin_write`] must run, off the
+    /// if one is cold (then [`Self::stage_write`] must run, off the
     /// submission path).
     pub(crate) fn begin_hot_write(&mut self, refs: &AlRefs, sector: u64, size: u32) -> Option<u64> {
         let (first, last) = extent_range(sector, size)?;
@@ -224,28 +229,9 @@ impl ActivityLog {
     }
 
     /// Admits a write of `size` bytes at `sector`: makes its extents hot
-    /// (committing a transaction if needed) and counts it in flight.
-    /// Returns the tag to complete it with ([`AlRefs::complete`]).
-    pub(crate) fn begin_write(
-        &mut self,
-        refs: &AlRefs,
-        bitmap: &BitmapMem,
-        io: &mut MetaIo,
-        dev: BdevRef<'_>,
-        sector: u64,
-        size: u32,
-    ) -> core::result::Result<u64, AlError> {
-        let mut staged = StagedChanges::new();
-        let tag = self.stage_write(refs, &mut staged, sector, size)?;
-        if let Err(e) = self.commit_staged(bitmap, io, dev, &mut staged) {
-            refs.complete(tag);
-            return Err(AlError::Io(e));
-        }
-        Ok(tag)
-    }
-
-    /// Admits a write as [`Self::begin_write`] does, but its slot changes
-    /// join `staged`, for one transaction of a batch of writes
+    /// and counts it in flight; returns the tag to complete it with
+    /// ([`AlRefs::complete`]). Its slot changes join `staged`, for one
+    /// transaction (of a batch of writes, or its own)
     /// ([`Self::commit_staged`], which the caller runs before it drops the
     /// metadata lock and before any write of the batch is submitted: the
     /// hot path must not find an extent hot that no transaction records

@@ -16,7 +16,8 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::{new_condvar, new_mutex};
 
-use crate::drbd_actlog::{AlError, AlRefs, ResyncLock, StagedChanges};
+use crate::drbd_actlog::{ActivityLog, AlError, AlRefs, ResyncLock, StagedChanges};
+use crate::drbd_bitmap::BitmapMem;
 use crate::drbd_conflicts::{Interval, WriteConflicts};
 use crate::drbd_include::al_set::SlotUse;
 use crate::drbd_peer_device::{PeerDevice, ResizeShared};
@@ -35,7 +36,7 @@ use crate::drbd_include::read_balancing::{InFlight, ReadBalancing};
 use crate::drbd_include::resync_after::Member;
 use crate::drbd_resync_after::{OrderMember, ResyncOrder};
 use crate::kernel_glue::faults;
-use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskCapacity, DiskOps, FailedBio, LowerDev, LowerGate, LowerRef, UpperBio};
+use crate::kernel_glue::block::{BioFifo, BioOp, BlockPages, DiskCapacity, DiskOps, FailedBio, LowerDev, LowerGate, LowerRef, MetaIo, UpperBio};
 use crate::kernel_glue::thread::KThread;
 use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 
@@ -995,9 +996,7 @@ impl DeviceIo {
                             }
                         }
                     }
-                    self.al_committing.store(true, Ordering::Release);
-                    let committed = al.commit_staged(bitmap, io, lower.bdev_ref(), &mut staged);
-                    self.al_committing.store(false, Ordering::Release);
+                    let committed = self.commit_staged(al, bitmap, io, lower, &mut staged);
                     // The caller reports an AL write error itself.
                     io.take_failed();
                     committed
@@ -1055,6 +1054,19 @@ impl DeviceIo {
         }
     }
 
+    /// Writes the transaction of `staged`, if it holds a change, while the
+    /// bio path queues its writes for the submitter's next batch rather
+    /// than wait for the metadata lock the caller holds.
+    fn commit_staged(&self, al: &mut ActivityLog, bitmap: &BitmapMem, io: &mut MetaIo, lower: &LowerRef<'_>, staged: &mut StagedChanges) -> Result {
+        if staged.is_empty() {
+            return Ok(());
+        }
+        self.al_committing.store(true, Ordering::Release);
+        let committed = al.commit_staged(bitmap, io, lower.bdev_ref(), staged);
+        self.al_committing.store(false, Ordering::Release);
+        committed
+    }
+
     /// Admits a write through the activity log, committing a transaction
     /// if needed (sleeps: submitter thread only).
     fn begin_cold_write(&self, lower: &LowerRef<'_>, sector: u64, size: u32) -> core::result::Result<u64, AlError> {
@@ -1069,9 +1081,13 @@ impl DeviceIo {
             // Read before the attempt: a slot going idle after it changes it.
             let idle_seen = self.al_refs.idle_events();
             let MetaData { al, bitmap, io, .. } = md;
-            self.al_committing.store(true, Ordering::Release);
-            let began = al.begin_write(&self.al_refs, bitmap, io, lower.bdev_ref(), sector, size);
-            self.al_committing.store(false, Ordering::Release);
+            let mut staged = StagedChanges::new();
+            let began = al.stage_write(&self.al_refs, &mut staged, sector, size).and_then(|tag| {
+                self.commit_staged(al, bitmap, io, lower, &mut staged).map(|()| tag).map_err(|e| {
+                    self.al_write_done(tag);
+                    AlError::Io(e)
+                })
+            });
             match began {
                 Err(AlError::Busy) => {
                     drop(guard);
