@@ -115,10 +115,10 @@ full_sync() {
   "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 >/dev/null
   wait_cs Connected 90 >/dev/null || die "$driver: no connection"
   barrier "$driver-$tag-connected"
-  t0=$(date +%s.%N)
+  t0=$EPOCHREALTIME
   [ "$GUEST_INDEX" = 0 ] && { "$S" primary 0 --force || die "$driver: primary --force"; }
   synced 900 || die "$driver: full sync did not finish"
-  t1=$(date +%s.%N)
+  t1=$EPOCHREALTIME
   if [ "$GUEST_INDEX" = 0 ]; then
     kib=$(( $(blockdev --getsize64 /dev/drbd0) / 1024 ))
     echo "BENCH $driver fullsync-$tag $(python3 -c "print(round($kib * 1.024 / 1000 / ($t1 - $t0), 1))") MB/s"
@@ -130,20 +130,34 @@ full_sync() {
   barrier "$driver-$tag-down"
 }
 
+# The waits below run while a resync is timed: they use bash builtins
+# only. A TCG guest spends tens of milliseconds of CPU on starting a
+# process (grep, sleep, date over 9p), and polling with them ten times a
+# second took a third of both guests' CPU away from the resync it timed.
+mkfifo /tmp/bench-pause 2>/dev/null
+exec {PAUSE_FD}<>/tmp/bench-pause
+# pause SECONDS: sleeps without starting a process (nothing is ever
+# written to the fifo: the read times out).
+pause() { read -r -t "$1" -u "$PAUSE_FD" _; }
+# proc_drbd: /proc/drbd's text in PROC_DRBD.
+proc_drbd() { PROC_DRBD=; read -r -d '' PROC_DRBD < /proc/drbd; }
+
 # handshaken SECONDS: the connection is past its handshake (exchanging
 # bitmaps, resyncing or in sync).
 handshaken() {
   local n=$(( $1 * 20 ))
-  until grep -qE 'cs:(WFBitMap|SyncSource|SyncTarget|PausedSync|Connected)' /proc/drbd || [ $n = 0 ]; do
-    sleep 0.05; n=$((n - 1))
+  while proc_drbd; [[ ! $PROC_DRBD =~ cs:(WFBitMap|SyncSource|SyncTarget|PausedSync|Connected) ]] && [ $n != 0 ]; do
+    pause 0.05; n=$((n - 1))
   done
 }
 
 # synced SECONDS: connected and UpToDate on both sides.
 synced() {
   local n=$(( $1 * 10 ))
-  until grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done
-  grep -q 'cs:Connected .* ds:UpToDate/UpToDate' /proc/drbd
+  while proc_drbd; [[ ! $PROC_DRBD =~ cs:Connected\ .*\ ds:UpToDate/UpToDate ]]; do
+    [ $n = 0 ] && return 1
+    pause 0.1; n=$((n - 1))
+  done
 }
 
 # replicated DRIVER TAG: both guests have DRIVER's r0 attached ($S is its
@@ -175,9 +189,9 @@ replicated() {
       # sock-check-timeo, here 2 s, before they use new sockets) is not
       # the resync.
       handshaken 60
-      t0=$(date +%s.%N)
+      t0=$EPOCHREALTIME
       synced 600 || die "$driver: resync did not finish"
-      t1=$(date +%s.%N)
+      t1=$EPOCHREALTIME
       [ "$GUEST_INDEX" = 0 ] && echo "BENCH $driver resync-64m $(python3 -c "print(round(64 * 1.048576 / ($t1 - $t0), 1))") MB/s"
     fi
     [ "$GUEST_INDEX" = 0 ] && "$S" secondary 0
@@ -187,6 +201,20 @@ replicated() {
   done
   "$S" down r0
 }
+
+# The activity-log-bound workload's fio arguments (raw /dev/vdb, then
+# each driver's al_bound).
+AL_FIO=(--rw=randwrite --bs=4k --iodepth=8 --size=1000M)
+
+# Every block of the disks written once before any figure: the images
+# are sparse files on the host, where the first write to a block costs an
+# allocation that later ones do not. Without this the driver that ran
+# first paid for it (rdrbd's first full sync wrote most of the target's
+# disk for the first time; C DRBD's then rewrote allocated blocks).
+for disk in /dev/vd?; do
+  dd if=/dev/zero of="$disk" bs=1M oflag=direct status=none || die "prefill $disk"
+done
+barrier prefilled
 
 link_figures
 if [ "$GUEST_INDEX" = 0 ]; then
@@ -208,7 +236,6 @@ fresh_r0() {
 
 # al_bound DRIVER: the activity-log-bound workload on /dev/vdb (1 GiB),
 # al-extents 67, protocol C, from a cleared bitmap.
-AL_FIO=(--rw=randwrite --bs=4k --iodepth=8 --size=1000M)
 al_bound() {
   fresh_r0 "$1" /dev/vdb --al-extents=67
   "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 >/dev/null
@@ -227,8 +254,13 @@ al_bound() {
   barrier "$1-al-down"
 }
 
-# Each driver on both guests: the workloads, then the full syncs.
-for driver in rdrbd C-drbd; do
+# Each driver on both guests: the workloads, then the full syncs. The
+# order alternates between the runs of `make bench` (build/bench-order,
+# written by scripts/bench.sh): what the first driver pays for (a cold
+# host cache, say) is not always the same driver's.
+read -r -a ORDER < "$RDRBD_ROOT/build/bench-order" 2>/dev/null || ORDER=(rdrbd C-drbd)
+echo "driver order: ${ORDER[*]}"
+for driver in "${ORDER[@]}"; do
   if [ $driver = rdrbd ]; then
     attach_rdrbd >/dev/null || die "rdrbd attach"
   else
