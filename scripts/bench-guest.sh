@@ -212,7 +212,8 @@ AL_FIO=(--rw=randwrite --bs=4k --iodepth=8 --size=1000M)
 # first paid for it (rdrbd's first full sync wrote most of the target's
 # disk for the first time; C DRBD's then rewrote allocated blocks).
 for disk in /dev/vd?; do
-  dd if=/dev/zero of="$disk" bs=1M oflag=direct status=none || die "prefill $disk"
+  dd if=/dev/zero of="$disk" bs=1M count=$(( $(blockdev --getsize64 "$disk") >> 20 )) oflag=direct status=none ||
+    die "prefill $disk"
 done
 barrier prefilled
 

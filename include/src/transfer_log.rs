@@ -11,6 +11,12 @@
 //! the log and count exactly the writes sent in it, or the peer and we
 //! disagree about what is safe, which is a protocol error.
 //!
+//! An epoch closes when the sender goes idle or the epoch is full, or, as
+//! in 8.4, when a write of it is acknowledged (before that write may
+//! complete: a write submitted after it, maybe depending on it, goes into
+//! a later epoch). The P_BARRIER of an epoch an ack closed is owed until
+//! the sender sends it, before any write of the next epoch.
+//!
 //! The log lives in caller-provided slots (a ring), so it never allocates;
 //! when all slots are taken the sender must close the epoch and wait for
 //! an ack to free some.
@@ -95,6 +101,10 @@ pub struct TransferLog<S> {
     epoch: u32,
     /// Writes sent in that epoch so far.
     epoch_writes: u32,
+    /// An epoch an ack closed whose P_BARRIER has not gone out yet. While
+    /// it is owed the open epoch holds no write (the barrier goes before
+    /// the next write is recorded).
+    owed: Option<u32>,
     /// An epoch is closed once it has this many writes (`max-epoch-size`).
     max_epoch_writes: u32,
     /// Sectors of the writes in the log (8.4's `ap_in_flight`, which
@@ -107,7 +117,16 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
     /// `max_epoch_writes` writes (at least 1). The first epoch is 1 (any
     /// number works: the peer only echoes it).
     pub fn new(slots: S, max_epoch_writes: u32) -> Self {
-        Self { slots, head: 0, len: 0, epoch: 1, epoch_writes: 0, max_epoch_writes: max_epoch_writes.max(1), sectors: 0 }
+        Self {
+            slots,
+            head: 0,
+            len: 0,
+            epoch: 1,
+            epoch_writes: 0,
+            owed: None,
+            max_epoch_writes: max_epoch_writes.max(1),
+            sectors: 0,
+        }
     }
 
     /// The slot of the `i`-th oldest write (`None` without slots).
@@ -135,9 +154,11 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
         self.len >= self.slots.len()
     }
 
-    /// The epoch the next write goes into.
+    /// The oldest epoch whose P_BARRIER has not gone out (8.4's
+    /// `send.current_epoch_nr`): the open one, or one an ack closed whose
+    /// barrier is still owed.
     pub fn current_epoch(&self) -> u32 {
-        self.epoch
+        self.owed.unwrap_or(self.epoch)
     }
 
     /// Writes recorded in the open epoch.
@@ -145,11 +166,19 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
         self.epoch_writes
     }
 
-    /// Closes the open epoch if it holds a write; returns the number the
+    /// The barrier owed for an epoch an ack closed, if any, else closes
+    /// the open epoch if it holds a write; returns the number the
     /// P_BARRIER that must be sent now carries (before any later write).
     /// An empty epoch is not closed (`start_new_tl_epoch`: "no point
     /// closing an epoch, if it is empty").
     pub fn close_epoch(&mut self) -> Option<u32> {
+        if let Some(owed) = self.owed.take() {
+            return Some(owed);
+        }
+        self.close_open_epoch()
+    }
+
+    fn close_open_epoch(&mut self) -> Option<u32> {
         if self.epoch_writes == 0 {
             return None;
         }
@@ -159,11 +188,34 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
         Some(closed)
     }
 
-    /// Before a write is sent: closes the open epoch if it is full
-    /// (max-epoch-size); `Some(n)`: send P_BARRIER n first.
-    pub fn barrier_before_write(&mut self) -> Option<u32> {
+    /// A write sent in `epoch` was acknowledged and may complete: if
+    /// `epoch` is still open it closes now (8.4's `drbd_req_complete`
+    /// closing the current epoch), so that writes sent from now on go into
+    /// the next one; its P_BARRIER is owed ([`Self::owed_barrier`]).
+    /// Returns whether it closed.
+    pub fn close_epoch_of_acked(&mut self, epoch: u32) -> bool {
+        if epoch != self.epoch || self.owed.is_some() {
+            return false;
+        }
+        self.owed = self.close_open_epoch();
+        self.owed.is_some()
+    }
+
+    /// The P_BARRIER an ack left owed, to be sent now (taken: the caller
+    /// sends it before any later write).
+    pub fn owed_barrier(&mut self) -> Option<u32> {
+        self.owed.take()
+    }
+
+    /// Before a write is recorded: the barrier owed for an epoch an ack
+    /// closed, or closes the open epoch if it is full (max-epoch-size);
+    /// `Some(n)`: send P_BARRIER n first.
+    fn barrier_before_write(&mut self) -> Option<u32> {
+        if let Some(owed) = self.owed.take() {
+            return Some(owed);
+        }
         if self.epoch_writes >= self.max_epoch_writes {
-            self.close_epoch()
+            self.close_open_epoch()
         } else {
             None
         }
@@ -179,18 +231,22 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
     }
 
     /// Records a write sent at `sent_at_ms` in the open epoch (call before
-    /// the write goes out, so that its acks always find it).
-    pub fn record(&mut self, block_id: u64, sector: u64, size: u32, sent_at_ms: u64) -> Result<(), LogFull> {
+    /// the write goes out, so that its acks always find it). Returns the
+    /// P_BARRIER to send before it ([`Self::barrier_before_write`]): taken
+    /// in the same step, so that an ack closing the epoch meanwhile cannot
+    /// put the write into an epoch whose predecessor's barrier is unsent.
+    pub fn record(&mut self, block_id: u64, sector: u64, size: u32, sent_at_ms: u64) -> Result<Option<u32>, LogFull> {
         if self.is_full() {
             return Err(LogFull);
         }
         let index = self.slot(self.len).ok_or(LogFull)?;
+        let barrier = self.barrier_before_write();
         let slot = self.slots.get_mut(index).ok_or(LogFull)?;
         *slot = TlWrite { block_id, sector, size, epoch: self.epoch, sent_at_ms, failed: false };
         self.len = self.len.saturating_add(1);
         self.epoch_writes = self.epoch_writes.saturating_add(1);
         self.sectors = self.sectors.saturating_add(u64::from(size >> 9));
-        Ok(())
+        Ok(barrier)
     }
 
     /// The peer failed write `block_id` (P_NEG_ACK); returns whether the
@@ -242,8 +298,9 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
             Some(w) if self.len > 0 => w.epoch,
             _ => return Err(BarrierAckError::NoEpoch { barrier }),
         };
-        if oldest == self.epoch {
-            // The oldest epoch is still open: no barrier was sent for it.
+        if oldest == self.epoch || self.owed == Some(oldest) {
+            // No barrier was sent for the oldest epoch: it is still open,
+            // or its barrier is owed.
             return Err(BarrierAckError::NoEpoch { barrier });
         }
         if barrier != oldest {
@@ -278,6 +335,7 @@ impl<S: DerefMut<Target = [TlWrite]>> TransferLog<S> {
         self.head = 0;
         self.len = 0;
         self.epoch_writes = 0;
+        self.owed = None;
         self.sectors = 0;
     }
 }
@@ -348,14 +406,55 @@ mod tests {
     #[test]
     fn max_epoch_size_closes_before_the_next_write() {
         let mut tl = log(8, 2);
-        assert_eq!(tl.barrier_before_write(), None);
-        tl.record(1, 0, 512, 0).unwrap();
-        assert_eq!(tl.barrier_before_write(), None);
-        tl.record(2, 0, 512, 0).unwrap();
-        assert_eq!(tl.barrier_before_write(), Some(1));
-        tl.record(3, 0, 512, 0).unwrap();
+        assert_eq!(tl.record(1, 0, 512, 0), Ok(None));
+        assert_eq!(tl.record(2, 0, 512, 0), Ok(None));
+        assert_eq!(tl.record(3, 0, 512, 0), Ok(Some(1)));
         assert_eq!(tl.current_epoch(), 2);
         assert_eq!(tl.current_epoch_writes(), 1);
+    }
+
+    #[test]
+    fn an_ack_closes_only_the_open_epoch_and_owes_its_barrier() {
+        let mut tl = log(8, 100);
+        assert_eq!(tl.record(1, 0, 4096, 0), Ok(None));
+        assert_eq!(tl.record(2, 8, 4096, 0), Ok(None));
+        // An ack of a write of an epoch already closed changes nothing.
+        assert!(!tl.close_epoch_of_acked(0));
+        assert!(tl.close_epoch_of_acked(1));
+        // Closed, barrier not sent: still the request timer's epoch, and
+        // no barrier ack may name it yet.
+        assert_eq!(tl.current_epoch(), 1);
+        assert_eq!(released(&mut tl, 1, 2), Err(BarrierAckError::NoEpoch { barrier: 1 }));
+        // A second ack of it closes nothing more.
+        assert!(!tl.close_epoch_of_acked(1));
+        // The next write goes into epoch 2, after the owed barrier.
+        assert_eq!(tl.record(3, 16, 4096, 0), Ok(Some(1)));
+        assert_eq!(tl.current_epoch(), 2);
+        assert_eq!(tl.owed_barrier(), None);
+        assert_eq!(released(&mut tl, 1, 2).unwrap(), [1, 2]);
+        // Idle: the owed barrier is sent on its own.
+        assert!(tl.close_epoch_of_acked(2));
+        assert_eq!(tl.owed_barrier(), Some(2));
+        assert_eq!(tl.owed_barrier(), None);
+        assert_eq!(released(&mut tl, 2, 1).unwrap(), [3]);
+        assert!(tl.is_empty());
+    }
+
+    #[test]
+    fn closing_the_epoch_sends_an_owed_barrier_first() {
+        let mut tl = log(8, 100);
+        tl.record(1, 0, 4096, 0).unwrap();
+        assert!(tl.close_epoch_of_acked(1));
+        // The open epoch 2 is empty: closing gives the owed barrier only.
+        assert_eq!(tl.close_epoch(), Some(1));
+        assert_eq!(tl.close_epoch(), None);
+        // An ack of an empty open epoch closes nothing.
+        assert!(!tl.close_epoch_of_acked(2));
+        // The connection's end forgets what was owed.
+        tl.record(2, 8, 4096, 0).unwrap();
+        assert!(tl.close_epoch_of_acked(2));
+        tl.drain(|_| {});
+        assert_eq!(tl.owed_barrier(), None);
     }
 
     #[test]

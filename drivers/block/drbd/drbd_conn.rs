@@ -21,7 +21,7 @@ use crate::drbd_include::protocol_settings::ProtocolSettings;
 use crate::drbd_include::uuid::uuid_flags;
 use crate::drbd_req::DeviceIo;
 use crate::drbd_peer_device::{PeerDevice, ResyncRate};
-use crate::drbd_peer_writes::ACK_BATCH;
+use crate::drbd_peer_writes::{ACK_BATCH, BARRIER_ACK_BATCH};
 use crate::drbd_packet_seq::PacketSeq;
 use crate::drbd_net::{alg_bytes, deciseconds, recv_header, send_packet, AuthConfig, LiveTiming, NetConfig, NetError, SyncAlgs};
 use crate::kernel_glue::crypto::HMAC_MAX_DIGEST;
@@ -75,6 +75,8 @@ pub(crate) struct ConnShared {
 
 /// Bytes of one block ack at most: the largest header and its payload.
 const ACK_PACKET_MAX: usize = 16 + proto::BlockAck::SIZE;
+/// The same for a P_BARRIER_ACK.
+const BARRIER_ACK_PACKET_MAX: usize = 16 + proto::BarrierAck::SIZE;
 
 impl ConnShared {
     /// Sends one packet on the meta socket.
@@ -111,6 +113,25 @@ impl ConnShared {
             let ack = numbered(*cmd, *ack, seq);
             len += encode_packet(link, *cmd, volume, out, |body| ack.encode(body))?;
         }
+        meta.send_all(buf.get(..len).ok_or(ProtocolError::BufferTooSmall)?)?;
+        Ok(())
+    }
+
+    /// Sends P_BARRIER_ACKs (volume 0) on the meta socket in one send:
+    /// the epochs a flush made stable together are acked in one segment.
+    pub(crate) fn send_meta_barrier_acks(
+        &self,
+        meta: &TcpSocket,
+        link: Link,
+        acks: &[proto::BarrierAck],
+    ) -> core::result::Result<(), NetError> {
+        let mut buf = [0u8; BARRIER_ACK_BATCH * BARRIER_ACK_PACKET_MAX];
+        let mut len = 0usize;
+        for ack in acks.iter().take(BARRIER_ACK_BATCH) {
+            let out = buf.get_mut(len..).ok_or(ProtocolError::BufferTooSmall)?;
+            len += encode_packet(link, Packet::BarrierAck, 0, out, |body| ack.encode(body))?;
+        }
+        let _guard = self.meta_lock.lock();
         meta.send_all(buf.get(..len).ok_or(ProtocolError::BufferTooSmall)?)?;
         Ok(())
     }

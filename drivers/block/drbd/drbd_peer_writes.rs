@@ -50,6 +50,9 @@ const MAX_IN_FLIGHT_BYTES: u64 = 8 << 20;
 /// (`ConnShared::send_meta_acks`).
 pub(crate) const ACK_BATCH: usize = 16;
 
+/// Barrier acks sent at once at most (`ConnShared::send_meta_barrier_acks`).
+pub(crate) const BARRIER_ACK_BATCH: usize = 16;
+
 /// What the answer to a write needs once it is on disk.
 #[derive(Clone, Copy)]
 struct WriteAnswer {
@@ -375,12 +378,13 @@ impl PeerWrites {
 }
 
 /// How the answering thread reaches the peer: `send` puts acks on the
-/// meta socket (at most `ACK_BATCH` in one send), `send_barrier_ack` a
-/// P_BARRIER_ACK, `broken` ends the connection after a failed send.
+/// meta socket (at most `ACK_BATCH` in one send), `send_barrier_acks`
+/// P_BARRIER_ACKs (at most `BARRIER_ACK_BATCH` in one send), `broken` ends
+/// the connection after a failed send.
 pub(crate) struct Answering<S, A, B> {
     pub(crate) name: crate::ResourceName,
     pub(crate) send: S,
-    pub(crate) send_barrier_ack: A,
+    pub(crate) send_barrier_acks: A,
     pub(crate) broken: B,
 }
 
@@ -394,7 +398,7 @@ pub(crate) fn start_answering<S, A, B>(
 ) -> Result<KThread>
 where
     S: Fn(&[(Packet, proto::BlockAck)]) -> core::result::Result<(), NetError> + Send + 'static,
-    A: Fn(proto::BarrierAck) -> core::result::Result<(), NetError> + Send + 'static,
+    A: Fn(&[proto::BarrierAck]) -> core::result::Result<(), NetError> + Send + 'static,
     B: Fn() + Send + 'static,
 {
     let (writes, io, pd) = (writes.clone(), io.clone(), pd.clone());
@@ -445,10 +449,10 @@ where
 /// the connection is broken (a send failed: it is then ended).
 fn send_barrier_acks<S, A, B>(to_peer: &Answering<S, A, B>, writes: &PeerWrites, io: &DeviceIo, mut broken: bool) -> bool
 where
-    A: Fn(proto::BarrierAck) -> core::result::Result<(), NetError>,
+    A: Fn(&[proto::BarrierAck]) -> core::result::Result<(), NetError>,
     B: Fn(),
 {
-    let mut due = [ClosedEpoch::default(); 16];
+    let mut due = [ClosedEpoch::default(); BARRIER_ACK_BATCH];
     loop {
         let n = writes.epochs.lock().ready(&mut due);
         let Some(due) = due.get(..n).filter(|d| !d.is_empty()) else { break };
@@ -458,12 +462,13 @@ where
                     to_peer.name.as_str(), due.last().map_or(0, |e| e.barrier), e.to_errno());
             }
         }
-        for epoch in due {
-            if broken {
-                break;
+        if !broken {
+            // One send for the epochs this flush made stable.
+            let mut acks = [proto::BarrierAck { barrier: 0, set_size: 0 }; BARRIER_ACK_BATCH];
+            for (ack, epoch) in acks.iter_mut().zip(due) {
+                *ack = proto::BarrierAck { barrier: epoch.barrier, set_size: epoch.set_size };
             }
-            let ack = proto::BarrierAck { barrier: epoch.barrier, set_size: epoch.set_size };
-            if (to_peer.send_barrier_ack)(ack).is_err() {
+            if (to_peer.send_barrier_acks)(acks.get(..due.len()).unwrap_or(&[])).is_err() {
                 // The receiver sees the connection end.
                 (to_peer.broken)();
                 broken = true;

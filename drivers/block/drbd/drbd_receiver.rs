@@ -110,8 +110,8 @@ pub(crate) fn serve(
                     let replica = ack_io.replica();
                     ack_shared.send_meta_acks(&ack_meta, link, volume, acks, replica.as_deref().map(Replica::packet_seq))
                 },
-                send_barrier_ack: move |ack: proto::BarrierAck| {
-                    barrier_shared.send_meta(&barrier_meta, link, Packet::BarrierAck, 0, |out| ack.encode(out))
+                send_barrier_acks: move |acks: &[proto::BarrierAck]| {
+                    barrier_shared.send_meta_barrier_acks(&barrier_meta, link, acks)
                 },
                 broken: move || ack_data.shutdown(),
             };

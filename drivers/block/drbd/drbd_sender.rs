@@ -48,6 +48,8 @@ use crate::kernel_glue::wait::{new_wait_queue, WaitQueue};
 struct Pending {
     sector: u64,
     size: u32,
+    /// The epoch it was sent in: its ack closes that epoch if still open.
+    epoch: u32,
     /// Given when the ack is in: that completes the upper bio's peer half.
     ack: PeerToken,
 }
@@ -163,6 +165,9 @@ pub(crate) struct Replica {
     connected_at_ms: u64,
     /// When the last P_BARRIER went out.
     last_barrier_ms: AtomicU64,
+    /// An ack closed the open epoch ([`TransferLog::close_epoch_of_acked`]):
+    /// the sender thread sends its barrier unless a write took it first.
+    barrier_owed: AtomicBool,
     /// `timeout` and `ko-count` as `net-options` set them last.
     timing: Arc<LiveTiming>,
     /// Reads waiting for the peer's P_DATA_REPLY.
@@ -228,6 +233,7 @@ impl Replica {
             broken: AtomicBool::new(false),
             connected_at_ms: now_ms(),
             last_barrier_ms: AtomicU64::new(now_ms()),
+            barrier_owed: AtomicBool::new(false),
             timing,
             reads <- RemoteReads::new(),
             congestion_disconnect: AtomicBool::new(false),
@@ -470,7 +476,8 @@ impl Replica {
                 queue.sending = false;
                 !queue.fifo.is_empty()
             };
-            if waiting {
+            // The sender may have slept through an owed barrier while we sent.
+            if waiting || self.barrier_owed.load(Ordering::SeqCst) {
                 self.queued.wake_all();
             }
             match left {
@@ -639,18 +646,21 @@ impl Replica {
     }
 
     /// The sender thread: sends the queued writes in order, each recorded
-    /// in the open epoch of the transfer log, until the queue runs dry (or
-    /// [`EPOCH_BATCH`] writes went out); then the epoch closes with a
-    /// P_BARRIER, and only then are the writes' send completions given:
-    /// a write submitted after one of them completed (and so maybe
-    /// depending on it) always lands in a later epoch, which the peer
-    /// writes only after that one is on its disk (8.4 closes the epoch
-    /// when one of its writes completes, and sends the barrier when its
-    /// sender goes idle). The barrier ack then clears the bits of protocol
-    /// A and B writes. Ends when the connection breaks.
+    /// in the open epoch of the transfer log. A write of protocol B or C
+    /// can complete only with the peer's ack, and the ack closes its epoch
+    /// first if it is still open (8.4 closes the epoch when one of its
+    /// writes completes): a write submitted after it completed (and so
+    /// maybe depending on it) goes into a later epoch, which the peer
+    /// writes only after that one. The barrier an ack leaves owed goes out
+    /// before the next write, or from here when the queue is empty. A
+    /// write of protocol A completes once sent: the sender closes its
+    /// epoch with a P_BARRIER when the queue runs dry (or [`EPOCH_BATCH`]
+    /// such writes went out) and only then gives their send completions.
+    /// The barrier ack then clears the bits of protocol A and B writes.
+    /// Ends when the connection breaks.
     fn run_sender(&self, io: &impl SentWrites, mut epoch: SendFifo<KVVec<Option<SentWrite>>>, leave_ahead: &dyn Fn(&Replica)) {
         // Whether this thread holds `sending`: from the first write it
-        // takes until its epoch is closed with nothing queued.
+        // takes (or an owed barrier) until the queue is empty again.
         let mut owning = false;
         loop {
             let mut next = None;
@@ -658,19 +668,28 @@ impl Replica {
                 if self.broken.load(Ordering::SeqCst) || KThread::should_stop() {
                     return true;
                 }
+                let owed = self.barrier_owed.load(Ordering::SeqCst);
                 let mut queue = self.queue.lock();
                 if !owning {
                     // A lone submitter sending wakes us when it is done.
-                    if queue.sending || queue.fifo.is_empty() {
+                    if queue.sending || (queue.fifo.is_empty() && !owed) {
                         return false;
                     }
                     queue.sending = true;
                     owning = true;
                 }
                 next = queue.fifo.pop();
-                next.is_some()
+                next.is_some() || owed
             });
-            let Some(item) = next else { break };
+            if self.broken.load(Ordering::SeqCst) || KThread::should_stop() {
+                break;
+            }
+            let Some(item) = next else {
+                // Nothing queued: an ack closed the open epoch.
+                self.send_owed_barrier();
+                self.release_if_idle(&mut owning);
+                continue;
+            };
             self.queue_room.wake_all();
             let write = match item {
                 Queued::Write(write) => Some(write),
@@ -694,25 +713,52 @@ impl Replica {
                 }
             };
             if let Some(sent) = write.and_then(|write| self.send_queued(io, write)) {
-                if let Err(sent) = epoch.push(sent) {
+                if !sent.protocol_a {
+                    // Its ack closes the epoch before it completes.
+                    give_send_completion(sent);
+                } else if let Err(sent) = epoch.push(sent) {
                     // Cannot happen: the epoch closes when full.
                     self.close_epoch(&mut epoch);
                     give_send_completion(sent);
                 }
             }
             let idle = self.queue.lock().fifo.is_empty();
-            if epoch.is_full() || idle {
+            if epoch.is_full() || (idle && !epoch.is_empty()) {
                 self.close_epoch(&mut epoch);
+            } else if idle {
+                // Every write sent is B or C: the epoch stays open until
+                // one of them is acked (or the queue fills it), which
+                // spares a barrier, its ack and the peer's flush for every
+                // few writes. A barrier owed meanwhile goes now.
+                self.send_owed_barrier();
             }
             if idle {
-                let mut queue = self.queue.lock();
-                if queue.fifo.is_empty() {
-                    queue.sending = false;
-                    owning = false;
-                }
+                self.release_if_idle(&mut owning);
             }
         }
         self.close_epoch(&mut epoch);
+    }
+
+    /// Gives up `sending` (if held) when nothing is queued.
+    fn release_if_idle(&self, owning: &mut bool) {
+        let mut queue = self.queue.lock();
+        if *owning && queue.fifo.is_empty() {
+            queue.sending = false;
+            *owning = false;
+        }
+    }
+
+    /// Sends the P_BARRIER an ack left owed, unless a write sent it first.
+    fn send_owed_barrier(&self) {
+        if !self.barrier_owed.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let _guard = self.send_lock.lock();
+        let owed = self.tl.lock().owed_barrier();
+        if let Some(barrier) = owed {
+            // A failed barrier breaks the connection.
+            let _ = self.send_barrier_locked(barrier, false);
+        }
     }
 
     /// Sends one queued write (a P_BARRIER first if its epoch is full):
@@ -737,12 +783,9 @@ impl Replica {
         None
     }
 
-    /// Closes the open epoch (P_BARRIER) and gives the send completions of
-    /// its writes.
+    /// Closes the open epoch (P_BARRIER; first the one an ack left owed,
+    /// if any) and gives the send completions of its protocol A writes.
     fn close_epoch(&self, epoch: &mut SendFifo<KVVec<Option<SentWrite>>>) {
-        if epoch.is_empty() {
-            return;
-        }
         {
             let _guard = self.send_lock.lock();
             // A failed barrier breaks the connection; the writes' fate is
@@ -810,18 +853,18 @@ impl Replica {
     fn close_epoch_locked(&self) -> Result {
         let closed = self.tl.lock().close_epoch();
         match closed {
-            Some(barrier) => self.send_barrier_locked(barrier),
+            Some(barrier) => self.send_barrier_locked(barrier, false),
             None => Ok(()),
         }
     }
 
-    /// P_BARRIER `barrier` (volume 0, as `conn_send_command` sends it).
-    /// The caller holds the send lock.
-    fn send_barrier_locked(&self, barrier: u32) -> Result {
+    /// P_BARRIER `barrier` (volume 0, as `conn_send_command` sends it);
+    /// `more`: a P_DATA follows at once. The caller holds the send lock.
+    fn send_barrier_locked(&self, barrier: u32, more: bool) -> Result {
         let mut buf = [0u8; 16 + Barrier::SIZE];
         let len = encode_packet(self.link, Packet::Barrier, 0, &mut buf, |out| Barrier { barrier }.encode(out))
             .map_err(|_| EINVAL)?;
-        self.send_or_break(buf.get(..len).ok_or(EINVAL)?)?;
+        self.send_or_break_more(buf.get(..len).ok_or(EINVAL)?, more)?;
         self.last_barrier_ms.store(now_ms(), Ordering::Relaxed);
         Ok(())
     }
@@ -830,11 +873,13 @@ impl Replica {
     /// that epoch is full), with a digest of its data by `integrity` if
     /// given. The caller holds the send lock (`integrity` is what it
     /// holds) and made sure the transfer log has room.
+    ///
+    /// The packet goes with MSG_MORE: its caller always sends another at
+    /// once (the next queued write, or the P_BARRIER that closes the epoch,
+    /// which goes without), so a write's last partial segment leaves with
+    /// what follows and the socket pushes once per run of writes (as 8.4's
+    /// sender corks the data socket while it has work, `tcp-cork`).
     fn send_data_locked(&self, sent: &PeerToken, ack: Option<PeerToken>, integrity: Option<&Digest>) -> Result {
-        let barrier = self.tl.lock().barrier_before_write();
-        if let Some(barrier) = barrier {
-            self.send_barrier_locked(barrier)?;
-        }
         // Before the write is tracked: if it cannot be digested, it was
         // not sent (and the connection goes).
         let digest = match integrity {
@@ -868,13 +913,23 @@ impl Replica {
         // A write that cannot be tracked must not leave the peer behind
         // while we stay connected: the connection fails instead, and its
         // end marks the write out of sync for the resync.
-        if self.tl.lock().record(block_id, sector, size, now_ms()).is_err() {
+        // The barrier owed (or of a full epoch) is taken as the write is
+        // recorded, in one step: an ack closing the epoch in between would
+        // put the write in an epoch sent before its predecessor's barrier.
+        let recorded = {
+            let mut tl = self.tl.lock();
+            tl.record(block_id, sector, size, now_ms()).map(|barrier| (barrier, tl.current_epoch()))
+        };
+        let Ok((barrier, epoch)) = recorded else {
             // Cannot happen: the caller made room.
             pr_err!("drbd: transfer log full; write at sector {} not replicated\n", sector);
             return self.break_on_error(Err(ENOMEM));
+        };
+        if let Some(barrier) = barrier {
+            self.send_barrier_locked(barrier, true)?;
         }
         if let Some(ack) = ack {
-            let inserted = self.pending.lock().insert(block_id, Pending { sector, size, ack });
+            let inserted = self.pending.lock().insert(block_id, Pending { sector, size, epoch, ack });
             if let Err(taken) = inserted {
                 // The peer released the epoch of write `holder` before
                 // acking it (8.4: "BARRIER_ACKED but pending").
@@ -890,7 +945,7 @@ impl Replica {
             let mut buf = [0u8; 16 + Trim::SIZE];
             let len = encode_packet(self.link, Packet::Trim, self.volume, &mut buf, |out| trim.encode(out))
                 .map_err(|_| EINVAL)?;
-            return self.send_or_break(buf.get(..len).ok_or(EINVAL)?);
+            return self.send_or_break_more(buf.get(..len).ok_or(EINVAL)?, true);
         }
         // Header and payload leave together (MSG_MORE on the header).
         self.send_data_head_locked(Packet::Data, &head, digest.as_ref(), size)?;
@@ -905,7 +960,7 @@ impl Replica {
         // the wire then cannot change after it was digested, so a
         // mismatch at the peer means corruption on the way.
         let zero_copy = self.wants_ack() && digest.is_none();
-        let result = self.data.send_bio_retrying(sent, zero_copy, || self.keep_trying(&mut ko));
+        let result = self.data.send_bio_retrying(sent, zero_copy, true, || self.keep_trying(&mut ko));
         if let (Ok(()), Some(d), Some(sent_digest)) = (&result, integrity, digest) {
             // 8.4's double check: the bio's pages changed while we sent
             // them (the digest is of what they held before).
@@ -977,6 +1032,12 @@ impl Replica {
     pub(crate) fn got_ack(&self, block_id: u64, positive: bool, mark: impl FnOnce(u64, u32, bool)) -> bool {
         let done = self.pending.lock().take(block_id);
         let Some(done) = done else { return false };
+        // Before it may complete: a write sent after this point goes into
+        // a later epoch than this one (the sender sends the barrier).
+        if self.tl.lock().close_epoch_of_acked(done.epoch) {
+            self.barrier_owed.store(true, Ordering::SeqCst);
+            self.queued.wake_all();
+        }
         // Whether our own disk failed it (so far): then it stays out of sync.
         mark(done.sector, done.size, done.ack.local_failed());
         // Giving the ack token may complete the upper bio; the peer's

@@ -585,6 +585,7 @@ void rdrbd_sock_set_buffers(struct socket *sock, u32 snd, u32 rcv)
 /*
  * Sends the data of a write bio, from byte *done of it on, adding what went
  * out to *done; a send that times out (-EAGAIN) is resumed by calling again.
+ * More: the caller sends another packet at once (MSG_MORE on the data too).
  *
  * The iterator covers the bio_vec entries that hold the bio's data, counted
  * as bio_for_each_bvec walks them from bi_iter: not bi_vcnt - bi_idx, which
@@ -592,9 +593,9 @@ void rdrbd_sock_set_buffers(struct socket *sock, u32 snd, u32 rcv)
  * its parent's bio_vec array and has bi_vcnt 0). iov_iter_advance() walks
  * only nr_segs entries, so a wrong count resumes a send in the wrong memory.
  */
-int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done, bool zero_copy)
+int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done, bool zero_copy, bool more)
 {
-	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL };
+	struct msghdr msg = { .msg_flags = MSG_NOSIGNAL | (more ? MSG_MORE : 0) };
 	struct bvec_iter iter;
 	struct bio_vec bvec;
 	unsigned long nr_segs = 0;

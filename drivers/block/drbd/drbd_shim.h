@@ -67,7 +67,7 @@ void rdrbd_sock_for_swap(struct socket *sock);
 void rdrbd_sock_release(struct socket *sock);
 void rdrbd_sock_set_buffers(struct socket *sock, u32 snd, u32 rcv);
 void rdrbd_sock_set_reuseaddr(struct socket *sock);
-int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done, bool zero_copy);
+int rdrbd_sock_send_bio(struct socket *sock, struct bio *bio, size_t *done, bool zero_copy, bool more);
 int rdrbd_sock_send_pages(struct socket *sock, struct page **pages, unsigned int len, size_t *done, bool more);
 void rdrbd_bio_inc_remaining(struct bio *bio);
 void rdrbd_bio_get(struct bio *bio);

@@ -248,11 +248,14 @@ impl TcpSocket {
     /// from where it stopped. `zero_copy`: the socket references the
     /// pages instead of copying them (MSG_SPLICE_PAGES), for a write whose
     /// bio completes only after the peer has the data (protocols B and C):
-    /// its pages stay as sent until then.
+    /// its pages stay as sent until then. `more`: another packet follows
+    /// at once (MSG_MORE: the tail of the data waits for it, to share its
+    /// segment, and the socket pushes once for both).
     pub(crate) fn send_bio_retrying(
         &self,
         token: &super::block::PeerToken,
         zero_copy: bool,
+        more: bool,
         mut keep_trying: impl FnMut() -> bool,
     ) -> Result {
         let mut done = 0usize;
@@ -262,7 +265,7 @@ impl TcpSocket {
             // valid in/out count the shim checks against the bio's size.
             // Pages the socket references stay alive by the references
             // it takes.
-            let rv = unsafe { shim::rdrbd_sock_send_bio(self.sock.as_ptr(), token.as_ptr(), &mut done, zero_copy) };
+            let rv = unsafe { shim::rdrbd_sock_send_bio(self.sock.as_ptr(), token.as_ptr(), &mut done, zero_copy, more) };
             if rv == -(bindings::EAGAIN as c_int) && keep_trying() {
                 continue;
             }

@@ -61,7 +61,7 @@ extern "C" {
     pub(super) fn rdrbd_sock_release(sock: *mut socket);
     pub(super) fn rdrbd_sock_set_buffers(sock: *mut socket, snd: u32, rcv: u32);
     pub(super) fn rdrbd_sock_set_reuseaddr(sock: *mut socket);
-    pub(super) fn rdrbd_sock_send_bio(sock: *mut socket, bio: *mut bio, done: *mut usize, zero_copy: bool) -> c_int;
+    pub(super) fn rdrbd_sock_send_bio(sock: *mut socket, bio: *mut bio, done: *mut usize, zero_copy: bool, more: bool) -> c_int;
     pub(super) fn rdrbd_sock_send_pages(sock: *mut socket, pages: *mut *mut page, len: c_uint, done: *mut usize, more: bool) -> c_int;
     pub(super) fn rdrbd_bio_inc_remaining(bio: *mut bio);
     pub(super) fn rdrbd_bio_get(bio: *mut bio);
