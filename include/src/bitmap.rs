@@ -48,7 +48,7 @@ pub fn sector_to_al_extent(sector: u64) -> u64 {
 /// blocks writes to the resync extent before it waits). `size` 0 counts
 /// as one sector.
 pub fn al_extent_span(sector: u64, size: u32) -> (u64, u64) {
-    let last = sector.saturating_add(u64::from(size).div_ceil(512).max(1) - 1);
+    let last = sector.saturating_add(u64::from(size).div_ceil(512).saturating_sub(1));
     let first_sector = sector_to_al_extent(sector).saturating_mul(AL_EXTENT_SECT);
     let end_sector = sector_to_al_extent(last).saturating_add(1).saturating_mul(AL_EXTENT_SECT);
     (first_sector, end_sector.saturating_sub(first_sector).saturating_mul(512))

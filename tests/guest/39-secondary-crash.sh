@@ -10,11 +10,13 @@
 # their disks without create-md (guest 1 replays its activity log), guest 0
 # becomes Primary again without --force and both connect: guest 1 must come
 # back by a bitmap-based resync ("Began resync as SyncSource (will sync N
-# KB" on guest 0 with N below the 64 MiB device: guest 0's changes plus
-# the extents of guest 1's replayed activity log, which replicated writes
-# pass but resync writes must not, or the initial sync would leave every
-# extent hot), end UpToDate, and the data areas of both backing disks must
-# be identical.
+# KB" on guest 0 with N below the 64 MiB device: guest 0's changes, which
+# include the writes guest 1 had in flight (not barrier-acked when the
+# connection went: replicated writes bypass the Secondary's activity log
+# while the Primary has a disk, as in 8.4), plus the extents of guest 1's
+# replayed activity log, if any: resync writes must not make extents hot,
+# or the initial sync would leave every extent hot), end UpToDate, and the
+# data areas of both backing disks must be identical.
 # guests: 2
 # disks: 64M
 # timeout: 900
@@ -101,7 +103,8 @@ if [ "$GUEST_INDEX" = 0 ]; then
     kb=$(resynced_kb)
     echo "resynced ${kb:-?} KB; guest 0 had $oos0 KiB out of sync; device $(( $(size_of /dev/drbd0) / 1024 )) KiB"
     # guest 0's own changes, plus at most guest 1's active AL extents
-    # (32 MiB of stream area): below the 64 MiB of a full sync.
+    # (32 MiB of stream area; none since replicated writes bypass it):
+    # below the 64 MiB of a full sync.
     [ -n "$kb" ] && [ "$kb" -ge "$oos0" ] && [ "$kb" -le $(( oos0 + 32768 + 4096 )) ]
   }
   step bitmap-based-resync resync_size

@@ -8,9 +8,10 @@
 #    failed blocks, fault_count counts them; with the faults off a
 #    reconnect resyncs guest 0 and both are UpToDate.
 # 2. A metadata write fault on the Secondary (guest 1, fault_devs naming
-#    its minor): its activity-log write for a replicated write fails, it
-#    detaches (metadata errors detach under every policy); attached again
-#    it resyncs.
+#    its minor): replicated writes pass no activity log there while the
+#    Primary has a disk (8.4), so a new al-extents (written at once) makes
+#    the metadata write that fails; it detaches (metadata errors detach
+#    under every policy) while guest 0 writes; attached again it resyncs.
 # The data areas of both backing disks end equal.
 # guests: 2
 # disks: 32M
@@ -52,10 +53,12 @@ if [ "$GUEST_INDEX" = 1 ]; then
   # Bit 0: metadata write; on minor 0 only (fault_devs bit 0).
   step md-faults-on faults 1 100 1
   share_put armed 1
+  # The new activity log's transactions hit the fault (the command may
+  # report the failure or not: the detach is what counts).
+  "$S" disk-options 0 --al-extents=127 || true
 else
   share_get armed 120 > /dev/null || die "guest 1 never armed its faults"
   step primary-2 "$S" primary 0
-  # The last MiB: an extent no write has made hot on guest 1 yet.
   step write-cold-extent dd if=/dev/urandom of=/dev/drbd0 bs=1M seek=28 count=1 oflag=direct status=none
   step peer-detached wait_ds UpToDate/Diskless 30
   step write-alone dd if=/dev/urandom of=/dev/drbd0 bs=1M seek=20 count=1 oflag=direct status=none

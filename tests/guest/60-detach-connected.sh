@@ -4,7 +4,15 @@
 # Primary makes a new current UUID and marks what it writes from then on;
 # after a re-attach the Secondary resyncs exactly that as SyncTarget and
 # both data areas end equal. (Before the state engine sent it, an admin
-# detach left the Primary believing the peer UpToDate.)
+# detach left the Primary believing the peer UpToDate.) Replicated writes
+# while the Primary has a disk write no activity-log transaction on the
+# Secondary (8.4). Then the Primary detaches its own disk and writes on:
+# the Secondary holds the only copy, so those writes pass its activity log
+# and are marked out of sync for the Primary (8.4's receive_Data with
+# pdsk < D_INCONSISTENT). rdrbd refuses to attach a disk while connected
+# (8.4 runs the sync handshake then; without it the disk would come up
+# UpToDate beside the writes it missed); attached after a disconnect, the
+# Primary's disk resyncs them as SyncTarget at the next connect.
 # guests: 2
 # disks: 32M
 # timeout: 300
@@ -28,9 +36,32 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step b-marked sh -c "[ \$(grep -o 'oos:[0-9]*' /proc/drbd | cut -d: -f2) -ge $((4 * 1024)) ]"
   share_put written-b 1
   step resynced wait_synced 90
+  # Part 2: our own disk goes; the writes reach only guest 1.
+  share_get checked-b 120 > /dev/null || die "guest 1 never checked"
+  step self-detach "$S" detach 0
+  step self-diskless wait_ds Diskless/UpToDate 10
+  step write-c dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=16 oflag=direct status=none
   step secondary "$S" secondary 0
+  share_put written-c 1
+  share_get checked-c 120 > /dev/null || die "guest 1 never checked"
+  step attach-connected-refused expect_fail "$S" attach 0 /dev/vda
+  step disconnect-c "$S" disconnect "$LOCAL" "$PEER"
+  step self-reattach "$S" attach 0 /dev/vda
+  step reconnect-c "$S" connect r0 "$LOCAL" "$PEER" --protocol=C
+  step resynced-c wait_synced 90
+  # What we wrote while diskless (4 MiB), resynced from guest 1.
+  only_c_resynced() {
+    local kib
+    kib=$(dmesg | grep -o 'Began resync as SyncTarget (will sync [0-9]* KB' | tail -1 | grep -o '[0-9]* KB' | cut -d' ' -f1)
+    echo "resynced ${kib:-no} KB"
+    [ -n "$kib" ] && [ "$kib" -ge 4096 ] && [ "$kib" -le 8192 ]
+  }
+  step only-c-resynced only_c_resynced
 else
+  AL0=$(proc_field al)
   share_get written-a 120 > /dev/null || die "guest 0 never wrote"
+  al_unchanged() { local al; al=$(proc_field al); echo "al: $AL0 before, $al after"; [ -n "$al" ] && [ "$al" = "$AL0" ]; }
+  step no-al-for-replicated-writes al_unchanged
   step detach "$S" detach 0
   step diskless wait_ds Diskless/UpToDate 10
   share_put detached 1
@@ -45,6 +76,14 @@ else
     [ -n "$kib" ] && [ "$kib" -ge 4096 ] && [ "$kib" -le 8192 ]
   }
   step only-b-resynced only_b_resynced
+  AL1=$(proc_field al)
+  share_put checked-b 1
+  share_get written-c 120 > /dev/null || die "guest 0 never wrote while diskless"
+  al_grew() { local al; al=$(proc_field al); echo "al: $AL1 before, $al after"; [ -n "$al" ] && [ "$al" -gt "$AL1" ]; }
+  step al-for-diskless-primary al_grew
+  step c-marked sh -c "[ \$(grep -o 'oos:[0-9]*' /proc/drbd | cut -d: -f2) -ge $((4 * 1024)) ]"
+  share_put checked-c 1
+  step resynced-c wait_synced 90
 fi
 barrier done || die "barrier done"
 down_with_equal_data

@@ -24,6 +24,27 @@ pub(crate) struct AlRefs {
     /// Slots with writes in flight (8.4's `act_log->used`, which
     /// `cong-extents` is measured against).
     busy: AtomicU32,
+    /// Replicated writes in flight admitted outside the log (the Primary
+    /// has a disk, whose bitmap and activity log cover them: 8.4 logs a
+    /// peer's write only while the Primary is diskless), counted by their
+    /// AL extents hashed into buckets: a resync read waits for those of
+    /// its extents as for their slots.
+    outside: [AtomicU32; OUTSIDE_BUCKETS],
+}
+
+/// Buckets of [`AlRefs::outside`] (a power of two).
+const OUTSIDE_BUCKETS: usize = 256;
+
+/// Marks a tag of writes outside the log: its halves are buckets + 1.
+const OUTSIDE_TAG: u64 = 1 << 63;
+
+/// The outside-the-log buckets of a write's extents (the second `None`
+/// if it has one extent, or both hash to the same bucket).
+fn outside_buckets(sector: u64, size: u32) -> [Option<usize>; 2] {
+    let Some((first, last)) = extent_range(sector, size) else { return [None, None] };
+    let bucket = |extent: u32| usize::try_from(extent).map_or(0, |e| e % OUTSIDE_BUCKETS);
+    let (a, b) = (bucket(first), bucket(last));
+    [Some(a), (b != a).then_some(b)]
 }
 
 impl AlRefs {
@@ -33,7 +54,34 @@ impl AlRefs {
         for _ in 0..n {
             refs.push(AtomicU32::new(0), GFP_KERNEL)?;
         }
-        Ok(Self { refs, idle_events: AtomicU64::new(0), busy: AtomicU32::new(0) })
+        const NONE: AtomicU32 = AtomicU32::new(0);
+        Ok(Self { refs, idle_events: AtomicU64::new(0), busy: AtomicU32::new(0), outside: [NONE; OUTSIDE_BUCKETS] })
+    }
+
+    /// Counts a replicated write admitted outside the log; its tag for
+    /// [`Self::complete`]. The caller holds the metadata lock and saw no
+    /// resync read holding the range (`DeviceIo::begin_unlogged_write`).
+    pub(crate) fn begin_outside(&self, sector: u64, size: u32) -> u64 {
+        let mut tag = OUTSIDE_TAG;
+        for (i, bucket) in outside_buckets(sector, size).into_iter().enumerate() {
+            let Some(b) = bucket else { continue };
+            if let Some(count) = self.outside.get(b) {
+                count.fetch_add(1, Ordering::Acquire);
+                let half = u64::try_from(b).map_or(0, |b| b.saturating_add(1));
+                tag |= if i == 0 { half } else { half << 32 };
+            }
+        }
+        tag
+    }
+
+    /// Whether a write admitted outside the log may be in flight in the
+    /// AL extents of `[sector, sector + size)`.
+    pub(crate) fn outside_in_flight(&self, sector: u64, size: u32) -> bool {
+        let Some((first, last)) = extent_range(sector, size) else { return false };
+        (first..=last).any(|extent| {
+            let b = usize::try_from(extent).map_or(0, |e| e % OUTSIDE_BUCKETS);
+            self.outside.get(b).is_some_and(|count| count.load(Ordering::Acquire) != 0)
+        })
     }
 
     fn get(&self, slot: usize) -> Option<&AtomicU32> {
@@ -59,6 +107,14 @@ impl AlRefs {
     /// slot must be woken).
     pub(crate) fn complete(&self, tag: u64) -> bool {
         let mut idle = false;
+        if tag & OUTSIDE_TAG != 0 {
+            for bucket in tag_slots(tag & !OUTSIDE_TAG).into_iter().flatten() {
+                if let Some(count) = self.outside.get(bucket) {
+                    idle |= count.fetch_sub(1, Ordering::AcqRel) == 1;
+                }
+            }
+            return idle;
+        }
         for slot in tag_slots(tag).into_iter().flatten() {
             if let Some(r) = self.get(slot) {
                 if r.fetch_sub(1, Ordering::AcqRel) == 1 {

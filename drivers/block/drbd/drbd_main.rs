@@ -351,6 +351,14 @@ impl Registry {
         if device.disk_config.is_some() {
             return Err(AdmError::new(RetCode::DiskConfigured, "minor is already attached"));
         }
+        // 8.4 attaches a disk on a connected minor as Negotiating and runs
+        // the sync handshake with the peer then; rdrbd does not yet, and a
+        // disk that missed writes must not come up UpToDate beside them:
+        // the next connect's handshake decides instead.
+        if device.io.peer().conn >= api::ConnState::Connected {
+            return Err(AdmError::new(RetCode::NetConfigured,
+                "attaching while connected is not supported by rdrbd yet (disconnect first)"));
+        }
         let holder = device.disk.holder();
         let lower = open_lower(minor, &config.backing_dev, holder).map_err(|e| {
             if e == EBUSY {
@@ -462,14 +470,22 @@ impl Registry {
         if device.disk_config.is_none() {
             return Ok(());
         }
-        // is_valid_state: a StandAlone Primary needs its UpToDate disk;
-        // only a forced (hard) detach may take it away.
-        if device.io.is_primary() && !force {
+        // is_valid_state: a Primary needs access to UpToDate data, its own
+        // or the connected peer's (then its reads and writes go to the
+        // peer); only a forced (hard) detach may take the last copy away.
+        let peer = device.io.peer();
+        let peer_up_to_date = peer.conn >= api::ConnState::Connected && peer.pdsk == api::DiskState::UpToDate;
+        if device.io.is_primary() && !force && !peer_up_to_date {
             return Err(AdmError::state(api::StateChangeResult::NoUpToDateDisk,
-                "a StandAlone Primary cannot give up its disk (make it secondary first, or detach --force)"));
+                "a Primary without an UpToDate peer cannot give up its disk (make it secondary first, or detach --force)"));
         }
         device.disk_config = None;
-        device.io.set_exposed_sectors(0);
+        if !peer_up_to_date {
+            // No data left behind the device. (With an UpToDate peer it
+            // keeps the agreed size: reads and writes go to the peer, as
+            // after a detach on an I/O error.)
+            device.io.set_exposed_sectors(0);
+        }
         // As in C DRBD, listeners see the disk go through Failed.
         device.io.set_disk_state(api::DiskState::Failed);
         device.io.set_disk_state(api::DiskState::Diskless);

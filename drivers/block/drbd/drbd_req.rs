@@ -632,6 +632,8 @@ impl DeviceIo {
         for al_slot in slots.into_iter().flatten() {
             self.al_idle.wait_until(|| self.al_refs.in_flight(al_slot) == 0);
         }
+        // And the replicated writes admitted outside the log there.
+        self.al_idle.wait_until(|| !self.al_refs.outside_in_flight(sector, size));
         let read = pages.read_in(lower.bdev_ref(), sector, size);
         match read {
             Ok(()) => _ = self.peer_read.fetch_add(u64::from(size), Ordering::Relaxed),
@@ -676,10 +678,18 @@ impl DeviceIo {
     /// Admits a replicated write of `size` bytes at `sector` that the
     /// receiver submits and does not wait for (`drbd_peer_writes.rs`):
     /// the backing disk held open for it and its activity-log reference
-    /// (the tag [`Self::al_write_done`] ends at its completion). The write
-    /// passes the activity log as the Primary's do (8.4's receiver does
-    /// `drbd_al_begin_io` too): if this node crashes, the replay marks the
-    /// extents it may have torn, and the next handshake resyncs them.
+    /// (the tag [`Self::al_write_done`] ends at its completion).
+    ///
+    /// While the Primary has a disk the write bypasses our activity log
+    /// (8.4's `receive_Data` calls `drbd_al_begin_io` only when
+    /// `pdsk < D_INCONSISTENT`): if this node crashes with it in flight,
+    /// the Primary still has it in its transfer log (no barrier ack yet),
+    /// marks it out of sync when the connection goes and resyncs it, and
+    /// its own activity log covers it if it crashes too. It is counted
+    /// outside the log, so that a resync read of ours waits for it
+    /// ([`Self::begin_unlogged_write`]). With a diskless Primary this node
+    /// holds the only copy: the write passes the activity log, and a
+    /// replay after a crash marks the extents it may have torn.
     /// An activity-log write error is handled here (metadata errors
     /// detach); every error means the write failed locally.
     pub(crate) fn start_replicated(&self, sector: u64, size: u32) -> Result<(LowerRef<'_>, u64)> {
@@ -687,7 +697,12 @@ impl DeviceIo {
         if self.inject_fault(Fault::DataWrite) {
             return Err(EIO);
         }
-        match self.begin_cold_write(&lower, sector, size) {
+        let began = if self.peer_has_disk() {
+            Ok(self.begin_unlogged_write(sector, size))
+        } else {
+            self.begin_cold_write(&lower, sector, size)
+        };
+        match began {
             Ok(tag) => Ok((lower, tag)),
             Err(AlError::Io(e)) => {
                 drop(lower);
@@ -723,7 +738,12 @@ impl DeviceIo {
     /// through the activity log as a replicated write.
     pub(crate) fn zero_replicated(&self, sector: u64, size: u32) -> Result {
         let lower = self.gate.enter().ok_or(EIO)?;
-        let tag = match self.begin_cold_write(&lower, sector, size) {
+        let began = if self.peer_has_disk() {
+            Ok(self.begin_unlogged_write(sector, size))
+        } else {
+            self.begin_cold_write(&lower, sector, size)
+        };
+        let tag = match began {
             Ok(tag) => tag,
             Err(AlError::Io(e)) => return Err(e),
             Err(_) => return Err(EIO),
@@ -1065,6 +1085,31 @@ impl DeviceIo {
         let committed = al.commit_staged(bitmap, io, lower.bdev_ref(), staged);
         self.al_committing.store(false, Ordering::Release);
         committed
+    }
+
+    /// Whether the peer has a disk (`pdsk` at least Inconsistent): its
+    /// bitmap and activity log cover the writes it replicates to us.
+    fn peer_has_disk(&self) -> bool {
+        self.peer().pdsk >= DiskState::Inconsistent
+    }
+
+    /// Admits a replicated write outside the activity log (the Primary's
+    /// covers it), once no resync read of ours holds its range; counted
+    /// under the metadata lock, as a logged write is, so that a resync
+    /// read either waits for it or holds it off. Returns its tag.
+    fn begin_unlogged_write(&self, sector: u64, size: u32) -> u64 {
+        loop {
+            let guard = self.md.lock();
+            if guard.is_none() {
+                return 0;
+            }
+            if self.resync_lock.overlaps(sector, size) {
+                drop(guard);
+                self.resync_unlocked.wait_until(|| !self.resync_lock.overlaps(sector, size));
+                continue;
+            }
+            return self.al_refs.begin_outside(sector, size);
+        }
     }
 
     /// Admits a write through the activity log, committing a transaction
