@@ -25,6 +25,15 @@ two_rdrbd_nodes /dev/vda
 connect_pair || exit 1
 skip_initial_sync || exit 1
 
+# resynced_what_was_missed: the last resync as SyncTarget covered the
+# 4 MiB written while this node was diskless, not the whole disk.
+resynced_what_was_missed() {
+  local kib
+  kib=$(dmesg | grep -o 'Began resync as SyncTarget (will sync [0-9]* KB' | tail -1 | grep -o '[0-9]* KB' | cut -d' ' -f1)
+  echo "resynced ${kib:-no} KB"
+  [ -n "$kib" ] && [ "$kib" -ge 4096 ] && [ "$kib" -le 8192 ]
+}
+
 if [ "$GUEST_INDEX" = 0 ]; then
   step primary "$S" primary 0
   step write-a dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 oflag=direct status=none
@@ -50,13 +59,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step reconnect-c "$S" connect r0 "$LOCAL" "$PEER" --protocol=C
   step resynced-c wait_synced 90
   # What we wrote while diskless (4 MiB), resynced from guest 1.
-  only_c_resynced() {
-    local kib
-    kib=$(dmesg | grep -o 'Began resync as SyncTarget (will sync [0-9]* KB' | tail -1 | grep -o '[0-9]* KB' | cut -d' ' -f1)
-    echo "resynced ${kib:-no} KB"
-    [ -n "$kib" ] && [ "$kib" -ge 4096 ] && [ "$kib" -le 8192 ]
-  }
-  step only-c-resynced only_c_resynced
+  step only-c-resynced resynced_what_was_missed
 else
   AL0=$(proc_field al)
   share_get written-a 120 > /dev/null || die "guest 0 never wrote"
@@ -69,13 +72,7 @@ else
   step reattach reattach_rdrbd /dev/vda
   step resynced wait_synced 90
   # What guest 0 wrote while we were diskless (4 MiB), not the whole disk.
-  only_b_resynced() {
-    local kib
-    kib=$(dmesg | grep -o 'Began resync as SyncTarget (will sync [0-9]* KB' | tail -1 | grep -o '[0-9]* KB' | cut -d' ' -f1)
-    echo "resynced ${kib:-no} KB"
-    [ -n "$kib" ] && [ "$kib" -ge 4096 ] && [ "$kib" -le 8192 ]
-  }
-  step only-b-resynced only_b_resynced
+  step only-b-resynced resynced_what_was_missed
   AL1=$(proc_field al)
   share_put checked-b 1
   share_get written-c 120 > /dev/null || die "guest 0 never wrote while diskless"
