@@ -42,9 +42,13 @@ const OUTSIDE_TAG: u64 = 1 << 63;
 /// if it has one extent, or both hash to the same bucket).
 fn outside_buckets(sector: u64, size: u32) -> [Option<usize>; 2] {
     let Some((first, last)) = extent_range(sector, size) else { return [None, None] };
-    let bucket = |extent: u32| usize::try_from(extent).map_or(0, |e| e % OUTSIDE_BUCKETS);
-    let (a, b) = (bucket(first), bucket(last));
+    let (a, b) = (outside_bucket(first), outside_bucket(last));
     [Some(a), (b != a).then_some(b)]
+}
+
+/// The outside-the-log bucket of AL extent `extent`.
+fn outside_bucket(extent: u32) -> usize {
+    usize::try_from(extent).map_or(0, |e| e % OUTSIDE_BUCKETS)
 }
 
 impl AlRefs {
@@ -78,10 +82,7 @@ impl AlRefs {
     /// AL extents of `[sector, sector + size)`.
     pub(crate) fn outside_in_flight(&self, sector: u64, size: u32) -> bool {
         let Some((first, last)) = extent_range(sector, size) else { return false };
-        (first..=last).any(|extent| {
-            let b = usize::try_from(extent).map_or(0, |e| e % OUTSIDE_BUCKETS);
-            self.outside.get(b).is_some_and(|count| count.load(Ordering::Acquire) != 0)
-        })
+        (first..=last).any(|extent| self.outside.get(outside_bucket(extent)).is_some_and(|count| count.load(Ordering::Acquire) != 0))
     }
 
     fn get(&self, slot: usize) -> Option<&AtomicU32> {

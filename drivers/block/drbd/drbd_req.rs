@@ -697,12 +697,7 @@ impl DeviceIo {
         if self.inject_fault(Fault::DataWrite) {
             return Err(EIO);
         }
-        let began = if self.peer_has_disk() {
-            Ok(self.begin_unlogged_write(sector, size))
-        } else {
-            self.begin_cold_write(&lower, sector, size)
-        };
-        match began {
+        match self.begin_replicated_write(&lower, sector, size) {
             Ok(tag) => Ok((lower, tag)),
             Err(AlError::Io(e)) => {
                 drop(lower);
@@ -738,12 +733,7 @@ impl DeviceIo {
     /// through the activity log as a replicated write.
     pub(crate) fn zero_replicated(&self, sector: u64, size: u32) -> Result {
         let lower = self.gate.enter().ok_or(EIO)?;
-        let began = if self.peer_has_disk() {
-            Ok(self.begin_unlogged_write(sector, size))
-        } else {
-            self.begin_cold_write(&lower, sector, size)
-        };
-        let tag = match began {
+        let tag = match self.begin_replicated_write(&lower, sector, size) {
             Ok(tag) => tag,
             Err(AlError::Io(e)) => return Err(e),
             Err(_) => return Err(EIO),
@@ -1091,6 +1081,16 @@ impl DeviceIo {
     /// bitmap and activity log cover the writes it replicates to us.
     fn peer_has_disk(&self) -> bool {
         self.peer().pdsk >= DiskState::Inconsistent
+    }
+
+    /// Admits a write the peer replicates to us: outside the activity log
+    /// while the peer has a disk, through it while we hold the only copy.
+    fn begin_replicated_write(&self, lower: &LowerRef<'_>, sector: u64, size: u32) -> core::result::Result<u64, AlError> {
+        if self.peer_has_disk() {
+            Ok(self.begin_unlogged_write(sector, size))
+        } else {
+            self.begin_cold_write(lower, sector, size)
+        }
     }
 
     /// Admits a replicated write outside the activity log (the Primary's
