@@ -111,6 +111,10 @@ pub mod congestion;
 /// `resync-after`: which minors' resyncs wait for which.
 pub mod resync_after;
 
+/// How a discard reaches the backing disk: whole chunks discarded, the
+/// partial ones at its edges zeroed.
+pub mod discard;
+
 /// Writes in flight by the sectors they cover: overlapping writes wait,
 /// and two Primaries' concurrent writes are resolved (8.4's conflicts).
 pub mod write_conflicts;

@@ -5,7 +5,9 @@
 # for each protocol: connect with it, guest 0 becomes Primary, fio writes
 # with verification through /dev/drbd0; the Primary's out-of-sync count
 # must then be 0 (P_WRITE_ACK under C, P_BARRIER_ACK under A and B cleared
-# the bits), also after a blkdiscard (zeroed here, sent as P_TRIM) and
+# the bits), also after a blkdiscard (discarded here, sent as P_TRIM,
+# discarded there: both backing disks count the discard, but guest 1's in
+# round B, where discard-zeroes-if-aligned is off and it zeroes) and
 # unaligned writes (their partial blocks are not marked, as 8.4); both
 # disconnect and the data areas of both backing disks must be identical.
 # The rounds run with write ordering flush (A), drain (B) and none (C),
@@ -26,7 +28,8 @@ two_rdrbd_nodes
 # One round per protocol: connect, write through the Primary, check that
 # every write was confirmed by the peer, disconnect, compare the disks.
 round() {
-  local p=$1 first=$2
+  local p=$1 first=$2 discarded_before
+  discarded_before=$(backing_discarded)
   step "connect-$p" "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol="$p" --ping-timeout=20 || return 1
   step "connected-$p" wait_cs Connected 90 || return 1
   barrier "connected-$p" || die "barrier connected-$p"
@@ -42,7 +45,7 @@ round() {
     step "fua-write-$p" dd if=/dev/urandom of=/dev/drbd0 bs=64k count=16 seek=2000 oflag=direct,dsync conv=fsync status=none
     # A discard over written data, across an activity-log extent
     # boundary: zeroed here, P_TRIM to the peer.
-    step "blkdiscard-$p" discard_zeroes $((RANDOM_BASE * 1024 * 1024 + 3 * 1024 * 1024 + 4096)) $((2 * 1024 * 1024 + 8192))
+    step "blkdiscard-$p" discard_zeroes $((RANDOM_BASE * 1024 * 1024 + 3 * 1024 * 1024 + 4096)) "$DISCARD_BYTES"
     # Unaligned writes (1.5 KiB at sector 1, 512 bytes across a block
     # boundary): replicated, they leave their partial 4 KiB blocks as they
     # were, not out of sync (8.4).
@@ -56,6 +59,13 @@ round() {
   fi
   barrier "written-$p" || die "barrier written-$p"
   cat /proc/drbd
+  # The discard reached both backing disks as a discard, but on guest 1 in
+  # round B (discard-zeroes-if-aligned no: it zeroed the range instead).
+  if [ "$GUEST_INDEX" = 1 ] && [ "$p" = B ]; then
+    step "backing-zeroed-not-discarded-$p" backing_discards "$discarded_before" no
+  else
+    step "backing-discarded-$p" backing_discards "$discarded_before" yes
+  fi
   step "disconnect-$p" "$S" disconnect "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789"
   local n sum
   n=$(md_data_bytes "$(size_of /dev/vda)")
@@ -82,6 +92,20 @@ discard_zeroes() {
   echo "discarded range: $got, zeroes: $want"
   [ "$got" = "$want" ]
 }
+# The length of each round's discard.
+DISCARD_BYTES=$((2 * 1024 * 1024 + 8192))
+# backing_discarded: sectors /dev/vda has discarded since boot.
+backing_discarded() { local f; read -ra f < /sys/block/vda/stat; echo "${f[13]:-0}"; }
+# backing_discards BEFORE yes|no: since BEFORE, /dev/vda discarded the
+# round's discard (all but the partial chunks of its granularity at either
+# edge, which are zeroed), or nothing.
+backing_discards() {
+  local n g min
+  n=$(( $(backing_discarded) - $1 )) g=$(( $(cat /sys/block/vda/queue/discard_granularity) / 512 ))
+  min=$(( DISCARD_BYTES / 512 - 2 * g ))
+  echo "/dev/vda discarded $n sectors (granularity $g sectors); expected: $([ "$2" = yes ] && echo "at least $min" || echo none)"
+  if [ "$2" = yes ]; then [ "$n" -ge "$min" ]; else [ "$n" = 0 ]; fi
+}
 # oos_zero: /proc/drbd shows oos:0 (barrier acks may still be on the way).
 oos_zero() {
   local n=100
@@ -106,9 +130,10 @@ first=1 RANDOM_BASE=0
 for p in A B C; do
   case $p in
     A) step write-ordering-flush wo_is f ;;
-    B) step disk-flushes-no "$S" disk-options 0 --disk-flushes=no --md-flushes=no &&
+    B) trusted=yes; [ "$GUEST_INDEX" = 1 ] && trusted=no
+       step disk-flushes-no "$S" disk-options 0 --disk-flushes=no --md-flushes=no --discard-zeroes-if-aligned=$trusted &&
          step write-ordering-drain wo_is d ;;
-    C) step disk-drain-no "$S" disk-options 0 --disk-flushes=no --disk-drain=no --md-flushes=no &&
+    C) step disk-drain-no "$S" disk-options 0 --disk-flushes=no --disk-drain=no --md-flushes=no --discard-zeroes-if-aligned=yes &&
          step write-ordering-none wo_is n &&
          step method-logged sh -c "dmesg | grep 'Method to ensure write ordering: none'" ;;
   esac

@@ -132,3 +132,7 @@ pub(crate) mod resync_after;
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../../include/src/write_conflicts.rs"]
 pub(crate) mod write_conflicts;
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../../include/src/discard.rs"]
+pub(crate) mod discard;

@@ -4,7 +4,7 @@
 //! every configuration request goes through.
 
 // pin_init! of the larger structs (DeviceIo, ResyncShared) nests deeply.
-#![recursion_limit = "256"]
+#![recursion_limit = "512"]
 
 use kernel::prelude::*;
 use kernel::rbtree::RBTree;
@@ -401,6 +401,7 @@ impl Registry {
         }
         device.io.set_fencing(config.options.fencing());
         device.io.set_read_balancing(config.options.read_balancing());
+        device.io.set_discard_zeroes_if_aligned(config.options.discard_zeroes_if_aligned());
         device.io.set_resync_after(config.options.resync_after());
         device.io.set_write_ordering(config.options.write_ordering(), config.options.md_flushes());
         device.io.io_errors().configure(config.options.on_io_error(), config.options.disk_timeout_ds(), true);

@@ -138,6 +138,11 @@ impl DiskOptions {
         Fencing::from_raw(self.0.fencing).unwrap_or(Fencing::DontCare)
     }
 
+    /// `discard-zeroes-if-aligned`.
+    pub(crate) fn discard_zeroes_if_aligned(&self) -> bool {
+        self.0.discard_zeroes_if_aligned
+    }
+
     /// `disk-timeout` in tenths of a second (0: off).
     pub(crate) fn disk_timeout_ds(&self) -> u32 {
         self.0.disk_timeout
@@ -327,6 +332,7 @@ impl Registry {
         }
         device.io.set_fencing(options.fencing());
         device.io.set_read_balancing(options.read_balancing());
+        device.io.set_discard_zeroes_if_aligned(options.discard_zeroes_if_aligned());
         device.io.set_write_ordering(options.write_ordering(), options.md_flushes());
         device.io.io_errors().configure(options.on_io_error(), options.disk_timeout_ds(), false);
         // drbd_resync_after_changed: a new dependency pauses or resumes.

@@ -1080,9 +1080,10 @@ fn integrity_failed(name: &str, sector: u64, size: u32) -> NetError {
 /// sends at most 4 MiB, one activity-log extent's worth.
 const MAX_TRIM_SIZE: u32 = 4 << 20;
 
-/// `receive_Data` for P_TRIM: the peer discarded a range; zero it on our
-/// disk (8.4 does so when FF_WZEROES is not agreed, so both disks read
-/// the same) and ack it as the peer asked, like P_DATA.
+/// `receive_Data` for P_TRIM: the peer discarded a range; discard it on
+/// our disk too, zeroing what would not read back zeroes (8.4's
+/// `drbd_issue_peer_discard_or_zero_out`), so both disks read the same,
+/// and ack it as the peer asked, like P_DATA.
 fn receive_trim(ctx: &LoopCtx<'_>, t: proto::Trim) -> core::result::Result<(), NetError> {
     let shared = ctx.shared;
     let name = shared.name.as_str();
@@ -1110,11 +1111,11 @@ fn receive_trim(ctx: &LoopCtx<'_>, t: proto::Trim) -> core::result::Result<(), N
         if recv_ack {
             ack(Packet::RecvAck)?;
         }
-        match io.zero_replicated(head.sector, t.size) {
+        match io.discard_replicated(head.sector, t.size) {
             Ok(()) if write_ack => ack(Packet::WriteAck),
             Ok(()) => Ok(()),
             Err(e) => {
-                pr_err!("{}: zeroing a discarded range at sector {} failed: error {}\n", name, head.sector, e.to_errno());
+                pr_err!("{}: discarding a range at sector {} failed: error {}\n", name, head.sector, e.to_errno());
                 if write_ack || recv_ack {
                     ack(Packet::NegAck)?;
                 }

@@ -90,6 +90,10 @@ pub(crate) struct DeviceIo {
     /// The `read-balancing` disk option (`ReadBalancing` as u32), and
     /// whose turn the next round-robin read is (true: the peer's).
     read_balancing: AtomicU32,
+    /// `discard-zeroes-if-aligned`: the backing disk reads back zeroes
+    /// where whole chunks of it were discarded, so discards pass down as
+    /// discards; otherwise the range is zeroed.
+    discard_zeroes_if_aligned: AtomicBool,
     /// `resync-after` (-1: none), and the order of all minors it is read by.
     resync_after: AtomicI32,
     order: Arc<ResyncOrder<DeviceIo>>,
@@ -171,6 +175,7 @@ impl DeviceIo {
             peer_device <- new_mutex!(None, "rdrbd::DeviceIo::peer_device"),
             write_ordering: AtomicU8::new(WriteOrdering::Flush as u8),
             read_balancing: AtomicU32::new(ReadBalancing::PreferLocal as u32),
+            discard_zeroes_if_aligned: AtomicBool::new(true),
             resync_after: AtomicI32::new(-1),
             order,
             read_turn: AtomicBool::new(false),
@@ -500,6 +505,19 @@ impl DeviceIo {
         self.read_balancing.store(policy as u32, Ordering::Relaxed);
     }
 
+    /// Sets the `discard-zeroes-if-aligned` disk option (attach,
+    /// disk-options).
+    pub(crate) fn set_discard_zeroes_if_aligned(&self, trusted: bool) {
+        self.discard_zeroes_if_aligned.store(trusted, Ordering::Relaxed);
+    }
+
+    /// Discards (or zeroes, see `discard_zeroes_if_aligned`) a range of
+    /// the backing disk, synchronously.
+    fn discard_backing(&self, lower: &LowerRef<'_>, sector: u64, size: u32) -> Result {
+        let trusted = self.discard_zeroes_if_aligned.load(Ordering::Relaxed);
+        lower.bdev_ref().discard_or_zero_out(sector, u64::from(size) >> 9, trusted)
+    }
+
     /// The `read-balancing` disk option.
     fn read_balancing(&self) -> ReadBalancing {
         ReadBalancing::from_raw(self.read_balancing.load(Ordering::Relaxed)).unwrap_or(ReadBalancing::PreferLocal)
@@ -729,18 +747,18 @@ impl DeviceIo {
         }
     }
 
-    /// Zeroes `size` bytes at `sector` for the peer (a received P_TRIM),
-    /// through the activity log as a replicated write.
-    pub(crate) fn zero_replicated(&self, sector: u64, size: u32) -> Result {
+    /// Discards `size` bytes at `sector` for the peer (a received P_TRIM),
+    /// admitted as a replicated write; the range reads back zeroes.
+    pub(crate) fn discard_replicated(&self, sector: u64, size: u32) -> Result {
         let lower = self.gate.enter().ok_or(EIO)?;
         let tag = match self.begin_replicated_write(&lower, sector, size) {
             Ok(tag) => tag,
             Err(AlError::Io(e)) => return Err(e),
             Err(_) => return Err(EIO),
         };
-        let zeroed = lower.bdev_ref().zero_out(sector, u64::from(size) >> 9);
+        let discarded = self.discard_backing(&lower, sector, size);
         self.al_write_done(tag);
-        zeroed
+        discarded
     }
 
     /// Puts every write done so far on the backing disk's stable storage
@@ -1166,11 +1184,13 @@ impl DeviceIo {
         md.al.begin_hot_write(&self.al_refs, sector, size).map(Some).ok_or(())
     }
 
-    /// A discard, in the submitter thread (after the activity log): the
-    /// range is zeroed on the backing disk, and sent to the peer as P_TRIM
-    /// if it takes them, which zeroes it too (8.4's receiver does without
-    /// FF_WZEROES), so both disks read the same afterwards. A peer without
-    /// FF_TRIM does not get it: the range stays out of sync for a resync.
+    /// A discard, in the submitter thread (after the activity log), as
+    /// 8.4's `drbd_process_discard_or_zeroes_req`: the range is discarded
+    /// on the backing disk (`discard_backing`: zeroed where a discard
+    /// would not read back zeroes) and sent to the peer as P_TRIM if it
+    /// takes them, which does the same, so both disks read zeroes there
+    /// afterwards. A peer without FF_TRIM does not get it: the range stays
+    /// out of sync for a resync.
     fn discard(&self, lower: LowerRef<'_>, bio: UpperBio, tag: u64, interval: Interval) {
         let (sector, size) = (bio.sector(), bio.size());
         let replicate = match self.replica() {
@@ -1189,7 +1209,7 @@ impl DeviceIo {
                 None
             }
         };
-        let zeroed = lower.bdev_ref().zero_out(sector, u64::from(size) >> 9);
+        let zeroed = self.discard_backing(&lower, sector, size);
         self.al_write_done(tag);
         drop(lower);
         // The local part is done.

@@ -155,6 +155,22 @@ unsigned long long rdrbd_bdev_nr_sectors(struct block_device *bdev)
 	return bdev_nr_sectors(bdev);
 }
 
+/* The backing device's discard limits, in sectors (static inlines). */
+unsigned int rdrbd_bdev_max_discard_sectors(struct block_device *bdev)
+{
+	return bdev_max_discard_sectors(bdev);
+}
+
+unsigned int rdrbd_bdev_discard_granularity(struct block_device *bdev)
+{
+	return bdev_discard_granularity(bdev) >> SECTOR_SHIFT;
+}
+
+unsigned int rdrbd_bdev_discard_alignment(struct block_device *bdev)
+{
+	return bdev_discard_alignment(bdev) >> SECTOR_SHIFT;
+}
+
 unsigned int rdrbd_bio_op(struct bio *bio)
 {
 	return bio_op(bio);

@@ -45,6 +45,9 @@ struct llist_node *rdrbd_llist_take_all(struct llist_head *list);
 struct bio *rdrbd_failed_next(struct llist_node **cursor);
 int rdrbd_bio_copy_in(struct bio *bio, const void *data, unsigned int len);
 unsigned long long rdrbd_bdev_nr_sectors(struct block_device *bdev);
+unsigned int rdrbd_bdev_max_discard_sectors(struct block_device *bdev);
+unsigned int rdrbd_bdev_discard_granularity(struct block_device *bdev);
+unsigned int rdrbd_bdev_discard_alignment(struct block_device *bdev);
 unsigned int rdrbd_bio_op(struct bio *bio);
 unsigned int rdrbd_bio_size(struct bio *bio);
 int rdrbd_md_io(struct block_device *bdev, struct page *page, u64 sector,

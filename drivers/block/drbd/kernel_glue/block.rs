@@ -17,6 +17,7 @@ use kernel::sync::{Arc, Mutex};
 
 use super::shim;
 use super::wait::{wait_var_until, wake_var};
+use crate::drbd_include::discard::{self, DiscardLimits, Step};
 use crate::drbd_include::disk_timeout::{slot_of, AGE_SLOTS};
 use crate::drbd_include::faults::Fault;
 
@@ -318,6 +319,41 @@ impl BdevRef<'_> {
         let result = io();
         if let (Some(ages), Some(slot)) = (self.ages, slot) {
             ages.leave(slot);
+        }
+        result
+    }
+
+    /// What the device says of its discards.
+    pub(crate) fn discard_limits(&self) -> DiscardLimits {
+        let bdev = self.bdev.as_ptr();
+        DiscardLimits {
+            // SAFETY: the device is open for `'a`.
+            max_sectors: unsafe { shim::rdrbd_bdev_max_discard_sectors(bdev) },
+            // SAFETY: as above.
+            granularity: unsafe { shim::rdrbd_bdev_discard_granularity(bdev) },
+            // SAFETY: as above.
+            alignment: unsafe { shim::rdrbd_bdev_discard_alignment(bdev) },
+        }
+    }
+
+    /// Discards `sectors` sectors from `sector`, synchronously: the whole
+    /// chunks of the device's discard granularity are discarded if
+    /// `zeroes_if_aligned` (the device reads back zeroes there:
+    /// `discard-zeroes-if-aligned`), the rest is zeroed (8.4's
+    /// `drbd_issue_discard_or_zero_out`). Process context, as `zero_out`.
+    pub(crate) fn discard_or_zero_out(&self, sector: u64, sectors: u64, zeroes_if_aligned: bool) -> Result {
+        let mut result = Ok(());
+        for step in discard::plan(sector, sectors, self.discard_limits(), zeroes_if_aligned) {
+            let done = match step {
+                Step::Zero { sector, sectors } => self.zero_out(sector, sectors),
+                // SAFETY: the device is open for `'a`; the call waits for
+                // its bios.
+                Step::Discard { sector, sectors } => self.counted(|| to_result(unsafe {
+                    bindings::blkdev_issue_discard(self.bdev.as_ptr(), sector, sectors, GFP_NOIO)
+                })),
+            };
+            // Every step is tried: the first error is the answer.
+            result = result.and(done);
         }
         result
     }

@@ -46,6 +46,9 @@ extern "C" {
     pub(super) fn rdrbd_failed_next(cursor: *mut *mut llist_node) -> *mut bio;
     pub(super) fn rdrbd_bio_copy_in(bio: *mut bio, data: *const c_void, len: c_uint) -> c_int;
     pub(super) fn rdrbd_bdev_nr_sectors(bdev: *mut block_device) -> c_ulonglong;
+    pub(super) fn rdrbd_bdev_max_discard_sectors(bdev: *mut block_device) -> c_uint;
+    pub(super) fn rdrbd_bdev_discard_granularity(bdev: *mut block_device) -> c_uint;
+    pub(super) fn rdrbd_bdev_discard_alignment(bdev: *mut block_device) -> c_uint;
     pub(super) fn rdrbd_bio_op(bio: *mut bio) -> c_uint;
     pub(super) fn rdrbd_bio_size(bio: *mut bio) -> c_uint;
     pub(super) fn rdrbd_md_io(bdev: *mut block_device, page: *mut page, sector: u64, write: bool,
