@@ -26,9 +26,19 @@ const MAX_PIECE_SECTORS: u32 = 1 << 22;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
     /// Zero these sectors (`blkdev_issue_zeroout`; the disk may unmap).
-    Zero { sector: u64, sectors: u64 },
+    Zero {
+        /// The first sector.
+        sector: u64,
+        /// How many.
+        sectors: u64,
+    },
     /// Discard these sectors (`blkdev_issue_discard`).
-    Discard { sector: u64, sectors: u64 },
+    Discard {
+        /// The first sector.
+        sector: u64,
+        /// How many.
+        sectors: u64,
+    },
 }
 
 /// The steps that discard `sectors` sectors from `start` on a disk with
