@@ -60,6 +60,24 @@ pub fn al_extent_bits(extent: u32) -> (u64, u64) {
     (first, first.saturating_add(BM_BITS_PER_AL_EXTENT - 1))
 }
 
+/// 64-bit words of bitmap one activity log extent covers.
+pub const WORDS_PER_AL_EXTENT: usize = (BM_BITS_PER_AL_EXTENT / 64) as usize;
+
+/// Which activity log extents of a run of bitmap words are all clear: bit
+/// i of the answer for words `16i..16i + 16` (32 extents for one 4 KiB
+/// on-disk block). An extent whose bits are clear in memory and were clear
+/// in the block last written needs no bitmap write when it leaves the
+/// activity log.
+pub fn clear_extents(words: impl IntoIterator<Item = u64>) -> u32 {
+    let mut any_set = 0u32;
+    for (i, w) in words.into_iter().enumerate().take(32 * WORDS_PER_AL_EXTENT) {
+        if w != 0 {
+            any_set |= 1 << (i / WORDS_PER_AL_EXTENT);
+        }
+    }
+    !any_set
+}
+
 /// The bits (first, last, inclusive) a device growing from `old_sectors`
 /// to `new_sectors` marks out of sync (`drbd_bm_resize` with
 /// `set_new_bits`): every block of the new area, including the block the
@@ -303,6 +321,19 @@ impl<'a> Bitmap<'a> {
     clippy::arithmetic_side_effects
 )]
 mod tests {
+    #[test]
+    fn clear_extents_tells_which_extents_have_no_bit_set() {
+        let mut block = [0u64; 512];
+        assert_eq!(clear_extents(block), u32::MAX);
+        // A bit in word 17: extent 1; in word 511: extent 31.
+        block[17] = 1 << 63;
+        block[511] = 1;
+        assert_eq!(clear_extents(block), !(1 << 1 | 1 << 31));
+        // A shorter run (the device's last block): the missing words count
+        // as clear.
+        assert_eq!(clear_extents([0u64, 0, 4]), u32::MAX - 1);
+    }
+
     #[test]
     fn al_extent_span_covers_whole_extents() {
         const EXT: u64 = AL_EXTENT_SECT;

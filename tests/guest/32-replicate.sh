@@ -11,13 +11,15 @@
 # unaligned writes (their partial blocks are not marked, as 8.4); both
 # disconnect and the data areas of both backing disks must be identical.
 # The rounds run with write ordering flush (A), drain (B) and none (C),
-# set by disk-options and shown as wo: in /proc/drbd. At the end, an
+# set by disk-options and shown as wo: in /proc/drbd. Round C also checks
+# that in-sync extents leave the activity log without a bitmap write
+# (al-extents 67, writes to 68 extents). At the end, an
 # unaligned write while disconnected marks every block it touches.
 # Mostly moves data (fio with verification under three protocols and whole-disk checksums): runs on the non-debug twin
 # kernel (tests/README.md, "Which kernel").
 # kernel: fast
 # guests: 2
-# disks: 256M
+# disks: 288M
 # timeout: 900
 # budget: 70
 set -uo pipefail
@@ -51,6 +53,7 @@ round() {
     # were, not out of sync (8.4).
     step "unaligned-writes-$p" sh -c "dd if=/dev/urandom of=/dev/drbd0 bs=512 count=3 seek=$((RANDOM_BASE * 2048 + 1)) oflag=direct status=none &&
       dd if=/dev/urandom of=/dev/drbd0 bs=512 count=2 seek=$((RANDOM_BASE * 2048 + 4 * 2048 + 7)) oflag=direct status=none"
+    [ "$p" = C ] && step evictions-write-no-bitmap evictions_write_no_bitmap
     step "still-connected-$p" wait_cs Connected 5
     # Protocol C clears bits on each P_WRITE_ACK, A and B on the barrier
     # acks; none may stay set while connected with every write done.
@@ -92,6 +95,25 @@ discard_zeroes() {
   echo "discarded range: $got, zeroes: $want"
   [ "$got" = "$want" ]
 }
+# evictions_write_no_bitmap: with al-extents 67 (8.4's least), 4 KiB
+# writes at queue depth 1 to 68 extents round robin, twice: from the 68th
+# on each write evicts an extent (least recently used), in sync by then
+# (its write was acked: the bits set at submission were cleared). The
+# backing disk sees the writes and the AL transactions, no bitmap block
+# (`extent_clear_on_disk`).
+evictions_write_no_bitmap() {
+  local w0 a0 w1 a1 i
+  "$S" disk-options 0 --al-extents=67 || return 1
+  w0=$(backing_writes) a0=$(proc_field al)
+  for i in $(seq 0 135); do
+    dd if=/dev/urandom of=/dev/drbd0 bs=4k count=1 seek=$(( (i % 68) * 1024 )) oflag=direct status=none || return 1
+  done
+  w1=$(backing_writes) a1=$(proc_field al)
+  echo "/dev/vda writes: $((w1 - w0)) for 136 writes and $((a1 - a0)) AL transactions"
+  [ $((a1 - a0)) -ge 68 ] && [ $((w1 - w0)) -le $((136 + a1 - a0 + 2)) ]
+}
+# backing_writes: write requests /dev/vda completed since boot.
+backing_writes() { local f; read -ra f < /sys/block/vda/stat; echo "${f[4]}"; }
 # The length of each round's discard.
 DISCARD_BYTES=$((2 * 1024 * 1024 + 8192))
 # backing_discarded: sectors /dev/vda has discarded since boot.

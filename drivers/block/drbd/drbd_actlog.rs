@@ -384,11 +384,14 @@ impl ActivityLog {
     }
 
     /// Writes the bitmap blocks of extents leaving the active set: their
-    /// out-of-sync bits must be on disk before the AL forgets them.
+    /// out-of-sync bits must be on disk before the AL forgets them. An
+    /// extent with no bit set, in memory and in its block as last written,
+    /// has nothing to write (8.4's blocks stay clean there; rdrbd's are
+    /// dirty from the bits its writes set until their acks).
     fn write_evicted_bitmap(&mut self, bitmap: &BitmapMem, io: &mut MetaIo, dev: BdevRef<'_>, evicted: &[u32]) -> Result {
         for &extent in evicted.iter().filter(|&&e| e != al::AL_FREE_EXTENT) {
             let block = BitmapMem::block_of_bit(bm_layout::al_extent_bits(extent).0);
-            if block < bitmap.blocks() && bitmap.store_block(block, &mut self.block) {
+            if block < bitmap.blocks() && !bitmap.extent_clear_on_disk(extent) && bitmap.store_block(block, &mut self.block) {
                 let sector = self.bm_sector.saturating_add(block as u64 * 8);
                 io.write(dev, sector, &self.block, false)?;
             }

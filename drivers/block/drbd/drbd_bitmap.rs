@@ -3,7 +3,7 @@
 //! the on-disk bitmap in 4 KiB blocks of little-endian 64-bit words (the
 //! v08 layout, `include/src/bitmap.rs`).
 
-use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 use kernel::prelude::*;
 
@@ -19,6 +19,13 @@ pub(crate) struct BitmapMem {
     words: KVVec<AtomicU64>,
     /// Per on-disk block: changed since last written.
     dirty: KVVec<AtomicBool>,
+    /// Per on-disk block: which of its 32 activity log extents have no bit
+    /// set in it as last read or written (bit i: the extent's 16 words
+    /// from word 16i); 0 when not known. An extent leaving the activity
+    /// log with no bit set in memory either needs no bitmap write: the
+    /// bits a write sets at submission and its ack clears again leave the
+    /// block dirty but equal to the disk for that extent.
+    clear_on_disk: KVVec<AtomicU32>,
     bits: u64,
     /// Set bits, kept as every change makes them (each word's atomic
     /// update tells exactly which bits it flipped): /proc/drbd, the
@@ -38,6 +45,7 @@ impl BitmapMem {
         let mut this = Self {
             words: KVVec::with_capacity(blocks * WORDS_PER_BLOCK, GFP_KERNEL)?,
             dirty: KVVec::with_capacity(blocks, GFP_KERNEL)?,
+            clear_on_disk: KVVec::with_capacity(blocks, GFP_KERNEL)?,
             bits,
             set: AtomicI64::new(0),
         };
@@ -46,6 +54,7 @@ impl BitmapMem {
         }
         for _ in 0..blocks {
             this.dirty.push(AtomicBool::new(false), GFP_KERNEL)?;
+            this.clear_on_disk.push(AtomicU32::new(0), GFP_KERNEL)?;
         }
         Ok(this)
     }
@@ -224,6 +233,28 @@ impl BitmapMem {
             self.set.fetch_add(i64::from(new.count_ones()), Ordering::Relaxed);
             self.set.fetch_sub(i64::from(old.count_ones()), Ordering::Relaxed);
         }
+        self.note_on_disk(index, data);
+    }
+
+    /// Records which extents of block `index` are clear in `data`, what is
+    /// (or is about to be) on disk.
+    fn note_on_disk(&self, index: usize, data: &[u8; MD_BLOCK_SIZE]) {
+        let words = data.chunks_exact(8).map(|b| b.iter().fold(0u64, |w, &byte| w | u64::from(byte)));
+        if let Some(c) = self.clear_on_disk.get(index) {
+            c.store(layout::clear_extents(words), Ordering::Relaxed);
+        }
+    }
+
+    /// Whether activity log extent `extent` has no bit set, neither in
+    /// memory nor on disk as last read or written (its bitmap block need
+    /// not be written when it leaves the activity log).
+    pub(crate) fn extent_clear_on_disk(&self, extent: u32) -> bool {
+        let first = layout::al_extent_bits(extent).0;
+        let block = Self::block_of_bit(first);
+        let slot = (first / layout::BM_BITS_PER_AL_EXTENT) % 32;
+        let known_clear = self.clear_on_disk.get(block).is_some_and(|c| c.load(Ordering::Relaxed) >> slot & 1 == 1);
+        let Ok(first_word) = usize::try_from(first / 64) else { return false };
+        known_clear && self.words.iter().skip(first_word).take(layout::WORDS_PER_AL_EXTENT).all(|w| w.load(Ordering::Relaxed) == 0)
     }
 
     /// Fills `data` with block `index` as stored on disk and marks it clean;
@@ -234,6 +265,9 @@ impl BitmapMem {
         for (w, bytes) in words.zip(data.chunks_exact_mut(8)) {
             bytes.copy_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
         }
+        // Every caller writes `data` to the block (a failed write fails
+        // the metadata and detaches the disk).
+        self.note_on_disk(index, data);
         was_dirty
     }
 
