@@ -4,7 +4,9 @@
 # Primary on fresh metadata and fully syncs rdrbd (rdrbd as SyncTarget);
 # then rdrbd is Primary, writes, the C node disconnects, rdrbd writes 8 MiB
 # more, and after reconnecting only those blocks go to the C node (rdrbd as
-# SyncSource). Both disks' data areas must end equal.
+# SyncSource). Then the C node detaches and re-attaches while connected,
+# rdrbd writing 4 MiB meanwhile: the handshake on its Negotiating disk
+# resyncs those 4 MiB. Both disks' data areas must end equal.
 # Mostly moves data (full syncs with the C driver in both directions): runs on the non-debug twin
 # kernel (tests/README.md, "Which kernel").
 # kernel: fast
@@ -50,6 +52,33 @@ if [ "$GUEST_INDEX" = 0 ]; then
     [ -n "$kb" ] && [ "$kb" -ge 8192 ] && [ "$kb" -le 9011 ]
   }
   step resync-only-changed resync_size
+fi
+barrier resynced || die "barrier resynced"
+
+# The C node's disk goes and comes back while connected (8.4 attaches it
+# as Negotiating and both run the sync handshake): rdrbd, Primary, marks
+# what it writes meanwhile, gives the C node its UUIDs when the disk comes
+# back, and resyncs just that as SyncSource.
+if [ "$GUEST_INDEX" = 1 ]; then
+  step c-detach "$S" detach 0
+  step c-diskless wait_ds Diskless/UpToDate 10
+fi
+barrier c-detached || die "barrier c-detached"
+if [ "$GUEST_INDEX" = 0 ]; then
+  step peer-diskless wait_ds UpToDate/Diskless 10
+  step write-peer-diskless dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=120 oflag=direct status=none
+  step oos-4M test "$(proc_field oos)" = 4096
+fi
+barrier written3 || die "barrier written3"
+if [ "$GUEST_INDEX" = 1 ]; then
+  # drbdadm attach replays the activity log first (the detach left it).
+  step c-apply-al "$DEBIAN_DRBDMETA" --force 0 v08 /dev/vda internal apply-al
+  step c-attach-connected "$S" attach 0 /dev/vda /dev/vda internal
+fi
+step resync-after-attach wait_synced 120 || { dmesg | grep -i drbd | tail -30; exit 1; }
+if [ "$GUEST_INDEX" = 0 ]; then
+  step still-connected wait_cs Connected 5
+  step source-after-attach sh -c "dmesg | grep 'Began resync as SyncSource' | tail -1 | grep 'will sync 4096 KB'"
   step secondary "$S" secondary 0
 fi
 barrier done || die "barrier done"

@@ -592,13 +592,34 @@ fn receive_state(
         && old.pdsk == DiskState::Inconsistent
         && old.peer == Role::Secondary
         && st.role == Role::Primary;
-    if old.conn == ConnState::Connected && (peer_started_sync || peer_forced) {
+    // The peer attached a disk while connected (C DRBD: its P_STATE says
+    // Negotiating, after its P_SIZES and P_UUIDS): a handshake as at
+    // connect, and the peer, which waits for our UUIDs to run its own,
+    // gets them before our state (8.4's after_state_ch, "attach on the
+    // peer").
+    let peer_attached = st.disk == DiskState::Negotiating;
+    if old.conn == ConnState::Connected && (peer_started_sync || peer_forced || peer_attached) {
         let local = local_view(shared);
         let decision = handshake(shared, ctx.link, local.as_ref(), &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
+        if let (true, Some(local), Some(replica)) = (peer_attached, local.as_ref(), vs.replica.as_ref()) {
+            send_own_uuids(local, replica).map_err(NetError::Io)?;
+        }
         // We tell the peer only if it has not decided on a sync itself.
         return begin_sync(ctx, vs, io, decision, (st.role, pdsk), st.conn <= ConnState::Connected);
     }
     Ok(())
+}
+
+/// P_UUIDS with our UUIDs, bitmap weight and flags (`drbd_send_uuids`).
+fn send_own_uuids(local: &LocalView, replica: &Replica) -> Result {
+    let mut flags = 0;
+    if local.disk == DiskState::Inconsistent {
+        flags |= uuid_flags::INCONSISTENT;
+    }
+    if local.crashed_primary {
+        flags |= uuid_flags::CRASHED_PRIMARY;
+    }
+    replica.send_uuids(local.uuids, local.bitmap_bits, flags)
 }
 
 /// After a handshake: Connected, or the start of a bitmap exchange
