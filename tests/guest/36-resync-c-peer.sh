@@ -6,7 +6,8 @@
 # more, and after reconnecting only those blocks go to the C node (rdrbd as
 # SyncSource). Then the C node detaches and re-attaches while connected,
 # rdrbd writing 4 MiB meanwhile: the handshake on its Negotiating disk
-# resyncs those 4 MiB. Both disks' data areas must end equal.
+# resyncs those 4 MiB; and the same with rdrbd's disk, the C node Primary.
+# Both disks' data areas must end equal.
 # Mostly moves data (full syncs with the C driver in both directions): runs on the non-debug twin
 # kernel (tests/README.md, "Which kernel").
 # kernel: fast
@@ -80,6 +81,32 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step still-connected wait_cs Connected 5
   step source-after-attach sh -c "dmesg | grep 'Began resync as SyncSource' | tail -1 | grep 'will sync 4096 KB'"
   step secondary "$S" secondary 0
+fi
+barrier c-attached || die "barrier c-attached"
+
+# The other way round: rdrbd's disk goes, the C node (Primary now) writes
+# 4 MiB, and rdrbd attaches while connected: Negotiating, its sizes,
+# UUIDs and state to the C node, whose handshake answers with its UUIDs
+# and state, then ours: those 4 MiB resync to rdrbd as SyncTarget.
+if [ "$GUEST_INDEX" = 0 ]; then
+  step detach "$S" detach 0
+  step diskless wait_ds Diskless/UpToDate 10
+fi
+barrier rdrbd-detached || die "barrier rdrbd-detached"
+if [ "$GUEST_INDEX" = 1 ]; then
+  step c-primary "$S" primary 0
+  step c-write-peer-diskless dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=60 oflag=direct status=none
+  step c-oos-4M test "$(proc_field oos)" = 4096
+fi
+barrier written4 || die "barrier written4"
+if [ "$GUEST_INDEX" = 0 ]; then
+  step attach-connected "$S" attach 0 /dev/vda
+  step target-after-attach wait_synced 120
+  step target-of-4M sh -c "dmesg | grep 'Began resync as SyncTarget' | tail -1 | grep 'will sync 4096 KB'"
+  step connected-throughout wait_cs Connected 5
+else
+  step resync-from-c wait_synced 120
+  step c-secondary "$S" secondary 0
 fi
 barrier done || die "barrier done"
 down_with_equal_data

@@ -194,10 +194,19 @@ impl ConnShared {
     }
 
     /// A state without a connection (the engine's sanitising forgets the
-    /// peer's role, and its disk unless Inconsistent or Outdated).
+    /// peer's role, and its disk unless Inconsistent or Outdated). A disk
+    /// attached while connected that had no handshake yet takes the state
+    /// its metadata flags give (8.4's sanitize_state, "connection breaks
+    /// down before we finished Negotiating").
     fn set_unconnected(&self, conn: ConnState) {
         if let Some(ConnVolume { io, .. }) = &self.volume {
-            io.set_state(|s| s.peer.conn = conn);
+            let flagged = io.with_md(|md, _| md.disk_state());
+            io.set_state(|s| {
+                s.peer.conn = conn;
+                if let (DiskState::Negotiating, Some(disk)) = (s.device.disk, flagged) {
+                    s.device.disk = disk;
+                }
+            });
         }
     }
 

@@ -351,13 +351,16 @@ impl Registry {
         if device.disk_config.is_some() {
             return Err(AdmError::new(RetCode::DiskConfigured, "minor is already attached"));
         }
-        // 8.4 attaches a disk on a connected minor as Negotiating and runs
-        // the sync handshake with the peer then; rdrbd does not yet, and a
-        // disk that missed writes must not come up UpToDate beside them:
-        // the next connect's handshake decides instead.
-        if device.io.peer().conn >= api::ConnState::Connected {
+        // On a connected minor the disk comes up Negotiating and the sync
+        // handshake with the peer decides its state (8.4's attach): a disk
+        // that missed writes must not come up UpToDate beside them. Only
+        // while plainly Connected, and not as a (diskless) Primary (8.4 lets
+        // it become SyncTarget under its application; not built here).
+        let conn = device.io.peer().conn;
+        let negotiate = conn >= api::ConnState::Connected;
+        if negotiate && (conn != api::ConnState::Connected || device.io.is_primary()) {
             return Err(AdmError::new(RetCode::NetConfigured,
-                "attaching while connected is not supported by rdrbd yet (disconnect first)"));
+                "attaching while connected needs a Secondary in state Connected (disconnect first)"));
         }
         let holder = device.disk.holder();
         let lower = open_lower(minor, &config.backing_dev, holder).map_err(|e| {
@@ -389,9 +392,11 @@ impl Registry {
         device.io.set_exposed_sectors(sectors);
         device.io.resize().set_user_size(config.disk_size);
         // drbd_adm_attach: the disk as the flags have it, and the peer's
-        // disk Outdated if they say so (while it is not connected).
+        // disk Outdated if they say so (while it is not connected); on a
+        // connected minor Negotiating until the handshake (the flags' state
+        // then, or the connection's end, `drbd_receiver::receive_state`).
         device.io.set_state(|s| {
-            s.device.disk = disk_state;
+            s.device.disk = if negotiate { api::DiskState::Negotiating } else { disk_state };
             if peer_outdated && s.peer.conn < api::ConnState::Connected {
                 s.peer.pdsk = api::DiskState::Outdated;
             }
@@ -411,7 +416,29 @@ impl Registry {
         } else {
             pr_info!("drbd{}: attached to {}, {} sectors\n", minor, config.backing_dev.as_str(), sectors);
         }
+        let user_size = config.disk_size;
         device.disk_config = Some(config);
+        if negotiate {
+            // after_state_ch, Attaching -> Negotiating while connected: our
+            // sizes, UUIDs and state; the peer runs the handshake and
+            // answers with its UUIDs and state, on which we run ours. A
+            // connection that fails here ends the negotiation (the disk
+            // takes its flags' state).
+            if let Some(replica) = device.io.replica() {
+                let io = &device.io;
+                let _ = crate::drbd_resize::send_sizes(io, &replica, user_size, 0)
+                    .and_then(|()| match io.with_md(|md, _| (md.uuids(), md.bitmap.count(), md.uuid_flags(), md.disk_state())) {
+                        Some((uuids, bits, mut flags, pending)) => {
+                            if pending == api::DiskState::Inconsistent {
+                                flags |= crate::drbd_include::uuid::uuid_flags::INCONSISTENT;
+                            }
+                            replica.send_uuids(uuids, bits, flags)
+                        }
+                        None => Ok(()),
+                    })
+                    .and_then(|()| replica.send_state(io.state()));
+            }
+        }
         Ok(())
     }
 

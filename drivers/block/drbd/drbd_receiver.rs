@@ -598,11 +598,25 @@ fn receive_state(
     // gets them before our state (8.4's after_state_ch, "attach on the
     // peer").
     let peer_attached = st.disk == DiskState::Negotiating;
-    if old.conn == ConnState::Connected && (peer_started_sync || peer_forced || peer_attached) {
-        let local = local_view(shared);
+    // We attached while connected (our disk Negotiating): this P_STATE
+    // follows the peer's handshake and its UUIDs; ours runs on the state
+    // the disk's flags give (8.4's new_state_tmp), which the disk takes
+    // unless it becomes SyncTarget.
+    let attached = io.disk_state() == DiskState::Negotiating;
+    if old.conn == ConnState::Connected && (peer_started_sync || peer_forced || peer_attached || attached) {
+        let mut local = local_view(shared);
+        let flagged = io.with_md(|md, _| md.disk_state());
+        if let (true, Some(local), Some(disk)) = (attached, local.as_mut(), flagged) {
+            local.disk = disk;
+        }
         let decision = handshake(shared, ctx.link, local.as_ref(), &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         if let (true, Some(local), Some(replica)) = (peer_attached, local.as_ref(), vs.replica.as_ref()) {
             send_own_uuids(local, replica).map_err(NetError::Io)?;
+        }
+        if let (true, Some(disk)) = (attached, flagged) {
+            // Implicitly Inconsistent as SyncTarget (8.4's sanitize_state).
+            let disk = if matches!(decision, Decision::Target { .. }) { DiskState::Inconsistent } else { disk };
+            io.set_state(|s| s.device.disk = disk);
         }
         // We tell the peer only if it has not decided on a sync itself.
         return begin_sync(ctx, vs, io, decision, (st.role, pdsk), st.conn <= ConnState::Connected);
