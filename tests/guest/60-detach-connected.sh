@@ -13,9 +13,10 @@
 # connected (rdrbd cannot yet become SyncTarget under its application);
 # as Secondary it attaches while connected as 8.4 does: Negotiating, the
 # sync handshake with the peer, and the 4 MiB it missed resync to it as
-# SyncTarget without a reconnect.
+# SyncTarget without a reconnect (a disk smaller than the device is
+# refused).
 # guests: 2
-# disks: 32M
+# disks: 32M 8M
 # timeout: 300
 # budget: 90
 set -uo pipefail
@@ -55,6 +56,10 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step secondary "$S" secondary 0
   share_put written-c 1
   share_get checked-c 120 > /dev/null || die "guest 1 never checked"
+  # A disk smaller than the connected device is refused.
+  step create-md-small create_md /dev/vdb
+  step attach-too-small-refused expect_fail "$S" attach 0 /dev/vdb
+  step still-diskless wait_ds Diskless/UpToDate 5
   seen=$(dmesg | wc -l)
   step attach-connected "$S" attach 0 /dev/vda
   step resynced-c wait_synced 90

@@ -376,7 +376,17 @@ impl Registry {
         md.set_al_updates(lower.bdev_ref(), config.options.al_updates())
             .map_err(|_| AdmError::new(RetCode::IoMdDisk, "I/O error on the meta data area"))?;
         let usable = md.capacity();
+        let exposed_now = device.io.exposed_sectors();
         let sectors = match config.disk_size {
+            // Connected, the device keeps the size the peers agreed (a
+            // bigger disk grows it only by `resize`); a smaller disk
+            // cannot hold it.
+            0 if negotiate && exposed_now > 0 => {
+                if usable < exposed_now {
+                    return Err(AdmError::new(RetCode::DiskTooSmall, "backing device smaller than the connected device"));
+                }
+                exposed_now
+            }
             0 => md.agreed_size(),
             wanted if wanted <= usable => wanted,
             _ => return Err(AdmError::new(RetCode::DiskTooSmall, "backing device smaller than the requested size")),
