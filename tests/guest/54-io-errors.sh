@@ -12,7 +12,8 @@
 #    peer's data without an error (the read is retried there), the disk
 #    becomes Inconsistent and stays attached; a write over the failing MiB
 #    reaches the peer and leaves its blocks out of sync, so a read of them
-#    goes to the peer too. Healed and reconnected, guest 0 is SyncTarget (disk
+#    goes to the peer too, and so does a discard there (its blocks stay out
+#    of sync). Healed and reconnected, guest 0 is SyncTarget (disk
 #    states).
 # 3. call-local-io-error, under the Secondary (guest 1): the Primary's
 #    writes succeed, the `local-io-error` helper runs, guest 1 detaches;
@@ -116,6 +117,10 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step write-d-succeeds write_file /tmp/d 2 1
   step d-reads-back reads_back /tmp/d 0 2 1
   step d-marked oos_at_least 1024
+  # A discard there fails here and reaches the peer: it succeeds, and its
+  # blocks stay out of sync (the peer's ack does not clear them).
+  step discard-failing-mib blkdiscard -o $((2 * MiB)) -l $MiB /dev/drbd0
+  step discard-stays-marked oos_at_least 1024
   step secondary-2 "$S" secondary 0
   step heal-2 lower_heal
   step disconnect "$S" disconnect "$LOCAL" "$PEER"

@@ -1215,16 +1215,20 @@ impl DeviceIo {
         // The local part is done.
         self.conflicts.local_done(interval);
         self.conflicts.part_done(interval);
-        if let Err(e) = &zeroed {
-            pr_err!("discard at sector {} failed on the backing disk: error {}\n", sector, e.to_errno());
+        if let Err(e) = zeroed {
+            // A failed write: `on-io-error` decides on the disk.
+            crate::drbd_io_error::local_io_failed(self, IoFailure::Write, sector, size, e);
         }
+        // Its status is set before the peer can ack it: an ack finds a
+        // failed local part and leaves the range out of sync (the bio
+        // still succeeds if the peer has it, as a write).
+        bio.end(zeroed);
         if let Some((replica, sent, ack)) = replicate {
             self.maybe_pull_ahead(&replica);
             if !replica.queue_write(self, sent, ack) {
                 self.set_out_of_sync(sector, size);
             }
         }
-        bio.end(zeroed);
     }
 
     /// Sends `bio` to the backing disk, and a write to the peer too;
