@@ -686,6 +686,26 @@ pub(crate) struct LocalView {
     pub(crate) crashed_primary: bool,
 }
 
+impl LocalView {
+    /// The flags of our P_UUIDS (`drbd_send_uuids`) but for
+    /// DISCARD_MY_DATA, which only the connect sends.
+    pub(crate) fn uuid_flags(&self) -> u64 {
+        let mut flags = 0;
+        if self.disk == DiskState::Inconsistent {
+            flags |= uuid_flags::INCONSISTENT;
+        }
+        if self.crashed_primary {
+            flags |= uuid_flags::CRASHED_PRIMARY;
+        }
+        flags
+    }
+
+    /// Sends our P_UUIDS on a live connection.
+    pub(crate) fn send_uuids(&self, replica: &crate::drbd_sender::Replica) -> Result {
+        replica.send_uuids(self.uuids, self.bitmap_bits, self.uuid_flags())
+    }
+}
+
 /// P_SYNC_PARAM(89) with `algs` (8.4's `drbd_send_sync_param`; the rate
 /// and controller fields are informational for the peer).
 pub(crate) fn sync_params(algs: &SyncAlgs) -> SyncParams<'_> {
@@ -724,15 +744,9 @@ pub(crate) fn send_parameters(
     // (`drbd_send_sizes`).
     let sizes = Sizes::ours(link, local.capacity, io.resize().user_size(), io.exposed_sectors(), 0);
     send_packet(data, link, Packet::Sizes, volume, |out| sizes.encode(link, out))?;
-    let mut flags = 0;
+    let mut flags = local.uuid_flags();
     if cfg.discard_my_data {
         flags |= uuid_flags::DISCARD_MY_DATA;
-    }
-    if local.disk == DiskState::Inconsistent {
-        flags |= uuid_flags::INCONSISTENT;
-    }
-    if local.crashed_primary {
-        flags |= uuid_flags::CRASHED_PRIMARY;
     }
     let uuids = UuidsPacket { uuids: local.uuids, bitmap_bits: local.bitmap_bits, flags };
     send_packet(data, link, Packet::Uuids, volume, |out| uuids.encode(out))?;

@@ -436,16 +436,18 @@ impl Registry {
             // takes its flags' state).
             if let Some(replica) = device.io.replica() {
                 let io = &device.io;
+                // The UUIDs' flags as the disk's flags have it (8.4 sends
+                // them with the disk state to be).
+                let view = io.with_md(|md, _| crate::drbd_conn::LocalView {
+                    role: api::Role::Secondary,
+                    disk: md.disk_state(),
+                    uuids: md.uuids(),
+                    bitmap_bits: md.bitmap.count(),
+                    capacity: md.capacity(),
+                    crashed_primary: md.crashed_primary,
+                });
                 let _ = crate::drbd_resize::send_sizes(io, &replica, user_size, 0)
-                    .and_then(|()| match io.with_md(|md, _| (md.uuids(), md.bitmap.count(), md.uuid_flags(), md.disk_state())) {
-                        Some((uuids, bits, mut flags, pending)) => {
-                            if pending == api::DiskState::Inconsistent {
-                                flags |= crate::drbd_include::uuid::uuid_flags::INCONSISTENT;
-                            }
-                            replica.send_uuids(uuids, bits, flags)
-                        }
-                        None => Ok(()),
-                    })
+                    .and_then(|()| view.map_or(Ok(()), |v| v.send_uuids(&replica)))
                     .and_then(|()| replica.send_state(io.state()));
             }
         }

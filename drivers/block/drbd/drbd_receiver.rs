@@ -605,15 +605,15 @@ fn receive_state(
     let attached = io.disk_state() == DiskState::Negotiating;
     if old.conn == ConnState::Connected && (peer_started_sync || peer_forced || peer_attached || attached) {
         let mut local = local_view(shared);
-        let flagged = io.with_md(|md, _| md.disk_state());
-        if let (true, Some(local), Some(disk)) = (attached, local.as_mut(), flagged) {
+        let flagged = if attached { io.with_md(|md, _| md.disk_state()) } else { None };
+        if let (Some(local), Some(disk)) = (local.as_mut(), flagged) {
             local.disk = disk;
         }
         let decision = handshake(shared, ctx.link, local.as_ref(), &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         if let (true, Some(local), Some(replica)) = (peer_attached, local.as_ref(), vs.replica.as_ref()) {
-            send_own_uuids(local, replica).map_err(NetError::Io)?;
+            local.send_uuids(replica).map_err(NetError::Io)?;
         }
-        if let (true, Some(disk)) = (attached, flagged) {
+        if let Some(disk) = flagged {
             // Implicitly Inconsistent as SyncTarget (8.4's sanitize_state).
             let disk = if matches!(decision, Decision::Target { .. }) { DiskState::Inconsistent } else { disk };
             io.set_state(|s| s.device.disk = disk);
@@ -622,18 +622,6 @@ fn receive_state(
         return begin_sync(ctx, vs, io, decision, (st.role, pdsk), st.conn <= ConnState::Connected);
     }
     Ok(())
-}
-
-/// P_UUIDS with our UUIDs, bitmap weight and flags (`drbd_send_uuids`).
-fn send_own_uuids(local: &LocalView, replica: &Replica) -> Result {
-    let mut flags = 0;
-    if local.disk == DiskState::Inconsistent {
-        flags |= uuid_flags::INCONSISTENT;
-    }
-    if local.crashed_primary {
-        flags |= uuid_flags::CRASHED_PRIMARY;
-    }
-    replica.send_uuids(local.uuids, local.bitmap_bits, flags)
 }
 
 /// After a handshake: Connected, or the start of a bitmap exchange
