@@ -21,7 +21,7 @@
 # guests: 2
 # disks: 288M
 # timeout: 900
-# budget: 70
+# budget: 100
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 

@@ -18,13 +18,15 @@
 # guests: 2
 # disks: 32M 8M
 # timeout: 300
-# budget: 90
+# budget: 110
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 MiB=$((1 << 20))
 two_rdrbd_nodes /dev/vda
-connect_pair || exit 1
+# ping-timeout 2 s: the resyncs on the debug kernel, with another test
+# running beside this one, can keep a PingAck past 8.4's default 0.5 s.
+connect_pair --ping-timeout=20 || exit 1
 skip_initial_sync || exit 1
 
 # resynced_what_was_missed: the last resync as SyncTarget covered the
@@ -64,7 +66,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step attach-connected "$S" attach 0 /dev/vda
   step resynced-c wait_synced 90
   # The connection stayed up through the attach and its resync.
-  step never-disconnected sh -c "! dmesg | tail -n +$((seen + 1)) | grep -E 'conn\\( Connected -> (TearDown|NetworkFailure|ProtocolError|Disconnecting)'"
+  step never-disconnected sh -c "! dmesg | tail -n +$((seen + 1)) | grep -E 'conn\\( [A-Za-z]+ -> (TearDown|NetworkFailure|ProtocolError|Disconnecting|Timeout|BrokenPipe)'"
   # What we wrote while diskless (4 MiB), resynced from guest 1.
   step only-c-resynced resynced_what_was_missed
 else
@@ -76,7 +78,7 @@ else
   step diskless wait_ds Diskless/UpToDate 10
   share_put detached 1
   share_get written-b 120 > /dev/null || die "guest 0 never wrote again"
-  step reattach reattach_rdrbd /dev/vda
+  step reattach reattach_rdrbd /dev/vda --ping-timeout=20
   step resynced wait_synced 90
   # What guest 0 wrote while we were diskless (4 MiB), not the whole disk.
   step only-b-resynced resynced_what_was_missed
