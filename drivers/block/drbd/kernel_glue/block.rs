@@ -362,7 +362,7 @@ impl BdevRef<'_> {
     /// may deallocate them (REQ_OP_WRITE_ZEROES with unmap) as long as
     /// they read back as zeroes. Process context, never from within
     /// `submit_bio` (the bios it waits for would only be queued).
-    pub(crate) fn zero_out(&self, sector: u64, sectors: u64) -> Result {
+    fn zero_out(&self, sector: u64, sectors: u64) -> Result {
         // SAFETY: the device is open for `'a`; the call waits for its bios.
         self.counted(|| to_result(unsafe {
             bindings::blkdev_issue_zeroout(self.bdev.as_ptr(), sector, sectors, GFP_NOIO, 0)
