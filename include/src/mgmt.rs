@@ -249,18 +249,14 @@ pub fn check_conn_change(s: &Snapshot, ns_conn: ConnState) -> Result<(), StateCh
 }
 
 /// `drbd_adm_invalidate`: a StandAlone Secondary just invalidates its
-/// disk; otherwise a full resync as SyncTarget (C_STARTING_SYNC_T).
-///
-/// rdrbd refuses to become SyncTarget while Primary (8.4 would serve the
-/// reads from the peer meanwhile; rdrbd cannot yet).
+/// disk; otherwise a full resync as SyncTarget (C_STARTING_SYNC_T), a
+/// Primary's too: its application goes on meanwhile, reading the blocks
+/// not yet resynced from the peer.
 pub fn invalidate(s: &Snapshot) -> Result<Plan, StateChangeResult> {
     if s.conn == ConnState::StandAlone && s.role == Role::Secondary {
         return Ok(Plan::LocalOnly);
     }
     check_conn_change(s, ConnState::StartingSyncT)?;
-    if s.role == Role::Primary {
-        return Err(StateChangeResult::NoUpToDateDisk);
-    }
     if s.pdsk != DiskState::UpToDate {
         // The peer would be the source of a full sync.
         return Err(StateChangeResult::NoUpToDateDisk);
@@ -296,8 +292,6 @@ pub fn grant_peer_request(s: &Snapshot, peer_conn: ConnState) -> Result<ConnStat
     check_conn_change(s, ours)?;
     match ours {
         ConnState::StartingSyncS if s.disk != DiskState::UpToDate => Err(StateChangeResult::NoUpToDateDisk),
-        // As for invalidate: rdrbd cannot be a Primary SyncTarget yet.
-        ConnState::StartingSyncT if s.role == Role::Primary => Err(StateChangeResult::NoUpToDateDisk),
         ConnState::StartingSyncS | ConnState::StartingSyncT | ConnState::VerifyT => Ok(ours),
         _ => Err(StateChangeResult::NotSupported),
     }
@@ -643,8 +637,11 @@ mod tests {
         assert_eq!(invalidate(&syncing), Err(StateChangeResult::ResyncRunning));
         let both_bad = Snapshot { disk: Inconsistent, pdsk: Inconsistent, ..connected() };
         assert_eq!(invalidate(&both_bad), Err(StateChangeResult::NoUpToDateDisk));
+        // A Primary becomes SyncTarget under its application.
         let connected_primary = Snapshot { role: Role::Primary, peer: Role::Secondary, ..connected() };
-        assert_eq!(invalidate(&connected_primary), Err(StateChangeResult::NoUpToDateDisk));
+        assert_eq!(invalidate(&connected_primary), Ok(Plan::ClusterWide(StartingSyncT)));
+        let primary_peer_bad = Snapshot { pdsk: Inconsistent, ..connected_primary };
+        assert_eq!(invalidate(&primary_peer_bad), Err(StateChangeResult::NoUpToDateDisk));
     }
 
     #[test]
@@ -683,7 +680,7 @@ mod tests {
         let no_alg = Snapshot { verify_alg: false, ..connected() };
         assert_eq!(grant_peer_request(&no_alg, VerifyS), Err(StateChangeResult::NoVerifyAlg));
         let primary = Snapshot { role: Role::Primary, ..connected() };
-        assert_eq!(grant_peer_request(&primary, StartingSyncS), Err(StateChangeResult::NoUpToDateDisk));
+        assert_eq!(grant_peer_request(&primary, StartingSyncS), Ok(StartingSyncT));
         let inconsistent = Snapshot { disk: Inconsistent, ..connected() };
         assert_eq!(grant_peer_request(&inconsistent, StartingSyncT), Err(StateChangeResult::NoUpToDateDisk));
         assert_eq!(grant_peer_request(&connected(), Connected), Err(StateChangeResult::NothingToDo));

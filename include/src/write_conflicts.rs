@@ -18,6 +18,15 @@
 //! (P_RETRY_WRITE: the peer writes it again, and sends it again, once our
 //! write is done there). The other node only waits for that verdict.
 //!
+//! A SyncTarget's resync requests are tracked too, from the request until
+//! its reply is written (8.4's resync extents locked with BME_NO_WRITES in
+//! `drbd_try_rs_begin_io`, for a SyncTarget that is Primary): a request
+//! waits for the local writes it overlaps to be done on both nodes (so the
+//! source reads them), and a local write overlapping a request waits for
+//! its reply to be written (which would otherwise overwrite it with older
+//! data). Peer writes do not look at them: the source orders its replies
+//! after its own writes.
+//!
 //! The slots are allocated once per device; a chunk count per 1 MiB of
 //! the device (hashed into [`BUCKETS`]) lets the common case, nothing in
 //! flight nearby, answer without looking at the writes in flight.
@@ -71,6 +80,9 @@ pub enum Origin {
     Local,
     /// A replicated write from the peer.
     Peer,
+    /// A resync request of ours (we are SyncTarget), until its reply is
+    /// written or it is answered otherwise.
+    Resync,
 }
 
 /// A write in flight.
@@ -105,6 +117,11 @@ impl Write {
     /// A peer write of `size` bytes at `sector`, just arrived.
     pub fn peer(sector: u64, size: u32) -> Self {
         Self { range: Range::of(sector, size), origin: Origin::Peer, local_pending: true, postponed: false, restarts: false, acked: false }
+    }
+
+    /// A resync request for `size` bytes at `sector`, about to be sent.
+    pub fn resync(sector: u64, size: u32) -> Self {
+        Self { range: Range::of(sector, size), origin: Origin::Resync, local_pending: false, postponed: false, restarts: false, acked: false }
     }
 }
 
@@ -328,6 +345,29 @@ impl<S: DerefMut<Target = [Option<Write>]>> WriteIntervals<S> {
         }
     }
 
+    /// A resync request for `size` bytes at `sector` is to be sent: tracked
+    /// unless a local write in flight overlaps it (its data must reach the
+    /// peer first) or no slot is free. Peer writes in flight do not hold
+    /// it up: the source answers after them.
+    pub fn admit_resync(&mut self, sector: u64, size: u32) -> Admission {
+        let request = Write::resync(sector, size);
+        if self.overlapping(request.range).any(|(_, w)| w.origin != Origin::Peer) {
+            return Admission::Conflict;
+        }
+        match self.insert(request) {
+            Ok(slot) => Admission::Admitted(slot),
+            Err(_) => Admission::Full,
+        }
+    }
+
+    /// The resync request that starts at `sector` (requests never overlap
+    /// each other).
+    pub fn resync_at(&self, sector: u64) -> Option<u16> {
+        self.overlapping(Range { start: sector, end: sector.saturating_add(1) })
+            .find(|(_, w)| w.origin == Origin::Resync && w.range.start == sector)
+            .map(|(slot, _)| slot)
+    }
+
     /// The local write that covers `sector` (local writes never overlap
     /// each other, so there is at most one).
     pub fn local_at(&self, sector: u64) -> Option<u16> {
@@ -341,7 +381,10 @@ impl<S: DerefMut<Target = [Option<Write>]>> WriteIntervals<S> {
     pub fn judge_peer(&self, slot: u16, resolver: bool) -> PeerVerdict {
         let Some(peer) = self.get(slot) else { return PeerVerdict::Write { restarts: false } };
         let range = peer.range;
-        let others = || self.overlapping(range).filter(move |(s, _)| *s != slot).map(|(_, w)| w);
+        // Our resync requests do not concern the peer's writes.
+        let others = || {
+            self.overlapping(range).filter(move |(s, w)| *s != slot && w.origin != Origin::Resync).map(|(_, w)| w)
+        };
         if resolver {
             // One the peer acked before it sent this (the sequence numbers
             // saw to that) is older: this waits only for our disk to
@@ -374,6 +417,7 @@ impl<S: DerefMut<Target = [Option<Write>]>> WriteIntervals<S> {
                 Origin::Local if w.local_pending || !w.postponed => return PeerVerdict::Wait,
                 // Retried: this goes first, ours is written again after it.
                 Origin::Local => restarts = true,
+                Origin::Resync => {}
             }
         }
         PeerVerdict::Write { restarts }
@@ -576,6 +620,38 @@ mod tests {
         // Superseded (or acked): it leaves, and the peer's write goes.
         t.remove(l);
         assert_eq!(t.judge_peer(p, false), PeerVerdict::Write { restarts: false });
+    }
+
+    #[test]
+    fn resync_requests_and_local_writes_wait_for_each_other() {
+        let mut t = intervals(8);
+        let Admission::Admitted(l) = t.admit_local(8, 4096) else { panic!() };
+        // A local write in flight: the request waits until it is done.
+        assert_eq!(t.admit_resync(0, 65536), Admission::Conflict);
+        t.remove(l);
+        let Admission::Admitted(r) = t.admit_resync(0, 65536) else { panic!() };
+        // A request in flight: local writes into it wait, others go.
+        assert_eq!(t.admit_local(120, 512), Admission::Conflict);
+        assert!(matches!(t.admit_local(128, 4096), Admission::Admitted(_)));
+        assert_eq!(t.resync_at(0), Some(r));
+        assert_eq!(t.resync_at(8), None);
+        assert_eq!(t.local_at(0), None);
+        t.remove(r);
+        assert!(matches!(t.admit_local(120, 512), Admission::Admitted(_)));
+    }
+
+    #[test]
+    fn peer_writes_and_resync_requests_do_not_wait_for_each_other() {
+        let mut t = intervals(4);
+        let p = t.insert(Write::peer(0, 4096)).unwrap();
+        let Admission::Admitted(r) = t.admit_resync(0, 8192) else { panic!() };
+        assert_eq!(t.judge_peer(p, false), PeerVerdict::Write { restarts: false });
+        assert_eq!(t.judge_peer(p, true), PeerVerdict::Write { restarts: false });
+        let q = t.insert(Write::peer(8, 4096)).unwrap();
+        assert_eq!(t.judge_peer(q, true), PeerVerdict::Write { restarts: false });
+        assert_eq!(t.resync_at(0), Some(r));
+        assert_eq!(t.admit_resync(16, 4096), Admission::Admitted(3));
+        assert_eq!(t.admit_resync(24, 4096), Admission::Full);
     }
 
     #[test]

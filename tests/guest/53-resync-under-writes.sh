@@ -13,6 +13,9 @@
 # the extent idle now and then: the source's old wait, for the extent only,
 # also got through here, on both kernels. The test holds the promise for the
 # asynchronous data path of issue #13, which keeps many writes in flight.)
+# Then guest 0, still Primary, invalidates its own disk under fio writes
+# that verify what they wrote (see below): a Primary SyncTarget, its data
+# equal to the peer's at the end.
 # guests: 2
 # disks: 16M
 # timeout: 600
@@ -48,6 +51,32 @@ fi
 barrier writes-stopped || die "barrier writes-stopped"
 step synced-after wait_synced 120
 step nothing-out-of-sync test "$(proc_field oos)" = 0
+barrier synced || die "barrier synced"
+
+# --- A Primary SyncTarget: invalidate under the application ------------------
+# Guest 0 stays Primary and invalidates its own disk while fio writes 4 KiB
+# blocks at random into the first 8 MiB, 16 in flight, and reads each back
+# to verify it: the resync requests and the application's writes meet all
+# the time. A write into a range whose resync request is in flight waits
+# for the reply (written after it, the older reply would overwrite it),
+# and a request waits for the writes it overlaps; reads of blocks not yet
+# resynced go to the peer.
+if [ "$GUEST_INDEX" = 0 ]; then
+  fio --name=verify --filename=/dev/drbd0 --rw=randwrite --bs=4k --size=8M --iodepth=16 \
+    --ioengine=libaio --direct=1 --verify=crc32c --verify_backlog=64 --loops=2 \
+    --output=/tmp/fio-verify.txt > /dev/null 2>&1 &
+  fio_pid=$!
+  ns_before=$(proc_field ns)
+  step verify-writes-flowing wait_proc_at_least ns $((ns_before + 256))
+  step invalidate-primary "$S" invalidate 0
+  step primary-sync-target sh -c "grep -A2 '^ *0:' /proc/drbd | grep -E 'cs:(WFBitMapT|SyncTarget) ro:Primary/Secondary'"
+  wait "$fio_pid"; fio_rc=$?
+  grep -E 'WRITE:|READ:|err=|verify' /tmp/fio-verify.txt | head -5
+  step fio-verified-during-resync test "$fio_rc" = 0
+  step resync-as-primary-target sh -c "dmesg | grep 'Began resync as SyncTarget'"
+fi
+step primary-resync-done wait_resync 2 300
+step primary-resync-nothing-out-of-sync test "$(proc_field oos)" = 0
 [ "$GUEST_INDEX" = 0 ] && step secondary "$S" secondary 0
 barrier done || die "barrier done"
 down_with_equal_data

@@ -164,6 +164,44 @@ impl WriteConflicts {
         admitted
     }
 
+    /// A resync request of ours for `size` bytes at `sector` is to be sent
+    /// (we are SyncTarget, perhaps Primary): waits until every local write
+    /// it overlaps is done on both nodes, so that the source reads their
+    /// data, and a slot is free; then tracks it, so that local writes into
+    /// it wait until its reply is written. `None` if `give_up` said so
+    /// first (checked on every wake-up).
+    pub(crate) fn admit_resync(&self, sector: u64, size: u32, give_up: impl Fn() -> bool) -> Option<Interval> {
+        let mut admitted = None;
+        self.changed.wait_until(|| {
+            let mut t = self.tracked.lock();
+            self.sweep(&mut t, false);
+            if let Admission::Admitted(slot) = t.admit_resync(sector, size) {
+                admitted = Some(interval_of(slot));
+            }
+            admitted.is_some() || give_up()
+        });
+        admitted
+    }
+
+    /// The resync request at `sector` is answered (its reply written, or
+    /// none coming): local writes into its range may go.
+    pub(crate) fn resync_answered(&self, sector: u64) {
+        let removed = {
+            let mut t = self.tracked.lock();
+            t.resync_at(sector).and_then(|slot| t.remove(slot))
+        };
+        if removed.is_some() {
+            self.changed.wake_all();
+        }
+    }
+
+    /// The connection is gone and its writes are answered: no resync
+    /// request will be.
+    pub(crate) fn release_resync(&self) {
+        self.tracked.lock().retain(|_, w| w.origin != Origin::Resync);
+        self.changed.wake_all();
+    }
+
     /// One more part of `interval` (a peer token about to be taken).
     pub(crate) fn add_part(&self, interval: Interval) {
         if let Some(p) = slot_of(interval).and_then(|s| self.progress(s)) {

@@ -354,15 +354,16 @@ impl Registry {
         // On a connected minor the disk comes up Negotiating and the sync
         // handshake with the peer decides its state (8.4's attach): a disk
         // that missed writes must not come up UpToDate beside them. Only
-        // while plainly Connected, and not as a (diskless) Primary (8.4 lets
-        // it become SyncTarget under its application; not built here).
+        // while plainly Connected, and not as a (diskless) Primary: 8.4
+        // lets it become SyncTarget under its application, after the
+        // writes it sent the peer alone drained (not built here; a Primary
+        // SyncTarget by `invalidate` or a reconnect is).
         let conn = device.io.peer().conn;
         let negotiate = conn >= api::ConnState::Connected;
         if negotiate && (conn != api::ConnState::Connected || device.io.is_primary()) {
             return Err(AdmError::new(RetCode::NetConfigured,
                 "attaching while connected needs a Secondary in state Connected (disconnect first)"));
-        }
-        let holder = device.disk.holder();
+        }        let holder = device.disk.holder();
         let lower = open_lower(minor, &config.backing_dev, holder).map_err(|e| {
             if e == EBUSY {
                 AdmError::new(RetCode::BdClaimDisk, "backing device is in use (claimed by another user)")
@@ -438,8 +439,9 @@ impl Registry {
                 let io = &device.io;
                 // The UUIDs' flags as the disk's flags have it (8.4 sends
                 // them with the disk state to be).
+                let role = if io.is_primary() { api::Role::Primary } else { api::Role::Secondary };
                 let view = io.with_md(|md, _| crate::drbd_conn::LocalView {
-                    role: api::Role::Secondary,
+                    role,
                     disk: md.disk_state(),
                     uuids: md.uuids(),
                     bitmap_bits: md.bitmap.count(),

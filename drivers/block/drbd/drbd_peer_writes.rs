@@ -530,7 +530,7 @@ impl AckBatch {
             if a.resync {
                 // After the block's bit is cleared: the SyncTarget's
                 // worker may finish when the last request is answered.
-                pd.resync.request_answered(a.size);
+                crate::drbd_resync::request_answered(io, pd, a.sector, a.size);
             }
             writes.release_range(a.slot);
             // Answered: local writes it held off may go, and postponed

@@ -157,6 +157,11 @@ pub(crate) fn serve(
     drop(answering);
     // The target's worker stops first: it sends on the data socket.
     drop(vs.worker.take());
+    // Its requests still unanswered will not be: local writes they held
+    // off may go.
+    if let Some(ConnVolume { io, .. }) = &shared.volume {
+        io.conflicts().release_resync();
+    }
     if let Some(ConnVolume { io, pd, .. }) = &shared.volume {
         crate::drbd_verify::connection_lost(name, io, pd);
         connection_lost(name, io, pd, !shared.stop_requested());
@@ -549,7 +554,7 @@ fn receive_state(
         let integrity = net::integrity_digest(&shared.protocol_settings().integrity_alg)?;
         let replica = Replica::new(ctx.data.clone(), ctx.link, *volume, protocol, cfg.max_epoch_size,
             shared.timing.clone(), integrity)?;
-        let decision = handshake(shared, ctx.link, local, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
+        let decision = handshake(shared, ctx.link, local, None, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         vs.connected = true;
         // From here on the connection's end aborts the replica, which
         // stops its sender.
@@ -604,12 +609,9 @@ fn receive_state(
     // unless it becomes SyncTarget.
     let attached = io.disk_state() == DiskState::Negotiating;
     if old.conn == ConnState::Connected && (peer_started_sync || peer_forced || peer_attached || attached) {
-        let mut local = local_view(shared);
+        let local = local_view(shared);
         let flagged = if attached { io.with_md(|md, _| md.disk_state()) } else { None };
-        if let (Some(local), Some(disk)) = (local.as_mut(), flagged) {
-            local.disk = disk;
-        }
-        let decision = handshake(shared, ctx.link, local.as_ref(), &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
+        let decision = handshake(shared, ctx.link, local.as_ref(), flagged, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
         if let (true, Some(local), Some(replica)) = (peer_attached, local.as_ref(), vs.replica.as_ref()) {
             local.send_uuids(replica).map_err(NetError::Io)?;
         }
@@ -937,7 +939,7 @@ fn receive_rs_data(
         Err(SubmitError::Local(e)) => {
             // The data was not taken in; the receive loop reads it past.
             crate::drbd_peer_writes::resync_write_failed(name, io, pd, head.sector, size, e);
-            pd.resync.request_answered(size);
+            crate::drbd_resync::request_answered(io, pd, head.sector, size);
             let a = proto::BlockAck { sector: head.sector, block_id: ID_SYNCER, blksize: size, seq_num: 0 };
             shared.send_meta(ctx.meta, ctx.link, Packet::NegAck, *volume, |out| a.encode(out))
         }
@@ -1186,12 +1188,15 @@ enum Decision {
     Target { full: bool },
 }
 
-/// `drbd_sync_handshake` on receipt of the peer's P_STATE.
+/// `drbd_sync_handshake` on receipt of the peer's P_STATE; `pending_disk`:
+/// the state the disk's flags give when we attached while connected (our
+/// disk Negotiating; 8.4's new_state_tmp).
 #[allow(clippy::too_many_arguments)]
 fn handshake(
     shared: &ConnShared,
     link: Link,
     local: Option<&LocalView>,
+    pending_disk: Option<DiskState>,
     peer: &PeerInfo,
     peer_role: Role,
     pdsk: DiskState,
@@ -1228,7 +1233,7 @@ fn handshake(
             own_role: local.role,
             peer_role,
             own_disk: local.disk,
-            pending_disk: local.disk,
+            pending_disk: pending_disk.unwrap_or(local.disk),
             peer_disk: pdsk,
             own_changes: local.bitmap_bits,
             peer_changes: peer_bits,
@@ -1268,13 +1273,10 @@ fn handshake(
                 return Err(NetError::GiveUp);
             }
             HandshakeResult::SyncSource { full_sync } => decision = Decision::Source { full: full_sync },
-            HandshakeResult::SyncTarget { full_sync } => {
-                if local.role == Role::Primary {
-                    pr_err!("{}: I shall become SyncTarget, but I am primary!\n", name);
-                    return Err(NetError::GiveUp);
-                }
-                decision = Decision::Target { full: full_sync };
-            }
+            // As Primary too, if our disk is not Consistent (the rule's
+            // rr-conflict): the application goes on, its reads of blocks
+            // not yet resynced served by the peer.
+            HandshakeResult::SyncTarget { full_sync } => decision = Decision::Target { full: full_sync },
         }
     }
     Ok(decision)
@@ -1416,17 +1418,17 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
             Packet::NegRsDReply => {
                 pr_warn!("{}: peer could not read sector {} for the resync\n", name, ack.sector);
                 rs.add_failed(blocks);
-                rs.request_answered(ack.blksize);
+                crate::drbd_resync::request_answered(io, pd, ack.sector, ack.blksize);
             }
             // Target: same data on both (checksum-based resync).
             Packet::RsIsInSync => {
                 io.set_in_sync(ack.sector, ack.blksize);
                 rs.add_same_csum(crate::drbd_include::csums::same_csum_bits(ack.blksize));
                 rs.note_left(|| io.out_of_sync_bits());
-                rs.request_answered(ack.blksize);
+                crate::drbd_resync::request_answered(io, pd, ack.sector, ack.blksize);
             }
             // Target: the source declined for now; the next pass asks again.
-            Packet::RsCancel => rs.request_answered(ack.blksize),
+            Packet::RsCancel => crate::drbd_resync::request_answered(io, pd, ack.sector, ack.blksize),
             _ => {
                 pr_err!("{}: {} for a resync block\n", name, cmd.name());
                 return Err(NetError::Refused);

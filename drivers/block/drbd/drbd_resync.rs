@@ -14,6 +14,11 @@
 //! the source replicated before it: the source locks the request's whole
 //! activity-log extents against new application writes, waits for the
 //! ones in flight to drain, then reads (`ResyncLock` in `drbd_actlog.rs`).
+//! And a block the target asks for must not overwrite a newer write of
+//! its own, when it is Primary (an `attach` under a running application,
+//! `invalidate`): each request is tracked with the device's writes in
+//! flight from before it is sent until it is answered; it waits for the
+//! local writes it overlaps and they for it (`drbd_include::write_conflicts`).
 
 use core::sync::atomic::Ordering;
 
@@ -142,6 +147,11 @@ fn run_target(mut job: TargetJob) {
                 break;
             };
             cursor = next;
+            // Local writes into the range wait for its reply (a Primary
+            // SyncTarget's), and it for theirs.
+            if io.conflicts().admit_resync(sector, size, KThread::should_stop).is_none() {
+                return;
+            }
             requested = requested.saturating_add(1);
             rs.in_flight.fetch_add(1, Ordering::AcqRel);
             rs.in_flight_bytes.fetch_add(u64::from(size), Ordering::AcqRel);
@@ -197,6 +207,14 @@ fn run_target(mut job: TargetJob) {
             u32::try_from(until_tick).unwrap_or(u32::from(TICK_MS)).max(1),
         );
     }
+}
+
+/// The request at `sector` for `bytes` is answered (the reply written,
+/// or none coming): local writes into it may go, and the worker may ask
+/// for more.
+pub(crate) fn request_answered(io: &DeviceIo, pd: &PeerDevice, sector: u64, bytes: u32) {
+    io.conflicts().resync_answered(sector);
+    pd.resync.request_answered(bytes);
 }
 
 /// `drbd_resync_finished` on the SyncTarget: take the source's UUIDs,
