@@ -4,8 +4,8 @@
 # cs:Connected ro:Secondary/Secondary ds:Inconsistent/Inconsistent; a
 # graceful disconnect on one side (the peer logs no network error) brings
 # both back, reconnect works, down is clean.
-# Runs alone under CHECK_JOBS (connects with the default 500 ms ping-timeout).
-# exclusive: yes
+# ping-timeout 2 s: it shares the CPUs with another test (31 checks the
+# keepalive with the default 500 ms).
 # guests: 2
 # disks: 256M
 # timeout: 600
@@ -15,7 +15,7 @@ set -uo pipefail
 
 two_rdrbd_nodes
 
-connect() { "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C; }
+connect() { "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C --ping-timeout=20 --socket-check-timeout=5; }
 connected_view() {
   wait_cs Connected 90 || return 1
   grep -q 'ro:Secondary/Secondary ds:Inconsistent/Inconsistent C' /proc/drbd

@@ -32,7 +32,7 @@ two_rdrbd_nodes
 round() {
   local p=$1 first=$2 discarded_before
   discarded_before=$(backing_discarded)
-  step "connect-$p" "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol="$p" --ping-timeout=20 || return 1
+  step "connect-$p" "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol="$p" --ping-timeout=20 --socket-check-timeout=5 || return 1
   step "connected-$p" wait_cs Connected 90 || return 1
   barrier "connected-$p" || die "barrier connected-$p"
   [ "$first" = 1 ] && [ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0

@@ -11,8 +11,7 @@
 # Mostly moves data (fio with verification against the C driver and whole-disk checksums): runs on the non-debug twin
 # kernel (tests/README.md, "Which kernel").
 # kernel: fast
-# Runs alone under CHECK_JOBS (connects with the default 500 ms ping-timeout).
-# exclusive: yes
+# ping-timeout 2 s: it shares the CPUs with another test.
 # guests: 2
 # disks: 256M
 # timeout: 900
@@ -25,7 +24,7 @@ need_artifacts
 
 attach_mixed_pair || exit 1
 
-connect_pair || exit 1
+connect_pair --ping-timeout=20 --socket-check-timeout=5 || exit 1
 [ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
 both_uptodate() {
   local n=300

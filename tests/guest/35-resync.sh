@@ -17,7 +17,7 @@ set -uo pipefail
 
 two_rdrbd_nodes
 
-connect() { "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C --ping-timeout=20 "$@"; }
+connect() { "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C --ping-timeout=20 --socket-check-timeout=5 "$@"; }
 step connect connect || exit 1
 step connected wait_cs Connected 90 || exit 1
 barrier connected || die "barrier connected"

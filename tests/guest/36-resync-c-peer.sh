@@ -22,7 +22,7 @@ need_artifacts
 [ "$NGUESTS" = 2 ] || die "needs 2 guests"
 attach_mixed_pair || exit 1
 
-connect_pair --ping-timeout=20 || exit 1
+connect_pair --ping-timeout=20 --socket-check-timeout=5 || exit 1
 
 [ "$GUEST_INDEX" = 1 ] && step c-force-primary "$S" primary 0 --force
 step full-sync-from-c wait_synced 600 || { dmesg | grep -i drbd | tail -30; exit 1; }
@@ -43,7 +43,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step oos-8M test "$(proc_field oos)" = 8192
 fi
 barrier written2 || die "barrier written2"
-[ "$GUEST_INDEX" = 1 ] && step c-reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20
+[ "$GUEST_INDEX" = 1 ] && step c-reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --socket-check-timeout=5
 step resync-to-c wait_synced 300 || { dmesg | grep -i drbd | tail -30; exit 1; }
 if [ "$GUEST_INDEX" = 0 ]; then
   resync_size() {

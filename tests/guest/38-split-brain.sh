@@ -27,7 +27,7 @@ wait_for_dev /dev/drbd0
 # records how it is called.
 step recording-helper use_recording_helper
 LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
-connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 "$@"; }
+connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --socket-check-timeout=5 "$@"; }
 step connect connect || exit 1
 step connected wait_cs Connected 90 || exit 1
 barrier connected || die "barrier connected"

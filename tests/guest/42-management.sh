@@ -29,7 +29,7 @@ attach_rdrbd || exit 1
 barrier attached || die "peer never attached"
 
 connect() {
-  "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C --ping-timeout=20 --verify-alg=crc32c "$@"
+  "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C --ping-timeout=20 --socket-check-timeout=5 --verify-alg=crc32c "$@"
 }
 step connect connect || exit 1
 step connected wait_cs Connected 90 || exit 1

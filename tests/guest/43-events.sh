@@ -65,7 +65,7 @@ step attach "$S" attach 0 /dev/vda || exit 1
 barrier attached || die "peer never attached"
 
 ADDRS=("ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789")
-step connect "$S" connect r0 "${ADDRS[@]}" --protocol=C --ping-timeout=20 || exit 1
+step connect "$S" connect r0 "${ADDRS[@]}" --protocol=C --ping-timeout=20 --socket-check-timeout=5 || exit 1
 step connected wait_cs Connected 90 || exit 1
 barrier connected || die "barrier connected"
 

@@ -24,7 +24,7 @@ need_artifacts
 [ "$NGUESTS" = 2 ] || die "needs 2 guests"
 attach_mixed_pair || exit 1
 
-NET_OPTIONS="--ping-timeout=20 --verify-alg=crc32c"
+NET_OPTIONS="--ping-timeout=20 --socket-check-timeout=5 --verify-alg=crc32c"
 connect_pair $NET_OPTIONS || exit 1
 
 DATA_BYTES=$(md_data_bytes "$(size_of /dev/vda)")

@@ -139,7 +139,7 @@ step pair-new-resource "$S" new-resource r0 || exit 1
 step pair-new-minor "$S" new-minor r0 0 0 || exit 1
 step pair-attach "$S" attach 0 "$LO" || exit 1
 barrier pair-attached || die "barrier pair-attached"
-connect_pair --ping-timeout=20 || exit 1
+connect_pair --ping-timeout=20 --socket-check-timeout=5 || exit 1
 # Both backing files are all zeroes: no initial sync needed.
 skip_initial_sync || exit 1
 if [ "$GUEST_INDEX" = 0 ]; then

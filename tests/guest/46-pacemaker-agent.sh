@@ -33,7 +33,7 @@ cat > /etc/drbd.conf <<EOF
 global { usage-count no; }
 resource r0 {
   protocol C;
-  net { ping-timeout 20; }
+  net { ping-timeout 20; socket-check-timeout 5; }
   on node0 {
     device /dev/drbd0;
     disk /dev/vda;

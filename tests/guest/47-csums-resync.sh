@@ -23,7 +23,7 @@ set -uo pipefail
 
 two_rdrbd_nodes
 
-connect() { "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C --ping-timeout=20 "$@"; }
+connect() { "$S" connect r0 "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789" --protocol=C --ping-timeout=20 --socket-check-timeout=5 "$@"; }
 disconnect() { "$S" disconnect "ipv4:$LOCAL_ADDR:7789" "ipv4:$PEER_ADDR:7789"; }
 
 step connect connect --csums-alg=crc32c || exit 1

@@ -41,7 +41,7 @@ attach_rdrbd "$BDEV" || exit 1
 barrier attached || die "peer never attached"
 
 connect_pair \
-  --ping-timeout=20 --timeout=$TIMEOUT_DS --ko-count=$KO_COUNT --connect-int=2 || exit 1
+  --ping-timeout=20 --socket-check-timeout=5 --timeout=$TIMEOUT_DS --ko-count=$KO_COUNT --connect-int=2 || exit 1
 skip_initial_sync || exit 1
 
 if [ "$GUEST_INDEX" = 0 ]; then

@@ -29,7 +29,7 @@ need_artifacts
 attach_mixed_pair || exit 1
 
 LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
-connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 "$@"; }
+connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --socket-check-timeout=5 "$@"; }
 
 step connect connect --csums-alg=crc32c || exit 1
 step connected wait_cs Connected 90 || exit 1

@@ -23,7 +23,7 @@ set -uo pipefail
 two_rdrbd_nodes
 step recording-helper use_recording_helper
 step fencing-resource-only "$S" disk-options 0 --fencing=resource-only
-connect_pair --ping-timeout=20 || exit 1
+connect_pair --ping-timeout=20 --socket-check-timeout=5 || exit 1
 [ "$GUEST_INDEX" = 0 ] && step skip-initial-sync "$S" new-current-uuid --clear-bitmap 0
 step uptodate wait_synced 60 || exit 1
 barrier synced || die "barrier synced"
@@ -60,7 +60,7 @@ if [ "$GUEST_INDEX" = 1 ]; then
   grep -A1 '^ *0:' /proc/drbd
   two_fence_calls() { cat "$HELPER_LOG"; [ "$(grep -c '^fence-peer r0' "$HELPER_LOG")" = 2 ]; }
   step helper-calls two_fence_calls
-  step reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20
+  step reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --socket-check-timeout=5
 fi
 step resynced wait_synced 120 || exit 1
 [ "$GUEST_INDEX" = 1 ] && step sync-target sh -c "dmesg | grep -q 'Began resync as SyncTarget'"

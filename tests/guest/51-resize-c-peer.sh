@@ -41,7 +41,7 @@ else
   step attach "$S" attach 0 "$LO" "$LO" internal || exit 1
 fi
 barrier attached || die "peer never attached"
-connect_pair --ping-timeout=20 || exit 1
+connect_pair --ping-timeout=20 --socket-check-timeout=5 || exit 1
 skip_initial_sync || exit 1
 if [ "$GUEST_INDEX" = 0 ]; then
   step primary "$S" primary 0 || exit 1

@@ -34,7 +34,7 @@ attach_rdrbd "$BDEV" || exit 1
 barrier attached || die "peer never attached"
 
 connect_pair \
-  --ping-timeout=20 --timeout=10 --ko-count=60 --sndbuf-size=65536 --rcvbuf-size=65536 || exit 1
+  --ping-timeout=20 --socket-check-timeout=5 --timeout=10 --ko-count=60 --sndbuf-size=65536 --rcvbuf-size=65536 || exit 1
 # Both disks are fresh (zeros): no initial sync needed.
 skip_initial_sync || exit 1
 

@@ -24,7 +24,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 two_rdrbd_nodes
-connect_pair --ping-timeout=20 || exit 1
+connect_pair --ping-timeout=20 --socket-check-timeout=5 || exit 1
 skip_initial_sync || exit 1
 
 if [ "$GUEST_INDEX" = 0 ]; then
@@ -63,7 +63,7 @@ barrier synced || die "barrier synced"
 # resynced go to the peer.
 if [ "$GUEST_INDEX" = 0 ]; then
   fio --name=verify --filename=/dev/drbd0 --rw=randwrite --bs=4k --size=8M --iodepth=16 \
-    --ioengine=libaio --direct=1 --verify=crc32c --verify_backlog=64 --loops=2 \
+    --ioengine=libaio --direct=1 --verify=crc32c --verify_backlog=64 \
     --output=/tmp/fio-verify.txt > /dev/null 2>&1 &
   fio_pid=$!
   ns_before=$(proc_field ns)

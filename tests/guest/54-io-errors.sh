@@ -67,7 +67,7 @@ for f in a b c d e f; do head -c $((4 * MiB)) /dev/urandom > "/tmp/$f"; done
 
 two_rdrbd_nodes /dev/mapper/lower
 step recording-helper use_recording_helper
-connect_pair --ping-timeout=20 || exit 1
+connect_pair --ping-timeout=20 --socket-check-timeout=5 || exit 1
 skip_initial_sync || exit 1
 
 # --- 1. detach: the Primary's disk fails a write -------------------------------

@@ -21,7 +21,7 @@ set -uo pipefail
 two_rdrbd_nodes
 step recording-helper use_recording_helper
 step stonith "$S" disk-options 0 --fencing=resource-and-stonith
-connect_pair --ping-timeout=20 || exit 1
+connect_pair --ping-timeout=20 --socket-check-timeout=5 || exit 1
 skip_initial_sync || exit 1
 poll() { local n=$(( $1 * 10 )); shift; until "$@" || [ $n = 0 ]; do sleep 0.1; n=$((n - 1)); done; "$@"; }
 frozen() { proc_has 'ro:Primary/Unknown ds:UpToDate/DUnknown C s'; }
@@ -63,7 +63,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step thaw-logged sh -c "dmesg | grep -q 'susp( 1 -> 0 )'"
 fi
 barrier thawed || die "barrier thawed"
-[ "$GUEST_INDEX" = 1 ] && step reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20
+[ "$GUEST_INDEX" = 1 ] && step reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --socket-check-timeout=5
 step resynced-1 wait_synced 60 || exit 1
 barrier resynced-1 || die "barrier resynced-1"
 
@@ -90,7 +90,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step secondary "$S" secondary 0
 fi
 barrier resumed || die "barrier resumed"
-[ "$GUEST_INDEX" = 1 ] && step reconnect-2 "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20
+[ "$GUEST_INDEX" = 1 ] && step reconnect-2 "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --socket-check-timeout=5
 step resynced-2 wait_synced 60 || exit 1
 barrier resynced-2 || die "barrier resynced-2"
 down_with_equal_data

@@ -22,7 +22,7 @@ set -uo pipefail
 
 P=/sys/module/drbd/parameters
 two_rdrbd_nodes
-connect_pair --ping-timeout=20 || exit 1
+connect_pair --ping-timeout=20 --socket-check-timeout=5 || exit 1
 skip_initial_sync || exit 1
 # faults MASK RATE [DEVS]: set the fault injection parameters.
 faults() { echo "${3:-0}" > $P/fault_devs && echo "$2" > $P/fault_rate && echo "$1" > $P/enable_faults; }
@@ -42,7 +42,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step failed-blocks-marked sh -c "[ \$(grep -o 'oos:[0-9]*' /proc/drbd | cut -d: -f2) -gt 0 ]"
   step secondary "$S" secondary 0
   step disconnect "$S" disconnect "$LOCAL" "$PEER"
-  step reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20
+  step reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --socket-check-timeout=5
 fi
 step resynced-1 wait_synced 120 || exit 1
 [ "$GUEST_INDEX" = 0 ] && step sync-target-1 sh -c "dmesg | grep -q 'Began resync as SyncTarget'"
@@ -69,7 +69,7 @@ if [ "$GUEST_INDEX" = 1 ]; then
   step detached wait_ds Diskless/UpToDate 10
   step md-failure-logged sh -c "dmesg | grep -q 'local meta data I/O error'"
   step md-faults-off faults 0 0
-  reattach_rdrbd /dev/vda --ping-timeout=20
+  reattach_rdrbd /dev/vda --ping-timeout=20 --socket-check-timeout=5
 fi
 step resynced-2 wait_synced 120 || exit 1
 barrier resynced-2 || die "barrier resynced-2"

@@ -21,7 +21,7 @@ set -uo pipefail
 
 two_rdrbd_nodes
 # Pings every second, answered within 1 s; a send blocked 1 s times out.
-connect_pair --ping-int=1 --ping-timeout=10 --timeout=10 || exit 1
+connect_pair --ping-int=1 --ping-timeout=10 --socket-check-timeout=5 --timeout=10 || exit 1
 skip_initial_sync || exit 1
 CUTS=4            # the first two under protocol C, the others under A
 

@@ -38,7 +38,7 @@ fi
 two_rdrbd_nodes "$BDEV"
 # Under memory pressure on the debugging kernel under TCG the Primary's
 # threads stall for seconds: the pings get 10 s.
-connect_pair --ping-timeout=100 || exit 1
+connect_pair --ping-timeout=100 --socket-check-timeout=5 || exit 1
 skip_initial_sync || exit 1
 
 if [ "$GUEST_INDEX" = 0 ]; then

@@ -36,7 +36,7 @@ reads_back() {
 for f in a b c; do head -c $((4 * MiB)) /dev/urandom > "/tmp/$f"; done
 
 two_rdrbd_nodes "$BDEV"
-connect_pair --ping-timeout=20 || exit 1
+connect_pair --ping-timeout=20 --socket-check-timeout=5 || exit 1
 skip_initial_sync || exit 1
 
 if [ "$GUEST_INDEX" = 0 ]; then

@@ -9,12 +9,16 @@
 # Secondary (8.4). Then the Primary detaches its own disk and writes on:
 # the Secondary holds the only copy, so those writes pass its activity log
 # and are marked out of sync for the Primary (8.4's receive_Data with
-# pdsk < D_INCONSISTENT). A diskless Primary may not attach while
-# connected (rdrbd cannot yet become SyncTarget under its application);
-# as Secondary it attaches while connected as 8.4 does: Negotiating, the
-# sync handshake with the peer, and the 4 MiB it missed resync to it as
-# SyncTarget without a reconnect (a disk smaller than the device is
-# refused).
+# pdsk < D_INCONSISTENT). As Secondary it attaches while connected as 8.4
+# does: Negotiating, the sync handshake with the peer, and the 4 MiB it
+# missed resync to it as SyncTarget without a reconnect (a disk smaller
+# than the device is refused). Last, the disk replacement under a running
+# application: guest 0, Primary again, detaches, and attaches while fio
+# writes 4 KiB blocks at random and reads each back to verify it (before,
+# during and after the attach): the writes it sent the peer alone reach
+# the peer before the attach does, it becomes SyncTarget as Primary, fio
+# finds every block it wrote, the connection stays up, and the data areas
+# end equal.
 # guests: 2
 # disks: 32M 8M
 # timeout: 300
@@ -26,7 +30,7 @@ MiB=$((1 << 20))
 two_rdrbd_nodes /dev/vda
 # ping-timeout 2 s: the resyncs on the debug kernel, with another test
 # running beside this one, can keep a PingAck past 8.4's default 0.5 s.
-connect_pair --ping-timeout=20 || exit 1
+connect_pair --ping-timeout=20 --socket-check-timeout=5 || exit 1
 skip_initial_sync || exit 1
 
 # resynced_what_was_missed: the last resync as SyncTarget covered the
@@ -54,7 +58,6 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step self-detach "$S" detach 0
   step self-diskless wait_ds Diskless/UpToDate 10
   step write-c dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 seek=16 oflag=direct status=none
-  step attach-as-primary-refused expect_fail "$S" attach 0 /dev/vda
   step secondary "$S" secondary 0
   share_put written-c 1
   share_get checked-c 120 > /dev/null || die "guest 1 never checked"
@@ -69,6 +72,27 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step never-disconnected sh -c "! dmesg | tail -n +$((seen + 1)) | grep -E 'conn\\( [A-Za-z]+ -> (TearDown|NetworkFailure|ProtocolError|Disconnecting|Timeout|BrokenPipe)'"
   # What we wrote while diskless (4 MiB), resynced from guest 1.
   step only-c-resynced resynced_what_was_missed
+  # Part 3: a diskless Primary attaches under its application.
+  step primary-again "$S" primary 0
+  step self-detach-again "$S" detach 0
+  step self-diskless-again wait_ds Diskless/UpToDate 10
+  fio --name=verify --filename=/dev/drbd0 --rw=randwrite --bs=4k --size=3M --iodepth=16 \
+    --ioengine=libaio --direct=1 --verify=crc32c --verify_backlog=64 \
+    --output=/tmp/fio-verify.txt > /dev/null 2>&1 &
+  fio_pid=$!
+  ns_before=$(proc_field ns)
+  step diskless-writes-flowing wait_proc_at_least ns $((ns_before + 1024))
+  seen=$(dmesg | wc -l)
+  step attach-as-primary "$S" attach 0 /dev/vda
+  step still-primary sh -c "grep -A2 '^ *0:' /proc/drbd | grep 'ro:Primary/Secondary'"
+  wait "$fio_pid"; fio_rc=$?
+  grep -E 'WRITE:|err=|verify' /tmp/fio-verify.txt | head -4
+  step fio-verified-across-attach test "$fio_rc" = 0
+  step resynced-under-primary wait_synced 120
+  step primary-never-disconnected sh -c "! dmesg | tail -n +$((seen + 1)) | grep -E 'conn\\( [A-Za-z]+ -> (TearDown|NetworkFailure|ProtocolError|Disconnecting|Timeout|BrokenPipe)'"
+  step resync-as-primary-target sh -c "dmesg | tail -n +$((seen + 1)) | grep 'Began resync as SyncTarget'"
+  step secondary-at-last "$S" secondary 0
+  share_put replaced 1
 else
   AL0=$(proc_field al)
   share_get written-a 120 > /dev/null || die "guest 0 never wrote"
@@ -78,7 +102,7 @@ else
   step diskless wait_ds Diskless/UpToDate 10
   share_put detached 1
   share_get written-b 120 > /dev/null || die "guest 0 never wrote again"
-  step reattach reattach_rdrbd /dev/vda --ping-timeout=20
+  step reattach reattach_rdrbd /dev/vda --ping-timeout=20 --socket-check-timeout=5
   step resynced wait_synced 90
   # What guest 0 wrote while we were diskless (4 MiB), not the whole disk.
   step only-b-resynced resynced_what_was_missed
@@ -90,6 +114,8 @@ else
   step c-marked sh -c "[ \$(grep -o 'oos:[0-9]*' /proc/drbd | cut -d: -f2) -ge $((4 * 1024)) ]"
   share_put checked-c 1
   step resynced-c wait_synced 90
+  share_get replaced 300 > /dev/null || die "guest 0 never replaced its disk"
+  step resynced-replaced wait_synced 30
 fi
 barrier done || die "barrier done"
 down_with_equal_data

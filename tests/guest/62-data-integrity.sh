@@ -27,7 +27,7 @@ set -uo pipefail
 P=/sys/module/drbd/parameters
 two_rdrbd_nodes
 LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
-connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 "$@"; }
+connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --socket-check-timeout=5 "$@"; }
 
 # refused_unknown_alg OPTION: connect with OPTION=no-such-digest fails
 # with 8.4's ERR_INTEGRITY_ALG / ERR_VERIFY_ALG / ERR_CSUMS_ALG text.

@@ -28,7 +28,7 @@ fi
 attach_rdrbd "$BACKING" || exit 1
 barrier attached || die "peer never attached"
 log "before connecting: /dev/drbd0 is $(size_of /dev/drbd0) bytes"
-connect_pair --ping-timeout=20 || exit 1
+connect_pair --ping-timeout=20 --socket-check-timeout=5 || exit 1
 
 # --- both fresh: the smaller disk wins -------------------------------------
 share_put size.$GUEST_INDEX "$(size_of /dev/drbd0)"
@@ -65,13 +65,13 @@ if [ "$GUEST_INDEX" = 1 ]; then
   step new-resource-again "$S" new-resource r0
   step new-minor-again "$S" new-minor r0 0 0
   step reattach-smaller "$S" attach 0 "$BACKING"
-  step reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20
+  step reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --socket-check-timeout=5
 else
   step new-resource-again "$S" new-resource r0
   step new-minor-again "$S" new-minor r0 0 0
   step reattach "$S" attach 0 "$BACKING"
   step reattached-uptodate sh -c "grep -q 'ds:UpToDate' /proc/drbd"
-  step reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20
+  step reconnect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --socket-check-timeout=5
   step refused-logged wait_kernel_log 1 60 "The peer's disk size is too small! \([0-9]+ < [0-9]+ sectors\)"
   step refused-standalone wait_cs StandAlone 30
   step size-kept test "$(size_of /dev/drbd0)" = "$DATA_BYTES"

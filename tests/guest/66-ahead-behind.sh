@@ -34,7 +34,7 @@ fi
 attach_rdrbd "$BACKING" || exit 1
 barrier attached || die "peer never attached"
 LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
-step connect "$S" connect r0 "$LOCAL" "$PEER" --protocol=A --ping-timeout=20 \
+step connect "$S" connect r0 "$LOCAL" "$PEER" --protocol=A --ping-timeout=20 --socket-check-timeout=5 \
   --on-congestion=pull-ahead --congestion-fill=1M || exit 1
 step connected wait_cs Connected 90 || exit 1
 barrier connected || die "barrier connected"
@@ -72,7 +72,7 @@ if [ "$GUEST_INDEX" = 0 ]; then
 fi
 barrier dropped || die "barrier dropped"
 if [ "$GUEST_INDEX" = 0 ]; then
-  step connect-again "$S" connect r0 "$LOCAL" "$PEER" --protocol=A --ping-timeout=20
+  step connect-again "$S" connect r0 "$LOCAL" "$PEER" --protocol=A --ping-timeout=20 --socket-check-timeout=5
 fi
 step synced-after-disconnect wait_synced 120 || { dmesg | grep drbd | tail -30; exit 1; }
 barrier reconnected || die "barrier reconnected"
@@ -89,7 +89,7 @@ if [ "$GUEST_INDEX" = 1 ]; then
   step c-new-resource "$S" new-resource r0
   step c-new-minor "$S" new-minor r0 0 0
   step c-attach-kept-md "$S" attach 0 "$BACKING" "$BACKING" internal
-  step c-connect "$S" connect r0 "$LOCAL" "$PEER" --protocol=A --ping-timeout=20
+  step c-connect "$S" connect r0 "$LOCAL" "$PEER" --protocol=A --ping-timeout=20 --socket-check-timeout=5
 fi
 step synced-with-c wait_synced 90 || { dmesg | grep drbd | tail -30; exit 1; }
 barrier c-connected || die "barrier c-connected"

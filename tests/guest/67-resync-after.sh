@@ -54,7 +54,7 @@ wait_minor() {
 }
 for r in 0 1; do
   # shellcheck disable=SC2046
-  step connect-$r "$S" connect r$r $(endpoints $r) --protocol=C --ping-timeout=20 || exit 1
+  step connect-$r "$S" connect r$r $(endpoints $r) --protocol=C --ping-timeout=20 --socket-check-timeout=5 || exit 1
 done
 for r in 0 1; do
   step connected-$r wait_minor $r 'cs:Connected' 90 || exit 1
@@ -87,7 +87,7 @@ barrier written || die "barrier written"
 if [ "$GUEST_INDEX" = 1 ]; then
   for r in 0 1; do
     # shellcheck disable=SC2046
-    step reconnect-$r "$S" connect r$r $(endpoints $r) --protocol=C --ping-timeout=20
+    step reconnect-$r "$S" connect r$r $(endpoints $r) --protocol=C --ping-timeout=20 --socket-check-timeout=5
   done
   step minor-1-waits wait_minor 1 'cs:PausedSyncT .* [rs]a' 60
   step minor-0-resyncs sh -c "dmesg | grep -E 'drbd0: conn\( WFSyncUUID -> SyncTarget \)'"

@@ -25,7 +25,7 @@ set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 two_rdrbd_nodes
-connect_pair --allow-two-primaries --ping-timeout=20 || exit 1
+connect_pair --allow-two-primaries --ping-timeout=20 --socket-check-timeout=5 || exit 1
 skip_initial_sync || exit 1
 
 # The kernel log checks below read only what was logged after a mark: the
@@ -113,7 +113,7 @@ else
 fi
 barrier c-attached || die "barrier c-attached"
 mark_kernel_log c-connect
-step c-pair-connect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --allow-two-primaries --ping-timeout=20
+step c-pair-connect "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --allow-two-primaries --ping-timeout=20 --socket-check-timeout=5
 never_connected() {
   kernel_log_since c-connect | grep -E 'drbd|r0' | tail -8
   [ "$(proc_field cs)" != Connected ] && ! kernel_log_since c-connect | grep -qE 'conn\( [A-Za-z]+ -> Connected \)'

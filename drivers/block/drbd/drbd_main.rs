@@ -353,17 +353,16 @@ impl Registry {
         }
         // On a connected minor the disk comes up Negotiating and the sync
         // handshake with the peer decides its state (8.4's attach): a disk
-        // that missed writes must not come up UpToDate beside them. Only
-        // while plainly Connected, and not as a (diskless) Primary: 8.4
-        // lets it become SyncTarget under its application, after the
-        // writes it sent the peer alone drained (not built here; a Primary
-        // SyncTarget by `invalidate` or a reconnect is).
+        // that missed writes must not come up UpToDate beside them. A
+        // (diskless) Primary's becomes SyncTarget under its application:
+        // the replacement of a failed disk. Only while plainly Connected.
         let conn = device.io.peer().conn;
         let negotiate = conn >= api::ConnState::Connected;
-        if negotiate && (conn != api::ConnState::Connected || device.io.is_primary()) {
+        if negotiate && conn != api::ConnState::Connected {
             return Err(AdmError::new(RetCode::NetConfigured,
-                "attaching while connected needs a Secondary in state Connected (disconnect first)"));
-        }        let holder = device.disk.holder();
+                "attaching while connected needs the state Connected (not during a resync; disconnect first)"));
+        }
+        let holder = device.disk.holder();
         let lower = open_lower(minor, &config.backing_dev, holder).map_err(|e| {
             if e == EBUSY {
                 AdmError::new(RetCode::BdClaimDisk, "backing device is in use (claimed by another user)")
@@ -397,6 +396,13 @@ impl Registry {
         }
         let disk_state = md.disk_state();
         let peer_outdated = md.peer_outdated();
+        // A Primary's application goes on: its writes so far went to the
+        // peer alone, which must have every one of them (marked out of
+        // sync for us) before our attach reaches it; new ones wait until
+        // our packets are out.
+        let io = device.io.clone();
+        let held_replica = if negotiate && io.is_primary() { io.replica() } else { None };
+        let _hold = held_replica.as_deref().map(|replica| io.hold_io_for_attach(replica));
         if device.io.attach_lower(lower, md).is_err() {
             return Err(AdmError::new(RetCode::DiskConfigured, "minor is already attached"));
         }

@@ -27,7 +27,7 @@ use kernel::prelude::*;
 use kernel::{new_mutex, new_spinlock};
 use kernel::sync::{Arc, Mutex, SpinLock};
 
-use crate::drbd_include::genl::DiskState;
+use crate::drbd_include::genl::{ConnState, DiskState};
 use crate::drbd_include::peer_epochs::{ClosedEpoch, PeerEpochs};
 use crate::drbd_include::io_error::IoFailure;
 use crate::drbd_include::protocol::{self as proto, Packet};
@@ -70,6 +70,13 @@ struct WriteAnswer {
     seq_num: u32,
     /// P_WRITE_ACK on success (protocol C).
     write_ack: bool,
+    /// The Primary sent it during a resync (DP_MAY_SET_IN_SYNC) with a
+    /// disk of its own: if a resync still runs when it is written (and
+    /// acked, protocol C), its blocks are in sync here and the ack is
+    /// P_RS_WRITE_ACK, so that the Primary's are too (8.4's e_end_block).
+    may_set_in_sync: bool,
+    /// The Primary has a disk (we do not hold its only copy).
+    peer_has_data: bool,
     /// P_NEG_ACK on failure (the peer asked for an ack of either kind).
     nack: bool,
     /// Resync data (P_RS_DATA_REPLY): in sync once written, answered with
@@ -205,8 +212,7 @@ impl PeerWrites {
         integrity: Option<IntegrityCheck<'_>>,
         fua: bool,
         flush: bool,
-        write_ack: bool,
-        nack: bool,
+        (write_ack, nack, may_set_in_sync, peer_has_data): (bool, bool, bool, bool),
         interval: u32,
         received: impl FnOnce() -> core::result::Result<(), NetError>,
     ) -> core::result::Result<(), SubmitError> {
@@ -226,6 +232,8 @@ impl PeerWrites {
             size,
             seq_num: head.seq_num,
             write_ack,
+            may_set_in_sync,
+            peer_has_data,
             nack,
             resync: false,
         };
@@ -253,6 +261,8 @@ impl PeerWrites {
             size,
             seq_num: 0,
             write_ack: true,
+            may_set_in_sync: false,
+            peer_has_data: true,
             nack: true,
             resync: true,
         };
@@ -554,6 +564,23 @@ fn written<S, A, B>(to_peer: &Answering<S, A, B>, io: &DeviceIo, a: WriteAnswer,
     match result {
         Ok(()) => {
             io.written_for_peer(a.size, false);
+            let conn = io.peer().conn;
+            if a.write_ack && a.may_set_in_sync && resync_running(conn) {
+                // Both disks have it now (the Primary's ack clears its
+                // bits); the resync need not copy it.
+                io.set_in_sync(a.sector, a.size);
+                return Some(Packet::RsWriteAck);
+            }
+            if a.peer_has_data && resync_source_side(conn) {
+                // We are SyncSource, the Primary SyncTarget: it clears its
+                // bits when this is acked (or its epoch, protocols A and
+                // B), and keeps them where its own write failed, so the
+                // resync copies what differs. Our bits would only outlive
+                // the resync (8.4's Primary clears no bits on a plain ack
+                // and copies these blocks; ours did not get
+                // DP_MAY_SET_IN_SYNC before its resync began).
+                io.set_in_sync(a.sector, a.size);
+            }
             a.write_ack.then_some(Packet::WriteAck)
         }
         Err(e) => {
@@ -566,6 +593,16 @@ fn written<S, A, B>(to_peer: &Answering<S, A, B>, io: &DeviceIo, a: WriteAnswer,
             a.nack.then_some(Packet::NegAck)
         }
     }
+}
+
+/// SyncSource through PausedSyncT (8.4's `C_SYNC_SOURCE..=C_PAUSED_SYNC_T`).
+fn resync_running(conn: ConnState) -> bool {
+    (ConnState::SyncSource as u32..=ConnState::PausedSyncT as u32).contains(&(conn as u32))
+}
+
+/// We are, or are about to be, the resync's source.
+fn resync_source_side(conn: ConnState) -> bool {
+    matches!(conn, ConnState::StartingSyncS | ConnState::WfBitMapS | ConnState::SyncSource | ConnState::PausedSyncS)
 }
 
 /// Resync data was written (`e_end_resync_block`): its blocks are in sync,

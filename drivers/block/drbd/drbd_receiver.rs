@@ -1060,7 +1060,12 @@ fn receive_data(
     // Protocol B: acknowledged once the data is in, before the write may
     // complete (and be answered).
     let received = || if recv_ack { ack(Packet::RecvAck) } else { Ok(()) };
-    let submitted = ctx.writes.submit(io, &head, data, integrity, fua, flush, write_ack, write_ack || recv_ack, interval, received);
+    // During a resync the Primary lets us set its blocks in sync when
+    // written, unless we hold its only copy (8.4's EE_MAY_SET_IN_SYNC).
+    let peer_has_data = crate::drbd_include::io_error::has_data(io.peer().pdsk);
+    let may_set_in_sync = head.dp_flags & proto::dp::MAY_SET_IN_SYNC != 0 && peer_has_data;
+    let answers = (write_ack, write_ack || recv_ack, may_set_in_sync, peer_has_data);
+    let submitted = ctx.writes.submit(io, &head, data, integrity, fua, flush, answers, interval, received);
     if submitted.is_err() {
         io.peer_write_answered(interval);
     }
@@ -1475,9 +1480,11 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
         processed();
         return Ok(());
     }
-    let positive = matches!(cmd, Packet::WriteAck | Packet::RecvAck | Packet::Superseded);
+    // P_RS_WRITE_ACK for a write of ours: written there during a resync,
+    // its blocks set in sync there (8.4's WRITE_ACKED_BY_PEER_AND_SIS).
+    let positive = matches!(cmd, Packet::WriteAck | Packet::RsWriteAck | Packet::RecvAck | Packet::Superseded);
     let known = replica.got_ack(ack.block_id, positive, |sector, size, local_failed| {
-        if matches!(cmd, Packet::WriteAck | Packet::Superseded) {
+        if matches!(cmd, Packet::WriteAck | Packet::RsWriteAck | Packet::Superseded) {
             // Two Primaries: the peer's writes after this ack are later.
             io.conflicts().peer_acked(sector);
         }
@@ -1488,10 +1495,10 @@ fn got_block_ack(shared: &ConnShared, cmd: Packet, ack: proto::BlockAck) -> core
             // which contains ours, goes over ours here next; where the two
             // differ until then, the peer's bits (its write is not acked
             // yet) and activity log say so.
-            Packet::WriteAck | Packet::Superseded if !local_failed => {
+            Packet::WriteAck | Packet::RsWriteAck | Packet::Superseded if !local_failed => {
                 io.set_in_sync(sector, size);
             }
-            Packet::WriteAck | Packet::Superseded => {}
+            Packet::WriteAck | Packet::RsWriteAck | Packet::Superseded => {}
             Packet::RecvAck => {}
             _ => io.set_out_of_sync(sector, size),
         }

@@ -123,6 +123,13 @@ pub(crate) struct DeviceIo {
     /// miss one and a state change never waits for the bio path.
     #[pin]
     suspended: Mutex<Suspended>,
+    /// Bios that passed the suspension check and are still being
+    /// submitted (counted under its lock), and who waits for none to be
+    /// (an attach holding I/O, [`DeviceIo::hold_io_for_attach`]).
+    submitting: AtomicU32,
+    attach_waiting: AtomicBool,
+    #[pin]
+    submissions_done: WaitQueue,
     /// Failed bios and a failed disk, for the worker (`drbd_io_error.rs`).
     #[pin]
     io_errors: IoErrors,
@@ -147,6 +154,32 @@ pub(crate) struct Suspended {
     bios: BioFifo,
     /// Writes that lost their peer while frozen for fencing.
     held: Option<HeldWrites>,
+    /// An attach while connected holds new bios (as `frozen`).
+    attach_hold: bool,
+}
+
+/// A bio between the suspension check and the end of its submission.
+struct Submitting<'a>(&'a DeviceIo);
+
+impl Drop for Submitting<'_> {
+    fn drop(&mut self) {
+        // SeqCst with the waiter's flag store and count load: either it
+        // sees the count reach 0, or this sees it waiting.
+        if self.0.submitting.fetch_sub(1, Ordering::SeqCst) == 1 && self.0.attach_waiting.load(Ordering::SeqCst) {
+            self.0.submissions_done.wake_all();
+        }
+    }
+}
+
+/// New bios held while a diskless Primary attaches
+/// ([`DeviceIo::hold_io_for_attach`]); they go on when it is dropped.
+pub(crate) struct AttachHold<'a>(&'a DeviceIo);
+
+impl Drop for AttachHold<'_> {
+    fn drop(&mut self) {
+        self.0.suspended.lock().attach_hold = false;
+        self.0.sync_suspension();
+    }
 }
 
 impl DeviceIo {
@@ -188,8 +221,11 @@ impl DeviceIo {
             net_sent: AtomicU64::new(0),
             net_received: AtomicU64::new(0),
             events <- StateEvents::new(ident, crate::drbd_events::unconfigured_state()),
-            suspended <- new_mutex!(Suspended { frozen: false, bios: BioFifo::new(), held: None },
+            suspended <- new_mutex!(Suspended { frozen: false, bios: BioFifo::new(), held: None, attach_hold: false },
                 "rdrbd::DeviceIo::suspended"),
+            submitting: AtomicU32::new(0),
+            attach_waiting: AtomicBool::new(false),
+            submissions_done <- new_wait_queue!("rdrbd::DeviceIo::submissions_done"),
             io_errors <- IoErrors::new(),
             conflicts <- WriteConflicts::new(),
         }? Error)
@@ -818,6 +854,28 @@ impl DeviceIo {
         self.states().device.susp_fen
     }
 
+    /// Holds new bios while a diskless Primary attaches while connected
+    /// (8.4's `drbd_adm_attach` suspends I/O and waits for the requests in
+    /// flight): returns once every bio submitted before went its way, and
+    /// `replica` has sent the writes they queued for it. So the peer has
+    /// each of them, marked out of sync for us at its arrival (our disk
+    /// Diskless), before our attach's packets, and its bitmap, which our
+    /// resync asks for, holds them all; the writes after go to our disk
+    /// too.
+    pub(crate) fn hold_io_for_attach(&self, replica: &crate::drbd_sender::Replica) -> AttachHold<'_> {
+        {
+            let mut suspended = self.suspended.lock();
+            suspended.attach_hold = true;
+            suspended.frozen = true;
+        }
+        let hold = AttachHold(self);
+        self.attach_waiting.store(true, Ordering::SeqCst);
+        self.submissions_done.wait_until(|| self.submitting.load(Ordering::SeqCst) == 0);
+        self.attach_waiting.store(false, Ordering::SeqCst);
+        replica.wait_queue_sent();
+        hold
+    }
+
     /// Keeps writes that lost their peer from completing while frozen.
     pub(crate) fn hold_writes(&self, held: HeldWrites) {
         let mut suspended = self.suspended.lock();
@@ -835,7 +893,7 @@ impl DeviceIo {
         let held = {
             let mut suspended = self.suspended.lock();
             let states = self.states();
-            suspended.frozen = states.io_suspended();
+            suspended.frozen = states.io_suspended() || suspended.attach_hold;
             if !suspended.frozen {
                 while let Some(bio) = suspended.bios.pop() {
                     waiting.push(bio);
@@ -1494,8 +1552,10 @@ impl DiskOps for DeviceIo {
             if suspended.frozen {
                 return suspended.bios.push(bio);
             }
+            self.submitting.fetch_add(1, Ordering::SeqCst);
             bio
         };
+        let _submitting = Submitting(self);
         let (op, sector, size) = (bio.op(), bio.sector(), bio.size());
         if op == BioOp::Read && size > 0 {
             return self.submit_read(bio);

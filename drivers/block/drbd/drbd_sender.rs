@@ -24,7 +24,7 @@ use kernel::{new_condvar, new_mutex, new_spinlock};
 use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex, SpinLock};
 
-use crate::drbd_include::genl::WireProtocol;
+use crate::drbd_include::genl::{ConnState, WireProtocol};
 use crate::drbd_net::{LiveTiming, SMALL_PACKET};
 use crate::drbd_packet_seq::PacketSeq;
 use crate::kernel_glue::now_ms;
@@ -98,6 +98,14 @@ struct SendQueue {
 }
 
 /// What the sender thread reports to the device whose writes it sends.
+/// Whether a resync runs (8.4's `drbd_send_dblock`: SyncSource through
+/// PausedSyncT): the peer may then set the blocks of a write in sync once
+/// it wrote them, and says so with P_RS_WRITE_ACK.
+fn may_set_in_sync(io: &impl SentWrites) -> bool {
+    let conn = io.state_word().conn as u32;
+    (ConnState::SyncSource as u32..=ConnState::PausedSyncT as u32).contains(&conn)
+}
+
 pub(crate) trait SentWrites: Send + Sync + 'static {
     /// `bytes` of a write's data went to the peer ("ns").
     fn data_sent(&self, bytes: u32);
@@ -476,6 +484,8 @@ impl Replica {
                 queue.sending = false;
                 !queue.fifo.is_empty()
             };
+            // For `wait_queue_sent`.
+            self.queue_room.wake_all();
             // The sender may have slept through an owed barrier while we sent.
             if waiting || self.barrier_owed.load(Ordering::SeqCst) {
                 self.queued.wake_all();
@@ -609,7 +619,7 @@ impl Replica {
         let QueuedWrite { sent, ack } = write;
         let protocol_a = ack.is_none();
         let (sector, size) = (sent.sector(), sent.size());
-        if self.send_data_locked(&sent, ack, guard.as_ref()).is_err() {
+        if self.send_data_locked(&sent, ack, guard.as_ref(), may_set_in_sync(io)).is_err() {
             drop(guard);
             io.not_sent(sector, size);
             return None;
@@ -741,11 +751,32 @@ impl Replica {
 
     /// Gives up `sending` (if held) when nothing is queued.
     fn release_if_idle(&self, owning: &mut bool) {
-        let mut queue = self.queue.lock();
-        if *owning && queue.fifo.is_empty() {
-            queue.sending = false;
-            *owning = false;
+        let released = {
+            let mut queue = self.queue.lock();
+            let released = *owning && queue.fifo.is_empty();
+            if released {
+                queue.sending = false;
+                *owning = false;
+            }
+            released
+        };
+        if released {
+            // For `wait_queue_sent`.
+            self.queue_room.wake_all();
         }
+    }
+
+    /// Waits until every write queued so far is sent: the queue empty and
+    /// nobody sending (with new writes held off, as an attach does), or
+    /// the connection broken.
+    pub(crate) fn wait_queue_sent(&self) {
+        self.queue_room.wait_until(|| {
+            if self.broken.load(Ordering::SeqCst) {
+                return true;
+            }
+            let queue = self.queue.lock();
+            queue.fifo.is_empty() && !queue.sending
+        });
     }
 
     /// Sends the P_BARRIER an ack left owed, unless a write sent it first.
@@ -770,7 +801,7 @@ impl Replica {
         let protocol_a = ack.is_none();
         let (sector, size) = (sent.sector(), sent.size());
         let sent_ok = match self.lock_with_log_room() {
-            Some(guard) => self.send_data_locked(&sent, ack, guard.as_ref()).is_ok(),
+            Some(guard) => self.send_data_locked(&sent, ack, guard.as_ref(), may_set_in_sync(io)).is_ok(),
             None => false,
         };
         if sent_ok {
@@ -879,7 +910,8 @@ impl Replica {
     /// which goes without), so a write's last partial segment leaves with
     /// what follows and the socket pushes once per run of writes (as 8.4's
     /// sender corks the data socket while it has work, `tcp-cork`).
-    fn send_data_locked(&self, sent: &PeerToken, ack: Option<PeerToken>, integrity: Option<&Digest>) -> Result {
+    /// `may_set_in_sync`: a resync runs (DP_MAY_SET_IN_SYNC).
+    fn send_data_locked(&self, sent: &PeerToken, ack: Option<PeerToken>, integrity: Option<&Digest>, may_set_in_sync: bool) -> Result {
         // Before the write is tracked: if it cannot be digested, it was
         // not sent (and the connection goes).
         let digest = match integrity {
@@ -901,6 +933,9 @@ impl Replica {
         }
         if flags.sync {
             dp_flags |= dp::RW_SYNC;
+        }
+        if may_set_in_sync {
+            dp_flags |= dp::MAY_SET_IN_SYNC;
         }
         if self.link.version >= 100 && ack.is_some() {
             // A write holding an ack token asks for an ack even if the
