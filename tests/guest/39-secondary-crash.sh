@@ -29,7 +29,7 @@ need_artifacts
 [ "$NGUESTS" = 2 ] || die "needs 2 guests"
 S=$DRBDSETUP
 LOCAL="ipv4:$LOCAL_ADDR:7789" PEER="ipv4:$PEER_ADDR:7789"
-connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --socket-check-timeout=5 "$@"; }
+connect() { "$S" connect r0 "$LOCAL" "$PEER" --protocol=C --ping-timeout=20 --socket-check-timeout=5 --ping-int=3 "$@"; }
 STATE=$SHARED/secondary-crash
 mkdir -p "$STATE"
 

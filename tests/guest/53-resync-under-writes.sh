@@ -62,16 +62,13 @@ barrier synced || die "barrier synced"
 # and a request waits for the writes it overlaps; reads of blocks not yet
 # resynced go to the peer.
 if [ "$GUEST_INDEX" = 0 ]; then
-  fio --name=verify --filename=/dev/drbd0 --rw=randwrite --bs=4k --size=8M --iodepth=16 \
-    --ioengine=libaio --direct=1 --verify=crc32c --verify_backlog=64 \
-    --output=/tmp/fio-verify.txt > /dev/null 2>&1 &
-  fio_pid=$!
+  start_verifying_writer 8M
   ns_before=$(proc_field ns)
   step verify-writes-flowing wait_proc_at_least ns $((ns_before + 256))
   step invalidate-primary "$S" invalidate 0
   step primary-sync-target sh -c "grep -A2 '^ *0:' /proc/drbd | grep -E 'cs:(WFBitMapT|SyncTarget) ro:Primary/Secondary'"
-  wait "$fio_pid"; fio_rc=$?
-  grep -E 'WRITE:|READ:|err=|verify' /tmp/fio-verify.txt | head -5
+  wait "$FIO_PID"; fio_rc=$?
+  verifying_writer_summary
   step fio-verified-during-resync test "$fio_rc" = 0
   step resync-as-primary-target sh -c "dmesg | grep 'Began resync as SyncTarget'"
 fi

@@ -12,17 +12,18 @@
 # pdsk < D_INCONSISTENT). As Secondary it attaches while connected as 8.4
 # does: Negotiating, the sync handshake with the peer, and the 4 MiB it
 # missed resync to it as SyncTarget without a reconnect (a disk smaller
-# than the device is refused). Last, the disk replacement under a running
-# application: guest 0, Primary again, detaches, and attaches while fio
-# writes 4 KiB blocks at random and reads each back to verify it (before,
-# during and after the attach): the writes it sent the peer alone reach
-# the peer before the attach does, it becomes SyncTarget as Primary, fio
-# finds every block it wrote, the connection stays up, and the data areas
-# end equal.
+# than the device is refused, and a disk with unrelated data is refused by
+# the sync handshake and goes again, the connection up). Last, the disk
+# replacement under a running application: guest 0, Primary again,
+# detaches, and attaches while fio writes 4 KiB blocks at random and reads
+# each back to verify it (before, during and after the attach): the writes
+# it sent the peer alone reach the peer before the attach does, it becomes
+# SyncTarget as Primary, fio finds every block it wrote, the connection
+# stays up, and the data areas end equal.
 # guests: 2
-# disks: 32M 8M
+# disks: 32M 8M 32M
 # timeout: 300
-# budget: 110
+# budget: 150
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -40,6 +41,12 @@ resynced_what_was_missed() {
   kib=$(dmesg | grep -o 'Began resync as SyncTarget (will sync [0-9]* KB' | tail -1 | grep -o '[0-9]* KB' | cut -d' ' -f1)
   echo "resynced ${kib:-no} KB"
   [ -n "$kib" ] && [ "$kib" -ge 4096 ] && [ "$kib" -le 8192 ]
+}
+
+# stayed_connected LINE: no connection drop in the kernel log after its
+# line LINE (from any state).
+stayed_connected() {
+  ! dmesg | tail -n +$(($1 + 1)) | grep -E 'conn\( [A-Za-z]+ -> (TearDown|NetworkFailure|ProtocolError|Disconnecting|Timeout|BrokenPipe)'
 }
 
 if [ "$GUEST_INDEX" = 0 ]; then
@@ -65,31 +72,37 @@ if [ "$GUEST_INDEX" = 0 ]; then
   step create-md-small create_md /dev/vdb
   step attach-too-small-refused expect_fail "$S" attach 0 /dev/vdb
   step still-diskless wait_ds Diskless/UpToDate 5
+  # A disk with unrelated data: the sync handshake refuses it, it goes
+  # again, the connection stays (8.4's receive_state).
+  step create-md-unrelated create_md /dev/vdc
+  step unrelated-uuid "$DRBDMETA" --force 0 v08 /dev/vdc internal set-gi D1E5E1F0D1E5E1F0:0:0:0:1:1
+  seen=$(dmesg | wc -l)
+  step attach-unrelated "$S" attach 0 /dev/vdc
+  step unrelated-detached wait_ds Diskless/UpToDate 30
+  step unrelated-refused sh -c "dmesg | tail -n +$((seen + 1)) | grep -E 'Unrelated data|refused the disk attached while connected'"
+  step unrelated-kept-connection stayed_connected "$seen"
   seen=$(dmesg | wc -l)
   step attach-connected "$S" attach 0 /dev/vda
   step resynced-c wait_synced 90
   # The connection stayed up through the attach and its resync.
-  step never-disconnected sh -c "! dmesg | tail -n +$((seen + 1)) | grep -E 'conn\\( [A-Za-z]+ -> (TearDown|NetworkFailure|ProtocolError|Disconnecting|Timeout|BrokenPipe)'"
+  step never-disconnected stayed_connected "$seen"
   # What we wrote while diskless (4 MiB), resynced from guest 1.
   step only-c-resynced resynced_what_was_missed
   # Part 3: a diskless Primary attaches under its application.
   step primary-again "$S" primary 0
   step self-detach-again "$S" detach 0
   step self-diskless-again wait_ds Diskless/UpToDate 10
-  fio --name=verify --filename=/dev/drbd0 --rw=randwrite --bs=4k --size=3M --iodepth=16 \
-    --ioengine=libaio --direct=1 --verify=crc32c --verify_backlog=64 \
-    --output=/tmp/fio-verify.txt > /dev/null 2>&1 &
-  fio_pid=$!
+  start_verifying_writer 3M
   ns_before=$(proc_field ns)
   step diskless-writes-flowing wait_proc_at_least ns $((ns_before + 1024))
   seen=$(dmesg | wc -l)
   step attach-as-primary "$S" attach 0 /dev/vda
   step still-primary sh -c "grep -A2 '^ *0:' /proc/drbd | grep 'ro:Primary/Secondary'"
-  wait "$fio_pid"; fio_rc=$?
-  grep -E 'WRITE:|err=|verify' /tmp/fio-verify.txt | head -4
+  wait "$FIO_PID"; fio_rc=$?
+  verifying_writer_summary
   step fio-verified-across-attach test "$fio_rc" = 0
   step resynced-under-primary wait_synced 120
-  step primary-never-disconnected sh -c "! dmesg | tail -n +$((seen + 1)) | grep -E 'conn\\( [A-Za-z]+ -> (TearDown|NetworkFailure|ProtocolError|Disconnecting|Timeout|BrokenPipe)'"
+  step primary-never-disconnected stayed_connected "$seen"
   step resync-as-primary-target sh -c "dmesg | tail -n +$((seen + 1)) | grep 'Began resync as SyncTarget'"
   step secondary-at-last "$S" secondary 0
   share_put replaced 1
@@ -114,6 +127,7 @@ else
   step c-marked sh -c "[ \$(grep -o 'oos:[0-9]*' /proc/drbd | cut -d: -f2) -ge $((4 * 1024)) ]"
   share_put checked-c 1
   step resynced-c wait_synced 90
+  step peer-attach-aborted sh -c "dmesg | grep 'Disk attach process on the peer node was aborted'"
   share_get replaced 300 > /dev/null || die "guest 0 never replaced its disk"
   step resynced-replaced wait_synced 30
 fi

@@ -405,6 +405,19 @@ connect_pair() {
   barrier connected || die "barrier connected"
 }
 
+# start_verifying_writer SIZE: fio in the background writes 4 KiB blocks at
+# random into the first SIZE of /dev/drbd0, 16 in flight, each block once,
+# and reads each back to verify it (crc32c); sets FIO_PID (wait for it
+# here: `step` runs in a subshell), output in /tmp/fio-verify.txt.
+start_verifying_writer() {
+  fio --name=verify --filename=/dev/drbd0 --rw=randwrite --bs=4k --size="$1" --iodepth=16 \
+    --ioengine=libaio --direct=1 --verify=crc32c --verify_backlog=64 \
+    --output=/tmp/fio-verify.txt > /dev/null 2>&1 &
+  FIO_PID=$!
+}
+# verifying_writer_summary: what it wrote and whether it found an error.
+verifying_writer_summary() { grep -E 'WRITE:|err=|verify' /tmp/fio-verify.txt | head -4; }
+
 # skip_initial_sync: both disks are fresh (all zeroes), so equal: guest 0
 # clears the bitmap as drbdadm's new-current-uuid --clear-bitmap does, and
 # both wait for UpToDate/UpToDate.

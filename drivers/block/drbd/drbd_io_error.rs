@@ -252,6 +252,16 @@ pub(crate) fn local_io_failed(io: &DeviceIo, failure: IoFailure, sector: u64, si
     }
 }
 
+/// A disk attached while connected that the sync handshake refused (8.4
+/// forces it Failed): detached by the worker, without the local-io-error
+/// helper; the device goes on Diskless.
+pub(crate) fn fail_refused_disk(io: &DeviceIo) {
+    io.set_disk_state(DiskState::Failed);
+    let errors = io.io_errors();
+    errors.detach.store(DETACH_PENDING, Ordering::SeqCst);
+    errors.work.wake_all();
+}
+
 /// Writes the state flags (best effort: the disk is failing).
 fn persist(io: &DeviceIo) {
     let (primary, disk, peer) = (io.is_primary(), io.disk_state(), io.peer());

@@ -611,7 +611,15 @@ fn receive_state(
     if old.conn == ConnState::Connected && (peer_started_sync || peer_forced || peer_attached || attached) {
         let local = local_view(shared);
         let flagged = if attached { io.with_md(|md, _| md.disk_state()) } else { None };
-        let decision = handshake(shared, ctx.link, local.as_ref(), flagged, &vs.peer, st.role, pdsk, ctx.resolve_conflicts)?;
+        let decision = match handshake(shared, ctx.link, local.as_ref(), flagged, &vs.peer, st.role, pdsk, ctx.resolve_conflicts) {
+            // 8.4's receive_state with C_MASK: a disk attached while
+            // connected that the handshake refuses goes; the connection
+            // stays (a diskless Primary keeps its data through it).
+            Err(NetError::GiveUp) if attached || peer_attached => {
+                return refuse_attached_disk(ctx, vs, io, local.as_ref(), attached, st.role);
+            }
+            other => other?,
+        };
         if let (true, Some(local), Some(replica)) = (peer_attached, local.as_ref(), vs.replica.as_ref()) {
             local.send_uuids(replica).map_err(NetError::Io)?;
         }
@@ -624,6 +632,37 @@ fn receive_state(
         return begin_sync(ctx, vs, io, decision, (st.role, pdsk), st.conn <= ConnState::Connected);
     }
     Ok(())
+}
+
+/// The sync handshake refused a disk attached while connected (8.4's
+/// receive_state with C_MASK). `ours`: our disk fails and is detached.
+/// Else the peer's: to us it is Diskless (the peer's own handshake, which
+/// gets our UUIDs and state as after any attach of its, refuses it too and
+/// fails it; "Disk attach process on the peer node was aborted").
+fn refuse_attached_disk(
+    ctx: &LoopCtx<'_>,
+    vs: &VolumeState,
+    io: &DeviceIo,
+    local: Option<&LocalView>,
+    ours: bool,
+    peer_role: Role,
+) -> core::result::Result<(), NetError> {
+    let name = ctx.shared.name.as_str();
+    if ours {
+        pr_err!("{}: the sync handshake refused the disk attached while connected; detaching it\n", name);
+        crate::drbd_io_error::fail_refused_disk(io);
+        return Ok(());
+    }
+    pr_err!("{}: Disk attach process on the peer node was aborted.\n", name);
+    let Some(replica) = vs.replica.as_ref() else { return Err(NetError::Refused) };
+    if let Some(local) = local {
+        local.send_uuids(replica).map_err(NetError::Io)?;
+    }
+    let now = io.set_state(|s| {
+        s.peer.peer = peer_role;
+        s.peer.pdsk = DiskState::Diskless;
+    }).new;
+    replica.send_state(now.word()).map_err(NetError::Io)
 }
 
 /// After a handshake: Connected, or the start of a bitmap exchange

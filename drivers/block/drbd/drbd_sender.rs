@@ -97,7 +97,6 @@ struct SendQueue {
     ahead: bool,
 }
 
-/// What the sender thread reports to the device whose writes it sends.
 /// Whether a resync runs (8.4's `drbd_send_dblock`: SyncSource through
 /// PausedSyncT): the peer may then set the blocks of a write in sync once
 /// it wrote them, and says so with P_RS_WRITE_ACK.
@@ -106,6 +105,7 @@ fn may_set_in_sync(io: &impl SentWrites) -> bool {
     (ConnState::SyncSource as u32..=ConnState::PausedSyncT as u32).contains(&conn)
 }
 
+/// What the sender thread reports to the device whose writes it sends.
 pub(crate) trait SentWrites: Send + Sync + 'static {
     /// `bytes` of a write's data went to the peer ("ns").
     fn data_sent(&self, bytes: u32);
