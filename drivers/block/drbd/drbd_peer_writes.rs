@@ -565,7 +565,7 @@ fn written<S, A, B>(to_peer: &Answering<S, A, B>, io: &DeviceIo, a: WriteAnswer,
         Ok(()) => {
             io.written_for_peer(a.size, false);
             let conn = io.peer().conn;
-            if a.write_ack && a.may_set_in_sync && resync_running(conn) {
+            if a.write_ack && a.may_set_in_sync && crate::drbd_include::resync_after::resyncing(conn) {
                 // Both disks have it now (the Primary's ack clears its
                 // bits); the resync need not copy it.
                 io.set_in_sync(a.sector, a.size);
@@ -593,11 +593,6 @@ fn written<S, A, B>(to_peer: &Answering<S, A, B>, io: &DeviceIo, a: WriteAnswer,
             a.nack.then_some(Packet::NegAck)
         }
     }
-}
-
-/// SyncSource through PausedSyncT (8.4's `C_SYNC_SOURCE..=C_PAUSED_SYNC_T`).
-fn resync_running(conn: ConnState) -> bool {
-    (ConnState::SyncSource as u32..=ConnState::PausedSyncT as u32).contains(&(conn as u32))
 }
 
 /// We are, or are about to be, the resync's source.

@@ -24,7 +24,7 @@ use kernel::{new_condvar, new_mutex, new_spinlock};
 use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex, SpinLock};
 
-use crate::drbd_include::genl::{ConnState, WireProtocol};
+use crate::drbd_include::genl::WireProtocol;
 use crate::drbd_net::{LiveTiming, SMALL_PACKET};
 use crate::drbd_packet_seq::PacketSeq;
 use crate::kernel_glue::now_ms;
@@ -101,8 +101,7 @@ struct SendQueue {
 /// PausedSyncT): the peer may then set the blocks of a write in sync once
 /// it wrote them, and says so with P_RS_WRITE_ACK.
 fn may_set_in_sync(io: &impl SentWrites) -> bool {
-    let conn = io.state_word().conn as u32;
-    (ConnState::SyncSource as u32..=ConnState::PausedSyncT as u32).contains(&conn)
+    crate::drbd_include::resync_after::resyncing(io.state_word().conn)
 }
 
 /// What the sender thread reports to the device whose writes it sends.
